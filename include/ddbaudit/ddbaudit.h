@@ -1,0 +1,15 @@
+/* libddbaudit: read, validate and reconstruct DynamoDB change audit logs.
+ * Umbrella header; include this one. */
+#ifndef DDBAUDIT_H
+#define DDBAUDIT_H
+
+#include "ddbaudit/common.h"
+#include "ddbaudit/time.h"
+#include "ddbaudit/canon.h"
+#include "ddbaudit/source.h"
+#include "ddbaudit/record.h"
+#include "ddbaudit/history.h"
+#include "ddbaudit/report.h"
+#include "ddbaudit/audit.h"
+
+#endif

@@ -1,0 +1,119 @@
+/* Sources of audit objects: a directory laid out like the bucket, an archive
+ * of such a tree, NDJSON files or stdin (and, later, S3). Each kind sits
+ * behind one interface that yields chunks of object bytes in a deterministic
+ * order, registering each object's metadata in a shared object table. */
+#ifndef DDBAUDIT_SOURCE_H
+#define DDBAUDIT_SOURCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "ddbaudit/common.h"
+#include "ddbaudit/time.h"
+
+/* Default cap on the bytes of one object after decompression (and on one
+ * NDJSON line): larger objects are reported UNREADABLE, not read, so that
+ * one huge object or a gzip bomb cannot exhaust memory. */
+#define DDA_DEFAULT_MAX_OBJECT_BYTES ((size_t)16 << 20)
+
+/* What is known about one object. Strings are owned by the object table. */
+struct dda_object {
+	const char *key;     /* path relative to the source root, '/'-separated */
+	const char *version; /* S3 versionId, or NULL */
+	const char *etag;    /* S3 ETag (with quotes stripped), or NULL */
+	int64_t size;        /* bytes as stored (compressed if gzip), -1 unknown */
+	int64_t last_modified; /* microseconds, DDA_TIME_NONE unknown */
+	int64_t hour;        /* start of the YYYY/MM/DD/HH prefix in key, or NONE */
+	uint32_t name_off;   /* offset in key of the name after the hour prefix */
+	bool gzip;           /* stored gzip-compressed */
+	uint8_t sha256[32];  /* of the stored bytes; valid once the object ended */
+	bool sha_valid;
+};
+
+/* The object table: objects get dense ids in the order they are added.
+ * Entries never move, so a reader may keep pointers; adding is not
+ * thread-safe, reading entries added before a synchronisation point is. */
+struct dda_objtab;
+DDA_API struct dda_objtab *dda_objtab_new(void);
+DDA_API void dda_objtab_free(struct dda_objtab *t);
+/* Adds an object, copying its strings; fills hour/name_off from the key.
+ * Returns the id (>= 0) or DDA_ENOMEM. */
+DDA_API int64_t dda_objtab_add(struct dda_objtab *t, const struct dda_object *o);
+DDA_API struct dda_object *dda_objtab_get(const struct dda_objtab *t, uint32_t id);
+DDA_API uint32_t dda_objtab_count(const struct dda_objtab *t);
+
+/* Finds the hour prefix in an object key: the last "YYYY/MM/DD/HH/" run of
+ * path components that is followed by a name. Returns true and stores the
+ * hour start and the offset of the name. */
+DDA_API bool dda_key_hour(const char *key, size_t n, int64_t *hour, uint32_t *name_off);
+
+enum dda_chunk_kind {
+	DDA_CHUNK_DOC,   /* a whole object: one or more JSON values */
+	DDA_CHUNK_LINES, /* complete NDJSON lines of a larger stream */
+};
+
+enum dda_chunk_status {
+	DDA_CHUNK_OK,
+	DDA_CHUNK_UNREADABLE, /* bytes could not be read: see msg */
+};
+
+/* A unit of work handed from a source to the decoder. */
+struct dda_chunk {
+	uint32_t obj;        /* object id in the table */
+	int kind;            /* enum dda_chunk_kind */
+	int status;          /* enum dda_chunk_status */
+	uint64_t first_line; /* 1-based line number of the first byte */
+	uint32_t first_index; /* ordinal of the chunk's first value in the object */
+	bool last;           /* the object's last chunk: its metadata is final */
+	struct dda_buf data; /* owned: decompressed bytes */
+	char msg[256];       /* why the chunk is UNREADABLE */
+};
+
+DDA_API void dda_chunk_init(struct dda_chunk *c);
+DDA_API void dda_chunk_release(struct dda_chunk *c);
+
+struct dda_source_opts {
+	struct dda_range range;   /* prune hour prefixes outside it (with slack) */
+	size_t max_object_bytes;  /* 0 means DDA_DEFAULT_MAX_OBJECT_BYTES */
+	bool lines;               /* force NDJSON line mode for a plain file */
+};
+
+struct dda_source;
+struct dda_source_ops {
+	const char *kind; /* "dir", "archive", "ndjson", "s3" */
+	/* Fills *c (initialised by the caller) with the next chunk. Returns 1
+	 * for a chunk, 0 at the end, or a negative dda_err for a failure that
+	 * ends the run (the detail in err). A damaged object is not a failure:
+	 * it is a chunk with status DDA_CHUNK_UNREADABLE. */
+	int (*next)(struct dda_source *s, struct dda_chunk *c, struct dda_error *err);
+	/* Reads one object again in full (for diffs of anomalies), into out.
+	 * Optional: NULL when the source cannot be re-read. */
+	int (*reread)(struct dda_source *s, uint32_t obj, struct dda_buf *out,
+		      struct dda_error *err);
+	void (*free)(struct dda_source *s);
+};
+
+struct dda_source {
+	const struct dda_source_ops *ops;
+	struct dda_objtab *objs;     /* borrowed: where objects are registered */
+	struct dda_source_opts opts;
+	uint64_t prefixes_skipped;   /* hour prefixes pruned by the range */
+	uint64_t objects_skipped;    /* objects pruned by the range */
+};
+
+/* Opens SOURCE as given on the command line: "-" (NDJSON on stdin), a
+ * directory, an archive (.tar, .tar.gz, .tgz, .zip, or archive magic), or a
+ * file (.ndjson/.jsonl and their .gz read as lines; anything else read as one
+ * object). objs is borrowed and must outlive the source. */
+DDA_API int dda_source_open(struct dda_source **out, const char *spec, struct dda_objtab *objs,
+			    const struct dda_source_opts *opts, struct dda_error *err);
+DDA_API int dda_source_next(struct dda_source *s, struct dda_chunk *c, struct dda_error *err);
+DDA_API void dda_source_free(struct dda_source *s);
+
+/* Inflates gzip data (one or more members) into out, failing with
+ * DDA_ETOOBIG once more than out->max bytes would result and with
+ * DDA_EFORMAT for damaged data. */
+DDA_API int dda_gunzip(const void *p, size_t n, struct dda_buf *out, struct dda_error *err);
+/* True when p starts with the gzip magic bytes. */
+DDA_API bool dda_is_gzip(const void *p, size_t n);
+
+#endif

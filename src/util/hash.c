@@ -1,0 +1,138 @@
+/* SHA-256 (OpenSSL EVP), hex, a fast 64-bit hash, and the arena. */
+#include "util/util.h"
+
+#include <openssl/evp.h>
+
+int dda__sha256_init(struct dda__sha256 *h)
+{
+	EVP_MD_CTX *ctx = h->ctx;
+	if (!ctx)
+		ctx = EVP_MD_CTX_new();
+	if (!ctx)
+		return DDA_ENOMEM;
+	h->ctx = ctx;
+	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+		return DDA_EINTERNAL;
+	return 0;
+}
+
+void dda__sha256_update(struct dda__sha256 *h, const void *p, size_t n)
+{
+	EVP_DigestUpdate(h->ctx, p, n);
+}
+
+void dda__sha256_final(struct dda__sha256 *h, uint8_t out[DDA_SHA256_LEN])
+{
+	unsigned int len = 0;
+	EVP_DigestFinal_ex(h->ctx, out, &len);
+}
+
+void dda__sha256_release(struct dda__sha256 *h)
+{
+	EVP_MD_CTX_free(h->ctx);
+	h->ctx = NULL;
+}
+
+void dda__sha256(const void *p, size_t n, uint8_t out[DDA_SHA256_LEN])
+{
+	unsigned int len = 0;
+	EVP_Digest(p, n, out, &len, EVP_sha256(), NULL);
+}
+
+void dda__hex(const uint8_t *p, size_t n, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hex[p[i] >> 4];
+		out[2 * i + 1] = hex[p[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+/* FNV-1a over 8-byte words with a final avalanche (splitmix64's mixer):
+ * fast, and good enough for hash tables keyed by item keys. */
+uint64_t dda__hash64(const void *p, size_t n)
+{
+	const unsigned char *s = p;
+	uint64_t h = UINT64_C(0xcbf29ce484222325) ^ n;
+	while (n >= 8) {
+		uint64_t w;
+		memcpy(&w, s, 8);
+		h = (h ^ w) * UINT64_C(0x100000001b3);
+		h ^= h >> 29;
+		s += 8;
+		n -= 8;
+	}
+	while (n--)
+		h = (h ^ *s++) * UINT64_C(0x100000001b3);
+	h ^= h >> 30;
+	h *= UINT64_C(0xbf58476d1ce4e5b9);
+	h ^= h >> 27;
+	h *= UINT64_C(0x94d049bb133111eb);
+	h ^= h >> 31;
+	return h;
+}
+
+/* Blocks of 1 MiB; larger requests get a block of their own. */
+#define DDA_ARENA_BLOCK (1u << 20)
+
+struct dda__arena_block {
+	struct dda__arena_block *next;
+	size_t used, size;
+	_Alignas(8) unsigned char data[];
+};
+
+void dda__arena_init(struct dda__arena *a)
+{
+	a->head = NULL;
+	a->used = 0;
+}
+
+void dda__arena_release(struct dda__arena *a)
+{
+	struct dda__arena_block *b = a->head;
+	while (b) {
+		struct dda__arena_block *next = b->next;
+		free(b);
+		b = next;
+	}
+	a->head = NULL;
+	a->used = 0;
+}
+
+void *dda__arena_alloc(struct dda__arena *a, size_t n)
+{
+	n = (n + 7) & ~(size_t)7;
+	struct dda__arena_block *b = a->head;
+	if (!b || b->size - b->used < n) {
+		size_t size = n > DDA_ARENA_BLOCK / 4 ? n : DDA_ARENA_BLOCK;
+		struct dda__arena_block *nb = malloc(sizeof(*nb) + size);
+		if (!nb)
+			return NULL;
+		nb->size = size;
+		nb->used = 0;
+		if (size == n && b) {
+			/* Keep filling the current block; the big one goes behind it. */
+			nb->next = b->next;
+			b->next = nb;
+		} else {
+			nb->next = b;
+			a->head = nb;
+		}
+		b = nb;
+	}
+	void *p = b->data + b->used;
+	b->used += n;
+	a->used += n;
+	return p;
+}
+
+char *dda__arena_strndup(struct dda__arena *a, const char *s, size_t n)
+{
+	char *p = dda__arena_alloc(a, n + 1);
+	if (!p)
+		return NULL;
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}

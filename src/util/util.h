@@ -1,0 +1,59 @@
+/* Internal helpers with no dependencies on the rest of ddbaudit: hashing,
+ * an append-only arena, and the banned-function list. */
+#ifndef DDA_UTIL_H
+#define DDA_UTIL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ddbaudit/common.h"
+#include "ddbaudit/time.h"
+
+#define DDA_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define DDA_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define DDA_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* SHA-256 through OpenSSL's EVP interface; a context is reusable. */
+#define DDA_SHA256_LEN 32
+struct dda__sha256 {
+	void *ctx; /* EVP_MD_CTX */
+};
+int dda__sha256_init(struct dda__sha256 *h);
+void dda__sha256_update(struct dda__sha256 *h, const void *p, size_t n);
+void dda__sha256_final(struct dda__sha256 *h, uint8_t out[DDA_SHA256_LEN]);
+void dda__sha256_release(struct dda__sha256 *h);
+/* One-shot digest. */
+void dda__sha256(const void *p, size_t n, uint8_t out[DDA_SHA256_LEN]);
+/* Lowercase hex of n bytes into out (2n+1 bytes). */
+void dda__hex(const uint8_t *p, size_t n, char *out);
+
+/* 64-bit non-cryptographic hash for hash tables and lane sharding. */
+uint64_t dda__hash64(const void *p, size_t n);
+
+/* Append-only arena: blocks never move, so pointers into it stay valid
+ * until dda__arena_release. Not thread-safe; one arena per thread. */
+struct dda__arena_block;
+struct dda__arena {
+	struct dda__arena_block *head;
+	size_t used; /* bytes handed out, for memory accounting */
+};
+void dda__arena_init(struct dda__arena *a);
+void dda__arena_release(struct dda__arena *a);
+/* Returns n bytes aligned to 8, or NULL when out of memory. */
+void *dda__arena_alloc(struct dda__arena *a, size_t n);
+/* Copies n bytes plus a NUL terminator; NULL when out of memory. */
+char *dda__arena_strndup(struct dda__arena *a, const char *s, size_t n);
+
+/* Reads a whole file into b (bounded by b->max). Returns 0, DDA_ENOTFOUND,
+ * DDA_EIO or DDA_ETOOBIG, with the detail in err. */
+int dda__read_file(const char *path, struct dda_buf *b, struct dda_error *err);
+
+/* Appends s as a JSON string literal (with quotes) to b. */
+int dda__json_quote(struct dda_buf *b, const char *s, size_t n);
+
+#include "util/banned.h"
+
+#endif
