@@ -127,6 +127,25 @@ void *dda__arena_alloc(struct dda__arena *a, size_t n)
 	return p;
 }
 
+void dda__arena_splice(struct dda__arena *into, struct dda__arena *from)
+{
+	struct dda__arena_block *tail = from->head;
+	if (!tail)
+		return;
+	while (tail->next)
+		tail = tail->next;
+	/* Behind the current block, so `into` keeps filling the one it has. */
+	if (into->head) {
+		tail->next = into->head->next;
+		into->head->next = from->head;
+	} else {
+		into->head = from->head;
+	}
+	into->used += from->used;
+	from->head = NULL;
+	from->used = 0;
+}
+
 char *dda__arena_strndup(struct dda__arena *a, const char *s, size_t n)
 {
 	char *p = dda__arena_alloc(a, n + 1);

@@ -44,6 +44,9 @@ void dda__arena_init(struct dda__arena *a);
 void dda__arena_release(struct dda__arena *a);
 /* Returns n bytes aligned to 8, or NULL when out of memory. */
 void *dda__arena_alloc(struct dda__arena *a, size_t n);
+/* Moves every block of `from` into `into`; `from` is left empty. Pointers
+ * into either stay valid. */
+void dda__arena_splice(struct dda__arena *into, struct dda__arena *from);
 /* Copies n bytes plus a NUL terminator; NULL when out of memory. */
 char *dda__arena_strndup(struct dda__arena *a, const char *s, size_t n);
 

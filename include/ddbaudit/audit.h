@@ -1,0 +1,103 @@
+/* One audit run: source -> decode + validate (on worker threads) -> item
+ * histories -> findings, with the manifest of every object read. This is
+ * what `ddbaudit verify` and `ddbaudit history` drive; reports are written
+ * from the result. */
+#ifndef DDBAUDIT_AUDIT_H
+#define DDBAUDIT_AUDIT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "ddbaudit/common.h"
+#include "ddbaudit/history.h"
+#include "ddbaudit/record.h"
+#include "ddbaudit/source.h"
+
+/* GAP diffs need the images back, so their objects are read again; this
+ * bounds the extra reads for a badly damaged log. */
+#define DDA_MAX_DIFFS 10000
+
+struct dda_progress {
+	uint64_t objects;
+	uint64_t records;
+	uint64_t bytes;
+	int64_t elapsed; /* microseconds */
+	bool done;
+};
+
+struct dda_audit_opts {
+	const char *source;            /* as given on the command line */
+	struct dda_source_opts src;
+	struct dda_decoder_opts dec;
+	int threads;                   /* decoding threads; 0 = one per core */
+	int64_t now;                   /* the run's notion of now */
+	int64_t settle;                /* microseconds still settling before now */
+	const char *manifest_path;     /* write manifest.ndjson here, or NULL */
+	bool diffs;                    /* compute GAP diffs (re-reads objects) */
+	/* Called from the reading thread about every 200 ms, and once at the end. */
+	void (*progress)(void *ctx, const struct dda_progress *p);
+	/* Called for each valid record in range whose item key equals
+	 * only_key (when set), serialized by the run; images are borrowed. */
+	const uint8_t *only_key;
+	size_t only_key_len;
+	int (*on_record)(void *ctx, const struct dda_record *r);
+	/* Called for each event in history order (see dda_history_opts). */
+	int (*visit)(void *ctx, const struct dda_event_view *e);
+	void *ctx;
+	/* Set from a signal handler to stop reading early (what was read is
+	 * still analysed and reported). */
+	volatile int *stop;
+};
+
+DDA_API void dda_audit_opts_default(struct dda_audit_opts *o);
+
+struct dda_summary {
+	uint64_t objects;
+	uint64_t bytes;
+	uint64_t records;
+	uint64_t valid;
+	uint64_t invalid;
+	uint64_t filtered;
+	uint64_t duplicates;
+	uint64_t items;
+	uint64_t events[3];
+	uint64_t anomalies[DDA_SEV__COUNT];
+	uint64_t by_kind[DDA_K__COUNT];
+	uint64_t prefixes_skipped;
+	uint64_t objects_skipped;
+};
+
+struct dda_hour_stat {
+	int64_t hour;
+	uint64_t objects;
+	uint64_t records;
+	uint64_t anomalies;
+};
+
+struct dda_result {
+	struct dda_summary sum;
+	struct dda_hour_stat *hours; /* sorted by hour */
+	size_t nhours;
+	struct dda_anomaly *anomalies; /* sorted by object, position, kind */
+	size_t nanomalies;
+	struct dda_objtab *objs;
+	int64_t started, finished;
+	bool has_manifest;
+	char manifest_sha256[2 * 32 + 1];
+	/* A failure that ended reading early: what was read is still in the
+	 * result, but the run is incomplete (exit status 3). */
+	struct dda_error fatal;
+	size_t peak_history_bytes;
+};
+
+/* Runs an audit. Returns 0 when a result was produced (which may carry a
+ * fatal error in res->fatal after a partial read), or a negative error when
+ * nothing could be read at all (detail in err). res must be released with
+ * dda_result_release either way. */
+DDA_API int dda_audit_run(const struct dda_audit_opts *o, struct dda_result *res,
+			  struct dda_error *err);
+DDA_API void dda_result_release(struct dda_result *res);
+
+/* The highest severity among the anomalies, or -1 when there are none. */
+DDA_API int dda_result_max_severity(const struct dda_result *res);
+
+#endif

@@ -1,0 +1,144 @@
+/* Decoding audit records (three dialects, detected per record), validating
+ * them, and the anomaly model shared by every stage. */
+#ifndef DDBAUDIT_RECORD_H
+#define DDBAUDIT_RECORD_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "ddbaudit/common.h"
+#include "ddbaudit/canon.h"
+#include "ddbaudit/source.h"
+
+/* Anomaly kinds (DESIGN.md section 3). New kinds are added at the end. */
+enum dda_kind {
+	DDA_K_UNREADABLE,
+	DDA_K_INVALID_RECORD,
+	DDA_K_INVALID_VALUE,
+	DDA_K_IMAGE_MISMATCH,
+	DDA_K_KEY_MISMATCH,
+	DDA_K_PREFIX_SKEW,
+	DDA_K_GAP,
+	DDA_K_UNKNOWN_PRIOR,
+	DDA_K_DOUBLE_INSERT,
+	DDA_K_MODIFY_AFTER_REMOVE,
+	DDA_K_DUPLICATE,
+	DDA_K_NO_OP_MODIFY,
+	DDA_K_OVERWRITTEN,
+	DDA_K__COUNT
+};
+
+enum dda_severity { DDA_SEV_INFO, DDA_SEV_WARNING, DDA_SEV_ERROR, DDA_SEV__COUNT };
+
+DDA_API const char *dda_kind_name(int kind);
+DDA_API int dda_kind_severity(int kind);
+DDA_API const char *dda_severity_name(int sev);
+/* Returns the severity for "error", "warning", "info"; -1 otherwise. */
+DDA_API int dda_severity_parse(const char *s);
+
+#define DDA_NO_OBJECT UINT32_MAX
+
+/* One finding. Heap fields are owned by the anomaly. */
+struct dda_anomaly {
+	int kind;          /* enum dda_kind */
+	int severity;      /* usually dda_kind_severity(kind) */
+	bool provisional;  /* found among still-settling events */
+	uint32_t obj;      /* object id, or DDA_NO_OBJECT */
+	uint32_t index;    /* ordinal of the record in its object */
+	uint64_t line;     /* 1-based line of the record in its object, 0 unknown */
+	int64_t time;      /* record time, or DDA_TIME_NONE */
+	uint8_t *key;      /* item key serialization, or NULL */
+	uint32_t key_len;
+	char *detail;      /* one line, for humans */
+	bool has_expected, has_found;
+	uint8_t expected[DDA_DIGEST_LEN];
+	uint8_t found[DDA_DIGEST_LEN];
+	json_t *diff;      /* attribute diff (GAP), or NULL */
+	uint32_t prev_obj; /* object of the previous event (GAP), or DDA_NO_OBJECT */
+	uint32_t prev_index;
+};
+
+DDA_API void dda_anomaly_release(struct dda_anomaly *a);
+
+enum dda_dialect { DDA_DIALECT_SEED, DDA_DIALECT_STREAM, DDA_DIALECT_EXPORT };
+enum dda_event_name { DDA_EV_INSERT, DDA_EV_MODIFY, DDA_EV_REMOVE };
+
+DDA_API const char *dda_dialect_name(int d);
+DDA_API const char *dda_event_name_str(int ev);
+
+/* A decoded, valid record as handed to a sink. Pointers are borrowed and
+ * valid only during the callback. */
+struct dda_record {
+	uint32_t obj;
+	uint32_t index;
+	uint64_t line;
+	int dialect;        /* enum dda_dialect */
+	int event;          /* enum dda_event_name */
+	int64_t time;       /* change time (seed: the writer's timestamp) */
+	const char *seq;    /* SequenceNumber digits, or NULL */
+	size_t seq_len;
+	const char *event_id; /* eventID, or NULL */
+	size_t event_id_len;
+	const uint8_t *key; /* canonical item key */
+	size_t key_len;
+	bool has_old, has_new;
+	uint8_t old_digest[DDA_DIGEST_LEN];
+	uint8_t new_digest[DDA_DIGEST_LEN];
+	bool old_unknown;   /* the view carries no old image (NEW_IMAGE, KEYS_ONLY) */
+	bool new_unknown;   /* the view carries no new image (OLD_IMAGE, KEYS_ONLY) */
+	bool ttl;           /* a TTL delete (userIdentity dynamodb.amazonaws.com) */
+	const json_t *old_image; /* the images themselves */
+	const json_t *new_image;
+	const json_t *raw;  /* the whole record */
+};
+
+/* Where the decoder delivers its results. `record` is called for each valid
+ * record in range; `anomaly` for each finding (it takes ownership of the
+ * anomaly's heap fields). Either returning nonzero stops decoding with that
+ * code. `counts` receive what was seen. */
+struct dda_decode_counts {
+	uint64_t records;  /* records found (valid + invalid), in range */
+	uint64_t valid;
+	uint64_t invalid;
+	uint64_t filtered; /* records outside the time range */
+	uint64_t values;   /* JSON values read */
+};
+
+struct dda_decode_sink {
+	void *ctx;
+	int (*record)(void *ctx, const struct dda_record *r);
+	int (*anomaly)(void *ctx, struct dda_anomaly *a);
+};
+
+#define DDA_MAX_KEY_ATTRS 2 /* a DynamoDB key is a HASH and an optional RANGE */
+#define DDA_KEY_NAME_MAX 256 /* key attribute names are at most 255 bytes */
+struct dda_decoder_opts {
+	/* Key schema for the seed dialect: attribute names, HASH first, and the
+	 * record fields holding them ("userId", "activityId"). */
+	char key_names[DDA_MAX_KEY_ATTRS][DDA_KEY_NAME_MAX];
+	const char *key_fields[DDA_MAX_KEY_ATTRS];
+	size_t nkeys;
+	struct dda_range range;
+	bool check_prefix; /* PREFIX_SKEW and object-name KEY_MISMATCH checks */
+};
+
+/* Parses "UserId:HASH,ActivityId:RANGE" into opts (fields default to the
+ * seed writer's userId / activityId by position). Returns 0 or DDA_EINVAL. */
+DDA_API int dda_key_schema_parse(const char *spec, struct dda_decoder_opts *opts,
+				 struct dda_error *err);
+/* Fills opts with the defaults: UserId:HASH,ActivityId:RANGE, open range. */
+DDA_API void dda_decoder_opts_default(struct dda_decoder_opts *opts);
+
+/* A decoder keeps scratch buffers; use one per thread. */
+struct dda_decoder;
+DDA_API struct dda_decoder *dda_decoder_new(const struct dda_decoder_opts *opts,
+					    const struct dda_objtab *objs);
+DDA_API void dda_decoder_free(struct dda_decoder *d);
+
+/* Decodes every record of a chunk. Returns 0 or the first nonzero value a
+ * sink callback returned (or DDA_ENOMEM). Bad input is never an error here:
+ * it becomes an anomaly. */
+DDA_API int dda_decode_chunk(struct dda_decoder *d, const struct dda_chunk *c,
+			     const struct dda_decode_sink *sink, struct dda_decode_counts *counts);
+
+#endif

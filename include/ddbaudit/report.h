@@ -1,0 +1,43 @@
+/* Reports of an audit result: JSON (schema ddbaudit.report/v1, DESIGN.md
+ * section 5), CSV (one anomaly a row) and Markdown (summary and the top
+ * anomalies). One writer per format behind dda_report_write. */
+#ifndef DDBAUDIT_REPORT_H
+#define DDBAUDIT_REPORT_H
+
+#include <jansson.h>
+#include <stdio.h>
+#include "ddbaudit/audit.h"
+
+#define DDA_REPORT_SCHEMA "ddbaudit.report/v1"
+/* Markdown lists this many anomalies by default: a ticket, not a dump. */
+#define DDA_REPORT_MD_TOP 25
+
+enum dda_report_format { DDA_FMT_JSON, DDA_FMT_CSV, DDA_FMT_MD, DDA_FMT__COUNT };
+
+/* Returns the format for "json", "csv", "md"; -1 otherwise. */
+DDA_API int dda_report_format_parse(const char *s);
+/* The file name --report DIR uses for a format: report.json, anomalies.csv,
+ * report.md. */
+DDA_API const char *dda_report_file_name(int format);
+
+/* What the result does not know about its run. Pointers are borrowed. */
+struct dda_report_info {
+	const char *source;
+	struct dda_range range;
+	const json_t *options; /* the options in effect, as a JSON object */
+	size_t md_top;         /* 0 = DDA_REPORT_MD_TOP */
+	const char *manifest_name; /* file name of the manifest, or NULL */
+};
+
+DDA_API int dda_report_write(int format, const struct dda_report_info *info,
+			     const struct dda_result *res, FILE *out, struct dda_error *err);
+
+/* Writes report.json, anomalies.csv and report.md into dir (which must
+ * exist), each through a temporary file renamed into place. */
+DDA_API int dda_report_write_dir(const struct dda_report_info *info, const struct dda_result *res,
+				 const char *dir, struct dda_error *err);
+
+/* Builds the JSON report as a tree (a new reference), or NULL. */
+DDA_API json_t *dda_report_json(const struct dda_report_info *info, const struct dda_result *res);
+
+#endif

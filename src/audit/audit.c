@@ -1,0 +1,688 @@
+/* The audit pipeline: the calling thread reads chunks from the source and
+ * writes the manifest; worker threads decode and validate, each into its own
+ * history and anomaly list; at the end the histories are merged and checked,
+ * GAP diffs are computed from re-read objects, and findings are sorted into
+ * a deterministic order whatever the thread interleaving was. */
+#include "util/util.h"
+#include "ddbaudit/audit.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <unistd.h>
+
+/* Chunks waiting for a worker: enough to keep both cores busy, bounded in
+ * bytes so that a fast reader cannot run ahead by gigabytes. */
+#define QUEUE_SLOTS 64
+#define QUEUE_MAX_BYTES ((size_t)64 << 20)
+#define PROGRESS_EVERY (DDA_USEC_PER_SEC / 5)
+#define MAX_THREADS 64
+
+struct queue {
+	pthread_mutex_t mu;
+	pthread_cond_t not_empty, not_full;
+	struct dda_chunk slot[QUEUE_SLOTS];
+	size_t head, n, bytes;
+	bool closed;
+};
+
+struct anomaly_vec {
+	struct dda_anomaly *v;
+	size_t n, cap;
+};
+
+struct hour_vec {
+	struct dda_hour_stat *v;
+	size_t n, cap;
+};
+
+struct audit;
+
+struct worker {
+	struct audit *a;
+	pthread_t tid;
+	struct dda_decoder *dec;
+	struct dda_history *hist;
+	struct anomaly_vec anomalies;
+	struct hour_vec hours;
+	struct dda_decode_counts counts;
+	int64_t cur_hour;
+	int rc;
+};
+
+struct audit {
+	const struct dda_audit_opts *o;
+	struct dda_result *res;
+	struct queue q;
+	pthread_mutex_t hook_mu; /* serializes on_record */
+	struct worker w[MAX_THREADS];
+	int nworkers;
+	uint64_t records_done; /* atomically updated by workers */
+	struct dda_source *src;
+};
+
+/* ---- queue ---- */
+
+static int queue_init(struct queue *q)
+{
+	memset(q, 0, sizeof(*q));
+	if (pthread_mutex_init(&q->mu, NULL))
+		return DDA_ENOMEM;
+	pthread_cond_init(&q->not_empty, NULL);
+	pthread_cond_init(&q->not_full, NULL);
+	return 0;
+}
+
+static void queue_destroy(struct queue *q)
+{
+	for (size_t i = 0; i < q->n; i++)
+		dda_chunk_release(&q->slot[(q->head + i) % QUEUE_SLOTS]);
+	pthread_mutex_destroy(&q->mu);
+	pthread_cond_destroy(&q->not_empty);
+	pthread_cond_destroy(&q->not_full);
+}
+
+/* Takes the chunk's contents; *c is left empty. */
+static void queue_push(struct queue *q, struct dda_chunk *c)
+{
+	pthread_mutex_lock(&q->mu);
+	while (q->n == QUEUE_SLOTS || (q->n && q->bytes + c->data.len > QUEUE_MAX_BYTES))
+		pthread_cond_wait(&q->not_full, &q->mu);
+	q->slot[(q->head + q->n) % QUEUE_SLOTS] = *c;
+	q->n++;
+	q->bytes += c->data.len;
+	dda_chunk_init(c);
+	pthread_cond_signal(&q->not_empty);
+	pthread_mutex_unlock(&q->mu);
+}
+
+static bool queue_pop(struct queue *q, struct dda_chunk *c)
+{
+	pthread_mutex_lock(&q->mu);
+	while (!q->n && !q->closed)
+		pthread_cond_wait(&q->not_empty, &q->mu);
+	if (!q->n) {
+		pthread_mutex_unlock(&q->mu);
+		return false;
+	}
+	*c = q->slot[q->head];
+	q->head = (q->head + 1) % QUEUE_SLOTS;
+	q->n--;
+	q->bytes -= c->data.len;
+	pthread_cond_signal(&q->not_full);
+	pthread_mutex_unlock(&q->mu);
+	return true;
+}
+
+static void queue_close(struct queue *q)
+{
+	pthread_mutex_lock(&q->mu);
+	q->closed = true;
+	pthread_cond_broadcast(&q->not_empty);
+	pthread_mutex_unlock(&q->mu);
+}
+
+/* ---- per-worker collections ---- */
+
+static int anomaly_push(struct anomaly_vec *v, struct dda_anomaly *a)
+{
+	if (v->n == v->cap) {
+		size_t cap = v->cap ? v->cap * 2 : 64;
+		struct dda_anomaly *nv = realloc(v->v, cap * sizeof(*nv));
+		if (!nv) {
+			dda_anomaly_release(a);
+			return DDA_ENOMEM;
+		}
+		v->v = nv;
+		v->cap = cap;
+	}
+	v->v[v->n++] = *a;
+	return 0;
+}
+
+static struct dda_hour_stat *hour_get(struct hour_vec *v, int64_t hour)
+{
+	for (size_t i = v->n; i-- > 0;)
+		if (v->v[i].hour == hour)
+			return &v->v[i];
+	if (v->n == v->cap) {
+		size_t cap = v->cap ? v->cap * 2 : 32;
+		struct dda_hour_stat *nv = realloc(v->v, cap * sizeof(*nv));
+		if (!nv)
+			return NULL;
+		v->v = nv;
+		v->cap = cap;
+	}
+	struct dda_hour_stat *h = &v->v[v->n++];
+	memset(h, 0, sizeof(*h));
+	h->hour = hour;
+	return h;
+}
+
+/* ---- workers ---- */
+
+static int sink_anomaly(void *ctx, struct dda_anomaly *an)
+{
+	struct worker *w = ctx;
+	return anomaly_push(&w->anomalies, an);
+}
+
+static int sink_record(void *ctx, const struct dda_record *r)
+{
+	struct worker *w = ctx;
+	const struct dda_audit_opts *o = w->a->o;
+	int rc = dda_history_add(w->hist, r);
+	if (rc || !o->on_record)
+		return rc;
+	if (o->only_key && (r->key_len != o->only_key_len || memcmp(r->key, o->only_key, r->key_len)))
+		return 0;
+	pthread_mutex_lock(&w->a->hook_mu);
+	rc = o->on_record(o->ctx, r);
+	pthread_mutex_unlock(&w->a->hook_mu);
+	return rc;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct dda_chunk c;
+	const struct dda_decode_sink sink = {w, sink_record, sink_anomaly};
+	dda_chunk_init(&c);
+	while (queue_pop(&w->a->q, &c)) {
+		uint64_t before = w->counts.records;
+		if (!w->rc)
+			w->rc = dda_decode_chunk(w->dec, &c, &sink, &w->counts);
+		uint64_t done = w->counts.records - before;
+		const struct dda_object *ob = dda_objtab_get(w->a->res->objs, c.obj);
+		if (ob && ob->hour != DDA_TIME_NONE && done) {
+			struct dda_hour_stat *h = hour_get(&w->hours, ob->hour);
+			if (!h)
+				w->rc = DDA_ENOMEM;
+			else
+				h->records += done;
+		}
+		__atomic_add_fetch(&w->a->records_done, done, __ATOMIC_RELAXED);
+		dda_chunk_release(&c);
+	}
+	return NULL;
+}
+
+/* ---- reading ---- */
+
+static int manifest_line(struct dda_buf *line, const struct dda_object *ob)
+{
+	char t[DDA_TIME_STRLEN], hex[2 * DDA_SHA256_LEN + 1];
+	int rc = dda_buf_adds(line, "{\"key\":");
+	if (!rc)
+		rc = dda__json_quote(line, ob->key, strlen(ob->key));
+	if (!rc && ob->version) {
+		rc = dda_buf_adds(line, ",\"versionId\":");
+		if (!rc)
+			rc = dda__json_quote(line, ob->version, strlen(ob->version));
+	}
+	if (!rc && ob->etag) {
+		rc = dda_buf_adds(line, ",\"etag\":");
+		if (!rc)
+			rc = dda__json_quote(line, ob->etag, strlen(ob->etag));
+	}
+	if (!rc)
+		rc = dda_buf_addf(line, ",\"size\":%lld", (long long)ob->size);
+	if (!rc && ob->last_modified != DDA_TIME_NONE)
+		rc = dda_buf_addf(line, ",\"lastModified\":\"%s\"",
+				  dda_time_format(ob->last_modified, false, t));
+	if (!rc && ob->sha_valid) {
+		dda__hex(ob->sha256, DDA_SHA256_LEN, hex);
+		rc = dda_buf_addf(line, ",\"sha256\":\"%s\"", hex);
+	}
+	if (!rc)
+		rc = dda_buf_adds(line, "}\n");
+	return rc;
+}
+
+struct manifest {
+	FILE *f;
+	struct dda__sha256 sha;
+	struct dda_buf line;
+};
+
+static int manifest_write(struct manifest *m, const struct dda_object *ob, struct dda_error *err)
+{
+	if (!m->f)
+		return 0;
+	dda_buf_reset(&m->line);
+	if (manifest_line(&m->line, ob))
+		return dda_error_set(err, DDA_ENOMEM, "out of memory writing the manifest");
+	dda__sha256_update(&m->sha, m->line.ptr, m->line.len);
+	if (fwrite(m->line.ptr, 1, m->line.len, m->f) != m->line.len)
+		return dda_error_set(err, DDA_EIO, "cannot write the manifest: %s", strerror(errno));
+	return 0;
+}
+
+static void progress(struct audit *a, int64_t start, int64_t *last, bool done)
+{
+	const struct dda_audit_opts *o = a->o;
+	int64_t now = dda_time_now();
+	if (!o->progress || (!done && now - *last < PROGRESS_EVERY))
+		return;
+	*last = now;
+	struct dda_progress p = {
+		.objects = a->res->sum.objects,
+		.records = __atomic_load_n(&a->records_done, __ATOMIC_RELAXED),
+		.bytes = a->res->sum.bytes,
+		.elapsed = now - start,
+		.done = done,
+	};
+	o->progress(o->ctx, &p);
+}
+
+static int count_object(struct audit *a, const struct dda_object *ob, struct hour_vec *hours)
+{
+	a->res->sum.objects++;
+	if (ob->size > 0)
+		a->res->sum.bytes += (uint64_t)ob->size;
+	if (ob->hour == DDA_TIME_NONE)
+		return 0;
+	struct dda_hour_stat *h = hour_get(hours, ob->hour);
+	if (!h)
+		return DDA_ENOMEM;
+	h->objects++;
+	return 0;
+}
+
+/* Reads every chunk into the queue. A source failure is kept in res->fatal
+ * (what was read stays in the result); a manifest failure ends the run. */
+static int read_all(struct audit *a, struct manifest *m, struct hour_vec *hours,
+		    struct dda_error *err)
+{
+	struct dda_chunk c;
+	int64_t start = dda_time_now(), last = start;
+	int rc = 0;
+	dda_chunk_init(&c);
+	for (;;) {
+		if (a->o->stop && *a->o->stop) {
+			dda_error_set(&a->res->fatal, DDA_EINTR, "interrupted: the report covers "
+								  "only what was read");
+			break;
+		}
+		int got = dda_source_next(a->src, &c, &a->res->fatal);
+		if (got <= 0) {
+			if (got < 0 && !a->res->fatal.code)
+				dda_error_set(&a->res->fatal, got, "reading the source failed: %s",
+					      dda_strerror(got));
+			break;
+		}
+		if (c.last) {
+			const struct dda_object *ob = dda_objtab_get(a->res->objs, c.obj);
+			rc = manifest_write(m, ob, err);
+			if (!rc && count_object(a, ob, hours))
+				rc = dda_error_set(err, DDA_ENOMEM, "out of memory");
+			if (rc)
+				break;
+		}
+		queue_push(&a->q, &c);
+		progress(a, start, &last, false);
+	}
+	dda_chunk_release(&c);
+	queue_close(&a->q);
+	return rc;
+}
+
+/* ---- after reading ---- */
+
+static int merge_hours(struct dda_result *res, struct hour_vec *into, const struct hour_vec *from)
+{
+	for (size_t i = 0; i < from->n; i++) {
+		struct dda_hour_stat *h = hour_get(into, from->v[i].hour);
+		if (!h)
+			return DDA_ENOMEM;
+		h->objects += from->v[i].objects;
+		h->records += from->v[i].records;
+	}
+	(void)res;
+	return 0;
+}
+
+static int cmp_hour(const void *pa, const void *pb)
+{
+	const struct dda_hour_stat *a = pa, *b = pb;
+	return a->hour < b->hour ? -1 : a->hour > b->hour;
+}
+
+static int cmp_anomaly(const void *pa, const void *pb)
+{
+	const struct dda_anomaly *a = pa, *b = pb;
+	if (a->obj != b->obj)
+		return a->obj < b->obj ? -1 : 1;
+	if (a->index != b->index)
+		return a->index < b->index ? -1 : 1;
+	if (a->kind != b->kind)
+		return a->kind < b->kind ? -1 : 1;
+	return 0;
+}
+
+struct collect {
+	struct anomaly_vec *all;
+	const struct dda_audit_opts *o;
+};
+
+static int history_anomaly(void *ctx, struct dda_anomaly *an)
+{
+	struct collect *c = ctx;
+	return anomaly_push(c->all, an);
+}
+
+static int history_visit(void *ctx, const struct dda_event_view *e)
+{
+	struct collect *c = ctx;
+	return c->o->visit(c->o->ctx, e);
+}
+
+/* Captures the images of the record at one position of an object. */
+struct capture {
+	uint32_t index;
+	json_t *old_image, *new_image;
+	bool found;
+};
+
+static int capture_record(void *ctx, const struct dda_record *r)
+{
+	struct capture *cap = ctx;
+	if (r->index != cap->index || cap->found)
+		return 0;
+	cap->found = true;
+	cap->old_image = r->old_image ? json_deep_copy(r->old_image) : NULL;
+	cap->new_image = r->new_image ? json_deep_copy(r->new_image) : NULL;
+	return 0;
+}
+
+static int capture_anomaly(void *ctx, struct dda_anomaly *an)
+{
+	dda_anomaly_release(an);
+	return 0;
+}
+
+static int fetch_images(struct audit *a, struct dda_decoder *dec, uint32_t obj, uint32_t index,
+			struct capture *cap)
+{
+	struct dda_chunk c;
+	struct dda_error err = {0};
+	struct dda_decode_counts counts = {0};
+	const struct dda_decode_sink sink = {cap, capture_record, capture_anomaly};
+	memset(cap, 0, sizeof(*cap));
+	cap->index = index;
+	dda_chunk_init(&c);
+	c.obj = obj;
+	c.last = true;
+	c.first_line = 1;
+	int rc = a->src->ops->reread(a->src, obj, &c.data, &err);
+	if (!rc)
+		rc = dda_decode_chunk(dec, &c, &sink, &counts);
+	dda_chunk_release(&c);
+	return rc ? rc : cap->found ? 0 : DDA_ENOTFOUND;
+}
+
+/* Adds the attribute diff to each GAP: expected is the previous event's new
+ * image, found is this event's old image. Objects are read again, so this
+ * is bounded by DDA_MAX_DIFFS and skipped where the source cannot re-read. */
+static void add_diffs(struct audit *a, struct anomaly_vec *all)
+{
+	if (!a->o->diffs || !a->src->ops->reread)
+		return;
+	struct dda_decoder_opts dopts = a->o->dec;
+	dopts.range.from = dopts.range.to = DDA_TIME_NONE;
+	dopts.check_prefix = false;
+	struct dda_decoder *dec = dda_decoder_new(&dopts, a->res->objs);
+	size_t done = 0;
+	for (size_t i = 0; dec && i < all->n && done < DDA_MAX_DIFFS; i++) {
+		struct dda_anomaly *an = &all->v[i];
+		if (an->kind != DDA_K_GAP || an->prev_obj == DDA_NO_OBJECT)
+			continue;
+		struct capture prev, cur;
+		done++;
+		if (!fetch_images(a, dec, an->prev_obj, an->prev_index, &prev) &&
+		    !fetch_images(a, dec, an->obj, an->index, &cur))
+			an->diff = dda_canon_diff(prev.new_image, cur.old_image);
+		json_decref(prev.old_image);
+		json_decref(prev.new_image);
+		json_decref(cur.old_image);
+		json_decref(cur.new_image);
+	}
+	dda_decoder_free(dec);
+}
+
+static int analyze(struct audit *a, struct anomaly_vec *all, struct dda_error *err)
+{
+	const struct dda_audit_opts *o = a->o;
+	struct dda_history *h = a->w[0].hist;
+	for (int i = 1; i < a->nworkers; i++)
+		if (dda_history_merge(h, a->w[i].hist))
+			return dda_error_set(err, DDA_ENOMEM, "out of memory merging histories");
+	a->res->peak_history_bytes = dda_history_bytes(h);
+	struct collect c = {all, o};
+	struct dda_history_opts ho = {
+		.settle_from = o->settle > 0 ? o->now - o->settle : DDA_TIME_NONE,
+		.objs = a->res->objs,
+		.ctx = &c,
+		.anomaly = history_anomaly,
+		.visit = o->visit ? history_visit : NULL,
+	};
+	struct dda_history_stats st;
+	int rc = dda_history_analyze(h, &ho, &st);
+	if (rc)
+		return dda_error_set(err, rc, "checking histories failed: %s", dda_strerror(rc));
+	a->res->sum.items = st.items;
+	a->res->sum.duplicates = st.duplicates;
+	memcpy(a->res->sum.events, st.by_event, sizeof(st.by_event));
+	return 0;
+}
+
+static void finish(struct audit *a, struct anomaly_vec *all, struct hour_vec *hours)
+{
+	struct dda_result *res = a->res;
+	qsort(all->v, all->n, sizeof(*all->v), cmp_anomaly);
+	for (size_t i = 0; i < all->n; i++) {
+		const struct dda_anomaly *an = &all->v[i];
+		res->sum.anomalies[an->severity]++;
+		res->sum.by_kind[an->kind]++;
+		const struct dda_object *ob =
+			an->obj != DDA_NO_OBJECT ? dda_objtab_get(res->objs, an->obj) : NULL;
+		struct dda_hour_stat *h =
+			ob && ob->hour != DDA_TIME_NONE ? hour_get(hours, ob->hour) : NULL;
+		if (h)
+			h->anomalies++;
+	}
+	qsort(hours->v, hours->n, sizeof(*hours->v), cmp_hour);
+	res->anomalies = all->v;
+	res->nanomalies = all->n;
+	res->hours = hours->v;
+	res->nhours = hours->n;
+	res->sum.prefixes_skipped = a->src->prefixes_skipped;
+	res->sum.objects_skipped = a->src->objects_skipped;
+}
+
+static int start_workers(struct audit *a, int n, struct dda_error *err)
+{
+	for (int i = 0; i < n; i++) {
+		struct worker *w = &a->w[i];
+		w->a = a;
+		w->dec = dda_decoder_new(&a->o->dec, a->res->objs);
+		w->hist = dda_history_new();
+		if (!w->dec || !w->hist) {
+			dda_decoder_free(w->dec);
+			dda_history_free(w->hist);
+			return dda_error_set(err, DDA_ENOMEM, "out of memory");
+		}
+		if (pthread_create(&w->tid, NULL, worker_main, w)) {
+			dda_decoder_free(w->dec);
+			dda_history_free(w->hist);
+			return dda_error_set(err, DDA_ENOMEM, "cannot start a thread");
+		}
+		a->nworkers++;
+	}
+	return 0;
+}
+
+/* Joins the workers and gathers their anomalies, hours and counts. */
+static int join_workers(struct audit *a, struct anomaly_vec *all, struct hour_vec *hours)
+{
+	int rc = 0;
+	for (int i = 0; i < a->nworkers; i++) {
+		struct worker *w = &a->w[i];
+		pthread_join(w->tid, NULL);
+		if (w->rc && !rc)
+			rc = w->rc;
+		for (size_t k = 0; k < w->anomalies.n; k++)
+			if (!rc && anomaly_push(all, &w->anomalies.v[k]))
+				rc = DDA_ENOMEM;
+			else if (rc)
+				dda_anomaly_release(&w->anomalies.v[k]);
+		w->anomalies.n = 0;
+		if (!rc && merge_hours(a->res, hours, &w->hours))
+			rc = DDA_ENOMEM;
+		struct dda_summary *s = &a->res->sum;
+		s->records += w->counts.records;
+		s->valid += w->counts.valid;
+		s->invalid += w->counts.invalid;
+		s->filtered += w->counts.filtered;
+	}
+	return rc;
+}
+
+static void free_workers(struct audit *a)
+{
+	for (int i = 0; i < a->nworkers; i++) {
+		struct worker *w = &a->w[i];
+		dda_decoder_free(w->dec);
+		dda_history_free(w->hist);
+		for (size_t k = 0; k < w->anomalies.n; k++)
+			dda_anomaly_release(&w->anomalies.v[k]);
+		free(w->anomalies.v);
+		free(w->hours.v);
+	}
+}
+
+static int manifest_open(struct manifest *m, const char *path, struct dda_error *err)
+{
+	memset(m, 0, sizeof(*m));
+	dda_buf_init(&m->line, 1 << 20);
+	if (!path)
+		return 0;
+	m->f = fopen(path, "wb");
+	if (!m->f)
+		return dda_error_set(err, DDA_EIO, "cannot create '%s': %s", path, strerror(errno));
+	return dda__sha256_init(&m->sha);
+}
+
+static int manifest_close(struct manifest *m, struct dda_result *res, struct dda_error *err)
+{
+	int rc = 0;
+	if (m->f) {
+		uint8_t d[DDA_SHA256_LEN];
+		dda__sha256_final(&m->sha, d);
+		dda__hex(d, sizeof(d), res->manifest_sha256);
+		res->has_manifest = true;
+		if (fclose(m->f))
+			rc = dda_error_set(err, DDA_EIO, "cannot write the manifest: %s",
+					   strerror(errno));
+		m->f = NULL;
+	}
+	dda__sha256_release(&m->sha);
+	dda_buf_release(&m->line);
+	return rc;
+}
+
+static int worker_count(const struct dda_audit_opts *o)
+{
+	long n = o->threads > 0 ? o->threads : sysconf(_SC_NPROCESSORS_ONLN);
+	return (int)DDA_MAX(1, DDA_MIN(n, MAX_THREADS));
+}
+
+int dda_audit_run(const struct dda_audit_opts *o, struct dda_result *res, struct dda_error *err)
+{
+	struct audit *a = calloc(1, sizeof(*a));
+	struct anomaly_vec all = {0};
+	struct hour_vec hours = {0};
+	struct manifest m;
+	memset(res, 0, sizeof(*res));
+	res->started = dda_time_now();
+	res->objs = dda_objtab_new();
+	dda_buf_init(&m.line, 0);
+	m.f = NULL;
+	m.sha.ctx = NULL;
+	if (!a || !res->objs || queue_init(&a->q)) {
+		free(a);
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	}
+	a->o = o;
+	a->res = res;
+	pthread_mutex_init(&a->hook_mu, NULL);
+	int rc = dda_source_open(&a->src, o->source, res->objs, &o->src, err);
+	if (!rc)
+		rc = manifest_open(&m, o->manifest_path, err);
+	if (!rc)
+		rc = start_workers(a, worker_count(o), err);
+	if (!rc)
+		rc = read_all(a, &m, &hours, err);
+	else
+		queue_close(&a->q);
+	int wrc = join_workers(a, &all, &hours);
+	if (!rc && wrc)
+		rc = dda_error_set(err, wrc, "decoding failed: %s", dda_strerror(wrc));
+	if (!rc)
+		rc = manifest_close(&m, res, err);
+	if (!rc)
+		rc = analyze(a, &all, err);
+	if (!rc)
+		add_diffs(a, &all);
+	if (!rc)
+		finish(a, &all, &hours);
+	if (o->progress && !rc) {
+		int64_t last = 0;
+		progress(a, res->started, &last, true);
+	}
+	if (rc) {
+		for (size_t i = 0; i < all.n; i++)
+			dda_anomaly_release(&all.v[i]);
+		free(all.v);
+		free(hours.v);
+	}
+	if (m.f)
+		fclose(m.f);
+	dda__sha256_release(&m.sha);
+	dda_buf_release(&m.line);
+	free_workers(a);
+	dda_source_free(a->src);
+	queue_destroy(&a->q);
+	pthread_mutex_destroy(&a->hook_mu);
+	free(a);
+	res->finished = dda_time_now();
+	return rc;
+}
+
+void dda_result_release(struct dda_result *res)
+{
+	for (size_t i = 0; i < res->nanomalies; i++)
+		dda_anomaly_release(&res->anomalies[i]);
+	free(res->anomalies);
+	free(res->hours);
+	dda_objtab_free(res->objs);
+	memset(res, 0, sizeof(*res));
+}
+
+int dda_result_max_severity(const struct dda_result *res)
+{
+	for (int s = DDA_SEV__COUNT - 1; s >= 0; s--)
+		if (res->sum.anomalies[s])
+			return s;
+	return -1;
+}
+
+void dda_audit_opts_default(struct dda_audit_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->src.range.from = o->src.range.to = DDA_TIME_NONE;
+	o->src.max_object_bytes = DDA_DEFAULT_MAX_OBJECT_BYTES;
+	dda_decoder_opts_default(&o->dec);
+	o->now = dda_time_now();
+	o->settle = 15 * 60 * DDA_USEC_PER_SEC;
+	o->diffs = true;
+}

@@ -1,0 +1,80 @@
+/* The ddbaudit command line: shared option parsing, progress and summary
+ * output. The CLI is the only part of ddbaudit that prints or exits. */
+#ifndef DDA_CLI_H
+#define DDA_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include "util/util.h"
+#include "ddbaudit/ddbaudit.h"
+
+/* Exit statuses (DESIGN.md section 4). */
+enum {
+	EXIT_CLEAN = 0,
+	EXIT_ANOMALIES = 1,
+	EXIT_USAGE = 2,
+	EXIT_RUNTIME = 3,
+};
+
+/* Which options a command takes, for parsing and for its --help. */
+enum {
+	OPT_RANGE = 1 << 0,
+	OPT_REPORT = 1 << 1,
+	OPT_KEY = 1 << 2,
+	OPT_HISTORY_FORMAT = 1 << 3,
+	OPT_DECODE = 1 << 4,
+};
+
+struct cli {
+	const char *prog;
+	const char *cmd;
+	const char *source;
+	struct dda_audit_opts audit;
+	const char *report_dir;
+	int format;       /* report format for stdout, -1 = default */
+	int fail_on;      /* severity, or DDA_SEV__COUNT for never */
+	int verbose;      /* -1 quiet, 0 normal, 1+ verbose */
+	int progress;     /* 0 never, 1 always, 2 auto */
+	const char *key_text;
+	bool versions;
+	const char *since;
+	json_t *options;  /* options in effect, for the report */
+	bool is_tty;
+};
+
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv, struct cli *c);
+	unsigned opts;
+	const char *usage;
+	const char *summary;
+};
+
+/* Parses the options of a command (argv[0] is the command name) into c.
+ * Returns 0, or an exit status (EXIT_USAGE after printing why, or
+ * EXIT_CLEAN after printing --help). */
+int cli_parse(int argc, char **argv, const struct command *cmd, struct cli *c);
+void cli_release(struct cli *c);
+
+/* Messages on stderr: "ddbaudit: <cmd>: ..." */
+void cli_error(const struct cli *c, const char *fmt, ...) DDA_PRINTF(2, 3);
+void cli_warn(const struct cli *c, const char *fmt, ...) DDA_PRINTF(2, 3);
+
+/* The progress callback for dda_audit_opts (ctx is the struct cli). */
+void cli_progress(void *ctx, const struct dda_progress *p);
+
+/* Maps a library error to an exit status. */
+int cli_exit_for(int err);
+
+int cmd_ls(int argc, char **argv, struct cli *c);
+int cmd_verify(int argc, char **argv, struct cli *c);
+int cmd_history(int argc, char **argv, struct cli *c);
+
+/* Exit status of a finished run: runtime failure, anomalies at or above
+ * --fail-on, or clean. */
+int cli_verdict(const struct cli *c, const struct dda_result *res);
+
+/* Installs SIGINT/SIGTERM handlers that set c->audit.stop. */
+void cli_catch_signals(struct cli *c);
+
+#endif

@@ -1,0 +1,232 @@
+/* ddbaudit history: one item's timeline, in history order, with the verdict
+ * on each event, the anomalies found on it, and (as JSON) its full images. */
+#include "cli/cli.h"
+
+struct kept {
+	uint32_t obj, index;
+	uint64_t line;
+	int event;
+	int64_t time;
+	json_t *old_image, *new_image;
+	int verdict;
+};
+
+struct hist {
+	struct kept *v;
+	size_t n, cap;
+	uint32_t *order; /* indexes into v, in history order */
+	size_t norder;
+};
+
+static struct kept *find(struct hist *h, uint32_t obj, uint32_t index)
+{
+	for (size_t i = 0; i < h->n; i++)
+		if (h->v[i].obj == obj && h->v[i].index == index)
+			return &h->v[i];
+	return NULL;
+}
+
+static int on_record(void *ctx, const struct dda_record *r)
+{
+	struct hist *h = ctx;
+	if (h->n == h->cap) {
+		size_t cap = h->cap ? h->cap * 2 : 16;
+		struct kept *nv = realloc(h->v, cap * sizeof(*nv));
+		if (!nv)
+			return DDA_ENOMEM;
+		h->v = nv;
+		h->cap = cap;
+	}
+	struct kept *k = &h->v[h->n++];
+	memset(k, 0, sizeof(*k));
+	k->obj = r->obj;
+	k->index = r->index;
+	k->line = r->line;
+	k->event = r->event;
+	k->time = r->time;
+	k->old_image = r->old_image ? json_deep_copy(r->old_image) : NULL;
+	k->new_image = r->new_image ? json_deep_copy(r->new_image) : NULL;
+	return 0;
+}
+
+static int on_visit(void *ctx, const struct dda_event_view *e)
+{
+	struct hist *h = ctx;
+	struct kept *k = find(h, e->obj, e->index);
+	if (!k)
+		return 0; /* an event of another item */
+	k->verdict = e->verdict;
+	uint32_t *no = realloc(h->order, (h->norder + 1) * sizeof(*no));
+	if (!no)
+		return DDA_ENOMEM;
+	h->order = no;
+	h->order[h->norder++] = (uint32_t)(k - h->v);
+	return 0;
+}
+
+static bool on_event(const struct dda_anomaly *a, const struct dda_buf *key,
+		     const struct kept *k)
+{
+	return a->key && a->key_len == key->len && !memcmp(a->key, key->ptr, key->len) &&
+	       a->obj == k->obj && a->index == k->index;
+}
+
+static const char *object_key(const struct dda_result *res, uint32_t obj)
+{
+	const struct dda_object *o = dda_objtab_get(res->objs, obj);
+	return o ? o->key : "";
+}
+
+static json_t *event_json(const struct dda_result *res, const struct dda_buf *key,
+			  const struct kept *k)
+{
+	char t[DDA_TIME_STRLEN];
+	const struct dda_object *o = dda_objtab_get(res->objs, k->obj);
+	json_t *anomalies = json_array();
+	for (size_t i = 0; i < res->nanomalies; i++) {
+		const struct dda_anomaly *a = &res->anomalies[i];
+		if (!on_event(a, key, k))
+			continue;
+		json_t *j = json_pack("{ssssss}", "kind", dda_kind_name(a->kind), "severity",
+				      dda_severity_name(a->severity), "detail",
+				      a->detail ? a->detail : "");
+		if (j && a->diff)
+			json_object_set(j, "diff", a->diff);
+		json_array_append_new(anomalies, j);
+	}
+	json_t *obj = json_pack("{ssso}", "key", o ? o->key : "", "version",
+				o && o->version ? json_string(o->version) : json_null());
+	return json_pack("{sssssosIsIsssOsOso}", "eventName", dda_event_name_str(k->event), "time",
+			 dda_time_format(k->time, true, t), "object", obj, "line",
+			 (json_int_t)k->line, "index", (json_int_t)k->index, "verdict",
+			 k->verdict == DDA_V_DUPLICATE ? "duplicate" : "applied", "oldImage",
+			 k->old_image ? k->old_image : json_null(), "newImage",
+			 k->new_image ? k->new_image : json_null(), "anomalies", anomalies);
+}
+
+static int print_json(const struct dda_result *res, const struct dda_buf *key, struct hist *h)
+{
+	json_t *events = json_array();
+	for (size_t i = 0; i < h->norder; i++)
+		json_array_append_new(events, event_json(res, key, &h->v[h->order[i]]));
+	json_t *item = dda_canon_to_json(key->ptr, key->len);
+	json_t *doc = json_pack("{sososI}", "item", item ? item : json_null(), "events", events,
+				"count", (json_int_t)h->norder);
+	int rc = !doc || json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(doc);
+	fputc('\n', stdout);
+	return rc ? EXIT_RUNTIME : 0;
+}
+
+/* One line per changed attribute: "  ~ Version: {"N":"1"} -> {"N":"2"}". */
+static void print_changes(const struct kept *k)
+{
+	json_t *d = dda_canon_diff(k->old_image, k->new_image);
+	const char *sect[] = {"added", "removed", "changed"};
+	const char mark[] = {'+', '-', '~'};
+	for (int s = 0; d && s < 3; s++) {
+		const char *name;
+		json_t *v;
+		json_object_foreach(json_object_get(d, sect[s]), name, v)
+		{
+			char *text = json_dumps(s == 2 ? json_object_get(v, "found") : v,
+						JSON_COMPACT | JSON_ENCODE_ANY);
+			char *was = s == 2 ? json_dumps(json_object_get(v, "expected"),
+							JSON_COMPACT | JSON_ENCODE_ANY)
+					   : NULL;
+			if (was)
+				printf("      %c %s: %s -> %s\n", mark[s], name, was, text ? text : "");
+			else
+				printf("      %c %s: %s\n", mark[s], name, text ? text : "");
+			free(text);
+			free(was);
+		}
+	}
+	json_decref(d);
+}
+
+static void print_text(const struct dda_result *res, const struct dda_buf *key, struct hist *h)
+{
+	struct dda_buf text;
+	char t[DDA_TIME_STRLEN];
+	dda_buf_init(&text, 1 << 16);
+	dda_canon_key_text(key->ptr, key->len, &text);
+	printf("item %s: %zu events\n", text.ptr ? text.ptr : "", h->norder);
+	for (size_t i = 0; i < h->norder; i++) {
+		const struct kept *k = &h->v[h->order[i]];
+		printf("  %s  %-6s  %s%s\n", dda_time_format(k->time, true, t),
+		       dda_event_name_str(k->event), object_key(res, k->obj),
+		       k->verdict == DDA_V_DUPLICATE ? "  (duplicate)" : "");
+		if (k->verdict != DDA_V_DUPLICATE)
+			print_changes(k);
+		for (size_t j = 0; j < res->nanomalies; j++) {
+			const struct dda_anomaly *a = &res->anomalies[j];
+			if (on_event(a, key, k))
+				printf("      ! %s (%s): %s\n", dda_kind_name(a->kind),
+				       dda_severity_name(a->severity), a->detail ? a->detail : "");
+		}
+	}
+	dda_buf_release(&text);
+}
+
+static void hist_release(struct hist *h)
+{
+	for (size_t i = 0; i < h->n; i++) {
+		json_decref(h->v[i].old_image);
+		json_decref(h->v[i].new_image);
+	}
+	free(h->v);
+	free(h->order);
+}
+
+int cmd_history(int argc, char **argv, struct cli *c)
+{
+	struct dda_buf key, why;
+	struct dda_error err = {0};
+	struct dda_result res;
+	struct hist h = {0};
+	int status = EXIT_CLEAN;
+	(void)argc;
+	(void)argv;
+	if (!c->key_text) {
+		cli_error(c, "--key is required (e.g. --key 'UserId=user123,ActivityId=activity001')");
+		return EXIT_USAGE;
+	}
+	if (c->format >= 0 && c->format != DDA_FMT_JSON && c->format != DDA_FMT__COUNT) {
+		cli_error(c, "--format must be text or json");
+		return EXIT_USAGE;
+	}
+	dda_buf_init(&key, 1 << 16);
+	dda_buf_init(&why, 4096);
+	if (dda_canon_key_parse(c->key_text, &key, &why)) {
+		cli_error(c, "invalid --key '%s': %s", c->key_text, why.ptr ? why.ptr : "");
+		dda_buf_release(&why);
+		return EXIT_USAGE;
+	}
+	c->audit.only_key = (const uint8_t *)key.ptr;
+	c->audit.only_key_len = key.len;
+	c->audit.on_record = on_record;
+	c->audit.visit = on_visit;
+	c->audit.ctx = &h;
+	int rc = dda_audit_run(&c->audit, &res, &err);
+	if (rc) {
+		cli_error(c, "%s", err.msg);
+		status = cli_exit_for(rc);
+	} else {
+		if (res.fatal.code)
+			cli_error(c, "%s", res.fatal.msg);
+		if (c->format == DDA_FMT_JSON)
+			status = print_json(&res, &key, &h);
+		else
+			print_text(&res, &key, &h);
+		if (!h.norder && c->verbose >= 0)
+			cli_warn(c, "no events for this item in the range");
+		if (!status && res.fatal.code)
+			status = EXIT_RUNTIME;
+	}
+	dda_result_release(&res);
+	hist_release(&h);
+	dda_buf_release(&key);
+	dda_buf_release(&why);
+	return status;
+}

@@ -1,0 +1,58 @@
+/* ddbaudit ls: list the objects of a range, as `aws s3 ls --recursive`
+ * does: last-modified time, size, key (and versionId when known). */
+#include "cli/cli.h"
+
+static void print_object(const struct dda_object *o)
+{
+	char t[DDA_TIME_STRLEN] = "-";
+	if (o->last_modified != DDA_TIME_NONE) {
+		int y, mo, d, h, mi, s;
+		dda_time_to_civil(o->last_modified, &y, &mo, &d, &h, &mi, &s, NULL);
+		snprintf(t, sizeof(t), "%04d-%02d-%02d %02d:%02d:%02d", y, mo, d, h, mi, s);
+	}
+	printf("%-19s %10lld %s%s%s\n", t, (long long)o->size, o->key, o->version ? "  " : "",
+	       o->version ? o->version : "");
+}
+
+int cmd_ls(int argc, char **argv, struct cli *c)
+{
+	struct dda_error err = {0};
+	struct dda_objtab *objs = dda_objtab_new();
+	struct dda_source *src = NULL;
+	struct dda_chunk chunk;
+	uint64_t n = 0, bytes = 0;
+	int status = EXIT_CLEAN;
+	(void)argc;
+	(void)argv;
+	dda_chunk_init(&chunk);
+	if (!objs) {
+		cli_error(c, "out of memory");
+		return EXIT_RUNTIME;
+	}
+	int rc = dda_source_open(&src, c->source, objs, &c->audit.src, &err);
+	while (!rc) {
+		int got = dda_source_next(src, &chunk, &err);
+		if (got <= 0) {
+			rc = got;
+			break;
+		}
+		if (chunk.last) {
+			const struct dda_object *o = dda_objtab_get(objs, chunk.obj);
+			print_object(o);
+			n++;
+			bytes += o->size > 0 ? (uint64_t)o->size : 0;
+		}
+		dda_chunk_release(&chunk);
+	}
+	if (rc) {
+		cli_error(c, "%s", err.msg[0] ? err.msg : dda_strerror(rc));
+		status = cli_exit_for(rc);
+	}
+	if (c->verbose >= 0)
+		fprintf(stderr, "ddbaudit: ls: %llu objects, %llu bytes%s\n", (unsigned long long)n,
+			(unsigned long long)bytes, src && src->prefixes_skipped ? " (range pruned)" : "");
+	dda_chunk_release(&chunk);
+	dda_source_free(src);
+	dda_objtab_free(objs);
+	return status;
+}

@@ -1,0 +1,110 @@
+/* ddbaudit verify: audit a source and report. */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <sys/stat.h>
+
+/* mkdir -p */
+static int make_dir(const char *path, struct dda_error *err)
+{
+	struct dda_buf p;
+	dda_buf_init(&p, 4096);
+	int rc = dda_buf_adds(&p, path);
+	for (size_t i = 1; !rc && i <= p.len; i++) {
+		if (p.ptr[i] != '/' && p.ptr[i] != '\0')
+			continue;
+		char save = p.ptr[i];
+		p.ptr[i] = '\0';
+		if (mkdir(p.ptr, 0777) && errno != EEXIST)
+			rc = dda_error_set(err, DDA_EIO, "cannot create '%s': %s", p.ptr,
+					   strerror(errno));
+		p.ptr[i] = save;
+	}
+	dda_buf_release(&p);
+	return rc;
+}
+
+static void summary_line(const struct cli *c, const struct dda_result *res, int status)
+{
+	const struct dda_summary *s = &res->sum;
+	if (c->verbose < 0)
+		return;
+	fprintf(stderr,
+		"ddbaudit: verify: %llu objects, %llu records (%llu valid, %llu invalid), "
+		"%llu items; anomalies: %llu error, %llu warning, %llu info; exit %d\n",
+		(unsigned long long)s->objects, (unsigned long long)s->records,
+		(unsigned long long)s->valid, (unsigned long long)s->invalid,
+		(unsigned long long)s->items, (unsigned long long)s->anomalies[DDA_SEV_ERROR],
+		(unsigned long long)s->anomalies[DDA_SEV_WARNING],
+		(unsigned long long)s->anomalies[DDA_SEV_INFO], status);
+}
+
+static int write_reports(struct cli *c, const struct dda_report_info *info,
+			 const struct dda_result *res)
+{
+	struct dda_error err = {0};
+	if (c->report_dir && dda_report_write_dir(info, res, c->report_dir, &err)) {
+		cli_error(c, "%s", err.msg);
+		return EXIT_RUNTIME;
+	}
+	int format = c->format;
+	if (format < 0 && !c->report_dir)
+		format = DDA_FMT_MD;
+	if (format == DDA_FMT__COUNT) {
+		cli_error(c, "--format text applies to history; use json, csv or md");
+		return EXIT_USAGE;
+	}
+	if (format >= 0 && dda_report_write(format, info, res, stdout, &err)) {
+		cli_error(c, "%s", err.msg);
+		return EXIT_RUNTIME;
+	}
+	return 0;
+}
+
+int cmd_verify(int argc, char **argv, struct cli *c)
+{
+	struct dda_error err = {0};
+	struct dda_result res;
+	struct dda_buf manifest;
+	(void)argc;
+	(void)argv;
+	dda_buf_init(&manifest, 4096);
+	if (c->format == DDA_FMT__COUNT) {
+		cli_error(c, "--format text applies to history; use json, csv or md");
+		return EXIT_USAGE;
+	}
+	if (c->report_dir) {
+		if (make_dir(c->report_dir, &err) ||
+		    dda_buf_addf(&manifest, "%s/manifest.ndjson", c->report_dir)) {
+			cli_error(c, "%s", err.msg[0] ? err.msg : "report path too long");
+			dda_buf_release(&manifest);
+			return EXIT_RUNTIME;
+		}
+		c->audit.manifest_path = manifest.ptr;
+	}
+	c->audit.progress = cli_progress;
+	c->audit.ctx = c;
+	cli_catch_signals(c);
+	int rc = dda_audit_run(&c->audit, &res, &err);
+	if (rc) {
+		cli_error(c, "%s", err.msg);
+		dda_result_release(&res);
+		dda_buf_release(&manifest);
+		return cli_exit_for(rc);
+	}
+	if (res.fatal.code)
+		cli_error(c, "%s", res.fatal.msg);
+	struct dda_report_info info = {
+		.source = c->source,
+		.range = c->audit.src.range,
+		.options = c->options,
+		.manifest_name = "manifest.ndjson",
+	};
+	int status = write_reports(c, &info, &res);
+	if (!status)
+		status = cli_verdict(c, &res);
+	summary_line(c, &res, status);
+	dda_result_release(&res);
+	dda_buf_release(&manifest);
+	return status;
+}

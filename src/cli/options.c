@@ -1,0 +1,425 @@
+/* Option parsing shared by every command, --help text, messages, progress
+ * line and signal handling. */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <unistd.h>
+
+enum {
+	O_FROM = 256,
+	O_TO,
+	O_SINCE,
+	O_KEY_SCHEMA,
+	O_MAX_OBJECT_BYTES,
+	O_THREADS,
+	O_PROGRESS,
+	O_NOW,
+	O_SETTLE,
+	O_VERSIONS,
+	O_REPORT,
+	O_FORMAT,
+	O_FAIL_ON,
+	O_NO_DIFF,
+	O_KEY,
+	O_LINES,
+};
+
+static const struct option long_opts[] = {
+	{"from", required_argument, NULL, O_FROM},
+	{"to", required_argument, NULL, O_TO},
+	{"since", required_argument, NULL, O_SINCE},
+	{"key-schema", required_argument, NULL, O_KEY_SCHEMA},
+	{"max-object-bytes", required_argument, NULL, O_MAX_OBJECT_BYTES},
+	{"threads", required_argument, NULL, O_THREADS},
+	{"progress", required_argument, NULL, O_PROGRESS},
+	{"now", required_argument, NULL, O_NOW},
+	{"settle", required_argument, NULL, O_SETTLE},
+	{"versions", no_argument, NULL, O_VERSIONS},
+	{"report", required_argument, NULL, O_REPORT},
+	{"format", required_argument, NULL, O_FORMAT},
+	{"fail-on", required_argument, NULL, O_FAIL_ON},
+	{"no-diff", no_argument, NULL, O_NO_DIFF},
+	{"key", required_argument, NULL, O_KEY},
+	{"lines", no_argument, NULL, O_LINES},
+	{"quiet", no_argument, NULL, 'q'},
+	{"verbose", no_argument, NULL, 'v'},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
+
+static void vmsg(const struct cli *c, const char *level, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "ddbaudit: %s%s%s", c->cmd ? c->cmd : "", c->cmd ? ": " : "", level);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void cli_error(const struct cli *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vmsg(c, "error: ", fmt, ap);
+	va_end(ap);
+}
+
+void cli_warn(const struct cli *c, const char *fmt, ...)
+{
+	if (c->verbose < 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vmsg(c, "warning: ", fmt, ap);
+	va_end(ap);
+}
+
+int cli_exit_for(int err)
+{
+	return err == DDA_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
+}
+
+static void help(const struct command *cmd)
+{
+	printf("usage: ddbaudit %s\n\n%s.\n\n", cmd->usage, cmd->summary);
+	printf("range:\n"
+	       "  --from TIME            start of the range (ISO-8601 UTC, 'Z' optional)\n"
+	       "  --to TIME              end of the range (exclusive)\n"
+	       "  --since DURATION       the last DURATION before now (36h, 90m, 2d, 1w)\n"
+	       "                         Only hour prefixes that can hold records of the range\n"
+	       "                         are opened (one hour of slack each side).\n");
+	if (cmd->opts & OPT_KEY)
+		printf("item:\n"
+		       "  --key KEY              the item: 'UserId=user123,ActivityId=activity001'\n"
+		       "                         (values are S; write N:5 or B:base64 for other\n"
+		       "                         types) or DynamoDB JSON '{\"UserId\":{\"S\":\"u\"}}'\n");
+	if (cmd->opts & OPT_REPORT)
+		printf("report:\n"
+		       "  --report DIR           write report.json, anomalies.csv, report.md and\n"
+		       "                         manifest.ndjson into DIR (created if missing)\n"
+		       "  --format json|csv|md   write one report to stdout (default: md when no\n"
+		       "                         --report is given)\n"
+		       "  --fail-on LEVEL        exit 1 when anomalies at or above LEVEL exist:\n"
+		       "                         error (default), warning, info or never\n"
+		       "  --no-diff              do not re-read objects to show GAP attribute diffs\n");
+	if (cmd->opts & OPT_HISTORY_FORMAT)
+		printf("output:\n"
+		       "  --format text|json     the timeline as text (default) or JSON with full\n"
+		       "                         oldImage/newImage of every event\n");
+	if (cmd->opts & OPT_DECODE)
+		printf("records:\n"
+		       "  --key-schema SPEC      key attributes of seed records: NAME:HASH[,NAME:RANGE]\n"
+		       "                         (default UserId:HASH,ActivityId:RANGE)\n"
+		       "  --settle DURATION      the newest part still being written (default 15m;\n"
+		       "                         a plain number means minutes): missing changes found\n"
+		       "                         only there are provisional warnings\n"
+		       "  --now TIME             take TIME as now (for --since and --settle)\n"
+		       "  --threads N            decoding threads (default: one per core)\n");
+	printf("input:\n"
+	       "  --max-object-bytes N   larger objects (and NDJSON lines) are reported\n"
+	       "                         UNREADABLE, not read (default 16777216)\n"
+	       "  --lines                read a plain file as NDJSON (one record a line)\n"
+	       "  --versions             read every object version (S3 sources)\n"
+	       "general:\n"
+	       "  -q, --quiet            no summary line, no warnings\n"
+	       "  -v, --verbose          more detail on stderr\n"
+	       "  --progress WHEN        progress line on stderr: auto (on a terminal, for runs\n"
+	       "                         over a second), always, never\n"
+	       "  -h, --help             this help\n\n"
+	       "Exit status: 0 clean, 1 anomalies at or above --fail-on, 2 usage error,\n"
+	       "3 runtime failure. See ddbaudit(1).\n");
+}
+
+static int parse_time_arg(struct cli *c, const char *name, const char *arg, int64_t *out)
+{
+	if (!dda_time_parse(arg, strlen(arg), out))
+		return 0;
+	cli_error(c, "invalid %s '%s' (expected ISO-8601 UTC, e.g. 2025-07-12T08:00:00Z)", name,
+		  arg);
+	return EXIT_USAGE;
+}
+
+static int parse_count(struct cli *c, const char *name, const char *arg, long long min,
+		       long long *out)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(arg, &end, 10);
+	if (errno || end == arg || *end || v < min) {
+		cli_error(c, "invalid %s '%s'", name, arg);
+		return EXIT_USAGE;
+	}
+	*out = v;
+	return 0;
+}
+
+static int parse_settle(struct cli *c, const char *arg)
+{
+	char *end;
+	long long m = strtoll(arg, &end, 10);
+	if (end != arg && !*end && m >= 0) {
+		c->audit.settle = m * 60 * DDA_USEC_PER_SEC;
+		return 0;
+	}
+	if (!dda_duration_parse(arg, &c->audit.settle))
+		return 0;
+	cli_error(c, "invalid --settle '%s' (minutes, or a duration like 15m)", arg);
+	return EXIT_USAGE;
+}
+
+static int set_option(struct cli *c, int opt, const char *arg, int64_t *now_arg)
+{
+	struct dda_audit_opts *a = &c->audit;
+	long long n;
+	struct dda_error err = {0};
+	switch (opt) {
+	case O_FROM:
+		return parse_time_arg(c, "--from", arg, &a->src.range.from);
+	case O_TO:
+		return parse_time_arg(c, "--to", arg, &a->src.range.to);
+	case O_SINCE:
+		c->since = arg;
+		return 0;
+	case O_NOW:
+		return parse_time_arg(c, "--now", arg, now_arg);
+	case O_KEY_SCHEMA:
+		if (!dda_key_schema_parse(arg, &a->dec, &err))
+			return 0;
+		cli_error(c, "%s", err.msg);
+		return EXIT_USAGE;
+	case O_MAX_OBJECT_BYTES:
+		if (parse_count(c, "--max-object-bytes", arg, 1, &n))
+			return EXIT_USAGE;
+		a->src.max_object_bytes = (size_t)n;
+		return 0;
+	case O_THREADS:
+		if (parse_count(c, "--threads", arg, 1, &n))
+			return EXIT_USAGE;
+		a->threads = (int)DDA_MIN(n, 64);
+		return 0;
+	case O_PROGRESS:
+		c->progress = !strcmp(arg, "never") ? 0 : !strcmp(arg, "always") ? 1
+							: !strcmp(arg, "auto") ? 2 : -1;
+		if (c->progress >= 0)
+			return 0;
+		cli_error(c, "invalid --progress '%s' (auto, always or never)", arg);
+		return EXIT_USAGE;
+	case O_SETTLE:
+		return parse_settle(c, arg);
+	case O_VERSIONS:
+		c->versions = true;
+		return 0;
+	case O_REPORT:
+		c->report_dir = arg;
+		return 0;
+	case O_FORMAT:
+		c->format = !strcmp(arg, "text") ? DDA_FMT__COUNT : dda_report_format_parse(arg);
+		if (c->format >= 0)
+			return 0;
+		cli_error(c, "invalid --format '%s'", arg);
+		return EXIT_USAGE;
+	case O_FAIL_ON:
+		c->fail_on = !strcmp(arg, "never") ? DDA_SEV__COUNT : dda_severity_parse(arg);
+		if (c->fail_on >= 0)
+			return 0;
+		cli_error(c, "invalid --fail-on '%s' (error, warning, info or never)", arg);
+		return EXIT_USAGE;
+	case O_NO_DIFF:
+		a->diffs = false;
+		return 0;
+	case O_KEY:
+		c->key_text = arg;
+		return 0;
+	case O_LINES:
+		a->src.lines = true;
+		return 0;
+	case 'q':
+		c->verbose = -1;
+		return 0;
+	case 'v':
+		c->verbose++;
+		return 0;
+	}
+	return EXIT_USAGE;
+}
+
+/* Options that only some commands take. */
+static bool allowed(const struct command *cmd, int opt)
+{
+	switch (opt) {
+	case O_REPORT:
+	case O_FAIL_ON:
+	case O_NO_DIFF:
+		return cmd->opts & OPT_REPORT;
+	case O_FORMAT:
+		return cmd->opts & (OPT_REPORT | OPT_HISTORY_FORMAT);
+	case O_KEY:
+		return cmd->opts & OPT_KEY;
+	case O_KEY_SCHEMA:
+	case O_SETTLE:
+	case O_NOW:
+	case O_THREADS:
+		return cmd->opts & OPT_DECODE;
+	}
+	return true;
+}
+
+static json_t *options_json(const struct cli *c)
+{
+	char t[DDA_TIME_STRLEN];
+	const struct dda_audit_opts *a = &c->audit;
+	json_t *ks = json_array();
+	for (size_t i = 0; i < a->dec.nkeys; i++)
+		json_array_append_new(ks, json_pack("{ssss}", "name", a->dec.key_names[i], "role",
+						    i ? "RANGE" : "HASH"));
+	return json_pack("{sosIsIsssbsbso}", "since", c->since ? json_string(c->since) : json_null(),
+			 "max_object_bytes", (json_int_t)a->src.max_object_bytes,
+			 "settle_seconds", (json_int_t)(a->settle / DDA_USEC_PER_SEC), "now",
+			 dda_time_format(a->now, false, t), "versions", c->versions, "diffs",
+			 a->diffs, "key_schema", ks);
+}
+
+/* Cross-option checks once everything is parsed. */
+static int finish_options(struct cli *c, int64_t now_arg)
+{
+	struct dda_audit_opts *a = &c->audit;
+	if (now_arg != DDA_TIME_NONE)
+		a->now = now_arg;
+	if (c->since) {
+		int64_t d;
+		if (a->src.range.from != DDA_TIME_NONE || dda_duration_parse(c->since, &d)) {
+			cli_error(c, c->since && a->src.range.from != DDA_TIME_NONE
+					     ? "--since and --from cannot be combined"
+					     : "invalid --since '%s' (e.g. 36h, 90m, 2d)",
+				  c->since);
+			return EXIT_USAGE;
+		}
+		a->src.range.from = a->now - d;
+	}
+	if (a->src.range.from != DDA_TIME_NONE && a->src.range.to != DDA_TIME_NONE &&
+	    a->src.range.from >= a->src.range.to) {
+		cli_error(c, "the range is empty: --from must be before --to");
+		return EXIT_USAGE;
+	}
+	a->dec.range = a->src.range;
+	if (c->versions && c->source && strncmp(c->source, "s3://", 5))
+		cli_warn(c, "--versions only applies to S3 sources; a local copy holds one "
+			    "version per key");
+	c->options = options_json(c);
+	return 0;
+}
+
+int cli_parse(int argc, char **argv, const struct command *cmd, struct cli *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->prog = "ddbaudit";
+	c->cmd = cmd->name;
+	c->format = -1;
+	c->fail_on = DDA_SEV_ERROR;
+	c->progress = 2;
+	c->is_tty = isatty(2);
+	dda_audit_opts_default(&c->audit);
+	int64_t now_arg = DDA_TIME_NONE;
+	int opt;
+	optind = 1;
+	opterr = 0;
+	for (;;) {
+		opt = getopt_long(argc, argv, "+qvh", long_opts, NULL);
+		if (opt == -1) {
+			/* Options may follow SOURCE: take it and keep parsing. */
+			if (optind < argc && !c->source && strcmp(argv[optind - 1], "--")) {
+				c->source = argv[optind++];
+				continue;
+			}
+			break;
+		}
+		if (opt == 'h') {
+			help(cmd);
+			return -1;
+		}
+		if (opt == '?' || opt == ':') {
+			cli_error(c, "unknown or incomplete option '%s' (see --help)",
+				  argv[optind - 1]);
+			return EXIT_USAGE;
+		}
+		if (!allowed(cmd, opt)) {
+			cli_error(c, "option '%s' does not apply to %s", argv[optind - 1],
+				  cmd->name);
+			return EXIT_USAGE;
+		}
+		int rc = set_option(c, opt, optarg, &now_arg);
+		if (rc)
+			return rc;
+	}
+	if (optind < argc && !c->source)
+		c->source = argv[optind++];
+	if (optind < argc) {
+		cli_error(c, "unexpected argument '%s'", argv[optind]);
+		return EXIT_USAGE;
+	}
+	if (!c->source) {
+		cli_error(c, "no SOURCE given (usage: ddbaudit %s)", cmd->usage);
+		return EXIT_USAGE;
+	}
+	c->audit.source = c->source;
+	return finish_options(c, now_arg);
+}
+
+void cli_release(struct cli *c)
+{
+	json_decref(c->options);
+	c->options = NULL;
+}
+
+void cli_progress(void *ctx, const struct dda_progress *p)
+{
+	struct cli *c = ctx;
+	bool show = c->progress == 1 || (c->progress == 2 && c->is_tty && c->verbose >= 0);
+	if (!show || (!p->done && p->elapsed < DDA_USEC_PER_SEC))
+		return;
+	double secs = (double)p->elapsed / 1e6;
+	if (p->done) {
+		if (c->is_tty)
+			fputs("\r\033[K", stderr);
+		else if (c->progress == 1)
+			fprintf(stderr, "progress: done in %.1fs\n", secs);
+		return;
+	}
+	fprintf(stderr, "%s%llu objects  %llu records  %.0f records/s  %.1fs%s",
+		c->is_tty ? "\r\033[K" : "", (unsigned long long)p->objects,
+		(unsigned long long)p->records, secs > 0 ? (double)p->records / secs : 0.0, secs,
+		c->is_tty ? "" : "\n");
+}
+
+int cli_verdict(const struct cli *c, const struct dda_result *res)
+{
+	if (res->fatal.code)
+		return EXIT_RUNTIME;
+	int sev = dda_result_max_severity(res);
+	return sev >= 0 && sev >= c->fail_on ? EXIT_ANOMALIES : EXIT_CLEAN;
+}
+
+/* A signal handler may only touch a volatile sig_atomic_t-like flag; the
+ * audit polls it between chunks. */
+static volatile int *stop_flag;
+static volatile int stop_storage;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (stop_flag)
+		*stop_flag = 1;
+}
+
+void cli_catch_signals(struct cli *c)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	stop_flag = &stop_storage;
+	c->audit.stop = stop_flag;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}

@@ -1,0 +1,135 @@
+/* The JSON report, schema ddbaudit.report/v1 (DESIGN.md section 5). Field
+ * names are stable; later versions only add fields. */
+#include "report/report_impl.h"
+
+static json_t *time_or_null(int64_t t, bool frac)
+{
+	char buf[DDA_TIME_STRLEN];
+	return t == DDA_TIME_NONE ? json_null() : json_string(dda_time_format(t, frac, buf));
+}
+
+static json_t *str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+static json_t *digest_or_null(bool has, const uint8_t *d)
+{
+	char hex[2 * DDA_DIGEST_LEN + 1];
+	if (!has)
+		return json_null();
+	dda__hex(d, DDA_DIGEST_LEN, hex);
+	return json_string(hex);
+}
+
+static json_t *summary_json(const struct dda_summary *s)
+{
+	json_t *by_kind = json_object();
+	for (int k = 0; k < DDA_K__COUNT; k++)
+		if (s->by_kind[k])
+			json_object_set_new(by_kind, dda_kind_name(k), json_integer((json_int_t)s->by_kind[k]));
+	return json_pack("{sIsIsIsIsIsIsIsIs{sIsIsI}s{sIsIsI}sosIsI}",
+			 "objects", (json_int_t)s->objects,
+			 "bytes", (json_int_t)s->bytes,
+			 "records", (json_int_t)s->records,
+			 "valid", (json_int_t)s->valid,
+			 "invalid", (json_int_t)s->invalid,
+			 "filtered", (json_int_t)s->filtered,
+			 "duplicates", (json_int_t)s->duplicates,
+			 "items", (json_int_t)s->items,
+			 "events",
+			 "INSERT", (json_int_t)s->events[DDA_EV_INSERT],
+			 "MODIFY", (json_int_t)s->events[DDA_EV_MODIFY],
+			 "REMOVE", (json_int_t)s->events[DDA_EV_REMOVE],
+			 "anomalies",
+			 "error", (json_int_t)s->anomalies[DDA_SEV_ERROR],
+			 "warning", (json_int_t)s->anomalies[DDA_SEV_WARNING],
+			 "info", (json_int_t)s->anomalies[DDA_SEV_INFO],
+			 "by_kind", by_kind,
+			 "prefixes_skipped", (json_int_t)s->prefixes_skipped,
+			 "objects_skipped", (json_int_t)s->objects_skipped);
+}
+
+static json_t *hours_json(const struct dda_result *res)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < res->nhours; i++) {
+		const struct dda_hour_stat *h = &res->hours[i];
+		json_array_append_new(a, json_pack("{sosIsIsI}", "hour", time_or_null(h->hour, false),
+						   "objects", (json_int_t)h->objects,
+						   "records", (json_int_t)h->records,
+						   "anomalies", (json_int_t)h->anomalies));
+	}
+	return a;
+}
+
+static json_t *object_json(const struct dda_result *res, uint32_t obj)
+{
+	const struct dda_object *o = obj != DDA_NO_OBJECT ? dda_objtab_get(res->objs, obj) : NULL;
+	if (!o)
+		return json_null();
+	return json_pack("{sssoso}", "key", o->key, "version", str_or_null(o->version), "etag",
+			 str_or_null(o->etag));
+}
+
+static json_t *anomaly_json(const struct dda_result *res, const struct dda_anomaly *a)
+{
+	json_t *item = a->key ? dda_canon_to_json(a->key, a->key_len) : NULL;
+	json_t *j = json_pack("{sssssosososIsIsssososb}",
+			      "kind", dda_kind_name(a->kind),
+			      "severity", dda_severity_name(a->severity),
+			      "item", item ? item : json_null(),
+			      "object", object_json(res, a->obj),
+			      "time", time_or_null(a->time, true),
+			      "line", (json_int_t)a->line,
+			      "index", (json_int_t)a->index,
+			      "detail", a->detail ? a->detail : "",
+			      "expected_digest", digest_or_null(a->has_expected, a->expected),
+			      "found_digest", digest_or_null(a->has_found, a->found),
+			      "provisional", a->provisional);
+	if (j && a->diff)
+		json_object_set(j, "diff", a->diff);
+	if (j && a->prev_obj != DDA_NO_OBJECT)
+		json_object_set_new(j, "previous",
+				    json_pack("{sosI}", "object", object_json(res, a->prev_obj),
+					      "index", (json_int_t)a->prev_index));
+	return j;
+}
+
+json_t *dda_report_json(const struct dda_report_info *info, const struct dda_result *res)
+{
+	json_t *anomalies = json_array();
+	for (size_t i = 0; anomalies && i < res->nanomalies; i++)
+		json_array_append_new(anomalies, anomaly_json(res, &res->anomalies[i]));
+	json_t *options = info->options ? json_deep_copy(info->options) : json_object();
+	json_t *run = json_pack("{sososss{soso}sosb}", "started", time_or_null(res->started, false),
+				"finished", time_or_null(res->finished, false), "source",
+				info->source ? info->source : "", "range", "from",
+				time_or_null(info->range.from, false), "to",
+				time_or_null(info->range.to, false), "options", options,
+				"complete", !res->fatal.code);
+	if (run && res->fatal.code)
+		json_object_set_new(run, "error", json_string(res->fatal.msg));
+	json_t *manifest = json_null();
+	if (res->has_manifest)
+		manifest = json_pack("{ssss}", "path",
+				     info->manifest_name ? info->manifest_name : "manifest.ndjson",
+				     "sha256", res->manifest_sha256);
+	return json_pack("{sss{ssss}sosososo}", "schema", DDA_REPORT_SCHEMA, "tool", "name",
+			 "ddbaudit", "version", dda_version(), "run", run, "summary",
+			 summary_json(&res->sum), "hours", hours_json(res), "anomalies", anomalies,
+			 "manifest", manifest);
+}
+
+int dda__report_json(const struct dda_report_info *info, const struct dda_result *res, FILE *out,
+		     struct dda_error *err)
+{
+	json_t *j = dda_report_json(info, res);
+	if (!j)
+		return dda_error_set(err, DDA_ENOMEM, "cannot build the JSON report");
+	int rc = json_dumpf(j, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
+	json_decref(j);
+	if (rc || fputc('\n', out) == EOF)
+		return dda_error_set(err, DDA_EIO, "cannot write the JSON report");
+	return 0;
+}

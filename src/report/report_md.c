@@ -1,0 +1,145 @@
+/* The Markdown report: the verdict, the summary, anomalies by kind, the
+ * top anomalies (most severe first) and the hours, readable in a terminal
+ * and pasteable into a ticket. */
+#include "report/report_impl.h"
+
+#include <stdlib.h>
+
+/* Table cells must not break the table: '|' and newlines are escaped. */
+static void cell(FILE *out, const char *s, size_t max)
+{
+	size_t n = 0;
+	for (; *s && n < max; s++, n++) {
+		if (*s == '|')
+			fputs("\\|", out);
+		else if (*s == '\n' || *s == '\r')
+			fputc(' ', out);
+		else
+			fputc(*s, out);
+	}
+	if (*s)
+		fputs("...", out);
+}
+
+static int cmp_severity(const void *pa, const void *pb)
+{
+	const struct dda_anomaly *a = *(const struct dda_anomaly *const *)pa;
+	const struct dda_anomaly *b = *(const struct dda_anomaly *const *)pb;
+	if (a->severity != b->severity)
+		return a->severity > b->severity ? -1 : 1;
+	return a < b ? -1 : a > b;
+}
+
+static void summary(FILE *out, const struct dda_report_info *info, const struct dda_result *res)
+{
+	const struct dda_summary *s = &res->sum;
+	char from[DDA_TIME_STRLEN], to[DDA_TIME_STRLEN];
+	int sev = dda_result_max_severity(res);
+	fprintf(out, "# ddbaudit report\n\n");
+	fprintf(out, "**Verdict: %s**", sev == DDA_SEV_ERROR     ? "errors found"
+					 : sev == DDA_SEV_WARNING ? "warnings found"
+								  : "clean");
+	if (res->fatal.code)
+		fprintf(out, " (incomplete: %s)", res->fatal.msg);
+	fprintf(out, "\n\n- Source: `%s`\n", info->source ? info->source : "");
+	fprintf(out, "- Range: %s to %s\n", dda_time_format(info->range.from, false, from),
+		dda_time_format(info->range.to, false, to));
+	fprintf(out, "- ddbaudit %s\n\n", dda_version());
+	fprintf(out, "| | count |\n|---|---:|\n");
+	fprintf(out, "| objects | %llu |\n| bytes | %llu |\n| records | %llu |\n",
+		(unsigned long long)s->objects, (unsigned long long)s->bytes,
+		(unsigned long long)s->records);
+	fprintf(out, "| valid | %llu |\n| invalid | %llu |\n| duplicates | %llu |\n",
+		(unsigned long long)s->valid, (unsigned long long)s->invalid,
+		(unsigned long long)s->duplicates);
+	fprintf(out, "| items | %llu |\n| INSERT / MODIFY / REMOVE | %llu / %llu / %llu |\n",
+		(unsigned long long)s->items, (unsigned long long)s->events[DDA_EV_INSERT],
+		(unsigned long long)s->events[DDA_EV_MODIFY],
+		(unsigned long long)s->events[DDA_EV_REMOVE]);
+	fprintf(out, "| anomalies (error / warning / info) | %llu / %llu / %llu |\n\n",
+		(unsigned long long)s->anomalies[DDA_SEV_ERROR],
+		(unsigned long long)s->anomalies[DDA_SEV_WARNING],
+		(unsigned long long)s->anomalies[DDA_SEV_INFO]);
+}
+
+static void by_kind(FILE *out, const struct dda_result *res)
+{
+	if (!res->nanomalies)
+		return;
+	fprintf(out, "## Anomalies by kind\n\n| kind | severity | count |\n|---|---|---:|\n");
+	for (int k = 0; k < DDA_K__COUNT; k++)
+		if (res->sum.by_kind[k])
+			fprintf(out, "| %s | %s | %llu |\n", dda_kind_name(k),
+				dda_severity_name(dda_kind_severity(k)),
+				(unsigned long long)res->sum.by_kind[k]);
+	fputc('\n', out);
+}
+
+static int top(FILE *out, const struct dda_report_info *info, const struct dda_result *res)
+{
+	size_t n = res->nanomalies, max = info->md_top ? info->md_top : DDA_REPORT_MD_TOP;
+	if (!n)
+		return 0;
+	const struct dda_anomaly **order = malloc(n * sizeof(*order));
+	if (!order)
+		return DDA_ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		order[i] = &res->anomalies[i];
+	qsort(order, n, sizeof(*order), cmp_severity);
+	struct dda_buf item;
+	dda_buf_init(&item, 1 << 20);
+	fprintf(out, "## Top anomalies\n\n");
+	if (n > max)
+		fprintf(out, "The %zu most severe of %zu; the JSON and CSV reports list all.\n\n",
+			max, n);
+	fprintf(out, "| severity | kind | item | object | detail |\n|---|---|---|---|---|\n");
+	for (size_t i = 0; i < n && i < max; i++) {
+		const struct dda_anomaly *a = order[i];
+		const struct dda_object *o =
+			a->obj != DDA_NO_OBJECT ? dda_objtab_get(res->objs, a->obj) : NULL;
+		fprintf(out, "| %s | %s | ", dda_severity_name(a->severity),
+			dda_kind_name(a->kind));
+		cell(out, dda__report_item_text(a, &item), 80);
+		fputs(" | ", out);
+		cell(out, o ? o->key : "", 100);
+		if (o && a->line > 1)
+			fprintf(out, ":%llu", (unsigned long long)a->line);
+		fputs(" | ", out);
+		cell(out, a->detail ? a->detail : "", 200);
+		fputs(" |\n", out);
+	}
+	fputc('\n', out);
+	dda_buf_release(&item);
+	free(order);
+	return 0;
+}
+
+static void hours(FILE *out, const struct dda_result *res)
+{
+	char t[DDA_TIME_STRLEN];
+	if (!res->nhours)
+		return;
+	fprintf(out, "## Hours\n\n| hour | objects | records | anomalies |\n|---|---:|---:|---:|\n");
+	for (size_t i = 0; i < res->nhours; i++)
+		fprintf(out, "| %s | %llu | %llu | %llu |\n",
+			dda_time_format(res->hours[i].hour, false, t),
+			(unsigned long long)res->hours[i].objects,
+			(unsigned long long)res->hours[i].records,
+			(unsigned long long)res->hours[i].anomalies);
+	fputc('\n', out);
+}
+
+int dda__report_md(const struct dda_report_info *info, const struct dda_result *res, FILE *out,
+		   struct dda_error *err)
+{
+	summary(out, info, res);
+	by_kind(out, res);
+	if (top(out, info, res))
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	hours(out, res);
+	if (res->has_manifest)
+		fprintf(out, "Manifest: `%s`, SHA-256 `%s`\n",
+			info->manifest_name ? info->manifest_name : "manifest.ndjson",
+			res->manifest_sha256);
+	return 0;
+}
