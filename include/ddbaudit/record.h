@@ -120,6 +120,9 @@ struct dda_decoder_opts {
 	size_t nkeys;
 	struct dda_range range;
 	bool check_prefix; /* PREFIX_SKEW and object-name KEY_MISMATCH checks */
+	/* Always take the jansson path: records then carry their images (the
+	 * fast path for seed records computes digests without them). */
+	bool need_images;
 };
 
 /* Parses "UserId:HASH,ActivityId:RANGE" into opts (fields default to the

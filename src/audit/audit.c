@@ -430,6 +430,7 @@ static void add_diffs(struct audit *a, struct anomaly_vec *all)
 	struct dda_decoder_opts dopts = a->o->dec;
 	dopts.range.from = dopts.range.to = DDA_TIME_NONE;
 	dopts.check_prefix = false;
+	dopts.need_images = true;
 	struct dda_decoder *dec = dda_decoder_new(&dopts, a->res->objs);
 	size_t done = 0;
 	for (size_t i = 0; dec && i < all->n && done < DDA_MAX_DIFFS; i++) {
@@ -504,7 +505,9 @@ static int start_workers(struct audit *a, int n, struct dda_error *err)
 	for (int i = 0; i < n; i++) {
 		struct worker *w = &a->w[i];
 		w->a = a;
-		w->dec = dda_decoder_new(&a->o->dec, a->res->objs);
+		struct dda_decoder_opts dopts = a->o->dec;
+		dopts.need_images = dopts.need_images || a->o->on_record;
+		w->dec = dda_decoder_new(&dopts, a->res->objs);
 		w->hist = dda_history_new();
 		if (!w->dec || !w->hist) {
 			dda_decoder_free(w->dec);

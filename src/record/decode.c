@@ -4,6 +4,7 @@
  * the decoder: it becomes an anomaly naming the object and position. */
 #include "util/util.h"
 #include "ddbaudit/record.h"
+#include "record/scan.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -21,6 +22,7 @@ struct dda_decoder {
 	const struct dda_objtab *objs;
 	size_t sorted[DDA_MAX_KEY_ATTRS]; /* seed key attributes in name order */
 	struct dda_buf key, ikey, why, tmp;
+	struct dda__scanner *scan; /* the fast path, or NULL */
 };
 
 /* What a dialect parser extracts before the common checks. */
@@ -84,6 +86,10 @@ struct dda_decoder *dda_decoder_new(const struct dda_decoder_opts *opts,
 	dda_buf_init(&d->ikey, 64 << 10);
 	dda_buf_init(&d->why, 4096);
 	dda_buf_init(&d->tmp, DDA_BUF_UNLIMITED);
+	if (!opts->need_images && !(d->scan = dda__scanner_new())) {
+		free(d);
+		return NULL;
+	}
 	return d;
 }
 
@@ -95,6 +101,7 @@ void dda_decoder_free(struct dda_decoder *d)
 	dda_buf_release(&d->ikey);
 	dda_buf_release(&d->why);
 	dda_buf_release(&d->tmp);
+	dda__scanner_free(d->scan);
 	free(d);
 }
 
@@ -164,6 +171,13 @@ static int parse_event_name(const char *s, size_t n)
 	return -1;
 }
 
+/* Records outside the range are dropped before any other check, so that
+ * findings are only ever about records of the range. Returns 1 to drop. */
+static int out_of_range(struct run *r, const struct fields *f)
+{
+	return !dda_range_contains(&r->d->opts.range, f->time);
+}
+
 /* Shared by the dialects: eventName must be present and known. */
 static int need_event_name(struct run *r, const json_t *rec, struct fields *f)
 {
@@ -215,6 +229,8 @@ static int parse_seed(struct run *r, const json_t *rec, struct fields *f)
 		return emit(r, DDA_K_INVALID_RECORD, DDA_TIME_NONE, NULL,
 			    "timestamp '%.64s' is not ISO-8601", ts),
 		       -1;
+	if (out_of_range(r, f))
+		return 1;
 	if (need_event_name(r, rec, f))
 		return -1;
 	for (size_t i = 0; i < d->opts.nkeys; i++) {
@@ -326,6 +342,8 @@ static int parse_stream(struct run *r, const json_t *rec, struct fields *f)
 			      : "missing field 'dynamodb.ApproximateCreationDateTime'"),
 		       -1;
 	}
+	if (out_of_range(r, f))
+		return 1;
 	if (need_event_name(r, rec, f))
 		return -1;
 	f->keys = json_object_get(db, "Keys");
@@ -353,6 +371,8 @@ static int parse_export(struct run *r, const json_t *rec, struct fields *f)
 			       : "missing field 'Metadata.WriteTimestampMicros'"),
 		       -1;
 	f->time = json_integer_value(wt);
+	if (out_of_range(r, f))
+		return 1;
 	f->keys = json_object_get(rec, "Keys");
 	if (!json_is_object(f->keys))
 		return emit(r, DDA_K_INVALID_RECORD, f->time, NULL, "%s field 'Keys'",
@@ -597,45 +617,6 @@ static int validate(struct run *r, struct fields *f, struct dda_record *out)
 	return 0;
 }
 
-/* Decodes one record value; returns its outcome. */
-static enum outcome decode_record(struct run *r, const json_t *rec)
-{
-	struct dda_decoder *d = r->d;
-	struct fields f = {.time = DDA_TIME_NONE};
-	struct dda_record out = {.obj = r->c->obj, .index = r->index, .line = r->line};
-	if (extract(r, rec, &f))
-		return f.time != DDA_TIME_NONE && !dda_range_contains(&d->opts.range, f.time)
-			       ? OUT_FILTERED
-			       : OUT_INVALID;
-	if (!dda_range_contains(&d->opts.range, f.time))
-		return OUT_FILTERED;
-	if (validate(r, &f, &out))
-		return OUT_INVALID;
-	if (d->opts.check_prefix && (check_object_name(r, &f) || check_prefix_skew(r, &f)))
-		return OUT_INVALID; /* only a sink error gets here */
-	out.dialect = f.dialect;
-	out.event = f.event;
-	out.time = f.time;
-	out.seq = f.seq;
-	out.seq_len = f.seq_len;
-	out.event_id = f.event_id;
-	out.event_id_len = f.event_id_len;
-	out.key = (const uint8_t *)d->key.ptr;
-	out.key_len = d->key.len;
-	out.has_old = f.old_img != NULL;
-	out.has_new = f.new_img != NULL;
-	out.old_unknown = !out.has_old && f.event != DDA_EV_INSERT;
-	out.new_unknown = !out.has_new && f.event != DDA_EV_REMOVE;
-	out.ttl = f.ttl;
-	out.old_image = f.old_img;
-	out.new_image = f.new_img;
-	out.raw = rec;
-	int rc = r->sink->record(r->sink->ctx, &out);
-	if (rc && !r->rc)
-		r->rc = rc;
-	return OUT_VALID;
-}
-
 static void count(struct run *r, enum outcome o)
 {
 	switch (o) {
@@ -651,6 +632,84 @@ static void count(struct run *r, enum outcome o)
 		r->counts->filtered++;
 		break;
 	}
+}
+
+/* The checks that only add findings, then the record goes to the sink. */
+static enum outcome finish_record(struct run *r, struct fields *f, struct dda_record *out)
+{
+	struct dda_decoder *d = r->d;
+	if (d->opts.check_prefix && (check_object_name(r, f) || check_prefix_skew(r, f)))
+		return OUT_INVALID; /* only a sink error gets here */
+	out->dialect = f->dialect;
+	out->event = f->event;
+	out->time = f->time;
+	out->seq = f->seq;
+	out->seq_len = f->seq_len;
+	out->event_id = f->event_id;
+	out->event_id_len = f->event_id_len;
+	out->key = (const uint8_t *)d->key.ptr;
+	out->key_len = d->key.len;
+	out->old_unknown = !out->has_old && f->event != DDA_EV_INSERT;
+	out->new_unknown = !out->has_new && f->event != DDA_EV_REMOVE;
+	out->ttl = f->ttl;
+	int rc = r->sink->record(r->sink->ctx, out);
+	if (rc && !r->rc)
+		r->rc = rc;
+	return OUT_VALID;
+}
+
+/* Decodes one record value; returns its outcome. */
+static enum outcome decode_record(struct run *r, const json_t *rec)
+{
+	struct fields f = {.time = DDA_TIME_NONE};
+	struct dda_record out = {.obj = r->c->obj, .index = r->index, .line = r->line};
+	int x = extract(r, rec, &f);
+	if (x)
+		return x > 0 ? OUT_FILTERED : OUT_INVALID;
+	if (validate(r, &f, &out))
+		return OUT_INVALID;
+	out.has_old = f.old_img != NULL;
+	out.has_new = f.new_img != NULL;
+	out.old_image = f.old_img;
+	out.new_image = f.new_img;
+	out.raw = rec;
+	return finish_record(r, &f, &out);
+}
+
+/* The fast path (scan.h) for one value at p[0..n). Returns true when it
+ * decided the value (a record or a filtered one); *used is its length. */
+static bool try_fast(struct run *r, const char *p, size_t n, bool whole, size_t *used)
+{
+	struct dda_decoder *d = r->d;
+	struct dda__scan_out so;
+	if (!d->scan)
+		return false;
+	int sr = dda__scan_seed(d->scan, &d->opts, p, n, whole, &so);
+	if (sr != DDA_SCAN_RECORD && sr != DDA_SCAN_FILTERED)
+		return false;
+	*used = so.consumed;
+	r->counts->values++;
+	if (sr == DDA_SCAN_FILTERED) {
+		count(r, OUT_FILTERED);
+		r->index++;
+		return true;
+	}
+	struct fields f = {.dialect = DDA_DIALECT_SEED, .event = so.event, .time = so.time,
+			   .view = VIEW_NEW_AND_OLD};
+	memcpy(f.kval, so.kval, sizeof(f.kval));
+	memcpy(f.klen, so.klen, sizeof(f.klen));
+	struct dda_record out = {.obj = r->c->obj, .index = r->index, .line = r->line,
+				 .has_old = so.has_old, .has_new = so.has_new};
+	memcpy(out.old_digest, so.old_digest, DDA_DIGEST_LEN);
+	memcpy(out.new_digest, so.new_digest, DDA_DIGEST_LEN);
+	dda_buf_reset(&d->key);
+	if (seed_key(d, &f, &d->key)) {
+		r->rc = DDA_ENOMEM;
+		return true;
+	}
+	count(r, finish_record(r, &f, &out));
+	r->index++;
+	return true;
 }
 
 /* One JSON value: a record, or a Lambda event holding several. */
@@ -732,6 +791,12 @@ static void decode_doc(struct run *r)
 		return;
 	}
 	while (pos < n && !r->rc) {
+		size_t used;
+		if (try_fast(r, p + pos, n - pos, false, &used)) {
+			r->line += count_lines(p + pos, used);
+			pos = skip_space(p, pos + used, n, &r->line);
+			continue;
+		}
 		json_error_t je;
 		json_t *v = json_loadb(p + pos, n - pos, DDA_JSON_FLAGS | JSON_DISABLE_EOF_CHECK, &je);
 		if (!v) {
@@ -761,7 +826,8 @@ static void decode_lines(struct run *r)
 		const char *le = nl ? nl : end;
 		size_t len = (size_t)(le - p);
 		size_t s = skip_space(p, 0, len, &(uint64_t){0});
-		if (s < len) {
+		size_t used;
+		if (s < len && !try_fast(r, p, len, true, &used)) {
 			json_error_t je;
 			json_t *v = json_loadb(p, len, DDA_JSON_FLAGS, &je);
 			if (v) {

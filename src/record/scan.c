@@ -1,0 +1,738 @@
+/* The decoder's fast path for seed records (see scan.h). Two passes over a
+ * flat token tape: a strict JSON tokenizer (UTF-8 checked, escapes noted,
+ * no allocation per value), then the seed dialect's rules and the canonical
+ * serialization of docs/canonical-form.md straight from the tape. */
+#include "record/scan.h"
+
+#include <openssl/evp.h>
+
+/* Deeper than any valid image (32 levels of M/L, two tokens per level, plus
+ * the record): beyond this the jansson path decides. */
+#define SCAN_MAX_DEPTH 80
+/* Tokens of one record; a bigger record goes to the jansson path. */
+#define SCAN_MAX_TOKENS (1u << 20)
+
+enum tok_type { T_OBJ, T_ARR, T_STR, T_NUM, T_TRUE, T_FALSE, T_NULL };
+
+struct tok {
+	uint8_t type;
+	uint8_t esc;     /* string held escapes: decoded into strs at off */
+	uint32_t count;  /* members or elements; string length (decoded bytes) */
+	uint32_t end;    /* index just after this token's subtree */
+	size_t off;      /* decoded string's offset in strs */
+	const char *ptr; /* string bytes (raw if no escapes, else in strs) */
+};
+
+struct span {
+	const char *name;
+	size_t name_len;
+	size_t start, end; /* of the serialized entry in the output buffer */
+};
+
+struct dda__scanner {
+	struct tok *tape;
+	uint32_t ntok, cap;
+	struct dda_buf strs;  /* decoded strings, reset per record */
+	struct dda_buf ser;   /* serialization of one image */
+	struct dda_buf tmp;   /* sort scratch */
+	struct dda_buf num;   /* number / base64 scratch */
+	struct dda_buf why;
+	struct span *spans;
+	size_t nspans, cap_spans;
+	EVP_MD_CTX *md;
+};
+
+struct dda__scanner *dda__scanner_new(void)
+{
+	struct dda__scanner *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	dda_buf_init(&s->strs, DDA_BUF_UNLIMITED);
+	dda_buf_init(&s->ser, DDA_BUF_UNLIMITED);
+	dda_buf_init(&s->tmp, DDA_BUF_UNLIMITED);
+	dda_buf_init(&s->num, DDA_BUF_UNLIMITED);
+	dda_buf_init(&s->why, 4096);
+	s->md = EVP_MD_CTX_new();
+	if (!s->md) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void dda__scanner_free(struct dda__scanner *s)
+{
+	if (!s)
+		return;
+	free(s->tape);
+	free(s->spans);
+	dda_buf_release(&s->strs);
+	dda_buf_release(&s->ser);
+	dda_buf_release(&s->tmp);
+	dda_buf_release(&s->num);
+	dda_buf_release(&s->why);
+	EVP_MD_CTX_free(s->md);
+	free(s);
+}
+
+/* ---- pass 1: tokenizer ---- */
+
+struct lexer {
+	struct dda__scanner *s;
+	const char *p, *end;
+	int depth;
+	bool fail;
+};
+
+static struct tok *push(struct lexer *lx, int type)
+{
+	struct dda__scanner *s = lx->s;
+	if (s->ntok == s->cap) {
+		uint32_t cap = s->cap ? s->cap * 2 : 256;
+		struct tok *nt = cap <= SCAN_MAX_TOKENS ? realloc(s->tape, cap * sizeof(*nt)) : NULL;
+		if (!nt) {
+			lx->fail = true;
+			return NULL;
+		}
+		s->tape = nt;
+		s->cap = cap;
+	}
+	struct tok *t = &s->tape[s->ntok++];
+	t->type = (uint8_t)type;
+	t->esc = 0;
+	t->count = 0;
+	t->end = s->ntok;
+	t->ptr = NULL;
+	return t;
+}
+
+static void skip_ws(struct lexer *lx)
+{
+	while (lx->p < lx->end &&
+	       (*lx->p == ' ' || *lx->p == '\n' || *lx->p == '\t' || *lx->p == '\r'))
+		lx->p++;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static int hex4(const char *p)
+{
+	int v = 0;
+	for (int i = 0; i < 4; i++) {
+		int h = hexval(p[i]);
+		if (h < 0)
+			return -1;
+		v = v * 16 + h;
+	}
+	return v;
+}
+
+/* Length of the valid UTF-8 sequence at p (RFC 3629: no overlongs, no
+ * surrogates, at most U+10FFFF), or 0. */
+static size_t utf8_len(const unsigned char *p, const unsigned char *end)
+{
+	unsigned char c = p[0];
+	size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
+	if (!n || c > 0xf4 || (size_t)(end - p) < n)
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	if (n == 3 && ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] >= 0xa0)))
+		return 0;
+	if (n == 4 && ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] >= 0x90)))
+		return 0;
+	return n;
+}
+
+/* Checks one escape at p (after the backslash); returns its length. */
+static size_t escape_len(const char *p, const char *end)
+{
+	if (p >= end)
+		return 0;
+	if (strchr("\"\\/bfnrt", *p) && *p)
+		return 1;
+	if (*p != 'u' || end - p < 5)
+		return 0;
+	int u = hex4(p + 1);
+	if (u < 0 || (u >= 0xdc00 && u <= 0xdfff))
+		return 0;
+	if (u < 0xd800 || u > 0xdbff)
+		return 5;
+	/* A high surrogate must be followed by a low one. */
+	if (end - p < 11 || p[5] != '\\' || p[6] != 'u')
+		return 0;
+	int lo = hex4(p + 7);
+	return lo >= 0xdc00 && lo <= 0xdfff ? 11 : 0;
+}
+
+static void put_utf8(char *out, size_t *n, unsigned cp)
+{
+	if (cp < 0x80) {
+		out[(*n)++] = (char)cp;
+	} else if (cp < 0x800) {
+		out[(*n)++] = (char)(0xc0 | cp >> 6);
+		out[(*n)++] = (char)(0x80 | (cp & 0x3f));
+	} else if (cp < 0x10000) {
+		out[(*n)++] = (char)(0xe0 | cp >> 12);
+		out[(*n)++] = (char)(0x80 | (cp >> 6 & 0x3f));
+		out[(*n)++] = (char)(0x80 | (cp & 0x3f));
+	} else {
+		out[(*n)++] = (char)(0xf0 | cp >> 18);
+		out[(*n)++] = (char)(0x80 | (cp >> 12 & 0x3f));
+		out[(*n)++] = (char)(0x80 | (cp >> 6 & 0x3f));
+		out[(*n)++] = (char)(0x80 | (cp & 0x3f));
+	}
+}
+
+/* Decodes the (already checked) escapes of raw[0..n) into strs. Escapes
+ * only shrink, and strs was sized for the whole record up front, so this
+ * never reallocates and earlier offsets stay valid. */
+static void unescape(struct dda_buf *strs, const char *raw, size_t n, struct tok *t)
+{
+	char *o = strs->ptr + strs->len;
+	size_t len = 0;
+	for (const char *p = raw, *end = raw + n; p < end;) {
+		if (*p != '\\') {
+			o[len++] = *p++;
+			continue;
+		}
+		char e = p[1];
+		p += 2;
+		if (e != 'u') {
+			static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+			o[len++] = to[strchr(from, e) - from];
+			continue;
+		}
+		unsigned cp = (unsigned)hex4(p);
+		p += 4;
+		if (cp >= 0xd800 && cp <= 0xdbff) {
+			unsigned lo = (unsigned)hex4(p + 2);
+			cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+			p += 6;
+		}
+		put_utf8(o, &len, cp);
+	}
+	t->off = strs->len;
+	t->count = (uint32_t)len;
+	strs->len += len;
+}
+
+static void lex_string(struct lexer *lx)
+{
+	struct tok *t = push(lx, T_STR);
+	if (!t)
+		return;
+	const char *p = ++lx->p;
+	t->ptr = p;
+	while (p < lx->end) {
+		unsigned char c = (unsigned char)*p;
+		if (c == '"') {
+			t->count = (uint32_t)(p - t->ptr);
+			if (t->esc)
+				unescape(&lx->s->strs, t->ptr, t->count, t);
+			lx->p = p + 1;
+			return;
+		}
+		if (c == '\\') {
+			size_t n = escape_len(p + 1, lx->end);
+			if (!n)
+				break;
+			t->esc = 1;
+			p += 1 + n;
+		} else if (c < 0x20) {
+			break;
+		} else if (c < 0x80) {
+			p++;
+		} else {
+			size_t n = utf8_len((const unsigned char *)p, (const unsigned char *)lx->end);
+			if (!n)
+				break;
+			p += n;
+		}
+	}
+	lx->fail = true;
+}
+
+static void lex_value(struct lexer *lx);
+
+static void lex_container(struct lexer *lx, bool obj)
+{
+	uint32_t at = lx->s->ntok;
+	if (!push(lx, obj ? T_OBJ : T_ARR) || ++lx->depth > SCAN_MAX_DEPTH) {
+		lx->fail = true;
+		return;
+	}
+	lx->p++;
+	skip_ws(lx);
+	uint32_t count = 0;
+	char close = obj ? '}' : ']';
+	if (lx->p < lx->end && *lx->p == close) {
+		lx->p++;
+		goto done;
+	}
+	while (!lx->fail) {
+		skip_ws(lx);
+		if (obj) {
+			if (lx->p >= lx->end || *lx->p != '"') {
+				lx->fail = true;
+				return;
+			}
+			lex_string(lx);
+			skip_ws(lx);
+			if (lx->fail || lx->p >= lx->end || *lx->p++ != ':') {
+				lx->fail = true;
+				return;
+			}
+		}
+		lex_value(lx);
+		count++;
+		skip_ws(lx);
+		if (lx->fail || lx->p >= lx->end)
+			break;
+		if (*lx->p == ',') {
+			lx->p++;
+			continue;
+		}
+		if (*lx->p == close) {
+			lx->p++;
+			goto done;
+		}
+		break;
+	}
+	lx->fail = true;
+	return;
+done:
+	lx->depth--;
+	lx->s->tape[at].count = count;
+	lx->s->tape[at].end = lx->s->ntok;
+}
+
+static void lex_literal(struct lexer *lx, const char *word, int type)
+{
+	size_t n = strlen(word);
+	if ((size_t)(lx->end - lx->p) < n || memcmp(lx->p, word, n)) {
+		lx->fail = true;
+		return;
+	}
+	lx->p += n;
+	push(lx, type);
+}
+
+static void lex_value(struct lexer *lx)
+{
+	skip_ws(lx);
+	if (lx->p >= lx->end) {
+		lx->fail = true;
+		return;
+	}
+	switch (*lx->p) {
+	case '{':
+		lex_container(lx, true);
+		return;
+	case '[':
+		lex_container(lx, false);
+		return;
+	case '"':
+		lex_string(lx);
+		return;
+	case 't':
+		lex_literal(lx, "true", T_TRUE);
+		return;
+	case 'f':
+		lex_literal(lx, "false", T_FALSE);
+		return;
+	case 'n':
+		lex_literal(lx, "null", T_NULL);
+		return;
+	}
+	/* Numbers never occur in seed records (values are DynamoDB JSON
+	 * strings), and jansson's range rules for them are its own. */
+	lx->fail = true;
+}
+
+
+/* ---- pass 2: the record ---- */
+
+static bool str_eq(const struct tok *t, const char *lit)
+{
+	size_t n = strlen(lit);
+	return t->type == T_STR && t->count == n && !memcmp(t->ptr, lit, n);
+}
+
+/* The value token of member `name` of the object at o, or 0. */
+static uint32_t member(const struct dda__scanner *s, uint32_t o, const char *name)
+{
+	uint32_t i = o + 1;
+	for (uint32_t k = 0; k < s->tape[o].count; k++) {
+		if (str_eq(&s->tape[i], name))
+			return i + 1;
+		i = s->tape[i + 1].end;
+	}
+	return 0;
+}
+
+static int cmp_slices(const void *pa, const void *pb)
+{
+	const dda_slice *a = pa, *b = pb;
+	int c = memcmp(a->ptr, b->ptr, DDA_MIN(a->len, b->len));
+	if (c)
+		return c;
+	return a->len < b->len ? -1 : a->len > b->len;
+}
+
+/* jansson refuses duplicate member names and NUL inside them: so must we,
+ * for every object of the record. */
+static bool names_ok(const struct dda__scanner *s)
+{
+	dda_slice small[32];
+	for (uint32_t o = 0; o < s->ntok; o++) {
+		const struct tok *t = &s->tape[o];
+		if (t->type != T_OBJ || t->count == 0)
+			continue;
+		dda_slice *names = t->count <= 32 ? small : malloc(t->count * sizeof(*names));
+		if (!names)
+			return false;
+		uint32_t i = o + 1;
+		bool ok = true;
+		for (uint32_t k = 0; k < t->count; k++) {
+			names[k] = dda_slice_make(s->tape[i].ptr, s->tape[i].count);
+			ok = ok && !memchr(names[k].ptr, '\0', names[k].len);
+			i = s->tape[i + 1].end;
+		}
+		if (ok && t->count > 1) {
+			qsort(names, t->count, sizeof(*names), cmp_slices);
+			for (uint32_t k = 1; k < t->count && ok; k++)
+				ok = cmp_slices(&names[k - 1], &names[k]) != 0;
+		}
+		if (names != small)
+			free(names);
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+static int put_u32(struct dda_buf *b, size_t v)
+{
+	unsigned char p[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+			      (unsigned char)(v >> 8), (unsigned char)v};
+	return dda_buf_add(b, p, 4);
+}
+
+static int put_bytes(struct dda_buf *b, const void *p, size_t n)
+{
+	int rc = put_u32(b, n);
+	return rc ? rc : dda_buf_add(b, p, n);
+}
+
+enum { OK = 0, BAIL = 1 };
+
+static int ser_value(struct dda__scanner *s, uint32_t v, int depth);
+
+/* A scalar's canonical bytes (S, N or B) appended to out. */
+static int scalar_bytes(struct dda__scanner *s, const struct tok *t, char tag,
+			struct dda_buf *out)
+{
+	if (t->type != T_STR)
+		return BAIL;
+	if (tag == 'S')
+		return dda_buf_add(out, t->ptr, t->count) ? BAIL : OK;
+	dda_buf_reset(&s->why);
+	if (tag == 'N')
+		return dda_number_canon(t->ptr, t->count, out, &s->why) ? BAIL : OK;
+	return dda_base64_decode(t->ptr, t->count, out) ? BAIL : OK;
+}
+
+/* SS, NS, BS: elements canonicalized, sorted, no duplicates, not empty. */
+static int ser_set(struct dda__scanner *s, uint32_t v, char tag, uint8_t code)
+{
+	const struct tok *arr = &s->tape[v];
+	if (arr->type != T_ARR || arr->count == 0)
+		return BAIL;
+	/* Elements go to num back to back; spans index them. */
+	dda_buf_reset(&s->num);
+	size_t base = s->nspans;
+	uint32_t i = v + 1;
+	for (uint32_t k = 0; k < arr->count; k++, i = s->tape[i].end) {
+		/* Empty set elements: left to the jansson path to judge. */
+		if (s->tape[i].type != T_STR || s->tape[i].count == 0)
+			return BAIL;
+		size_t start = s->num.len;
+		if (scalar_bytes(s, &s->tape[i], tag, &s->num))
+			return BAIL;
+		if (s->nspans == s->cap_spans) {
+			size_t cap = s->cap_spans ? s->cap_spans * 2 : 64;
+			struct span *ns = realloc(s->spans, cap * sizeof(*ns));
+			if (!ns)
+				return BAIL;
+			s->spans = ns;
+			s->cap_spans = cap;
+		}
+		s->spans[s->nspans++] = (struct span){NULL, 0, start, s->num.len};
+	}
+	size_t n = s->nspans - base;
+	dda_slice small[64], *el = n <= 64 ? small : malloc(n * sizeof(*el));
+	if (!el)
+		return BAIL;
+	for (size_t k = 0; k < n; k++) {
+		struct span *sp = &s->spans[base + k];
+		el[k] = dda_slice_make(s->num.ptr + sp->start, sp->end - sp->start);
+	}
+	s->nspans = base;
+	qsort(el, n, sizeof(*el), cmp_slices);
+	int rc = dda_buf_addc(&s->ser, (char)code) || put_u32(&s->ser, n) ? BAIL : OK;
+	for (size_t k = 0; k < n && rc == OK; k++) {
+		if (k && !cmp_slices(&el[k - 1], &el[k]))
+			rc = BAIL; /* a duplicate: INVALID_VALUE, the jansson path says */
+		else if (put_bytes(&s->ser, el[k].ptr, el[k].len))
+			rc = BAIL;
+	}
+	if (el != small)
+		free(el);
+	return rc;
+}
+
+static int cmp_spans(const void *pa, const void *pb)
+{
+	const struct span *a = pa, *b = pb;
+	int c = memcmp(a->name, b->name, DDA_MIN(a->name_len, b->name_len));
+	if (c)
+		return c;
+	return a->name_len < b->name_len ? -1 : a->name_len > b->name_len;
+}
+
+/* An M (or the image itself): entries serialized in input order, then put
+ * in name order through tmp if they were not already. */
+static int ser_map(struct dda__scanner *s, uint32_t o, int depth)
+{
+	const struct tok *t = &s->tape[o];
+	if (t->type != T_OBJ)
+		return BAIL;
+	if (dda_buf_addc(&s->ser, DDA_TAG_M) || put_u32(&s->ser, t->count))
+		return BAIL;
+	size_t base = s->nspans, body = s->ser.len;
+	uint32_t i = o + 1;
+	bool sorted = true;
+	for (uint32_t k = 0; k < t->count; k++) {
+		const struct tok *name = &s->tape[i];
+		size_t start = s->ser.len;
+		if (put_bytes(&s->ser, name->ptr, name->count) || ser_value(s, i + 1, depth))
+			return BAIL;
+		if (s->nspans == s->cap_spans) {
+			size_t cap = s->cap_spans ? s->cap_spans * 2 : 64;
+			struct span *ns = realloc(s->spans, cap * sizeof(*ns));
+			if (!ns)
+				return BAIL;
+			s->spans = ns;
+			s->cap_spans = cap;
+		}
+		struct span sp = {name->ptr, name->count, start, s->ser.len};
+		if (k && cmp_spans(&s->spans[s->nspans - 1], &sp) > 0)
+			sorted = false;
+		s->spans[s->nspans++] = sp;
+		i = s->tape[i + 1].end;
+	}
+	size_t n = s->nspans - base;
+	s->nspans = base;
+	if (sorted)
+		return OK;
+	qsort(s->spans + base, n, sizeof(struct span), cmp_spans);
+	dda_buf_reset(&s->tmp);
+	for (size_t k = 0; k < n; k++) {
+		const struct span *sp = &s->spans[base + k];
+		if (dda_buf_add(&s->tmp, s->ser.ptr + sp->start, sp->end - sp->start))
+			return BAIL;
+	}
+	memcpy(s->ser.ptr + body, s->tmp.ptr, s->tmp.len);
+	return OK;
+}
+
+/* One AttributeValue at nesting depth `depth` (an attribute of the item is
+ * at depth 1). */
+static int ser_value(struct dda__scanner *s, uint32_t v, int depth)
+{
+	const struct tok *av = &s->tape[v];
+	if (av->type != T_OBJ || av->count != 1 || depth > DDA_MAX_NESTING)
+		return BAIL;
+	const struct tok *tag = &s->tape[v + 1];
+	uint32_t val = v + 2;
+	const struct tok *t = &s->tape[val];
+	if (tag->count == 1 && strchr("SNB", tag->ptr[0]) && tag->ptr[0]) {
+		static const uint8_t code[] = {['S'] = DDA_TAG_S, ['N'] = DDA_TAG_N, ['B'] = DDA_TAG_B};
+		char c = tag->ptr[0];
+		if (dda_buf_addc(&s->ser, (char)code[(unsigned char)c]))
+			return BAIL;
+		size_t at = s->ser.len;
+		if (put_u32(&s->ser, 0) || scalar_bytes(s, t, c, &s->ser))
+			return BAIL;
+		size_t len = s->ser.len - at - 4;
+		unsigned char *p = (unsigned char *)s->ser.ptr + at;
+		p[0] = (unsigned char)(len >> 24);
+		p[1] = (unsigned char)(len >> 16);
+		p[2] = (unsigned char)(len >> 8);
+		p[3] = (unsigned char)len;
+		return OK;
+	}
+	if (str_eq(tag, "BOOL") && (t->type == T_TRUE || t->type == T_FALSE))
+		return dda_buf_addc(&s->ser, DDA_TAG_BOOL) ||
+			       dda_buf_addc(&s->ser, t->type == T_TRUE ? 1 : 0)
+			       ? BAIL
+			       : OK;
+	if (str_eq(tag, "NULL") && t->type == T_TRUE)
+		return dda_buf_addc(&s->ser, DDA_TAG_NULL) ? BAIL : OK;
+	if (str_eq(tag, "M"))
+		return ser_map(s, val, depth + 1);
+	if (str_eq(tag, "L")) {
+		if (t->type != T_ARR || dda_buf_addc(&s->ser, DDA_TAG_L) ||
+		    put_u32(&s->ser, t->count))
+			return BAIL;
+		for (uint32_t i = val + 1, k = 0; k < t->count; k++, i = s->tape[i].end)
+			if (ser_value(s, i, depth + 1))
+				return BAIL;
+		return OK;
+	}
+	if (str_eq(tag, "SS"))
+		return ser_set(s, val, 'S', DDA_TAG_SS);
+	if (str_eq(tag, "NS"))
+		return ser_set(s, val, 'N', DDA_TAG_NS);
+	if (str_eq(tag, "BS"))
+		return ser_set(s, val, 'B', DDA_TAG_BS);
+	return BAIL;
+}
+
+static int image_digest(struct dda__scanner *s, uint32_t img, uint8_t *out)
+{
+	unsigned int len = 0;
+	dda_buf_reset(&s->ser);
+	s->nspans = 0;
+	if (ser_map(s, img, 1))
+		return BAIL;
+	if (EVP_DigestInit_ex(s->md, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(s->md, s->ser.ptr, s->ser.len) != 1 ||
+	    EVP_DigestFinal_ex(s->md, out, &len) != 1)
+		return BAIL;
+	return OK;
+}
+
+/* The image's key attributes must be S values equal to the record's. */
+static bool image_key_ok(const struct dda__scanner *s, const struct dda_decoder_opts *o,
+			 uint32_t img, const struct dda__scan_out *out)
+{
+	for (size_t k = 0; k < o->nkeys; k++) {
+		uint32_t av = member(s, img, o->key_names[k]);
+		if (!av || s->tape[av].type != T_OBJ || s->tape[av].count != 1 ||
+		    !str_eq(&s->tape[av + 1], "S"))
+			return false;
+		const struct tok *v = &s->tape[av + 2];
+		if (v->type != T_STR || v->count != out->klen[k] ||
+		    memcmp(v->ptr, out->kval[k], v->count))
+			return false;
+	}
+	return true;
+}
+
+/* An optional image: absent or null is none, an object is one. */
+static int get_image(const struct dda__scanner *s, uint32_t rec, const char *name, uint32_t *img)
+{
+	*img = member(s, rec, name);
+	if (!*img || s->tape[*img].type == T_NULL) {
+		*img = 0;
+		return OK;
+	}
+	return s->tape[*img].type == T_OBJ ? OK : BAIL;
+}
+
+static int event_code(const struct tok *t)
+{
+	static const char *const names[] = {"INSERT", "MODIFY", "REMOVE"};
+	for (int i = 0; i < 3; i++)
+		if (str_eq(t, names[i]))
+			return i;
+	return -1;
+}
+
+/* The seed dialect's rules, as decode.c applies them, on the tape. */
+static int seed_fields(struct dda__scanner *s, const struct dda_decoder_opts *o,
+		       struct dda__scan_out *out, uint32_t *old_img, uint32_t *new_img)
+{
+	if (s->tape[0].type != T_OBJ || member(s, 0, "dynamodb") || member(s, 0, "Metadata") ||
+	    member(s, 0, "Records"))
+		return BAIL;
+	uint32_t ts = member(s, 0, "timestamp");
+	if (!ts || s->tape[ts].type != T_STR ||
+	    dda_time_parse(s->tape[ts].ptr, s->tape[ts].count, &out->time))
+		return BAIL;
+	if (!dda_range_contains(&o->range, out->time))
+		return DDA_SCAN_FILTERED;
+	uint32_t ev = member(s, 0, "eventName");
+	if (!ev || (out->event = event_code(&s->tape[ev])) < 0)
+		return BAIL;
+	for (size_t k = 0; k < o->nkeys; k++) {
+		uint32_t f = member(s, 0, o->key_fields[k]);
+		if (!f || s->tape[f].type != T_STR || !s->tape[f].count)
+			return BAIL;
+		out->kval[k] = s->tape[f].ptr;
+		out->klen[k] = s->tape[f].count;
+	}
+	uint32_t region = member(s, 0, "awsRegion"), source = member(s, 0, "eventSource");
+	if ((region && s->tape[region].type != T_STR) || (source && s->tape[source].type != T_STR))
+		return BAIL;
+	if (get_image(s, 0, "oldImage", old_img) || get_image(s, 0, "newImage", new_img))
+		return BAIL;
+	/* The view is NEW_AND_OLD_IMAGES: exactly the images the event implies. */
+	bool want_old = out->event != DDA_EV_INSERT, want_new = out->event != DDA_EV_REMOVE;
+	if (want_old != (*old_img != 0) || want_new != (*new_img != 0))
+		return BAIL;
+	return OK;
+}
+
+int dda__scan_seed(struct dda__scanner *s, const struct dda_decoder_opts *opts, const char *p,
+		   size_t n, bool whole, struct dda__scan_out *out)
+{
+	struct lexer lx = {s, p, p + n, 0, false};
+	s->ntok = 0;
+	dda_buf_reset(&s->strs);
+	if (dda_buf_grow(&s->strs, n))
+		return DDA_SCAN_NOMEM;
+	memset(out, 0, sizeof(*out));
+	skip_ws(&lx);
+	if (lx.p >= lx.end || *lx.p != '{')
+		return DDA_SCAN_FALLBACK;
+	lex_value(&lx);
+	if (lx.fail)
+		return DDA_SCAN_FALLBACK;
+	out->consumed = (size_t)(lx.p - p);
+	if (whole) {
+		skip_ws(&lx);
+		if (lx.p != lx.end)
+			return DDA_SCAN_FALLBACK;
+	}
+	for (uint32_t i = 0; i < s->ntok; i++)
+		if (s->tape[i].esc)
+			s->tape[i].ptr = s->strs.ptr + s->tape[i].off;
+	if (!names_ok(s))
+		return DDA_SCAN_FALLBACK;
+	uint32_t old_img = 0, new_img = 0;
+	int rc = seed_fields(s, opts, out, &old_img, &new_img);
+	if (rc)
+		return rc == DDA_SCAN_FILTERED ? DDA_SCAN_FILTERED : DDA_SCAN_FALLBACK;
+	if (old_img && (image_digest(s, old_img, out->old_digest) ||
+			!image_key_ok(s, opts, old_img, out)))
+		return DDA_SCAN_FALLBACK;
+	if (new_img && (image_digest(s, new_img, out->new_digest) ||
+			!image_key_ok(s, opts, new_img, out)))
+		return DDA_SCAN_FALLBACK;
+	out->has_old = old_img != 0;
+	out->has_new = new_img != 0;
+	return DDA_SCAN_RECORD;
+}

@@ -1,0 +1,108 @@
+"""The bundled samples end to end: the directory and the tarball give the same
+figures, and those figures and findings are the ones samples/expected.json
+(written by scripts/gen-samples, which knows the planted damage) says."""
+import json
+import os
+from harness import Case, ROOT, main, run, verify_json
+
+SAMPLES = os.path.join(ROOT, "samples")
+
+
+def item_of(anomaly):
+    item = anomaly.get("item") or {}
+    return {k: list(v.values())[0] for k, v in item.items()}
+
+
+class SamplesTest(Case):
+    @classmethod
+    def setUpClass(cls):
+        with open(os.path.join(SAMPLES, "expected.json")) as f:
+            cls.expected = json.load(f)
+
+    def audit(self, source):
+        status, rep, err = verify_json(source, "--settle", "0")
+        self.assertNoCrash(status, err)
+        self.assertEqual(status, 1, f"the samples hold errors: {err}")
+        return rep
+
+    def check_summary(self, rep):
+        s, e = rep["summary"], self.expected
+        for field in ("objects", "records", "valid", "invalid", "items", "duplicates"):
+            self.assertEqual(s[field], e[field], field)
+        self.assertEqual(s["events"], e["events"])
+        self.assertEqual(s["by_kind"], e["by_kind"])
+
+    def check_findings(self, rep):
+        got = sorted((a["kind"], a["object"]["key"] if a["object"] else None)
+                     for a in rep["anomalies"])
+        want = sorted((a["kind"], a["key"]) for a in self.expected["anomalies"])
+        self.assertEqual(got, want)
+        for want_a in self.expected["anomalies"]:
+            if not want_a.get("item"):
+                continue
+            match = [a for a in rep["anomalies"] if a["kind"] == want_a["kind"]
+                     and a["object"]["key"] == want_a["key"]]
+            self.assertEqual(item_of(match[0]), want_a["item"], want_a)
+
+    def test_directory(self):
+        rep = self.audit(os.path.join(SAMPLES, "audit-logs"))
+        self.check_summary(rep)
+        self.check_findings(rep)
+        gaps = [a for a in rep["anomalies"] if a["kind"] == "GAP"]
+        for gap in gaps:
+            self.assertTrue(gap["diff"]["changed"] or gap["diff"]["added"] or
+                            gap["diff"]["removed"], "a GAP shows what differs")
+
+    def test_tarball_matches_directory(self):
+        d = self.audit(os.path.join(SAMPLES, "audit-logs"))
+        t = self.audit(os.path.join(SAMPLES, "audit-logs.tar.gz"))
+        self.check_summary(t)
+        self.assertEqual(d["summary"], t["summary"])
+        strip = lambda rep: [(a["kind"], a["object"]["key"] if a["object"] else None,
+                              a["detail"]) for a in rep["anomalies"]]
+        self.assertEqual(strip(d), strip(t))
+
+    def test_thread_counts_agree(self):
+        src = os.path.join(SAMPLES, "audit-logs")
+        one = self.audit_args(src, "--threads", "1")
+        four = self.audit_args(src, "--threads", "4")
+        self.assertEqual(one["summary"], four["summary"])
+        self.assertEqual(one["anomalies"], four["anomalies"])
+
+    def audit_args(self, *args):
+        status, rep, err = verify_json(*args, "--settle", "0")
+        self.assertEqual(status, 1, err)
+        return rep
+
+    def test_history_of_an_awkward_key(self):
+        keyed = [a for a in self.expected["anomalies"] if a.get("item")]
+        item = keyed[0]["item"]
+        status, out, err = run("history", os.path.join(SAMPLES, "audit-logs"), "--key",
+                               json.dumps({k: {"S": v} for k, v in item.items()}),
+                               "--format", "json")
+        self.assertEqual(status, 0, err)
+        doc = json.loads(out)
+        self.assertGreater(len(doc["events"]), 0)
+        times = [e["time"] for e in doc["events"]]
+        self.assertEqual(times, sorted(times))
+        for e in doc["events"]:
+            self.assertIn(e["eventName"], ("INSERT", "MODIFY", "REMOVE"))
+            self.assertIn("oldImage", e)
+            self.assertIn("newImage", e)
+
+    def test_range_prunes_hours(self):
+        src = os.path.join(SAMPLES, "audit-logs")
+        full = self.audit(src)
+        hours = [h["hour"] for h in full["hours"]]
+        self.assertGreaterEqual(len(hours), 4)
+        # Audit only the last hour: earlier prefixes (beyond the slack) are not opened.
+        start = hours[-1]
+        status, rep, err = verify_json(src, "--from", start, "--settle", "0")
+        self.assertNoCrash(status, err)
+        self.assertGreater(rep["summary"]["prefixes_skipped"], 0)
+        self.assertLess(rep["summary"]["objects"], full["summary"]["objects"])
+        self.assertLess(rep["summary"]["records"], full["summary"]["records"])
+
+
+if __name__ == "__main__":
+    main()

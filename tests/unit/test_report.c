@@ -1,0 +1,180 @@
+/* Report writers against golden files. The result is built by hand with
+ * fixed times, so the output is byte-for-byte stable. Regenerate the golden
+ * files after an intended change with DDA_UPDATE_GOLDEN=1 and review the diff. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "util/util.h"
+#include "ddbaudit/report.h"
+
+#define GOLDEN DDA_TEST_DATA "/golden/"
+
+static int64_t t(const char *s)
+{
+	int64_t v;
+	assert_int_equal(dda_time_parse(s, strlen(s), &v), 0);
+	return v;
+}
+
+static void key_of(struct dda_anomaly *a, const char *text)
+{
+	struct dda_buf k, why;
+	dda_buf_init(&k, 4096);
+	dda_buf_init(&why, 4096);
+	assert_int_equal(dda_canon_key_parse(text, &k, &why), 0);
+	size_t n;
+	a->key = (uint8_t *)dda_buf_take(&k, &n);
+	a->key_len = (uint32_t)n;
+	dda_buf_release(&why);
+}
+
+static void build(struct dda_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	res->objs = dda_objtab_new();
+	struct dda_object o1 = {.key = "audit-logs/2025/07/12/08/u 1-a|b.json", .size = 420,
+				.last_modified = t("2025-07-12T08:30:00Z"), .etag = "abc123"};
+	struct dda_object o2 = {.key = "audit-logs/2025/07/12/09/bad-1.json", .size = 60,
+				.last_modified = t("2025-07-12T09:00:01Z")};
+	assert_int_equal(dda_objtab_add(res->objs, &o1), 0);
+	assert_int_equal(dda_objtab_add(res->objs, &o2), 1);
+	res->started = t("2025-07-13T02:00:00Z");
+	res->finished = t("2025-07-13T02:00:04Z");
+	res->nanomalies = 3;
+	res->anomalies = calloc(3, sizeof(*res->anomalies));
+	struct dda_anomaly *a = res->anomalies;
+	a[0] = (struct dda_anomaly){.kind = DDA_K_GAP, .severity = DDA_SEV_ERROR, .obj = 0,
+				    .index = 0, .line = 1, .time = t("2025-07-12T08:29:59.123456Z"),
+				    .has_expected = true, .has_found = true, .prev_obj = 0,
+				    .prev_index = 0};
+	key_of(&a[0], "UserId=u 1,ActivityId=a|b");
+	memset(a[0].expected, 0xab, DDA_DIGEST_LEN);
+	memset(a[0].found, 0x01, DDA_DIGEST_LEN);
+	a[0].detail = strdup("MODIFY's old image differs, \"quoted\", with | and\nnewline");
+	a[0].diff = json_pack("{s{}s{}s{s{s{ss}s{ss}}}}", "added", "removed", "changed", "Version",
+			      "expected", "N", "3", "found", "N", "4");
+	a[1] = (struct dda_anomaly){.kind = DDA_K_UNREADABLE, .severity = DDA_SEV_ERROR, .obj = 1,
+				    .line = 1, .time = DDA_TIME_NONE, .prev_obj = DDA_NO_OBJECT};
+	a[1].detail = strdup("not valid JSON at line 1, column 60: premature end of input");
+	a[2] = (struct dda_anomaly){.kind = DDA_K_DUPLICATE, .severity = DDA_SEV_INFO, .obj = 0,
+				    .index = 1, .line = 2, .time = t("2025-07-12T08:31:00Z"),
+				    .prev_obj = DDA_NO_OBJECT};
+	key_of(&a[2], "UserId=u 1,ActivityId=a|b");
+	a[2].detail = strdup("MODIFY recorded again (same images as an earlier record): counted once");
+	struct dda_summary *s = &res->sum;
+	s->objects = 2;
+	s->bytes = 480;
+	s->records = 3;
+	s->valid = 2;
+	s->invalid = 1;
+	s->duplicates = 1;
+	s->items = 1;
+	s->events[DDA_EV_MODIFY] = 2;
+	s->anomalies[DDA_SEV_ERROR] = 2;
+	s->anomalies[DDA_SEV_INFO] = 1;
+	s->by_kind[DDA_K_GAP] = 1;
+	s->by_kind[DDA_K_UNREADABLE] = 1;
+	s->by_kind[DDA_K_DUPLICATE] = 1;
+	res->nhours = 2;
+	res->hours = calloc(2, sizeof(*res->hours));
+	res->hours[0] = (struct dda_hour_stat){t("2025-07-12T08:00Z"), 1, 2, 2};
+	res->hours[1] = (struct dda_hour_stat){t("2025-07-12T09:00Z"), 1, 1, 1};
+	res->has_manifest = true;
+	memset(res->manifest_sha256, 'f', 64);
+}
+
+static void check(int format, const char *name)
+{
+	struct dda_result res;
+	struct dda_error err = {0};
+	build(&res);
+	json_t *opts = json_pack("{sb}", "diffs", 1);
+	struct dda_report_info info = {
+		.source = "samples/audit-logs",
+		.range = {t("2025-07-12T00:00Z"), t("2025-07-13T00:00Z")},
+		.options = opts,
+		.manifest_name = "manifest.ndjson",
+	};
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	assert_non_null(f);
+	assert_int_equal(dda_report_write(format, &info, &res, f, &err), 0);
+	fclose(f);
+	char path[4096];
+	snprintf(path, sizeof(path), GOLDEN "%s", name);
+	if (getenv("DDA_UPDATE_GOLDEN")) {
+		FILE *g = fopen(path, "wb");
+		assert_non_null(g);
+		fwrite(out, 1, len, g);
+		fclose(g);
+	}
+	struct dda_buf want;
+	dda_buf_init(&want, 1 << 20);
+	assert_int_equal(dda__read_file(path, &want, &err), 0);
+	if (want.len != len || memcmp(want.ptr, out, len))
+		fail_msg("%s differs from the golden file:\n--- got ---\n%s", name, out);
+	dda_buf_release(&want);
+	free(out);
+	json_decref(opts);
+	dda_result_release(&res);
+}
+
+static void test_json_golden(void **state)
+{
+	check(DDA_FMT_JSON, "report.json");
+}
+
+static void test_csv_golden(void **state)
+{
+	check(DDA_FMT_CSV, "anomalies.csv");
+}
+
+static void test_md_golden(void **state)
+{
+	check(DDA_FMT_MD, "report.md");
+}
+
+/* The JSON report parses and carries the schema, counts and diff. */
+static void test_json_content(void **state)
+{
+	struct dda_result res;
+	build(&res);
+	struct dda_report_info info = {.source = "s", .range = {DDA_TIME_NONE, DDA_TIME_NONE}};
+	json_t *j = dda_report_json(&info, &res);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "schema")), "ddbaudit.report/v1");
+	json_t *an = json_object_get(j, "anomalies");
+	assert_int_equal(json_array_size(an), 3);
+	json_t *gap = json_array_get(an, 0);
+	assert_string_equal(json_string_value(json_object_get(gap, "kind")), "GAP");
+	json_t *item = json_object_get(gap, "item");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(item, "UserId"), "S")),
+			    "u 1");
+	json_t *ch = json_object_get(json_object_get(gap, "diff"), "changed");
+	assert_non_null(json_object_get(ch, "Version"));
+	assert_true(json_is_null(json_object_get(json_array_get(an, 1), "item")));
+	json_decref(j);
+	dda_result_release(&res);
+}
+
+static void test_formats(void **state)
+{
+	assert_int_equal(dda_report_format_parse("json"), DDA_FMT_JSON);
+	assert_int_equal(dda_report_format_parse("csv"), DDA_FMT_CSV);
+	assert_int_equal(dda_report_format_parse("md"), DDA_FMT_MD);
+	assert_int_equal(dda_report_format_parse("xml"), -1);
+	assert_string_equal(dda_report_file_name(DDA_FMT_CSV), "anomalies.csv");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_json_golden), cmocka_unit_test(test_csv_golden),
+		cmocka_unit_test(test_md_golden),   cmocka_unit_test(test_json_content),
+		cmocka_unit_test(test_formats),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
