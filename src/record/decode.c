@@ -744,8 +744,9 @@ static void parse_failed(struct run *r, const json_error_t *je)
 		kind = DDA_K_INVALID_RECORD;
 	r->counts->records++;
 	r->counts->invalid++;
-	emit(r, kind, DDA_TIME_NONE, NULL, "not valid JSON at line %d, column %d: %s",
-	     je->line > 0 ? (int)(r->line + (uint64_t)je->line - 1) : (int)r->line, je->column,
+	int line = je->line > 0 ? (int)(r->line + (uint64_t)je->line - 1) : (int)r->line;
+	emit(r, kind, DDA_TIME_NONE, NULL, "%s at line %d, column %d: %s",
+	     kind == DDA_K_INVALID_VALUE ? "invalid UTF-8" : "not valid JSON", line, je->column,
 	     je->text);
 	r->index++;
 }

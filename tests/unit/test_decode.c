@@ -110,10 +110,22 @@ static void expect_one(const char *text, int kind, const char *needle)
 
 static void test_seed_valid(void **state)
 {
-	struct got g;
-	decode(&g, SEED("MODIFY", "2025-07-12T08:27:50.412608", "user 7", "act-39",
+	struct got g, fast;
+	struct dda_decoder_opts o;
+	dda_decoder_opts_default(&o);
+	o.need_images = true;
+	const char *text = SEED("MODIFY", "2025-07-12T08:27:50.412608", "user 7", "act-39",
 			",\"oldImage\":" IMG("user 7", "act-39", ",\"V\":{\"N\":\"1\"}")
-			",\"newImage\":" IMG("user 7", "act-39", ",\"V\":{\"N\":\"2\"}")));
+			",\"newImage\":" IMG("user 7", "act-39", ",\"V\":{\"N\":\"2\"}"));
+	decode_as(&g, text, DDA_CHUNK_DOC, NULL, &o);
+	decode_as(&fast, text, DDA_CHUNK_DOC, NULL, NULL);
+	/* The fast path (no images) agrees with the jansson path. */
+	assert_int_equal(fast.nrec, 1);
+	assert_null(fast.new_images[0]);
+	assert_memory_equal(fast.rec[0].new_digest, g.rec[0].new_digest, DDA_DIGEST_LEN);
+	assert_memory_equal(fast.rec[0].old_digest, g.rec[0].old_digest, DDA_DIGEST_LEN);
+	assert_memory_equal(fast.keys[0], g.keys[0], g.rec[0].key_len);
+	got_release(&fast);
 	assert_int_equal(g.nano, 0);
 	assert_int_equal(g.nrec, 1);
 	struct dda_record *r = &g.rec[0];

@@ -1,0 +1,92 @@
+/* A single object file (x.json, x.json.gz): one object, one chunk. */
+#include "source/source_impl.h"
+
+#include <errno.h>
+#include <sys/stat.h>
+
+struct file_source {
+	struct dda_source base;
+	char *path;
+	bool done;
+};
+
+static int file_next(struct dda_source *src, struct dda_chunk *c, struct dda_error *err)
+{
+	struct file_source *s = (struct file_source *)src;
+	size_t max = src->opts.max_object_bytes;
+	struct stat st;
+	if (s->done)
+		return 0;
+	s->done = true;
+	struct dda_object meta = {.key = s->path, .size = -1, .last_modified = DDA_TIME_NONE};
+	if (!stat(s->path, &st)) {
+		meta.size = st.st_size;
+		meta.last_modified = (int64_t)st.st_mtim.tv_sec * DDA_USEC_PER_SEC +
+				     st.st_mtim.tv_nsec / 1000;
+	}
+	int64_t id = dda_objtab_add(src->objs, &meta);
+	if (id < 0)
+		return dda_error_set(err, (int)id, "out of memory");
+	c->obj = (uint32_t)id;
+	c->kind = DDA_CHUNK_DOC;
+	c->first_line = 1;
+	c->last = true;
+	if (meta.size > (int64_t)max) {
+		c->status = DDA_CHUNK_UNREADABLE;
+		snprintf(c->msg, sizeof(c->msg),
+			 "object is %lld bytes, over the %zu-byte cap (--max-object-bytes)",
+			 (long long)meta.size, max);
+		return 1;
+	}
+	struct dda_buf stored;
+	struct dda_error rerr = {0};
+	dda_buf_init(&stored, max);
+	if (dda__read_file(s->path, &stored, &rerr)) {
+		c->status = DDA_CHUNK_UNREADABLE;
+		snprintf(c->msg, sizeof(c->msg), "%.250s", rerr.msg);
+	} else {
+		dda__object_finish(c, dda_objtab_get(src->objs, (uint32_t)id), &stored, max);
+	}
+	dda_buf_release(&stored);
+	return 1;
+}
+
+static int file_reread(struct dda_source *src, uint32_t obj, struct dda_buf *out,
+		       struct dda_error *err)
+{
+	struct file_source *s = (struct file_source *)src;
+	struct dda_buf stored;
+	(void)obj;
+	dda_buf_init(&stored, src->opts.max_object_bytes);
+	int rc = dda__read_file(s->path, &stored, err);
+	if (!rc && dda_is_gzip(stored.ptr, stored.len)) {
+		dda_buf_init(out, src->opts.max_object_bytes);
+		rc = dda_gunzip(stored.ptr, stored.len, out, err);
+	} else if (!rc) {
+		*out = stored;
+		dda_buf_init(&stored, 0);
+	}
+	dda_buf_release(&stored);
+	return rc;
+}
+
+static void file_free(struct dda_source *src)
+{
+	struct file_source *s = (struct file_source *)src;
+	free(s->path);
+	free(s);
+}
+
+static const struct dda_source_ops file_ops = {"file", file_next, file_reread, file_free};
+
+int dda__file_open(struct dda_source **out, const char *path, struct dda_error *err)
+{
+	struct file_source *s = calloc(1, sizeof(*s));
+	if (!s || !(s->path = strdup(path))) {
+		free(s);
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	}
+	s->base.ops = &file_ops;
+	*out = &s->base;
+	return 0;
+}

@@ -1,0 +1,90 @@
+/* Opening a source by what SOURCE names: stdin, a directory, an archive, an
+ * NDJSON file or a single object file. */
+#include "source/source_impl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static bool has_suffix(const char *s, const char *suf)
+{
+	size_t n = strlen(s), m = strlen(suf);
+	return n >= m && !strcasecmp(s + n - m, suf);
+}
+
+static bool ndjson_name(const char *path)
+{
+	static const char *const sufs[] = {".ndjson", ".jsonl", ".ndjson.gz", ".jsonl.gz"};
+	for (size_t i = 0; i < DDA_ARRAY_SIZE(sufs); i++)
+		if (has_suffix(path, sufs[i]))
+			return true;
+	return false;
+}
+
+static bool archive_name(const char *path)
+{
+	static const char *const sufs[] = {".tar", ".tar.gz", ".tgz", ".zip"};
+	for (size_t i = 0; i < DDA_ARRAY_SIZE(sufs); i++)
+		if (has_suffix(path, sufs[i]))
+			return true;
+	return false;
+}
+
+/* Archive magic: "ustar" at 257 (tar) or a local file header (zip). */
+static bool archive_magic(const char *path)
+{
+	unsigned char b[262];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, b, sizeof(b));
+	close(fd);
+	if (n >= 4 && !memcmp(b, "PK\3\4", 4))
+		return true;
+	return n >= 262 && !memcmp(b + 257, "ustar", 5);
+}
+
+int dda_source_open(struct dda_source **out, const char *spec, struct dda_objtab *objs,
+		    const struct dda_source_opts *opts, struct dda_error *err)
+{
+	struct stat st;
+	int rc;
+	*out = NULL;
+	if (!strncmp(spec, "s3://", 5))
+		return dda_error_set(err, DDA_EUNSUPPORTED,
+				     "cannot open '%s': S3 sources are not supported yet", spec);
+	if (!strcmp(spec, "-")) {
+		rc = dda__ndjson_open(out, spec, err);
+	} else if (stat(spec, &st)) {
+		return dda_error_set(err, errno == ENOENT ? DDA_ENOTFOUND : DDA_EIO,
+				     "cannot open '%s': %s", spec, strerror(errno));
+	} else if (S_ISDIR(st.st_mode)) {
+		rc = dda__dir_open(out, spec, err);
+	} else if (opts->lines || ndjson_name(spec)) {
+		rc = dda__ndjson_open(out, spec, err);
+	} else if (archive_name(spec) || archive_magic(spec)) {
+		rc = dda__archive_open(out, spec, err);
+	} else {
+		rc = dda__file_open(out, spec, err);
+	}
+	if (rc)
+		return rc;
+	(*out)->objs = objs;
+	(*out)->opts = *opts;
+	if (!(*out)->opts.max_object_bytes)
+		(*out)->opts.max_object_bytes = DDA_DEFAULT_MAX_OBJECT_BYTES;
+	return 0;
+}
+
+int dda_source_next(struct dda_source *s, struct dda_chunk *c, struct dda_error *err)
+{
+	dda_chunk_release(c);
+	return s->ops->next(s, c, err);
+}
+
+void dda_source_free(struct dda_source *s)
+{
+	if (s)
+		s->ops->free(s);
+}
