@@ -420,6 +420,39 @@ static int fetch_images(struct audit *a, struct dda_decoder *dec, uint32_t obj, 
 	return rc ? rc : cap->found ? 0 : DDA_ENOTFOUND;
 }
 
+/* Appends the names in a diff to the anomaly's detail, for humans:
+ * "... (changed: Timestamp, Version; added: Tags)". */
+static void describe_diff(struct dda_anomaly *an)
+{
+	static const char *const parts[] = {"changed", "added", "removed"};
+	struct dda_buf d;
+	bool any = false;
+	dda_buf_init(&d, 4096);
+	int rc = dda_buf_adds(&d, an->detail);
+	for (size_t i = 0; i < DDA_ARRAY_SIZE(parts); i++) {
+		json_t *names = json_object_get(an->diff, parts[i]);
+		const char *name;
+		json_t *v;
+		bool first = true;
+		if (!json_object_size(names))
+			continue;
+		if (!rc)
+			rc = dda_buf_addf(&d, "%s%s: ", any ? "; " : " (", parts[i]);
+		any = true;
+		json_object_foreach(names, name, v)
+		{
+			if (!rc)
+				rc = dda_buf_addf(&d, "%s%s", first ? "" : ", ", name);
+			first = false;
+		}
+	}
+	if (!rc && any && !dda_buf_addc(&d, ')')) {
+		free(an->detail);
+		an->detail = dda_buf_take(&d, NULL);
+	}
+	dda_buf_release(&d);
+}
+
 /* Adds the attribute diff to each GAP: expected is the previous event's new
  * image, found is this event's old image. Objects are read again, so this
  * is bounded by DDA_MAX_DIFFS and skipped where the source cannot re-read. */
@@ -440,8 +473,10 @@ static void add_diffs(struct audit *a, struct anomaly_vec *all)
 		struct capture prev, cur;
 		done++;
 		if (!fetch_images(a, dec, an->prev_obj, an->prev_index, &prev) &&
-		    !fetch_images(a, dec, an->obj, an->index, &cur))
+		    !fetch_images(a, dec, an->obj, an->index, &cur)) {
 			an->diff = dda_canon_diff(prev.new_image, cur.old_image);
+			describe_diff(an);
+		}
 		json_decref(prev.old_image);
 		json_decref(prev.new_image);
 		json_decref(cur.old_image);

@@ -550,10 +550,11 @@ static int check_object_name(struct run *r, struct fields *f)
 		if (!strcmp(ext, ".json") || !strcmp(ext, ".json.gz"))
 			return 0;
 	}
+	/* Key values are not NUL-terminated (they may point into the input). */
 	return emit(r, DDA_K_KEY_MISMATCH, f->time, &d->key,
 		    "object name '%.200s' does not match the record's key (expected "
-		    "'%.100s-%.100s.json')",
-		    name, f->kval[0], f->kval[1]);
+		    "'%.*s-%.*s.json')",
+		    name, (int)DDA_MIN(a, 100), f->kval[0], (int)DDA_MIN(b, 100), f->kval[1]);
 }
 
 static int check_prefix_skew(struct run *r, struct fields *f)

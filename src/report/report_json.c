@@ -115,7 +115,7 @@ json_t *dda_report_json(const struct dda_report_info *info, const struct dda_res
 		manifest = json_pack("{ssss}", "path",
 				     info->manifest_name ? info->manifest_name : "manifest.ndjson",
 				     "sha256", res->manifest_sha256);
-	return json_pack("{sss{ssss}sosososo}", "schema", DDA_REPORT_SCHEMA, "tool", "name",
+	return json_pack("{sss{ssss}sososososo}", "schema", DDA_REPORT_SCHEMA, "tool", "name",
 			 "ddbaudit", "version", dda_version(), "run", run, "summary",
 			 summary_json(&res->sum), "hours", hours_json(res), "anomalies", anomalies,
 			 "manifest", manifest);

@@ -146,7 +146,9 @@ static int archive_reread(struct dda_source *src, uint32_t obj, struct dda_buf *
 		return DDA_EFORMAT;
 	struct archive_entry *e;
 	int rc = DDA_ENOTFOUND;
-	while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
+	int r;
+	/* ARCHIVE_WARN comes with names in another charset: still an entry. */
+	while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
 		const char *key = entry_key(e);
 		if (!key || strcmp(key, o->key))
 			continue;

@@ -25,9 +25,15 @@ struct frame {
 	int y, m, d; /* date so far */
 };
 
+/* The writer's top-level prefix: a directory of that name keeps it as the
+ * first key component, so that `aws s3 sync s3://B/audit-logs audit-logs`
+ * followed by `ddbaudit verify audit-logs` reports the bucket's own keys. */
+#define LAYOUT_TOP "audit-logs"
+
 struct dir_source {
 	struct dda_source base;
 	char *root;
+	size_t prefix_len; /* bytes of LAYOUT_TOP "/" kept in keys, or 0 */
 	struct frame stack[MAX_DEPTH];
 	int depth;
 	struct dda_buf path; /* relative path of the current entry */
@@ -304,7 +310,7 @@ static int dir_reread(struct dda_source *src, uint32_t obj, struct dda_buf *out,
 		return DDA_ENOTFOUND;
 	dda_buf_init(&path, 1 << 16);
 	dda_buf_init(&stored, src->opts.max_object_bytes);
-	int rc = dda_buf_addf(&path, "%s/%s", s->root, o->key);
+	int rc = dda_buf_addf(&path, "%s/%s", s->root, o->key + s->prefix_len);
 	if (!rc)
 		rc = dda__read_file(path.ptr, &stored, err);
 	if (!rc && dda_is_gzip(stored.ptr, stored.len)) {
@@ -355,6 +361,16 @@ int dda__dir_open(struct dda_source **out, const char *path, struct dda_error *e
 	}
 	s->stack[0].state = D_NONE;
 	s->depth = 1;
+	size_t n = strlen(path);
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	size_t top = strlen(LAYOUT_TOP);
+	if (n >= top && !memcmp(path + n - top, LAYOUT_TOP, top) &&
+	    (n == top || path[n - top - 1] == '/')) {
+		dda_buf_adds(&s->path, LAYOUT_TOP);
+		s->stack[0].path_len = s->path.len;
+		s->prefix_len = top + 1;
+	}
 	*out = &s->base;
 	return 0;
 }
