@@ -85,7 +85,7 @@ DDA_API int dda_buf_add(struct dda_buf *b, const void *p, size_t n);
 DDA_API int dda_buf_addc(struct dda_buf *b, char c);
 DDA_API int dda_buf_adds(struct dda_buf *b, const char *s);
 DDA_API int dda_buf_addf(struct dda_buf *b, const char *fmt, ...) DDA_PRINTF(2, 3);
-DDA_API int dda_buf_vaddf(struct dda_buf *b, const char *fmt, va_list ap);
+DDA_API int dda_buf_vaddf(struct dda_buf *b, const char *fmt, va_list ap) DDA_PRINTF(2, 0);
 /* Makes room for n more bytes without changing len; returns 0 or an error
  * (on error the buffer is freed, as for a failed append). */
 DDA_API int dda_buf_grow(struct dda_buf *b, size_t n);

@@ -514,7 +514,7 @@ static int analyze(struct audit *a, struct anomaly_vec *all, struct dda_error *e
 static void finish(struct audit *a, struct anomaly_vec *all, struct hour_vec *hours)
 {
 	struct dda_result *res = a->res;
-	qsort(all->v, all->n, sizeof(*all->v), cmp_anomaly);
+	dda__sort(all->v, all->n, sizeof(*all->v), cmp_anomaly);
 	for (size_t i = 0; i < all->n; i++) {
 		const struct dda_anomaly *an = &all->v[i];
 		res->sum.anomalies[an->severity]++;
@@ -526,7 +526,7 @@ static void finish(struct audit *a, struct anomaly_vec *all, struct hour_vec *ho
 		if (h)
 			h->anomalies++;
 	}
-	qsort(hours->v, hours->n, sizeof(*hours->v), cmp_hour);
+	dda__sort(hours->v, hours->n, sizeof(*hours->v), cmp_hour);
 	res->anomalies = all->v;
 	res->nanomalies = all->n;
 	res->hours = hours->v;

@@ -50,6 +50,7 @@ static const struct option long_opts[] = {
 	{NULL, 0, NULL, 0},
 };
 
+DDA_PRINTF(3, 0)
 static void vmsg(const struct cli *c, const char *level, const char *fmt, va_list ap)
 {
 	fprintf(stderr, "ddbaudit: %s%s%s", c->cmd ? c->cmd : "", c->cmd ? ": " : "", level);

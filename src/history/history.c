@@ -569,7 +569,7 @@ int dda_history_analyze(struct dda_history *h, const struct dda_history_opts *op
 		order[i].e = ev_at(h, i);
 		order[i].objs = opts->objs;
 	}
-	qsort(order, h->n, sizeof(*order), cmp_sortent);
+	dda__sort(order, h->n, sizeof(*order), cmp_sortent);
 	struct checker ck = {.opts = opts, .stats = stats};
 	for (uint64_t i = 0; i < h->n && !ck.rc;) {
 		uint64_t j = i + 1;

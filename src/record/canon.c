@@ -132,7 +132,7 @@ static int set_value(const json_t *arr, char type, enum dda_av_tag tag, const st
 		el[i].name_len = el[i].end - el[i].start;
 	}
 	if (!rc)
-		qsort(el, n, sizeof(*el), cmp_span);
+		dda__sort(el, n, sizeof(*el), cmp_span);
 	for (size_t i = 1; i < n && !rc; i++)
 		if (!cmp_span(&el[i - 1], &el[i]))
 			rc = invalid(why, p, "duplicate element in %cS", type);
@@ -174,7 +174,7 @@ static int map_value(const json_t *obj, int depth, const struct path *p, struct 
 		el[i++].end = tmp.len;
 	}
 	if (!rc && n > 1)
-		qsort(el, n, sizeof(*el), cmp_span);
+		dda__sort(el, n, sizeof(*el), cmp_span);
 	if (!rc)
 		rc = dda_buf_addc(out, DDA_TAG_M);
 	if (!rc)
@@ -631,7 +631,7 @@ json_t *dda_canon_diff(const json_t *expected, const json_t *found)
 			names[k++] = name;
 	}
 	if (names)
-		qsort(names, k, sizeof(*names), cmp_names);
+		dda__sort(names, k, sizeof(*names), cmp_names);
 	for (size_t i = 0; names && i < k; i++) {
 		json_t *e = json_object_get(expected, names[i]), *f = json_object_get(found, names[i]);
 		if (!e)

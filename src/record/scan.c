@@ -410,7 +410,7 @@ static bool names_ok(const struct dda__scanner *s)
 			i = s->tape[i + 1].end;
 		}
 		if (ok && t->count > 1) {
-			qsort(names, t->count, sizeof(*names), cmp_slices);
+			dda__sort(names, t->count, sizeof(*names), cmp_slices);
 			for (uint32_t k = 1; k < t->count && ok; k++)
 				ok = cmp_slices(&names[k - 1], &names[k]) != 0;
 		}
@@ -489,7 +489,7 @@ static int ser_set(struct dda__scanner *s, uint32_t v, char tag, uint8_t code)
 		el[k] = dda_slice_make(s->num.ptr + sp->start, sp->end - sp->start);
 	}
 	s->nspans = base;
-	qsort(el, n, sizeof(*el), cmp_slices);
+	dda__sort(el, n, sizeof(*el), cmp_slices);
 	int rc = dda_buf_addc(&s->ser, (char)code) || put_u32(&s->ser, n) ? BAIL : OK;
 	for (size_t k = 0; k < n && rc == OK; k++) {
 		if (k && !cmp_slices(&el[k - 1], &el[k]))
@@ -546,7 +546,7 @@ static int ser_map(struct dda__scanner *s, uint32_t o, int depth)
 	s->nspans = base;
 	if (sorted)
 		return OK;
-	qsort(s->spans + base, n, sizeof(struct span), cmp_spans);
+	dda__sort(s->spans + base, n, sizeof(struct span), cmp_spans);
 	dda_buf_reset(&s->tmp);
 	for (size_t k = 0; k < n; k++) {
 		const struct span *sp = &s->spans[base + k];

@@ -85,7 +85,7 @@ static int top(FILE *out, const struct dda_report_info *info, const struct dda_r
 		return DDA_ENOMEM;
 	for (size_t i = 0; i < n; i++)
 		order[i] = &res->anomalies[i];
-	qsort(order, n, sizeof(*order), cmp_severity);
+	dda__sort(order, n, sizeof(*order), cmp_severity);
 	struct dda_buf item;
 	dda_buf_init(&item, 1 << 20);
 	fprintf(out, "## Top anomalies\n\n");

@@ -85,7 +85,7 @@ static int frame_open(struct frame *f, int fd, struct dda_error *err, const char
 	closedir(d);
 	if (rc)
 		return dda_error_set(err, rc, "out of memory listing '%s'", what);
-	qsort(f->names, f->n, sizeof(char *), cmp_str);
+	dda__sort(f->names, f->n, sizeof(char *), cmp_str);
 	return 0;
 }
 

@@ -30,6 +30,15 @@ void dda__sha256(const void *p, size_t n, uint8_t out[DDA_SHA256_LEN]);
 /* Lowercase hex of n bytes into out (2n+1 bytes). */
 void dda__hex(const uint8_t *p, size_t n, char *out);
 
+/* qsort that accepts an empty (even NULL) array: qsort(NULL, 0, ...) is
+ * undefined behaviour. */
+static inline void dda__sort(void *base, size_t n, size_t size,
+			     int (*cmp)(const void *, const void *))
+{
+	if (n > 1)
+		qsort(base, n, size, cmp);
+}
+
 /* 64-bit non-cryptographic hash for hash tables and lane sharding. */
 uint64_t dda__hash64(const void *p, size_t n);
 
