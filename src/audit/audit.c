@@ -10,18 +10,27 @@
 #include <pthread.h>
 #include <unistd.h>
 
-/* Chunks waiting for a worker: enough to keep both cores busy, bounded in
- * bytes so that a fast reader cannot run ahead by gigabytes. */
-#define QUEUE_SLOTS 64
-#define QUEUE_MAX_BYTES ((size_t)64 << 20)
+/* Chunks travel in batches: one object is often a few hundred bytes, and
+ * handing each to a thread on its own costs more than decoding it. A batch
+ * closes at BATCH_CHUNKS chunks or BATCH_BYTES bytes. The queue holds enough
+ * batches to keep every core busy, bounded so a fast reader cannot run ahead
+ * by gigabytes. */
+#define BATCH_CHUNKS 256
+#define BATCH_BYTES ((size_t)1 << 20)
+#define QUEUE_SLOTS 32
 #define PROGRESS_EVERY (DDA_USEC_PER_SEC / 5)
 #define MAX_THREADS 64
+
+struct batch {
+	struct dda_chunk c[BATCH_CHUNKS];
+	size_t n, bytes;
+};
 
 struct queue {
 	pthread_mutex_t mu;
 	pthread_cond_t not_empty, not_full;
-	struct dda_chunk slot[QUEUE_SLOTS];
-	size_t head, n, bytes;
+	struct batch *slot[QUEUE_SLOTS];
+	size_t head, n;
 	bool closed;
 };
 
@@ -62,6 +71,15 @@ struct audit {
 
 /* ---- queue ---- */
 
+static void batch_free(struct batch *b)
+{
+	if (!b)
+		return;
+	for (size_t i = 0; i < b->n; i++)
+		dda_chunk_release(&b->c[i]);
+	free(b);
+}
+
 static int queue_init(struct queue *q)
 {
 	memset(q, 0, sizeof(*q));
@@ -75,42 +93,38 @@ static int queue_init(struct queue *q)
 static void queue_destroy(struct queue *q)
 {
 	for (size_t i = 0; i < q->n; i++)
-		dda_chunk_release(&q->slot[(q->head + i) % QUEUE_SLOTS]);
+		batch_free(q->slot[(q->head + i) % QUEUE_SLOTS]);
 	pthread_mutex_destroy(&q->mu);
 	pthread_cond_destroy(&q->not_empty);
 	pthread_cond_destroy(&q->not_full);
 }
 
-/* Takes the chunk's contents; *c is left empty. */
-static void queue_push(struct queue *q, struct dda_chunk *c)
+/* Takes the batch. */
+static void queue_push(struct queue *q, struct batch *b)
 {
 	pthread_mutex_lock(&q->mu);
-	while (q->n == QUEUE_SLOTS || (q->n && q->bytes + c->data.len > QUEUE_MAX_BYTES))
+	while (q->n == QUEUE_SLOTS)
 		pthread_cond_wait(&q->not_full, &q->mu);
-	q->slot[(q->head + q->n) % QUEUE_SLOTS] = *c;
+	q->slot[(q->head + q->n) % QUEUE_SLOTS] = b;
 	q->n++;
-	q->bytes += c->data.len;
-	dda_chunk_init(c);
 	pthread_cond_signal(&q->not_empty);
 	pthread_mutex_unlock(&q->mu);
 }
 
-static bool queue_pop(struct queue *q, struct dda_chunk *c)
+static struct batch *queue_pop(struct queue *q)
 {
 	pthread_mutex_lock(&q->mu);
 	while (!q->n && !q->closed)
 		pthread_cond_wait(&q->not_empty, &q->mu);
-	if (!q->n) {
-		pthread_mutex_unlock(&q->mu);
-		return false;
+	struct batch *b = NULL;
+	if (q->n) {
+		b = q->slot[q->head];
+		q->head = (q->head + 1) % QUEUE_SLOTS;
+		q->n--;
+		pthread_cond_signal(&q->not_full);
 	}
-	*c = q->slot[q->head];
-	q->head = (q->head + 1) % QUEUE_SLOTS;
-	q->n--;
-	q->bytes -= c->data.len;
-	pthread_cond_signal(&q->not_full);
 	pthread_mutex_unlock(&q->mu);
-	return true;
+	return b;
 }
 
 static void queue_close(struct queue *q)
@@ -181,27 +195,33 @@ static int sink_record(void *ctx, const struct dda_record *r)
 	return rc;
 }
 
+static void decode_one(struct worker *w, const struct dda_chunk *c,
+		       const struct dda_decode_sink *sink)
+{
+	uint64_t before = w->counts.records;
+	if (!w->rc)
+		w->rc = dda_decode_chunk(w->dec, c, sink, &w->counts);
+	uint64_t done = w->counts.records - before;
+	const struct dda_object *ob = dda_objtab_get(w->a->res->objs, c->obj);
+	if (ob && ob->hour != DDA_TIME_NONE && done) {
+		struct dda_hour_stat *h = hour_get(&w->hours, ob->hour);
+		if (!h)
+			w->rc = DDA_ENOMEM;
+		else
+			h->records += done;
+	}
+	__atomic_add_fetch(&w->a->records_done, done, __ATOMIC_RELAXED);
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
-	struct dda_chunk c;
 	const struct dda_decode_sink sink = {w, sink_record, sink_anomaly};
-	dda_chunk_init(&c);
-	while (queue_pop(&w->a->q, &c)) {
-		uint64_t before = w->counts.records;
-		if (!w->rc)
-			w->rc = dda_decode_chunk(w->dec, &c, &sink, &w->counts);
-		uint64_t done = w->counts.records - before;
-		const struct dda_object *ob = dda_objtab_get(w->a->res->objs, c.obj);
-		if (ob && ob->hour != DDA_TIME_NONE && done) {
-			struct dda_hour_stat *h = hour_get(&w->hours, ob->hour);
-			if (!h)
-				w->rc = DDA_ENOMEM;
-			else
-				h->records += done;
-		}
-		__atomic_add_fetch(&w->a->records_done, done, __ATOMIC_RELAXED);
-		dda_chunk_release(&c);
+	struct batch *b;
+	while ((b = queue_pop(&w->a->q)) != NULL) {
+		for (size_t i = 0; i < b->n; i++)
+			decode_one(w, &b->c[i], &sink);
+		batch_free(b);
 	}
 	return NULL;
 }
@@ -288,40 +308,62 @@ static int count_object(struct audit *a, const struct dda_object *ob, struct hou
 	return 0;
 }
 
+/* Hands the open batch (if any) to the workers. */
+static void flush(struct audit *a, struct batch **b)
+{
+	if (*b && (*b)->n)
+		queue_push(&a->q, *b);
+	else
+		free(*b);
+	*b = NULL;
+}
+
 /* Reads every chunk into the queue. A source failure is kept in res->fatal
  * (what was read stays in the result); a manifest failure ends the run. */
 static int read_all(struct audit *a, struct manifest *m, struct hour_vec *hours,
 		    struct dda_error *err)
 {
-	struct dda_chunk c;
+	struct batch *b = NULL;
 	int64_t start = dda_time_now(), last = start;
 	int rc = 0;
-	dda_chunk_init(&c);
 	for (;;) {
 		if (a->o->stop && *a->o->stop) {
 			dda_error_set(&a->res->fatal, DDA_EINTR, "interrupted: the report covers "
 								  "only what was read");
 			break;
 		}
-		int got = dda_source_next(a->src, &c, &a->res->fatal);
+		if (!b && !(b = calloc(1, sizeof(*b)))) {
+			rc = dda_error_set(err, DDA_ENOMEM, "out of memory");
+			break;
+		}
+		struct dda_chunk *c = &b->c[b->n];
+		dda_chunk_init(c);
+		int got = dda_source_next(a->src, c, &a->res->fatal);
 		if (got <= 0) {
+			dda_chunk_release(c);
 			if (got < 0 && !a->res->fatal.code)
 				dda_error_set(&a->res->fatal, got, "reading the source failed: %s",
 					      dda_strerror(got));
 			break;
 		}
-		if (c.last) {
-			const struct dda_object *ob = dda_objtab_get(a->res->objs, c.obj);
+		if (c->last) {
+			const struct dda_object *ob = dda_objtab_get(a->res->objs, c->obj);
 			rc = manifest_write(m, ob, err);
 			if (!rc && count_object(a, ob, hours))
 				rc = dda_error_set(err, DDA_ENOMEM, "out of memory");
-			if (rc)
+			if (rc) {
+				dda_chunk_release(c);
 				break;
+			}
 		}
-		queue_push(&a->q, &c);
-		progress(a, start, &last, false);
+		b->n++;
+		b->bytes += c->data.len;
+		if (b->n == BATCH_CHUNKS || b->bytes >= BATCH_BYTES) {
+			flush(a, &b);
+			progress(a, start, &last, false);
+		}
 	}
-	dda_chunk_release(&c);
+	flush(a, &b);
 	queue_close(&a->q);
 	return rc;
 }

@@ -223,6 +223,7 @@ static int cmp_secondary(const struct dda_objtab *objs, const struct event *a,
 /* qsort has no context argument; the sort is given one through a slot in
  * each element instead of a global. */
 struct sortent {
+	uint64_t khash; /* a copy, so most comparisons never touch the event */
 	const struct event *e;
 	const struct dda_objtab *objs;
 };
@@ -230,6 +231,8 @@ struct sortent {
 static int cmp_sortent(const void *pa, const void *pb)
 {
 	const struct sortent *sa = pa, *sb = pb;
+	if (sa->khash != sb->khash)
+		return sa->khash < sb->khash ? -1 : 1;
 	const struct event *a = sa->e, *b = sb->e;
 	int c = cmp_key(a, b);
 	if (!c)
@@ -567,6 +570,7 @@ int dda_history_analyze(struct dda_history *h, const struct dda_history_opts *op
 		return DDA_ENOMEM;
 	for (uint64_t i = 0; i < h->n; i++) {
 		order[i].e = ev_at(h, i);
+		order[i].khash = order[i].e->khash;
 		order[i].objs = opts->objs;
 	}
 	dda__sort(order, h->n, sizeof(*order), cmp_sortent);

@@ -4,8 +4,6 @@
  * serialization of docs/canonical-form.md straight from the tape. */
 #include "record/scan.h"
 
-#include <openssl/evp.h>
-
 /* Deeper than any valid image (32 levels of M/L, two tokens per level, plus
  * the record): beyond this the jansson path decides. */
 #define SCAN_MAX_DEPTH 80
@@ -39,7 +37,7 @@ struct dda__scanner {
 	struct dda_buf why;
 	struct span *spans;
 	size_t nspans, cap_spans;
-	EVP_MD_CTX *md;
+	struct dda__sha256 sha;
 };
 
 struct dda__scanner *dda__scanner_new(void)
@@ -52,11 +50,6 @@ struct dda__scanner *dda__scanner_new(void)
 	dda_buf_init(&s->tmp, DDA_BUF_UNLIMITED);
 	dda_buf_init(&s->num, DDA_BUF_UNLIMITED);
 	dda_buf_init(&s->why, 4096);
-	s->md = EVP_MD_CTX_new();
-	if (!s->md) {
-		free(s);
-		return NULL;
-	}
 	return s;
 }
 
@@ -71,7 +64,7 @@ void dda__scanner_free(struct dda__scanner *s)
 	dda_buf_release(&s->tmp);
 	dda_buf_release(&s->num);
 	dda_buf_release(&s->why);
-	EVP_MD_CTX_free(s->md);
+	dda__sha256_release(&s->sha);
 	free(s);
 }
 
@@ -612,16 +605,11 @@ static int ser_value(struct dda__scanner *s, uint32_t v, int depth)
 
 static int image_digest(struct dda__scanner *s, uint32_t img, uint8_t *out)
 {
-	unsigned int len = 0;
 	dda_buf_reset(&s->ser);
 	s->nspans = 0;
 	if (ser_map(s, img, 1))
 		return BAIL;
-	if (EVP_DigestInit_ex(s->md, EVP_sha256(), NULL) != 1 ||
-	    EVP_DigestUpdate(s->md, s->ser.ptr, s->ser.len) != 1 ||
-	    EVP_DigestFinal_ex(s->md, out, &len) != 1)
-		return BAIL;
-	return OK;
+	return dda__sha256_digest(&s->sha, s->ser.ptr, s->ser.len, out) ? BAIL : OK;
 }
 
 /* The image's key attributes must be S values equal to the record's. */

@@ -9,6 +9,7 @@
 
 struct archive_source {
 	struct dda_source base;
+	struct dda__sha256 sha;
 	char *path;
 	struct archive *a;
 	uint64_t entries;
@@ -125,7 +126,7 @@ static int archive_next(struct dda_source *src, struct dda_chunk *c, struct dda_
 				 "(--max-object-bytes)", max);
 			return 1;
 		}
-		dda__object_finish(c, o, &stored, max);
+		dda__object_finish(c, o, &stored, max, &s->sha);
 		dda_buf_release(&stored);
 		return 1;
 	}
@@ -173,6 +174,7 @@ static void archive_free_source(struct dda_source *src)
 {
 	struct archive_source *s = (struct archive_source *)src;
 	archive_read_free(s->a);
+	dda__sha256_release(&s->sha);
 	free(s->path);
 	free(s);
 }

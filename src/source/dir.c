@@ -32,6 +32,7 @@ struct frame {
 
 struct dir_source {
 	struct dda_source base;
+	struct dda__sha256 sha;
 	char *root;
 	size_t prefix_len; /* bytes of LAYOUT_TOP "/" kept in keys, or 0 */
 	struct frame stack[MAX_DEPTH];
@@ -223,7 +224,7 @@ static int emit_file(struct dir_source *s, int dirfd, const char *name, struct d
 		return unreadable(c, o, "cannot read: %s", rc == DDA_ETOOBIG
 				  ? "it grew beyond the cap while being read" : strerror(errno));
 	}
-	dda__object_finish(c, o, &stored, max);
+	dda__object_finish(c, o, &stored, max, &s->sha);
 	dda_buf_release(&stored);
 	return 1;
 }
@@ -331,6 +332,7 @@ static void dir_free(struct dda_source *src)
 	while (s->depth > 0)
 		frame_release(&s->stack[--s->depth]);
 	dda_buf_release(&s->path);
+	dda__sha256_release(&s->sha);
 	free(s->root);
 	free(s);
 }

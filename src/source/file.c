@@ -6,6 +6,7 @@
 
 struct file_source {
 	struct dda_source base;
+	struct dda__sha256 sha;
 	char *path;
 	bool done;
 };
@@ -45,7 +46,8 @@ static int file_next(struct dda_source *src, struct dda_chunk *c, struct dda_err
 		c->status = DDA_CHUNK_UNREADABLE;
 		snprintf(c->msg, sizeof(c->msg), "%.250s", rerr.msg);
 	} else {
-		dda__object_finish(c, dda_objtab_get(src->objs, (uint32_t)id), &stored, max);
+		dda__object_finish(c, dda_objtab_get(src->objs, (uint32_t)id), &stored, max,
+				   &s->sha);
 	}
 	dda_buf_release(&stored);
 	return 1;
@@ -73,6 +75,7 @@ static int file_reread(struct dda_source *src, uint32_t obj, struct dda_buf *out
 static void file_free(struct dda_source *src)
 {
 	struct file_source *s = (struct file_source *)src;
+	dda__sha256_release(&s->sha);
 	free(s->path);
 	free(s);
 }

@@ -2,21 +2,32 @@
  * keys, chunks, and the shared "finish one object" step of the sources. */
 #include "source/source_impl.h"
 
+/* Pages of 4096 entries under a directory that is allocated once and never
+ * moves: worker threads read entries while the reading thread adds more, so
+ * nothing they can reach may be reallocated. 65536 pages hold 268 million
+ * objects; the directory costs 512 KiB. */
 #define PAGE_SHIFT 12
 #define PAGE (1u << PAGE_SHIFT)
+#define MAX_PAGES (1u << 16)
 
 struct dda_objtab {
-	struct dda_object **pages;
+	struct dda_object **pages; /* MAX_PAGES slots */
 	size_t npages;
-	uint32_t n;
+	uint32_t n; /* read by other threads: accessed atomically */
 	struct dda__arena strings;
 };
 
 struct dda_objtab *dda_objtab_new(void)
 {
 	struct dda_objtab *t = calloc(1, sizeof(*t));
-	if (t)
-		dda__arena_init(&t->strings);
+	if (!t)
+		return NULL;
+	t->pages = calloc(MAX_PAGES, sizeof(*t->pages));
+	if (!t->pages) {
+		free(t);
+		return NULL;
+	}
+	dda__arena_init(&t->strings);
 	return t;
 }
 
@@ -33,12 +44,12 @@ void dda_objtab_free(struct dda_objtab *t)
 
 uint32_t dda_objtab_count(const struct dda_objtab *t)
 {
-	return t->n;
+	return __atomic_load_n(&t->n, __ATOMIC_ACQUIRE);
 }
 
 struct dda_object *dda_objtab_get(const struct dda_objtab *t, uint32_t id)
 {
-	if (!t || id >= t->n)
+	if (!t || id >= dda_objtab_count(t))
 		return NULL;
 	return &t->pages[id >> PAGE_SHIFT][id & (PAGE - 1)];
 }
@@ -55,13 +66,9 @@ static const char *copy(struct dda_objtab *t, const char *s, bool *fail)
 
 int64_t dda_objtab_add(struct dda_objtab *t, const struct dda_object *o)
 {
-	if (t->n == UINT32_MAX - 1)
+	if ((t->n >> PAGE_SHIFT) == MAX_PAGES)
 		return DDA_ETOOBIG;
-	if ((t->n & (PAGE - 1)) == 0 && (t->n >> PAGE_SHIFT) == t->npages) {
-		struct dda_object **np = realloc(t->pages, (t->npages + 1) * sizeof(*np));
-		if (!np)
-			return DDA_ENOMEM;
-		t->pages = np;
+	if ((t->n >> PAGE_SHIFT) == t->npages) {
 		if (!(t->pages[t->npages] = malloc(PAGE * sizeof(struct dda_object))))
 			return DDA_ENOMEM;
 		t->npages++;
@@ -78,7 +85,9 @@ int64_t dda_objtab_add(struct dda_objtab *t, const struct dda_object *o)
 		e->hour = DDA_TIME_NONE;
 		e->name_off = 0;
 	}
-	return t->n++;
+	uint32_t id = t->n;
+	__atomic_store_n(&t->n, id + 1, __ATOMIC_RELEASE);
+	return id;
 }
 
 /* Reads a fixed-width decimal component [p, p+n) followed by '/'. */
@@ -165,11 +174,11 @@ static bool has_suffix(const char *s, const char *suf)
 }
 
 void dda__object_finish(struct dda_chunk *c, struct dda_object *o, struct dda_buf *stored,
-			size_t max)
+			size_t max, struct dda__sha256 *sha)
 {
 	struct dda_error err = {0};
-	dda__sha256(stored->ptr ? stored->ptr : "", stored->len, o->sha256);
-	o->sha_valid = true;
+	o->sha_valid = !dda__sha256_digest(sha, stored->ptr ? stored->ptr : "", stored->len,
+					   o->sha256);
 	o->size = (int64_t)stored->len;
 	c->kind = DDA_CHUNK_DOC;
 	c->first_line = 1;

@@ -10,7 +10,7 @@
  * failure, marks c UNREADABLE with a message. The object's sha256 is over
  * the stored bytes. */
 void dda__object_finish(struct dda_chunk *c, struct dda_object *o, struct dda_buf *stored,
-			size_t max);
+			size_t max, struct dda__sha256 *sha);
 
 /* True for a key the range excludes (its hour prefix is outside it). */
 bool dda__key_pruned(const struct dda_range *r, const char *key);

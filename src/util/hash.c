@@ -5,14 +5,23 @@
 
 int dda__sha256_init(struct dda__sha256 *h)
 {
-	EVP_MD_CTX *ctx = h->ctx;
-	if (!ctx)
-		ctx = EVP_MD_CTX_new();
-	if (!ctx)
+	if (!h->ctx && !(h->ctx = EVP_MD_CTX_new()))
 		return DDA_ENOMEM;
-	h->ctx = ctx;
-	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+	if (!h->md && !(h->md = EVP_MD_fetch(NULL, "SHA256", NULL)))
 		return DDA_EINTERNAL;
+	if (EVP_DigestInit_ex(h->ctx, h->md, NULL) != 1)
+		return DDA_EINTERNAL;
+	return 0;
+}
+
+int dda__sha256_digest(struct dda__sha256 *h, const void *p, size_t n,
+		       uint8_t out[DDA_SHA256_LEN])
+{
+	int rc = dda__sha256_init(h);
+	if (rc)
+		return rc;
+	dda__sha256_update(h, p, n);
+	dda__sha256_final(h, out);
 	return 0;
 }
 
@@ -30,7 +39,9 @@ void dda__sha256_final(struct dda__sha256 *h, uint8_t out[DDA_SHA256_LEN])
 void dda__sha256_release(struct dda__sha256 *h)
 {
 	EVP_MD_CTX_free(h->ctx);
+	EVP_MD_free(h->md);
 	h->ctx = NULL;
+	h->md = NULL;
 }
 
 void dda__sha256(const void *p, size_t n, uint8_t out[DDA_SHA256_LEN])

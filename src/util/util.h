@@ -16,16 +16,22 @@
 #define DDA_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define DDA_MAX(a, b) ((a) > (b) ? (a) : (b))
 
-/* SHA-256 through OpenSSL's EVP interface; a context is reusable. */
+/* SHA-256 through OpenSSL's EVP interface. A context is reusable and keeps
+ * the fetched algorithm: fetching it per digest takes a lock in OpenSSL 3,
+ * which shows in profiles when every small object is hashed. Zero-init. */
 #define DDA_SHA256_LEN 32
 struct dda__sha256 {
 	void *ctx; /* EVP_MD_CTX */
+	void *md;  /* EVP_MD, fetched once */
 };
 int dda__sha256_init(struct dda__sha256 *h);
 void dda__sha256_update(struct dda__sha256 *h, const void *p, size_t n);
 void dda__sha256_final(struct dda__sha256 *h, uint8_t out[DDA_SHA256_LEN]);
 void dda__sha256_release(struct dda__sha256 *h);
-/* One-shot digest. */
+/* init + update + final with a reusable context. */
+int dda__sha256_digest(struct dda__sha256 *h, const void *p, size_t n,
+		       uint8_t out[DDA_SHA256_LEN]);
+/* One-shot digest (fetches the algorithm each time: not for hot paths). */
 void dda__sha256(const void *p, size_t n, uint8_t out[DDA_SHA256_LEN]);
 /* Lowercase hex of n bytes into out (2n+1 bytes). */
 void dda__hex(const uint8_t *p, size_t n, char *out);
