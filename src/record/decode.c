@@ -820,9 +820,10 @@ static void decode_doc(struct run *r)
 /* Complete NDJSON lines: each non-blank line is one value. */
 static void decode_lines(struct run *r)
 {
-	const char *p = r->c->data.ptr, *end = p + r->c->data.len;
+	const char *p = r->c->data.ptr;
 	if (!p)
 		return;
+	const char *end = p + r->c->data.len;
 	while (p < end && !r->rc) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		const char *le = nl ? nl : end;

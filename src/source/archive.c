@@ -14,6 +14,7 @@ struct archive_source {
 	struct archive *a;
 	uint64_t entries;
 	bool done;
+	bool damaged; /* an entry's data was damaged: the next call fails */
 };
 
 static struct archive *open_archive(const char *path, struct dda_error *err)
@@ -73,6 +74,8 @@ static int archive_next(struct dda_source *src, struct dda_chunk *c, struct dda_
 	struct archive_source *s = (struct archive_source *)src;
 	size_t max = src->opts.max_object_bytes;
 	struct archive_entry *e;
+	if (s->damaged)
+		return damaged(s, err);
 	while (!s->done) {
 		int r = archive_read_next_header(s->a, &e);
 		if (r == ARCHIVE_EOF) {
@@ -116,7 +119,7 @@ static int archive_next(struct dda_source *src, struct dda_chunk *c, struct dda_
 			c->status = DDA_CHUNK_UNREADABLE;
 			snprintf(c->msg, sizeof(c->msg), "archive entry is damaged: %.200s",
 				 archive_error_string(s->a));
-			s->done = true; /* the stream cannot be trusted past this */
+			s->damaged = true; /* the stream cannot be trusted past this */
 			return 1;
 		}
 		if (rc) {

@@ -54,6 +54,8 @@ static uint32_t count_values(const char *p, size_t n)
 static uint64_t count_nl(const char *p, size_t n)
 {
 	uint64_t k = 0;
+	if (!n)
+		return 0;
 	const char *end = p + n;
 	while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
 		k++;
@@ -146,6 +148,39 @@ static int fill_pending(struct ndjson_source *s, struct dda_error *err, int *fai
 	return 0;
 }
 
+/* Offset of the first line in p[0..n) longer than max, or n. */
+static size_t find_long_line(const char *p, size_t n, size_t max)
+{
+	size_t start = 0;
+	while (start < n) {
+		const char *nl = memchr(p + start, '\n', n - start);
+		size_t end = nl ? (size_t)(nl - p) : n;
+		if (end - start > max)
+			return start;
+		start = end + 1;
+	}
+	return n;
+}
+
+/* The line at the start of pending is over the cap: one UNREADABLE chunk
+ * for it, and it is dropped. */
+static int long_line(struct ndjson_source *s, struct dda_chunk *c, size_t take)
+{
+	const char *nl = memchr(s->pending.ptr, '\n', take);
+	size_t end = nl ? (size_t)(nl - s->pending.ptr) + 1 : take;
+	char msg[200];
+	snprintf(msg, sizeof(msg), "line %llu is longer than the %zu-byte cap (--max-object-bytes)",
+		 (unsigned long long)s->line, s->base.opts.max_object_bytes);
+	unreadable(s, c, msg);
+	memmove(s->pending.ptr, s->pending.ptr + end, s->pending.len - end);
+	s->pending.len -= end;
+	s->line++;
+	s->values++;
+	if (s->eof && !s->pending.len)
+		finish(s, c);
+	return 1;
+}
+
 static int ndjson_next(struct dda_source *src, struct dda_chunk *c, struct dda_error *err)
 {
 	struct ndjson_source *s = (struct ndjson_source *)src;
@@ -195,9 +230,15 @@ static int ndjson_next(struct dda_source *src, struct dda_chunk *c, struct dda_e
 		finish(s, c);
 		return 1;
 	}
-	/* Hand out every complete line (all of it at the end of the stream). */
+	/* Hand out every complete line (all of it at the end of the stream),
+	 * stopping before a line over the cap, which gets a finding of its own. */
 	const char *nl = s->pending.len ? last_nl(s->pending.ptr, s->pending.len) : NULL;
 	size_t take = s->eof ? s->pending.len : nl ? (size_t)(nl - s->pending.ptr) + 1 : 0;
+	size_t long_at = find_long_line(s->pending.ptr, take, src->opts.max_object_bytes);
+	if (long_at == 0 && take)
+		return long_line(s, c, take);
+	if (long_at < take)
+		take = long_at;
 	dda_buf_init(&c->data, take + 1);
 	if (take && dda_buf_add(&c->data, s->pending.ptr, take))
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
