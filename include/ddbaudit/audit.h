@@ -25,14 +25,14 @@ struct dda_progress {
 };
 
 struct dda_audit_opts {
-	const char *source;            /* as given on the command line */
+	const char *source; /* as given on the command line */
 	struct dda_source_opts src;
 	struct dda_decoder_opts dec;
-	int threads;                   /* decoding threads; 0 = one per core */
-	int64_t now;                   /* the run's notion of now */
-	int64_t settle;                /* microseconds still settling before now */
-	const char *manifest_path;     /* write manifest.ndjson here, or NULL */
-	bool diffs;                    /* compute GAP diffs (re-reads objects) */
+	int threads;		   /* decoding threads; 0 = one per core */
+	int64_t now;		   /* the run's notion of now */
+	int64_t settle;		   /* microseconds still settling before now */
+	const char *manifest_path; /* write manifest.ndjson here, or NULL */
+	bool diffs;		   /* compute GAP diffs (re-reads objects) */
 	/* Called from the reading thread about every 200 ms, and once at the end. */
 	void (*progress)(void *ctx, const struct dda_progress *p);
 	/* Called for each valid record in range whose item key equals

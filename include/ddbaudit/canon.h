@@ -14,10 +14,10 @@
 #include "ddbaudit/common.h"
 
 /* DynamoDB's limits. */
-#define DDA_NUMBER_MAX_DIGITS 38 /* significant digits of an N */
+#define DDA_NUMBER_MAX_DIGITS 38  /* significant digits of an N */
 #define DDA_NUMBER_MIN_EXP (-130) /* smallest magnitude 1E-130 */
-#define DDA_NUMBER_MAX_EXP 125    /* largest 9.99..E+125 (38 digits) */
-#define DDA_MAX_NESTING 32        /* levels of M/L nesting in an item */
+#define DDA_NUMBER_MAX_EXP 125	  /* largest 9.99..E+125 (38 digits) */
+#define DDA_MAX_NESTING 32	  /* levels of M/L nesting in an item */
 
 /* Serialization tags (one byte before every value). */
 enum dda_av_tag {

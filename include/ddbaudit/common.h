@@ -19,15 +19,15 @@
  * added at the end so that numeric values stay stable. */
 enum dda_err {
 	DDA_OK = 0,
-	DDA_ENOMEM = -1,   /* allocation failed */
-	DDA_EIO = -2,      /* reading or writing a file or stream failed */
-	DDA_EINVAL = -3,   /* bad argument or option (a usage error) */
-	DDA_EFORMAT = -4,  /* input bytes are not in the expected format */
-	DDA_ETOOBIG = -5,  /* a size limit was reached */
-	DDA_ENOTFOUND = -6, /* no such file, key or item */
+	DDA_ENOMEM = -1,       /* allocation failed */
+	DDA_EIO = -2,	       /* reading or writing a file or stream failed */
+	DDA_EINVAL = -3,       /* bad argument or option (a usage error) */
+	DDA_EFORMAT = -4,      /* input bytes are not in the expected format */
+	DDA_ETOOBIG = -5,      /* a size limit was reached */
+	DDA_ENOTFOUND = -6,    /* no such file, key or item */
 	DDA_EUNSUPPORTED = -7, /* recognised but not supported here */
-	DDA_EINTERNAL = -8, /* a broken invariant: a bug in ddbaudit */
-	DDA_EINTR = -9,    /* interrupted by a signal */
+	DDA_EINTERNAL = -8,    /* a broken invariant: a bug in ddbaudit */
+	DDA_EINTR = -9,	       /* interrupted by a signal */
 };
 
 /* Human-readable name of an error code; never NULL. */
@@ -44,8 +44,7 @@ struct dda_error {
 
 /* Records code and formatted message in err (which may be NULL) and returns
  * code, so that callers can write `return dda_error_set(err, DDA_EIO, ...)`. */
-DDA_API int dda_error_set(struct dda_error *err, int code, const char *fmt, ...)
-	DDA_PRINTF(3, 4);
+DDA_API int dda_error_set(struct dda_error *err, int code, const char *fmt, ...) DDA_PRINTF(3, 4);
 DDA_API void dda_error_clear(struct dda_error *err);
 
 /* A borrowed view of bytes: never owns, never frees, not NUL-terminated. */

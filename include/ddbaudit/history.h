@@ -27,7 +27,7 @@ DDA_API size_t dda_history_bytes(const struct dda_history *h);
 
 /* What happened to each event when its item's history was replayed. */
 enum dda_verdict {
-	DDA_V_APPLIED,   /* the event changed the item's state */
+	DDA_V_APPLIED,	 /* the event changed the item's state */
 	DDA_V_DUPLICATE, /* the same change recorded again: counted once */
 };
 
@@ -38,7 +38,7 @@ struct dda_event_view {
 	uint32_t obj;
 	uint32_t index;
 	uint64_t line;
-	int event;  /* enum dda_event_name */
+	int event; /* enum dda_event_name */
 	int64_t time;
 	int verdict; /* enum dda_verdict */
 	bool has_old, has_new;

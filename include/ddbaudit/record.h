@@ -40,20 +40,20 @@ DDA_API int dda_severity_parse(const char *s);
 
 /* One finding. Heap fields are owned by the anomaly. */
 struct dda_anomaly {
-	int kind;          /* enum dda_kind */
-	int severity;      /* usually dda_kind_severity(kind) */
-	bool provisional;  /* found among still-settling events */
-	uint32_t obj;      /* object id, or DDA_NO_OBJECT */
-	uint32_t index;    /* ordinal of the record in its object */
-	uint64_t line;     /* 1-based line of the record in its object, 0 unknown */
-	int64_t time;      /* record time, or DDA_TIME_NONE */
-	uint8_t *key;      /* item key serialization, or NULL */
+	int kind;	  /* enum dda_kind */
+	int severity;	  /* usually dda_kind_severity(kind) */
+	bool provisional; /* found among still-settling events */
+	uint32_t obj;	  /* object id, or DDA_NO_OBJECT */
+	uint32_t index;	  /* ordinal of the record in its object */
+	uint64_t line;	  /* 1-based line of the record in its object, 0 unknown */
+	int64_t time;	  /* record time, or DDA_TIME_NONE */
+	uint8_t *key;	  /* item key serialization, or NULL */
 	uint32_t key_len;
-	char *detail;      /* one line, for humans */
+	char *detail; /* one line, for humans */
 	bool has_expected, has_found;
 	uint8_t expected[DDA_DIGEST_LEN];
 	uint8_t found[DDA_DIGEST_LEN];
-	json_t *diff;      /* attribute diff (GAP), or NULL */
+	json_t *diff;	   /* attribute diff (GAP), or NULL */
 	uint32_t prev_obj; /* object of the previous event (GAP), or DDA_NO_OBJECT */
 	uint32_t prev_index;
 };
@@ -72,10 +72,10 @@ struct dda_record {
 	uint32_t obj;
 	uint32_t index;
 	uint64_t line;
-	int dialect;        /* enum dda_dialect */
-	int event;          /* enum dda_event_name */
-	int64_t time;       /* change time (seed: the writer's timestamp) */
-	const char *seq;    /* SequenceNumber digits, or NULL */
+	int dialect;	 /* enum dda_dialect */
+	int event;	 /* enum dda_event_name */
+	int64_t time;	 /* change time (seed: the writer's timestamp) */
+	const char *seq; /* SequenceNumber digits, or NULL */
 	size_t seq_len;
 	const char *event_id; /* eventID, or NULL */
 	size_t event_id_len;
@@ -84,12 +84,12 @@ struct dda_record {
 	bool has_old, has_new;
 	uint8_t old_digest[DDA_DIGEST_LEN];
 	uint8_t new_digest[DDA_DIGEST_LEN];
-	bool old_unknown;   /* the view carries no old image (NEW_IMAGE, KEYS_ONLY) */
-	bool new_unknown;   /* the view carries no new image (OLD_IMAGE, KEYS_ONLY) */
-	bool ttl;           /* a TTL delete (userIdentity dynamodb.amazonaws.com) */
+	bool old_unknown;	 /* the view carries no old image (NEW_IMAGE, KEYS_ONLY) */
+	bool new_unknown;	 /* the view carries no new image (OLD_IMAGE, KEYS_ONLY) */
+	bool ttl;		 /* a TTL delete (userIdentity dynamodb.amazonaws.com) */
 	const json_t *old_image; /* the images themselves */
 	const json_t *new_image;
-	const json_t *raw;  /* the whole record */
+	const json_t *raw; /* the whole record */
 };
 
 /* Where the decoder delivers its results. `record` is called for each valid
@@ -97,7 +97,7 @@ struct dda_record {
  * anomaly's heap fields). Either returning nonzero stops decoding with that
  * code. `counts` receive what was seen. */
 struct dda_decode_counts {
-	uint64_t records;  /* records found (valid + invalid), in range */
+	uint64_t records; /* records found (valid + invalid), in range */
 	uint64_t valid;
 	uint64_t invalid;
 	uint64_t filtered; /* records outside the time range */
@@ -110,7 +110,7 @@ struct dda_decode_sink {
 	int (*anomaly)(void *ctx, struct dda_anomaly *a);
 };
 
-#define DDA_MAX_KEY_ATTRS 2 /* a DynamoDB key is a HASH and an optional RANGE */
+#define DDA_MAX_KEY_ATTRS 2  /* a DynamoDB key is a HASH and an optional RANGE */
 #define DDA_KEY_NAME_MAX 256 /* key attribute names are at most 255 bytes */
 struct dda_decoder_opts {
 	/* Key schema for the seed dialect: attribute names, HASH first, and the

@@ -24,8 +24,8 @@ DDA_API const char *dda_report_file_name(int format);
 struct dda_report_info {
 	const char *source;
 	struct dda_range range;
-	const json_t *options; /* the options in effect, as a JSON object */
-	size_t md_top;         /* 0 = DDA_REPORT_MD_TOP */
+	const json_t *options;	   /* the options in effect, as a JSON object */
+	size_t md_top;		   /* 0 = DDA_REPORT_MD_TOP */
 	const char *manifest_name; /* file name of the manifest, or NULL */
 };
 

@@ -17,15 +17,15 @@
 
 /* What is known about one object. Strings are owned by the object table. */
 struct dda_object {
-	const char *key;     /* path relative to the source root, '/'-separated */
-	const char *version; /* S3 versionId, or NULL */
-	const char *etag;    /* S3 ETag (with quotes stripped), or NULL */
-	int64_t size;        /* bytes as stored (compressed if gzip), -1 unknown */
+	const char *key;       /* path relative to the source root, '/'-separated */
+	const char *version;   /* S3 versionId, or NULL */
+	const char *etag;      /* S3 ETag (with quotes stripped), or NULL */
+	int64_t size;	       /* bytes as stored (compressed if gzip), -1 unknown */
 	int64_t last_modified; /* microseconds, DDA_TIME_NONE unknown */
-	int64_t hour;        /* start of the YYYY/MM/DD/HH prefix in key, or NONE */
-	uint32_t name_off;   /* offset in key of the name after the hour prefix */
-	bool gzip;           /* stored gzip-compressed */
-	uint8_t sha256[32];  /* of the stored bytes; valid once the object ended */
+	int64_t hour;	       /* start of the YYYY/MM/DD/HH prefix in key, or NONE */
+	uint32_t name_off;     /* offset in key of the name after the hour prefix */
+	bool gzip;	       /* stored gzip-compressed */
+	uint8_t sha256[32];    /* of the stored bytes; valid once the object ended */
 	bool sha_valid;
 };
 
@@ -47,7 +47,7 @@ DDA_API uint32_t dda_objtab_count(const struct dda_objtab *t);
 DDA_API bool dda_key_hour(const char *key, size_t n, int64_t *hour, uint32_t *name_off);
 
 enum dda_chunk_kind {
-	DDA_CHUNK_DOC,   /* a whole object: one or more JSON values */
+	DDA_CHUNK_DOC,	 /* a whole object: one or more JSON values */
 	DDA_CHUNK_LINES, /* complete NDJSON lines of a larger stream */
 };
 
@@ -58,23 +58,23 @@ enum dda_chunk_status {
 
 /* A unit of work handed from a source to the decoder. */
 struct dda_chunk {
-	uint32_t obj;        /* object id in the table */
-	int kind;            /* enum dda_chunk_kind */
-	int status;          /* enum dda_chunk_status */
-	uint64_t first_line; /* 1-based line number of the first byte */
+	uint32_t obj;	      /* object id in the table */
+	int kind;	      /* enum dda_chunk_kind */
+	int status;	      /* enum dda_chunk_status */
+	uint64_t first_line;  /* 1-based line number of the first byte */
 	uint32_t first_index; /* ordinal of the chunk's first value in the object */
-	bool last;           /* the object's last chunk: its metadata is final */
-	struct dda_buf data; /* owned: decompressed bytes */
-	char msg[256];       /* why the chunk is UNREADABLE */
+	bool last;	      /* the object's last chunk: its metadata is final */
+	struct dda_buf data;  /* owned: decompressed bytes */
+	char msg[256];	      /* why the chunk is UNREADABLE */
 };
 
 DDA_API void dda_chunk_init(struct dda_chunk *c);
 DDA_API void dda_chunk_release(struct dda_chunk *c);
 
 struct dda_source_opts {
-	struct dda_range range;   /* prune hour prefixes outside it (with slack) */
-	size_t max_object_bytes;  /* 0 means DDA_DEFAULT_MAX_OBJECT_BYTES */
-	bool lines;               /* force NDJSON line mode for a plain file */
+	struct dda_range range;	 /* prune hour prefixes outside it (with slack) */
+	size_t max_object_bytes; /* 0 means DDA_DEFAULT_MAX_OBJECT_BYTES */
+	bool lines;		 /* force NDJSON line mode for a plain file */
 };
 
 struct dda_source;
@@ -94,10 +94,10 @@ struct dda_source_ops {
 
 struct dda_source {
 	const struct dda_source_ops *ops;
-	struct dda_objtab *objs;     /* borrowed: where objects are registered */
+	struct dda_objtab *objs; /* borrowed: where objects are registered */
 	struct dda_source_opts opts;
-	uint64_t prefixes_skipped;   /* hour prefixes pruned by the range */
-	uint64_t objects_skipped;    /* objects pruned by the range */
+	uint64_t prefixes_skipped; /* hour prefixes pruned by the range */
+	uint64_t objects_skipped;  /* objects pruned by the range */
 };
 
 /* Opens SOURCE as given on the command line: "-" (NDJSON on stdin), a

@@ -187,7 +187,8 @@ static int sink_record(void *ctx, const struct dda_record *r)
 	int rc = dda_history_add(w->hist, r);
 	if (rc || !o->on_record)
 		return rc;
-	if (o->only_key && (r->key_len != o->only_key_len || memcmp(r->key, o->only_key, r->key_len)))
+	if (o->only_key &&
+	    (r->key_len != o->only_key_len || memcmp(r->key, o->only_key, r->key_len)))
 		return 0;
 	pthread_mutex_lock(&w->a->hook_mu);
 	rc = o->on_record(o->ctx, r);
@@ -273,7 +274,8 @@ static int manifest_write(struct manifest *m, const struct dda_object *ob, struc
 		return dda_error_set(err, DDA_ENOMEM, "out of memory writing the manifest");
 	dda__sha256_update(&m->sha, m->line.ptr, m->line.len);
 	if (fwrite(m->line.ptr, 1, m->line.len, m->f) != m->line.len)
-		return dda_error_set(err, DDA_EIO, "cannot write the manifest: %s", strerror(errno));
+		return dda_error_set(err, DDA_EIO, "cannot write the manifest: %s",
+				     strerror(errno));
 	return 0;
 }
 
@@ -285,11 +287,11 @@ static void progress(struct audit *a, int64_t start, int64_t *last, bool done)
 		return;
 	*last = now;
 	struct dda_progress p = {
-		.objects = a->res->sum.objects,
-		.records = __atomic_load_n(&a->records_done, __ATOMIC_RELAXED),
-		.bytes = a->res->sum.bytes,
-		.elapsed = now - start,
-		.done = done,
+	    .objects = a->res->sum.objects,
+	    .records = __atomic_load_n(&a->records_done, __ATOMIC_RELAXED),
+	    .bytes = a->res->sum.bytes,
+	    .elapsed = now - start,
+	    .done = done,
 	};
 	o->progress(o->ctx, &p);
 }
@@ -328,8 +330,9 @@ static int read_all(struct audit *a, struct manifest *m, struct hour_vec *hours,
 	int rc = 0;
 	for (;;) {
 		if (a->o->stop && *a->o->stop) {
-			dda_error_set(&a->res->fatal, DDA_EINTR, "interrupted: the report covers "
-								  "only what was read");
+			dda_error_set(&a->res->fatal, DDA_EINTR,
+				      "interrupted: the report covers "
+				      "only what was read");
 			break;
 		}
 		if (!b && !(b = calloc(1, sizeof(*b)))) {
@@ -537,11 +540,11 @@ static int analyze(struct audit *a, struct anomaly_vec *all, struct dda_error *e
 	a->res->peak_history_bytes = dda_history_bytes(h);
 	struct collect c = {all, o};
 	struct dda_history_opts ho = {
-		.settle_from = o->settle > 0 ? o->now - o->settle : DDA_TIME_NONE,
-		.objs = a->res->objs,
-		.ctx = &c,
-		.anomaly = history_anomaly,
-		.visit = o->visit ? history_visit : NULL,
+	    .settle_from = o->settle > 0 ? o->now - o->settle : DDA_TIME_NONE,
+	    .objs = a->res->objs,
+	    .ctx = &c,
+	    .anomaly = history_anomaly,
+	    .visit = o->visit ? history_visit : NULL,
 	};
 	struct dda_history_stats st;
 	int rc = dda_history_analyze(h, &ho, &st);
@@ -562,9 +565,9 @@ static void finish(struct audit *a, struct anomaly_vec *all, struct hour_vec *ho
 		res->sum.anomalies[an->severity]++;
 		res->sum.by_kind[an->kind]++;
 		const struct dda_object *ob =
-			an->obj != DDA_NO_OBJECT ? dda_objtab_get(res->objs, an->obj) : NULL;
+		    an->obj != DDA_NO_OBJECT ? dda_objtab_get(res->objs, an->obj) : NULL;
 		struct dda_hour_stat *h =
-			ob && ob->hour != DDA_TIME_NONE ? hour_get(hours, ob->hour) : NULL;
+		    ob && ob->hour != DDA_TIME_NONE ? hour_get(hours, ob->hour) : NULL;
 		if (h)
 			h->anomalies++;
 	}

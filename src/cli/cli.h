@@ -31,14 +31,14 @@ struct cli {
 	const char *source;
 	struct dda_audit_opts audit;
 	const char *report_dir;
-	int format;       /* report format for stdout, -1 = default */
-	int fail_on;      /* severity, or DDA_SEV__COUNT for never */
-	int verbose;      /* -1 quiet, 0 normal, 1+ verbose */
-	int progress;     /* 0 never, 1 always, 2 auto */
+	int format;   /* report format for stdout, -1 = default */
+	int fail_on;  /* severity, or DDA_SEV__COUNT for never */
+	int verbose;  /* -1 quiet, 0 normal, 1+ verbose */
+	int progress; /* 0 never, 1 always, 2 auto */
 	const char *key_text;
 	bool versions;
 	const char *since;
-	json_t *options;  /* options in effect, for the report */
+	json_t *options; /* options in effect, for the report */
 	bool is_tty;
 };
 

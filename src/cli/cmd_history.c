@@ -64,8 +64,7 @@ static int on_visit(void *ctx, const struct dda_event_view *e)
 	return 0;
 }
 
-static bool on_event(const struct dda_anomaly *a, const struct dda_buf *key,
-		     const struct kept *k)
+static bool on_event(const struct dda_anomaly *a, const struct dda_buf *key, const struct kept *k)
 {
 	return a->key && a->key_len == key->len && !memcmp(a->key, key->ptr, key->len) &&
 	       a->obj == k->obj && a->index == k->index;
@@ -87,9 +86,9 @@ static json_t *event_json(const struct dda_result *res, const struct dda_buf *ke
 		const struct dda_anomaly *a = &res->anomalies[i];
 		if (!on_event(a, key, k))
 			continue;
-		json_t *j = json_pack("{ssssss}", "kind", dda_kind_name(a->kind), "severity",
-				      dda_severity_name(a->severity), "detail",
-				      a->detail ? a->detail : "");
+		json_t *j =
+		    json_pack("{ssssss}", "kind", dda_kind_name(a->kind), "severity",
+			      dda_severity_name(a->severity), "detail", a->detail ? a->detail : "");
 		if (j && a->diff)
 			json_object_set(j, "diff", a->diff);
 		json_array_append_new(anomalies, j);
@@ -135,7 +134,8 @@ static void print_changes(const struct kept *k)
 							JSON_COMPACT | JSON_ENCODE_ANY)
 					   : NULL;
 			if (was)
-				printf("      %c %s: %s -> %s\n", mark[s], name, was, text ? text : "");
+				printf("      %c %s: %s -> %s\n", mark[s], name, was,
+				       text ? text : "");
 			else
 				printf("      %c %s: %s\n", mark[s], name, text ? text : "");
 			free(text);
@@ -189,7 +189,8 @@ int cmd_history(int argc, char **argv, struct cli *c)
 	(void)argc;
 	(void)argv;
 	if (!c->key_text) {
-		cli_error(c, "--key is required (e.g. --key 'UserId=user123,ActivityId=activity001')");
+		cli_error(c,
+			  "--key is required (e.g. --key 'UserId=user123,ActivityId=activity001')");
 		return EXIT_USAGE;
 	}
 	if (c->format >= 0 && c->format != DDA_FMT_JSON && c->format != DDA_FMT__COUNT) {

@@ -50,7 +50,8 @@ int cmd_ls(int argc, char **argv, struct cli *c)
 	}
 	if (c->verbose >= 0)
 		fprintf(stderr, "ddbaudit: ls: %llu objects, %llu bytes%s\n", (unsigned long long)n,
-			(unsigned long long)bytes, src && src->prefixes_skipped ? " (range pruned)" : "");
+			(unsigned long long)bytes,
+			src && src->prefixes_skipped ? " (range pruned)" : "");
 	dda_chunk_release(&chunk);
 	dda_source_free(src);
 	dda_objtab_free(objs);

@@ -95,10 +95,10 @@ int cmd_verify(int argc, char **argv, struct cli *c)
 	if (res.fatal.code)
 		cli_error(c, "%s", res.fatal.msg);
 	struct dda_report_info info = {
-		.source = c->source,
-		.range = c->audit.src.range,
-		.options = c->options,
-		.manifest_name = "manifest.ndjson",
+	    .source = c->source,
+	    .range = c->audit.src.range,
+	    .options = c->options,
+	    .manifest_name = "manifest.ndjson",
 	};
 	int status = write_reports(c, &info, &res);
 	if (!status)

@@ -3,14 +3,14 @@
 #include "cli/cli.h"
 
 static const struct command commands[] = {
-	{"ls", cmd_ls, OPT_RANGE, "ls SOURCE [range] [options]",
-	 "list the audit objects of a time range"},
-	{"verify", cmd_verify, OPT_RANGE | OPT_REPORT | OPT_DECODE,
-	 "verify SOURCE [range] [--report DIR] [--format json|csv|md] [--fail-on LEVEL]",
-	 "validate every record, rebuild item histories, report anomalies"},
-	{"history", cmd_history, OPT_RANGE | OPT_KEY | OPT_HISTORY_FORMAT | OPT_DECODE,
-	 "history SOURCE --key 'UserId=u,ActivityId=a' [range] [--format text|json]",
-	 "show one item's timeline with its images"},
+    {"ls", cmd_ls, OPT_RANGE, "ls SOURCE [range] [options]",
+     "list the audit objects of a time range"},
+    {"verify", cmd_verify, OPT_RANGE | OPT_REPORT | OPT_DECODE,
+     "verify SOURCE [range] [--report DIR] [--format json|csv|md] [--fail-on LEVEL]",
+     "validate every record, rebuild item histories, report anomalies"},
+    {"history", cmd_history, OPT_RANGE | OPT_KEY | OPT_HISTORY_FORMAT | OPT_DECODE,
+     "history SOURCE --key 'UserId=u,ActivityId=a' [range] [--format text|json]",
+     "show one item's timeline with its images"},
 };
 
 const struct command *cli_commands(size_t *n);
@@ -26,12 +26,13 @@ static void usage(FILE *out)
 		     "Audit and replay the change logs of DynamoDB tables.\n\ncommands:\n");
 	for (size_t i = 0; i < DDA_ARRAY_SIZE(commands); i++)
 		fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
-	fprintf(out, "\nSOURCE is a directory laid out like the bucket, an archive (.tar, .tar.gz,\n"
-		     ".tgz, .zip), an NDJSON file (.ndjson, .jsonl, optionally .gz) or '-' for\n"
-		     "NDJSON on stdin.\n\n"
-		     "Run 'ddbaudit <command> --help' for a command's options.\n"
-		     "Exit status: 0 clean, 1 anomalies at or above --fail-on, 2 usage error,\n"
-		     "3 runtime failure.\n");
+	fprintf(out,
+		"\nSOURCE is a directory laid out like the bucket, an archive (.tar, .tar.gz,\n"
+		".tgz, .zip), an NDJSON file (.ndjson, .jsonl, optionally .gz) or '-' for\n"
+		"NDJSON on stdin.\n\n"
+		"Run 'ddbaudit <command> --help' for a command's options.\n"
+		"Exit status: 0 clean, 1 anomalies at or above --fail-on, 2 usage error,\n"
+		"3 runtime failure.\n");
 }
 
 int main(int argc, char **argv)

@@ -28,26 +28,26 @@ enum {
 };
 
 static const struct option long_opts[] = {
-	{"from", required_argument, NULL, O_FROM},
-	{"to", required_argument, NULL, O_TO},
-	{"since", required_argument, NULL, O_SINCE},
-	{"key-schema", required_argument, NULL, O_KEY_SCHEMA},
-	{"max-object-bytes", required_argument, NULL, O_MAX_OBJECT_BYTES},
-	{"threads", required_argument, NULL, O_THREADS},
-	{"progress", required_argument, NULL, O_PROGRESS},
-	{"now", required_argument, NULL, O_NOW},
-	{"settle", required_argument, NULL, O_SETTLE},
-	{"versions", no_argument, NULL, O_VERSIONS},
-	{"report", required_argument, NULL, O_REPORT},
-	{"format", required_argument, NULL, O_FORMAT},
-	{"fail-on", required_argument, NULL, O_FAIL_ON},
-	{"no-diff", no_argument, NULL, O_NO_DIFF},
-	{"key", required_argument, NULL, O_KEY},
-	{"lines", no_argument, NULL, O_LINES},
-	{"quiet", no_argument, NULL, 'q'},
-	{"verbose", no_argument, NULL, 'v'},
-	{"help", no_argument, NULL, 'h'},
-	{NULL, 0, NULL, 0},
+    {"from", required_argument, NULL, O_FROM},
+    {"to", required_argument, NULL, O_TO},
+    {"since", required_argument, NULL, O_SINCE},
+    {"key-schema", required_argument, NULL, O_KEY_SCHEMA},
+    {"max-object-bytes", required_argument, NULL, O_MAX_OBJECT_BYTES},
+    {"threads", required_argument, NULL, O_THREADS},
+    {"progress", required_argument, NULL, O_PROGRESS},
+    {"now", required_argument, NULL, O_NOW},
+    {"settle", required_argument, NULL, O_SETTLE},
+    {"versions", no_argument, NULL, O_VERSIONS},
+    {"report", required_argument, NULL, O_REPORT},
+    {"format", required_argument, NULL, O_FORMAT},
+    {"fail-on", required_argument, NULL, O_FAIL_ON},
+    {"no-diff", no_argument, NULL, O_NO_DIFF},
+    {"key", required_argument, NULL, O_KEY},
+    {"lines", no_argument, NULL, O_LINES},
+    {"quiet", no_argument, NULL, 'q'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
 };
 
 DDA_PRINTF(3, 0)
@@ -91,10 +91,12 @@ static void help(const struct command *cmd)
 	       "                         Only hour prefixes that can hold records of the range\n"
 	       "                         are opened (one hour of slack each side).\n");
 	if (cmd->opts & OPT_KEY)
-		printf("item:\n"
-		       "  --key KEY              the item: 'UserId=user123,ActivityId=activity001'\n"
-		       "                         (values are S; write N:5 or B:base64 for other\n"
-		       "                         types) or DynamoDB JSON '{\"UserId\":{\"S\":\"u\"}}'\n");
+		printf(
+		    "item:\n"
+		    "  --key KEY              the item: 'UserId=user123,ActivityId=activity001'\n"
+		    "                         (values are S; write N:5 or B:base64 for other\n"
+		    "                         types) or DynamoDB JSON "
+		    "'{\"UserId\":{\"S\":\"u\"}}'\n");
 	if (cmd->opts & OPT_REPORT)
 		printf("report:\n"
 		       "  --report DIR           write report.json, anomalies.csv, report.md and\n"
@@ -103,20 +105,24 @@ static void help(const struct command *cmd)
 		       "                         --report is given)\n"
 		       "  --fail-on LEVEL        exit 1 when anomalies at or above LEVEL exist:\n"
 		       "                         error (default), warning, info or never\n"
-		       "  --no-diff              do not re-read objects to show GAP attribute diffs\n");
+		       "  --no-diff              do not re-read objects to show GAP attribute "
+		       "diffs\n");
 	if (cmd->opts & OPT_HISTORY_FORMAT)
 		printf("output:\n"
 		       "  --format text|json     the timeline as text (default) or JSON with full\n"
 		       "                         oldImage/newImage of every event\n");
 	if (cmd->opts & OPT_DECODE)
-		printf("records:\n"
-		       "  --key-schema SPEC      key attributes of seed records: NAME:HASH[,NAME:RANGE]\n"
-		       "                         (default UserId:HASH,ActivityId:RANGE)\n"
-		       "  --settle DURATION      the newest part still being written (default 15m;\n"
-		       "                         a plain number means minutes): missing changes found\n"
-		       "                         only there are provisional warnings\n"
-		       "  --now TIME             take TIME as now (for --since and --settle)\n"
-		       "  --threads N            decoding threads (default: one per core)\n");
+		printf(
+		    "records:\n"
+		    "  --key-schema SPEC      key attributes of seed records: "
+		    "NAME:HASH[,NAME:RANGE]\n"
+		    "                         (default UserId:HASH,ActivityId:RANGE)\n"
+		    "  --settle DURATION      the newest part still being written (default 15m;\n"
+		    "                         a plain number means minutes): missing changes "
+		    "found\n"
+		    "                         only there are provisional warnings\n"
+		    "  --now TIME             take TIME as now (for --since and --settle)\n"
+		    "  --threads N            decoding threads (default: one per core)\n");
 	printf("input:\n"
 	       "  --max-object-bytes N   larger objects (and NDJSON lines) are reported\n"
 	       "                         UNREADABLE, not read (default 16777216)\n"
@@ -200,8 +206,10 @@ static int set_option(struct cli *c, int opt, const char *arg, int64_t *now_arg)
 		a->threads = (int)DDA_MIN(n, 64);
 		return 0;
 	case O_PROGRESS:
-		c->progress = !strcmp(arg, "never") ? 0 : !strcmp(arg, "always") ? 1
-							: !strcmp(arg, "auto") ? 2 : -1;
+		c->progress = !strcmp(arg, "never")    ? 0
+			      : !strcmp(arg, "always") ? 1
+			      : !strcmp(arg, "auto")   ? 2
+						       : -1;
 		if (c->progress >= 0)
 			return 0;
 		cli_error(c, "invalid --progress '%s' (auto, always or never)", arg);
@@ -274,11 +282,11 @@ static json_t *options_json(const struct cli *c)
 	for (size_t i = 0; i < a->dec.nkeys; i++)
 		json_array_append_new(ks, json_pack("{ssss}", "name", a->dec.key_names[i], "role",
 						    i ? "RANGE" : "HASH"));
-	return json_pack("{sosIsIsssbsbso}", "since", c->since ? json_string(c->since) : json_null(),
-			 "max_object_bytes", (json_int_t)a->src.max_object_bytes,
-			 "settle_seconds", (json_int_t)(a->settle / DDA_USEC_PER_SEC), "now",
-			 dda_time_format(a->now, false, t), "versions", c->versions, "diffs",
-			 a->diffs, "key_schema", ks);
+	return json_pack(
+	    "{sosIsIsssbsbso}", "since", c->since ? json_string(c->since) : json_null(),
+	    "max_object_bytes", (json_int_t)a->src.max_object_bytes, "settle_seconds",
+	    (json_int_t)(a->settle / DDA_USEC_PER_SEC), "now", dda_time_format(a->now, false, t),
+	    "versions", c->versions, "diffs", a->diffs, "key_schema", ks);
 }
 
 /* Cross-option checks once everything is parsed. */
@@ -290,9 +298,10 @@ static int finish_options(struct cli *c, int64_t now_arg)
 	if (c->since) {
 		int64_t d;
 		if (a->src.range.from != DDA_TIME_NONE || dda_duration_parse(c->since, &d)) {
-			cli_error(c, c->since && a->src.range.from != DDA_TIME_NONE
-					     ? "--since and --from cannot be combined"
-					     : "invalid --since '%s' (e.g. 36h, 90m, 2d)",
+			cli_error(c,
+				  c->since && a->src.range.from != DDA_TIME_NONE
+				      ? "--since and --from cannot be combined"
+				      : "invalid --since '%s' (e.g. 36h, 90m, 2d)",
 				  c->since);
 			return EXIT_USAGE;
 		}

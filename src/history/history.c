@@ -320,8 +320,8 @@ static int fpset_add(struct fpset *s, uint64_t fp)
 
 /* The state of one item while its events are replayed. */
 struct item_state {
-	bool known;       /* an event of the item has been applied */
-	bool present;     /* the item exists after the last applied event */
+	bool known;	  /* an event of the item has been applied */
+	bool present;	  /* the item exists after the last applied event */
 	bool cur_unknown; /* present, but its image is not known (no new image) */
 	uint8_t cur[DDA_DIGEST_LEN];
 	const struct event *prev;
@@ -364,16 +364,16 @@ static int report(struct checker *ck, const struct event *e, int kind, const cha
 	if (ck->rc)
 		return ck->rc;
 	struct dda_anomaly a = {
-		.kind = kind,
-		.severity = dda_kind_severity(kind),
-		.obj = e->obj,
-		.index = e->index,
-		.line = e->line,
-		.time = e->time,
-		.prev_obj = DDA_NO_OBJECT,
+	    .kind = kind,
+	    .severity = dda_kind_severity(kind),
+	    .obj = e->obj,
+	    .index = e->index,
+	    .line = e->line,
+	    .time = e->time,
+	    .prev_obj = DDA_NO_OBJECT,
 	};
-	bool missing = kind == DDA_K_GAP || kind == DDA_K_DOUBLE_INSERT ||
-		       kind == DDA_K_MODIFY_AFTER_REMOVE;
+	bool missing =
+	    kind == DDA_K_GAP || kind == DDA_K_DOUBLE_INSERT || kind == DDA_K_MODIFY_AFTER_REMOVE;
 	int64_t settle = ck->opts->settle_from;
 	if (missing && settle != DDA_TIME_NONE && e->time >= settle) {
 		a.provisional = true;
@@ -410,8 +410,7 @@ static int report(struct checker *ck, const struct event *e, int kind, const cha
 	return rc;
 }
 
-static bool is_duplicate(struct checker *ck, const struct event *e, uint64_t fp,
-			 uint64_t *seqfp)
+static bool is_duplicate(struct checker *ck, const struct event *e, uint64_t fp, uint64_t *seqfp)
 {
 	if (e->seq) {
 		*seqfp = dda__hash64(e->seq, e->seq_len);
@@ -472,18 +471,18 @@ static int visit(struct checker *ck, const struct event *e, int verdict)
 	if (!ck->opts->visit || ck->rc)
 		return ck->rc;
 	struct dda_event_view v = {
-		.key = e->key,
-		.key_len = e->key_len,
-		.obj = e->obj,
-		.index = e->index,
-		.line = e->line,
-		.event = e->event,
-		.time = e->time,
-		.verdict = verdict,
-		.has_old = e->flags & F_OLD,
-		.has_new = e->flags & F_NEW,
-		.old_digest = e->old_digest,
-		.new_digest = e->new_digest,
+	    .key = e->key,
+	    .key_len = e->key_len,
+	    .obj = e->obj,
+	    .index = e->index,
+	    .line = e->line,
+	    .event = e->event,
+	    .time = e->time,
+	    .verdict = verdict,
+	    .has_old = e->flags & F_OLD,
+	    .has_new = e->flags & F_NEW,
+	    .old_digest = e->old_digest,
+	    .new_digest = e->new_digest,
 	};
 	int rc = ck->opts->visit(ck->opts->ctx, &v);
 	if (rc)

@@ -211,14 +211,15 @@ static int value(const json_t *av, int depth, const struct path *p, struct dda_b
 	if (depth > DDA_MAX_NESTING)
 		return invalid(why, p, "nested deeper than %d levels", DDA_MAX_NESTING);
 	if (!json_is_object(av) || json_object_size(av) != 1)
-		return invalid(why, p, "an AttributeValue must be an object with exactly one "
-				       "type member");
+		return invalid(why, p,
+			       "an AttributeValue must be an object with exactly one "
+			       "type member");
 	void *it = json_object_iter((json_t *)av);
 	const char *tag = json_object_iter_key(it);
 	const json_t *v = json_object_iter_value(it);
 	if (!strcmp(tag, "S") || !strcmp(tag, "N") || !strcmp(tag, "B")) {
-		static const enum dda_av_tag tags[] = {['S'] = DDA_TAG_S, ['N'] = DDA_TAG_N,
-						       ['B'] = DDA_TAG_B};
+		static const enum dda_av_tag tags[] = {
+		    ['S'] = DDA_TAG_S, ['N'] = DDA_TAG_N, ['B'] = DDA_TAG_B};
 		int rc = dda_buf_addc(out, (char)tags[(unsigned char)tag[0]]);
 		size_t at = out->len;
 		if (!rc)
@@ -263,8 +264,7 @@ int dda_canon_value(const json_t *av, int depth, const char *path, struct dda_bu
 	return value(av, depth, &p, out, why);
 }
 
-int dda_canon_image(const json_t *image, const char *path, struct dda_buf *out,
-		    struct dda_buf *why)
+int dda_canon_image(const json_t *image, const char *path, struct dda_buf *out, struct dda_buf *why)
 {
 	struct path p = {NULL, path, 0};
 	if (!json_is_object(image))
@@ -351,7 +351,8 @@ static json_t *scalar_json(uint8_t tag, const uint8_t *b, uint32_t n)
 		return json_stringn((const char *)b, n);
 	struct dda_buf enc;
 	dda_buf_init(&enc, DDA_BUF_UNLIMITED);
-	json_t *j = dda_base64_encode(b, n, &enc) ? NULL : json_stringn(enc.ptr ? enc.ptr : "", enc.len);
+	json_t *j =
+	    dda_base64_encode(b, n, &enc) ? NULL : json_stringn(enc.ptr ? enc.ptr : "", enc.len);
 	dda_buf_release(&enc);
 	return j;
 }
@@ -384,9 +385,9 @@ bad:
 }
 
 static const char *const type_names[] = {
-	[DDA_TAG_S] = "S",   [DDA_TAG_N] = "N", [DDA_TAG_B] = "B",   [DDA_TAG_BOOL] = "BOOL",
-	[DDA_TAG_NULL] = "NULL", [DDA_TAG_M] = "M", [DDA_TAG_L] = "L", [DDA_TAG_SS] = "SS",
-	[DDA_TAG_NS] = "NS", [DDA_TAG_BS] = "BS",
+    [DDA_TAG_S] = "S",	     [DDA_TAG_N] = "N",	  [DDA_TAG_B] = "B", [DDA_TAG_BOOL] = "BOOL",
+    [DDA_TAG_NULL] = "NULL", [DDA_TAG_M] = "M",	  [DDA_TAG_L] = "L", [DDA_TAG_SS] = "SS",
+    [DDA_TAG_NS] = "NS",     [DDA_TAG_BS] = "BS",
 };
 
 static json_t *read_inner(struct reader *r, uint8_t tag, int depth)
@@ -633,7 +634,8 @@ json_t *dda_canon_diff(const json_t *expected, const json_t *found)
 	if (names)
 		dda__sort(names, k, sizeof(*names), cmp_names);
 	for (size_t i = 0; names && i < k; i++) {
-		json_t *e = json_object_get(expected, names[i]), *f = json_object_get(found, names[i]);
+		json_t *e = json_object_get(expected, names[i]),
+		       *f = json_object_get(found, names[i]);
 		if (!e)
 			json_object_set(added, names[i], f);
 		else if (!f)

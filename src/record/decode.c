@@ -107,19 +107,19 @@ void dda_decoder_free(struct dda_decoder *d)
 
 /* Reports one anomaly for the current record. key may be NULL. */
 DDA_PRINTF(5, 6)
-static int emit(struct run *r, int kind, int64_t time, const struct dda_buf *key,
-		const char *fmt, ...)
+static int emit(struct run *r, int kind, int64_t time, const struct dda_buf *key, const char *fmt,
+		...)
 {
 	if (r->rc)
 		return r->rc;
 	struct dda_anomaly a = {
-		.kind = kind,
-		.severity = dda_kind_severity(kind),
-		.obj = r->c->obj,
-		.index = r->index,
-		.line = r->line,
-		.time = time,
-		.prev_obj = DDA_NO_OBJECT,
+	    .kind = kind,
+	    .severity = dda_kind_severity(kind),
+	    .obj = r->c->obj,
+	    .index = r->index,
+	    .line = r->line,
+	    .time = time,
+	    .prev_obj = DDA_NO_OBJECT,
 	};
 	struct dda_buf msg;
 	dda_buf_init(&msg, 4096);
@@ -222,8 +222,8 @@ static int parse_seed(struct run *r, const json_t *rec, struct fields *f)
 	f->dialect = DDA_DIALECT_SEED;
 	f->time = DDA_TIME_NONE;
 	if (!ts)
-		return emit(r, DDA_K_INVALID_RECORD, DDA_TIME_NONE, NULL,
-			    "%s field 'timestamp'", bad ? "mistyped" : "missing"),
+		return emit(r, DDA_K_INVALID_RECORD, DDA_TIME_NONE, NULL, "%s field 'timestamp'",
+			    bad ? "mistyped" : "missing"),
 		       -1;
 	if (dda_time_parse(ts, n, &f->time))
 		return emit(r, DDA_K_INVALID_RECORD, DDA_TIME_NONE, NULL,
@@ -298,8 +298,7 @@ static int epoch_seconds(const json_t *v, int64_t *out)
 	return 0;
 }
 
-static int parse_stream_meta(struct run *r, const json_t *rec, const json_t *db,
-			     struct fields *f)
+static int parse_stream_meta(struct run *r, const json_t *rec, const json_t *db, struct fields *f)
 {
 	bool bad;
 	size_t n = 0;
@@ -497,8 +496,7 @@ static int check_image_key(struct run *r, struct fields *f, const json_t *img, c
 		return 0;
 	dda_buf_reset(&d->tmp);
 	if (rc) {
-		emit(r, DDA_K_KEY_MISMATCH, f->time, &d->key, "%s",
-		     d->why.ptr ? d->why.ptr : name);
+		emit(r, DDA_K_KEY_MISMATCH, f->time, &d->key, "%s", d->why.ptr ? d->why.ptr : name);
 		return -1;
 	}
 	if (dda_canon_key_text(d->ikey.ptr, d->ikey.len, &d->tmp))
@@ -511,10 +509,10 @@ static int check_image_key(struct run *r, struct fields *f, const json_t *img, c
 /* Which images the view and event call for; reports IMAGE_MISMATCH. */
 static int check_images(struct run *r, struct fields *f)
 {
-	bool want_old = f->event != DDA_EV_INSERT &&
-			(f->view == VIEW_OLD_IMAGE || f->view == VIEW_NEW_AND_OLD);
-	bool want_new = f->event != DDA_EV_REMOVE &&
-			(f->view == VIEW_NEW_IMAGE || f->view == VIEW_NEW_AND_OLD);
+	bool want_old =
+	    f->event != DDA_EV_INSERT && (f->view == VIEW_OLD_IMAGE || f->view == VIEW_NEW_AND_OLD);
+	bool want_new =
+	    f->event != DDA_EV_REMOVE && (f->view == VIEW_NEW_IMAGE || f->view == VIEW_NEW_AND_OLD);
 	const char *what = NULL;
 	if (f->event == DDA_EV_INSERT && f->old_img)
 		what = "INSERT carries an old image";
@@ -538,8 +536,7 @@ static int check_object_name(struct run *r, struct fields *f)
 {
 	const struct dda_object *o = r->o;
 	struct dda_decoder *d = r->d;
-	if (f->dialect != DDA_DIALECT_SEED || !o || o->hour == DDA_TIME_NONE ||
-	    d->opts.nkeys != 2)
+	if (f->dialect != DDA_DIALECT_SEED || !o || o->hour == DDA_TIME_NONE || d->opts.nkeys != 2)
 		return 0;
 	const char *name = o->key + o->name_off;
 	size_t n = strlen(name);
@@ -695,12 +692,17 @@ static bool try_fast(struct run *r, const char *p, size_t n, bool whole, size_t 
 		r->index++;
 		return true;
 	}
-	struct fields f = {.dialect = DDA_DIALECT_SEED, .event = so.event, .time = so.time,
+	struct fields f = {.dialect = DDA_DIALECT_SEED,
+			   .event = so.event,
+			   .time = so.time,
 			   .view = VIEW_NEW_AND_OLD};
 	memcpy(f.kval, so.kval, sizeof(f.kval));
 	memcpy(f.klen, so.klen, sizeof(f.klen));
-	struct dda_record out = {.obj = r->c->obj, .index = r->index, .line = r->line,
-				 .has_old = so.has_old, .has_new = so.has_new};
+	struct dda_record out = {.obj = r->c->obj,
+				 .index = r->index,
+				 .line = r->line,
+				 .has_old = so.has_old,
+				 .has_new = so.has_new};
 	memcpy(out.old_digest, so.old_digest, DDA_DIGEST_LEN);
 	memcpy(out.new_digest, so.new_digest, DDA_DIGEST_LEN);
 	dda_buf_reset(&d->key);
@@ -800,7 +802,8 @@ static void decode_doc(struct run *r)
 			continue;
 		}
 		json_error_t je;
-		json_t *v = json_loadb(p + pos, n - pos, DDA_JSON_FLAGS | JSON_DISABLE_EOF_CHECK, &je);
+		json_t *v =
+		    json_loadb(p + pos, n - pos, DDA_JSON_FLAGS | JSON_DISABLE_EOF_CHECK, &je);
 		if (!v) {
 			parse_failed(r, &je);
 			const char *nl = r->index > 1 ? memchr(p + pos, '\n', n - pos) : NULL;
@@ -849,13 +852,13 @@ int dda_decode_chunk(struct dda_decoder *d, const struct dda_chunk *c,
 		     const struct dda_decode_sink *sink, struct dda_decode_counts *counts)
 {
 	struct run r = {
-		.d = d,
-		.c = c,
-		.o = d->objs ? dda_objtab_get(d->objs, c->obj) : NULL,
-		.sink = sink,
-		.counts = counts,
-		.index = c->first_index,
-		.line = c->first_line ? c->first_line : 1,
+	    .d = d,
+	    .c = c,
+	    .o = d->objs ? dda_objtab_get(d->objs, c->obj) : NULL,
+	    .sink = sink,
+	    .counts = counts,
+	    .index = c->first_index,
+	    .line = c->first_line ? c->first_line : 1,
 	};
 	if (c->status != DDA_CHUNK_OK) {
 		counts->records++;
@@ -880,12 +883,13 @@ int dda_key_schema_parse(const char *spec, struct dda_decoder_opts *opts, struct
 		size_t len = strcspn(p, ",");
 		const char *colon = memchr(p, ':', len);
 		size_t nlen = colon ? (size_t)(colon - p) : len;
-		bool role_ok = !colon || ((size_t)(p + len - colon - 1) == strlen(roles[nk < 2 ? nk : 0]) &&
-					  !memcmp(colon + 1, roles[nk < 2 ? nk : 0], len - nlen - 1));
+		bool role_ok =
+		    !colon || ((size_t)(p + len - colon - 1) == strlen(roles[nk < 2 ? nk : 0]) &&
+			       !memcmp(colon + 1, roles[nk < 2 ? nk : 0], len - nlen - 1));
 		if (nk >= DDA_MAX_KEY_ATTRS || !nlen || nlen >= DDA_KEY_NAME_MAX || !role_ok)
-			return dda_error_set(err, DDA_EINVAL,
-					     "invalid --key-schema '%s' (expected NAME:HASH[,NAME:RANGE])",
-					     spec);
+			return dda_error_set(
+			    err, DDA_EINVAL,
+			    "invalid --key-schema '%s' (expected NAME:HASH[,NAME:RANGE])", spec);
 		memcpy(opts->key_names[nk], p, nlen);
 		opts->key_names[nk][nlen] = '\0';
 		opts->key_fields[nk] = fields[nk];

@@ -107,7 +107,9 @@ int dda_number_canon(const char *s, size_t n, struct dda_buf *out, struct dda_bu
 		goto out;
 	}
 	if (sci < DDA_NUMBER_MIN_EXP || sci > DDA_NUMBER_MAX_EXP) {
-		dda_buf_addf(why, "'%.*s' is out of range (1E-130 to 9.9999999999999999999999999999999999999E+125)",
+		dda_buf_addf(why,
+			     "'%.*s' is out of range (1E-130 to "
+			     "9.9999999999999999999999999999999999999E+125)",
 			     (int)DDA_MIN(n, 64), s);
 		rc = DDA_EFORMAT;
 		goto out;

@@ -14,10 +14,10 @@ enum tok_type { T_OBJ, T_ARR, T_STR, T_NUM, T_TRUE, T_FALSE, T_NULL };
 
 struct tok {
 	uint8_t type;
-	uint8_t esc;     /* string held escapes: decoded into strs at off */
-	uint32_t count;  /* members or elements; string length (decoded bytes) */
-	uint32_t end;    /* index just after this token's subtree */
-	size_t off;      /* decoded string's offset in strs */
+	uint8_t esc;	 /* string held escapes: decoded into strs at off */
+	uint32_t count;	 /* members or elements; string length (decoded bytes) */
+	uint32_t end;	 /* index just after this token's subtree */
+	size_t off;	 /* decoded string's offset in strs */
 	const char *ptr; /* string bytes (raw if no escapes, else in strs) */
 };
 
@@ -30,10 +30,10 @@ struct span {
 struct dda__scanner {
 	struct tok *tape;
 	uint32_t ntok, cap;
-	struct dda_buf strs;  /* decoded strings, reset per record */
-	struct dda_buf ser;   /* serialization of one image */
-	struct dda_buf tmp;   /* sort scratch */
-	struct dda_buf num;   /* number / base64 scratch */
+	struct dda_buf strs; /* decoded strings, reset per record */
+	struct dda_buf ser;  /* serialization of one image */
+	struct dda_buf tmp;  /* sort scratch */
+	struct dda_buf num;  /* number / base64 scratch */
 	struct dda_buf why;
 	struct span *spans;
 	size_t nspans, cap_spans;
@@ -82,7 +82,8 @@ static struct tok *push(struct lexer *lx, int type)
 	struct dda__scanner *s = lx->s;
 	if (s->ntok == s->cap) {
 		uint32_t cap = s->cap ? s->cap * 2 : 256;
-		struct tok *nt = cap <= SCAN_MAX_TOKENS ? realloc(s->tape, cap * sizeof(*nt)) : NULL;
+		struct tok *nt =
+		    cap <= SCAN_MAX_TOKENS ? realloc(s->tape, cap * sizeof(*nt)) : NULL;
 		if (!nt) {
 			lx->fail = true;
 			return NULL;
@@ -247,7 +248,8 @@ static void lex_string(struct lexer *lx)
 		} else if (c < 0x80) {
 			p++;
 		} else {
-			size_t n = utf8_len((const unsigned char *)p, (const unsigned char *)lx->end);
+			size_t n =
+			    utf8_len((const unsigned char *)p, (const unsigned char *)lx->end);
 			if (!n)
 				break;
 			p += n;
@@ -353,7 +355,6 @@ static void lex_value(struct lexer *lx)
 	lx->fail = true;
 }
 
-
 /* ---- pass 2: the record ---- */
 
 static bool str_eq(const struct tok *t, const char *lit)
@@ -433,8 +434,7 @@ enum { OK = 0, BAIL = 1 };
 static int ser_value(struct dda__scanner *s, uint32_t v, int depth);
 
 /* A scalar's canonical bytes (S, N or B) appended to out. */
-static int scalar_bytes(struct dda__scanner *s, const struct tok *t, char tag,
-			struct dda_buf *out)
+static int scalar_bytes(struct dda__scanner *s, const struct tok *t, char tag, struct dda_buf *out)
 {
 	if (t->type != T_STR)
 		return BAIL;
@@ -561,7 +561,8 @@ static int ser_value(struct dda__scanner *s, uint32_t v, int depth)
 	uint32_t val = v + 2;
 	const struct tok *t = &s->tape[val];
 	if (tag->count == 1 && strchr("SNB", tag->ptr[0]) && tag->ptr[0]) {
-		static const uint8_t code[] = {['S'] = DDA_TAG_S, ['N'] = DDA_TAG_N, ['B'] = DDA_TAG_B};
+		static const uint8_t code[] = {
+		    ['S'] = DDA_TAG_S, ['N'] = DDA_TAG_N, ['B'] = DDA_TAG_B};
 		char c = tag->ptr[0];
 		if (dda_buf_addc(&s->ser, (char)code[(unsigned char)c]))
 			return BAIL;
@@ -579,8 +580,8 @@ static int ser_value(struct dda__scanner *s, uint32_t v, int depth)
 	if (str_eq(tag, "BOOL") && (t->type == T_TRUE || t->type == T_FALSE))
 		return dda_buf_addc(&s->ser, DDA_TAG_BOOL) ||
 			       dda_buf_addc(&s->ser, t->type == T_TRUE ? 1 : 0)
-			       ? BAIL
-			       : OK;
+			   ? BAIL
+			   : OK;
 	if (str_eq(tag, "NULL") && t->type == T_TRUE)
 		return dda_buf_addc(&s->ser, DDA_TAG_NULL) ? BAIL : OK;
 	if (str_eq(tag, "M"))
@@ -714,11 +715,11 @@ int dda__scan_seed(struct dda__scanner *s, const struct dda_decoder_opts *opts, 
 	int rc = seed_fields(s, opts, out, &old_img, &new_img);
 	if (rc)
 		return rc == DDA_SCAN_FILTERED ? DDA_SCAN_FILTERED : DDA_SCAN_FALLBACK;
-	if (old_img && (image_digest(s, old_img, out->old_digest) ||
-			!image_key_ok(s, opts, old_img, out)))
+	if (old_img &&
+	    (image_digest(s, old_img, out->old_digest) || !image_key_ok(s, opts, old_img, out)))
 		return DDA_SCAN_FALLBACK;
-	if (new_img && (image_digest(s, new_img, out->new_digest) ||
-			!image_key_ok(s, opts, new_img, out)))
+	if (new_img &&
+	    (image_digest(s, new_img, out->new_digest) || !image_key_ok(s, opts, new_img, out)))
 		return DDA_SCAN_FALLBACK;
 	out->has_old = old_img != 0;
 	out->has_new = new_img != 0;

@@ -11,9 +11,9 @@ static const struct {
 	int (*write)(const struct dda_report_info *, const struct dda_result *, FILE *,
 		     struct dda_error *);
 } formats[DDA_FMT__COUNT] = {
-	[DDA_FMT_JSON] = {"json", "report.json", dda__report_json},
-	[DDA_FMT_CSV] = {"csv", "anomalies.csv", dda__report_csv},
-	[DDA_FMT_MD] = {"md", "report.md", dda__report_md},
+    [DDA_FMT_JSON] = {"json", "report.json", dda__report_json},
+    [DDA_FMT_CSV] = {"csv", "anomalies.csv", dda__report_csv},
+    [DDA_FMT_MD] = {"md", "report.md", dda__report_md},
 };
 
 int dda_report_format_parse(const char *s)
@@ -31,8 +31,8 @@ const char *dda_report_file_name(int format)
 	return format >= 0 && format < DDA_FMT__COUNT ? formats[format].file : NULL;
 }
 
-int dda_report_write(int format, const struct dda_report_info *info,
-		     const struct dda_result *res, FILE *out, struct dda_error *err)
+int dda_report_write(int format, const struct dda_report_info *info, const struct dda_result *res,
+		     FILE *out, struct dda_error *err)
 {
 	if (format < 0 || format >= DDA_FMT__COUNT)
 		return dda_error_set(err, DDA_EINVAL, "unknown report format");
@@ -45,8 +45,8 @@ int dda_report_write(int format, const struct dda_report_info *info,
 
 /* Writes through "<name>.tmp" and renames, so a reader (or a crash) never
  * sees half a report. */
-static int write_one(int format, const struct dda_report_info *info,
-		     const struct dda_result *res, const char *dir, struct dda_error *err)
+static int write_one(int format, const struct dda_report_info *info, const struct dda_result *res,
+		     const char *dir, struct dda_error *err)
 {
 	struct dda_buf path, tmp;
 	dda_buf_init(&path, 4096);
@@ -60,17 +60,16 @@ static int write_one(int format, const struct dda_report_info *info,
 	}
 	FILE *f = fopen(tmp.ptr, "wb");
 	if (!f) {
-		rc = dda_error_set(err, DDA_EIO, "cannot create '%s': %s", tmp.ptr,
-				   strerror(errno));
+		rc =
+		    dda_error_set(err, DDA_EIO, "cannot create '%s': %s", tmp.ptr, strerror(errno));
 		goto out;
 	}
 	rc = dda_report_write(format, info, res, f, err);
 	if (fclose(f) && !rc)
-		rc = dda_error_set(err, DDA_EIO, "cannot write '%s': %s", tmp.ptr,
-				   strerror(errno));
+		rc = dda_error_set(err, DDA_EIO, "cannot write '%s': %s", tmp.ptr, strerror(errno));
 	if (!rc && rename(tmp.ptr, path.ptr))
-		rc = dda_error_set(err, DDA_EIO, "cannot rename '%s': %s", tmp.ptr,
-				   strerror(errno));
+		rc =
+		    dda_error_set(err, DDA_EIO, "cannot rename '%s': %s", tmp.ptr, strerror(errno));
 	if (rc)
 		unlink(tmp.ptr);
 out:

@@ -3,7 +3,8 @@
 
 static void field(FILE *out, const char *s, bool last)
 {
-	bool quote = strpbrk(s, ",\"\r\n") != NULL || (*s == ' ' || (*s && s[strlen(s) - 1] == ' '));
+	bool quote =
+	    strpbrk(s, ",\"\r\n") != NULL || (*s == ' ' || (*s && s[strlen(s) - 1] == ' '));
 	if (!quote) {
 		fputs(s, out);
 	} else {
@@ -30,7 +31,7 @@ int dda__report_csv(const struct dda_report_info *info, const struct dda_result 
 	for (size_t i = 0; i < res->nanomalies; i++) {
 		const struct dda_anomaly *a = &res->anomalies[i];
 		const struct dda_object *o =
-			a->obj != DDA_NO_OBJECT ? dda_objtab_get(res->objs, a->obj) : NULL;
+		    a->obj != DDA_NO_OBJECT ? dda_objtab_get(res->objs, a->obj) : NULL;
 		field(out, dda_kind_name(a->kind), false);
 		field(out, dda_severity_name(a->severity), false);
 		field(out, a->provisional ? "true" : "false", false);
@@ -39,7 +40,8 @@ int dda__report_csv(const struct dda_report_info *info, const struct dda_result 
 		field(out, o && o->version ? o->version : "", false);
 		snprintf(num, sizeof(num), "%llu", (unsigned long long)a->line);
 		field(out, a->line ? num : "", false);
-		field(out, a->time == DDA_TIME_NONE ? "" : dda_time_format(a->time, true, t), false);
+		field(out, a->time == DDA_TIME_NONE ? "" : dda_time_format(a->time, true, t),
+		      false);
 		field(out, a->detail ? a->detail : "", false);
 		if (a->has_expected)
 			dda__hex(a->expected, DDA_DIGEST_LEN, hex);

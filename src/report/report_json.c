@@ -27,7 +27,10 @@ static json_t *summary_json(const struct dda_summary *s)
 	json_t *by_kind = json_object();
 	for (int k = 0; k < DDA_K__COUNT; k++)
 		if (s->by_kind[k])
-			json_object_set_new(by_kind, dda_kind_name(k), json_integer((json_int_t)s->by_kind[k]));
+			json_object_set_new(by_kind, dda_kind_name(k),
+					    json_integer((json_int_t)s->by_kind[k]));
+	/* One key and value a line, as the schema reads. */
+	/* clang-format off */
 	return json_pack("{sIsIsIsIsIsIsIsIs{sIsIsI}s{sIsIsI}sosIsI}",
 			 "objects", (json_int_t)s->objects,
 			 "bytes", (json_int_t)s->bytes,
@@ -48,6 +51,7 @@ static json_t *summary_json(const struct dda_summary *s)
 			 "by_kind", by_kind,
 			 "prefixes_skipped", (json_int_t)s->prefixes_skipped,
 			 "objects_skipped", (json_int_t)s->objects_skipped);
+	/* clang-format on */
 }
 
 static json_t *hours_json(const struct dda_result *res)
@@ -55,10 +59,10 @@ static json_t *hours_json(const struct dda_result *res)
 	json_t *a = json_array();
 	for (size_t i = 0; i < res->nhours; i++) {
 		const struct dda_hour_stat *h = &res->hours[i];
-		json_array_append_new(a, json_pack("{sosIsIsI}", "hour", time_or_null(h->hour, false),
-						   "objects", (json_int_t)h->objects,
-						   "records", (json_int_t)h->records,
-						   "anomalies", (json_int_t)h->anomalies));
+		json_array_append_new(
+		    a, json_pack("{sosIsIsI}", "hour", time_or_null(h->hour, false), "objects",
+				 (json_int_t)h->objects, "records", (json_int_t)h->records,
+				 "anomalies", (json_int_t)h->anomalies));
 	}
 	return a;
 }
@@ -75,18 +79,14 @@ static json_t *object_json(const struct dda_result *res, uint32_t obj)
 static json_t *anomaly_json(const struct dda_result *res, const struct dda_anomaly *a)
 {
 	json_t *item = a->key ? dda_canon_to_json(a->key, a->key_len) : NULL;
-	json_t *j = json_pack("{sssssosososIsIsssososb}",
-			      "kind", dda_kind_name(a->kind),
-			      "severity", dda_severity_name(a->severity),
-			      "item", item ? item : json_null(),
-			      "object", object_json(res, a->obj),
-			      "time", time_or_null(a->time, true),
-			      "line", (json_int_t)a->line,
-			      "index", (json_int_t)a->index,
-			      "detail", a->detail ? a->detail : "",
-			      "expected_digest", digest_or_null(a->has_expected, a->expected),
-			      "found_digest", digest_or_null(a->has_found, a->found),
-			      "provisional", a->provisional);
+	json_t *j =
+	    json_pack("{sssssosososIsIsssososb}", "kind", dda_kind_name(a->kind), "severity",
+		      dda_severity_name(a->severity), "item", item ? item : json_null(), "object",
+		      object_json(res, a->obj), "time", time_or_null(a->time, true), "line",
+		      (json_int_t)a->line, "index", (json_int_t)a->index, "detail",
+		      a->detail ? a->detail : "", "expected_digest",
+		      digest_or_null(a->has_expected, a->expected), "found_digest",
+		      digest_or_null(a->has_found, a->found), "provisional", a->provisional);
 	if (j && a->diff)
 		json_object_set(j, "diff", a->diff);
 	if (j && a->prev_obj != DDA_NO_OBJECT)
@@ -102,12 +102,11 @@ json_t *dda_report_json(const struct dda_report_info *info, const struct dda_res
 	for (size_t i = 0; anomalies && i < res->nanomalies; i++)
 		json_array_append_new(anomalies, anomaly_json(res, &res->anomalies[i]));
 	json_t *options = info->options ? json_deep_copy(info->options) : json_object();
-	json_t *run = json_pack("{sososss{soso}sosb}", "started", time_or_null(res->started, false),
-				"finished", time_or_null(res->finished, false), "source",
-				info->source ? info->source : "", "range", "from",
-				time_or_null(info->range.from, false), "to",
-				time_or_null(info->range.to, false), "options", options,
-				"complete", !res->fatal.code);
+	json_t *run = json_pack(
+	    "{sososss{soso}sosb}", "started", time_or_null(res->started, false), "finished",
+	    time_or_null(res->finished, false), "source", info->source ? info->source : "", "range",
+	    "from", time_or_null(info->range.from, false), "to",
+	    time_or_null(info->range.to, false), "options", options, "complete", !res->fatal.code);
 	if (run && res->fatal.code)
 		json_object_set_new(run, "error", json_string(res->fatal.msg));
 	json_t *manifest = json_null();

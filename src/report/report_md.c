@@ -36,9 +36,10 @@ static void summary(FILE *out, const struct dda_report_info *info, const struct 
 	char from[DDA_TIME_STRLEN], to[DDA_TIME_STRLEN];
 	int sev = dda_result_max_severity(res);
 	fprintf(out, "# ddbaudit report\n\n");
-	fprintf(out, "**Verdict: %s**", sev == DDA_SEV_ERROR     ? "errors found"
-					 : sev == DDA_SEV_WARNING ? "warnings found"
-								  : "clean");
+	fprintf(out, "**Verdict: %s**",
+		sev == DDA_SEV_ERROR	 ? "errors found"
+		: sev == DDA_SEV_WARNING ? "warnings found"
+					 : "clean");
 	if (res->fatal.code)
 		fprintf(out, " (incomplete: %s)", res->fatal.msg);
 	fprintf(out, "\n\n- Source: `%s`\n", info->source ? info->source : "");
@@ -96,7 +97,7 @@ static int top(FILE *out, const struct dda_report_info *info, const struct dda_r
 	for (size_t i = 0; i < n && i < max; i++) {
 		const struct dda_anomaly *a = order[i];
 		const struct dda_object *o =
-			a->obj != DDA_NO_OBJECT ? dda_objtab_get(res->objs, a->obj) : NULL;
+		    a->obj != DDA_NO_OBJECT ? dda_objtab_get(res->objs, a->obj) : NULL;
 		fprintf(out, "| %s | %s | ", dda_severity_name(a->severity),
 			dda_kind_name(a->kind));
 		cell(out, dda__report_item_text(a, &item), 80);
@@ -119,7 +120,8 @@ static void hours(FILE *out, const struct dda_result *res)
 	char t[DDA_TIME_STRLEN];
 	if (!res->nhours)
 		return;
-	fprintf(out, "## Hours\n\n| hour | objects | records | anomalies |\n|---|---:|---:|---:|\n");
+	fprintf(out,
+		"## Hours\n\n| hour | objects | records | anomalies |\n|---|---:|---:|---:|\n");
 	for (size_t i = 0; i < res->nhours; i++)
 		fprintf(out, "| %s | %llu | %llu | %llu |\n",
 			dda_time_format(res->hours[i].hour, false, t),

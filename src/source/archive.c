@@ -107,8 +107,10 @@ static int archive_next(struct dda_source *src, struct dda_chunk *c, struct dda_
 		c->last = true;
 		if (size > (int64_t)max) {
 			c->status = DDA_CHUNK_UNREADABLE;
-			snprintf(c->msg, sizeof(c->msg), "object is %lld bytes, over the %zu-byte "
-				 "cap (--max-object-bytes)", (long long)size, max);
+			snprintf(c->msg, sizeof(c->msg),
+				 "object is %lld bytes, over the %zu-byte "
+				 "cap (--max-object-bytes)",
+				 (long long)size, max);
 			return 1;
 		}
 		struct dda_buf stored;
@@ -125,8 +127,10 @@ static int archive_next(struct dda_source *src, struct dda_chunk *c, struct dda_
 		if (rc) {
 			dda_buf_release(&stored);
 			c->status = DDA_CHUNK_UNREADABLE;
-			snprintf(c->msg, sizeof(c->msg), "object is over the %zu-byte cap "
-				 "(--max-object-bytes)", max);
+			snprintf(c->msg, sizeof(c->msg),
+				 "object is over the %zu-byte cap "
+				 "(--max-object-bytes)",
+				 max);
 			return 1;
 		}
 		dda__object_finish(c, o, &stored, max, &s->sha);

@@ -197,8 +197,8 @@ static int emit_file(struct dir_source *s, int dirfd, const char *name, struct d
 	int saved = errno;
 	if (fd >= 0 && !fstat(fd, &st)) {
 		meta.size = st.st_size;
-		meta.last_modified = (int64_t)st.st_mtim.tv_sec * DDA_USEC_PER_SEC +
-				     st.st_mtim.tv_nsec / 1000;
+		meta.last_modified =
+		    (int64_t)st.st_mtim.tv_sec * DDA_USEC_PER_SEC + st.st_mtim.tv_nsec / 1000;
 	}
 	int64_t id = dda_objtab_add(s->base.objs, &meta);
 	if (id < 0) {
@@ -212,8 +212,10 @@ static int emit_file(struct dir_source *s, int dirfd, const char *name, struct d
 		return unreadable(c, o, "cannot open: %s", strerror(saved));
 	if (meta.size > (int64_t)max) {
 		close(fd);
-		return unreadable(c, o, "object is %lld bytes, over the %zu-byte cap "
-				  "(--max-object-bytes)", (long long)meta.size, max);
+		return unreadable(c, o,
+				  "object is %lld bytes, over the %zu-byte cap "
+				  "(--max-object-bytes)",
+				  (long long)meta.size, max);
 	}
 	struct dda_buf stored;
 	dda_buf_init(&stored, max);
@@ -221,8 +223,9 @@ static int emit_file(struct dir_source *s, int dirfd, const char *name, struct d
 	close(fd);
 	if (rc) {
 		dda_buf_release(&stored);
-		return unreadable(c, o, "cannot read: %s", rc == DDA_ETOOBIG
-				  ? "it grew beyond the cap while being read" : strerror(errno));
+		return unreadable(c, o, "cannot read: %s",
+				  rc == DDA_ETOOBIG ? "it grew beyond the cap while being read"
+						    : strerror(errno));
 	}
 	dda__object_finish(c, o, &stored, max, &s->sha);
 	dda_buf_release(&stored);

@@ -22,8 +22,8 @@ static int file_next(struct dda_source *src, struct dda_chunk *c, struct dda_err
 	struct dda_object meta = {.key = s->path, .size = -1, .last_modified = DDA_TIME_NONE};
 	if (!stat(s->path, &st)) {
 		meta.size = st.st_size;
-		meta.last_modified = (int64_t)st.st_mtim.tv_sec * DDA_USEC_PER_SEC +
-				     st.st_mtim.tv_nsec / 1000;
+		meta.last_modified =
+		    (int64_t)st.st_mtim.tv_sec * DDA_USEC_PER_SEC + st.st_mtim.tv_nsec / 1000;
 	}
 	int64_t id = dda_objtab_add(src->objs, &meta);
 	if (id < 0)

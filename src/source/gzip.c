@@ -18,7 +18,8 @@ bool dda_is_gzip(const void *p, size_t n)
 static int too_big(struct dda_error *err, size_t max)
 {
 	return dda_error_set(err, DDA_ETOOBIG,
-			     "gzip data inflates beyond the %zu-byte cap (--max-object-bytes)", max);
+			     "gzip data inflates beyond the %zu-byte cap (--max-object-bytes)",
+			     max);
 }
 
 int dda_gunzip(const void *p, size_t n, struct dda_buf *out, struct dda_error *err)
@@ -52,7 +53,8 @@ int dda_gunzip(const void *p, size_t n, struct dda_buf *out, struct dda_error *e
 			if (!z.avail_in)
 				break;
 			if (!dda_is_gzip(z.next_in, z.avail_in)) {
-				rc = dda_error_set(err, DDA_EFORMAT, "trailing garbage after gzip data");
+				rc = dda_error_set(err, DDA_EFORMAT,
+						   "trailing garbage after gzip data");
 				break;
 			}
 			inflateReset(&z);
@@ -163,7 +165,8 @@ static long read_gzip(struct dda__instream *s, void *p, size_t n, struct dda_err
 			else if (dda_is_gzip(s->in + s->in_pos, s->in_len - s->in_pos))
 				inflateReset(&s->z);
 			else
-				return dda_error_set(err, DDA_EFORMAT, "trailing garbage after gzip data");
+				return dda_error_set(err, DDA_EFORMAT,
+						     "trailing garbage after gzip data");
 		} else if (zr != Z_OK && zr != Z_BUF_ERROR) {
 			return dda_error_set(err, DDA_EFORMAT, "gzip stream is damaged: %s",
 					     s->z.msg ? s->z.msg : "inflate failed");

@@ -21,8 +21,8 @@ struct ndjson_source {
 	int fd;
 	struct dda__instream *in;
 	struct dda_buf pending; /* bytes read after the last complete line */
-	uint64_t line;          /* number of the first line in pending */
-	uint32_t values;        /* non-blank lines so far */
+	uint64_t line;		/* number of the first line in pending */
+	uint32_t values;	/* non-blank lines so far */
 	uint32_t obj;
 	bool eof, done, registered;
 };
@@ -69,8 +69,8 @@ static int register_object(struct ndjson_source *s, struct dda_error *err)
 	struct stat st;
 	struct dda_object meta = {.key = s->path, .size = -1, .last_modified = DDA_TIME_NONE};
 	if (s->fd != 0 && !fstat(s->fd, &st))
-		meta.last_modified = (int64_t)st.st_mtim.tv_sec * DDA_USEC_PER_SEC +
-				     st.st_mtim.tv_nsec / 1000;
+		meta.last_modified =
+		    (int64_t)st.st_mtim.tv_sec * DDA_USEC_PER_SEC + st.st_mtim.tv_nsec / 1000;
 	int64_t id = dda_objtab_add(s->base.objs, &meta);
 	if (id < 0)
 		return dda_error_set(err, (int)id, "out of memory");
@@ -125,7 +125,8 @@ static int fill_pending(struct ndjson_source *s, struct dda_error *err, int *fai
 	*fail = 0;
 	while (!s->eof && s->pending.len < CHUNK_TARGET) {
 		const char *nl = last_nl(s->pending.ptr, s->pending.len);
-		size_t tail = nl ? s->pending.len - (size_t)(nl - s->pending.ptr) - 1 : s->pending.len;
+		size_t tail =
+		    nl ? s->pending.len - (size_t)(nl - s->pending.ptr) - 1 : s->pending.len;
 		if (tail > max)
 			return 1;
 		if (nl && s->pending.len >= CHUNK_TARGET / 2)
@@ -196,13 +197,17 @@ static int ndjson_next(struct dda_source *src, struct dda_chunk *c, struct dda_e
 	int fail;
 	if (fill_pending(s, &rerr, &fail)) {
 		char msg[200];
-		snprintf(msg, sizeof(msg), "line %llu is longer than the %zu-byte cap "
-			 "(--max-object-bytes)", (unsigned long long)s->line, src->opts.max_object_bytes);
+		snprintf(msg, sizeof(msg),
+			 "line %llu is longer than the %zu-byte cap "
+			 "(--max-object-bytes)",
+			 (unsigned long long)s->line, src->opts.max_object_bytes);
 		unreadable(s, c, msg);
 		/* Whatever complete lines precede it were already handed out. */
 		if (!skip_line(s, &rerr)) {
-			snprintf(c->msg, sizeof(c->msg), "%.120s; no end of line within %d times "
-				 "the cap: the rest of the file is skipped", msg, SKIP_CAPS);
+			snprintf(c->msg, sizeof(c->msg),
+				 "%.120s; no end of line within %d times "
+				 "the cap: the rest of the file is skipped",
+				 msg, SKIP_CAPS);
 			finish(s, c);
 		}
 		s->line++;

@@ -177,8 +177,8 @@ void dda__object_finish(struct dda_chunk *c, struct dda_object *o, struct dda_bu
 			size_t max, struct dda__sha256 *sha)
 {
 	struct dda_error err = {0};
-	o->sha_valid = !dda__sha256_digest(sha, stored->ptr ? stored->ptr : "", stored->len,
-					   o->sha256);
+	o->sha_valid =
+	    !dda__sha256_digest(sha, stored->ptr ? stored->ptr : "", stored->len, o->sha256);
 	o->size = (int64_t)stored->len;
 	c->kind = DDA_CHUNK_DOC;
 	c->first_line = 1;

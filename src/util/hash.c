@@ -14,8 +14,7 @@ int dda__sha256_init(struct dda__sha256 *h)
 	return 0;
 }
 
-int dda__sha256_digest(struct dda__sha256 *h, const void *p, size_t n,
-		       uint8_t out[DDA_SHA256_LEN])
+int dda__sha256_digest(struct dda__sha256 *h, const void *p, size_t n, uint8_t out[DDA_SHA256_LEN])
 {
 	int rc = dda__sha256_init(h);
 	if (rc)

@@ -29,8 +29,7 @@ void dda__sha256_update(struct dda__sha256 *h, const void *p, size_t n);
 void dda__sha256_final(struct dda__sha256 *h, uint8_t out[DDA_SHA256_LEN]);
 void dda__sha256_release(struct dda__sha256 *h);
 /* init + update + final with a reusable context. */
-int dda__sha256_digest(struct dda__sha256 *h, const void *p, size_t n,
-		       uint8_t out[DDA_SHA256_LEN]);
+int dda__sha256_digest(struct dda__sha256 *h, const void *p, size_t n, uint8_t out[DDA_SHA256_LEN]);
 /* One-shot digest (fetches the algorithm each time: not for hot paths). */
 void dda__sha256(const void *p, size_t n, uint8_t out[DDA_SHA256_LEN]);
 /* Lowercase hex of n bytes into out (2n+1 bytes). */

@@ -103,6 +103,55 @@ class SamplesTest(Case):
         self.assertLess(rep["summary"]["objects"], full["summary"]["objects"])
         self.assertLess(rep["summary"]["records"], full["summary"]["records"])
 
+    def test_settle_makes_the_late_gap_provisional(self):
+        # Taking "now" as 09:45 with 30 minutes still settling, the GAP found
+        # at 09:40 may yet be filled: a provisional warning, not an error.
+        src = os.path.join(SAMPLES, "audit-logs")
+        status, rep, err = verify_json(src, "--now", "2025-07-12T09:45:00Z", "--settle", "30")
+        self.assertNoCrash(status, err)
+        gap = [a for a in rep["anomalies"] if a["kind"] == "GAP"][0]
+        self.assertTrue(gap["provisional"])
+        self.assertEqual(gap["severity"], "warning")
+        self.assertIn("provisional", gap["detail"])
+        self.assertEqual(rep["summary"]["anomalies"]["error"], 3)
+        # A settle window that ends before the GAP leaves it an error.
+        status, rep, err = verify_json(src, "--now", "2025-07-12T09:45:00Z", "--settle", "1")
+        gap = [a for a in rep["anomalies"] if a["kind"] == "GAP"][0]
+        self.assertFalse(gap["provisional"])
+        self.assertEqual(gap["severity"], "error")
+
+    def test_since_is_relative_to_now(self):
+        src = os.path.join(SAMPLES, "audit-logs")
+        status, rep, err = verify_json(src, "--now", "2025-07-12T12:00:00Z", "--since", "90m",
+                                       "--settle", "0")
+        self.assertNoCrash(status, err)
+        self.assertEqual(rep["run"]["range"]["from"], "2025-07-12T10:30:00Z")
+        self.assertGreater(rep["summary"]["filtered"], 0)
+        # The GAP at 09:40 is out of range; the UNREADABLE and the others after 10:30 remain.
+        kinds = {a["kind"] for a in rep["anomalies"]}
+        self.assertNotIn("GAP", kinds)
+
+    def test_ls_lists_the_range(self):
+        src = os.path.join(SAMPLES, "audit-logs")
+        status, out, err = run("ls", src, "--from", "2025-07-12T11:00Z")
+        self.assertEqual(status, 0, err)
+        keys = [line.split(None, 3)[3] for line in out.decode().splitlines()]
+        self.assertTrue(keys)
+        # One hour of slack: hour 10 is listed too, earlier hours are not.
+        self.assertTrue(all(k.startswith(("audit-logs/2025/07/12/10/", "audit-logs/2025/07/12/11/"))
+                            for k in keys), keys[:3])
+        self.assertIn("audit-logs/2025/07/12/11/user906-badnumber.json", keys)
+
+    def test_history_text_shows_the_gap(self):
+        src = os.path.join(SAMPLES, "audit-logs")
+        status, out, err = run("history", src, "--key", "UserId=user900,ActivityId=overwrite",
+                               "--settle", "0")
+        self.assertEqual(status, 0, err)
+        text = out.decode()
+        self.assertIn("! GAP (error)", text)
+        self.assertIn("~ Version:", text)
+        self.assertRegex(text, r"item .*UserId=user900: 5 events")
+
 
 if __name__ == "__main__":
     main()

@@ -92,11 +92,15 @@ static void test_equal_by_value(void **state)
 	same("{\"s\":{\"SS\":[\"x\",\"y\",\"z\"]}}", "{\"s\":{\"SS\":[\"z\",\"x\",\"y\"]}}");
 	same("{\"n\":{\"NS\":[\"1\",\"2.50\"]}}", "{\"n\":{\"NS\":[\"2.5\",\"1.0\"]}}");
 	same("{\"b\":{\"BS\":[\"AQ==\",\"AA==\"]}}", "{\"b\":{\"BS\":[\"AA==\",\"AQ==\"]}}");
-	same("{\"a\":{\"S\":\"1\"},\"b\":{\"N\":\"2\"}}", "{\"b\":{\"N\":\"2\"},\"a\":{\"S\":\"1\"}}");
-	same("{\"m\":{\"M\":{\"x\":{\"N\":\"1\"},\"y\":{\"M\":{\"q\":{\"S\":\"\"},\"p\":{\"BOOL\":true}}}}}}",
-	     "{\"m\":{\"M\":{\"y\":{\"M\":{\"p\":{\"BOOL\":true},\"q\":{\"S\":\"\"}}},\"x\":{\"N\":\"1.0\"}}}}");
+	same("{\"a\":{\"S\":\"1\"},\"b\":{\"N\":\"2\"}}",
+	     "{\"b\":{\"N\":\"2\"},\"a\":{\"S\":\"1\"}}");
+	same("{\"m\":{\"M\":{\"x\":{\"N\":\"1\"},\"y\":{\"M\":{\"q\":{\"S\":\"\"},\"p\":{\"BOOL\":"
+	     "true}}}}}}",
+	     "{\"m\":{\"M\":{\"y\":{\"M\":{\"p\":{\"BOOL\":true},\"q\":{\"S\":\"\"}}},\"x\":{\"N\":"
+	     "\"1.0\"}}}}");
 	/* Names sort by bytes: a proper prefix first. */
-	same("{\"ab\":{\"S\":\"1\"},\"a\":{\"S\":\"2\"}}", "{\"a\":{\"S\":\"2\"},\"ab\":{\"S\":\"1\"}}");
+	same("{\"ab\":{\"S\":\"1\"},\"a\":{\"S\":\"2\"}}",
+	     "{\"a\":{\"S\":\"2\"},\"ab\":{\"S\":\"1\"}}");
 }
 
 static void test_unequal(void **state)
@@ -104,10 +108,13 @@ static void test_unequal(void **state)
 	differ("{\"a\":{\"S\":\"1\"}}", "{\"a\":{\"N\":\"1\"}}");
 	differ("{\"a\":{\"N\":\"1.5\"}}", "{\"a\":{\"N\":\"1.50001\"}}");
 	differ("{\"a\":{\"SS\":[\"x\"]}}", "{\"a\":{\"L\":[{\"S\":\"x\"}]}}");
-	differ("{\"a\":{\"L\":[{\"N\":\"1\"},{\"N\":\"2\"}]}}", "{\"a\":{\"L\":[{\"N\":\"2\"},{\"N\":\"1\"}]}}");
-	differ("{\"a\":{\"M\":{\"b\":{\"S\":\"x\"}}}}", "{\"a\":{\"M\":{\"b\":{\"M\":{\"b\":{\"S\":\"x\"}}}}}}");
+	differ("{\"a\":{\"L\":[{\"N\":\"1\"},{\"N\":\"2\"}]}}",
+	       "{\"a\":{\"L\":[{\"N\":\"2\"},{\"N\":\"1\"}]}}");
+	differ("{\"a\":{\"M\":{\"b\":{\"S\":\"x\"}}}}",
+	       "{\"a\":{\"M\":{\"b\":{\"M\":{\"b\":{\"S\":\"x\"}}}}}}");
 	differ("{\"a\":{\"S\":\"x\"}}", "{\"a\":{\"S\":\"x\"},\"b\":{\"NULL\":true}}");
-	differ("{\"a\":{\"S\":\"ab\"},\"b\":{\"S\":\"\"}}", "{\"a\":{\"S\":\"a\"},\"b\":{\"S\":\"b\"}}");
+	differ("{\"a\":{\"S\":\"ab\"},\"b\":{\"S\":\"\"}}",
+	       "{\"a\":{\"S\":\"a\"},\"b\":{\"S\":\"b\"}}");
 	differ("{\"a\":{\"BOOL\":true}}", "{\"a\":{\"BOOL\":false}}");
 	differ("{\"a\":{\"B\":\"AA==\"}}", "{\"a\":{\"S\":\"AA==\"}}");
 }
@@ -133,7 +140,8 @@ static void test_validation(void **state)
 	invalid("{\"a\":{\"BS\":[\"AQ==\",\"AQ==\"]}}", "duplicate");
 	invalid("{\"a\":{\"NS\":[\"x\"]}}", "a[0]");
 	invalid("{\"a\":{\"SS\":\"x\"}}", "not an array");
-	invalid("{\"a\":{\"L\":[{\"S\":\"ok\"},{\"M\":{\"deep\":{\"N\":\"oops\"}}}]}}", "a[1].deep");
+	invalid("{\"a\":{\"L\":[{\"S\":\"ok\"},{\"M\":{\"deep\":{\"N\":\"oops\"}}}]}}",
+		"a[1].deep");
 	/* Empty strings and binaries inside sets are allowed. */
 	same("{\"a\":{\"SS\":[\"\",\"x\"]}}", "{\"a\":{\"SS\":[\"x\",\"\"]}}");
 }
@@ -180,12 +188,12 @@ static void test_keys(void **state)
 	dda_buf_init(&text, 1 << 16);
 	dda_buf_init(&why, 4096);
 	const char *awkward[] = {
-		"UserId=user 7,ActivityId=act-39",
-		"UserId=a+b/c,ActivityId=q\"uote's",
-		"UserId=Jos\xc3\xa9 \xe7\x94\xa8\xe6\x88\xb7,ActivityId=100%",
-		"UserId=x\\,y\\=z\\:w\\\\v,ActivityId=N\\:5",
-		"Count=N:5,Name=S:N:5",
-		"Blob=B:AAEC",
+	    "UserId=user 7,ActivityId=act-39",
+	    "UserId=a+b/c,ActivityId=q\"uote's",
+	    "UserId=Jos\xc3\xa9 \xe7\x94\xa8\xe6\x88\xb7,ActivityId=100%",
+	    "UserId=x\\,y\\=z\\:w\\\\v,ActivityId=N\\:5",
+	    "Count=N:5,Name=S:N:5",
+	    "Blob=B:AAEC",
 	};
 	for (size_t i = 0; i < DDA_ARRAY_SIZE(awkward); i++) {
 		key_of(awkward[i], &k);
@@ -216,8 +224,14 @@ static void test_keys(void **state)
 	key_of("Count=N:5,Name=S:N:5", &k);
 	dda_canon_key_text(k.ptr, k.len, &text);
 	assert_string_equal(text.ptr, "Count=N:5,Name=N\\:5");
-	const char *bad[] = {"UserId", "=x", "UserId=", "UserId=a,UserId=b", "UserId=N:abc",
-			     "{\"UserId\":{\"BOOL\":true}}", "{\"UserId\":{\"S\":\"\"}}", "{bad"};
+	const char *bad[] = {"UserId",
+			     "=x",
+			     "UserId=",
+			     "UserId=a,UserId=b",
+			     "UserId=N:abc",
+			     "{\"UserId\":{\"BOOL\":true}}",
+			     "{\"UserId\":{\"S\":\"\"}}",
+			     "{bad"};
 	for (size_t i = 0; i < DDA_ARRAY_SIZE(bad); i++) {
 		dda_buf_reset(&why);
 		dda_buf_reset(&k);
@@ -225,7 +239,8 @@ static void test_keys(void **state)
 		assert_non_null(why.ptr);
 	}
 	/* Selected key attributes of an image. */
-	json_t *img = J("{\"UserId\":{\"S\":\"u\"},\"ActivityId\":{\"S\":\"a\"},\"V\":{\"N\":\"1\"}}");
+	json_t *img =
+	    J("{\"UserId\":{\"S\":\"u\"},\"ActivityId\":{\"S\":\"a\"},\"V\":{\"N\":\"1\"}}");
 	const char *names[] = {"UserId", "ActivityId"};
 	dda_buf_reset(&k);
 	assert_int_equal(dda_canon_key(img, names, 2, "img", &k, &why), 0);
@@ -282,8 +297,9 @@ static void test_diff(void **state)
 		      "\"new\":{\"NULL\":true}}");
 	json_t *d = dda_canon_diff(e, f);
 	char *s = json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	assert_string_equal(s, "{\"added\":{\"new\":{\"NULL\":true}},\"removed\":{\"gone\":{\"BOOL\":true}},"
-			       "\"changed\":{\"b\":{\"expected\":{\"S\":\"x\"},\"found\":{\"S\":\"y\"}}}}");
+	assert_string_equal(
+	    s, "{\"added\":{\"new\":{\"NULL\":true}},\"removed\":{\"gone\":{\"BOOL\":true}},"
+	       "\"changed\":{\"b\":{\"expected\":{\"S\":\"x\"},\"found\":{\"S\":\"y\"}}}}");
 	free(s);
 	json_decref(d);
 	d = dda_canon_diff(NULL, f);
@@ -325,15 +341,15 @@ static void test_base64(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_reference_vectors),
-		cmocka_unit_test(test_equal_by_value),
-		cmocka_unit_test(test_unequal),
-		cmocka_unit_test(test_validation),
-		cmocka_unit_test(test_nesting),
-		cmocka_unit_test(test_keys),
-		cmocka_unit_test(test_to_json_roundtrip_and_garbage),
-		cmocka_unit_test(test_diff),
-		cmocka_unit_test(test_base64),
+	    cmocka_unit_test(test_reference_vectors),
+	    cmocka_unit_test(test_equal_by_value),
+	    cmocka_unit_test(test_unequal),
+	    cmocka_unit_test(test_validation),
+	    cmocka_unit_test(test_nesting),
+	    cmocka_unit_test(test_keys),
+	    cmocka_unit_test(test_to_json_roundtrip_and_garbage),
+	    cmocka_unit_test(test_diff),
+	    cmocka_unit_test(test_base64),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

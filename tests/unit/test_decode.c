@@ -59,8 +59,8 @@ static void decode_as(struct got *g, const char *text, int kind, const char *key
 		      const struct dda_decoder_opts *opts)
 {
 	struct dda_objtab *t = dda_objtab_new();
-	struct dda_object o = {.key = key ? key : "x.json", .size = -1,
-			       .last_modified = DDA_TIME_NONE};
+	struct dda_object o = {
+	    .key = key ? key : "x.json", .size = -1, .last_modified = DDA_TIME_NONE};
 	int64_t id = dda_objtab_add(t, &o);
 	assert_true(id >= 0);
 	struct dda_decoder_opts def;
@@ -88,12 +88,11 @@ static void decode(struct got *g, const char *text)
 	decode_as(g, text, DDA_CHUNK_DOC, NULL, NULL);
 }
 
-#define IMG(u, a, extra) \
-	"{\"UserId\":{\"S\":\"" u "\"},\"ActivityId\":{\"S\":\"" a "\"}" extra "}"
-#define SEED(ev, ts, u, a, images) \
-	"{\"timestamp\":\"" ts "\",\"eventName\":\"" ev "\",\"userId\":\"" u \
-	"\",\"activityId\":\"" a "\",\"awsRegion\":\"us-east-1\",\"eventSource\":\"aws:dynamodb\"" \
-	images "}"
+#define IMG(u, a, extra) "{\"UserId\":{\"S\":\"" u "\"},\"ActivityId\":{\"S\":\"" a "\"}" extra "}"
+#define SEED(ev, ts, u, a, images)                                                                 \
+	"{\"timestamp\":\"" ts "\",\"eventName\":\"" ev "\",\"userId\":\"" u                       \
+	"\",\"activityId\":\"" a                                                                   \
+	"\",\"awsRegion\":\"us-east-1\",\"eventSource\":\"aws:dynamodb\"" images "}"
 
 static void expect_one(const char *text, int kind, const char *needle)
 {
@@ -114,9 +113,10 @@ static void test_seed_valid(void **state)
 	struct dda_decoder_opts o;
 	dda_decoder_opts_default(&o);
 	o.need_images = true;
-	const char *text = SEED("MODIFY", "2025-07-12T08:27:50.412608", "user 7", "act-39",
-			",\"oldImage\":" IMG("user 7", "act-39", ",\"V\":{\"N\":\"1\"}")
-			",\"newImage\":" IMG("user 7", "act-39", ",\"V\":{\"N\":\"2\"}"));
+	const char *text = SEED(
+	    "MODIFY", "2025-07-12T08:27:50.412608", "user 7", "act-39",
+	    ",\"oldImage\":" IMG("user 7", "act-39", ",\"V\":{\"N\":\"1\"}") ",\"newImage\":" IMG(
+		"user 7", "act-39", ",\"V\":{\"N\":\"2\"}"));
 	decode_as(&g, text, DDA_CHUNK_DOC, NULL, &o);
 	decode_as(&fast, text, DDA_CHUNK_DOC, NULL, NULL);
 	/* The fast path (no images) agrees with the jansson path. */
@@ -191,18 +191,21 @@ static void test_image_mismatch(void **state)
 	expect_one(SEED("INSERT", "2025-07-12T08:00:00", "u", "a",
 			",\"oldImage\":" IMG("u", "a", "") ",\"newImage\":" IMG("u", "a", "")),
 		   DDA_K_IMAGE_MISMATCH, "INSERT");
-	expect_one(SEED("REMOVE", "2025-07-12T08:00:00", "u", "a", ",\"newImage\":" IMG("u", "a", "")),
-		   DDA_K_IMAGE_MISMATCH, "REMOVE");
-	expect_one(SEED("MODIFY", "2025-07-12T08:00:00", "u", "a", ",\"newImage\":" IMG("u", "a", "")),
-		   DDA_K_IMAGE_MISMATCH, "old image");
+	expect_one(
+	    SEED("REMOVE", "2025-07-12T08:00:00", "u", "a", ",\"newImage\":" IMG("u", "a", "")),
+	    DDA_K_IMAGE_MISMATCH, "REMOVE");
+	expect_one(
+	    SEED("MODIFY", "2025-07-12T08:00:00", "u", "a", ",\"newImage\":" IMG("u", "a", "")),
+	    DDA_K_IMAGE_MISMATCH, "old image");
 	expect_one(SEED("INSERT", "2025-07-12T08:00:00", "u", "a", ""), DDA_K_IMAGE_MISMATCH,
 		   "new image");
 }
 
 static void test_key_mismatch_in_image(void **state)
 {
-	expect_one(SEED("INSERT", "2025-07-12T08:00:00", "u", "a", ",\"newImage\":" IMG("v", "a", "")),
-		   DDA_K_KEY_MISMATCH, "newImage");
+	expect_one(
+	    SEED("INSERT", "2025-07-12T08:00:00", "u", "a", ",\"newImage\":" IMG("v", "a", "")),
+	    DDA_K_KEY_MISMATCH, "newImage");
 	expect_one(SEED("INSERT", "2025-07-12T08:00:00", "u", "a",
 			",\"newImage\":{\"UserId\":{\"S\":\"u\"}}"),
 		   DDA_K_KEY_MISMATCH, NULL);
@@ -234,33 +237,37 @@ static void test_prefix_skew(void **state)
 {
 	struct got g;
 	/* Processing crossed the hour between timestamp and key: normal. */
-	decode_as(&g,
-		  SEED("INSERT", "2025-07-12T08:59:59.999", "u", "a", ",\"newImage\":" IMG("u", "a", "")),
-		  DDA_CHUNK_DOC, "audit-logs/2025/07/12/09/u-a.json", NULL);
+	decode_as(
+	    &g,
+	    SEED("INSERT", "2025-07-12T08:59:59.999", "u", "a", ",\"newImage\":" IMG("u", "a", "")),
+	    DDA_CHUNK_DOC, "audit-logs/2025/07/12/09/u-a.json", NULL);
 	assert_int_equal(g.nano, 0);
 	got_release(&g);
-	decode_as(&g,
-		  SEED("INSERT", "2025-07-12T05:30:00", "u", "a", ",\"newImage\":" IMG("u", "a", "")),
-		  DDA_CHUNK_DOC, "audit-logs/2025/07/12/09/u-a.json", NULL);
+	decode_as(
+	    &g, SEED("INSERT", "2025-07-12T05:30:00", "u", "a", ",\"newImage\":" IMG("u", "a", "")),
+	    DDA_CHUNK_DOC, "audit-logs/2025/07/12/09/u-a.json", NULL);
 	assert_int_equal(g.nano, 1);
 	assert_int_equal(g.kinds[0], DDA_K_PREFIX_SKEW);
 	assert_int_equal(g.nrec, 1);
 	got_release(&g);
 }
 
-#define STREAM(id, ev, t, seq, view, images) \
-	"{\"eventID\":\"" id "\",\"eventName\":\"" ev "\",\"eventVersion\":\"1.1\"," \
-	"\"eventSource\":\"aws:dynamodb\",\"awsRegion\":\"us-east-1\",\"dynamodb\":{" \
-	"\"ApproximateCreationDateTime\":" t ",\"Keys\":{\"Id\":{\"N\":\"101\"}}" images \
+#define STREAM(id, ev, t, seq, view, images)                                                       \
+	"{\"eventID\":\"" id "\",\"eventName\":\"" ev "\",\"eventVersion\":\"1.1\","               \
+	"\"eventSource\":\"aws:dynamodb\",\"awsRegion\":\"us-east-1\",\"dynamodb\":{"              \
+	"\"ApproximateCreationDateTime\":" t ",\"Keys\":{\"Id\":{\"N\":\"101\"}}" images           \
 	",\"SequenceNumber\":\"" seq "\",\"SizeBytes\":26,\"StreamViewType\":\"" view "\"}}"
 
 static void test_stream_dialect(void **state)
 {
 	struct got g;
-	decode(&g, "{\"Records\":[" STREAM("e1", "INSERT", "1752308870", "100", "NEW_AND_OLD_IMAGES",
-					   ",\"NewImage\":{\"Id\":{\"N\":\"101\"},\"V\":{\"S\":\"a\"}}")
-		   "," STREAM("e2", "MODIFY", "1752308871.5", "200", "NEW_IMAGE",
-			      ",\"NewImage\":{\"Id\":{\"N\":\"101\"},\"V\":{\"S\":\"b\"}}") "]}");
+	decode(
+	    &g, "{\"Records\":[" STREAM("e1", "INSERT", "1752308870", "100", "NEW_AND_OLD_IMAGES",
+					",\"NewImage\":{\"Id\":{\"N\":\"101\"},\"V\":{\"S\":\"a\"}"
+					"}") "," STREAM("e2", "MODIFY", "1752308871.5", "200",
+							"NEW_IMAGE",
+							",\"NewImage\":{\"Id\":{\"N\":\"101\"},"
+							"\"V\":{\"S\":\"b\"}}") "]}");
 	assert_int_equal(g.nano, 0);
 	assert_int_equal(g.nrec, 2);
 	assert_int_equal(g.rec[0].dialect, DDA_DIALECT_STREAM);
@@ -282,10 +289,11 @@ static void test_stream_dialect(void **state)
 static void test_stream_ttl(void **state)
 {
 	struct got g;
-	decode(&g, "{\"eventName\":\"REMOVE\",\"userIdentity\":{\"type\":\"Service\","
-		   "\"principalId\":\"dynamodb.amazonaws.com\"},\"dynamodb\":{"
-		   "\"ApproximateCreationDateTime\":1752308870,\"Keys\":{\"Id\":{\"S\":\"k\"}},"
-		   "\"OldImage\":{\"Id\":{\"S\":\"k\"}},\"StreamViewType\":\"NEW_AND_OLD_IMAGES\"}}");
+	decode(&g,
+	       "{\"eventName\":\"REMOVE\",\"userIdentity\":{\"type\":\"Service\","
+	       "\"principalId\":\"dynamodb.amazonaws.com\"},\"dynamodb\":{"
+	       "\"ApproximateCreationDateTime\":1752308870,\"Keys\":{\"Id\":{\"S\":\"k\"}},"
+	       "\"OldImage\":{\"Id\":{\"S\":\"k\"}},\"StreamViewType\":\"NEW_AND_OLD_IMAGES\"}}");
 	assert_int_equal(g.nrec, 1);
 	assert_true(g.rec[0].ttl);
 	got_release(&g);
@@ -295,12 +303,15 @@ static void test_export_dialect(void **state)
 {
 	struct got g;
 	decode_as(&g,
-		  "{\"Metadata\":{\"WriteTimestampMicros\":1752308870000001},\"Keys\":{\"pk\":{\"S\":\"x\"}},"
+		  "{\"Metadata\":{\"WriteTimestampMicros\":1752308870000001},\"Keys\":{\"pk\":{"
+		  "\"S\":\"x\"}},"
 		  "\"NewImage\":{\"pk\":{\"S\":\"x\"},\"n\":{\"N\":\"1\"}}}\n"
-		  "{\"Metadata\":{\"WriteTimestampMicros\":1752308870000002},\"Keys\":{\"pk\":{\"S\":\"x\"}},"
+		  "{\"Metadata\":{\"WriteTimestampMicros\":1752308870000002},\"Keys\":{\"pk\":{"
+		  "\"S\":\"x\"}},"
 		  "\"OldImage\":{\"pk\":{\"S\":\"x\"},\"n\":{\"N\":\"1\"}},"
 		  "\"NewImage\":{\"pk\":{\"S\":\"x\"},\"n\":{\"N\":\"2\"}}}\n"
-		  "{\"Metadata\":{\"WriteTimestampMicros\":1752308870000003},\"Keys\":{\"pk\":{\"S\":\"x\"}}}\n",
+		  "{\"Metadata\":{\"WriteTimestampMicros\":1752308870000003},\"Keys\":{\"pk\":{"
+		  "\"S\":\"x\"}}}\n",
 		  DDA_CHUNK_LINES, "export.json", NULL);
 	assert_int_equal(g.nano, 0);
 	assert_int_equal(g.nrec, 3);
@@ -319,12 +330,21 @@ static void test_range_filter(void **state)
 	dda_decoder_opts_default(&o);
 	assert_int_equal(dda_time_parse("2025-07-12T08:00", 16, &o.range.from), 0);
 	assert_int_equal(dda_time_parse("2025-07-12T09:00", 16, &o.range.to), 0);
-	decode_as(&g,
-		  SEED("INSERT", "2025-07-12T07:59:59.999999", "u", "a", ",\"newImage\":" IMG("u", "a", "")) "\n"
-		  SEED("INSERT", "2025-07-12T08:00:00", "u", "b", ",\"newImage\":" IMG("u", "b", "")) "\n"
-		  SEED("INSERT", "2025-07-12T09:00:00", "u", "c", ",\"newImage\":" IMG("u", "c", "")) "\n"
-		  SEED("BOGUS", "2025-07-12T10:00:00", "u", "d", "") "\n",
-		  DDA_CHUNK_LINES, "x.ndjson", &o);
+	decode_as(
+	    &g,
+	    SEED("INSERT", "2025-07-12T07:59:59.999999", "u", "a",
+		 ",\"newImage\":" IMG(
+		     "u", "a",
+		     "")) "\n" SEED("INSERT", "2025-07-12T08:00:00", "u", "b",
+				    ",\"newImage\":" IMG(
+					"u", "b",
+					"")) "\n" SEED("INSERT", "2025-07-12T09:00:00", "u", "c",
+						       ",\"newImage\":" IMG(
+							   "u", "c",
+							   "")) "\n" SEED("BOGUS",
+									  "2025-07-12T10:00:00",
+									  "u", "d", "") "\n",
+	    DDA_CHUNK_LINES, "x.ndjson", &o);
 	assert_int_equal(g.nrec, 1);
 	assert_int_equal(g.counts.filtered, 3);
 	assert_int_equal(g.counts.records, 1);
@@ -337,9 +357,12 @@ static void test_range_filter(void **state)
 static void test_doc_recovery(void **state)
 {
 	struct got g;
-	decode(&g, SEED("INSERT", "2025-07-12T08:00:00", "u", "a", ",\"newImage\":" IMG("u", "a", "")) "\n"
-		   "{\"timestamp\": oops}\n"
-		   SEED("INSERT", "2025-07-12T08:00:01", "u", "b", ",\"newImage\":" IMG("u", "b", "")) "\n");
+	decode(&g, SEED("INSERT", "2025-07-12T08:00:00", "u", "a",
+			",\"newImage\":" IMG("u", "a",
+					     "")) "\n"
+						  "{\"timestamp\": oops}\n" SEED(
+						      "INSERT", "2025-07-12T08:00:01", "u", "b",
+						      ",\"newImage\":" IMG("u", "b", "")) "\n");
 	assert_int_equal(g.nrec, 2);
 	assert_int_equal(g.nano, 1);
 	assert_int_equal(g.kinds[0], DDA_K_UNREADABLE);
@@ -373,8 +396,9 @@ static void test_key_schema(void **state)
 	assert_int_equal(dda_key_schema_parse("", &o, &err), DDA_EINVAL);
 	struct got g;
 	dda_key_schema_parse("Pk:HASH,Sk:RANGE", &o, &err);
-	decode_as(&g, SEED("INSERT", "2025-07-12T08:00:00", "u", "a",
-			   ",\"newImage\":{\"Pk\":{\"S\":\"u\"},\"Sk\":{\"S\":\"a\"}}"),
+	decode_as(&g,
+		  SEED("INSERT", "2025-07-12T08:00:00", "u", "a",
+		       ",\"newImage\":{\"Pk\":{\"S\":\"u\"},\"Sk\":{\"S\":\"a\"}}"),
 		  DDA_CHUNK_DOC, NULL, &o);
 	assert_int_equal(g.nano, 0);
 	assert_int_equal(g.nrec, 1);
@@ -384,19 +408,19 @@ static void test_key_schema(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_seed_valid),
-		cmocka_unit_test(test_invalid_records),
-		cmocka_unit_test(test_invalid_values),
-		cmocka_unit_test(test_image_mismatch),
-		cmocka_unit_test(test_key_mismatch_in_image),
-		cmocka_unit_test(test_object_name),
-		cmocka_unit_test(test_prefix_skew),
-		cmocka_unit_test(test_stream_dialect),
-		cmocka_unit_test(test_stream_ttl),
-		cmocka_unit_test(test_export_dialect),
-		cmocka_unit_test(test_range_filter),
-		cmocka_unit_test(test_doc_recovery),
-		cmocka_unit_test(test_key_schema),
+	    cmocka_unit_test(test_seed_valid),
+	    cmocka_unit_test(test_invalid_records),
+	    cmocka_unit_test(test_invalid_values),
+	    cmocka_unit_test(test_image_mismatch),
+	    cmocka_unit_test(test_key_mismatch_in_image),
+	    cmocka_unit_test(test_object_name),
+	    cmocka_unit_test(test_prefix_skew),
+	    cmocka_unit_test(test_stream_dialect),
+	    cmocka_unit_test(test_stream_ttl),
+	    cmocka_unit_test(test_export_dialect),
+	    cmocka_unit_test(test_range_filter),
+	    cmocka_unit_test(test_doc_recovery),
+	    cmocka_unit_test(test_key_schema),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

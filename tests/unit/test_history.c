@@ -73,7 +73,7 @@ static void add(struct dda_history *h, const char *key, int ev, int64_t t, const
 static struct dda_history_stats run(struct dda_history *h, struct found *f, int64_t settle)
 {
 	struct dda_history_opts o = {
-		.settle_from = settle, .ctx = f, .anomaly = on_anomaly, .visit = on_visit};
+	    .settle_from = settle, .ctx = f, .anomaly = on_anomaly, .visit = on_visit};
 	struct dda_history_stats st;
 	memset(f, 0, sizeof(*f));
 	assert_int_equal(dda_history_analyze(h, &o, &st), 0);
@@ -155,8 +155,8 @@ static void test_lifecycle_anomalies(void **state)
 {
 	struct dda_history *h = dda_history_new();
 	struct found f;
-	add(h, "a", DDA_EV_MODIFY, T0, "x", "y", 1, NULL);         /* UNKNOWN_PRIOR */
-	add(h, "a", DDA_EV_INSERT, T0 + SEC, NULL, "z", 2, NULL);  /* DOUBLE_INSERT */
+	add(h, "a", DDA_EV_MODIFY, T0, "x", "y", 1, NULL);	  /* UNKNOWN_PRIOR */
+	add(h, "a", DDA_EV_INSERT, T0 + SEC, NULL, "z", 2, NULL); /* DOUBLE_INSERT */
 	add(h, "a", DDA_EV_REMOVE, T0 + 2 * SEC, "z", NULL, 3, NULL);
 	add(h, "a", DDA_EV_MODIFY, T0 + 3 * SEC, "z", "w", 4, NULL); /* MODIFY_AFTER_REMOVE */
 	add(h, "a", DDA_EV_MODIFY, T0 + 4 * SEC, "w", "w", 5, NULL); /* NO_OP_MODIFY */
@@ -244,8 +244,7 @@ static void test_settle_makes_gap_provisional(void **state)
  * stays one history and the merged result equals the single one. */
 static void test_merge_and_grouping(void **state)
 {
-	struct dda_history *one = dda_history_new(), *a = dda_history_new(),
-			   *b = dda_history_new();
+	struct dda_history *one = dda_history_new(), *a = dda_history_new(), *b = dda_history_new();
 	char key[32], v0[16], v1[16];
 	for (int step = 0; step < 5; step++) {
 		for (int item = 0; item < 7000; item++) {
@@ -280,16 +279,16 @@ static void test_merge_and_grouping(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_clean_chain),
-		cmocka_unit_test(test_gap),
-		cmocka_unit_test(test_retry_duplicate_is_not_gap),
-		cmocka_unit_test(test_toggle_is_applied),
-		cmocka_unit_test(test_lifecycle_anomalies),
-		cmocka_unit_test(test_tie_broken_by_chain),
-		cmocka_unit_test(test_tie_without_chain_uses_object_order),
-		cmocka_unit_test(test_sequence_numbers),
-		cmocka_unit_test(test_settle_makes_gap_provisional),
-		cmocka_unit_test(test_merge_and_grouping),
+	    cmocka_unit_test(test_clean_chain),
+	    cmocka_unit_test(test_gap),
+	    cmocka_unit_test(test_retry_duplicate_is_not_gap),
+	    cmocka_unit_test(test_toggle_is_applied),
+	    cmocka_unit_test(test_lifecycle_anomalies),
+	    cmocka_unit_test(test_tie_broken_by_chain),
+	    cmocka_unit_test(test_tie_without_chain_uses_object_order),
+	    cmocka_unit_test(test_sequence_numbers),
+	    cmocka_unit_test(test_settle_makes_gap_provisional),
+	    cmocka_unit_test(test_merge_and_grouping),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

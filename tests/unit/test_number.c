@@ -52,8 +52,9 @@ static void test_equal_by_value(void **state)
 
 static void test_syntax(void **state)
 {
-	const char *bad[] = {"", "+", "-", ".", "1e", "1e+", "0x10", " 1", "1 ", "NaN", "Infinity",
-			     "1_000", "1..2", "1.2.3", "--1", "e5", "1e5.5", "١"};
+	const char *bad[] = {"",     "+",     "-",   ".",   "1e",	"1e+",
+			     "0x10", " 1",    "1 ",  "NaN", "Infinity", "1_000",
+			     "1..2", "1.2.3", "--1", "e5",  "1e5.5",	"١"};
 	for (size_t i = 0; i < DDA_ARRAY_SIZE(bad); i++)
 		reject(bad[i], "not a number");
 }
@@ -78,7 +79,8 @@ static void test_limits(void **state)
 	/* 38 significant digits pass, 39 do not; zeros at either end are free. */
 	expect("12345678901234567890123456789012345678", "12345678901234567890123456789012345678");
 	reject("123456789012345678901234567890123456789", "significant digits");
-	expect("1000000000000000000000000000000000000000", "1000000000000000000000000000000000000000");
+	expect("1000000000000000000000000000000000000000",
+	       "1000000000000000000000000000000000000000");
 	expect("0.00000000000000000000000000000000000000000012345",
 	       "0.00000000000000000000000000000000000000000012345");
 	/* A huge exponent cannot overflow into range. */
@@ -89,9 +91,9 @@ static void test_limits(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_equal_by_value),
-		cmocka_unit_test(test_syntax),
-		cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_equal_by_value),
+	    cmocka_unit_test(test_syntax),
+	    cmocka_unit_test(test_limits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

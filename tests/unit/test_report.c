@@ -34,9 +34,12 @@ static void build(struct dda_result *res)
 {
 	memset(res, 0, sizeof(*res));
 	res->objs = dda_objtab_new();
-	struct dda_object o1 = {.key = "audit-logs/2025/07/12/08/u 1-a|b.json", .size = 420,
-				.last_modified = t("2025-07-12T08:30:00Z"), .etag = "abc123"};
-	struct dda_object o2 = {.key = "audit-logs/2025/07/12/09/bad-1.json", .size = 60,
+	struct dda_object o1 = {.key = "audit-logs/2025/07/12/08/u 1-a|b.json",
+				.size = 420,
+				.last_modified = t("2025-07-12T08:30:00Z"),
+				.etag = "abc123"};
+	struct dda_object o2 = {.key = "audit-logs/2025/07/12/09/bad-1.json",
+				.size = 60,
 				.last_modified = t("2025-07-12T09:00:01Z")};
 	assert_int_equal(dda_objtab_add(res->objs, &o1), 0);
 	assert_int_equal(dda_objtab_add(res->objs, &o2), 1);
@@ -45,9 +48,15 @@ static void build(struct dda_result *res)
 	res->nanomalies = 3;
 	res->anomalies = calloc(3, sizeof(*res->anomalies));
 	struct dda_anomaly *a = res->anomalies;
-	a[0] = (struct dda_anomaly){.kind = DDA_K_GAP, .severity = DDA_SEV_ERROR, .obj = 0,
-				    .index = 0, .line = 1, .time = t("2025-07-12T08:29:59.123456Z"),
-				    .has_expected = true, .has_found = true, .prev_obj = 0,
+	a[0] = (struct dda_anomaly){.kind = DDA_K_GAP,
+				    .severity = DDA_SEV_ERROR,
+				    .obj = 0,
+				    .index = 0,
+				    .line = 1,
+				    .time = t("2025-07-12T08:29:59.123456Z"),
+				    .has_expected = true,
+				    .has_found = true,
+				    .prev_obj = 0,
 				    .prev_index = 0};
 	key_of(&a[0], "UserId=u 1,ActivityId=a|b");
 	memset(a[0].expected, 0xab, DDA_DIGEST_LEN);
@@ -55,14 +64,23 @@ static void build(struct dda_result *res)
 	a[0].detail = strdup("MODIFY's old image differs, \"quoted\", with | and\nnewline");
 	a[0].diff = json_pack("{s{}s{}s{s{s{ss}s{ss}}}}", "added", "removed", "changed", "Version",
 			      "expected", "N", "3", "found", "N", "4");
-	a[1] = (struct dda_anomaly){.kind = DDA_K_UNREADABLE, .severity = DDA_SEV_ERROR, .obj = 1,
-				    .line = 1, .time = DDA_TIME_NONE, .prev_obj = DDA_NO_OBJECT};
+	a[1] = (struct dda_anomaly){.kind = DDA_K_UNREADABLE,
+				    .severity = DDA_SEV_ERROR,
+				    .obj = 1,
+				    .line = 1,
+				    .time = DDA_TIME_NONE,
+				    .prev_obj = DDA_NO_OBJECT};
 	a[1].detail = strdup("not valid JSON at line 1, column 60: premature end of input");
-	a[2] = (struct dda_anomaly){.kind = DDA_K_DUPLICATE, .severity = DDA_SEV_INFO, .obj = 0,
-				    .index = 1, .line = 2, .time = t("2025-07-12T08:31:00Z"),
+	a[2] = (struct dda_anomaly){.kind = DDA_K_DUPLICATE,
+				    .severity = DDA_SEV_INFO,
+				    .obj = 0,
+				    .index = 1,
+				    .line = 2,
+				    .time = t("2025-07-12T08:31:00Z"),
 				    .prev_obj = DDA_NO_OBJECT};
 	key_of(&a[2], "UserId=u 1,ActivityId=a|b");
-	a[2].detail = strdup("MODIFY recorded again (same images as an earlier record): counted once");
+	a[2].detail =
+	    strdup("MODIFY recorded again (same images as an earlier record): counted once");
 	struct dda_summary *s = &res->sum;
 	s->objects = 2;
 	s->bytes = 480;
@@ -92,10 +110,10 @@ static void check(int format, const char *name)
 	build(&res);
 	json_t *opts = json_pack("{sb}", "diffs", 1);
 	struct dda_report_info info = {
-		.source = "samples/audit-logs",
-		.range = {t("2025-07-12T00:00Z"), t("2025-07-13T00:00Z")},
-		.options = opts,
-		.manifest_name = "manifest.ndjson",
+	    .source = "samples/audit-logs",
+	    .range = {t("2025-07-12T00:00Z"), t("2025-07-13T00:00Z")},
+	    .options = opts,
+	    .manifest_name = "manifest.ndjson",
 	};
 	char *out = NULL;
 	size_t len = 0;
@@ -151,8 +169,8 @@ static void test_json_content(void **state)
 	json_t *gap = json_array_get(an, 0);
 	assert_string_equal(json_string_value(json_object_get(gap, "kind")), "GAP");
 	json_t *item = json_object_get(gap, "item");
-	assert_string_equal(json_string_value(json_object_get(json_object_get(item, "UserId"), "S")),
-			    "u 1");
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(item, "UserId"), "S")), "u 1");
 	json_t *ch = json_object_get(json_object_get(gap, "diff"), "changed");
 	assert_non_null(json_object_get(ch, "Version"));
 	assert_true(json_is_null(json_object_get(json_array_get(an, 1), "item")));
@@ -172,9 +190,9 @@ static void test_formats(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_json_golden), cmocka_unit_test(test_csv_golden),
-		cmocka_unit_test(test_md_golden),   cmocka_unit_test(test_json_content),
-		cmocka_unit_test(test_formats),
+	    cmocka_unit_test(test_json_golden), cmocka_unit_test(test_csv_golden),
+	    cmocka_unit_test(test_md_golden),	cmocka_unit_test(test_json_content),
+	    cmocka_unit_test(test_formats),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

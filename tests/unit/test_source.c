@@ -135,9 +135,12 @@ static void test_key_hour(void **state)
 	k = "x/2024/01/01/00/2025/07/12/09/n.json"; /* the last run wins */
 	assert_true(dda_key_hour(k, strlen(k), &h, &off));
 	assert_string_equal(k + off, "n.json");
-	const char *none[] = {"plain.json", "audit-logs/2025/13/12/08/a.json",
-			      "audit-logs/2025/07/12/24/a.json", "audit-logs/2025/07/12/08/",
-			      "audit-logs/2025/02/30/08/a.json", "2025/07/12/8/a.json"};
+	const char *none[] = {"plain.json",
+			      "audit-logs/2025/13/12/08/a.json",
+			      "audit-logs/2025/07/12/24/a.json",
+			      "audit-logs/2025/07/12/08/",
+			      "audit-logs/2025/02/30/08/a.json",
+			      "2025/07/12/8/a.json"};
 	for (size_t i = 0; i < DDA_ARRAY_SIZE(none); i++)
 		assert_false(dda_key_hour(none[i], strlen(none[i]), &h, &off));
 }
@@ -444,7 +447,8 @@ static void test_ndjson_long_line(void **state)
 static void test_gunzip(void **state)
 {
 	char a[128], b[128], both[256];
-	size_t na = gzip_bytes("hello ", 6, a, sizeof(a)), nb = gzip_bytes("world", 5, b, sizeof(b));
+	size_t na = gzip_bytes("hello ", 6, a, sizeof(a)),
+	       nb = gzip_bytes("world", 5, b, sizeof(b));
 	memcpy(both, a, na);
 	memcpy(both + na, b, nb);
 	struct dda_buf out;
@@ -482,16 +486,11 @@ static void test_open_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_key_hour),
-		cmocka_unit_test(test_dir_order_keys_and_gzip),
-		cmocka_unit_test(test_dir_pruning),
-		cmocka_unit_test(test_oversize_and_bomb),
-		cmocka_unit_test(test_archives),
-		cmocka_unit_test(test_damaged_archive),
-		cmocka_unit_test(test_ndjson_chunks),
-		cmocka_unit_test(test_ndjson_long_line),
-		cmocka_unit_test(test_gunzip),
-		cmocka_unit_test(test_open_errors),
+	    cmocka_unit_test(test_key_hour),	  cmocka_unit_test(test_dir_order_keys_and_gzip),
+	    cmocka_unit_test(test_dir_pruning),	  cmocka_unit_test(test_oversize_and_bomb),
+	    cmocka_unit_test(test_archives),	  cmocka_unit_test(test_damaged_archive),
+	    cmocka_unit_test(test_ndjson_chunks), cmocka_unit_test(test_ndjson_long_line),
+	    cmocka_unit_test(test_gunzip),	  cmocka_unit_test(test_open_errors),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -59,9 +59,17 @@ static void test_time_parse(void **state)
 	assert_int_equal(parse("2024-02-29T00:00:00.5"), parse("2024-02-29T00:00:00.500000"));
 	/* Nanoseconds are truncated to microseconds. */
 	assert_int_equal(parse("2025-01-01T00:00:00.123456789Z") % DDA_USEC_PER_SEC, 123456);
-	const char *bad[] = {"", "2025", "2025-13-01", "2025-02-29", "2025-07-12T24:00",
-			     "2025-07-12T08:60", "2025-07-12T08:00:00.", "2025-07-12X",
-			     "1969-12-31", "2025-07-12T08:00:00Zjunk", "2025-7-12"};
+	const char *bad[] = {"",
+			     "2025",
+			     "2025-13-01",
+			     "2025-02-29",
+			     "2025-07-12T24:00",
+			     "2025-07-12T08:60",
+			     "2025-07-12T08:00:00.",
+			     "2025-07-12X",
+			     "1969-12-31",
+			     "2025-07-12T08:00:00Zjunk",
+			     "2025-7-12"};
 	for (size_t i = 0; i < DDA_ARRAY_SIZE(bad); i++) {
 		int64_t t;
 		assert_int_equal(dda_time_parse(bad[i], strlen(bad[i]), &t), DDA_EFORMAT);
@@ -110,9 +118,12 @@ static void test_range(void **state)
 	int64_t h = DDA_USEC_PER_HOUR;
 	/* One hour of slack each side: 07 and 10 are opened, 06 and 11 are not. */
 	assert_false(dda_range_wants(&r, parse("2025-07-12T06:00Z"), parse("2025-07-12T07:00Z")));
-	assert_true(dda_range_wants(&r, parse("2025-07-12T07:00Z"), parse("2025-07-12T07:00Z") + h));
-	assert_true(dda_range_wants(&r, parse("2025-07-12T10:00Z"), parse("2025-07-12T10:00Z") + h));
-	assert_false(dda_range_wants(&r, parse("2025-07-12T11:00Z"), parse("2025-07-12T11:00Z") + h));
+	assert_true(
+	    dda_range_wants(&r, parse("2025-07-12T07:00Z"), parse("2025-07-12T07:00Z") + h));
+	assert_true(
+	    dda_range_wants(&r, parse("2025-07-12T10:00Z"), parse("2025-07-12T10:00Z") + h));
+	assert_false(
+	    dda_range_wants(&r, parse("2025-07-12T11:00Z"), parse("2025-07-12T11:00Z") + h));
 	struct dda_range open = {DDA_TIME_NONE, DDA_TIME_NONE};
 	assert_true(dda_range_wants(&open, 0, h));
 }
@@ -147,10 +158,10 @@ static void test_json_quote(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_buf_bounds),   cmocka_unit_test(test_buf_long_format),
-		cmocka_unit_test(test_time_parse),   cmocka_unit_test(test_time_format),
-		cmocka_unit_test(test_duration),     cmocka_unit_test(test_range),
-		cmocka_unit_test(test_arena),        cmocka_unit_test(test_json_quote),
+	    cmocka_unit_test(test_buf_bounds), cmocka_unit_test(test_buf_long_format),
+	    cmocka_unit_test(test_time_parse), cmocka_unit_test(test_time_format),
+	    cmocka_unit_test(test_duration),   cmocka_unit_test(test_range),
+	    cmocka_unit_test(test_arena),      cmocka_unit_test(test_json_quote),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
