@@ -40,30 +40,6 @@ static int invalid(struct dda_buf *why, const struct path *p, const char *fmt, .
 	return DDA_EFORMAT;
 }
 
-static int put_u32(struct dda_buf *b, size_t v)
-{
-	unsigned char p[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
-			      (unsigned char)(v >> 8), (unsigned char)v};
-	return dda_buf_add(b, p, 4);
-}
-
-static int put_bytes(struct dda_buf *b, const void *p, size_t n)
-{
-	int rc = put_u32(b, n);
-	return rc ? rc : dda_buf_add(b, p, n);
-}
-
-/* Rewrites the u32 length placeholder at `at` with what followed it. */
-static void patch_len(struct dda_buf *b, size_t at)
-{
-	size_t len = b->len - at - 4;
-	unsigned char *p = (unsigned char *)b->ptr + at;
-	p[0] = (unsigned char)(len >> 24);
-	p[1] = (unsigned char)(len >> 16);
-	p[2] = (unsigned char)(len >> 8);
-	p[3] = (unsigned char)len;
-}
-
 /* The bytes of an S, N or B scalar, appended to out. */
 static int scalar(const json_t *v, char type, const struct path *p, struct dda_buf *out,
 		  struct dda_buf *why)
@@ -139,9 +115,9 @@ static int set_value(const json_t *arr, char type, enum dda_av_tag tag, const st
 	if (!rc)
 		rc = dda_buf_addc(out, (char)tag);
 	if (!rc)
-		rc = put_u32(out, n);
+		rc = dda__put_u32(out, n);
 	for (size_t i = 0; i < n && !rc; i++)
-		rc = put_bytes(out, el[i].name, el[i].name_len);
+		rc = dda__put_bytes(out, el[i].name, el[i].name_len);
 	free(el);
 	dda_buf_release(&tmp);
 	return rc;
@@ -178,9 +154,9 @@ static int map_value(const json_t *obj, int depth, const struct path *p, struct 
 	if (!rc)
 		rc = dda_buf_addc(out, DDA_TAG_M);
 	if (!rc)
-		rc = put_u32(out, n);
+		rc = dda__put_u32(out, n);
 	for (i = 0; i < n && !rc; i++) {
-		rc = put_bytes(out, el[i].name, el[i].name_len);
+		rc = dda__put_bytes(out, el[i].name, el[i].name_len);
 		if (!rc)
 			rc = dda_buf_add(out, tmp.ptr + el[i].start, el[i].end - el[i].start);
 	}
@@ -197,7 +173,7 @@ static int list_value(const json_t *arr, int depth, const struct path *p, struct
 	size_t n = json_array_size(arr);
 	int rc = dda_buf_addc(out, DDA_TAG_L);
 	if (!rc)
-		rc = put_u32(out, n);
+		rc = dda__put_u32(out, n);
 	for (size_t i = 0; i < n && !rc; i++) {
 		struct path here = {p, NULL, i};
 		rc = value(json_array_get(arr, i), depth + 1, &here, out, why);
@@ -223,11 +199,11 @@ static int value(const json_t *av, int depth, const struct path *p, struct dda_b
 		int rc = dda_buf_addc(out, (char)tags[(unsigned char)tag[0]]);
 		size_t at = out->len;
 		if (!rc)
-			rc = put_u32(out, 0);
+			rc = dda__put_u32(out, 0);
 		if (!rc)
 			rc = scalar(v, tag[0], p, out, why);
 		if (!rc)
-			patch_len(out, at);
+			dda__patch_u32(out, at);
 		return rc;
 	}
 	if (!strcmp(tag, "BOOL")) {

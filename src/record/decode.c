@@ -395,31 +395,23 @@ static int parse_export(struct run *r, const json_t *rec, struct fields *f)
 	return 0;
 }
 
-/* Appends a u32 big-endian length. */
-static int put_u32(struct dda_buf *b, size_t v)
-{
-	unsigned char p[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
-			      (unsigned char)(v >> 8), (unsigned char)v};
-	return dda_buf_add(b, p, 4);
-}
-
 /* The seed dialect's key: S values from the record fields, serialized as in
  * docs/canonical-form.md (an M of the key attributes, sorted by name). */
 static int seed_key(struct dda_decoder *d, const struct fields *f, struct dda_buf *out)
 {
 	int rc = dda_buf_addc(out, DDA_TAG_M);
 	if (!rc)
-		rc = put_u32(out, d->opts.nkeys);
+		rc = dda__put_u32(out, d->opts.nkeys);
 	for (size_t i = 0; i < d->opts.nkeys && !rc; i++) {
 		size_t fi = d->sorted[i];
 		const char *name = d->opts.key_names[fi];
-		rc = put_u32(out, strlen(name));
+		rc = dda__put_u32(out, strlen(name));
 		if (!rc)
 			rc = dda_buf_adds(out, name);
 		if (!rc)
 			rc = dda_buf_addc(out, DDA_TAG_S);
 		if (!rc)
-			rc = put_u32(out, f->klen[fi]);
+			rc = dda__put_u32(out, f->klen[fi]);
 		if (!rc)
 			rc = dda_buf_add(out, f->kval[fi], f->klen[fi]);
 	}

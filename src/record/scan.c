@@ -416,20 +416,22 @@ static bool names_ok(const struct dda__scanner *s)
 	return true;
 }
 
-static int put_u32(struct dda_buf *b, size_t v)
-{
-	unsigned char p[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
-			      (unsigned char)(v >> 8), (unsigned char)v};
-	return dda_buf_add(b, p, 4);
-}
-
-static int put_bytes(struct dda_buf *b, const void *p, size_t n)
-{
-	int rc = put_u32(b, n);
-	return rc ? rc : dda_buf_add(b, p, n);
-}
-
 enum { OK = 0, BAIL = 1 };
+
+/* Spans form a stack shared by nested maps and sets. */
+static int push_span(struct dda__scanner *s, struct span sp)
+{
+	if (s->nspans == s->cap_spans) {
+		size_t cap = s->cap_spans ? s->cap_spans * 2 : 64;
+		struct span *ns = realloc(s->spans, cap * sizeof(*ns));
+		if (!ns)
+			return BAIL;
+		s->spans = ns;
+		s->cap_spans = cap;
+	}
+	s->spans[s->nspans++] = sp;
+	return OK;
+}
 
 static int ser_value(struct dda__scanner *s, uint32_t v, int depth);
 
@@ -463,15 +465,8 @@ static int ser_set(struct dda__scanner *s, uint32_t v, char tag, uint8_t code)
 		size_t start = s->num.len;
 		if (scalar_bytes(s, &s->tape[i], tag, &s->num))
 			return BAIL;
-		if (s->nspans == s->cap_spans) {
-			size_t cap = s->cap_spans ? s->cap_spans * 2 : 64;
-			struct span *ns = realloc(s->spans, cap * sizeof(*ns));
-			if (!ns)
-				return BAIL;
-			s->spans = ns;
-			s->cap_spans = cap;
-		}
-		s->spans[s->nspans++] = (struct span){NULL, 0, start, s->num.len};
+		if (push_span(s, (struct span){NULL, 0, start, s->num.len}))
+			return BAIL;
 	}
 	size_t n = s->nspans - base;
 	dda_slice small[64], *el = n <= 64 ? small : malloc(n * sizeof(*el));
@@ -483,11 +478,11 @@ static int ser_set(struct dda__scanner *s, uint32_t v, char tag, uint8_t code)
 	}
 	s->nspans = base;
 	dda__sort(el, n, sizeof(*el), cmp_slices);
-	int rc = dda_buf_addc(&s->ser, (char)code) || put_u32(&s->ser, n) ? BAIL : OK;
+	int rc = dda_buf_addc(&s->ser, (char)code) || dda__put_u32(&s->ser, n) ? BAIL : OK;
 	for (size_t k = 0; k < n && rc == OK; k++) {
 		if (k && !cmp_slices(&el[k - 1], &el[k]))
 			rc = BAIL; /* a duplicate: INVALID_VALUE, the jansson path says */
-		else if (put_bytes(&s->ser, el[k].ptr, el[k].len))
+		else if (dda__put_bytes(&s->ser, el[k].ptr, el[k].len))
 			rc = BAIL;
 	}
 	if (el != small)
@@ -511,7 +506,7 @@ static int ser_map(struct dda__scanner *s, uint32_t o, int depth)
 	const struct tok *t = &s->tape[o];
 	if (t->type != T_OBJ)
 		return BAIL;
-	if (dda_buf_addc(&s->ser, DDA_TAG_M) || put_u32(&s->ser, t->count))
+	if (dda_buf_addc(&s->ser, DDA_TAG_M) || dda__put_u32(&s->ser, t->count))
 		return BAIL;
 	size_t base = s->nspans, body = s->ser.len;
 	uint32_t i = o + 1;
@@ -519,20 +514,13 @@ static int ser_map(struct dda__scanner *s, uint32_t o, int depth)
 	for (uint32_t k = 0; k < t->count; k++) {
 		const struct tok *name = &s->tape[i];
 		size_t start = s->ser.len;
-		if (put_bytes(&s->ser, name->ptr, name->count) || ser_value(s, i + 1, depth))
+		if (dda__put_bytes(&s->ser, name->ptr, name->count) || ser_value(s, i + 1, depth))
 			return BAIL;
-		if (s->nspans == s->cap_spans) {
-			size_t cap = s->cap_spans ? s->cap_spans * 2 : 64;
-			struct span *ns = realloc(s->spans, cap * sizeof(*ns));
-			if (!ns)
-				return BAIL;
-			s->spans = ns;
-			s->cap_spans = cap;
-		}
 		struct span sp = {name->ptr, name->count, start, s->ser.len};
 		if (k && cmp_spans(&s->spans[s->nspans - 1], &sp) > 0)
 			sorted = false;
-		s->spans[s->nspans++] = sp;
+		if (push_span(s, sp))
+			return BAIL;
 		i = s->tape[i + 1].end;
 	}
 	size_t n = s->nspans - base;
@@ -567,14 +555,9 @@ static int ser_value(struct dda__scanner *s, uint32_t v, int depth)
 		if (dda_buf_addc(&s->ser, (char)code[(unsigned char)c]))
 			return BAIL;
 		size_t at = s->ser.len;
-		if (put_u32(&s->ser, 0) || scalar_bytes(s, t, c, &s->ser))
+		if (dda__put_u32(&s->ser, 0) || scalar_bytes(s, t, c, &s->ser))
 			return BAIL;
-		size_t len = s->ser.len - at - 4;
-		unsigned char *p = (unsigned char *)s->ser.ptr + at;
-		p[0] = (unsigned char)(len >> 24);
-		p[1] = (unsigned char)(len >> 16);
-		p[2] = (unsigned char)(len >> 8);
-		p[3] = (unsigned char)len;
+		dda__patch_u32(&s->ser, at);
 		return OK;
 	}
 	if (str_eq(tag, "BOOL") && (t->type == T_TRUE || t->type == T_FALSE))
@@ -588,7 +571,7 @@ static int ser_value(struct dda__scanner *s, uint32_t v, int depth)
 		return ser_map(s, val, depth + 1);
 	if (str_eq(tag, "L")) {
 		if (t->type != T_ARR || dda_buf_addc(&s->ser, DDA_TAG_L) ||
-		    put_u32(&s->ser, t->count))
+		    dda__put_u32(&s->ser, t->count))
 			return BAIL;
 		for (uint32_t i = val + 1, k = 0; k < t->count; k++, i = s->tape[i].end)
 			if (ser_value(s, i, depth + 1))

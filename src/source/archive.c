@@ -163,13 +163,8 @@ static int archive_reread(struct dda_source *src, uint32_t obj, struct dda_buf *
 		struct dda_buf stored;
 		dda_buf_init(&stored, src->opts.max_object_bytes);
 		rc = read_data(a, &stored, archive_entry_size(e));
-		if (!rc && dda_is_gzip(stored.ptr, stored.len)) {
-			dda_buf_init(out, src->opts.max_object_bytes);
-			rc = dda_gunzip(stored.ptr, stored.len, out, err);
-		} else if (!rc) {
-			*out = stored;
-			dda_buf_init(&stored, 0);
-		}
+		if (!rc)
+			rc = dda__object_bytes(&stored, out, src->opts.max_object_bytes, err);
 		dda_buf_release(&stored);
 		break;
 	}

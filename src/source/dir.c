@@ -317,13 +317,8 @@ static int dir_reread(struct dda_source *src, uint32_t obj, struct dda_buf *out,
 	int rc = dda_buf_addf(&path, "%s/%s", s->root, o->key + s->prefix_len);
 	if (!rc)
 		rc = dda__read_file(path.ptr, &stored, err);
-	if (!rc && dda_is_gzip(stored.ptr, stored.len)) {
-		dda_buf_init(out, src->opts.max_object_bytes);
-		rc = dda_gunzip(stored.ptr, stored.len, out, err);
-	} else if (!rc) {
-		*out = stored;
-		dda_buf_init(&stored, 0);
-	}
+	if (!rc)
+		rc = dda__object_bytes(&stored, out, src->opts.max_object_bytes, err);
 	dda_buf_release(&stored);
 	dda_buf_release(&path);
 	return rc;

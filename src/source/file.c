@@ -61,13 +61,8 @@ static int file_reread(struct dda_source *src, uint32_t obj, struct dda_buf *out
 	(void)obj;
 	dda_buf_init(&stored, src->opts.max_object_bytes);
 	int rc = dda__read_file(s->path, &stored, err);
-	if (!rc && dda_is_gzip(stored.ptr, stored.len)) {
-		dda_buf_init(out, src->opts.max_object_bytes);
-		rc = dda_gunzip(stored.ptr, stored.len, out, err);
-	} else if (!rc) {
-		*out = stored;
-		dda_buf_init(&stored, 0);
-	}
+	if (!rc)
+		rc = dda__object_bytes(&stored, out, src->opts.max_object_bytes, err);
 	dda_buf_release(&stored);
 	return rc;
 }

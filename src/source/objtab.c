@@ -203,3 +203,15 @@ void dda__object_finish(struct dda_chunk *c, struct dda_object *o, struct dda_bu
 		dda_buf_release(&c->data);
 	}
 }
+
+int dda__object_bytes(struct dda_buf *stored, struct dda_buf *out, size_t max,
+		      struct dda_error *err)
+{
+	if (dda_is_gzip(stored->ptr, stored->len)) {
+		dda_buf_init(out, max);
+		return dda_gunzip(stored->ptr, stored->len, out, err);
+	}
+	*out = *stored;
+	dda_buf_init(stored, 0);
+	return 0;
+}

@@ -12,6 +12,11 @@
 void dda__object_finish(struct dda_chunk *c, struct dda_object *o, struct dda_buf *stored,
 			size_t max, struct dda__sha256 *sha);
 
+/* An object's bytes for reading again: inflated into out when gzip, else
+ * moved from stored to out. */
+int dda__object_bytes(struct dda_buf *stored, struct dda_buf *out, size_t max,
+		      struct dda_error *err);
+
 /* True for a key the range excludes (its hour prefix is outside it). */
 bool dda__key_pruned(const struct dda_range *r, const char *key);
 

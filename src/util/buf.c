@@ -192,6 +192,29 @@ out:
 	return rc;
 }
 
+int dda__put_u32(struct dda_buf *b, size_t v)
+{
+	unsigned char p[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+			      (unsigned char)(v >> 8), (unsigned char)v};
+	return dda_buf_add(b, p, 4);
+}
+
+int dda__put_bytes(struct dda_buf *b, const void *p, size_t n)
+{
+	int rc = dda__put_u32(b, n);
+	return rc ? rc : dda_buf_add(b, p, n);
+}
+
+void dda__patch_u32(struct dda_buf *b, size_t at)
+{
+	size_t len = b->len - at - 4;
+	unsigned char *p = (unsigned char *)b->ptr + at;
+	p[0] = (unsigned char)(len >> 24);
+	p[1] = (unsigned char)(len >> 16);
+	p[2] = (unsigned char)(len >> 8);
+	p[3] = (unsigned char)len;
+}
+
 int dda__json_quote(struct dda_buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";

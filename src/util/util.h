@@ -68,6 +68,13 @@ char *dda__arena_strndup(struct dda__arena *a, const char *s, size_t n);
  * DDA_EIO or DDA_ETOOBIG, with the detail in err. */
 int dda__read_file(const char *path, struct dda_buf *b, struct dda_error *err);
 
+/* The canonical serialization's length prefixes (docs/canonical-form.md):
+ * a 4-byte big-endian length, alone or before the bytes it counts. */
+int dda__put_u32(struct dda_buf *b, size_t v);
+int dda__put_bytes(struct dda_buf *b, const void *p, size_t n);
+/* Rewrites the u32 placeholder at `at` with the number of bytes after it. */
+void dda__patch_u32(struct dda_buf *b, size_t at);
+
 /* Appends s as a JSON string literal (with quotes) to b. */
 int dda__json_quote(struct dda_buf *b, const char *s, size_t n);
 
