@@ -94,6 +94,9 @@ int cmd_verify(int argc, char **argv, struct cli *c)
 	}
 	if (res.fatal.code)
 		cli_error(c, "%s", res.fatal.msg);
+	/* Nothing to audit is not an anomaly, but from cron it is worth a look. */
+	if (!res.sum.records && !res.fatal.code)
+		cli_warn(c, "no records in the range%s", res.sum.objects ? "" : " (no objects read)");
 	struct dda_report_info info = {
 	    .source = c->source,
 	    .range = c->audit.src.range,
