@@ -1,0 +1,216 @@
+/* Credentials from the environment and the shared files, the profile and
+ * region in effect, and a small reader for the AWS INI files. */
+#include "aws/creds.h"
+
+#include <ctype.h>
+#include <openssl/crypto.h>
+#include <stdlib.h>
+
+/* A line of an INI file longer than this is not one the AWS tools wrote. */
+#define INI_LINE_MAX 4096
+
+const char *dda_process_env(void *ctx, const char *name)
+{
+	(void)ctx;
+	return getenv(name);
+}
+
+static const char *env_get(const struct dda_env *env, const char *name)
+{
+	const char *v = env->get(env->ctx, name);
+	return v && *v ? v : NULL;
+}
+
+static void wipe_free(char *s)
+{
+	if (!s)
+		return;
+	OPENSSL_cleanse(s, strlen(s));
+	free(s);
+}
+
+void dda_creds_release(struct dda_creds *c)
+{
+	wipe_free(c->access_key);
+	wipe_free(c->secret_key);
+	wipe_free(c->session_token);
+	memset(c, 0, sizeof(*c));
+}
+
+static int fill(struct dda_creds *out, const char *ak, const char *sk, const char *token,
+		const char *provider, struct dda_error *err)
+{
+	memset(out, 0, sizeof(*out));
+	out->expiration = DDA_TIME_NONE;
+	out->provider = provider;
+	out->access_key = strdup(ak);
+	out->secret_key = strdup(sk);
+	out->session_token = token ? strdup(token) : NULL;
+	if (!out->access_key || !out->secret_key || (token && !out->session_token)) {
+		dda_creds_release(out);
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+int dda_creds_from_env(const struct dda_env *env, struct dda_creds *out, struct dda_error *err)
+{
+	const char *ak = env_get(env, "AWS_ACCESS_KEY_ID");
+	const char *sk = env_get(env, "AWS_SECRET_ACCESS_KEY");
+	if (!ak && !sk)
+		return 1;
+	if (!ak || !sk)
+		return dda_error_set(err, DDA_EINVAL, "the environment sets %s but not %s",
+				     ak ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
+				     ak ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
+	return fill(out, ak, sk, env_get(env, "AWS_SESSION_TOKEN"), "environment", err);
+}
+
+const char *dda_aws_profile(const struct dda_env *env, const char *flag)
+{
+	if (flag && *flag)
+		return flag;
+	const char *p = env_get(env, "AWS_PROFILE");
+	return p ? p : "default";
+}
+
+static char *home_file(const struct dda_env *env, const char *var, const char *rel)
+{
+	const char *v = env_get(env, var);
+	if (v)
+		return strdup(v);
+	const char *home = env_get(env, "HOME");
+	if (!home)
+		return NULL;
+	struct dda_buf b;
+	dda_buf_init(&b, 4096);
+	if (dda_buf_addf(&b, "%s/%s", home, rel))
+		return NULL;
+	return dda_buf_take(&b, NULL);
+}
+
+char *dda_aws_credentials_file(const struct dda_env *env)
+{
+	return home_file(env, "AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials");
+}
+
+char *dda_aws_config_file(const struct dda_env *env)
+{
+	return home_file(env, "AWS_CONFIG_FILE", ".aws/config");
+}
+
+/* Trims spaces at both ends in place. */
+static char *trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	size_t n = strlen(s);
+	while (n && isspace((unsigned char)s[n - 1]))
+		s[--n] = '\0';
+	return s;
+}
+
+/* Whether the line "[ ... ]" names `section` (spaces inside are free). */
+static bool is_section(char *line, const char *section)
+{
+	char *end = strrchr(line, ']');
+	if (line[0] != '[' || !end)
+		return false;
+	*end = '\0';
+	char *name = trim(line + 1);
+	/* "profile   x" has one or more spaces after the word. */
+	if (!strncmp(name, "profile", 7) && isspace((unsigned char)name[7]) &&
+	    !strncmp(section, "profile ", 8))
+		return !strcmp(trim(name + 7), section + 8);
+	return !strcmp(name, section);
+}
+
+char *dda_ini_get(const char *path, const char *section, const char *key)
+{
+	FILE *f = path ? fopen(path, "r") : NULL;
+	if (!f)
+		return NULL;
+	char line[INI_LINE_MAX];
+	bool in = false;
+	char *found = NULL;
+	while (!found && fgets(line, sizeof(line), f)) {
+		bool nested = line[0] == ' ' || line[0] == '\t';
+		char *s = trim(line);
+		if (!*s || *s == '#' || *s == ';')
+			continue;
+		if (*s == '[') {
+			in = is_section(s, section);
+			continue;
+		}
+		char *eq = strchr(s, '=');
+		if (!in || nested || !eq)
+			continue;
+		*eq = '\0';
+		if (!strcmp(trim(s), key) && *trim(eq + 1))
+			found = strdup(trim(eq + 1));
+	}
+	fclose(f);
+	OPENSSL_cleanse(line, sizeof(line));
+	return found;
+}
+
+/* The config file's section for a profile. */
+static void config_section(const char *profile, char *out, size_t n)
+{
+	if (!strcmp(profile, "default"))
+		snprintf(out, n, "default");
+	else
+		snprintf(out, n, "profile %s", profile);
+}
+
+/* Static keys of the profile in one file. */
+static int profile_keys(const char *path, const char *section, const char *provider,
+			struct dda_creds *out, struct dda_error *err)
+{
+	char *ak = dda_ini_get(path, section, "aws_access_key_id");
+	char *sk = dda_ini_get(path, section, "aws_secret_access_key");
+	char *tok = dda_ini_get(path, section, "aws_session_token");
+	int rc = 1;
+	if (ak && sk)
+		rc = fill(out, ak, sk, tok, provider, err);
+	else if (ak || sk)
+		rc =
+		    dda_error_set(err, DDA_EINVAL, "profile '%s' in '%s' sets %s but not %s",
+				  section, path, ak ? "aws_access_key_id" : "aws_secret_access_key",
+				  ak ? "aws_secret_access_key" : "aws_access_key_id");
+	wipe_free(ak);
+	wipe_free(sk);
+	wipe_free(tok);
+	return rc;
+}
+
+int dda_creds_from_profile(const struct dda_env *env, const char *profile, struct dda_creds *out,
+			   struct dda_error *err)
+{
+	char section[512];
+	char *cred = dda_aws_credentials_file(env), *conf = dda_aws_config_file(env);
+	int rc = profile_keys(cred, profile, "shared-credentials-file", out, err);
+	if (rc == 1) {
+		config_section(profile, section, sizeof(section));
+		rc = profile_keys(conf, section, "config-file", out, err);
+	}
+	free(cred);
+	free(conf);
+	return rc;
+}
+
+char *dda_aws_region(const struct dda_env *env, const char *profile, const char *flag)
+{
+	if (flag && *flag)
+		return strdup(flag);
+	const char *r = env_get(env, "AWS_REGION");
+	if (!r)
+		r = env_get(env, "AWS_DEFAULT_REGION");
+	if (r)
+		return strdup(r);
+	char section[512], *conf = dda_aws_config_file(env);
+	config_section(profile, section, sizeof(section));
+	char *v = dda_ini_get(conf, section, "region");
+	free(conf);
+	return v;
+}
