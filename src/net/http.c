@@ -1,0 +1,387 @@
+/* The HTTP engine: a queue of transfers fed into one curl multi handle, a
+ * retry schedule kept as due times, and curl_multi_poll to wait for either
+ * sockets or the next due retry. */
+#include "net/http.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+
+/* How long one poll may sleep when nothing is due: short enough to notice
+ * a stop request promptly. */
+#define POLL_MS 200
+
+struct xfer {
+	struct dda_http_request *req;
+	CURL *easy;
+	struct curl_slist *hdrs;
+	struct dda_buf hdr_text;
+	struct dda_http_response resp;
+	int64_t retry_after; /* microseconds the server asked for, or -1 */
+	int64_t due;
+	struct xfer *next;
+	char curl_err[CURL_ERROR_SIZE];
+};
+
+struct dda_http {
+	CURLM *multi;
+	struct dda_http_opts o;
+	struct xfer *pending; /* waiting to start, sorted by due time */
+	int active;
+	uint64_t rng;
+	struct dda_http_stats stats;
+};
+
+void dda_http_opts_default(struct dda_http_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->concurrency = 64;
+	o->connect_timeout_ms = 10000;
+	o->low_speed_seconds = 30;
+	o->max_attempts = 5;
+	o->backoff_base = 100 * 1000;
+	o->backoff_cap = 20 * DDA_USEC_PER_SEC;
+}
+
+static int global_init(struct dda_error *err)
+{
+	/* curl_global_init is idempotent past the first call and thread-safe
+	 * in libcurl >= 7.84, which Debian 12 ships. */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return dda_error_set(err, DDA_EINTERNAL, "cannot initialise libcurl");
+	return 0;
+}
+
+int dda_http_new(struct dda_http **out, const struct dda_http_opts *o, struct dda_error *err)
+{
+	int rc = global_init(err);
+	if (rc)
+		return rc;
+	struct dda_http *h = calloc(1, sizeof(*h));
+	if (!h || !(h->multi = curl_multi_init())) {
+		free(h);
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	}
+	h->o = *o;
+	if (h->o.concurrency < 1)
+		h->o.concurrency = 1;
+	if (h->o.max_attempts < 1)
+		h->o.max_attempts = 1;
+	h->rng = o->seed ? o->seed : (uint64_t)dda_time_now() | 1;
+	curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)h->o.concurrency);
+	curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)h->o.concurrency);
+	*out = h;
+	return 0;
+}
+
+static void xfer_free(struct xfer *x)
+{
+	if (!x)
+		return;
+	if (x->easy)
+		curl_easy_cleanup(x->easy);
+	curl_slist_free_all(x->hdrs);
+	dda_buf_release(&x->hdr_text);
+	dda_buf_release(&x->resp.body);
+	free(x);
+}
+
+void dda_http_free(struct dda_http *h)
+{
+	if (!h)
+		return;
+	while (h->pending) {
+		struct xfer *x = h->pending;
+		h->pending = x->next;
+		xfer_free(x);
+	}
+	curl_multi_cleanup(h->multi);
+	free(h);
+}
+
+void dda_http_stats(const struct dda_http *h, struct dda_http_stats *out)
+{
+	*out = h->stats;
+}
+
+/* Keeps the pending list sorted by due time (retries go behind new work). */
+static void enqueue(struct dda_http *h, struct xfer *x)
+{
+	struct xfer **p = &h->pending;
+	while (*p && (*p)->due <= x->due)
+		p = &(*p)->next;
+	x->next = *p;
+	*p = x;
+}
+
+int dda_http_submit(struct dda_http *h, struct dda_http_request *r)
+{
+	struct xfer *x = calloc(1, sizeof(*x));
+	if (!x)
+		return DDA_ENOMEM;
+	x->req = r;
+	x->due = dda_time_now();
+	dda_buf_init(&x->resp.body, r->max_body ? r->max_body : DDA_BUF_UNLIMITED);
+	dda_buf_init(&x->hdr_text, 1 << 16);
+	h->stats.requests++;
+	enqueue(h, x);
+	return 0;
+}
+
+/* xorshift64*: jitter only needs to spread clients apart. */
+static uint64_t next_rand(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * UINT64_C(2685821657736338717);
+}
+
+int64_t dda_http_backoff(const struct dda_http_opts *o, uint64_t *rng, int n, int64_t retry_after)
+{
+	int64_t ceiling = o->backoff_base;
+	for (int i = 1; i < n && ceiling < o->backoff_cap; i++)
+		ceiling *= 2;
+	if (ceiling > o->backoff_cap)
+		ceiling = o->backoff_cap;
+	int64_t wait = ceiling > 0 ? (int64_t)(next_rand(rng) % (uint64_t)(ceiling + 1)) : 0;
+	if (retry_after > wait)
+		wait = DDA_MIN(retry_after, o->backoff_cap);
+	return wait;
+}
+
+bool dda_http_retryable(int curl_code, long status, const struct dda_buf *body)
+{
+	switch (curl_code) {
+	case CURLE_OK:
+		break;
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+	case CURLE_SSL_CONNECT_ERROR:
+		return true;
+	default:
+		return false;
+	}
+	if (status == 429 || status == 500 || status == 502 || status == 503 || status == 504)
+		return true;
+	/* S3 answers an idle upload or a throttled request this way too. */
+	if (status == 400 && body && body->ptr)
+		return strstr(body->ptr, "<Code>RequestTimeout</Code>") ||
+		       strstr(body->ptr, "<Code>SlowDown</Code>");
+	return false;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ctx)
+{
+	struct xfer *x = ctx;
+	size_t len = size * n;
+	if (dda_buf_add(&x->resp.body, p, len)) {
+		x->resp.err = DDA_ETOOBIG;
+		return 0; /* aborts the transfer */
+	}
+	return len;
+}
+
+static void copy_value(char *dst, size_t cap, const char *v, size_t n)
+{
+	while (n && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' '))
+		n--;
+	while (n && *v == ' ') {
+		v++;
+		n--;
+	}
+	snprintf(dst, cap, "%.*s", (int)n, v);
+}
+
+static bool header_is(const char *line, size_t n, const char *name, const char **value,
+		      size_t *vlen)
+{
+	size_t k = strlen(name);
+	if (n <= k || line[k] != ':' || strncasecmp(line, name, k))
+		return false;
+	*value = line + k + 1;
+	*vlen = n - k - 1;
+	return true;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ctx)
+{
+	struct xfer *x = ctx;
+	size_t len = size * n;
+	const char *v;
+	size_t vn;
+	char tmp[32];
+	if (len > 5 && !strncmp(p, "HTTP/", 5)) {
+		/* A new response (after 100-continue or a redirect). */
+		x->resp.etag[0] = x->resp.version_id[0] = x->resp.last_modified[0] = '\0';
+		x->resp.content_encoding[0] = '\0';
+		x->retry_after = -1;
+	} else if (header_is(p, len, "ETag", &v, &vn)) {
+		copy_value(x->resp.etag, sizeof(x->resp.etag), v, vn);
+	} else if (header_is(p, len, "x-amz-version-id", &v, &vn)) {
+		copy_value(x->resp.version_id, sizeof(x->resp.version_id), v, vn);
+	} else if (header_is(p, len, "Last-Modified", &v, &vn)) {
+		copy_value(x->resp.last_modified, sizeof(x->resp.last_modified), v, vn);
+	} else if (header_is(p, len, "Content-Encoding", &v, &vn)) {
+		copy_value(x->resp.content_encoding, sizeof(x->resp.content_encoding), v, vn);
+	} else if (header_is(p, len, "Retry-After", &v, &vn)) {
+		copy_value(tmp, sizeof(tmp), v, vn);
+		char *end;
+		long secs = strtol(tmp, &end, 10);
+		if (end != tmp && !*end && secs >= 0)
+			x->retry_after = (int64_t)secs * DDA_USEC_PER_SEC;
+	}
+	return len;
+}
+
+/* Builds the curl_slist from "Name: value\n" lines. */
+static int make_headers(struct xfer *x)
+{
+	curl_slist_free_all(x->hdrs);
+	x->hdrs = NULL;
+	dda_buf_reset(&x->hdr_text);
+	int rc = x->req->prepare ? x->req->prepare(x->req->ctx, x->req, &x->hdr_text) : 0;
+	if (rc)
+		return rc;
+	/* Expect: 100-continue costs a round trip on every PUT. */
+	x->hdrs = curl_slist_append(NULL, "Expect:");
+	char *line = x->hdr_text.ptr;
+	while (line && *line && x->hdrs) {
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		if (*line)
+			x->hdrs = curl_slist_append(x->hdrs, line);
+		line = nl ? nl + 1 : NULL;
+	}
+	return x->hdrs ? 0 : DDA_ENOMEM;
+}
+
+static int start(struct dda_http *h, struct xfer *x)
+{
+	const struct dda_http_opts *o = &h->o;
+	dda_buf_reset(&x->resp.body);
+	x->resp.status = 0;
+	x->resp.err = 0;
+	x->retry_after = -1;
+	x->curl_err[0] = '\0';
+	int rc = make_headers(x);
+	if (rc)
+		return rc;
+	CURL *e = x->easy ? x->easy : curl_easy_init();
+	if (!e)
+		return DDA_ENOMEM;
+	curl_easy_reset(e);
+	x->easy = e;
+	curl_easy_setopt(e, CURLOPT_URL, x->req->url);
+	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, x->req->method);
+	if (!strcmp(x->req->method, "HEAD"))
+		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+	if (x->req->body.len || !strcmp(x->req->method, "POST") || !strcmp(x->req->method, "PUT")) {
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->req->body.ptr ? x->req->body.ptr : "");
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->req->body.len);
+	}
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->curl_err);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
+	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, o->low_speed_seconds);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, o->no_verify_ssl ? 0L : 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, o->no_verify_ssl ? 0L : 2L);
+	if (o->ca_bundle)
+		curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_bundle);
+	x->resp.attempts++;
+	h->stats.attempts++;
+	if (curl_multi_add_handle(h->multi, e) != CURLM_OK)
+		return DDA_EINTERNAL;
+	h->active++;
+	return 0;
+}
+
+/* The attempt ended: retry it later, or hand the response over. */
+static void finish(struct dda_http *h, struct xfer *x, CURLcode code)
+{
+	curl_multi_remove_handle(h->multi, x->easy);
+	h->active--;
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->resp.status);
+	h->stats.bytes += x->resp.body.len;
+	bool again = !x->resp.err && dda_http_retryable(code, x->resp.status, &x->resp.body) &&
+		     x->resp.attempts < h->o.max_attempts;
+	if (again) {
+		h->stats.retries++;
+		x->due = dda_time_now() +
+			 dda_http_backoff(&h->o, &h->rng, x->resp.attempts, x->retry_after);
+		enqueue(h, x);
+		return;
+	}
+	if (!x->resp.err && code != CURLE_OK)
+		x->resp.err = DDA_EIO;
+	if (code != CURLE_OK)
+		snprintf(x->resp.errmsg, sizeof(x->resp.errmsg), "%s",
+			 x->curl_err[0] ? x->curl_err : curl_easy_strerror(code));
+	else if (x->resp.err == DDA_ETOOBIG)
+		snprintf(x->resp.errmsg, sizeof(x->resp.errmsg), "response over %zu bytes",
+			 x->resp.body.max);
+	x->req->done(x->req->ctx, x->req, &x->resp);
+	xfer_free(x);
+}
+
+/* Starts what is due while there is room. */
+static int start_due(struct dda_http *h, int64_t now)
+{
+	while (h->pending && h->active < h->o.concurrency && h->pending->due <= now) {
+		struct xfer *x = h->pending;
+		h->pending = x->next;
+		int rc = start(h, x);
+		if (rc) {
+			x->resp.err = rc;
+			snprintf(x->resp.errmsg, sizeof(x->resp.errmsg),
+				 "cannot prepare the request: %s", dda_strerror(rc));
+			x->req->done(x->req->ctx, x->req, &x->resp);
+			xfer_free(x);
+		}
+	}
+	return 0;
+}
+
+int dda_http_run(struct dda_http *h, volatile int *stop, struct dda_error *err)
+{
+	while (h->pending || h->active) {
+		if (stop && *stop)
+			return dda_error_set(err, DDA_EINTR, "interrupted");
+		int64_t now = dda_time_now();
+		start_due(h, now);
+		int running;
+		if (curl_multi_perform(h->multi, &running) != CURLM_OK)
+			return dda_error_set(err, DDA_EINTERNAL, "curl_multi_perform failed");
+		CURLMsg *m;
+		int left;
+		while ((m = curl_multi_info_read(h->multi, &left)) != NULL) {
+			struct xfer *x = NULL;
+			if (m->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+			finish(h, x, m->data.result);
+		}
+		long wait = POLL_MS;
+		if (h->pending && h->active < h->o.concurrency) {
+			int64_t until = h->pending->due - dda_time_now();
+			wait = until <= 0 ? 0 : (long)DDA_MIN(until / 1000, (int64_t)POLL_MS);
+		}
+		if (h->active || wait > 0)
+			curl_multi_poll(h->multi, NULL, 0, (int)wait, NULL);
+	}
+	return 0;
+}

@@ -1,0 +1,84 @@
+/* HTTP for the AWS clients: one libcurl multi handle drives many transfers
+ * at once over reused keep-alive connections, retrying what the AWS SDKs
+ * retry (5xx, 429, throttling, timeouts, dropped connections, truncated
+ * bodies) with exponential backoff and full jitter, honouring Retry-After. */
+#ifndef DDA_HTTP_H
+#define DDA_HTTP_H
+
+#include <stdbool.h>
+#include "util/util.h"
+
+struct dda_http_opts {
+	int concurrency;	 /* transfers in flight (default 64) */
+	long connect_timeout_ms; /* default 10 s */
+	long low_speed_seconds;	 /* abort a transfer stalled this long (default 30) */
+	int max_attempts;	 /* attempts per request, the first included (default 5) */
+	int64_t backoff_base;	 /* first backoff ceiling, microseconds (default 100 ms) */
+	int64_t backoff_cap;	 /* largest backoff, microseconds (default 20 s) */
+	bool no_verify_ssl;	 /* only when asked for explicitly */
+	const char *ca_bundle;	 /* or NULL for the system's */
+	uint64_t seed;		 /* jitter seed; 0 picks one from the clock */
+};
+
+void dda_http_opts_default(struct dda_http_opts *o);
+
+struct dda_http_response {
+	long status;	     /* HTTP status, 0 when none arrived */
+	struct dda_buf body; /* owned by the response */
+	char etag[128];
+	char version_id[256];
+	char last_modified[64];
+	char content_encoding[32];
+	int attempts;
+	int err; /* 0, or the error of the last attempt */
+	char errmsg[256];
+};
+
+struct dda_http_request;
+
+/* Called before every attempt: appends "Name: value\n" header lines to
+ * hdrs (signatures carry the time, so they are made afresh each attempt).
+ * Returns 0 or an error that fails the request without retrying. */
+typedef int (*dda_http_prepare_fn)(void *ctx, const struct dda_http_request *r,
+				   struct dda_buf *hdrs);
+/* Called once when the request is finished (success, HTTP error, or given
+ * up). The response is borrowed; take its body with dda_buf_take if needed.
+ * May submit more requests. */
+typedef void (*dda_http_done_fn)(void *ctx, struct dda_http_request *r,
+				 struct dda_http_response *resp);
+
+struct dda_http_request {
+	const char *method;
+	const char *url;
+	dda_slice body;
+	size_t max_body; /* responses larger are an error (DDA_ETOOBIG) */
+	dda_http_prepare_fn prepare;
+	dda_http_done_fn done;
+	void *ctx;
+};
+
+struct dda_http;
+int dda_http_new(struct dda_http **out, const struct dda_http_opts *o, struct dda_error *err);
+void dda_http_free(struct dda_http *h);
+
+/* Queues a request; it stays borrowed until its done callback has run. */
+int dda_http_submit(struct dda_http *h, struct dda_http_request *r);
+
+/* Runs until every queued request is done (or *stop becomes nonzero).
+ * Returns 0 or DDA_EINTR / an internal curl failure. */
+int dda_http_run(struct dda_http *h, volatile int *stop, struct dda_error *err);
+
+/* Counters for reports and tests. */
+struct dda_http_stats {
+	uint64_t requests, attempts, retries, bytes;
+};
+void dda_http_stats(const struct dda_http *h, struct dda_http_stats *out);
+
+/* Whether a finished attempt should be tried again (exposed for tests). */
+bool dda_http_retryable(int curl_code, long status, const struct dda_buf *body);
+
+/* The backoff before attempt n (1 = first retry): full jitter over
+ * min(cap, base * 2^(n-1)), at least retry_after when the server asked. */
+int64_t dda_http_backoff(const struct dda_http_opts *o, uint64_t *rng, int n, int64_t retry_after);
+
+#endif

@@ -1,0 +1,243 @@
+/* The HTTP layer against a local server that fails on purpose
+ * (tests/data/http/fault_server.py): retries on 5xx, 429, S3 throttling and
+ * timeouts, dropped connections and truncated bodies; no retry on 4xx; the
+ * body cap; Retry-After; headers made afresh per attempt; connection reuse;
+ * many transfers at once. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "net/http.h"
+
+static pid_t server_pid;
+static int server_in = -1;
+static int port;
+
+static int start_server(void **state)
+{
+	int in[2], out[2];
+	if (pipe(in) || pipe(out))
+		return -1;
+	server_pid = fork();
+	if (server_pid == 0) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		close(in[1]);
+		close(out[0]);
+		execlp("python3", "python3", DDA_TEST_DATA "/http/fault_server.py", (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	server_in = in[1];
+	char line[32] = {0};
+	ssize_t n = read(out[0], line, sizeof(line) - 1);
+	close(out[0]);
+	port = n > 0 ? atoi(line) : 0;
+	if (!port) {
+		fprintf(stderr, "SKIPPED: the fault server (python3 %s) did not start\n",
+			DDA_TEST_DATA "/http/fault_server.py");
+		return -1;
+	}
+	return 0;
+}
+
+static int stop_server(void **state)
+{
+	if (server_in >= 0)
+		close(server_in);
+	if (server_pid > 0) {
+		kill(server_pid, SIGTERM);
+		waitpid(server_pid, NULL, 0);
+	}
+	return 0;
+}
+
+struct call {
+	struct dda_http_request req;
+	char url[256];
+	long status;
+	int attempts, err;
+	char body[256];
+	char etag[128], version[256];
+	int prepared;
+};
+
+static int prepare(void *ctx, const struct dda_http_request *r, struct dda_buf *hdrs)
+{
+	struct call *c = ctx;
+	c->prepared++;
+	return dda_buf_addf(hdrs, "X-Attempt: %d\nX-Test: yes\n", c->prepared);
+}
+
+static void done(void *ctx, struct dda_http_request *r, struct dda_http_response *resp)
+{
+	struct call *c = ctx;
+	c->status = resp->status;
+	c->attempts = resp->attempts;
+	c->err = resp->err;
+	snprintf(c->body, sizeof(c->body), "%.*s", (int)DDA_MIN(resp->body.len, 255),
+		 resp->body.ptr ? resp->body.ptr : "");
+	snprintf(c->etag, sizeof(c->etag), "%s", resp->etag);
+	snprintf(c->version, sizeof(c->version), "%s", resp->version_id);
+}
+
+static struct dda_http *client(int concurrency)
+{
+	struct dda_http_opts o;
+	struct dda_http *h;
+	struct dda_error err = {0};
+	dda_http_opts_default(&o);
+	o.concurrency = concurrency;
+	o.backoff_base = 1000; /* 1 ms: retries without slowing the suite */
+	o.backoff_cap = 50 * 1000;
+	o.seed = 42;
+	assert_int_equal(dda_http_new(&h, &o, &err), 0);
+	return h;
+}
+
+static void get(struct dda_http *h, struct call *c, const char *path)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->url, sizeof(c->url), "http://127.0.0.1:%d%s", port, path);
+	c->req = (struct dda_http_request){"GET", c->url, {NULL, 0}, 1 << 20, prepare, done, c};
+	assert_int_equal(dda_http_submit(h, &c->req), 0);
+}
+
+static void run(struct dda_http *h)
+{
+	struct dda_error err = {0};
+	assert_int_equal(dda_http_run(h, NULL, &err), 0);
+}
+
+static void test_ok_and_headers(void **state)
+{
+	struct dda_http *h = client(4);
+	struct call c, hd;
+	get(h, &c, "/ok");
+	get(h, &hd, "/headers");
+	run(h);
+	assert_int_equal(c.status, 200);
+	assert_string_equal(c.body, "hello");
+	assert_string_equal(c.etag, "\"abc\"");
+	assert_string_equal(c.version, "v1");
+	assert_int_equal(c.attempts, 1);
+	assert_non_null(strstr(hd.body, "X-Test: yes"));
+	dda_http_free(h);
+}
+
+static void test_retries(void **state)
+{
+	struct dda_http *h = client(8);
+	struct call c[8];
+	get(h, &c[0], "/fail/503/2/a");
+	get(h, &c[1], "/fail/500/1/b");
+	get(h, &c[2], "/fail/429/3/c");
+	get(h, &c[3], "/drop/2/d");
+	get(h, &c[4], "/truncate/1/e");
+	get(h, &c[5], "/s3timeout/f");
+	get(h, &c[6], "/fail/404/1/g");
+	get(h, &c[7], "/fail/503/9/h");
+	run(h);
+	const int attempts[] = {3, 2, 4, 3, 2, 2, 1, 5};
+	for (int i = 0; i < 6; i++) {
+		assert_int_equal(c[i].status, 200);
+		assert_int_equal(c[i].err, 0);
+		assert_int_equal(c[i].attempts, attempts[i]);
+		/* Headers were made afresh for every attempt. */
+		assert_int_equal(c[i].prepared, attempts[i]);
+	}
+	assert_int_equal(c[4].body[0], 'x');
+	/* A 404 is an answer, not a failure to retry. */
+	assert_int_equal(c[6].status, 404);
+	assert_int_equal(c[6].attempts, 1);
+	/* Giving up after max_attempts returns the last answer. */
+	assert_int_equal(c[7].status, 503);
+	assert_int_equal(c[7].attempts, 5);
+	struct dda_http_stats st;
+	dda_http_stats(h, &st);
+	assert_int_equal(st.retries, 2 + 1 + 3 + 2 + 1 + 1 + 4);
+	dda_http_free(h);
+}
+
+static void test_retry_after_and_cap(void **state)
+{
+	struct dda_http *h = client(2);
+	struct call c, big;
+	get(h, &c, "/retry-after/1/r");
+	get(h, &big, "/big/2000000");
+	run(h);
+	assert_int_equal(c.status, 200);
+	assert_int_equal(c.attempts, 2);
+	assert_int_equal(big.err, DDA_ETOOBIG);
+	assert_int_equal(big.attempts, 1);
+	dda_http_free(h);
+}
+
+static void test_connection_refused(void **state)
+{
+	struct dda_http *h = client(1);
+	struct call c;
+	memset(&c, 0, sizeof(c));
+	snprintf(c.url, sizeof(c.url), "http://127.0.0.1:1/nothing");
+	c.req = (struct dda_http_request){"GET", c.url, {NULL, 0}, 1024, prepare, done, &c};
+	dda_http_submit(h, &c.req);
+	run(h);
+	assert_int_equal(c.status, 0);
+	assert_int_equal(c.err, DDA_EIO);
+	assert_int_equal(c.attempts, 5);
+	dda_http_free(h);
+}
+
+/* Many requests over few connections: keep-alive reuse, all complete. */
+static void test_many_and_reuse(void **state)
+{
+	struct dda_http *h = client(4);
+	struct call *c = calloc(200, sizeof(*c));
+	struct call conns;
+	get(h, &conns, "/connections");
+	run(h);
+	int before = atoi(conns.body);
+	for (int i = 0; i < 200; i++)
+		get(h, &c[i], "/ok");
+	run(h);
+	for (int i = 0; i < 200; i++)
+		assert_int_equal(c[i].status, 200);
+	get(h, &conns, "/connections");
+	run(h);
+	assert_true(atoi(conns.body) - before <= 8);
+	free(c);
+	dda_http_free(h);
+}
+
+static void test_backoff_bounds(void **state)
+{
+	struct dda_http_opts o;
+	dda_http_opts_default(&o);
+	uint64_t rng = 7;
+	for (int n = 1; n < 12; n++) {
+		int64_t ceiling = DDA_MIN(o.backoff_base << (n - 1), o.backoff_cap);
+		for (int k = 0; k < 50; k++) {
+			int64_t w = dda_http_backoff(&o, &rng, n, -1);
+			assert_true(w >= 0 && w <= ceiling);
+		}
+	}
+	/* Retry-After raises the wait, up to the cap. */
+	assert_true(dda_http_backoff(&o, &rng, 1, 3 * DDA_USEC_PER_SEC) >= 3 * DDA_USEC_PER_SEC);
+	assert_true(dda_http_backoff(&o, &rng, 1, 3600 * DDA_USEC_PER_SEC) <= o.backoff_cap);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_ok_and_headers),	cmocka_unit_test(test_retries),
+	    cmocka_unit_test(test_retry_after_and_cap), cmocka_unit_test(test_connection_refused),
+	    cmocka_unit_test(test_many_and_reuse),	cmocka_unit_test(test_backoff_bounds),
+	};
+	return cmocka_run_group_tests(tests, start_server, stop_server);
+}
