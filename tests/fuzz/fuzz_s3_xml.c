@@ -1,0 +1,26 @@
+/* libFuzzer target for the S3 XML parsers (listings, versioning, errors):
+ * arbitrary bytes from a server must never crash or leak. */
+#include <stdlib.h>
+
+#include "aws/s3_xml.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct dda_s3_listing l = {0};
+	struct dda_error err = {0};
+	char st[32], code[64], msg[128];
+	dda_s3_parse_listing((const char *)data, size, &l, &err);
+	dda_s3_listing_release(&l);
+	dda_s3_parse_versioning((const char *)data, size, st, sizeof(st), &err);
+	/* The error scanner wants text: give it a terminated copy. */
+	char *s = malloc(size + 1);
+	if (s) {
+		memcpy(s, data, size);
+		s[size] = '\0';
+		dda_s3_parse_error(s, size, code, sizeof(code), msg, sizeof(msg));
+		free(s);
+	}
+	return 0;
+}
