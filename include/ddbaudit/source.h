@@ -71,10 +71,23 @@ struct dda_chunk {
 DDA_API void dda_chunk_init(struct dda_chunk *c);
 DDA_API void dda_chunk_release(struct dda_chunk *c);
 
+/* How to reach AWS (S3 sources; later DynamoDB, Lambda, SQS). NULL or empty
+ * strings mean "as the AWS CLI would find it" (environment, profile). */
+struct dda_aws_opts {
+	const char *endpoint_url; /* --endpoint-url */
+	const char *region;	  /* --region */
+	const char *profile;	  /* --profile */
+	int concurrency;	  /* transfers in flight; 0 = 64 */
+	bool no_verify_ssl;	  /* --no-verify-ssl */
+	const char *ca_bundle;	  /* --ca-bundle */
+	bool versions;		  /* --versions: every version of every key */
+};
+
 struct dda_source_opts {
 	struct dda_range range;	 /* prune hour prefixes outside it (with slack) */
 	size_t max_object_bytes; /* 0 means DDA_DEFAULT_MAX_OBJECT_BYTES */
 	bool lines;		 /* force NDJSON line mode for a plain file */
+	struct dda_aws_opts aws; /* for s3:// sources */
 };
 
 struct dda_source;

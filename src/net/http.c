@@ -356,32 +356,41 @@ static int start_due(struct dda_http *h, int64_t now)
 	return 0;
 }
 
+int dda_http_step(struct dda_http *h, int timeout_ms, struct dda_error *err)
+{
+	start_due(h, dda_time_now());
+	int running;
+	if (curl_multi_perform(h->multi, &running) != CURLM_OK)
+		return dda_error_set(err, DDA_EINTERNAL, "curl_multi_perform failed");
+	CURLMsg *m;
+	int left;
+	while ((m = curl_multi_info_read(h->multi, &left)) != NULL) {
+		struct xfer *x = NULL;
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+		finish(h, x, m->data.result);
+	}
+	long wait = timeout_ms;
+	if (h->pending && h->active < h->o.concurrency) {
+		int64_t until = h->pending->due - dda_time_now();
+		wait = until <= 0 ? 0 : (long)DDA_MIN(until / 1000, (int64_t)timeout_ms);
+	}
+	if ((h->active || h->pending) && wait > 0)
+		curl_multi_poll(h->multi, NULL, 0, (int)wait, NULL);
+	int n = h->active;
+	for (struct xfer *x = h->pending; x; x = x->next)
+		n++;
+	return n;
+}
+
 int dda_http_run(struct dda_http *h, volatile int *stop, struct dda_error *err)
 {
-	while (h->pending || h->active) {
+	for (;;) {
 		if (stop && *stop)
 			return dda_error_set(err, DDA_EINTR, "interrupted");
-		int64_t now = dda_time_now();
-		start_due(h, now);
-		int running;
-		if (curl_multi_perform(h->multi, &running) != CURLM_OK)
-			return dda_error_set(err, DDA_EINTERNAL, "curl_multi_perform failed");
-		CURLMsg *m;
-		int left;
-		while ((m = curl_multi_info_read(h->multi, &left)) != NULL) {
-			struct xfer *x = NULL;
-			if (m->msg != CURLMSG_DONE)
-				continue;
-			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-			finish(h, x, m->data.result);
-		}
-		long wait = POLL_MS;
-		if (h->pending && h->active < h->o.concurrency) {
-			int64_t until = h->pending->due - dda_time_now();
-			wait = until <= 0 ? 0 : (long)DDA_MIN(until / 1000, (int64_t)POLL_MS);
-		}
-		if (h->active || wait > 0)
-			curl_multi_poll(h->multi, NULL, 0, (int)wait, NULL);
+		int left = dda_http_step(h, POLL_MS, err);
+		if (left <= 0)
+			return left;
 	}
-	return 0;
 }

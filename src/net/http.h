@@ -68,6 +68,12 @@ int dda_http_submit(struct dda_http *h, struct dda_http_request *r);
  * Returns 0 or DDA_EINTR / an internal curl failure. */
 int dda_http_run(struct dda_http *h, volatile int *stop, struct dda_error *err);
 
+/* One turn of the engine: starts what is due, moves transfers on, calls
+ * done callbacks, and waits at most timeout_ms for something to happen.
+ * Returns the number of requests not yet done, or a negative error. For
+ * callers that consume results as they come (the S3 source). */
+int dda_http_step(struct dda_http *h, int timeout_ms, struct dda_error *err);
+
 /* Counters for reports and tests. */
 struct dda_http_stats {
 	uint64_t requests, attempts, retries, bytes;

@@ -43,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct dda_objtab *t = dda_objtab_new();
 	struct dda_source *src;
 	struct dda_error err = {0};
-	struct dda_source_opts o = {{DDA_TIME_NONE, DDA_TIME_NONE}, 64, false};
+	struct dda_source_opts o = {.range = {DDA_TIME_NONE, DDA_TIME_NONE}, .max_object_bytes = 64};
 	assert(dda_source_open(&src, path, t, &o, &err) == 0);
 	struct dda_decoder_opts dopts;
 	dda_decoder_opts_default(&dopts);

@@ -102,7 +102,7 @@ static int collect(const char *spec, const struct dda_source_opts *o, struct see
 
 static struct dda_source_opts opts(void)
 {
-	struct dda_source_opts o = {{DDA_TIME_NONE, DDA_TIME_NONE}, 0, false};
+	struct dda_source_opts o = {.range = {DDA_TIME_NONE, DDA_TIME_NONE}};
 	return o;
 }
 
