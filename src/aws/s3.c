@@ -11,9 +11,9 @@
 struct dda_s3 {
 	struct dda_http *http;
 	char *scheme_host; /* "https://s3.us-east-1.amazonaws.com" or the endpoint */
-	char *host;        /* Host header for path-style requests */
+	char *host;	   /* Host header for path-style requests */
 	char *base_path;   /* endpoint path prefix, "" usually */
-	bool custom;       /* an endpoint was given: path-style always */
+	bool custom;	   /* an endpoint was given: path-style always */
 	char *region;
 	struct dda_creds creds;
 };
@@ -75,8 +75,8 @@ int dda_s3_new(struct dda_s3 **out, const struct dda_aws_opts *o, const struct d
 	if (!s->region)
 		s->region = strdup("us-east-1"); /* as the CLI's S3 commands default */
 	const char *endpoint = o->endpoint_url && *o->endpoint_url
-				       ? o->endpoint_url
-				       : first_set(env, endpoint_vars, DDA_ARRAY_SIZE(endpoint_vars));
+				   ? o->endpoint_url
+				   : first_set(env, endpoint_vars, DDA_ARRAY_SIZE(endpoint_vars));
 	int rc = s->region ? 0 : dda_error_set(err, DDA_ENOMEM, "out of memory");
 	if (!rc && endpoint) {
 		s->custom = true;
@@ -132,9 +132,8 @@ static int prepare(void *ctx, const struct dda_http_request *r, struct dda_buf *
 	size_t nh = 2;
 	if (s->creds.session_token)
 		h[nh++] = (struct dda_kv){"x-amz-security-token", s->creds.session_token};
-	struct dda_sigv4_request sr = {r->method, c->host,    c->path,  c->query,
-				       h,         nh,         EMPTY_SHA256, s->region,
-				       "s3",      date,       true};
+	struct dda_sigv4_request sr = {r->method,    c->host,	c->path, c->query, h,	nh,
+				       EMPTY_SHA256, s->region, "s3",	 date,	   true};
 	int rc = dda_buf_addf(hdrs, "Host: %s\nx-amz-content-sha256: %s\nx-amz-date: %s\n", c->host,
 			      EMPTY_SHA256, date);
 	if (!rc && s->creds.session_token)
@@ -194,9 +193,8 @@ int dda_s3_submit(struct dda_s3_call *c, struct dda_s3 *s3, const char *method, 
 	if (!rc)
 		rc = dda_sigv4_query(&query, q, nq);
 	if (!rc)
-		rc = dda_buf_addf(&url, "%s%s%s%s",
-				  s3->custom ? s3->scheme_host : "https://", s3->custom ? "" : host.ptr,
-				  path.ptr, query.len ? "?" : "");
+		rc = dda_buf_addf(&url, "%s%s%s%s", s3->custom ? s3->scheme_host : "https://",
+				  s3->custom ? "" : host.ptr, path.ptr, query.len ? "?" : "");
 	if (!rc && query.len)
 		rc = dda_buf_adds(&url, query.ptr);
 	if (rc) {
@@ -213,8 +211,8 @@ int dda_s3_submit(struct dda_s3_call *c, struct dda_s3 *s3, const char *method, 
 	c->host = dda_buf_take(&host, NULL);
 	c->done = done;
 	c->ctx = ctx;
-	c->http = (struct dda_http_request){method, c->url, {NULL, 0}, max_body, prepare,
-					    call_done, c};
+	c->http =
+	    (struct dda_http_request){method, c->url, {NULL, 0}, max_body, prepare, call_done, c};
 	if (!c->query)
 		return DDA_ENOMEM;
 	return dda_http_submit(s3->http, &c->http);

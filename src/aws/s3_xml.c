@@ -50,18 +50,15 @@ static int hexv(char c)
 	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* A copy of the collected text, form-decoded when the listing asked. */
-static char *take_text(struct parse *ps, bool decode)
+/* Form-decodes s in place ('+' is a space, %XX a byte), as S3 encodes keys
+ * for encoding-type=url. */
+static void form_decode(char *s)
 {
-	const char *s = ps->text.ptr ? ps->text.ptr : "";
-	size_t n = ps->text.len;
-	char *out = malloc(n + 1), *o = out;
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		if (decode && s[i] == '+') {
+	char *o = s;
+	for (size_t i = 0; s[i]; i++) {
+		if (s[i] == '+') {
 			*o++ = ' ';
-		} else if (decode && s[i] == '%' && i + 2 < n && hexv(s[i + 1]) >= 0 &&
+		} else if (s[i] == '%' && s[i + 1] && s[i + 2] && hexv(s[i + 1]) >= 0 &&
 			   hexv(s[i + 2]) >= 0) {
 			*o++ = (char)(hexv(s[i + 1]) * 16 + hexv(s[i + 2]));
 			i += 2;
@@ -70,7 +67,12 @@ static char *take_text(struct parse *ps, bool decode)
 		}
 	}
 	*o = '\0';
-	return out;
+}
+
+/* A copy of the collected text. */
+static char *take_text(struct parse *ps)
+{
+	return strndup(ps->text.ptr ? ps->text.ptr : "", ps->text.len);
 }
 
 static bool is(const XML_Char *name, const char *want)
@@ -96,10 +98,10 @@ static void on_start(void *ctx, const XML_Char *name, const XML_Char **attrs)
 	}
 }
 
-static void set_str(struct parse *ps, char **dst, bool decode)
+static void set_str(struct parse *ps, char **dst)
 {
 	free(*dst);
-	*dst = take_text(ps, decode);
+	*dst = take_text(ps);
 	if (!*dst)
 		ps->rc = DDA_ENOMEM;
 }
@@ -109,11 +111,11 @@ static void entry_field(struct parse *ps, const XML_Char *name)
 	struct dda_s3_entry *e = &ps->cur;
 	const char *t = ps->text.ptr ? ps->text.ptr : "";
 	if (is(name, "Key")) {
-		set_str(ps, &e->key, ps->url_encoded);
+		set_str(ps, &e->key);
 	} else if (is(name, "VersionId")) {
-		set_str(ps, &e->version_id, false);
+		set_str(ps, &e->version_id);
 	} else if (is(name, "ETag")) {
-		set_str(ps, &e->etag, false);
+		set_str(ps, &e->etag);
 		size_t n = e->etag ? strlen(e->etag) : 0;
 		if (n >= 2 && e->etag[0] == '"' && e->etag[n - 1] == '"') {
 			memmove(e->etag, e->etag + 1, n - 2);
@@ -167,11 +169,11 @@ static void on_end(void *ctx, const XML_Char *name)
 	else if (l && is(name, "IsTruncated"))
 		l->truncated = ps->text.ptr && !strcmp(ps->text.ptr, "true");
 	else if (l && is(name, "NextContinuationToken"))
-		set_str(ps, &l->next_token, false);
+		set_str(ps, &l->next_token);
 	else if (l && is(name, "NextKeyMarker"))
-		set_str(ps, &l->next_key_marker, ps->url_encoded);
+		set_str(ps, &l->next_key_marker);
 	else if (l && is(name, "NextVersionIdMarker"))
-		set_str(ps, &l->next_version_marker, false);
+		set_str(ps, &l->next_version_marker);
 	else if (is(name, "EncodingType"))
 		ps->url_encoded = ps->text.ptr && !strcmp(ps->text.ptr, "url");
 	else if (ps->status && is(name, "Status"))
@@ -211,14 +213,20 @@ int dda_s3_parse_listing(const char *xml, size_t n, struct dda_s3_listing *out,
 			 struct dda_error *err)
 {
 	struct parse ps = {.out = out};
+	size_t first = out->n;
 	out->truncated = false;
 	free(out->next_token);
 	free(out->next_key_marker);
 	free(out->next_version_marker);
 	out->next_token = out->next_key_marker = out->next_version_marker = NULL;
-	/* EncodingType comes before the entries in S3's answers, so keys can
-	 * be decoded as they are read. */
-	return run(&ps, xml, n, err);
+	int rc = run(&ps, xml, n, err);
+	/* EncodingType may come after the entries (it does in some servers),
+	 * so keys are decoded once the page is read. */
+	for (size_t i = first; ps.url_encoded && i < out->n; i++)
+		form_decode(out->v[i].key);
+	if (ps.url_encoded && out->next_key_marker)
+		form_decode(out->next_key_marker);
+	return rc;
 }
 
 int dda_s3_parse_versioning(const char *xml, size_t n, char *status, size_t cap,

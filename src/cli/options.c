@@ -25,6 +25,12 @@ enum {
 	O_NO_DIFF,
 	O_KEY,
 	O_LINES,
+	O_ENDPOINT_URL,
+	O_REGION,
+	O_PROFILE,
+	O_CONCURRENCY,
+	O_NO_VERIFY_SSL,
+	O_CA_BUNDLE,
 };
 
 static const struct option long_opts[] = {
@@ -44,6 +50,12 @@ static const struct option long_opts[] = {
     {"no-diff", no_argument, NULL, O_NO_DIFF},
     {"key", required_argument, NULL, O_KEY},
     {"lines", no_argument, NULL, O_LINES},
+    {"endpoint-url", required_argument, NULL, O_ENDPOINT_URL},
+    {"region", required_argument, NULL, O_REGION},
+    {"profile", required_argument, NULL, O_PROFILE},
+    {"concurrency", required_argument, NULL, O_CONCURRENCY},
+    {"no-verify-ssl", no_argument, NULL, O_NO_VERIFY_SSL},
+    {"ca-bundle", required_argument, NULL, O_CA_BUNDLE},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -123,19 +135,28 @@ static void help(const struct command *cmd)
 		    "                         only there are provisional warnings\n"
 		    "  --now TIME             take TIME as now (for --since and --settle)\n"
 		    "  --threads N            decoding threads (default: one per core)\n");
-	printf("input:\n"
-	       "  --max-object-bytes N   larger objects (and NDJSON lines) are reported\n"
-	       "                         UNREADABLE, not read (default 16777216)\n"
-	       "  --lines                read a plain file as NDJSON (one record a line)\n"
-	       "  --versions             read every object version (S3 sources)\n"
-	       "general:\n"
-	       "  -q, --quiet            no summary line, no warnings\n"
-	       "  -v, --verbose          more detail on stderr\n"
-	       "  --progress WHEN        progress line on stderr: auto (on a terminal, for runs\n"
-	       "                         over a second), always, never\n"
-	       "  -h, --help             this help\n\n"
-	       "Exit status: 0 clean, 1 anomalies at or above --fail-on, 2 usage error,\n"
-	       "3 runtime failure. See ddbaudit(1).\n");
+	printf(
+	    "input:\n"
+	    "  --max-object-bytes N   larger objects (and NDJSON lines) are reported\n"
+	    "                         UNREADABLE, not read (default 16777216)\n"
+	    "  --lines                read a plain file as NDJSON (one record a line)\n"
+	    "  --versions             read every version of every object (S3 sources)\n"
+	    "aws (s3://BUCKET/PREFIX/ sources):\n"
+	    "  --endpoint-url URL     S3 endpoint (else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL);\n"
+	    "                         custom endpoints use path-style addressing\n"
+	    "  --region REGION        else AWS_REGION, AWS_DEFAULT_REGION, the profile\n"
+	    "  --profile NAME         credentials and region from this profile (AWS_PROFILE)\n"
+	    "  --concurrency N        transfers in flight (default 64)\n"
+	    "  --no-verify-ssl        do not verify TLS certificates (never by default)\n"
+	    "  --ca-bundle FILE       CA certificates to verify TLS with\n"
+	    "general:\n"
+	    "  -q, --quiet            no summary line, no warnings\n"
+	    "  -v, --verbose          more detail on stderr\n"
+	    "  --progress WHEN        progress line on stderr: auto (on a terminal, for runs\n"
+	    "                         over a second), always, never\n"
+	    "  -h, --help             this help\n\n"
+	    "Exit status: 0 clean, 1 anomalies at or above --fail-on, 2 usage error,\n"
+	    "3 runtime failure. See ddbaudit(1).\n");
 }
 
 static int parse_time_arg(struct cli *c, const char *name, const char *arg, int64_t *out)
@@ -218,6 +239,7 @@ static int set_option(struct cli *c, int opt, const char *arg, int64_t *now_arg)
 		return parse_settle(c, arg);
 	case O_VERSIONS:
 		c->versions = true;
+		a->src.aws.versions = true;
 		return 0;
 	case O_REPORT:
 		c->report_dir = arg;
@@ -242,6 +264,26 @@ static int set_option(struct cli *c, int opt, const char *arg, int64_t *now_arg)
 		return 0;
 	case O_LINES:
 		a->src.lines = true;
+		return 0;
+	case O_ENDPOINT_URL:
+		a->src.aws.endpoint_url = arg;
+		return 0;
+	case O_REGION:
+		a->src.aws.region = arg;
+		return 0;
+	case O_PROFILE:
+		a->src.aws.profile = arg;
+		return 0;
+	case O_CONCURRENCY:
+		if (parse_count(c, "--concurrency", arg, 1, &n))
+			return EXIT_USAGE;
+		a->src.aws.concurrency = (int)DDA_MIN(n, 1024);
+		return 0;
+	case O_NO_VERIFY_SSL:
+		a->src.aws.no_verify_ssl = true;
+		return 0;
+	case O_CA_BUNDLE:
+		a->src.aws.ca_bundle = arg;
 		return 0;
 	case 'q':
 		c->verbose = -1;

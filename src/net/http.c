@@ -18,7 +18,8 @@ struct xfer {
 	struct dda_http_response resp;
 	int64_t retry_after; /* microseconds the server asked for, or -1 */
 	int64_t due;
-	struct xfer *next;
+	struct xfer *next;	/* in the pending list */
+	struct xfer *next_live; /* in the list of transfers in curl */
 	char curl_err[CURL_ERROR_SIZE];
 };
 
@@ -26,6 +27,7 @@ struct dda_http {
 	CURLM *multi;
 	struct dda_http_opts o;
 	struct xfer *pending; /* waiting to start, sorted by due time */
+	struct xfer *live;    /* started, in the multi handle */
 	int active;
 	uint64_t rng;
 	struct dda_http_stats stats;
@@ -92,6 +94,13 @@ void dda_http_free(struct dda_http *h)
 	while (h->pending) {
 		struct xfer *x = h->pending;
 		h->pending = x->next;
+		xfer_free(x);
+	}
+	/* Transfers cut short by the caller: taken out of curl, never done. */
+	while (h->live) {
+		struct xfer *x = h->live;
+		h->live = x->next_live;
+		curl_multi_remove_handle(h->multi, x->easy);
 		xfer_free(x);
 	}
 	curl_multi_cleanup(h->multi);
@@ -306,6 +315,8 @@ static int start(struct dda_http *h, struct xfer *x)
 	h->stats.attempts++;
 	if (curl_multi_add_handle(h->multi, e) != CURLM_OK)
 		return DDA_EINTERNAL;
+	x->next_live = h->live;
+	h->live = x;
 	h->active++;
 	return 0;
 }
@@ -314,6 +325,12 @@ static int start(struct dda_http *h, struct xfer *x)
 static void finish(struct dda_http *h, struct xfer *x, CURLcode code)
 {
 	curl_multi_remove_handle(h->multi, x->easy);
+	for (struct xfer **p = &h->live; *p; p = &(*p)->next_live) {
+		if (*p == x) {
+			*p = x->next_live;
+			break;
+		}
+	}
 	h->active--;
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->resp.status);
 	h->stats.bytes += x->resp.body.len;

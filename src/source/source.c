@@ -51,10 +51,12 @@ int dda_source_open(struct dda_source **out, const char *spec, struct dda_objtab
 	struct stat st;
 	int rc;
 	*out = NULL;
-	if (!strncmp(spec, "s3://", 5))
-		return dda_error_set(err, DDA_EUNSUPPORTED,
-				     "cannot open '%s': S3 sources are not supported yet", spec);
-	if (!strcmp(spec, "-")) {
+	if (!strncmp(spec, "s3://", 5)) {
+		struct dda_source_opts o = *opts;
+		if (!o.max_object_bytes)
+			o.max_object_bytes = DDA_DEFAULT_MAX_OBJECT_BYTES;
+		rc = dda__s3_open(out, spec, &o, err);
+	} else if (!strcmp(spec, "-")) {
 		rc = dda__ndjson_open(out, spec, err);
 	} else if (stat(spec, &st)) {
 		return dda_error_set(err, errno == ENOENT ? DDA_ENOTFOUND : DDA_EIO,

@@ -35,5 +35,7 @@ int dda__dir_open(struct dda_source **out, const char *path, struct dda_error *e
 int dda__archive_open(struct dda_source **out, const char *path, struct dda_error *err);
 int dda__ndjson_open(struct dda_source **out, const char *path, struct dda_error *err);
 int dda__file_open(struct dda_source **out, const char *path, struct dda_error *err);
+int dda__s3_open(struct dda_source **out, const char *spec, const struct dda_source_opts *opts,
+		 struct dda_error *err);
 
 #endif

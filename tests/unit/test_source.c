@@ -479,7 +479,8 @@ static void test_open_errors(void **state)
 	assert_int_equal(dda_source_open(&src, "/nonexistent/x", t, &o, &err), DDA_ENOTFOUND);
 	assert_non_null(strstr(err.msg, "cannot open"));
 	dda_error_clear(&err);
-	assert_int_equal(dda_source_open(&src, "s3://bucket/x/", t, &o, &err), DDA_EUNSUPPORTED);
+	assert_int_equal(dda_source_open(&src, "s3:///x/", t, &o, &err), DDA_EINVAL);
+	assert_non_null(strstr(err.msg, "s3://BUCKET/PREFIX/"));
 	dda_objtab_free(t);
 }
 

@@ -1,0 +1,59 @@
+"""Starts moto_server (Python moto 5) on a free loopback port for a test and
+stops it afterwards. Tests that need it call require_moto(), which fails the
+test loudly, naming what is missing, when moto_server or boto3 is absent."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Moto:
+    def __init__(self, env=None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     env={**os.environ, **(env or {})})
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(self.url + "/moto-api/", timeout=1).read()
+                return
+            except Exception:
+                if self.proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError("moto_server did not start")
+                time.sleep(0.1)
+
+    def client(self, service):
+        import boto3
+        return boto3.client(service, endpoint_url=self.url, region_name="us-east-1",
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def require_moto():
+    missing = []
+    if not shutil.which("moto_server"):
+        missing.append("moto_server (pip install 'moto[server]')")
+    try:
+        import boto3  # noqa: F401
+    except ImportError:
+        missing.append("boto3")
+    if missing:
+        print("SKIPPED: needs " + ", ".join(missing), file=sys.stderr)
+        sys.exit(1)
