@@ -87,6 +87,7 @@ struct dda_result {
 	 * result, but the run is incomplete (exit status 3). */
 	struct dda_error fatal;
 	size_t peak_history_bytes;
+	struct dda_source_facts source; /* where the objects came from (S3 bucket) */
 };
 
 /* Runs an audit. Returns 0 when a result was produced (which may carry a

@@ -90,6 +90,30 @@ struct dda_source_opts {
 	struct dda_aws_opts aws; /* for s3:// sources */
 };
 
+/* What a source learnt about where its objects live, for the report. For
+ * S3: the bucket's versioning and Object Lock settings. */
+struct dda_source_facts {
+	bool s3;
+	char bucket[64];      /* S3 bucket names are at most 63 bytes */
+	char prefix[1025];    /* keys at most 1024 */
+	char versioning[16];  /* "Enabled", "Suspended", "Disabled", "unknown" */
+	char object_lock[16]; /* "Enabled", "Disabled", "unknown" */
+	char retention[48];   /* default retention, "COMPLIANCE 365 days", or "" */
+	bool versions;	      /* every version of every key was listed */
+	uint64_t versions_read;	   /* versions beyond a key's first that were read */
+	uint64_t delete_markers;   /* seen in a versions listing, never read */
+	uint64_t overwritten_keys; /* keys holding more than one version */
+};
+
+/* A finding about the source rather than a record (the bucket's versioning
+ * is off; a key holds several versions; a key was deleted). */
+struct dda_source_finding {
+	int kind;     /* enum dda_kind */
+	int severity; /* enum dda_severity */
+	uint32_t obj; /* the object it concerns, or UINT32_MAX for none */
+	char *detail; /* owned */
+};
+
 struct dda_source;
 struct dda_source_ops {
 	const char *kind; /* "dir", "archive", "ndjson", "s3" */
@@ -111,6 +135,9 @@ struct dda_source {
 	struct dda_source_opts opts;
 	uint64_t prefixes_skipped; /* hour prefixes pruned by the range */
 	uint64_t objects_skipped;  /* objects pruned by the range */
+	struct dda_source_facts facts;
+	struct dda_source_finding *findings; /* owned; the audit takes them */
+	size_t nfindings, findings_cap;
 };
 
 /* Opens SOURCE as given on the command line: "-" (NDJSON on stdin), a

@@ -556,9 +556,64 @@ static int analyze(struct audit *a, struct anomaly_vec *all, struct dda_error *e
 	return 0;
 }
 
+/* Findings about the source itself become anomalies of the run. */
+static int take_findings(struct audit *a, struct anomaly_vec *all)
+{
+	struct dda_source *src = a->src;
+	int rc = 0;
+	for (size_t i = 0; i < src->nfindings; i++) {
+		struct dda_source_finding *f = &src->findings[i];
+		struct dda_anomaly an = {.kind = f->kind,
+					 .severity = f->severity,
+					 .obj = f->obj,
+					 .time = DDA_TIME_NONE,
+					 .detail = f->detail,
+					 .prev_obj = DDA_NO_OBJECT};
+		f->detail = NULL;
+		if (!rc)
+			rc = anomaly_push(all, &an);
+		else
+			free(an.detail);
+	}
+	src->nfindings = 0;
+	return rc;
+}
+
+/* Without every version, a GAP before an object named for its item (the
+ * writer's <userId>-<activityId>.json under an hour) is most likely a
+ * change that was written under the same name in the same hour and then
+ * replaced: say so, and how to get it back. */
+static void overwrite_hints(struct audit *a, struct anomaly_vec *all)
+{
+	if (a->o->src.aws.versions)
+		return;
+	for (size_t i = 0; i < all->n; i++) {
+		struct dda_anomaly *an = &all->v[i];
+		if (an->kind != DDA_K_GAP || an->prev_obj == DDA_NO_OBJECT ||
+		    an->obj == DDA_NO_OBJECT)
+			continue;
+		const struct dda_object *cur = dda_objtab_get(a->res->objs, an->obj);
+		const struct dda_object *prev = dda_objtab_get(a->res->objs, an->prev_obj);
+		if (cur->hour == DDA_TIME_NONE || prev->hour == DDA_TIME_NONE ||
+		    strcmp(cur->key + cur->name_off, prev->key + prev->name_off))
+			continue;
+		struct dda_buf d;
+		dda_buf_init(&d, 1 << 16);
+		if (!dda_buf_addf(&d, "%s; hint: changes lost to an overwrite; enable bucket "
+				      "versioning and use --versions",
+				  an->detail)) {
+			free(an->detail);
+			an->detail = dda_buf_take(&d, NULL);
+		}
+		dda_buf_release(&d);
+	}
+}
+
 static void finish(struct audit *a, struct anomaly_vec *all, struct hour_vec *hours)
 {
 	struct dda_result *res = a->res;
+	res->source = a->src->facts;
+	overwrite_hints(a, all);
 	dda__sort(all->v, all->n, sizeof(*all->v), cmp_anomaly);
 	for (size_t i = 0; i < all->n; i++) {
 		const struct dda_anomaly *an = &all->v[i];
@@ -716,6 +771,8 @@ int dda_audit_run(const struct dda_audit_opts *o, struct dda_result *res, struct
 		rc = analyze(a, &all, err);
 	if (!rc)
 		add_diffs(a, &all);
+	if (!rc && take_findings(a, &all))
+		rc = dda_error_set(err, DDA_ENOMEM, "out of memory");
 	if (!rc)
 		finish(a, &all, &hours);
 	if (o->progress && !rc) {

@@ -16,8 +16,10 @@ struct parse {
 	bool in_entry, url_encoded, refused;
 	struct dda_s3_entry cur;
 	struct dda_s3_listing *out;
-	char *status; /* versioning */
-	size_t status_cap;
+	const char *want; /* dda_s3_parse_value: the element wanted */
+	char *value;
+	size_t value_cap;
+	bool found;
 	int rc;
 };
 
@@ -176,8 +178,10 @@ static void on_end(void *ctx, const XML_Char *name)
 		set_str(ps, &l->next_version_marker);
 	else if (is(name, "EncodingType"))
 		ps->url_encoded = ps->text.ptr && !strcmp(ps->text.ptr, "url");
-	else if (ps->status && is(name, "Status"))
-		snprintf(ps->status, ps->status_cap, "%s", ps->text.ptr ? ps->text.ptr : "");
+	else if (ps->want && !ps->found && is(name, ps->want)) {
+		snprintf(ps->value, ps->value_cap, "%s", ps->text.ptr ? ps->text.ptr : "");
+		ps->found = true;
+	}
 	dda_buf_reset(&ps->text);
 }
 
@@ -229,11 +233,11 @@ int dda_s3_parse_listing(const char *xml, size_t n, struct dda_s3_listing *out,
 	return rc;
 }
 
-int dda_s3_parse_versioning(const char *xml, size_t n, char *status, size_t cap,
-			    struct dda_error *err)
+int dda_s3_parse_value(const char *xml, size_t n, const char *name, char *out, size_t cap,
+		       struct dda_error *err)
 {
-	struct parse ps = {.status = status, .status_cap = cap};
-	status[0] = '\0';
+	struct parse ps = {.want = name, .value = out, .value_cap = cap};
+	out[0] = '\0';
 	return run(&ps, xml, n, err);
 }
 

@@ -16,6 +16,7 @@ struct dda_s3_entry {
 	int64_t last_modified;
 	bool is_latest;
 	bool delete_marker;
+	uint64_t ord; /* position in the listing (set by the caller) */
 };
 
 struct dda_s3_listing {
@@ -35,9 +36,12 @@ void dda_s3_listing_release(struct dda_s3_listing *l);
 int dda_s3_parse_listing(const char *xml, size_t n, struct dda_s3_listing *out,
 			 struct dda_error *err);
 
-/* GetBucketVersioning: "Enabled", "Suspended", or "" (never enabled). */
-int dda_s3_parse_versioning(const char *xml, size_t n, char *status, size_t cap,
-			    struct dda_error *err);
+/* The text of the first element called name, wherever it sits, or "":
+ * GetBucketVersioning's Status ("Enabled", "Suspended", or absent when
+ * versioning was never enabled), GetObjectLockConfiguration's
+ * ObjectLockEnabled and Mode, and the like. */
+int dda_s3_parse_value(const char *xml, size_t n, const char *name, char *out, size_t cap,
+		       struct dda_error *err);
 
 /* An S3 error body: its Code and Message (either may come back empty). */
 void dda_s3_parse_error(const char *xml, size_t n, char *code, size_t code_cap, char *msg,

@@ -19,6 +19,7 @@ static const struct {
     [DDA_K_DUPLICATE] = {"DUPLICATE", DDA_SEV_INFO},
     [DDA_K_NO_OP_MODIFY] = {"NO_OP_MODIFY", DDA_SEV_INFO},
     [DDA_K_OVERWRITTEN] = {"OVERWRITTEN", DDA_SEV_WARNING},
+    [DDA_K_UNVERSIONED_BUCKET] = {"UNVERSIONED_BUCKET", DDA_SEV_WARNING},
 };
 
 const char *dda_kind_name(int kind)

@@ -96,6 +96,18 @@ static json_t *anomaly_json(const struct dda_result *res, const struct dda_anoma
 	return j;
 }
 
+/* The bucket's settings that decide whether audit objects can be lost. */
+static json_t *bucket_json(const struct dda_source_facts *f)
+{
+	return json_pack("{sssssssssosbsIsI}", "name", f->bucket, "prefix", f->prefix,
+			 "versioning", f->versioning[0] ? f->versioning : "unknown",
+			 "object_lock", f->object_lock[0] ? f->object_lock : "unknown",
+			 "default_retention", f->retention[0] ? json_string(f->retention) : json_null(),
+			 "versions_listed", f->versions, "overwritten_keys",
+			 (json_int_t)f->overwritten_keys, "delete_markers",
+			 (json_int_t)f->delete_markers);
+}
+
 json_t *dda_report_json(const struct dda_report_info *info, const struct dda_result *res)
 {
 	json_t *anomalies = json_array();
@@ -109,6 +121,8 @@ json_t *dda_report_json(const struct dda_report_info *info, const struct dda_res
 	    time_or_null(info->range.to, false), "options", options, "complete", !res->fatal.code);
 	if (run && res->fatal.code)
 		json_object_set_new(run, "error", json_string(res->fatal.msg));
+	if (run && res->source.s3)
+		json_object_set_new(run, "bucket", bucket_json(&res->source));
 	json_t *manifest = json_null();
 	if (res->has_manifest)
 		manifest = json_pack("{ssss}", "path",

@@ -43,6 +43,11 @@ static void summary(FILE *out, const struct dda_report_info *info, const struct 
 	if (res->fatal.code)
 		fprintf(out, " (incomplete: %s)", res->fatal.msg);
 	fprintf(out, "\n\n- Source: `%s`\n", info->source ? info->source : "");
+	if (res->source.s3)
+		fprintf(out, "- Bucket `%s`: versioning %s, Object Lock %s%s%s\n",
+			res->source.bucket, res->source.versioning, res->source.object_lock,
+			res->source.retention[0] ? ", default retention " : "",
+			res->source.retention);
 	fprintf(out, "- Range: %s to %s\n", dda_time_format(info->range.from, false, from),
 		dda_time_format(info->range.to, false, to));
 	fprintf(out, "- ddbaudit %s\n\n", dda_version());

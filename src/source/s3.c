@@ -5,6 +5,7 @@
 #include "source/source_impl.h"
 #include "aws/s3.h"
 #include "aws/s3_xml.h"
+#include "ddbaudit/record.h"
 
 #include <openssl/evp.h>
 
@@ -29,18 +30,29 @@ struct slot {
 	struct s3_source *s;
 	size_t idx;
 	bool busy, done;
-	bool skip; /* not read: a delete marker, a folder, outside the range */
+	bool skip;   /* not read: a folder, outside the range */
+	bool marker; /* a delete marker: reported, not read */
 	struct dda_buf body;
 	long status;
 	int err;
 	char msg[256];
 };
 
+/* A question about the bucket itself (versioning, Object Lock). */
+struct bucket_query {
+	struct dda_s3_call call;
+	struct s3_source *s;
+	const char *param; /* "versioning" or "object-lock" */
+	char why[256];	   /* why it was not answered */
+};
+
 struct s3_source {
 	struct dda_source base;
+	struct bucket_query queries[2];
 	struct dda_s3 *s3;
 	char *bucket, *prefix;
 	struct dda_s3_listing all;
+	uint64_t listed_n; /* entries appended so far: their listing order */
 	struct list_job *jobs;
 	size_t njobs;
 	int listing_left;
@@ -82,6 +94,7 @@ static void list_done(struct dda_s3_call *c, struct dda_http_response *r)
 			s->all.v = nv;
 			s->all.cap = cap;
 		}
+		page.v[i].ord = s->listed_n++;
 		s->all.v[s->all.n++] = page.v[i];
 		memset(&page.v[i], 0, sizeof(page.v[i]));
 	}
@@ -163,10 +176,87 @@ static int cmp_entry(const void *pa, const void *pb)
 	int c = strcmp(a->key, b->key);
 	if (c)
 		return c;
-	/* Versions of one key: oldest first, the latest last. */
-	if (a->last_modified != b->last_modified)
-		return a->last_modified < b->last_modified ? -1 : 1;
-	return (int)a->is_latest - (int)b->is_latest;
+	/* Versions of one key: S3 lists them newest first (a key's versions
+	 * come from one prefix's pages, in order), and they are read oldest
+	 * first, so the latest is read last. Listing order, not LastModified,
+	 * decides: versions written in the same millisecond keep their order. */
+	return a->ord > b->ord ? -1 : a->ord < b->ord;
+}
+
+static void bucket_done(struct dda_s3_call *c, struct dda_http_response *r)
+{
+	struct bucket_query *q = c->ctx;
+	struct dda_source_facts *f = &q->s->base.facts;
+	struct dda_error perr = {0};
+	char v[32], mode[32], days[16], years[16];
+	dda_s3_call_release(c);
+	bool ok = r->status == 200 && !r->err;
+	if (!strcmp(q->param, "versioning")) {
+		ok = ok && !dda_s3_parse_value(r->body.ptr, r->body.len, "Status", v, sizeof(v),
+					       &perr);
+		snprintf(f->versioning, sizeof(f->versioning), "%.15s",
+			 !ok ? "unknown" : v[0] ? v : "Disabled");
+		if (!ok)
+			dda_s3_describe(r, q->why, sizeof(q->why));
+		return;
+	}
+	if (r->status == 404) { /* ObjectLockConfigurationNotFoundError */
+		snprintf(f->object_lock, sizeof(f->object_lock), "Disabled");
+		return;
+	}
+	const char *b = r->body.ptr;
+	size_t n = r->body.len;
+	ok = ok && !dda_s3_parse_value(b, n, "ObjectLockEnabled", v, sizeof(v), &perr) &&
+	     !dda_s3_parse_value(b, n, "Mode", mode, sizeof(mode), &perr) &&
+	     !dda_s3_parse_value(b, n, "Days", days, sizeof(days), &perr) &&
+	     !dda_s3_parse_value(b, n, "Years", years, sizeof(years), &perr);
+	snprintf(f->object_lock, sizeof(f->object_lock), "%.15s",
+		 !ok ? "unknown" : v[0] ? v : "Disabled");
+	if (ok && mode[0])
+		snprintf(f->retention, sizeof(f->retention), "%.16s %.10s %s", mode,
+			 days[0] ? days : years, days[0] ? "days" : "years");
+}
+
+/* Asks the bucket whether it keeps versions and locks objects, alongside
+ * the listings. */
+static void query_bucket(struct s3_source *s)
+{
+	static const char *const params[] = {"versioning", "object-lock"};
+	for (size_t i = 0; i < DDA_ARRAY_SIZE(params); i++) {
+		struct bucket_query *q = &s->queries[i];
+		struct dda_kv kv = {params[i], ""};
+		q->s = s;
+		q->param = params[i];
+		if (dda_s3_submit(&q->call, s->s3, "GET", s->bucket, NULL, &kv, 1, 1 << 20,
+				  bucket_done, q))
+			snprintf(i ? s->base.facts.object_lock : s->base.facts.versioning,
+				 sizeof(s->base.facts.versioning), "unknown");
+	}
+}
+
+/* One finding about versioning, unless it is on: audit objects written
+ * again under one key replace the earlier ones without a trace. */
+static int versioning_finding(struct s3_source *s)
+{
+	const struct dda_source_facts *f = &s->base.facts;
+	const char *lock = !strcmp(f->object_lock, "Enabled")   ? "on"
+			   : !strcmp(f->object_lock, "unknown") ? "unknown"
+								: "off";
+	if (!strcmp(f->versioning, "Enabled"))
+		return 0;
+	if (!strcmp(f->versioning, "unknown"))
+		return dda__source_finding(
+		    &s->base, DDA_K_UNVERSIONED_BUCKET, DDA_SEV_INFO, DDA_NO_OBJECT,
+		    "cannot read the versioning status of bucket '%s' (%s): whether audit "
+		    "objects can be lost to overwrites is not known; Object Lock: %s",
+		    s->bucket, s->queries[0].why, lock);
+	return dda__source_finding(
+	    &s->base, DDA_K_UNVERSIONED_BUCKET, DDA_SEV_WARNING, DDA_NO_OBJECT,
+	    "bucket '%s' has versioning %s: an audit object written again under the same key "
+	    "replaces the earlier one, so changes can be lost to overwrites without a trace "
+	    "(enable versioning and use --versions); Object Lock: %s",
+	    s->bucket, !strcmp(f->versioning, "Suspended") ? "suspended" : "off (never enabled)",
+	    lock);
 }
 
 static int list_all(struct s3_source *s, struct dda_error *err)
@@ -187,9 +277,12 @@ static int list_all(struct s3_source *s, struct dda_error *err)
 	free(prefixes);
 	if (!s->jobs)
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	query_bucket(s);
 	rc = dda_http_run(dda_s3_http(s->s3), NULL, err);
 	if (!rc && s->fail.code)
 		rc = dda_error_set(err, s->fail.code, "%s", s->fail.msg);
+	if (!rc && versioning_finding(s))
+		rc = dda_error_set(err, DDA_ENOMEM, "out of memory");
 	if (rc)
 		return rc;
 	dda__sort(s->all.v, s->all.n, sizeof(*s->all.v), cmp_entry);
@@ -213,18 +306,20 @@ static void get_done(struct dda_s3_call *c, struct dda_http_response *r)
 	}
 }
 
-/* Whether an entry is read at all (delete markers, folder placeholders and
- * keys outside the range's hours are not). */
-static bool wanted(struct s3_source *s, const struct dda_s3_entry *e)
+enum entry_use { USE_READ, USE_SKIP, USE_MARKER };
+
+/* What becomes of a listed entry: read it, or skip it (folder placeholders
+ * and keys outside the range's hours), or report it (delete markers). */
+static enum entry_use entry_use(struct s3_source *s, const struct dda_s3_entry *e)
 {
 	size_t n = strlen(e->key);
-	if (e->delete_marker || !n || e->key[n - 1] == '/')
-		return false;
+	if (!n || e->key[n - 1] == '/')
+		return USE_SKIP;
 	if (dda__key_pruned(&s->base.opts.range, e->key)) {
 		s->base.objects_skipped++;
-		return false;
+		return USE_SKIP;
 	}
-	return true;
+	return e->delete_marker ? USE_MARKER : USE_READ;
 }
 
 /* Starts GETs for the entries after the last one started, while there is
@@ -242,8 +337,10 @@ static void fill_window(struct s3_source *s)
 		sl->s = s;
 		sl->idx = s->next_fetch++;
 		sl->busy = true;
-		sl->skip = !wanted(s, e);
-		if (sl->skip || size > max) {
+		enum entry_use use = entry_use(s, e);
+		sl->skip = use == USE_SKIP;
+		sl->marker = use == USE_MARKER;
+		if (use != USE_READ || size > max) {
 			sl->done = true; /* nothing to fetch */
 			continue;
 		}
@@ -273,18 +370,79 @@ static bool md5_matches(const struct dda_buf *body, const char *etag)
 	return !strcasecmp(hex, etag);
 }
 
-static int emit(struct s3_source *s, struct slot *sl, struct dda_chunk *c, struct dda_error *err)
+static int64_t add_object(struct s3_source *s, const struct dda_s3_entry *e)
 {
-	const struct dda_s3_entry *e = &s->all.v[sl->idx];
-	size_t max = s->base.opts.max_object_bytes;
 	struct dda_object meta = {.key = e->key,
 				  .version = e->version_id,
 				  .etag = e->etag,
 				  .size = e->size,
 				  .last_modified = e->last_modified};
-	int64_t id = dda_objtab_add(s->base.objs, &meta);
-	if (id < 0)
-		return dda_error_set(err, (int)id, "out of memory");
+	return dda_objtab_add(s->base.objs, &meta);
+}
+
+/* The versions listed for entry i's key: [*first, *end) in s->all, and how
+ * many of them are versions rather than delete markers. */
+static size_t key_versions(const struct s3_source *s, size_t i, size_t *first, size_t *end)
+{
+	size_t a = i, b = i + 1, n = 0;
+	while (a > 0 && !strcmp(s->all.v[a - 1].key, s->all.v[i].key))
+		a--;
+	while (b < s->all.n && !strcmp(s->all.v[b].key, s->all.v[i].key))
+		b++;
+	for (size_t k = a; k < b; k++)
+		n += !s->all.v[k].delete_marker;
+	*first = a;
+	*end = b;
+	return n;
+}
+
+/* With --versions, a key written more than once is reported (OVERWRITTEN)
+ * at its last version, once all of them were read. */
+static int overwrite_finding(struct s3_source *s, size_t idx, uint32_t obj)
+{
+	size_t first, end, n = key_versions(s, idx, &first, &end);
+	for (size_t k = idx + 1; k < end; k++)
+		if (!s->all.v[k].delete_marker)
+			return 0; /* not the key's last version */
+	if (n < 2)
+		return 0;
+	s->base.facts.overwritten_keys++;
+	s->base.facts.versions_read += n - 1;
+	return dda__source_finding(&s->base, DDA_K_OVERWRITTEN, DDA_SEV_WARNING, obj,
+				   "key was written %zu times: all %zu versions were read, "
+				   "oldest first",
+				   n, n);
+}
+
+/* A delete marker hides its key: registered as an object (never read) so
+ * that the report names its key and version. */
+static int marker_finding(struct s3_source *s, size_t idx, struct dda_error *err)
+{
+	const struct dda_s3_entry *e = &s->all.v[idx];
+	size_t first, end, n = key_versions(s, idx, &first, &end);
+	char t[DDA_TIME_STRLEN];
+	int64_t id = add_object(s, e);
+	s->base.facts.delete_markers++;
+	if (id < 0 ||
+	    dda__source_finding(&s->base, DDA_K_OVERWRITTEN, DDA_SEV_WARNING, (uint32_t)id,
+				"key was deleted (a delete marker of %s%s); %zu earlier "
+				"version%s of it %s read",
+				e->last_modified != DDA_TIME_NONE
+				    ? dda_time_format(e->last_modified, false, t)
+				    : "unknown time",
+				e->is_latest ? ", the key's latest version" : "", n,
+				n == 1 ? "" : "s", n == 1 ? "was" : "were"))
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	return 0;
+}
+
+static int emit(struct s3_source *s, struct slot *sl, struct dda_chunk *c, struct dda_error *err)
+{
+	const struct dda_s3_entry *e = &s->all.v[sl->idx];
+	size_t max = s->base.opts.max_object_bytes;
+	int64_t id = add_object(s, e);
+	if (id < 0 || (s->base.opts.aws.versions && overwrite_finding(s, sl->idx, (uint32_t)id)))
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
 	struct dda_object *o = dda_objtab_get(s->base.objs, (uint32_t)id);
 	c->obj = (uint32_t)id;
 	c->kind = DDA_CHUNK_DOC;
@@ -339,7 +497,9 @@ static int s3_next(struct dda_source *src, struct dda_chunk *c, struct dda_error
 		}
 		s->next_yield++;
 		(void)e;
-		if (sl->skip)
+		if (sl->marker && (rc = marker_finding(s, sl->idx, err)))
+			return rc;
+		if (sl->skip || sl->marker)
 			continue;
 		return emit(s, sl, c, err);
 	}
@@ -350,6 +510,8 @@ static void s3_free(struct dda_source *src)
 	struct s3_source *s = (struct s3_source *)src;
 	/* Transfers still in flight point at slots and jobs: end them first. */
 	dda_s3_free(s->s3);
+	for (size_t i = 0; i < DDA_ARRAY_SIZE(s->queries); i++)
+		dda_s3_call_release(&s->queries[i].call);
 	for (size_t i = 0; i < s->njobs; i++) {
 		dda_s3_call_release(&s->jobs[i].call);
 		free(s->jobs[i].prefix);
@@ -370,9 +532,38 @@ static void s3_free(struct dda_source *src)
 	free(s);
 }
 
-/* Re-reading needs a GET of one object; the diffs of S3 GAPs come with the
- * S3 issue's later work. */
-static const struct dda_source_ops s3_ops = {"s3", s3_next, NULL, s3_free};
+/* One object again (GAP diffs), by its version when versions were listed.
+ * Reading is over by then, so the engine runs this request alone. */
+static int s3_reread(struct dda_source *src, uint32_t obj, struct dda_buf *out,
+		     struct dda_error *err)
+{
+	struct s3_source *s = (struct s3_source *)src;
+	const struct dda_object *o = dda_objtab_get(src->objs, obj);
+	size_t max = src->opts.max_object_bytes;
+	struct slot sl = {.s = s};
+	struct dda_kv q = {"versionId", o ? o->version : NULL};
+	if (!o)
+		return DDA_ENOTFOUND;
+	int rc = dda_s3_submit(&sl.call, s->s3, "GET", s->bucket, o->key, &q,
+			       o->version && src->opts.aws.versions ? 1 : 0, max + 1, get_done, &sl);
+	if (!rc)
+		rc = dda_http_run(dda_s3_http(s->s3), NULL, err);
+	else
+		dda_error_set(err, rc, "out of memory");
+	if (!rc && (sl.status != 200 || sl.err))
+		rc = dda_error_set(err, DDA_EIO, "cannot read s3://%s/%s again: %s", s->bucket,
+				   o->key, sl.msg);
+	if (!rc && !md5_matches(&sl.body, o->etag))
+		rc = dda_error_set(err, DDA_EFORMAT, "s3://%s/%s changed since it was read",
+				   s->bucket, o->key);
+	if (!rc)
+		rc = dda__object_bytes(&sl.body, out, max, err);
+	dda_s3_call_release(&sl.call);
+	dda_buf_release(&sl.body);
+	return rc;
+}
+
+static const struct dda_source_ops s3_ops = {"s3", s3_next, s3_reread, s3_free};
 
 int dda__s3_open(struct dda_source **out, const char *spec, const struct dda_source_opts *opts,
 		 struct dda_error *err)
@@ -396,6 +587,11 @@ int dda__s3_open(struct dda_source **out, const char *spec, const struct dda_sou
 		rc = dda_error_set(err, DDA_ENOMEM, "out of memory");
 	s->base.ops = &s3_ops;
 	s->base.opts = *opts;
+	struct dda_source_facts *f = &s->base.facts;
+	f->s3 = true;
+	f->versions = opts->aws.versions;
+	snprintf(f->bucket, sizeof(f->bucket), "%.*s", (int)DDA_MIN(blen, 63), b);
+	snprintf(f->prefix, sizeof(f->prefix), "%s", slash ? slash + 1 : "");
 	if (rc) {
 		s3_free(&s->base);
 		return rc;

@@ -3,6 +3,7 @@
 #include "source/source_impl.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -85,8 +86,38 @@ int dda_source_next(struct dda_source *s, struct dda_chunk *c, struct dda_error 
 	return s->ops->next(s, c, err);
 }
 
+int dda__source_finding(struct dda_source *s, int kind, int severity, uint32_t obj,
+			const char *fmt, ...)
+{
+	if (s->nfindings == s->findings_cap) {
+		size_t cap = s->findings_cap ? 2 * s->findings_cap : 16;
+		struct dda_source_finding *nv = realloc(s->findings, cap * sizeof(*nv));
+		if (!nv)
+			return DDA_ENOMEM;
+		s->findings = nv;
+		s->findings_cap = cap;
+	}
+	struct dda_buf d;
+	va_list ap;
+	dda_buf_init(&d, 4096);
+	va_start(ap, fmt);
+	int rc = dda_buf_vaddf(&d, fmt, ap);
+	va_end(ap);
+	if (rc || !d.ptr) {
+		dda_buf_release(&d);
+		return DDA_ENOMEM;
+	}
+	s->findings[s->nfindings++] =
+	    (struct dda_source_finding){kind, severity, obj, dda_buf_take(&d, NULL)};
+	return 0;
+}
+
 void dda_source_free(struct dda_source *s)
 {
-	if (s)
-		s->ops->free(s);
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->nfindings; i++)
+		free(s->findings[i].detail);
+	free(s->findings);
+	s->ops->free(s);
 }

@@ -20,6 +20,11 @@ int dda__object_bytes(struct dda_buf *stored, struct dda_buf *out, size_t max,
 /* True for a key the range excludes (its hour prefix is outside it). */
 bool dda__key_pruned(const struct dda_range *r, const char *key);
 
+/* Records a finding about the source (printf-style detail). Returns 0 or
+ * DDA_ENOMEM. */
+int dda__source_finding(struct dda_source *s, int kind, int severity, uint32_t obj,
+			const char *fmt, ...) DDA_PRINTF(5, 6);
+
 /* Streaming gzip-or-plain reader over a file descriptor (NDJSON). */
 struct dda__instream;
 int dda__instream_open(struct dda__instream **out, int fd, struct dda_error *err);

@@ -46,12 +46,24 @@ class S3Test(Case):
         status, remote, err = verify_json("s3://audit/audit-logs/", *self.s3args())
         self.assertEqual(status, 1, err)
         self.assertEqual(remote["summary"]["objects"], self.count)
+        # The bucket is not versioned: said once, as a warning, on top of
+        # exactly what the directory gives.
+        found = [a for a in remote["anomalies"] if a["kind"] == "UNVERSIONED_BUCKET"]
+        self.assertEqual(len(found), 1)
+        self.assertEqual(found[0]["severity"], "warning")
+        self.assertIn("versioning off", found[0]["detail"])
+        self.assertEqual(remote["run"]["bucket"]["versioning"], "Disabled")
+        self.assertEqual(remote["run"]["bucket"]["object_lock"], "Disabled")
+        del remote["summary"]["by_kind"]["UNVERSIONED_BUCKET"]
+        remote["summary"]["anomalies"]["warning"] -= 1
         for k in ("objects", "records", "valid", "invalid", "items", "duplicates", "events",
                   "by_kind", "anomalies"):
             self.assertEqual(remote["summary"][k], local["summary"][k], k)
-        strip = lambda rep: sorted((a["kind"], a["object"]["key"], a["item"] and json.dumps(a["item"]))
-                                   for a in rep["anomalies"])
+        strip = lambda rep: sorted((a["kind"], a["object"]["key"], a["item"] and json.dumps(a["item"]),
+                                    a["detail"])
+                                   for a in rep["anomalies"] if a["kind"] != "UNVERSIONED_BUCKET")
         self.assertEqual(strip(remote), strip(local))
+        self.assertNotIn("bucket", local["run"])
         # What was read is in the manifest: ETags and sizes from S3.
         obj = [a for a in remote["anomalies"] if a["kind"] == "GAP"][0]["object"]
         self.assertTrue(obj["etag"])
@@ -84,6 +96,79 @@ class S3Test(Case):
         self.assertEqual(rep["summary"]["objects"], 1100)
         self.assertEqual(rep["summary"]["valid"], 1100)
         self.assertEqual(rep["summary"]["items"], 1100)
+
+    def test_versions_recover_overwritten_changes(self):
+        """A versioned bucket where the writer put several changes of one item
+        under one hour's key: without --versions the lost changes are GAPs
+        with the overwrite hint; with --versions every change is read, no GAP,
+        each overwritten key is OVERWRITTEN, and a deleted key is reported."""
+        self.s3.create_bucket(Bucket="ver", ObjectLockEnabledForBucket=True)
+        self.s3.put_object_lock_configuration(
+            Bucket="ver", ObjectLockConfiguration={
+                "ObjectLockEnabled": "Enabled",
+                "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 30}}})
+        changes, keys = 0, {}
+        for u in range(3):
+            user, act, old = f"u{u}", "a", None
+            # Four changes an hour over three hours: three of each four are
+            # overwritten under the hour's key.
+            for n in range(12):
+                hour, minute = 8 + n // 4, (n % 4) * 10 + u
+                new = {"UserId": {"S": user}, "ActivityId": {"S": act}, "Version": {"N": str(n + 1)}}
+                rec = {"timestamp": f"2025-07-12T{hour:02d}:{minute:02d}:00.000001",
+                       "eventName": "INSERT" if old is None else "MODIFY", "userId": user,
+                       "activityId": act, "awsRegion": "us-east-1",
+                       "eventSource": "aws:dynamodb", "newImage": new}
+                if old is not None:
+                    rec["oldImage"] = old
+                key = f"audit-logs/2025/07/12/{hour:02d}/{user}-{act}.json"
+                self.s3.put_object(Bucket="ver", Key=key, Body=json.dumps(rec).encode())
+                keys[key] = keys.get(key, 0) + 1
+                old, changes = new, changes + 1
+        # One key deleted: its versions stay behind a delete marker.
+        deleted = "audit-logs/2025/07/12/09/u1-a.json"
+        self.s3.delete_object(Bucket="ver", Key=deleted)
+
+        status, rep, err = verify_json("s3://ver/audit-logs/", *self.s3args())
+        self.assertEqual(status, 1, err)
+        gaps = [a for a in rep["anomalies"] if a["kind"] == "GAP"]
+        self.assertTrue(gaps)
+        for g in gaps:
+            self.assertIn("changes lost to an overwrite; enable bucket versioning and use "
+                          "--versions", g["detail"])
+        self.assertLess(sum(rep["summary"]["events"].values()), changes)
+        self.assertEqual(rep["run"]["bucket"]["versioning"], "Enabled")
+        self.assertEqual(rep["run"]["bucket"]["object_lock"], "Enabled")
+        self.assertEqual(rep["run"]["bucket"]["default_retention"], "GOVERNANCE 30 days")
+        self.assertNotIn("UNVERSIONED_BUCKET", rep["summary"]["by_kind"])
+
+        out = os.path.join(self.dir, "rep")
+        os.makedirs(out)
+        status, _, err = run("verify", "s3://ver/audit-logs/", "--versions", *self.s3args(),
+                             "--report", out)
+        self.assertEqual(status, 0, err)
+        with open(os.path.join(out, "report.json")) as f:
+            rep = json.load(f)
+        s = rep["summary"]
+        self.assertEqual(sum(s["events"].values()), changes)
+        self.assertEqual(s["objects"], changes)
+        for kind in ("GAP", "DOUBLE_INSERT", "MODIFY_AFTER_REMOVE", "UNREADABLE"):
+            self.assertNotIn(kind, s["by_kind"])
+        over = [a for a in rep["anomalies"] if a["kind"] == "OVERWRITTEN"]
+        written = {k for k, n in keys.items() if n > 1}
+        self.assertEqual({a["object"]["key"] for a in over if "written" in a["detail"]}, written)
+        dels = [a for a in over if "deleted" in a["detail"]]
+        self.assertEqual([a["object"]["key"] for a in dels], [deleted])
+        self.assertTrue(dels[0]["object"]["version"])
+        self.assertEqual(rep["run"]["bucket"]["delete_markers"], 1)
+        self.assertEqual(rep["run"]["bucket"]["overwritten_keys"], len(written))
+        # The manifest names every version read, with its ETag, size and time.
+        with open(os.path.join(out, "manifest.ndjson")) as f:
+            lines = [json.loads(line) for line in f]
+        self.assertEqual(len(lines), changes)
+        self.assertEqual(len({(m["key"], m["versionId"]) for m in lines}), changes)
+        for m in lines:
+            self.assertTrue(m["etag"] and m["size"] > 0 and m["lastModified"])
 
     def test_errors_name_the_provider(self):
         status, _, err = run("verify", "s3://no-such-bucket/x/", *self.s3args())

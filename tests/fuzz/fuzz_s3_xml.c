@@ -13,7 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char st[32], code[64], msg[128];
 	dda_s3_parse_listing((const char *)data, size, &l, &err);
 	dda_s3_listing_release(&l);
-	dda_s3_parse_versioning((const char *)data, size, st, sizeof(st), &err);
+	dda_s3_parse_value((const char *)data, size, "Status", st, sizeof(st), &err);
 	/* The error scanner wants text: give it a terminated copy. */
 	char *s = malloc(size + 1);
 	if (s) {

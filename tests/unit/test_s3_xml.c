@@ -81,11 +81,25 @@ static void test_versioning_and_errors(void **state)
 	struct dda_error err = {0};
 	const char *on =
 	    "<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>";
-	assert_int_equal(dda_s3_parse_versioning(on, strlen(on), st, sizeof(st), &err), 0);
+	assert_int_equal(dda_s3_parse_value(on, strlen(on), "Status", st, sizeof(st), &err), 0);
 	assert_string_equal(st, "Enabled");
 	const char *never = "<VersioningConfiguration/>";
-	assert_int_equal(dda_s3_parse_versioning(never, strlen(never), st, sizeof(st), &err), 0);
+	assert_int_equal(dda_s3_parse_value(never, strlen(never), "Status", st, sizeof(st), &err), 0);
 	assert_string_equal(st, "");
+	/* Object Lock: the first element of the name wins, wherever it is. */
+	const char *lock = "<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled>"
+			   "<Rule><DefaultRetention><Mode>COMPLIANCE</Mode><Days>365</Days>"
+			   "</DefaultRetention></Rule></ObjectLockConfiguration>";
+	assert_int_equal(dda_s3_parse_value(lock, strlen(lock), "Mode", st, sizeof(st), &err), 0);
+	assert_string_equal(st, "COMPLIANCE");
+	assert_int_equal(dda_s3_parse_value(lock, strlen(lock), "Days", st, sizeof(st), &err), 0);
+	assert_string_equal(st, "365");
+	/* A value longer than the room is cut, never overrun. */
+	char tiny[4];
+	assert_int_equal(dda_s3_parse_value(lock, strlen(lock), "ObjectLockEnabled", tiny,
+					    sizeof(tiny), &err),
+			 0);
+	assert_string_equal(tiny, "Ena");
 	const char *e = "<Error><Code>SignatureDoesNotMatch</Code><Message>The request signature "
 			"we calculated does not match</Message></Error>";
 	dda_s3_parse_error(e, strlen(e), code, sizeof(code), msg, sizeof(msg));
