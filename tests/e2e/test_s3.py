@@ -4,6 +4,7 @@ range pruning; errors naming the credential provider."""
 import json
 import os
 from harness import Case, ROOT, main, run, verify_json
+from fault_proxy import FaultProxy, Rule
 from moto import Moto, require_moto
 
 SAMPLES = os.path.join(ROOT, "samples", "audit-logs")
@@ -32,10 +33,19 @@ class S3Test(Case):
         os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                            "AWS_REGION": "us-east-1"})
         os.environ.pop("AWS_PROFILE", None)
+        cls.proxy = FaultProxy(cls.moto.url)
 
     @classmethod
     def tearDownClass(cls):
+        cls.proxy.stop()
         cls.moto.stop()
+
+    def setUp(self):
+        super().setUp()
+        self.proxy.reset()
+
+    def proxied(self):
+        return ["--endpoint-url", self.proxy.url, "--settle", "0"]
 
     def s3args(self):
         return ["--endpoint-url", self.moto.url, "--settle", "0"]
@@ -77,6 +87,49 @@ class S3Test(Case):
         self.assertLess(rep["summary"]["objects"], self.count)
         for h in rep["hours"]:
             self.assertIn(h["hour"][11:13], ("10", "11"))
+
+    def test_range_lists_only_its_hour_prefixes(self):
+        """What was listed, from the server's side: the range's hours and one
+        hour of slack each side, each on its own, never the whole bucket."""
+        status, rep, err = verify_json("s3://audit/audit-logs/", *self.proxied(),
+                                       "--from", "2025-07-12T11:00:00Z",
+                                       "--to", "2025-07-12T12:00:00Z")
+        self.assertIn(status, (0, 1), err)
+        listed = self.proxy.listings("audit")
+        self.assertEqual(sorted(listed), [f"audit-logs/2025/07/12/{h}/" for h in (10, 11, 12)])
+        gets = {p for m, p, q in self.proxy.log if m == "GET" and not q}
+        self.assertEqual(len(gets), rep["summary"]["objects"])
+        for p in gets:
+            self.assertRegex(p, r"^/audit/audit-logs/2025/07/12/1[012]/")
+
+    def test_recovers_from_injected_faults(self):
+        """503 SlowDown, 500 and dropped connections on listings and on one
+        GET in three: retried, and the report is the same as without them."""
+        status, clean, err = verify_json("s3://audit/audit-logs/", *self.proxied())
+        self.assertEqual(status, 1, err)
+        self.proxy.reset()
+        self.proxy.rules += [Rule("GET", "list-type=2", 503, 2),
+                             Rule("GET", "/audit/audit-logs/", 503, 1, every=3),
+                             Rule("GET", "/audit/audit-logs/", 500, 1, every=3),
+                             Rule("GET", "/audit/audit-logs/", None, 1, every=5)]
+        status, rep, err = verify_json("s3://audit/audit-logs/", *self.proxied())
+        self.assertEqual(status, 1, err)
+        self.assertGreater(self.proxy.injected, 50)
+        for k in ("objects", "records", "valid", "invalid", "items", "events", "by_kind"):
+            self.assertEqual(rep["summary"][k], clean["summary"][k], k)
+        self.assertEqual(rep["run"]["complete"], True)
+
+    def test_persistent_failure_is_a_runtime_error(self):
+        """An object that fails every attempt ends the run with exit 3 after
+        the retries, naming the object and the answer."""
+        self.proxy.rules.append(Rule("GET", "/audit/audit-logs/2025/07/12/09/", 500, 100))
+        status, out, err = run("verify", "s3://audit/audit-logs/", *self.proxied(),
+                               "--format", "json")
+        self.assertEqual(status, 3, err)
+        self.assertIn("audit-logs/2025/07/12/09/", err)
+        self.assertIn("HTTP 500 InternalError", err)
+        failed = [p for m, p, q in self.proxy.log if "/2025/07/12/09/" in p]
+        self.assertGreaterEqual(len(failed), 5)  # the first attempt and four retries
 
     def test_pagination_and_gzip(self):
         import gzip
