@@ -87,6 +87,7 @@ struct dda_source_opts {
 	struct dda_range range;	 /* prune hour prefixes outside it (with slack) */
 	size_t max_object_bytes; /* 0 means DDA_DEFAULT_MAX_OBJECT_BYTES */
 	bool lines;		 /* force NDJSON line mode for a plain file */
+	bool list_only;		 /* S3: objects without their bytes (ls) */
 	struct dda_aws_opts aws; /* for s3:// sources */
 };
 

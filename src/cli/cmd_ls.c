@@ -29,7 +29,9 @@ int cmd_ls(int argc, char **argv, struct cli *c)
 		cli_error(c, "out of memory");
 		return EXIT_RUNTIME;
 	}
-	int rc = dda_source_open(&src, c->source, objs, &c->audit.src, &err);
+	struct dda_source_opts so = c->audit.src;
+	so.list_only = true; /* as aws s3 ls: list, never fetch */
+	int rc = dda_source_open(&src, c->source, objs, &so, &err);
 	while (!rc) {
 		int got = dda_source_next(src, &chunk, &err);
 		if (got <= 0) {

@@ -295,6 +295,17 @@ static int set_option(struct cli *c, int opt, const char *arg, int64_t *now_arg)
 	return EXIT_USAGE;
 }
 
+/* An option's name as typed ("settle", or the letter of a short one). */
+static const char *opt_name(int opt)
+{
+	static char letter[2];
+	for (const struct option *o = long_opts; o->name; o++)
+		if (o->val == opt && opt >= 256)
+			return o->name;
+	letter[0] = (char)opt;
+	return letter;
+}
+
 /* Options that only some commands take. */
 static bool allowed(const struct command *cmd, int opt)
 {
@@ -396,8 +407,8 @@ int cli_parse(int argc, char **argv, const struct command *cmd, struct cli *c)
 			return EXIT_USAGE;
 		}
 		if (!allowed(cmd, opt)) {
-			cli_error(c, "option '%s' does not apply to %s", argv[optind - 1],
-				  cmd->name);
+			cli_error(c, "option '%s%s' does not apply to %s", opt < 256 ? "-" : "--",
+				  opt_name(opt), cmd->name);
 			return EXIT_USAGE;
 		}
 		int rc = set_option(c, opt, optarg, &now_arg);

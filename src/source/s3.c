@@ -340,7 +340,7 @@ static void fill_window(struct s3_source *s)
 		enum entry_use use = entry_use(s, e);
 		sl->skip = use == USE_SKIP;
 		sl->marker = use == USE_MARKER;
-		if (use != USE_READ || size > max) {
+		if (use != USE_READ || size > max || s->base.opts.list_only) {
 			sl->done = true; /* nothing to fetch */
 			continue;
 		}
@@ -449,6 +449,8 @@ static int emit(struct s3_source *s, struct slot *sl, struct dda_chunk *c, struc
 	c->first_line = 1;
 	c->last = true;
 	s->bytes_in_flight -= DDA_MIN(s->bytes_in_flight, (size_t)DDA_MAX(e->size, 0));
+	if (s->base.opts.list_only)
+		return 1; /* listed, not read */
 	if (e->size > (int64_t)max) {
 		c->status = DDA_CHUNK_UNREADABLE;
 		snprintf(c->msg, sizeof(c->msg),

@@ -28,6 +28,10 @@ class CliTest(Case):
             status, _, err = run(*args)
             self.assertEqual(status, 2, f"{args}: {err}")
             self.assertTrue(err.strip(), f"{args}: no message")
+        # The message names the option, not its argument.
+        status, _, err = run("ls", ".", "--settle", "0")
+        self.assertEqual(status, 2, err)
+        self.assertIn("'--settle' does not apply to ls", err)
 
     def test_missing_source_is_runtime_failure(self):
         status, _, err = run("verify", self.path("does-not-exist"))

@@ -102,6 +102,16 @@ class S3Test(Case):
         for p in gets:
             self.assertRegex(p, r"^/audit/audit-logs/2025/07/12/1[012]/")
 
+    def test_ls_lists_without_fetching(self):
+        """ls is aws s3 ls: one line per object, from the listing alone."""
+        status, out, err = run("ls", "s3://audit/audit-logs/", "--endpoint-url", self.proxy.url)
+        self.assertEqual(status, 0, err)
+        lines = out.decode().splitlines()
+        self.assertEqual(len(lines), self.count)
+        self.assertTrue(all(" audit-logs/2025/07/12/" in line for line in lines))
+        object_gets = [p for m, p, q in self.proxy.log if m == "GET" and not q]
+        self.assertEqual(object_gets, [])
+
     def test_recovers_from_injected_faults(self):
         """503 SlowDown, 500 and dropped connections on listings and on one
         GET in three: retried, and the report is the same as without them."""
