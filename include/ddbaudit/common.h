@@ -28,6 +28,7 @@ enum dda_err {
 	DDA_EUNSUPPORTED = -7, /* recognised but not supported here */
 	DDA_EINTERNAL = -8,    /* a broken invariant: a bug in ddbaudit */
 	DDA_EINTR = -9,	       /* interrupted by a signal */
+	DDA_EAUTH = -10,       /* credentials missing, broken, refused or expired */
 };
 
 /* Human-readable name of an error code; never NULL. */

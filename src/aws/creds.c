@@ -60,7 +60,7 @@ int dda_creds_from_env(const struct dda_env *env, struct dda_creds *out, struct 
 	if (!ak && !sk)
 		return 1;
 	if (!ak || !sk)
-		return dda_error_set(err, DDA_EINVAL, "the environment sets %s but not %s",
+		return dda_error_set(err, DDA_EAUTH, "the environment sets %s but not %s",
 				     ak ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
 				     ak ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
 	return fill(out, ak, sk, env_get(env, "AWS_SESSION_TOKEN"), "environment", err);
@@ -175,7 +175,7 @@ static int profile_keys(const char *path, const char *section, const char *provi
 		rc = fill(out, ak, sk, tok, provider, err);
 	else if (ak || sk)
 		rc =
-		    dda_error_set(err, DDA_EINVAL, "profile '%s' in '%s' sets %s but not %s",
+		    dda_error_set(err, DDA_EAUTH, "profile '%s' in '%s' sets %s but not %s",
 				  section, path, ak ? "aws_access_key_id" : "aws_secret_access_key",
 				  ak ? "aws_secret_access_key" : "aws_access_key_id");
 	wipe_free(ak);

@@ -15,7 +15,10 @@ struct dda_s3 {
 	char *base_path;   /* endpoint path prefix, "" usually */
 	bool custom;	   /* an endpoint was given: path-style always */
 	char *region;
+	char *profile;
+	struct dda_env env;	   /* where the providers read their settings */
 	struct dda_creds creds;
+	struct dda_error cred_err; /* why renewing the credentials failed */
 };
 
 static const char *first_set(const struct dda_env *env, const char *const *names, size_t n)
@@ -51,15 +54,11 @@ static int parse_endpoint(struct dda_s3 *s, const char *url, struct dda_error *e
 static int find_creds(struct dda_s3 *s, const struct dda_aws_opts *o, const struct dda_env *env,
 		      struct dda_error *err)
 {
-	int rc = dda_creds_from_env(env, &s->creds, err);
-	if (rc == 1)
-		rc = dda_creds_from_profile(env, dda_aws_profile(env, o->profile), &s->creds, err);
-	if (rc == 1)
-		rc = dda_error_set(err, DDA_EINVAL,
-				   "no AWS credentials found (tried the environment and profile "
-				   "'%s' in the shared credentials and config files)",
-				   dda_aws_profile(env, o->profile));
-	return rc;
+	s->env = *env;
+	s->profile = strdup(dda_aws_profile(env, o->profile));
+	if (!s->profile)
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	return dda_creds_resolve(env, s->profile, s->region, &s->creds, err);
 }
 
 int dda_s3_new(struct dda_s3 **out, const struct dda_aws_opts *o, const struct dda_env *env,
@@ -88,7 +87,7 @@ int dda_s3_new(struct dda_s3 **out, const struct dda_aws_opts *o, const struct d
 	if (o->concurrency > 0)
 		ho.concurrency = o->concurrency;
 	ho.no_verify_ssl = o->no_verify_ssl;
-	ho.ca_bundle = o->ca_bundle;
+	ho.ca_bundle = o->ca_bundle && *o->ca_bundle ? o->ca_bundle : env->get(env->ctx, "AWS_CA_BUNDLE");
 	if (!rc)
 		rc = dda_http_new(&s->http, &ho, err);
 	if (rc) {
@@ -108,6 +107,7 @@ void dda_s3_free(struct dda_s3 *s)
 	free(s->host);
 	free(s->base_path);
 	free(s->region);
+	free(s->profile);
 	dda_creds_release(&s->creds);
 	free(s);
 }
@@ -127,7 +127,10 @@ static int prepare(void *ctx, const struct dda_http_request *r, struct dda_buf *
 	struct dda_s3_call *c = ctx;
 	struct dda_s3 *s = c->s3;
 	char date[17];
-	dda_amz_date(dda_time_now(), date);
+	int64_t now = dda_time_now();
+	if (dda_creds_refresh(&s->env, s->profile, s->region, &s->creds, now, &s->cred_err))
+		return DDA_EAUTH;
+	dda_amz_date(now, date);
 	struct dda_kv h[3] = {{"x-amz-content-sha256", EMPTY_SHA256}, {"x-amz-date", date}};
 	size_t nh = 2;
 	if (s->creds.session_token)
@@ -151,6 +154,8 @@ static void call_done(void *ctx, struct dda_http_request *r, struct dda_http_res
 {
 	struct dda_s3_call *c = ctx;
 	(void)r;
+	if (!resp->status && resp->err == DDA_EAUTH && c->s3->cred_err.code)
+		snprintf(resp->errmsg, sizeof(resp->errmsg), "%.255s", c->s3->cred_err.msg);
 	c->done(c, resp);
 }
 

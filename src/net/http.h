@@ -12,6 +12,7 @@ struct dda_http_opts {
 	int concurrency;	 /* transfers in flight (default 64) */
 	long connect_timeout_ms; /* default 10 s */
 	long low_speed_seconds;	 /* abort a transfer stalled this long (default 30) */
+	long timeout_ms;	 /* whole-attempt limit, 0 for none (the default) */
 	int max_attempts;	 /* attempts per request, the first included (default 5) */
 	int64_t backoff_base;	 /* first backoff ceiling, microseconds (default 100 ms) */
 	int64_t backoff_cap;	 /* largest backoff, microseconds (default 20 s) */

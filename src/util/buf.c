@@ -160,6 +160,8 @@ const char *dda_strerror(int code)
 		return "internal error";
 	case DDA_EINTR:
 		return "interrupted";
+	case DDA_EAUTH:
+		return "credentials missing, refused or expired";
 	}
 	return "unknown error";
 }

@@ -1,7 +1,10 @@
-/* libFuzzer target for the S3 XML parsers (listings, versioning, errors):
- * arbitrary bytes from a server must never crash or leak. */
+/* libFuzzer target for what AWS servers answer: the S3 XML parsers
+ * (listings, bucket settings, errors) and the credential providers' answers
+ * (STS XML, container and IMDS JSON). Arbitrary bytes from a server must
+ * never crash or leak. */
 #include <stdlib.h>
 
+#include "aws/creds.h"
 #include "aws/s3_xml.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -14,6 +17,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	dda_s3_parse_listing((const char *)data, size, &l, &err);
 	dda_s3_listing_release(&l);
 	dda_s3_parse_value((const char *)data, size, "Status", st, sizeof(st), &err);
+	struct dda_creds c;
+	if (!dda_creds_parse_sts((const char *)data, size, &c, &err))
+		dda_creds_release(&c);
+	if (!dda_creds_parse_json((const char *)data, size, "fuzz", &c, &err))
+		dda_creds_release(&c);
 	/* The error scanner wants text: give it a terminated copy. */
 	char *s = malloc(size + 1);
 	if (s) {

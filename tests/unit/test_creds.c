@@ -98,7 +98,7 @@ static void test_environment(void **state)
 	assert_int_equal(dda_creds_from_env(&env, &c, &err), 1);
 	struct fake_env half = {{"AWS_ACCESS_KEY_ID=AKIDENV"}};
 	env.ctx = &half;
-	assert_int_equal(dda_creds_from_env(&env, &c, &err), DDA_EINVAL);
+	assert_int_equal(dda_creds_from_env(&env, &c, &err), DDA_EAUTH);
 	assert_non_null(strstr(err.msg, "AWS_SECRET_ACCESS_KEY"));
 	/* The message names the variable, never a value. */
 	assert_null(strstr(err.msg, "AKIDENV"));
@@ -125,7 +125,7 @@ static void test_profiles(void **state)
 	assert_string_equal(c.access_key, "AKIDFROMCREDS");
 	dda_creds_release(&c);
 	assert_int_equal(dda_creds_from_profile(&env, "nosuch", &c, &err), 1);
-	assert_int_equal(dda_creds_from_profile(&env, "half", &c, &err), DDA_EINVAL);
+	assert_int_equal(dda_creds_from_profile(&env, "half", &c, &err), DDA_EAUTH);
 	assert_non_null(strstr(err.msg, "aws_secret_access_key"));
 }
 
@@ -171,6 +171,91 @@ static void test_region_and_profile(void **state)
 	assert_string_equal(dda_aws_profile(&env, NULL), "default");
 }
 
+/* STS's answer to AssumeRoleWithWebIdentity, and its error answer. */
+static void test_sts_answer(void **state)
+{
+	const char *ok =
+	    "<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
+	    "<AssumeRoleWithWebIdentityResult><Credentials>"
+	    "<AccessKeyId>ASIAEXAMPLE</AccessKeyId><SecretAccessKey>wJalr/secret</SecretAccessKey>"
+	    "<SessionToken>FwoGZXIvYXdzEXAMPLE</SessionToken>"
+	    "<Expiration>2026-11-24T12:00:00Z</Expiration></Credentials>"
+	    "<AssumedRoleUser><Arn>arn:aws:sts::1:assumed-role/r/s</Arn></AssumedRoleUser>"
+	    "</AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>";
+	struct dda_creds c;
+	struct dda_error err = {0};
+	assert_int_equal(dda_creds_parse_sts(ok, strlen(ok), &c, &err), 0);
+	assert_string_equal(c.access_key, "ASIAEXAMPLE");
+	assert_string_equal(c.secret_key, "wJalr/secret");
+	assert_string_equal(c.session_token, "FwoGZXIvYXdzEXAMPLE");
+	assert_true(c.expiration == dda_time_from_civil(2026, 11, 24, 12, 0, 0) * DDA_USEC_PER_SEC);
+	assert_ptr_equal(c.provider, dda_provider_web_identity);
+	dda_creds_release(&c);
+	/* An answer without credentials is an error that names the provider. */
+	const char *bad = "<ErrorResponse><Error><Code>AccessDenied</Code></Error></ErrorResponse>";
+	assert_int_equal(dda_creds_parse_sts(bad, strlen(bad), &c, &err), DDA_EFORMAT);
+	assert_non_null(strstr(err.msg, "web identity"));
+	assert_int_equal(dda_creds_parse_sts("<a", 2, &c, &err), DDA_EFORMAT);
+}
+
+/* The container endpoint's and IMDS's JSON. */
+static void test_json_answer(void **state)
+{
+	const char *ok = "{\"AccessKeyId\":\"ASIAC\",\"SecretAccessKey\":\"s3cr3t\","
+			 "\"Token\":\"tok\",\"Expiration\":\"2026-11-24T12:30:00Z\"}";
+	struct dda_creds c;
+	struct dda_error err = {0};
+	assert_int_equal(dda_creds_parse_json(ok, strlen(ok), "x", &c, &err), 0);
+	assert_string_equal(c.access_key, "ASIAC");
+	assert_string_equal(c.session_token, "tok");
+	assert_true(c.expiration == dda_time_from_civil(2026, 11, 24, 12, 30, 0) * DDA_USEC_PER_SEC);
+	dda_creds_release(&c);
+	static const char *const bad[] = {
+	    "", "[]", "{\"AccessKeyId\":\"A\"}", "{\"AccessKeyId\":1,\"SecretAccessKey\":\"s\"}",
+	    "{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"s\",\"Expiration\":\"soon\"}",
+	    "{\"AccessKeyId\":\"A\",\"AccessKeyId\":\"B\",\"SecretAccessKey\":\"s\"}"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(dda_creds_parse_json(bad[i], strlen(bad[i]), "container", &c, &err),
+				 DDA_EFORMAT);
+		assert_non_null(strstr(err.msg, "container"));
+		/* Nothing of the answer is echoed back. */
+		assert_null(strstr(err.msg, "\"s\""));
+	}
+}
+
+/* Renewal: never for long-term keys; for expiring ones from the provider
+ * that gave them, and an expired set that cannot be renewed is an error. */
+static void test_refresh(void **state)
+{
+	struct fake_env fe = {{"AWS_ACCESS_KEY_ID=AKIDNEW", "AWS_SECRET_ACCESS_KEY=new"}};
+	struct dda_env env = {fake_get, &fe};
+	struct dda_error err = {0};
+	struct dda_creds c;
+	int64_t now = dda_time_from_civil(2026, 11, 24, 12, 0, 0) * DDA_USEC_PER_SEC;
+	assert_int_equal(dda_creds_from_env(&env, &c, &err), 0);
+	assert_int_equal(dda_creds_refresh(&env, "default", NULL, &c, now, &err), 0);
+	assert_string_equal(c.access_key, "AKIDNEW");
+	dda_creds_release(&c);
+
+	/* Container credentials ten minutes from expiry: kept. */
+	struct dda_env none = {fake_get, &(struct fake_env){{"HOME=/nonexistent"}}};
+	const char *j = "{\"AccessKeyId\":\"OLD\",\"SecretAccessKey\":\"old\"}";
+	assert_int_equal(dda_creds_parse_json(j, strlen(j), dda_provider_container, &c, &err), 0);
+	c.expiration = now + 10 * 60 * DDA_USEC_PER_SEC;
+	assert_int_equal(dda_creds_refresh(&none, "default", NULL, &c, now, &err), 0);
+	assert_string_equal(c.access_key, "OLD");
+	/* Two minutes from expiry, with the endpoint gone: kept while valid... */
+	c.expiration = now + 2 * 60 * DDA_USEC_PER_SEC;
+	assert_int_equal(dda_creds_refresh(&none, "default", NULL, &c, now, &err), 0);
+	assert_string_equal(c.access_key, "OLD");
+	/* ...and an error once expired, naming the provider. */
+	c.expiration = now - 1;
+	assert_int_equal(dda_creds_refresh(&none, "default", NULL, &c, now, &err), DDA_EAUTH);
+	assert_non_null(strstr(err.msg, "container credentials endpoint"));
+	assert_null(strstr(err.msg, "old"));
+	dda_creds_release(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -178,6 +263,9 @@ int main(void)
 	    cmocka_unit_test(test_profiles),
 	    cmocka_unit_test(test_default_paths_from_home),
 	    cmocka_unit_test(test_region_and_profile),
+	    cmocka_unit_test(test_sts_answer),
+	    cmocka_unit_test(test_json_answer),
+	    cmocka_unit_test(test_refresh),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
