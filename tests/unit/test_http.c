@@ -8,7 +8,9 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,10 +37,19 @@ static int start_server(void **state)
 	close(in[0]);
 	close(out[1]);
 	server_in = in[1];
+	/* Read up to the newline: the port may arrive in more than one write. */
 	char line[32] = {0};
-	ssize_t n = read(out[0], line, sizeof(line) - 1);
+	size_t len = 0;
+	while (len < sizeof(line) - 1 && !memchr(line, '\n', len)) {
+		ssize_t n = read(out[0], line + len, sizeof(line) - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
 	close(out[0]);
-	port = n > 0 ? atoi(line) : 0;
+	port = memchr(line, '\n', len) ? atoi(line) : 0;
 	if (!port) {
 		fprintf(stderr, "SKIPPED: the fault server (python3 %s) did not start\n",
 			DDA_TEST_DATA "/http/fault_server.py");

@@ -14,6 +14,7 @@ Paths (ID keeps per-request-family counters):
   /count/ID                   how many requests ID has had
   /connections                how many TCP connections were accepted
 """
+import os
 import http.server
 import socketserver
 import sys
@@ -112,7 +113,7 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 def main():
     srv = Server(("127.0.0.1", 0), Handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
-    print(srv.server_address[1], flush=True)
+    os.write(1, b"%d\n" % srv.server_address[1])  # one write: the reader stops at the newline
     sys.stdin.read()  # the test closes our stdin when done
 
 
