@@ -1,8 +1,9 @@
 """A small HTTP proxy for the end-to-end tests, run in the test's own process:
 it forwards every request to an upstream server (moto_server), keeps a log of
 what was asked (method, path, query), and injects faults on request: a status
-code (500, 503 SlowDown) or a dropped connection, for the first N attempts of
-the requests a rule matches."""
+code (500, 503 SlowDown), a dropped connection or a corrupted body, for the
+first N attempts of the requests a rule matches. Given an ssl.SSLContext, it
+serves HTTPS."""
 import http.client
 import http.server
 import socket
@@ -13,8 +14,10 @@ import urllib.parse
 
 class Rule:
     """Fails requests whose method and path match: `times` attempts per
-    distinct request (method + path + query), with `status` or, when status
-    is None, by dropping the connection before answering."""
+    distinct request (method + path + query), with `status`; when status is
+    None, by dropping the connection before answering; when it is "corrupt",
+    by changing one byte of the upstream's body (headers, ETag included, left
+    as they are)."""
 
     def __init__(self, method, path_contains, status, times, every=1):
         self.method, self.path_contains = method, path_contains
@@ -36,7 +39,7 @@ class Rule:
 
 
 class FaultProxy:
-    def __init__(self, upstream):
+    def __init__(self, upstream, tls=None):
         u = urllib.parse.urlsplit(upstream)
         self.upstream = (u.hostname, u.port)
         self.log = []          # (method, path, query dict)
@@ -68,7 +71,7 @@ class FaultProxy:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
-                if rule:
+                if rule and rule.status != "corrupt":
                     code = "SlowDown" if rule.status == 503 else "InternalError"
                     msg = (f"<?xml version=\"1.0\"?><Error><Code>{code}</Code>"
                            f"<Message>injected</Message></Error>").encode()
@@ -84,6 +87,8 @@ class FaultProxy:
                 conn.request(self.command, self.path, body=body or None, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()
+                if rule and data:
+                    data = bytes([data[0] ^ 0x20]) + data[1:]
                 self.send_response(resp.status)
                 for k, v in resp.getheaders():
                     if k.lower() not in ("connection", "keep-alive", "transfer-encoding",
@@ -105,7 +110,10 @@ class FaultProxy:
                 pass  # dropped connections are what this proxy is for
 
         self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        if tls:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
