@@ -8,21 +8,8 @@
 #include <unistd.h>
 
 #include "aws/creds.h"
+#include "unit/fake_env.h"
 
-/* A fake environment: NAME=VALUE strings. */
-struct fake_env {
-	const char *vars[16];
-};
-
-static const char *fake_get(void *ctx, const char *name)
-{
-	struct fake_env *e = ctx;
-	size_t n = strlen(name);
-	for (int i = 0; i < 16 && e->vars[i]; i++)
-		if (!strncmp(e->vars[i], name, n) && e->vars[i][n] == '=')
-			return e->vars[i] + n + 1;
-	return NULL;
-}
 
 static char dir[64];
 static char cred_path[128], conf_path[128];
