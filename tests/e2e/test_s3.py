@@ -238,9 +238,12 @@ class S3Test(MotoCase):
                      newImage={"UserId": {"S": f"u{i:04d}"}, "ActivityId": {"S": "a"}})
             body = json.dumps(r).encode()
             key = f"audit-logs/2025/07/12/08/u{i:04d}-a.json"
-            if i % 100 == 0:
+            extra = {}
+            if i % 100 == 0:  # a gzip object
                 body, key = gzip.compress(body), key + ".gz"
-            self.s3.put_object(Bucket="many", Key=key, Body=body)
+            elif i % 100 == 50:  # stored compressed, served with Content-Encoding: gzip
+                body, extra = gzip.compress(body), {"ContentEncoding": "gzip"}
+            self.s3.put_object(Bucket="many", Key=key, Body=body, **extra)
         status, rep, err = verify_json("s3://many/audit-logs/", *self.s3args())
         self.assertEqual(status, 0, err)
         self.assertEqual(rep["summary"]["objects"], 1100)
