@@ -71,6 +71,7 @@ DDA_API const char *dda_event_name_str(int ev);
  * valid only during the callback. */
 struct dda_record {
 	uint32_t obj;
+	const struct dda_object *object; /* its object, when the decoder knows the table */
 	uint32_t index;
 	uint64_t line;
 	int dialect;	 /* enum dda_dialect */

@@ -23,6 +23,19 @@ enum {
 	OPT_KEY = 1 << 2,
 	OPT_HISTORY_FORMAT = 1 << 3,
 	OPT_DECODE = 1 << 4,
+	OPT_REPLAY = 1 << 5,
+};
+
+/* replay's own options, as given. */
+struct replay_args {
+	const char *target, *dlq, *checkpoint, *stream_arn, *table;
+	int view, on_failure;
+	unsigned event_mask;
+	int parallelism, batch_size, max_retries;
+	int64_t max_record_age; /* microseconds, -1 none */
+	long timeout_ms;
+	double max_rps;
+	bool bisect, no_marker;
 };
 
 struct cli {
@@ -38,6 +51,7 @@ struct cli {
 	const char *key_text;
 	bool versions;
 	const char *since;
+	struct replay_args replay;
 	json_t *options; /* options in effect, for the report */
 	bool is_tty;
 };
@@ -69,6 +83,7 @@ int cli_exit_for(int err);
 int cmd_ls(int argc, char **argv, struct cli *c);
 int cmd_verify(int argc, char **argv, struct cli *c);
 int cmd_history(int argc, char **argv, struct cli *c);
+int cmd_replay(int argc, char **argv, struct cli *c);
 
 /* Exit status of a finished run: runtime failure, anomalies at or above
  * --fail-on, or clean. */

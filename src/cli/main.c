@@ -11,6 +11,9 @@ static const struct command commands[] = {
     {"history", cmd_history, OPT_RANGE | OPT_KEY | OPT_HISTORY_FORMAT | OPT_DECODE,
      "history SOURCE --key 'UserId=u,ActivityId=a' [range] [--format text|json]",
      "show one item's timeline with its images"},
+    {"replay", cmd_replay, OPT_RANGE | OPT_KEY | OPT_DECODE | OPT_REPLAY,
+     "replay SOURCE --target TARGET [range] [selection] [delivery options]",
+     "re-emit recorded changes as DynamoDB Stream events to a processor"},
 };
 
 const struct command *cli_commands(size_t *n);

@@ -1,6 +1,7 @@
 /* Option parsing shared by every command, --help text, messages, progress
  * line and signal handling. */
 #include "cli/cli.h"
+#include "replay/replay.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -31,6 +32,22 @@ enum {
 	O_CONCURRENCY,
 	O_NO_VERIFY_SSL,
 	O_CA_BUNDLE,
+	O_TARGET,
+	O_PARALLELISM,
+	O_BATCH_SIZE,
+	O_MAX_RETRIES,
+	O_MAX_RECORD_AGE,
+	O_BISECT,
+	O_DLQ,
+	O_ON_FAILURE,
+	O_CHECKPOINT,
+	O_VIEW,
+	O_STREAM_ARN,
+	O_TABLE,
+	O_NO_MARKER,
+	O_EVENT_TYPES,
+	O_MAX_RPS,
+	O_TARGET_TIMEOUT,
 };
 
 static const struct option long_opts[] = {
@@ -56,6 +73,22 @@ static const struct option long_opts[] = {
     {"concurrency", required_argument, NULL, O_CONCURRENCY},
     {"no-verify-ssl", no_argument, NULL, O_NO_VERIFY_SSL},
     {"ca-bundle", required_argument, NULL, O_CA_BUNDLE},
+    {"target", required_argument, NULL, O_TARGET},
+    {"parallelism", required_argument, NULL, O_PARALLELISM},
+    {"batch-size", required_argument, NULL, O_BATCH_SIZE},
+    {"max-retries", required_argument, NULL, O_MAX_RETRIES},
+    {"max-record-age", required_argument, NULL, O_MAX_RECORD_AGE},
+    {"bisect-on-error", no_argument, NULL, O_BISECT},
+    {"dlq", required_argument, NULL, O_DLQ},
+    {"on-failure", required_argument, NULL, O_ON_FAILURE},
+    {"checkpoint", required_argument, NULL, O_CHECKPOINT},
+    {"view", required_argument, NULL, O_VIEW},
+    {"stream-arn", required_argument, NULL, O_STREAM_ARN},
+    {"table", required_argument, NULL, O_TABLE},
+    {"no-replay-marker", no_argument, NULL, O_NO_MARKER},
+    {"event-types", required_argument, NULL, O_EVENT_TYPES},
+    {"max-rps", required_argument, NULL, O_MAX_RPS},
+    {"target-timeout", required_argument, NULL, O_TARGET_TIMEOUT},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -119,6 +152,34 @@ static void help(const struct command *cmd)
 		       "                         error (default), warning, info or never\n"
 		       "  --no-diff              do not re-read objects to show GAP attribute "
 		       "diffs\n");
+	if (cmd->opts & OPT_REPLAY)
+		printf(
+		    "replay:\n"
+		    "  --target TARGET        where batches go: file:PATH or - (NDJSON, a batch a\n"
+		    "                         line), http(s)://URL (POST; 2xx is success),\n"
+		    "                         exec:COMMAND (batch on stdin; exit 0 is success)\n"
+		    "  --key KEY              only this item\n"
+		    "  --event-types LIST     INSERT,MODIFY,REMOVE (default all)\n"
+		    "  --view VIEW            KEYS_ONLY, NEW_IMAGE, OLD_IMAGE or\n"
+		    "                         NEW_AND_OLD_IMAGES (default)\n"
+		    "  --table NAME           table name in the synthesized eventSourceARN\n"
+		    "  --stream-arn ARN       eventSourceARN to use instead\n"
+		    "  --no-replay-marker     leave out the top-level \"replay\" object\n"
+		    "  --parallelism N        lanes by partition key (default 1); an item's\n"
+		    "                         changes always go in order through one lane\n"
+		    "  --batch-size N         records a batch, 1 to 10000 (default 100; a batch\n"
+		    "                         also stops at 6 MB)\n"
+		    "  --max-retries N        retries of a failing batch (default 3; -1: until\n"
+		    "                         --max-record-age)\n"
+		    "  --max-record-age AGE   stop retrying a record after AGE (e.g. 1h; -1 none)\n"
+		    "  --bisect-on-error      split a failing batch to isolate bad records\n"
+		    "  --on-failure MODE      skip (default), hold-item (keep every later change\n"
+		    "                         of a failed item out of the target) or stop\n"
+		    "  --dlq file:PATH        failed records, re-drivable: replay PATH --target\n"
+		    "  --checkpoint FILE      save progress after every batch; resume from it\n"
+		    "  --max-rps N            records per second at most, over all lanes\n"
+		    "  --target-timeout SECS  per batch (default 60)\n"
+		    "  --report FILE          write the delivery summary as JSON\n");
 	if (cmd->opts & OPT_HISTORY_FORMAT)
 		printf("output:\n"
 		       "  --format text|json     the timeline as text (default) or JSON with full\n"
@@ -196,8 +257,133 @@ static int parse_settle(struct cli *c, const char *arg)
 	return EXIT_USAGE;
 }
 
+/* "INSERT,MODIFY,REMOVE" into a mask of enum dda_event_name bits. */
+static int parse_event_types(struct cli *c, const char *arg)
+{
+	static const char *const names[] = {"INSERT", "MODIFY", "REMOVE"};
+	unsigned mask = 0;
+	for (const char *p = arg; *p;) {
+		size_t n = strcspn(p, ",");
+		size_t i = 0;
+		while (i < 3 && (strlen(names[i]) != n || strncmp(p, names[i], n)))
+			i++;
+		if (i == 3 || !n) {
+			cli_error(c, "invalid --event-types '%s' (INSERT, MODIFY, REMOVE, comma-separated)",
+				  arg);
+			return EXIT_USAGE;
+		}
+		mask |= 1u << i;
+		p += n + (p[n] == ',');
+	}
+	c->replay.event_mask = mask;
+	return 0;
+}
+
+static int parse_age(struct cli *c, const char *arg)
+{
+	if (!strcmp(arg, "-1")) {
+		c->replay.max_record_age = -1;
+		return 0;
+	}
+	char *end;
+	long long secs = strtoll(arg, &end, 10);
+	if (end != arg && !*end && secs >= 0) {
+		c->replay.max_record_age = secs * DDA_USEC_PER_SEC;
+		return 0;
+	}
+	if (!dda_duration_parse(arg, &c->replay.max_record_age))
+		return 0;
+	cli_error(c, "invalid --max-record-age '%s' (seconds, a duration like 1h, or -1)", arg);
+	return EXIT_USAGE;
+}
+
+static int set_replay_option(struct cli *c, int opt, const char *arg)
+{
+	struct replay_args *r = &c->replay;
+	long long n;
+	char *end;
+	switch (opt) {
+	case O_TARGET:
+		r->target = arg;
+		return 0;
+	case O_PARALLELISM:
+		if (parse_count(c, "--parallelism", arg, 1, &n) || n > DDA_REPLAY_MAX_LANES)
+			return n > DDA_REPLAY_MAX_LANES ? (cli_error(c, "--parallelism is at most %d",
+								     DDA_REPLAY_MAX_LANES),
+							   EXIT_USAGE)
+							: EXIT_USAGE;
+		r->parallelism = (int)n;
+		return 0;
+	case O_BATCH_SIZE:
+		if (parse_count(c, "--batch-size", arg, 1, &n) || n > DDA_REPLAY_MAX_BATCH) {
+			cli_error(c, "--batch-size is from 1 to %d", DDA_REPLAY_MAX_BATCH);
+			return EXIT_USAGE;
+		}
+		r->batch_size = (int)n;
+		return 0;
+	case O_MAX_RETRIES:
+		if (parse_count(c, "--max-retries", arg, -1, &n))
+			return EXIT_USAGE;
+		r->max_retries = (int)DDA_MIN(n, 10000);
+		return 0;
+	case O_MAX_RECORD_AGE:
+		return parse_age(c, arg);
+	case O_BISECT:
+		r->bisect = true;
+		return 0;
+	case O_DLQ:
+		r->dlq = arg;
+		return 0;
+	case O_ON_FAILURE:
+		r->on_failure = !strcmp(arg, "skip")	    ? DDA_FAIL_SKIP
+				: !strcmp(arg, "hold-item") ? DDA_FAIL_HOLD_ITEM
+				: !strcmp(arg, "stop")	    ? DDA_FAIL_STOP
+							    : -1;
+		if (r->on_failure >= 0)
+			return 0;
+		cli_error(c, "invalid --on-failure '%s' (skip, hold-item or stop)", arg);
+		return EXIT_USAGE;
+	case O_CHECKPOINT:
+		r->checkpoint = arg;
+		return 0;
+	case O_VIEW:
+		r->view = dda__view_parse(arg);
+		if (r->view >= 0)
+			return 0;
+		cli_error(c, "invalid --view '%s' (KEYS_ONLY, NEW_IMAGE, OLD_IMAGE or "
+			     "NEW_AND_OLD_IMAGES)",
+			  arg);
+		return EXIT_USAGE;
+	case O_STREAM_ARN:
+		r->stream_arn = arg;
+		return 0;
+	case O_TABLE:
+		r->table = arg;
+		return 0;
+	case O_NO_MARKER:
+		r->no_marker = true;
+		return 0;
+	case O_EVENT_TYPES:
+		return parse_event_types(c, arg);
+	case O_MAX_RPS:
+		r->max_rps = strtod(arg, &end);
+		if (end != arg && !*end && r->max_rps > 0)
+			return 0;
+		cli_error(c, "invalid --max-rps '%s' (records per second, above 0)", arg);
+		return EXIT_USAGE;
+	case O_TARGET_TIMEOUT:
+		if (parse_count(c, "--target-timeout", arg, 1, &n))
+			return EXIT_USAGE;
+		r->timeout_ms = (long)DDA_MIN(n, 3600) * 1000;
+		return 0;
+	}
+	return EXIT_USAGE;
+}
+
 static int set_option(struct cli *c, int opt, const char *arg, int64_t *now_arg)
 {
+	if (opt >= O_TARGET)
+		return set_replay_option(c, opt, arg);
 	struct dda_audit_opts *a = &c->audit;
 	long long n;
 	struct dda_error err = {0};
@@ -310,7 +496,6 @@ static const char *opt_name(int opt)
 static bool allowed(const struct command *cmd, int opt)
 {
 	switch (opt) {
-	case O_REPORT:
 	case O_FAIL_ON:
 	case O_NO_DIFF:
 		return cmd->opts & OPT_REPORT;
@@ -318,12 +503,16 @@ static bool allowed(const struct command *cmd, int opt)
 		return cmd->opts & (OPT_REPORT | OPT_HISTORY_FORMAT);
 	case O_KEY:
 		return cmd->opts & OPT_KEY;
+	case O_REPORT:
+		return cmd->opts & (OPT_REPORT | OPT_REPLAY);
 	case O_KEY_SCHEMA:
 	case O_SETTLE:
 	case O_NOW:
 	case O_THREADS:
 		return cmd->opts & OPT_DECODE;
 	}
+	if (opt >= O_TARGET)
+		return cmd->opts & OPT_REPLAY;
 	return true;
 }
 
@@ -383,6 +572,9 @@ int cli_parse(int argc, char **argv, const struct command *cmd, struct cli *c)
 	c->progress = 2;
 	c->is_tty = isatty(2);
 	dda_audit_opts_default(&c->audit);
+	c->replay = (struct replay_args){.view = DDA_VIEW_NEW_AND_OLD, .event_mask = 7,
+					 .parallelism = 1, .batch_size = 100, .max_retries = 3,
+					 .max_record_age = -1, .on_failure = DDA_FAIL_SKIP};
 	int64_t now_arg = DDA_TIME_NONE;
 	int opt;
 	optind = 1;

@@ -652,7 +652,8 @@ static enum outcome finish_record(struct run *r, struct fields *f, struct dda_re
 static enum outcome decode_record(struct run *r, const json_t *rec)
 {
 	struct fields f = {.time = DDA_TIME_NONE};
-	struct dda_record out = {.obj = r->c->obj, .index = r->index, .line = r->line};
+	struct dda_record out = {
+	    .obj = r->c->obj, .object = r->o, .index = r->index, .line = r->line};
 	int x = extract(r, rec, &f);
 	if (x)
 		return x > 0 ? OUT_FILTERED : OUT_INVALID;
@@ -691,6 +692,7 @@ static bool try_fast(struct run *r, const char *p, size_t n, bool whole, size_t 
 	memcpy(f.kval, so.kval, sizeof(f.kval));
 	memcpy(f.klen, so.klen, sizeof(f.klen));
 	struct dda_record out = {.obj = r->c->obj,
+				 .object = r->o,
 				 .index = r->index,
 				 .line = r->line,
 				 .has_old = so.has_old,

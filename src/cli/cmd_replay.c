@@ -1,0 +1,206 @@
+/* ddbaudit replay: audit the source, plan every selected change as a
+ * synthetic stream record in per-item order, deliver the plan to the target,
+ * and say what happened. Exit 0 when every record was acknowledged, 1 when
+ * some went to the DLQ (or were dropped), 3 when the replay stopped early. */
+#include "cli/cli.h"
+#include "replay/replay.h"
+
+#include <openssl/rand.h>
+#include <signal.h>
+
+static void new_run_id(char out[37])
+{
+	uint8_t b[32];
+	char hex[33];
+	if (RAND_bytes(b, 16) != 1) { /* no entropy: the clock is unique enough for a marker */
+		int64_t now = dda_time_now();
+		dda__sha256(&now, sizeof(now), b);
+	}
+	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+	dda__hex(b, 16, hex);
+	snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16,
+		 hex + 20);
+}
+
+/* What shapes the plan and its delivery: a checkpoint only resumes a run
+ * with the same. */
+static void fingerprint(const struct cli *c, uint8_t out[32])
+{
+	const struct replay_args *r = &c->replay;
+	const struct dda_audit_opts *a = &c->audit;
+	struct dda_buf b;
+	dda_buf_init(&b, 1 << 20);
+	dda_buf_addf(&b, "source=%s\nfrom=%lld\nto=%lld\nkey=%s\nevents=%u\nview=%d\n", c->source,
+		     (long long)a->src.range.from, (long long)a->src.range.to,
+		     c->key_text ? c->key_text : "", r->event_mask, r->view);
+	dda_buf_addf(&b, "table=%s\narn=%s\nmarker=%d\nlanes=%d\nversions=%d\ntarget=%s\n",
+		     r->table ? r->table : "", r->stream_arn ? r->stream_arn : "", !r->no_marker,
+		     r->parallelism, c->versions, r->target);
+	for (size_t i = 0; i < a->dec.nkeys; i++)
+		dda_buf_addf(&b, "keyattr=%s\n", a->dec.key_names[i]);
+	dda__sha256(b.ptr ? b.ptr : "", b.len, out);
+	dda_buf_release(&b);
+}
+
+static json_t *stats_json(const struct cli *c, const struct dda_plan *p,
+			  const struct dda_replay_stats *st)
+{
+	return json_pack("{sssssisIsIsIsIsIsIsIsIsIsIsIsfsfsbsb}", "schema",
+			 "ddbaudit.replay/v1", "runId", p->synth.run_id, "lanes", p->lanes,
+			 "records", (json_int_t)st->records, "acknowledged",
+			 (json_int_t)st->acked, "resumed", (json_int_t)st->resumed, "sent",
+			 (json_int_t)st->sent, "batches", (json_int_t)st->batches, "retries",
+			 (json_int_t)st->retries, "bisections", (json_int_t)st->bisections,
+			 "partial_failures", (json_int_t)st->partial, "dlq", (json_int_t)st->dlq,
+			 "held_items", (json_int_t)st->held, "duplicates_skipped",
+			 (json_int_t)p->duplicates, "latency_p50_ms", st->p50_ms,
+			 "latency_p99_ms", st->p99_ms, "stopped", st->stopped, "complete",
+			 !st->stopped && st->acked + st->resumed + st->dlq == st->records);
+	(void)c;
+}
+
+static int write_report(const struct cli *c, json_t *doc)
+{
+	if (!c->report_dir || !doc)
+		return 0;
+	if (json_dump_file(doc, c->report_dir, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) {
+		cli_error(c, "cannot write the report '%s'", c->report_dir);
+		return EXIT_RUNTIME;
+	}
+	return 0;
+}
+
+static void summary(const struct cli *c, const struct dda_plan *p,
+		    const struct dda_replay_stats *st)
+{
+	if (c->verbose < 0)
+		return;
+	fprintf(stderr,
+		"replay: %llu records in %d lane%s: %llu acknowledged, %llu resumed, %llu to the "
+		"DLQ; %llu batches, %llu retries, %llu bisections; latency p50 %.1f ms, p99 %.1f "
+		"ms%s\n",
+		(unsigned long long)st->records, p->lanes, p->lanes == 1 ? "" : "s",
+		(unsigned long long)st->acked, (unsigned long long)st->resumed,
+		(unsigned long long)st->dlq, (unsigned long long)st->batches,
+		(unsigned long long)st->retries, (unsigned long long)st->bisections, st->p50_ms,
+		st->p99_ms, st->stopped ? " (stopped early)" : "");
+}
+
+static int plan_run(struct cli *c, struct dda_plan *p, struct dda_buf *key)
+{
+	struct dda_result res;
+	struct dda_error err = {0};
+	int status = 0;
+	if (c->key_text) {
+		struct dda_buf why;
+		dda_buf_init(&why, 4096);
+		if (dda_canon_key_parse(c->key_text, key, &why)) {
+			cli_error(c, "invalid --key '%s': %s", c->key_text, why.ptr ? why.ptr : "");
+			dda_buf_release(&why);
+			return EXIT_USAGE;
+		}
+		dda_buf_release(&why);
+		c->audit.only_key = (const uint8_t *)key->ptr;
+		c->audit.only_key_len = key->len;
+	}
+	c->audit.on_record = dda__plan_on_record;
+	c->audit.visit = dda__plan_visit;
+	c->audit.ctx = p;
+	c->audit.diffs = false;
+	int rc = dda_audit_run(&c->audit, &res, &err);
+	if (rc) {
+		cli_error(c, "%s", err.msg);
+		return cli_exit_for(rc);
+	}
+	if (res.fatal.code) {
+		/* A partial read would replay a partial history: refuse. */
+		cli_error(c, "%s; nothing was replayed", res.fatal.msg);
+		status = EXIT_RUNTIME;
+	} else if (res.sum.anomalies[DDA_SEV_ERROR] && c->verbose >= 0) {
+		cli_warn(c,
+			 "the source has %llu error findings (run 'ddbaudit verify' to see them); "
+			 "replaying what is there",
+			 (unsigned long long)res.sum.anomalies[DDA_SEV_ERROR]);
+	}
+	dda_result_release(&res);
+	if (!status && dda__plan_finish(p, c->replay.parallelism, &err)) {
+		cli_error(c, "%s", err.msg);
+		status = EXIT_RUNTIME;
+	}
+	return status;
+}
+
+int cmd_replay(int argc, char **argv, struct cli *c)
+{
+	struct replay_args *r = &c->replay;
+	struct dda_synth_opts so = {.view = r->view,
+				    .region = c->audit.src.aws.region,
+				    .stream_arn = r->stream_arn,
+				    .table = r->table,
+				    .marker = !r->no_marker,
+				    .event_mask = r->event_mask,
+				    .hash_key = c->audit.dec.key_names[0]};
+	struct dda_replay_opts ro = {.target = {r->target, r->timeout_ms,
+						c->audit.src.aws.no_verify_ssl,
+						c->audit.src.aws.ca_bundle},
+				     .lanes = r->parallelism,
+				     .batch_size = r->batch_size,
+				     .max_retries = r->max_retries,
+				     .max_record_age = r->max_record_age,
+				     .bisect = r->bisect,
+				     .on_failure = r->on_failure,
+				     .dlq = r->dlq,
+				     .checkpoint = r->checkpoint,
+				     .max_rps = r->max_rps,
+				     .backoff_base = 100 * 1000,
+				     .backoff_cap = 20 * DDA_USEC_PER_SEC};
+	struct dda_plan plan;
+	struct dda_replay_stats st;
+	struct dda_error err = {0};
+	struct dda_buf key;
+	(void)argc;
+	(void)argv;
+	if (!r->target) {
+		cli_error(c, "--target is required (file:PATH, -, http(s)://URL or exec:COMMAND)");
+		return EXIT_USAGE;
+	}
+	if (dda__target_check(r->target, &err)) {
+		cli_error(c, "%s", err.msg);
+		return EXIT_USAGE;
+	}
+	if (r->dlq && (strncmp(r->dlq, "file:", 5) || !r->dlq[5])) {
+		cli_error(c, "invalid --dlq '%s' (file:PATH)", r->dlq);
+		return EXIT_USAGE;
+	}
+	if (!r->checkpoint || !dda__checkpoint_run_id(r->checkpoint, so.run_id))
+		new_run_id(so.run_id);
+	fingerprint(c, ro.fingerprint);
+	signal(SIGPIPE, SIG_IGN); /* a processor that exits early is a failed batch */
+	cli_catch_signals(c);
+	ro.stop = c->audit.stop;
+	if (dda__plan_init(&plan, &so, &err)) {
+		cli_error(c, "%s", err.msg);
+		return EXIT_RUNTIME;
+	}
+	dda_buf_init(&key, 1 << 16);
+	int status = plan_run(c, &plan, &key);
+	if (!status && dda__replay_run(&plan, &ro, &st, &err)) {
+		cli_error(c, "%s", err.msg);
+		status = cli_exit_for(err.code);
+	} else if (!status) {
+		if (err.code)
+			cli_error(c, "%s", err.msg);
+		if (st.interrupted)
+			cli_error(c, "interrupted; run again with the same arguments to resume");
+		summary(c, &plan, &st);
+		json_t *doc = stats_json(c, &plan, &st);
+		status = write_report(c, doc);
+		json_decref(doc);
+		if (!status)
+			status = st.stopped ? EXIT_RUNTIME : st.dlq ? EXIT_ANOMALIES : EXIT_CLEAN;
+	}
+	dda__plan_release(&plan);
+	dda_buf_release(&key);
+	return status;
+}

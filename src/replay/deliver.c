@@ -1,0 +1,458 @@
+/* Delivery: one thread a lane, one batch in flight a lane (as Lambda reads
+ * a shard), so an item's changes arrive in order. A batch is retried with
+ * backoff; a partial failure is retried from its lowest failed record;
+ * batches that keep failing are bisected (when asked) down to the records
+ * that fail, which then go to the DLQ and, with hold-item, take every later
+ * change of their item with them. Every acknowledged batch moves the lane's
+ * checkpoint. */
+#include "replay/replay.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+
+struct shared {
+	struct dda_plan *p;
+	const struct dda_replay_opts *o;
+	pthread_mutex_t mu; /* everything below */
+	struct dda_replay_stats *st;
+	size_t lane_pos[DDA_REPLAY_MAX_LANES];
+	uint64_t *held; /* item hashes held back (hold-item) */
+	size_t nheld, held_cap;
+	FILE *dlq;
+	int64_t next_free; /* rate limit: when the next record may go */
+	double *lat;	   /* milliseconds per send */
+	size_t nlat, lat_cap;
+	struct dda_error fail;
+	int stop;
+};
+
+struct lane {
+	struct shared *sh;
+	int id;
+	size_t pos, end;
+	struct dda_target *t;
+	struct dda_buf batch;
+	uint64_t rng;
+};
+
+static bool stopping(struct shared *sh)
+{
+	return sh->stop || (sh->o->stop && *sh->o->stop);
+}
+
+/* Sleeps up to us microseconds, waking early when the run is stopping. */
+static void nap(struct shared *sh, int64_t us)
+{
+	while (us > 0 && !stopping(sh)) {
+		int64_t step = DDA_MIN(us, 50000);
+		struct timespec ts = {step / 1000000, (long)(step % 1000000) * 1000};
+		nanosleep(&ts, NULL);
+		us -= step;
+	}
+}
+
+static bool is_held(struct shared *sh, uint64_t item)
+{
+	bool hit = false;
+	pthread_mutex_lock(&sh->mu);
+	for (size_t i = 0; i < sh->nheld && !hit; i++)
+		hit = sh->held[i] == item;
+	pthread_mutex_unlock(&sh->mu);
+	return hit;
+}
+
+static int hold(struct shared *sh, uint64_t item)
+{
+	for (size_t i = 0; i < sh->nheld; i++)
+		if (sh->held[i] == item)
+			return 0;
+	if (sh->nheld == sh->held_cap) {
+		size_t cap = sh->held_cap ? sh->held_cap * 2 : 64;
+		uint64_t *nv = realloc(sh->held, cap * sizeof(*nv));
+		if (!nv)
+			return DDA_ENOMEM;
+		sh->held = nv;
+		sh->held_cap = cap;
+	}
+	sh->held[sh->nheld++] = item;
+	sh->st->held++;
+	return 0;
+}
+
+/* Records [a, b) as one {"Records":[...]} payload. */
+static int build(struct lane *ln, size_t a, size_t b, struct dda_error *err)
+{
+	struct dda_buf *out = &ln->batch;
+	dda_buf_reset(out);
+	if (dda_buf_adds(out, "{\"Records\":["))
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	for (size_t i = a; i < b; i++) {
+		if ((i > a && dda_buf_addc(out, ',')) ||
+		    dda__plan_read(ln->sh->p, i, out, err))
+			return err->code ? err->code : dda_error_set(err, DDA_ENOMEM, "out of memory");
+	}
+	if (dda_buf_adds(out, "]}"))
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	return 0;
+}
+
+/* The batch that starts at a: up to batch_size records, at most 6 MB, and
+ * never past a held item's record (that goes to the DLQ on its own). */
+static size_t batch_end(struct lane *ln, size_t a, size_t limit)
+{
+	const struct dda_plan *p = ln->sh->p;
+	size_t bytes = 16, b = a;
+	while (b < limit && b - a < (size_t)ln->sh->o->batch_size) {
+		bytes += p->v[b].len + 1;
+		if (b > a && bytes > DDA_REPLAY_MAX_PAYLOAD)
+			break;
+		b++;
+	}
+	return b;
+}
+
+static void take_tokens(struct shared *sh, size_t n)
+{
+	if (sh->o->max_rps <= 0)
+		return;
+	pthread_mutex_lock(&sh->mu);
+	int64_t now = dda_time_now();
+	int64_t start = DDA_MAX(now, sh->next_free);
+	sh->next_free = start + (int64_t)((double)n * 1e6 / sh->o->max_rps);
+	pthread_mutex_unlock(&sh->mu);
+	nap(sh, start - now);
+}
+
+static void note_latency(struct shared *sh, double ms)
+{
+	if (sh->nlat == sh->lat_cap) {
+		size_t cap = sh->lat_cap ? sh->lat_cap * 2 : 1024;
+		double *nv = realloc(sh->lat, cap * sizeof(*nv));
+		if (!nv)
+			return;
+		sh->lat = nv;
+		sh->lat_cap = cap;
+	}
+	sh->lat[sh->nlat++] = ms;
+}
+
+/* Full jitter over min(cap, base * 2^(n-1)), as the AWS SDKs back off. */
+static int64_t backoff(int64_t base, int64_t cap, uint64_t *rng, int n)
+{
+	int64_t ceil = base;
+	for (int i = 1; i < n && ceil < cap; i++)
+		ceil *= 2;
+	ceil = DDA_MIN(ceil, cap);
+	*rng ^= *rng >> 12;
+	*rng ^= *rng << 25;
+	*rng ^= *rng >> 27;
+	return ceil > 0 ? (int64_t)((*rng * UINT64_C(2685821657736338717)) % (uint64_t)ceil) : 0;
+}
+
+/* Done with everything before b (acknowledged by the target, or in the DLQ
+ * when delivered is false): the lane's position moves and is saved. */
+static int ack(struct lane *ln, size_t b, bool delivered, struct dda_error *err)
+{
+	struct shared *sh = ln->sh;
+	int rc = 0;
+	pthread_mutex_lock(&sh->mu);
+	if (delivered)
+		sh->st->acked += b - ln->pos;
+	ln->pos = b;
+	sh->lane_pos[ln->id] = b - sh->p->lane_start[ln->id];
+	if (sh->o->checkpoint)
+		rc = dda__checkpoint_save(sh->o->checkpoint, sh->p, sh->o, sh->lane_pos, sh->held,
+					  sh->nheld, err);
+	pthread_mutex_unlock(&sh->mu);
+	return rc;
+}
+
+static int write_dlq(struct lane *ln, size_t a, size_t b, const char *condition, int attempts,
+		     const struct dda_send_result *res, struct dda_error *err);
+
+/* Records [a, b) failed for good (or belong to a held item). */
+static int give_up(struct lane *ln, size_t a, size_t b, const char *condition, int attempts,
+		   const struct dda_send_result *res, struct dda_error *err)
+{
+	struct shared *sh = ln->sh;
+	if (sh->o->on_failure == DDA_FAIL_STOP && strcmp(condition, "ItemHeld")) {
+		pthread_mutex_lock(&sh->mu);
+		sh->stop = 1;
+		sh->st->stopped = true;
+		if (!sh->fail.code)
+			dda_error_set(&sh->fail, DDA_EIO,
+				      "lane %d: records %zu to %zu failed after %d attempts: %s",
+				      ln->id, a - sh->p->lane_start[ln->id],
+				      b - 1 - sh->p->lane_start[ln->id], attempts, res->msg);
+		pthread_mutex_unlock(&sh->mu);
+		return 1; /* not acknowledged: a resume tries them again */
+	}
+	int rc = write_dlq(ln, a, b, condition, attempts, res, err);
+	if (rc)
+		return rc;
+	bool new_hold = sh->o->on_failure == DDA_FAIL_HOLD_ITEM && strcmp(condition, "ItemHeld");
+	pthread_mutex_lock(&sh->mu);
+	sh->st->dlq += b - a;
+	for (size_t i = a; new_hold && i < b && !rc; i++)
+		rc = hold(sh, sh->p->v[i].item);
+	pthread_mutex_unlock(&sh->mu);
+	if (rc)
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	return ack(ln, b, false, err); /* past them: the DLQ holds them now */
+}
+
+/* Where record seq sits in [a, b), or b. */
+static size_t find_seq(const struct dda_plan *p, size_t a, size_t b, const char *seq)
+{
+	char s[DDA_SEQ_DIGITS + 1];
+	for (size_t i = a; i < b; i++) {
+		dda__seq_format(p->v[i].seq, s);
+		if (!strcmp(s, seq))
+			return i;
+	}
+	return b;
+}
+
+static int deliver(struct lane *ln, size_t a, size_t b, struct dda_error *err);
+
+/* Sends [a, b) until acknowledged, retrying; on giving up, bisects or hands
+ * the records to give_up. Returns 0, 1 when the run must stop, or an error. */
+static int attempt(struct lane *ln, size_t a, size_t b, struct dda_error *err)
+{
+	struct shared *sh = ln->sh;
+	const struct dda_replay_opts *o = sh->o;
+	struct dda_send_result res;
+	int64_t first = dda_time_now();
+	int tries = 0;
+	for (;;) {
+		if (stopping(sh))
+			return 1;
+		int rc = build(ln, a, b, err);
+		if (rc)
+			return rc;
+		take_tokens(sh, b - a);
+		int64_t t0 = dda_time_now();
+		dda__target_send(ln->t, ln->batch.ptr, ln->batch.len, &res);
+		tries++;
+		pthread_mutex_lock(&sh->mu);
+		note_latency(sh, (double)(dda_time_now() - t0) / 1000.0);
+		sh->st->batches++;
+		sh->st->sent += b - a;
+		sh->st->retries += tries > 1;
+		pthread_mutex_unlock(&sh->mu);
+		size_t upto = res.outcome == DDA_SEND_OK ? b : a;
+		if (res.outcome == DDA_SEND_PARTIAL) {
+			upto = find_seq(sh->p, a, b, res.first_failed);
+			sh->st->partial++;
+			if (upto == b) { /* not one of ours: the whole batch failed */
+				snprintf(res.msg, sizeof(res.msg),
+					 "batchItemFailures names %s, not in the batch",
+					 res.first_failed);
+				upto = a;
+			}
+		}
+		if (upto > a && (rc = ack(ln, upto, true, err)))
+			return rc;
+		a = upto;
+		if (a == b)
+			return 0;
+		bool aged = o->max_record_age >= 0 && dda_time_now() - first >= o->max_record_age;
+		bool spent = o->max_retries >= 0 && tries > o->max_retries;
+		if (aged || spent) {
+			if (o->bisect && b - a > 1) {
+				pthread_mutex_lock(&sh->mu);
+				sh->st->bisections++;
+				pthread_mutex_unlock(&sh->mu);
+				size_t mid = a + (b - a) / 2;
+				rc = deliver(ln, a, mid, err);
+				return rc ? rc : deliver(ln, mid, b, err);
+			}
+			return give_up(ln, a, b, aged ? "RecordAgeExceeded" : "RetryAttemptsExhausted",
+				       tries, &res, err);
+		}
+		nap(sh, backoff(o->backoff_base, o->backoff_cap, &ln->rng, tries));
+	}
+}
+
+/* Delivers [a, b) in order, sending held items' records to the DLQ. */
+static int deliver(struct lane *ln, size_t a, size_t b, struct dda_error *err)
+{
+	struct shared *sh = ln->sh;
+	struct dda_send_result held = {.status = -1};
+	snprintf(held.msg, sizeof(held.msg), "an earlier change of the item failed");
+	while (a < b) {
+		if (stopping(sh))
+			return 1;
+		size_t h = a;
+		while (h < b && !is_held(sh, sh->p->v[h].item))
+			h++;
+		int rc = 0;
+		if (h == a)
+			rc = give_up(ln, a, a + 1, "ItemHeld", 0, &held, err);
+		else
+			rc = attempt(ln, a, h, err);
+		if (rc)
+			return rc;
+		a = h == a ? a + 1 : h;
+	}
+	return 0;
+}
+
+static void *lane_main(void *arg)
+{
+	struct lane *ln = arg;
+	struct shared *sh = ln->sh;
+	struct dda_error err = {0};
+	int rc = 0;
+	while (!rc && ln->pos < ln->end && !stopping(sh)) {
+		size_t b = batch_end(ln, ln->pos, ln->end);
+		rc = deliver(ln, ln->pos, b, &err);
+	}
+	if (rc < 0) {
+		pthread_mutex_lock(&sh->mu);
+		sh->stop = 1;
+		if (!sh->fail.code)
+			sh->fail = err;
+		pthread_mutex_unlock(&sh->mu);
+	}
+	return NULL;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void percentiles(struct shared *sh)
+{
+	if (!sh->nlat)
+		return;
+	qsort(sh->lat, sh->nlat, sizeof(double), cmp_double);
+	sh->st->p50_ms = sh->lat[(sh->nlat - 1) / 2];
+	sh->st->p99_ms = sh->lat[(size_t)((double)(sh->nlat - 1) * 0.99)];
+}
+
+static int open_dlq(struct shared *sh, struct dda_error *err)
+{
+	const char *d = sh->o->dlq;
+	if (!d)
+		return 0;
+	if (strncmp(d, "file:", 5) || !d[5])
+		return dda_error_set(err, DDA_EINVAL, "invalid --dlq '%s' (file:PATH)", d);
+	sh->dlq = fopen(d + 5, "ab");
+	if (!sh->dlq)
+		return dda_error_set(err, DDA_EIO, "cannot open the DLQ '%s': %s", d + 5,
+				     strerror(errno));
+	return 0;
+}
+
+int dda__replay_run(struct dda_plan *p, const struct dda_replay_opts *o,
+		    struct dda_replay_stats *st, struct dda_error *err)
+{
+	struct shared sh = {.p = p, .o = o, .st = st};
+	struct lane lanes[DDA_REPLAY_MAX_LANES];
+	pthread_t th[DDA_REPLAY_MAX_LANES];
+	int started = 0, rc = 0;
+	memset(st, 0, sizeof(*st));
+	memset(lanes, 0, sizeof(lanes));
+	st->records = p->n;
+	pthread_mutex_init(&sh.mu, NULL);
+	if (o->checkpoint)
+		rc = dda__checkpoint_load(o->checkpoint, p, o, sh.lane_pos, &sh.held, &sh.nheld,
+					  err);
+	sh.held_cap = sh.nheld;
+	if (!rc)
+		rc = open_dlq(&sh, err);
+	for (int l = 0; !rc && l < p->lanes; l++) {
+		struct lane *ln = &lanes[l];
+		ln->sh = &sh;
+		ln->id = l;
+		ln->pos = p->lane_start[l] + sh.lane_pos[l];
+		ln->end = p->lane_start[l + 1];
+		ln->rng = 0x9e3779b97f4a7c15ULL * (uint64_t)(l + 1) ^ (uint64_t)dda_time_now();
+		st->resumed += sh.lane_pos[l];
+		dda_buf_init(&ln->batch, DDA_REPLAY_MAX_PAYLOAD + 64);
+		rc = dda__target_new(&ln->t, &o->target, l, err);
+	}
+	for (int l = 0; !rc && l < p->lanes; l++) {
+		if (pthread_create(&th[l], NULL, lane_main, &lanes[l])) {
+			rc = dda_error_set(err, DDA_ENOMEM, "cannot start lane %d", l);
+			sh.stop = 1;
+			break;
+		}
+		started++;
+	}
+	for (int l = 0; l < started; l++)
+		pthread_join(th[l], NULL);
+	if (!rc && sh.fail.code && !st->stopped)
+		rc = dda_error_set(err, sh.fail.code, "%s", sh.fail.msg);
+	else if (!rc && sh.fail.code)
+		*err = sh.fail;
+	st->interrupted = o->stop && *o->stop;
+	st->stopped = st->stopped || st->interrupted;
+	percentiles(&sh);
+	for (int l = 0; l < p->lanes; l++) {
+		dda__target_free(lanes[l].t);
+		dda_buf_release(&lanes[l].batch);
+	}
+	if (sh.dlq && fclose(sh.dlq) && !rc)
+		rc = dda_error_set(err, DDA_EIO, "cannot write the DLQ: %s", strerror(errno));
+	free(sh.held);
+	free(sh.lat);
+	pthread_mutex_destroy(&sh.mu);
+	return rc;
+}
+
+/* The DLQ line: Lambda's on-failure record for a stream batch, plus the
+ * records themselves, so that the DLQ file is itself a replay source. */
+static int write_dlq(struct lane *ln, size_t a, size_t b, const char *condition, int attempts,
+		     const struct dda_send_result *res, struct dda_error *err)
+{
+	struct shared *sh = ln->sh;
+	const struct dda_plan *p = sh->p;
+	char first[DDA_SEQ_DIGITS + 1], last[DDA_SEQ_DIGITS + 1], now[DDA_TIME_STRLEN];
+	char t1[DDA_TIME_STRLEN], t2[DDA_TIME_STRLEN], shard[32];
+	if (!sh->dlq)
+		return 0; /* no destination: counted, and dropped as Lambda drops them */
+	int rc = build(ln, a, b, err);
+	if (rc)
+		return rc;
+	dda__seq_format(p->v[a].seq, first);
+	dda__seq_format(p->v[b - 1].seq, last);
+	snprintf(shard, sizeof(shard), "lane-%d", ln->id);
+	json_t *records = json_loadb(ln->batch.ptr, ln->batch.len, 0, NULL);
+	json_t *line = json_pack(
+	    "{s{sssssssi}s{sIsssoss}sssss{sssssssssssiss?}so}", "requestContext", "requestId",
+	    p->synth.run_id, "functionArn", sh->o->target.spec, "condition", condition,
+	    "approximateInvokeCount", attempts, "responseContext", "statusCode",
+	    (json_int_t)res->status, "executedVersion", "$LATEST", "functionError",
+	    res->function_error ? json_string("Unhandled") : json_null(), "errorMessage",
+	    res->msg, "version", "1.0", "timestamp", dda_time_format(dda_time_now(), true, now),
+	    "DDBStreamBatchInfo", "shardId", shard, "startSequenceNumber", first,
+	    "endSequenceNumber", last, "approximateArrivalOfFirstRecord",
+	    dda_time_format(p->v[a].time, true, t1), "approximateArrivalOfLastRecord",
+	    dda_time_format(p->v[b - 1].time, true, t2), "batchSize", (int)(b - a), "streamArn",
+	    json_string_value(json_object_get(json_array_get(json_object_get(records, "Records"), 0),
+					      "eventSourceARN")),
+	    "Records", json_incref(json_object_get(records, "Records")));
+	json_decref(records);
+	char *text = line ? json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(line);
+	if (!text)
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	pthread_mutex_lock(&sh->mu);
+	bool bad = fputs(text, sh->dlq) < 0 || fputc('\n', sh->dlq) < 0 || fflush(sh->dlq) ||
+		   fdatasync(fileno(sh->dlq));
+	pthread_mutex_unlock(&sh->mu);
+	free(text);
+	if (bad)
+		return dda_error_set(err, DDA_EIO, "cannot write the DLQ '%s': %s", sh->o->dlq + 5,
+				     strerror(errno));
+	return 0;
+}

@@ -1,0 +1,235 @@
+/* The replay plan: each selected record's synthetic form is serialized into a
+ * spool file as it is decoded (images are never all held in memory), the
+ * history analysis then gives each item's order, and the plan is sorted into
+ * lanes in delivery order with deterministic sequence numbers. */
+#include "replay/replay.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SEQ_PLACEHOLDER "\"SequenceNumber\":\"000000000000000000000\""
+
+void dda__seq_format(uint64_t seq, char out[DDA_SEQ_DIGITS + 1])
+{
+	/* "1" followed by 20 digits of seq: 10^20 + seq without overflowing. */
+	snprintf(out, DDA_SEQ_DIGITS + 1, "1%020llu", (unsigned long long)seq);
+}
+
+int dda__plan_init(struct dda_plan *p, const struct dda_synth_opts *o, struct dda_error *err)
+{
+	memset(p, 0, sizeof(*p));
+	p->synth = *o;
+	dda_buf_init(&p->scratch, DDA_REPLAY_MAX_PAYLOAD);
+	const char *dir = getenv("TMPDIR");
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/ddbaudit-replay-XXXXXX", dir && *dir ? dir : "/tmp");
+	int fd = mkstemp(path);
+	if (fd < 0)
+		return dda_error_set(err, DDA_EIO, "cannot create a spool file in %s: %s",
+				     dir && *dir ? dir : "/tmp", strerror(errno));
+	unlink(path); /* gone when closed, whatever happens */
+	p->spool = fdopen(fd, "w+b");
+	if (!p->spool) {
+		close(fd);
+		return dda_error_set(err, DDA_EIO, "cannot open the spool file: %s",
+				     strerror(errno));
+	}
+	return 0;
+}
+
+void dda__plan_release(struct dda_plan *p)
+{
+	if (p->spool)
+		fclose(p->spool);
+	free(p->v);
+	dda_buf_release(&p->scratch);
+	memset(p, 0, sizeof(*p));
+}
+
+/* The partition key's bytes decide the lane, as DynamoDB's shards do: all
+ * changes of one item (and of one partition) stay in one lane. */
+static uint64_t partition_hash(const struct dda_synth_opts *o, const json_t *keys)
+{
+	const json_t *pk = o->hash_key ? json_object_get(keys, o->hash_key) : NULL;
+	char *s = json_dumps(pk ? pk : keys, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	uint64_t h = s ? dda__hash64(s, strlen(s)) : 0;
+	free(s);
+	return h;
+}
+
+static bool selected(const struct dda_plan *p, const struct dda_record *r)
+{
+	return p->synth.event_mask & (1u << r->event);
+}
+
+static int grow(struct dda_plan *p)
+{
+	if (p->n < p->cap)
+		return 0;
+	size_t cap = p->cap ? p->cap * 2 : 1024;
+	struct dda_planned *nv = realloc(p->v, cap * sizeof(*nv));
+	if (!nv)
+		return DDA_ENOMEM;
+	p->v = nv;
+	p->cap = cap;
+	return 0;
+}
+
+int dda__plan_on_record(void *ctx, const struct dda_record *r)
+{
+	struct dda_plan *p = ctx;
+	if (!selected(p, r))
+		return 0;
+	json_t *rec = dda__synth_record(&p->synth, r);
+	if (!rec)
+		return DDA_ENOMEM;
+	char *text = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	uint64_t part = partition_hash(&p->synth, json_object_get(json_object_get(rec, "dynamodb"),
+								"Keys"));
+	json_decref(rec);
+	char *at = text ? strstr(text, SEQ_PLACEHOLDER) : NULL;
+	size_t len = text ? strlen(text) : 0;
+	int rc = !text || !at ? DDA_ENOMEM : grow(p);
+	if (!rc && len > DDA_REPLAY_MAX_PAYLOAD - 16)
+		rc = dda_error_set(&p->err, DDA_ETOOBIG,
+				   "a record of %s is %zu bytes, over the 6 MB payload limit",
+				   r->object ? r->object->key : "?", len);
+	if (!rc) {
+		struct dda_planned *e = &p->v[p->n];
+		memset(e, 0, sizeof(*e));
+		e->off = (uint64_t)ftello(p->spool);
+		e->len = (uint32_t)len;
+		e->seq_at = (uint32_t)(at - text) + (uint32_t)strlen("\"SequenceNumber\":\"");
+		e->obj = r->obj;
+		e->index = r->index;
+		e->item = dda__hash64(r->key, r->key_len);
+		e->part = part;
+		e->time = r->time;
+		e->ord = UINT64_MAX;
+		e->event = (uint8_t)r->event;
+		if (fwrite(text, 1, len, p->spool) != len)
+			rc = dda_error_set(&p->err, DDA_EIO, "cannot write the spool file: %s",
+					   strerror(errno));
+		else
+			p->n++;
+	}
+	free(text);
+	return rc;
+}
+
+static int by_obj(const void *a, const void *b)
+{
+	const struct dda_planned *x = a, *y = b;
+	if (x->obj != y->obj)
+		return x->obj < y->obj ? -1 : 1;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* History order arrives item by item; a duplicate is the same change
+ * recorded twice and is sent once. */
+int dda__plan_visit(void *ctx, const struct dda_event_view *e)
+{
+	struct dda_plan *p = ctx;
+	if (!p->sorted_by_obj) {
+		dda__sort(p->v, p->n, sizeof(*p->v), by_obj);
+		p->sorted_by_obj = true;
+	}
+	struct dda_planned key = {.obj = e->obj, .index = e->index};
+	struct dda_planned *hit = bsearch(&key, p->v, p->n, sizeof(*p->v), by_obj);
+	uint64_t ord = p->visits++;
+	if (!hit)
+		return 0; /* not selected */
+	if (e->verdict == DDA_V_DUPLICATE) {
+		p->duplicates++;
+		return 0;
+	}
+	hit->ord = ord;
+	return 0;
+}
+
+/* Delivery order inside a lane is the global order. */
+static int by_lane_seq(const void *a, const void *b)
+{
+	const struct dda_planned *x = a, *y = b;
+	if (x->lane != y->lane)
+		return x->lane < y->lane ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int by_ord(const void *a, const void *b)
+{
+	const struct dda_planned *x = a, *y = b;
+	return x->ord < y->ord ? -1 : x->ord > y->ord;
+}
+
+static int by_time_ord(const void *a, const void *b)
+{
+	const struct dda_planned *x = a, *y = b;
+	if (x->time != y->time)
+		return x->time < y->time ? -1 : 1;
+	return x->ord < y->ord ? -1 : x->ord > y->ord;
+}
+
+int dda__plan_finish(struct dda_plan *p, int lanes, struct dda_error *err)
+{
+	if (p->err.code)
+		return dda_error_set(err, p->err.code, "%s", p->err.msg);
+	if (!p->sorted_by_obj) /* no history visit at all: nothing in range */
+		p->n = 0;
+	/* Keep the events in history order; make each item's times monotonic. */
+	dda__sort(p->v, p->n, sizeof(*p->v), by_ord);
+	while (p->n && p->v[p->n - 1].ord == UINT64_MAX)
+		p->n--;
+	for (size_t i = 1; i < p->n; i++)
+		if (p->v[i].item == p->v[i - 1].item && p->v[i].time < p->v[i - 1].time)
+			p->v[i].time = p->v[i - 1].time;
+	/* Sequence numbers follow one global order (change time, where an item's
+	 * time never runs backwards, then history position), so they increase
+	 * along every lane whatever the parallelism. */
+	dda__sort(p->v, p->n, sizeof(*p->v), by_time_ord);
+	p->lanes = lanes;
+	for (size_t i = 0; i < p->n; i++) {
+		p->v[i].seq = i + 1;
+		p->v[i].lane = (uint16_t)(p->v[i].part % (uint64_t)lanes);
+	}
+	dda__sort(p->v, p->n, sizeof(*p->v), by_lane_seq);
+	memset(p->lane_start, 0, sizeof(p->lane_start));
+	for (size_t i = 0; i < p->n; i++)
+		p->lane_start[p->v[i].lane + 1]++;
+	for (int l = 0; l < lanes; l++)
+		p->lane_start[l + 1] += p->lane_start[l];
+	p->selected = p->n;
+	/* What was planned, to refuse resuming a different plan. */
+	struct dda__sha256 h = {0};
+	if (dda__sha256_init(&h))
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	for (size_t i = 0; i < p->n; i++) {
+		uint64_t f[4] = {p->v[i].seq, p->v[i].lane, p->v[i].item, (uint64_t)p->v[i].len};
+		dda__sha256_update(&h, f, sizeof(f));
+	}
+	dda__sha256_final(&h, p->digest);
+	dda__sha256_release(&h);
+	if (fflush(p->spool))
+		return dda_error_set(err, DDA_EIO, "cannot write the spool file: %s",
+				     strerror(errno));
+	return 0;
+}
+
+int dda__plan_read(struct dda_plan *p, size_t i, struct dda_buf *out, struct dda_error *err)
+{
+	const struct dda_planned *e = &p->v[i];
+	char seq[DDA_SEQ_DIGITS + 1];
+	size_t at = out->len;
+	if (dda_buf_grow(out, e->len))
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	if (pread(fileno(p->spool), out->ptr + at, e->len, (off_t)e->off) != (ssize_t)e->len)
+		return dda_error_set(err, DDA_EIO, "cannot read the spool file: %s",
+				     strerror(errno));
+	dda__seq_format(e->seq, seq);
+	memcpy(out->ptr + at + e->seq_at, seq, DDA_SEQ_DIGITS);
+	out->len += e->len;
+	out->ptr[out->len] = '\0';
+	return 0;
+}

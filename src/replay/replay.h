@@ -1,0 +1,167 @@
+/* Replay: recorded changes re-emitted as synthetic DynamoDB Stream records
+ * (DESIGN.md section 6) and delivered to a target the way Lambda's event
+ * source mapping delivers a stream: lanes by partition key, batches, retries,
+ * bisection, partial batch failures, an on-failure destination, plus
+ * per-item holds and crash-safe checkpoints. The plan (what to send, in
+ * which order) is built from an audit run; delivery runs one thread a lane. */
+#ifndef DDA_REPLAY_H
+#define DDA_REPLAY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "util/util.h"
+#include "ddbaudit/audit.h"
+
+/* Lambda's synchronous invocation payload limit: a batch never exceeds it. */
+#define DDA_REPLAY_MAX_PAYLOAD (6 * 1024 * 1024)
+#define DDA_REPLAY_MAX_BATCH 10000
+#define DDA_REPLAY_MAX_LANES 256
+/* SequenceNumbers are 21 digits: 10^20 + the record's rank in the plan. */
+#define DDA_SEQ_DIGITS 21
+
+enum dda_view { DDA_VIEW_KEYS_ONLY, DDA_VIEW_NEW_IMAGE, DDA_VIEW_OLD_IMAGE, DDA_VIEW_NEW_AND_OLD };
+/* Returns the view for its StreamViewType name, or -1. */
+int dda__view_parse(const char *s);
+const char *dda__view_name(int view);
+
+enum dda_on_failure { DDA_FAIL_SKIP, DDA_FAIL_HOLD_ITEM, DDA_FAIL_STOP };
+
+/* What the synthetic records look like and which records are replayed. */
+struct dda_synth_opts {
+	int view;		/* enum dda_view */
+	const char *region;	/* awsRegion when given; else the record's, else us-east-1 */
+	const char *stream_arn; /* eventSourceARN; synthesized from table when NULL */
+	const char *table;
+	bool marker;		/* the top-level "replay" object */
+	char run_id[37];	/* in the marker */
+	unsigned event_mask;	/* 1 << enum dda_event_name */
+	const char *hash_key;	/* partition key attribute name (lanes) */
+};
+
+/* One record of the plan. Its bytes live in the spool file. */
+struct dda_planned {
+	uint64_t off;	  /* in the spool */
+	uint32_t len;	  /* bytes of the serialized record */
+	uint32_t seq_at;  /* offset of the SequenceNumber digits in the record */
+	uint32_t obj, index;
+	uint64_t item;	  /* hash of the item key: holds, grouping */
+	uint64_t part;	  /* hash of the partition key: lanes */
+	int64_t time;	  /* change time */
+	uint64_t ord;	  /* position in history order; UINT64_MAX = not an event */
+	uint64_t seq;	  /* rank-based sequence number, set by dda__plan_finish */
+	uint16_t lane;
+	uint8_t event;
+};
+
+/* The plan: every record to send, sorted by lane then delivery order. */
+struct dda_plan {
+	struct dda_synth_opts synth;
+	FILE *spool; /* unlinked temporary file */
+	struct dda_planned *v;
+	size_t n, cap;
+	bool sorted_by_obj;
+	uint64_t visits;
+	uint64_t selected, filtered, duplicates;
+	size_t lane_start[DDA_REPLAY_MAX_LANES + 1];
+	int lanes;
+	uint8_t digest[32]; /* of every eventID and lane in order: what was planned */
+	struct dda_buf scratch;
+	struct dda_error err;
+};
+
+/* Sets up an empty plan and its spool (in TMPDIR). */
+int dda__plan_init(struct dda_plan *p, const struct dda_synth_opts *o, struct dda_error *err);
+void dda__plan_release(struct dda_plan *p);
+/* The audit callbacks: pass the plan as ctx. */
+int dda__plan_on_record(void *ctx, const struct dda_record *r);
+int dda__plan_visit(void *ctx, const struct dda_event_view *e);
+/* Drops what is not an event to send, assigns lanes and sequence numbers. */
+int dda__plan_finish(struct dda_plan *p, int lanes, struct dda_error *err);
+/* Reads record i's bytes with its SequenceNumber filled in. */
+int dda__plan_read(struct dda_plan *p, size_t i, struct dda_buf *out, struct dda_error *err);
+/* The decimal SequenceNumber of a record. */
+void dda__seq_format(uint64_t seq, char out[DDA_SEQ_DIGITS + 1]);
+
+/* Builds the synthetic stream record of a decoded record (new reference,
+ * NULL on allocation failure). Its SequenceNumber is 21 zeros, to be
+ * replaced when the plan is complete. */
+json_t *dda__synth_record(const struct dda_synth_opts *o, const struct dda_record *r);
+/* DynamoDB's item size of an attribute map (names + values), as SizeBytes. */
+uint64_t dda__item_size(const json_t *map);
+
+/* A target receives batches: {"Records":[...]} as bytes. */
+enum dda_send_outcome { DDA_SEND_OK, DDA_SEND_FAILED, DDA_SEND_PARTIAL };
+struct dda_send_result {
+	int outcome;
+	char first_failed[DDA_SEQ_DIGITS + 8]; /* PARTIAL: lowest failed itemIdentifier */
+	char msg[512];			      /* why it failed, for the DLQ and logs */
+	long status;			      /* HTTP status or exit status, -1 none */
+	bool function_error;
+};
+
+struct dda_target;
+struct dda_target_opts {
+	const char *spec;	/* file:PATH, -, http(s)://URL, exec:COMMAND */
+	long timeout_ms;	/* per attempt */
+	bool no_verify_ssl;
+	const char *ca_bundle;
+};
+/* A target handle for one lane (file targets share their FILE). */
+int dda__target_new(struct dda_target **out, const struct dda_target_opts *o, int lane,
+		    struct dda_error *err);
+void dda__target_free(struct dda_target *t);
+int dda__target_send(struct dda_target *t, const char *body, size_t len,
+		     struct dda_send_result *res);
+/* Reads a target's answer for ReportBatchItemFailures: fills res. */
+void dda__parse_item_failures(const char *body, size_t len, struct dda_send_result *res);
+/* Checks a --target spec without opening it; 0 or DDA_EINVAL with why. */
+int dda__target_check(const char *spec, struct dda_error *err);
+
+/* Delivery. */
+struct dda_replay_opts {
+	struct dda_target_opts target;
+	int lanes;		  /* --parallelism */
+	int batch_size;		  /* --batch-size */
+	int64_t batch_window;	  /* --max-batching-window, microseconds */
+	int max_retries;	  /* -1: until max_record_age */
+	int64_t max_record_age;	  /* microseconds, -1 for none */
+	bool bisect;		  /* --bisect-on-error */
+	int on_failure;		  /* enum dda_on_failure */
+	const char *dlq;	  /* file:PATH or NULL */
+	const char *checkpoint;	  /* path or NULL */
+	double max_rps;		  /* records per second over all lanes, 0 = no limit */
+	int64_t backoff_base;	  /* microseconds */
+	int64_t backoff_cap;
+	uint8_t fingerprint[32];  /* of the arguments that shape the plan */
+	volatile int *stop;
+};
+
+struct dda_replay_stats {
+	uint64_t records, sent, acked, batches, retries, bisections, dlq, held, skipped;
+	uint64_t resumed; /* records already acknowledged by an earlier run */
+	uint64_t partial; /* partial batch failures reported by the target */
+	double p50_ms, p99_ms;
+	bool stopped;	  /* on-failure stop or a signal: not finished */
+	bool interrupted; /* by a signal */
+};
+
+/* The run id stored in a checkpoint, so a resumed run marks its records
+ * as the same run. Returns 1 when found. */
+int dda__checkpoint_run_id(const char *path, char out[37]);
+
+/* Restores lane positions and held items from a checkpoint (a missing
+ * file is a fresh start); refuses one written for other arguments or
+ * another plan (DDA_EINVAL, saying why). held is new. */
+int dda__checkpoint_load(const char *path, struct dda_plan *p, const struct dda_replay_opts *o,
+			 size_t *lane_pos, uint64_t **held, size_t *nheld, struct dda_error *err);
+int dda__checkpoint_save(const char *path, const struct dda_plan *p,
+			 const struct dda_replay_opts *o, const size_t *lane_pos,
+			 const uint64_t *held, size_t nheld, struct dda_error *err);
+
+/* Delivers the plan. Returns 0 (see stats for what happened) or an error
+ * that prevented delivery (checkpoint mismatch, DLQ unwritable, ...). */
+int dda__replay_run(struct dda_plan *p, const struct dda_replay_opts *o,
+		    struct dda_replay_stats *st, struct dda_error *err);
+
+#endif

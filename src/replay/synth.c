@@ -1,0 +1,210 @@
+/* Synthetic DynamoDB Stream records, in the shape a Lambda function gets,
+ * built from decoded audit records: deterministic eventID, images projected
+ * by the view, SizeBytes by DynamoDB's item size rules. */
+#include "replay/replay.h"
+
+#include <string.h>
+
+static const char *const view_names[] = {"KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE",
+					 "NEW_AND_OLD_IMAGES"};
+
+int dda__view_parse(const char *s)
+{
+	for (size_t i = 0; i < DDA_ARRAY_SIZE(view_names); i++)
+		if (!strcmp(s, view_names[i]))
+			return (int)i;
+	return -1;
+}
+
+const char *dda__view_name(int view)
+{
+	return view >= 0 && view < (int)DDA_ARRAY_SIZE(view_names) ? view_names[view] : "?";
+}
+
+/* A number's size: one byte per two significant digits, plus one. */
+static uint64_t number_size(const char *s)
+{
+	const char *p = s + (*s == '-' || *s == '+');
+	size_t digits = 0, zeros = 0;
+	bool leading = true;
+	for (; *p && *p != 'e' && *p != 'E'; p++) {
+		if (*p < '0' || *p > '9')
+			continue;
+		if (leading && *p == '0')
+			continue;
+		leading = false;
+		digits++;
+		zeros = *p == '0' ? zeros + 1 : 0;
+	}
+	digits -= zeros; /* trailing zeros are not stored either */
+	return (digits + 1) / 2 + 1;
+}
+
+/* Decoded length of base64 text. */
+static uint64_t b64_size(const char *s)
+{
+	size_t n = strlen(s), pad = 0;
+	while (n > pad && s[n - 1 - pad] == '=')
+		pad++;
+	return n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0) - (n % 4 ? 0 : pad);
+}
+
+static uint64_t value_size(const json_t *av, int depth);
+
+static uint64_t set_size(const json_t *arr, uint64_t (*one)(const char *))
+{
+	uint64_t n = 0;
+	size_t i;
+	const json_t *v;
+	json_array_foreach(arr, i, v) if (json_is_string(v)) n += one(json_string_value(v));
+	return n;
+}
+
+static uint64_t str_size(const char *s)
+{
+	return strlen(s);
+}
+
+static uint64_t value_size(const json_t *av, int depth)
+{
+	const char *t;
+	const json_t *v;
+	if (!json_is_object(av) || depth > 64)
+		return 0;
+	json_object_foreach((json_t *)av, t, v)
+	{
+		if (!strcmp(t, "S"))
+			return json_is_string(v) ? json_string_length(v) : 0;
+		if (!strcmp(t, "N"))
+			return json_is_string(v) ? number_size(json_string_value(v)) : 0;
+		if (!strcmp(t, "B"))
+			return json_is_string(v) ? b64_size(json_string_value(v)) : 0;
+		if (!strcmp(t, "SS"))
+			return set_size(v, str_size);
+		if (!strcmp(t, "NS"))
+			return set_size(v, number_size);
+		if (!strcmp(t, "BS"))
+			return set_size(v, b64_size);
+		if (!strcmp(t, "BOOL") || !strcmp(t, "NULL"))
+			return 1;
+		if (!strcmp(t, "M")) {
+			uint64_t n = 3;
+			const char *k;
+			const json_t *e;
+			json_object_foreach((json_t *)v, k, e) n += 1 + strlen(k) + value_size(e, depth + 1);
+			return n;
+		}
+		if (!strcmp(t, "L")) {
+			uint64_t n = 3;
+			size_t i;
+			const json_t *e;
+			json_array_foreach(v, i, e) n += 1 + value_size(e, depth + 1);
+			return n;
+		}
+	}
+	return 0;
+}
+
+uint64_t dda__item_size(const json_t *map)
+{
+	uint64_t n = 0;
+	const char *k;
+	const json_t *v;
+	json_object_foreach((json_t *)map, k, v) n += strlen(k) + value_size(v, 0);
+	return n;
+}
+
+/* The same object and position always give the same ID, so a target can
+ * de-duplicate a replay that was resumed or run again. */
+static void event_id(const struct dda_record *r, char out[33])
+{
+	struct dda_buf b;
+	uint8_t d[32];
+	dda_buf_init(&b, 1 << 20);
+	if (r->object)
+		dda_buf_addf(&b, "%s%c%s%c%u", r->object->key, 0,
+			     r->object->version ? r->object->version : "", 0, r->index);
+	else
+		dda_buf_addf(&b, "#%u%c%u", r->obj, 0, r->index);
+	dda__sha256(b.ptr ? b.ptr : "", b.len, d);
+	dda__hex(d, 16, out);
+	dda_buf_release(&b);
+}
+
+/* Keys: the key attributes with their values as the image wrote them
+ * (the canonical key normalizes numbers; a processor expects the original). */
+static json_t *keys_json(const struct dda_record *r)
+{
+	json_t *keys = dda_canon_to_json(r->key, r->key_len);
+	const json_t *img = r->new_image ? r->new_image : r->old_image;
+	const char *name;
+	json_t *v;
+	if (!keys || !img)
+		return keys;
+	json_object_foreach(keys, name, v)
+	{
+		json_t *orig = json_object_get(img, name);
+		if (orig)
+			json_object_set(keys, name, orig);
+	}
+	return keys;
+}
+
+static const char *region_of(const struct dda_synth_opts *o, const struct dda_record *r)
+{
+	const char *reg = json_string_value(json_object_get(r->raw, "awsRegion"));
+	return o->region ? o->region : reg && *reg ? reg : "us-east-1";
+}
+
+static json_t *marker_json(const struct dda_synth_opts *o, const struct dda_record *r)
+{
+	const struct dda_object *ob = r->object;
+	json_t *obj = json_pack("{sssoso}", "key", ob ? ob->key : "", "versionId",
+				ob && ob->version ? json_string(ob->version) : json_null(), "etag",
+				ob && ob->etag ? json_string(ob->etag) : json_null());
+	return json_pack("{sssosI}", "runId", o->run_id, "object", obj, "index",
+			 (json_int_t)r->index);
+}
+
+json_t *dda__synth_record(const struct dda_synth_opts *o, const struct dda_record *r)
+{
+	char id[33], arn[1024];
+	const char *region = region_of(o, r);
+	bool want_new = o->view == DDA_VIEW_NEW_IMAGE || o->view == DDA_VIEW_NEW_AND_OLD;
+	bool want_old = o->view == DDA_VIEW_OLD_IMAGE || o->view == DDA_VIEW_NEW_AND_OLD;
+	const json_t *new_img = want_new && r->has_new ? r->new_image : NULL;
+	const json_t *old_img = want_old && r->has_old ? r->old_image : NULL;
+	json_t *keys = keys_json(r);
+	if (!keys)
+		return NULL;
+	uint64_t size = dda__item_size(keys) + (new_img ? dda__item_size(new_img) : 0) +
+			(old_img ? dda__item_size(old_img) : 0);
+	json_t *ddb = json_pack("{sIso}", "ApproximateCreationDateTime",
+				(json_int_t)(r->time / DDA_USEC_PER_SEC), "Keys", keys);
+	if (!ddb)
+		return NULL;
+	if (new_img)
+		json_object_set(ddb, "NewImage", (json_t *)new_img);
+	if (old_img)
+		json_object_set(ddb, "OldImage", (json_t *)old_img);
+	json_object_set_new(ddb, "SequenceNumber", json_string("000000000000000000000"));
+	json_object_set_new(ddb, "SizeBytes", json_integer((json_int_t)size));
+	json_object_set_new(ddb, "StreamViewType", json_string(dda__view_name(o->view)));
+	event_id(r, id);
+	if (o->stream_arn)
+		snprintf(arn, sizeof(arn), "%s", o->stream_arn);
+	else
+		snprintf(arn, sizeof(arn), "arn:aws:dynamodb:%s:000000000000:table/%s/stream/replay",
+			 region, o->table ? o->table : "replay");
+	json_t *rec = json_pack("{sssssssssssoss}", "eventID", id, "eventName",
+				dda_event_name_str(r->event), "eventVersion", "1.1", "eventSource",
+				"aws:dynamodb", "awsRegion", region, "dynamodb", ddb,
+				"eventSourceARN", arn);
+	if (rec && r->ttl)
+		json_object_set_new(rec, "userIdentity",
+				    json_pack("{ssss}", "type", "Service", "principalId",
+					      "dynamodb.amazonaws.com"));
+	if (rec && o->marker)
+		json_object_set_new(rec, "replay", marker_json(o, r));
+	return rec;
+}

@@ -1,0 +1,178 @@
+/* exec:COMMAND: one process per batch (/bin/sh -c COMMAND), the batch on its
+ * stdin, its stdout read as the answer; exit status 0 is success. stderr is
+ * left to the processor (it reaches ours). DDBAUDIT_LANE tells it its lane. */
+#define _GNU_SOURCE /* pipe2: close-on-exec from the start, as lanes fork at once */
+#include "replay/target_impl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+struct exec_target {
+	struct dda_target base;
+	const char *command;
+	long timeout_ms;
+	char lane[32];
+	char **envp; /* the environment plus DDBAUDIT_LANE, made once */
+	struct dda_buf answer;
+};
+
+extern char **environ;
+
+static pid_t spawn(struct exec_target *x, int *in, int *out)
+{
+	int a[2], b[2];
+	if (pipe2(a, O_CLOEXEC))
+		return -1;
+	if (pipe2(b, O_CLOEXEC)) {
+		close(a[0]);
+		close(a[1]);
+		return -1;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		/* Only async-signal-safe calls between fork and exec. */
+		dup2(a[0], 0);
+		dup2(b[1], 1);
+		execve("/bin/sh", (char *[]){"sh", "-c", (char *)x->command, NULL}, x->envp);
+		_exit(127);
+	}
+	close(a[0]);
+	close(b[1]);
+	if (pid < 0) {
+		close(a[1]);
+		close(b[0]);
+		return -1;
+	}
+	*in = a[1];
+	*out = b[0];
+	return pid;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Feeds stdin and drains stdout together, so a processor that answers while
+ * it reads cannot deadlock with us. Returns 0, or -1 on timeout. */
+static int pump(struct exec_target *x, int in, int out, const char *body, size_t len)
+{
+	size_t sent = 0;
+	int64_t deadline = now_ms() + x->timeout_ms;
+	char buf[65536];
+	fcntl(in, F_SETFL, O_NONBLOCK);
+	while (out >= 0) {
+		struct pollfd p[2] = {{out, POLLIN, 0}, {in, POLLOUT, 0}};
+		int64_t left = deadline - now_ms();
+		if (left <= 0)
+			return -1;
+		int n = poll(p, in >= 0 ? 2 : 1, (int)DDA_MIN(left, 1000));
+		if (n < 0 && errno != EINTR)
+			return -1;
+		if (in >= 0 && p[1].revents) {
+			ssize_t w = write(in, body + sent, len - sent);
+			if (w > 0)
+				sent += (size_t)w;
+			if ((w < 0 && errno != EAGAIN && errno != EINTR) || sent == len) {
+				close(in); /* done, or the processor stopped reading */
+				in = -1;
+			}
+		}
+		if (p[0].revents) {
+			ssize_t r = read(out, buf, sizeof(buf));
+			if (r > 0) {
+				size_t room = DDA_TARGET_MAX_ANSWER - x->answer.len;
+				dda_buf_add(&x->answer, buf, DDA_MIN((size_t)r, room));
+			} else if (r == 0 || errno != EINTR) {
+				close(out);
+				out = -1;
+			}
+		}
+	}
+	if (in >= 0)
+		close(in);
+	return 0;
+}
+
+static int exec_send(struct dda_target *t, const char *body, size_t len,
+		     struct dda_send_result *res)
+{
+	struct exec_target *x = (struct exec_target *)t;
+	int in, out, st = 0;
+	dda_buf_reset(&x->answer);
+	pid_t pid = spawn(x, &in, &out);
+	if (pid < 0) {
+		res->outcome = DDA_SEND_FAILED;
+		snprintf(res->msg, sizeof(res->msg), "cannot start '%s': %s", x->command,
+			 strerror(errno));
+		return 0;
+	}
+	bool timed_out = pump(x, in, out, body, len) != 0;
+	if (timed_out) {
+		kill(pid, SIGKILL);
+		close(out);
+	}
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (timed_out) {
+		res->outcome = DDA_SEND_FAILED;
+		snprintf(res->msg, sizeof(res->msg), "'%s' took over %ld ms and was killed",
+			 x->command, x->timeout_ms);
+		return 0;
+	}
+	res->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+		res->outcome = DDA_SEND_FAILED;
+		snprintf(res->msg, sizeof(res->msg), "'%s' exited with status %ld", x->command,
+			 res->status);
+		return 0;
+	}
+	dda__parse_item_failures(x->answer.ptr, x->answer.len, res);
+	return 0;
+}
+
+static void exec_free(struct dda_target *t)
+{
+	struct exec_target *x = (struct exec_target *)t;
+	dda_buf_release(&x->answer);
+	free(x->envp);
+	free(x);
+}
+
+int dda__target_exec_new(struct dda_target **out, const struct dda_target_opts *o, int lane,
+			 struct dda_error *err)
+{
+	struct exec_target *x = calloc(1, sizeof(*x));
+	if (!x)
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	x->base.send = exec_send;
+	x->base.free = exec_free;
+	x->command = o->spec + 5;
+	x->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 60000;
+	snprintf(x->lane, sizeof(x->lane), "DDBAUDIT_LANE=%d", lane);
+	dda_buf_init(&x->answer, DDA_TARGET_MAX_ANSWER);
+	size_t n = 0;
+	while (environ && environ[n])
+		n++;
+	x->envp = calloc(n + 2, sizeof(*x->envp));
+	if (!x->envp) {
+		exec_free(&x->base);
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "DDBAUDIT_LANE=", 14))
+			x->envp[k++] = environ[i];
+	x->envp[k] = x->lane;
+	*out = &x->base;
+	return 0;
+}
