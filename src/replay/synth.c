@@ -116,10 +116,17 @@ uint64_t dda__item_size(const json_t *map)
 
 /* The same object and position always give the same ID, so a target can
  * de-duplicate a replay that was resumed or run again. */
-static void event_id(const struct dda_record *r, char out[33])
+#define DDA_EVENT_ID_MAX 129
+static void event_id(const struct dda_record *r, char out[DDA_EVENT_ID_MAX])
 {
 	struct dda_buf b;
 	uint8_t d[32];
+	if (r->event_id && r->event_id_len && r->event_id_len < DDA_EVENT_ID_MAX) {
+		/* A stream record (a DLQ being re-driven) keeps its identity. */
+		memcpy(out, r->event_id, r->event_id_len);
+		out[r->event_id_len] = '\0';
+		return;
+	}
 	dda_buf_init(&b, 1 << 20);
 	if (r->object)
 		dda_buf_addf(&b, "%s%c%s%c%u", r->object->key, 0,
@@ -168,7 +175,7 @@ static json_t *marker_json(const struct dda_synth_opts *o, const struct dda_reco
 
 json_t *dda__synth_record(const struct dda_synth_opts *o, const struct dda_record *r)
 {
-	char id[33], arn[1024];
+	char id[DDA_EVENT_ID_MAX], arn[1024];
 	const char *region = region_of(o, r);
 	bool want_new = o->view == DDA_VIEW_NEW_IMAGE || o->view == DDA_VIEW_NEW_AND_OLD;
 	bool want_old = o->view == DDA_VIEW_OLD_IMAGE || o->view == DDA_VIEW_NEW_AND_OLD;
