@@ -739,13 +739,11 @@ int dda_audit_run(const struct dda_audit_opts *o, struct dda_result *res, struct
 	struct audit *a = calloc(1, sizeof(*a));
 	struct anomaly_vec all = {0};
 	struct hour_vec hours = {0};
-	struct manifest m;
+	struct manifest m = {0}; /* all of it: an early failure releases m.sha */
 	memset(res, 0, sizeof(*res));
 	res->started = dda_time_now();
 	res->objs = dda_objtab_new();
 	dda_buf_init(&m.line, 0);
-	m.f = NULL;
-	m.sha.ctx = NULL;
 	if (!a || !res->objs || queue_init(&a->q)) {
 		free(a);
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");

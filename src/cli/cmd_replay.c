@@ -43,8 +43,7 @@ static void fingerprint(const struct cli *c, uint8_t out[32])
 	dda_buf_release(&b);
 }
 
-static json_t *stats_json(const struct cli *c, const struct dda_plan *p,
-			  const struct dda_replay_stats *st)
+static json_t *stats_json(const struct dda_plan *p, const struct dda_replay_stats *st)
 {
 	return json_pack("{sssssisIsIsIsIsIsIsIsIsIsIsIsfsfsbsb}", "schema",
 			 "ddbaudit.replay/v1", "runId", p->synth.run_id, "lanes", p->lanes,
@@ -57,7 +56,6 @@ static json_t *stats_json(const struct cli *c, const struct dda_plan *p,
 			 (json_int_t)p->duplicates, "latency_p50_ms", st->p50_ms,
 			 "latency_p99_ms", st->p99_ms, "stopped", st->stopped, "complete",
 			 !st->stopped && st->acked + st->resumed + st->dlq == st->records);
-	(void)c;
 }
 
 static int write_report(const struct cli *c, json_t *doc)
@@ -144,7 +142,6 @@ int cmd_replay(int argc, char **argv, struct cli *c)
 	struct dda_replay_opts ro = {.target = {r->target, r->timeout_ms,
 						c->audit.src.aws.no_verify_ssl,
 						c->audit.src.aws.ca_bundle},
-				     .lanes = r->parallelism,
 				     .batch_size = r->batch_size,
 				     .max_retries = r->max_retries,
 				     .max_record_age = r->max_record_age,
@@ -194,7 +191,7 @@ int cmd_replay(int argc, char **argv, struct cli *c)
 		if (st.interrupted)
 			cli_error(c, "interrupted; run again with the same arguments to resume");
 		summary(c, &plan, &st);
-		json_t *doc = stats_json(c, &plan, &st);
+		json_t *doc = stats_json(&plan, &st);
 		status = write_report(c, doc);
 		json_decref(doc);
 		if (!status)

@@ -21,7 +21,6 @@ int dda__plan_init(struct dda_plan *p, const struct dda_synth_opts *o, struct dd
 {
 	memset(p, 0, sizeof(*p));
 	p->synth = *o;
-	dda_buf_init(&p->scratch, DDA_REPLAY_MAX_PAYLOAD);
 	const char *dir = getenv("TMPDIR");
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/ddbaudit-replay-XXXXXX", dir && *dir ? dir : "/tmp");
@@ -44,7 +43,6 @@ void dda__plan_release(struct dda_plan *p)
 	if (p->spool)
 		fclose(p->spool);
 	free(p->v);
-	dda_buf_release(&p->scratch);
 	memset(p, 0, sizeof(*p));
 }
 

@@ -62,11 +62,10 @@ struct dda_plan {
 	size_t n, cap;
 	bool sorted_by_obj;
 	uint64_t visits;
-	uint64_t selected, filtered, duplicates;
+	uint64_t selected, duplicates;
 	size_t lane_start[DDA_REPLAY_MAX_LANES + 1];
 	int lanes;
-	uint8_t digest[32]; /* of every eventID and lane in order: what was planned */
-	struct dda_buf scratch;
+	uint8_t digest[32]; /* of every record's sequence, lane, item and size */
 	struct dda_error err;
 };
 
@@ -121,7 +120,6 @@ int dda__target_check(const char *spec, struct dda_error *err);
 /* Delivery. */
 struct dda_replay_opts {
 	struct dda_target_opts target;
-	int lanes;		  /* --parallelism */
 	int batch_size;		  /* --batch-size */
 	int64_t batch_window;	  /* --max-batching-window, microseconds */
 	int max_retries;	  /* -1: until max_record_age */
@@ -138,7 +136,7 @@ struct dda_replay_opts {
 };
 
 struct dda_replay_stats {
-	uint64_t records, sent, acked, batches, retries, bisections, dlq, held, skipped;
+	uint64_t records, sent, acked, batches, retries, bisections, dlq, held;
 	uint64_t resumed; /* records already acknowledged by an earlier run */
 	uint64_t partial; /* partial batch failures reported by the target */
 	double p50_ms, p99_ms;

@@ -63,7 +63,8 @@ static int64_t now_ms(void)
 }
 
 /* Feeds stdin and drains stdout together, so a processor that answers while
- * it reads cannot deadlock with us. Returns 0, or -1 on timeout. */
+ * it reads cannot deadlock with us. Closes both pipes. Returns 0, or -1 on
+ * timeout. */
 static int pump(struct exec_target *x, int in, int out, const char *body, size_t len)
 {
 	size_t sent = 0;
@@ -73,11 +74,13 @@ static int pump(struct exec_target *x, int in, int out, const char *body, size_t
 	while (out >= 0) {
 		struct pollfd p[2] = {{out, POLLIN, 0}, {in, POLLOUT, 0}};
 		int64_t left = deadline - now_ms();
-		if (left <= 0)
+		int n = left > 0 ? poll(p, in >= 0 ? 2 : 1, (int)DDA_MIN(left, 1000)) : -1;
+		if (left <= 0 || (n < 0 && errno != EINTR)) {
+			if (in >= 0)
+				close(in);
+			close(out);
 			return -1;
-		int n = poll(p, in >= 0 ? 2 : 1, (int)DDA_MIN(left, 1000));
-		if (n < 0 && errno != EINTR)
-			return -1;
+		}
 		if (in >= 0 && p[1].revents) {
 			ssize_t w = write(in, body + sent, len - sent);
 			if (w > 0)
@@ -117,10 +120,8 @@ static int exec_send(struct dda_target *t, const char *body, size_t len,
 		return 0;
 	}
 	bool timed_out = pump(x, in, out, body, len) != 0;
-	if (timed_out) {
+	if (timed_out)
 		kill(pid, SIGKILL);
-		close(out);
-	}
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
 	if (timed_out) {
