@@ -29,13 +29,15 @@ enum {
 /* replay's own options, as given. */
 struct replay_args {
 	const char *target, *dlq, *checkpoint, *stream_arn, *table;
-	int view, on_failure;
+	const char *filter, *lambda_endpoint;
+	int view, on_failure, max_inflight;
+	int64_t batch_window; /* microseconds */
 	unsigned event_mask;
 	int parallelism, batch_size, max_retries;
 	int64_t max_record_age; /* microseconds, -1 none */
 	long timeout_ms;
 	double max_rps;
-	bool bisect, no_marker;
+	bool bisect, no_marker, dry_run;
 };
 
 struct cli {

@@ -25,7 +25,7 @@ static void new_run_id(char out[37])
 
 /* What shapes the plan and its delivery: a checkpoint only resumes a run
  * with the same. */
-static void fingerprint(const struct cli *c, uint8_t out[32])
+static void fingerprint(const struct cli *c, const struct dda_buf *filter, uint8_t out[32])
 {
 	const struct replay_args *r = &c->replay;
 	const struct dda_audit_opts *a = &c->audit;
@@ -39,13 +39,20 @@ static void fingerprint(const struct cli *c, uint8_t out[32])
 		     r->parallelism, c->versions, r->target);
 	for (size_t i = 0; i < a->dec.nkeys; i++)
 		dda_buf_addf(&b, "keyattr=%s\n", a->dec.key_names[i]);
+	if (filter->len) {
+		uint8_t h[32];
+		char hex[65];
+		dda__sha256(filter->ptr, filter->len, h);
+		dda__hex(h, 32, hex);
+		dda_buf_addf(&b, "filter=%s\n", hex);
+	}
 	dda__sha256(b.ptr ? b.ptr : "", b.len, out);
 	dda_buf_release(&b);
 }
 
 static json_t *stats_json(const struct dda_plan *p, const struct dda_replay_stats *st)
 {
-	return json_pack("{sssssisIsIsIsIsIsIsIsIsIsIsIsfsfsbsb}", "schema",
+	return json_pack("{sssssisIsIsIsIsIsIsIsIsIsIsIsIsfsfsbsb}", "schema",
 			 "ddbaudit.replay/v1", "runId", p->synth.run_id, "lanes", p->lanes,
 			 "records", (json_int_t)st->records, "acknowledged",
 			 (json_int_t)st->acked, "resumed", (json_int_t)st->resumed, "sent",
@@ -53,7 +60,7 @@ static json_t *stats_json(const struct dda_plan *p, const struct dda_replay_stat
 			 (json_int_t)st->retries, "bisections", (json_int_t)st->bisections,
 			 "partial_failures", (json_int_t)st->partial, "dlq", (json_int_t)st->dlq,
 			 "held_items", (json_int_t)st->held, "duplicates_skipped",
-			 (json_int_t)p->duplicates, "latency_p50_ms", st->p50_ms,
+			 (json_int_t)p->duplicates, "filtered_out", (json_int_t)p->filtered, "latency_p50_ms", st->p50_ms,
 			 "latency_p99_ms", st->p99_ms, "stopped", st->stopped, "complete",
 			 !st->stopped && st->acked + st->resumed + st->dlq == st->records);
 }
@@ -83,6 +90,19 @@ static void summary(const struct cli *c, const struct dda_plan *p,
 		(unsigned long long)st->dlq, (unsigned long long)st->batches,
 		(unsigned long long)st->retries, (unsigned long long)st->bisections, st->p50_ms,
 		st->p99_ms, st->stopped ? " (stopped early)" : "");
+}
+
+/* --filter FILE: Lambda's filter criteria, checked before anything is read. */
+static int load_filter(const struct cli *c, struct dda_buf *text, struct dda_filter **out)
+{
+	struct dda_error err = {0};
+	if (dda__read_file(c->replay.filter, text, &err) ||
+	    dda__filter_parse(out, text->ptr ? text->ptr : "", text->len, &err)) {
+		cli_error(c, "--filter %s: %s", c->replay.filter, err.msg);
+		dda_buf_release(text);
+		return EXIT_USAGE;
+	}
+	return 0;
 }
 
 static int plan_run(struct cli *c, struct dda_plan *p, struct dda_buf *key)
@@ -155,7 +175,8 @@ int cmd_replay(int argc, char **argv, struct cli *c)
 	struct dda_plan plan;
 	struct dda_replay_stats st;
 	struct dda_error err = {0};
-	struct dda_buf key;
+	struct dda_buf key, filter_text;
+	struct dda_filter *filter = NULL;
 	(void)argc;
 	(void)argv;
 	if (!r->target) {
@@ -170,9 +191,14 @@ int cmd_replay(int argc, char **argv, struct cli *c)
 		cli_error(c, "invalid --dlq '%s' (file:PATH)", r->dlq);
 		return EXIT_USAGE;
 	}
+	dda_buf_init(&filter_text, 1 << 20);
+	if (r->filter && load_filter(c, &filter_text, &filter))
+		return EXIT_USAGE;
+	so.filter = filter;
 	if (!r->checkpoint || !dda__checkpoint_run_id(r->checkpoint, so.run_id))
 		new_run_id(so.run_id);
-	fingerprint(c, ro.fingerprint);
+	fingerprint(c, &filter_text, ro.fingerprint);
+	dda_buf_release(&filter_text);
 	signal(SIGPIPE, SIG_IGN); /* a processor that exits early is a failed batch */
 	cli_catch_signals(c);
 	ro.stop = c->audit.stop;
@@ -198,6 +224,7 @@ int cmd_replay(int argc, char **argv, struct cli *c)
 			status = st.stopped ? EXIT_RUNTIME : st.dlq ? EXIT_ANOMALIES : EXIT_CLEAN;
 	}
 	dda__plan_release(&plan);
+	dda__filter_free(filter);
 	dda_buf_release(&key);
 	return status;
 }

@@ -48,6 +48,11 @@ enum {
 	O_EVENT_TYPES,
 	O_MAX_RPS,
 	O_TARGET_TIMEOUT,
+	O_FILTER,
+	O_MAX_BATCHING_WINDOW,
+	O_MAX_INFLIGHT,
+	O_DRY_RUN,
+	O_LAMBDA_ENDPOINT_URL,
 };
 
 static const struct option long_opts[] = {
@@ -89,6 +94,11 @@ static const struct option long_opts[] = {
     {"event-types", required_argument, NULL, O_EVENT_TYPES},
     {"max-rps", required_argument, NULL, O_MAX_RPS},
     {"target-timeout", required_argument, NULL, O_TARGET_TIMEOUT},
+    {"filter", required_argument, NULL, O_FILTER},
+    {"max-batching-window", required_argument, NULL, O_MAX_BATCHING_WINDOW},
+    {"max-inflight", required_argument, NULL, O_MAX_INFLIGHT},
+    {"dry-run", no_argument, NULL, O_DRY_RUN},
+    {"lambda-endpoint-url", required_argument, NULL, O_LAMBDA_ENDPOINT_URL},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -279,19 +289,25 @@ static int parse_event_types(struct cli *c, const char *arg)
 	return 0;
 }
 
+/* Whole seconds or a duration like 500ms or 1h, into microseconds. */
+static bool parse_secs(const char *arg, int64_t *out)
+{
+	char *end;
+	long long secs = strtoll(arg, &end, 10);
+	if (end != arg && !*end && secs >= 0 && secs < INT64_MAX / DDA_USEC_PER_SEC) {
+		*out = secs * DDA_USEC_PER_SEC;
+		return true;
+	}
+	return !dda_duration_parse(arg, out) && *out >= 0;
+}
+
 static int parse_age(struct cli *c, const char *arg)
 {
 	if (!strcmp(arg, "-1")) {
 		c->replay.max_record_age = -1;
 		return 0;
 	}
-	char *end;
-	long long secs = strtoll(arg, &end, 10);
-	if (end != arg && !*end && secs >= 0) {
-		c->replay.max_record_age = secs * DDA_USEC_PER_SEC;
-		return 0;
-	}
-	if (!dda_duration_parse(arg, &c->replay.max_record_age))
+	if (parse_secs(arg, &c->replay.max_record_age))
 		return 0;
 	cli_error(c, "invalid --max-record-age '%s' (seconds, a duration like 1h, or -1)", arg);
 	return EXIT_USAGE;
@@ -375,6 +391,28 @@ static int set_replay_option(struct cli *c, int opt, const char *arg)
 		if (parse_count(c, "--target-timeout", arg, 1, &n))
 			return EXIT_USAGE;
 		r->timeout_ms = (long)DDA_MIN(n, 3600) * 1000;
+		return 0;
+	case O_FILTER:
+		r->filter = arg;
+		return 0;
+	case O_MAX_BATCHING_WINDOW:
+		/* Lambda's MaximumBatchingWindowInSeconds: 0 to 300 seconds. */
+		if (parse_secs(arg, &r->batch_window) && r->batch_window <= 300 * DDA_USEC_PER_SEC)
+			return 0;
+		cli_error(c, "invalid --max-batching-window '%s' (seconds or a duration, 0 to "
+			     "300s)",
+			  arg);
+		return EXIT_USAGE;
+	case O_MAX_INFLIGHT:
+		if (parse_count(c, "--max-inflight", arg, 1, &n))
+			return EXIT_USAGE;
+		r->max_inflight = (int)DDA_MIN(n, DDA_REPLAY_MAX_LANES);
+		return 0;
+	case O_DRY_RUN:
+		r->dry_run = true;
+		return 0;
+	case O_LAMBDA_ENDPOINT_URL:
+		r->lambda_endpoint = arg;
 		return 0;
 	}
 	return EXIT_USAGE;

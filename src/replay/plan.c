@@ -83,6 +83,14 @@ int dda__plan_on_record(void *ctx, const struct dda_record *r)
 	json_t *rec = dda__synth_record(&p->synth, r);
 	if (!rec)
 		return DDA_ENOMEM;
+	if (!dda__filter_match(p->synth.filter, rec)) {
+		json_decref(rec);
+		int rc = grow(p);
+		if (!rc)
+			p->v[p->n++] = (struct dda_planned){.obj = r->obj, .index = r->index,
+							    .ord = UINT64_MAX, .filtered = true};
+		return rc;
+	}
 	char *text = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	uint64_t part = partition_hash(&p->synth, json_object_get(json_object_get(rec, "dynamodb"),
 								"Keys"));
@@ -141,6 +149,10 @@ int dda__plan_visit(void *ctx, const struct dda_event_view *e)
 		return 0; /* not selected */
 	if (e->verdict == DDA_V_DUPLICATE) {
 		p->duplicates++;
+		return 0;
+	}
+	if (hit->filtered) {
+		p->filtered++;
 		return 0;
 	}
 	hit->ord = ord;

@@ -37,7 +37,17 @@ struct dda_synth_opts {
 	char run_id[37];	/* in the marker */
 	unsigned event_mask;	/* 1 << enum dda_event_name */
 	const char *hash_key;	/* partition key attribute name (lanes) */
+	const struct dda_filter *filter; /* --filter, NULL for none */
 };
+
+/* Lambda's filter criteria ({"Filters":[{"Pattern":"..."}]} or a bare
+ * pattern). Parse fails with DDA_EINVAL saying where the pattern is wrong. */
+struct dda_filter;
+int dda__filter_parse(struct dda_filter **out, const char *text, size_t len,
+		      struct dda_error *err);
+/* True when one of the filters matches the synthetic record (or no filter). */
+bool dda__filter_match(const struct dda_filter *f, const json_t *record);
+void dda__filter_free(struct dda_filter *f);
 
 /* One record of the plan. Its bytes live in the spool file. */
 struct dda_planned {
@@ -52,6 +62,7 @@ struct dda_planned {
 	uint64_t seq;	  /* rank-based sequence number, set by dda__plan_finish */
 	uint16_t lane;
 	uint8_t event;
+	bool filtered; /* kept out by --filter: counted once history drops duplicates */
 };
 
 /* The plan: every record to send, sorted by lane then delivery order. */
@@ -62,7 +73,7 @@ struct dda_plan {
 	size_t n, cap;
 	bool sorted_by_obj;
 	uint64_t visits;
-	uint64_t selected, duplicates;
+	uint64_t selected, duplicates, filtered;
 	size_t lane_start[DDA_REPLAY_MAX_LANES + 1];
 	int lanes;
 	uint8_t digest[32]; /* of every record's sequence, lane, item and size */

@@ -93,6 +93,39 @@ class ReplayTest(Case):
             self.assertEqual(r["awsRegion"], "eu-west-1")
             self.assertIn(":table/Activities/stream/", r["eventSourceARN"])
 
+    def test_filter_criteria(self):
+        """Lambda's filter criteria pick records; numeric matching also reads
+        DynamoDB N strings."""
+        ref = self.reference()
+
+        def amount(r):
+            n = r["dynamodb"].get("NewImage", {}).get("Amount", {}).get("N")
+            return float(n) if n is not None else None
+        want = [r["eventID"] for r in ref
+                if r["eventName"] == "REMOVE"
+                or (r["eventName"] == "MODIFY" and amount(r) is not None and amount(r) > 300)]
+        self.assertTrue(0 < len(want) < len(ref))
+        pattern = {"$or": [{"eventName": ["REMOVE"]},
+                           {"eventName": ["MODIFY"],
+                            "dynamodb": {"NewImage": {"Amount": {"N": [{"numeric": [">", 300]}]}}}}]}
+        flt = self.path("filter.json")
+        with open(flt, "w") as f:
+            json.dump({"Filters": [{"Pattern": json.dumps(pattern)}]}, f)
+        report = self.path("replay.json")
+        status, _, err = self.replay("--target", self.target.url, "--filter", flt,
+                                     "--report", report)
+        self.assertEqual(status, 0, err)
+        self.assertEqual([r["eventID"] for r in self.target.accepted], want)
+        with open(report) as f:
+            self.assertEqual(json.load(f)["filtered_out"], len(ref) - len(want))
+        # A pattern Lambda would refuse is refused before anything is read.
+        with open(flt, "w") as f:
+            json.dump({"eventName": [{"wildcard": "MOD*"}]}, f)
+        status, _, err = self.replay("--target", self.target.url, "--filter", flt)
+        self.assertEqual(status, 2, err)
+        self.assertIn("unknown operator", err)
+        self.assertEqual(len(self.target.accepted), len(want))
+
     def test_http_parallel_lanes_keep_item_order(self):
         ref = self.reference()
         status, _, err = self.replay("--target", self.target.url, "--parallelism", "4",

@@ -1,0 +1,334 @@
+/* Replay building blocks: Lambda filter criteria (every operator, with the
+ * examples of Lambda's documentation), synthetic records against AWS's
+ * documented stream records, and a target's ReportBatchItemFailures answer. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "replay/replay.h"
+#include "ddbaudit/canon.h"
+
+#include <string.h>
+
+/* A record in the shape of the operator examples of Lambda's docs. */
+#define PLAIN_RECORD \
+    "{\"UserID\":null,\"LastName\":\"\",\"Name\":\"Alice\",\"Location\":\"New York\"," \
+    "\"Day\":\"Monday\",\"PaymentType\":\"Credit\",\"Weather\":\"Sunny\",\"Price\":100," \
+    "\"ProductName\":\"Widget\",\"Region\":\"us-east-1\",\"FileName\":\"cat.png\"," \
+    "\"Tags\":[\"red\",\"blue\"]}"
+
+/* A synthetic DynamoDB stream record (AWS's MODIFY example, plus Amount). */
+#define STREAM_RECORD \
+    "{\"eventID\":\"1\",\"eventName\":\"MODIFY\",\"eventSource\":\"aws:dynamodb\"," \
+    "\"dynamodb\":{\"Keys\":{\"Id\":{\"N\":\"101\"}}," \
+    "\"NewImage\":{\"Message\":{\"S\":\"This item has changed\"},\"Id\":{\"N\":\"101\"}," \
+    "\"Amount\":{\"N\":\"250.5\"},\"Active\":{\"BOOL\":true}}," \
+    "\"OldImage\":{\"Message\":{\"S\":\"New item!\"},\"Id\":{\"N\":\"101\"}}," \
+    "\"StreamViewType\":\"NEW_AND_OLD_IMAGES\"}}"
+
+struct filter_case {
+	const char *what;
+	const char *record;
+	const char *pattern;
+	bool match;
+};
+
+#define P PLAIN_RECORD
+#define S STREAM_RECORD
+static const struct filter_case cases[] = {
+    /* Null */
+    {"null", P, "{\"UserID\":[null]}", true},
+    {"null: a string is not null", P, "{\"Name\":[null]}", false},
+    {"null: an absent field is not null", P, "{\"Nope\":[null]}", false},
+    /* Empty */
+    {"empty", P, "{\"LastName\":[\"\"]}", true},
+    {"empty: a value is not empty", P, "{\"Name\":[\"\"]}", false},
+    /* Equals */
+    {"equals", P, "{\"Name\":[\"Alice\"]}", true},
+    {"equals is case-sensitive", P, "{\"Name\":[\"alice\"]}", false},
+    {"equals: a number is not its string", P, "{\"Price\":[\"100\"]}", false},
+    {"equals: a number literal", P, "{\"Price\":[100]}", true},
+    /* Equals and ignore case */
+    {"equals-ignore-case", P, "{\"Name\":[{\"equals-ignore-case\":\"alice\"}]}", true},
+    {"equals-ignore-case: other text", P, "{\"Name\":[{\"equals-ignore-case\":\"bob\"}]}",
+     false},
+    /* And */
+    {"and", P, "{\"Location\":[\"New York\"],\"Day\":[\"Monday\"]}", true},
+    {"and: one field differs", P, "{\"Location\":[\"New York\"],\"Day\":[\"Tuesday\"]}", false},
+    /* Or within a field */
+    {"or", P, "{\"PaymentType\":[\"Credit\",\"Debit\"]}", true},
+    {"or: none", P, "{\"PaymentType\":[\"Cash\",\"Debit\"]}", false},
+    /* $or across fields */
+    {"$or", P, "{\"$or\":[{\"Location\":[\"Boston\"]},{\"Day\":[\"Monday\"]}]}", true},
+    {"$or: none", P, "{\"$or\":[{\"Location\":[\"Boston\"]},{\"Day\":[\"Friday\"]}]}", false},
+    {"$or and a field", P,
+     "{\"Name\":[\"Bob\"],\"$or\":[{\"Location\":[\"New York\"]},{\"Day\":[\"Monday\"]}]}",
+     false},
+    /* Not */
+    {"anything-but list", P, "{\"Weather\":[{\"anything-but\":[\"Raining\"]}]}", true},
+    {"anything-but list: excluded", P, "{\"Weather\":[{\"anything-but\":[\"Raining\",\"Sunny\"]}]}",
+     false},
+    {"anything-but value", P, "{\"Weather\":[{\"anything-but\":\"Sunny\"}]}", false},
+    {"anything-but number", P, "{\"Price\":[{\"anything-but\":[100,200]}]}", false},
+    {"anything-but prefix", P, "{\"Region\":[{\"anything-but\":{\"prefix\":\"us-\"}}]}", false},
+    {"anything-but prefix: other", P, "{\"Region\":[{\"anything-but\":{\"prefix\":\"eu-\"}}]}",
+     true},
+    {"anything-but needs the field", P, "{\"Nope\":[{\"anything-but\":[\"x\"]}]}", false},
+    /* Numeric (equals) */
+    {"numeric =", P, "{\"Price\":[{\"numeric\":[\"=\",100]}]}", true},
+    {"numeric = other", P, "{\"Price\":[{\"numeric\":[\"=\",101]}]}", false},
+    /* Numeric (range) */
+    {"numeric range", P, "{\"Price\":[{\"numeric\":[\">\",10,\"<=\",100]}]}", true},
+    {"numeric range: out", P, "{\"Price\":[{\"numeric\":[\">\",100,\"<=\",200]}]}", false},
+    {"numeric < on a string field", P, "{\"Name\":[{\"numeric\":[\"<\",5]}]}", false},
+    /* Exists / does not exist */
+    {"exists", P, "{\"ProductName\":[{\"exists\":true}]}", true},
+    {"exists: absent", P, "{\"Nope\":[{\"exists\":true}]}", false},
+    {"does not exist: present", P, "{\"ProductName\":[{\"exists\":false}]}", false},
+    {"does not exist", P, "{\"Nope\":[{\"exists\":false}]}", true},
+    /* Begins with / ends with */
+    {"prefix", P, "{\"Region\":[{\"prefix\":\"us-\"}]}", true},
+    {"prefix: other", P, "{\"Region\":[{\"prefix\":\"eu-\"}]}", false},
+    {"suffix", P, "{\"FileName\":[{\"suffix\":\".png\"}]}", true},
+    {"suffix: other", P, "{\"FileName\":[{\"suffix\":\".jpg\"}]}", false},
+    /* A list in the record matches when one element does */
+    {"list element", P, "{\"Tags\":[\"blue\"]}", true},
+    {"list element: none", P, "{\"Tags\":[\"green\"]}", false},
+    /* DynamoDB stream records, as Lambda filters them */
+    {"eventName", S, "{\"eventName\":[\"MODIFY\"]}", true},
+    {"eventName: other", S, "{\"eventName\":[\"INSERT\",\"REMOVE\"]}", false},
+    {"key as text", S, "{\"dynamodb\":{\"Keys\":{\"Id\":{\"N\":[\"101\"]}}}}", true},
+    {"image prefix", S, "{\"dynamodb\":{\"NewImage\":{\"Message\":{\"S\":[{\"prefix\":\"This\"}]}}}}",
+     true},
+    {"image BOOL", S, "{\"dynamodb\":{\"NewImage\":{\"Active\":{\"BOOL\":[true]}}}}", true},
+    {"image BOOL false", S, "{\"dynamodb\":{\"NewImage\":{\"Active\":{\"BOOL\":[false]}}}}", false},
+    {"absent attribute", S, "{\"dynamodb\":{\"NewImage\":{\"Gone\":{\"S\":[{\"exists\":false}]}}}}",
+     true},
+    {"absent attribute, exists", S,
+     "{\"dynamodb\":{\"NewImage\":{\"Gone\":{\"S\":[{\"exists\":true}]}}}}", false},
+    {"old image only", S, "{\"dynamodb\":{\"OldImage\":{\"Message\":{\"S\":[\"New item!\"]}}}}",
+     true},
+    /* The extension: numeric matching on DynamoDB N strings */
+    {"numeric on N", S,
+     "{\"eventName\":[\"MODIFY\"],\"dynamodb\":{\"NewImage\":{\"Amount\":{\"N\":[{\"numeric\":[\">\","
+     "200]}]}}}}",
+     true},
+    {"numeric on N: out of range", S,
+     "{\"dynamodb\":{\"NewImage\":{\"Amount\":{\"N\":[{\"numeric\":[\"<\",200]}]}}}}", false},
+    {"numeric = on N", S, "{\"dynamodb\":{\"Keys\":{\"Id\":{\"N\":[{\"numeric\":[\"=\",101]}]}}}}",
+     true},
+    {"numeric literal on N", S, "{\"dynamodb\":{\"Keys\":{\"Id\":{\"N\":[101.0]}}}}", true},
+    {"numeric on S is no number", S,
+     "{\"dynamodb\":{\"NewImage\":{\"Message\":{\"S\":[{\"numeric\":[\">\",0]}]}}}}", false},
+    /* Filter criteria: any filter passes the record */
+    {"Filters: one of two", S,
+     "{\"Filters\":[{\"Pattern\":\"{\\\"eventName\\\":[\\\"INSERT\\\"]}\"},"
+     "{\"Pattern\":\"{\\\"eventName\\\":[\\\"MODIFY\\\"]}\"}]}",
+     true},
+    {"Filters: none", S,
+     "{\"Filters\":[{\"Pattern\":\"{\\\"eventName\\\":[\\\"INSERT\\\"]}\"},"
+     "{\"Pattern\":\"{\\\"eventName\\\":[\\\"REMOVE\\\"]}\"}]}",
+     false},
+};
+#undef P
+#undef S
+
+static void test_filter_operators(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < DDA_ARRAY_SIZE(cases); i++) {
+		const struct filter_case *c = &cases[i];
+		struct dda_filter *f = NULL;
+		struct dda_error err = {0};
+		json_t *rec = json_loads(c->record, 0, NULL);
+		assert_non_null(rec);
+		if (dda__filter_parse(&f, c->pattern, strlen(c->pattern), &err))
+			fail_msg("%s: pattern rejected: %s", c->what, err.msg);
+		if (dda__filter_match(f, rec) != c->match)
+			fail_msg("%s: %s should %smatch", c->what, c->pattern, c->match ? "" : "not ");
+		dda__filter_free(f);
+		json_decref(rec);
+	}
+}
+
+static void test_filter_rejects(void **state)
+{
+	static const struct {
+		const char *pattern, *why;
+	} bad[] = {
+	    {"{\"Name\":\"Alice\"}", "Name"},
+	    {"{\"Name\":[{\"wildcard\":\"A*\"}]}", "unknown operator"},
+	    {"{\"Price\":[{\"numeric\":[\"!=\",1]}]}", "operator"},
+	    {"{\"Price\":[{\"numeric\":[\">\",\"1\"]}]}", "number"},
+	    {"{\"Price\":[{\"numeric\":[\"=\",1,\"<\",2]}]}", "one number"},
+	    {"{\"$or\":[{\"a\":[\"b\"]}]}", "$or"},
+	    {"{\"a\":[]}", "empty list"},
+	    {"{\"a\":[{\"exists\":\"yes\"}]}", "exists"},
+	    {"{\"a\":[{\"prefix\":\"x\",\"suffix\":\"y\"}]}", "exactly one"},
+	    {"{}", "non-empty"},
+	    {"[]", "non-empty"},
+	    {"{\"Filters\":[{}]}", "Pattern"},
+	    {"{\"Filters\":[]}", "non-empty"},
+	    {"{\"Filters\":[{\"Pattern\":\"{nope\"}]}", "Filters[0].Pattern"},
+	    {"{\"dynamodb\":{\"Keys\":{\"Id\":{\"N\":[{\"bogus\":1}]}}}}", "dynamodb.Keys.Id.N"},
+	    {"not json", "invalid filter"},
+	};
+	for (size_t i = 0; i < DDA_ARRAY_SIZE(bad); i++) {
+		struct dda_filter *f = (struct dda_filter *)&f; /* must come back NULL */
+		struct dda_error err = {0};
+		assert_int_equal(dda__filter_parse(&f, bad[i].pattern, strlen(bad[i].pattern), &err),
+				 DDA_EINVAL);
+		assert_null(f);
+		if (!strstr(err.msg, bad[i].why))
+			fail_msg("%s: message '%s' lacks '%s'", bad[i].pattern, err.msg, bad[i].why);
+	}
+}
+
+/* A decoded record for the synthesizer, from a stream record's parts. */
+static json_t *synth(const char *event, const char *keys, const char *new_img,
+		     const char *old_img, int view)
+{
+	struct dda_buf key, why;
+	json_t *k = json_loads(keys, 0, NULL);
+	json_t *n = new_img ? json_loads(new_img, 0, NULL) : NULL;
+	json_t *o = old_img ? json_loads(old_img, 0, NULL) : NULL;
+	dda_buf_init(&key, 1 << 16);
+	dda_buf_init(&why, 4096);
+	assert_int_equal(dda_canon_key(k, NULL, 0, "Keys", &key, &why), 0);
+	struct dda_record r = {.event = !strcmp(event, "INSERT")   ? DDA_EV_INSERT
+					: !strcmp(event, "MODIFY") ? DDA_EV_MODIFY
+								   : DDA_EV_REMOVE,
+			       .time = INT64_C(1700000000) * DDA_USEC_PER_SEC,
+			       .key = (const uint8_t *)key.ptr,
+			       .key_len = key.len,
+			       .has_new = n != NULL,
+			       .has_old = o != NULL,
+			       .new_image = n,
+			       .old_image = o,
+			       .index = 3};
+	struct dda_synth_opts so = {.view = view, .table = "T", .marker = false, .event_mask = 7};
+	json_t *rec = dda__synth_record(&so, &r);
+	json_decref(k);
+	json_decref(n);
+	json_decref(o);
+	dda_buf_release(&key);
+	dda_buf_release(&why);
+	assert_non_null(rec);
+	return rec;
+}
+
+static json_int_t size_bytes(const json_t *rec)
+{
+	return json_integer_value(json_object_get(json_object_get(rec, "dynamodb"), "SizeBytes"));
+}
+
+/* The INSERT and MODIFY records of DynamoDB's stream documentation carry
+ * SizeBytes 26 and 59. */
+static void test_size_bytes_documented(void **state)
+{
+	(void)state;
+	const char *keys = "{\"Id\":{\"N\":\"101\"}}";
+	json_t *ins = synth("INSERT", keys, "{\"Message\":{\"S\":\"New item!\"},\"Id\":{\"N\":\"101\"}}",
+			    NULL, DDA_VIEW_NEW_AND_OLD);
+	assert_int_equal(size_bytes(ins), 26);
+	json_t *mod = synth("MODIFY", keys,
+			    "{\"Message\":{\"S\":\"This item has changed\"},\"Id\":{\"N\":\"101\"}}",
+			    "{\"Message\":{\"S\":\"New item!\"},\"Id\":{\"N\":\"101\"}}",
+			    DDA_VIEW_NEW_AND_OLD);
+	assert_int_equal(size_bytes(mod), 59);
+	const json_t *d = json_object_get(mod, "dynamodb");
+	assert_string_equal(json_string_value(json_object_get(mod, "eventName")), "MODIFY");
+	assert_string_equal(json_string_value(json_object_get(mod, "eventVersion")), "1.1");
+	assert_string_equal(json_string_value(json_object_get(d, "StreamViewType")),
+			    "NEW_AND_OLD_IMAGES");
+	assert_int_equal(json_integer_value(json_object_get(d, "ApproximateCreationDateTime")),
+			 1700000000);
+	/* KEYS_ONLY: no images, and SizeBytes counts the keys alone. */
+	json_t *ko = synth("MODIFY", keys, "{\"Message\":{\"S\":\"x\"},\"Id\":{\"N\":\"101\"}}",
+			   "{\"Message\":{\"S\":\"y\"},\"Id\":{\"N\":\"101\"}}", DDA_VIEW_KEYS_ONLY);
+	d = json_object_get(ko, "dynamodb");
+	assert_null(json_object_get(d, "NewImage"));
+	assert_null(json_object_get(d, "OldImage"));
+	assert_int_equal(size_bytes(ko), 5);
+	json_decref(ins);
+	json_decref(mod);
+	json_decref(ko);
+}
+
+/* Item size rules: numbers take a byte per two significant digits plus
+ * one, binary its decoded length, maps and lists 3 bytes plus 1 an element. */
+static void test_item_size_rules(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *map;
+		uint64_t size;
+	} v[] = {
+	    {"{\"a\":{\"N\":\"12345\"}}", 1 + 4},
+	    {"{\"a\":{\"N\":\"1000\"}}", 1 + 2},
+	    {"{\"a\":{\"N\":\"-0.0012\"}}", 1 + 2},
+	    {"{\"a\":{\"B\":\"AAEC\"}}", 1 + 3},
+	    {"{\"a\":{\"B\":\"AAE=\"}}", 1 + 2},
+	    {"{\"a\":{\"BOOL\":false}}", 1 + 1},
+	    {"{\"a\":{\"NULL\":true}}", 1 + 1},
+	    {"{\"a\":{\"SS\":[\"xy\",\"z\"]}}", 1 + 3},
+	    {"{\"a\":{\"M\":{\"bb\":{\"S\":\"ccc\"}}}}", 1 + 3 + 1 + 2 + 3},
+	    {"{\"a\":{\"L\":[{\"S\":\"x\"},{\"N\":\"1\"}]}}", 1 + 3 + 2 + 3},
+	};
+	for (size_t i = 0; i < DDA_ARRAY_SIZE(v); i++) {
+		json_t *m = json_loads(v[i].map, 0, NULL);
+		assert_non_null(m);
+		if (dda__item_size(m) != v[i].size)
+			fail_msg("%s: %llu bytes, want %llu", v[i].map,
+				 (unsigned long long)dda__item_size(m), (unsigned long long)v[i].size);
+		json_decref(m);
+	}
+}
+
+static void test_item_failures(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *body;
+		int outcome;
+		const char *first;
+	} v[] = {
+	    {"", DDA_SEND_OK, NULL},
+	    {"null", DDA_SEND_OK, NULL},
+	    {"{\"batchItemFailures\":[]}", DDA_SEND_OK, NULL},
+	    {"{\"statusCode\":200}", DDA_SEND_OK, NULL},
+	    {"not json at all", DDA_SEND_OK, NULL},
+	    {"{\"batchItemFailures\":[{\"itemIdentifier\":\"100000000000000000009\"},"
+	     "{\"itemIdentifier\":\"100000000000000000004\"}]}",
+	     DDA_SEND_PARTIAL, "100000000000000000004"},
+	    /* a shorter decimal string is a smaller number */
+	    {"{\"batchItemFailures\":[{\"itemIdentifier\":\"100000000000000000010\"},"
+	     "{\"itemIdentifier\":\"99\"}]}",
+	     DDA_SEND_PARTIAL, "99"},
+	    /* Lambda: a missing or empty itemIdentifier fails the whole batch */
+	    {"{\"batchItemFailures\":[{\"itemIdentifier\":\"\"}]}", DDA_SEND_FAILED, NULL},
+	    {"{\"batchItemFailures\":[{\"itemIdentifier\":null}]}", DDA_SEND_FAILED, NULL},
+	    {"{\"batchItemFailures\":[{}]}", DDA_SEND_FAILED, NULL},
+	};
+	for (size_t i = 0; i < DDA_ARRAY_SIZE(v); i++) {
+		struct dda_send_result r = {0};
+		dda__parse_item_failures(v[i].body, strlen(v[i].body), &r);
+		if (r.outcome != v[i].outcome)
+			fail_msg("'%s': outcome %d, want %d", v[i].body, r.outcome, v[i].outcome);
+		if (v[i].first)
+			assert_string_equal(r.first_failed, v[i].first);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_filter_operators),
+	    cmocka_unit_test(test_filter_rejects),
+	    cmocka_unit_test(test_size_bytes_documented),
+	    cmocka_unit_test(test_item_size_rules),
+	    cmocka_unit_test(test_item_failures),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
