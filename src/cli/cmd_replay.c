@@ -3,7 +3,7 @@
  * and say what happened. Exit 0 when every record was acknowledged, 1 when
  * some went to the DLQ (or were dropped), 3 when the replay stopped early. */
 #include "cli/cli.h"
-#include "replay/replay.h"
+#include "replay/dlq.h"
 
 #include <openssl/rand.h>
 #include <signal.h>
@@ -161,7 +161,8 @@ int cmd_replay(int argc, char **argv, struct cli *c)
 				    .hash_key = c->audit.dec.key_names[0]};
 	struct dda_replay_opts ro = {.target = {r->target, r->timeout_ms,
 						c->audit.src.aws.no_verify_ssl,
-						c->audit.src.aws.ca_bundle},
+						c->audit.src.aws.ca_bundle, &c->audit.src.aws,
+						r->lambda_endpoint, NULL},
 				     .batch_size = r->batch_size,
 				     .max_retries = r->max_retries,
 				     .max_record_age = r->max_record_age,
@@ -180,15 +181,16 @@ int cmd_replay(int argc, char **argv, struct cli *c)
 	(void)argc;
 	(void)argv;
 	if (!r->target) {
-		cli_error(c, "--target is required (file:PATH, -, http(s)://URL or exec:COMMAND)");
+		cli_error(c, "--target is required (file:PATH, -, http(s)://URL, "
+			     "lambda:FUNCTION[:QUALIFIER] or exec:COMMAND)");
 		return EXIT_USAGE;
 	}
 	if (dda__target_check(r->target, &err)) {
 		cli_error(c, "%s", err.msg);
 		return EXIT_USAGE;
 	}
-	if (r->dlq && (strncmp(r->dlq, "file:", 5) || !r->dlq[5])) {
-		cli_error(c, "invalid --dlq '%s' (file:PATH)", r->dlq);
+	if (r->dlq && dda__dlq_check(r->dlq, &err)) {
+		cli_error(c, "%s", err.msg);
 		return EXIT_USAGE;
 	}
 	dda_buf_init(&filter_text, 1 << 20);

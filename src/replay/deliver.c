@@ -5,7 +5,8 @@
  * that fail, which then go to the DLQ and, with hold-item, take every later
  * change of their item with them. Every acknowledged batch moves the lane's
  * checkpoint. */
-#include "replay/replay.h"
+#include "replay/dlq.h"
+#include "aws/api.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -23,7 +24,7 @@ struct shared {
 	size_t lane_pos[DDA_REPLAY_MAX_LANES];
 	uint64_t *held; /* item hashes held back (hold-item) */
 	size_t nheld, held_cap;
-	FILE *dlq;
+	struct dda_dlq *dlq;
 	int64_t next_free; /* rate limit: when the next record may go */
 	double *lat;	   /* milliseconds per send */
 	size_t nlat, lat_cap;
@@ -338,24 +339,21 @@ static void percentiles(struct shared *sh)
 	sh->st->p99_ms = sh->lat[(size_t)((double)(sh->nlat - 1) * 0.99)];
 }
 
-static int open_dlq(struct shared *sh, struct dda_error *err)
+/* lambda: targets share one signing client: credentials are resolved once. */
+static int open_lambda(struct dda_target_opts *t, struct dda_error *err)
 {
-	const char *d = sh->o->dlq;
-	if (!d)
+	if (strncmp(t->spec, "lambda:", 7))
 		return 0;
-	if (strncmp(d, "file:", 5) || !d[5])
-		return dda_error_set(err, DDA_EINVAL, "invalid --dlq '%s' (file:PATH)", d);
-	sh->dlq = fopen(d + 5, "ab");
-	if (!sh->dlq)
-		return dda_error_set(err, DDA_EIO, "cannot open the DLQ '%s': %s", d + 5,
-				     strerror(errno));
-	return 0;
+	struct dda_env env = {dda_process_env, NULL};
+	return dda_aws_api_new(&t->lambda, "lambda", t->aws, t->lambda_endpoint, NULL, NULL, &env,
+			       err);
 }
 
 int dda__replay_run(struct dda_plan *p, const struct dda_replay_opts *o,
 		    struct dda_replay_stats *st, struct dda_error *err)
 {
 	struct shared sh = {.p = p, .o = o, .st = st};
+	struct dda_target_opts topts = o->target;
 	struct lane lanes[DDA_REPLAY_MAX_LANES];
 	pthread_t th[DDA_REPLAY_MAX_LANES];
 	int started = 0, rc = 0;
@@ -368,7 +366,9 @@ int dda__replay_run(struct dda_plan *p, const struct dda_replay_opts *o,
 					  err);
 	sh.held_cap = sh.nheld;
 	if (!rc)
-		rc = open_dlq(&sh, err);
+		rc = dda__dlq_open(&sh.dlq, o->dlq, &o->target, err);
+	if (!rc)
+		rc = open_lambda(&topts, err);
 	for (int l = 0; !rc && l < p->lanes; l++) {
 		struct lane *ln = &lanes[l];
 		ln->sh = &sh;
@@ -378,7 +378,7 @@ int dda__replay_run(struct dda_plan *p, const struct dda_replay_opts *o,
 		ln->rng = 0x9e3779b97f4a7c15ULL * (uint64_t)(l + 1) ^ (uint64_t)dda_time_now();
 		st->resumed += sh.lane_pos[l];
 		dda_buf_init(&ln->batch, DDA_REPLAY_MAX_PAYLOAD + 64);
-		rc = dda__target_new(&ln->t, &o->target, l, err);
+		rc = dda__target_new(&ln->t, &topts, l, err);
 	}
 	for (int l = 0; !rc && l < p->lanes; l++) {
 		if (pthread_create(&th[l], NULL, lane_main, &lanes[l])) {
@@ -401,8 +401,10 @@ int dda__replay_run(struct dda_plan *p, const struct dda_replay_opts *o,
 		dda__target_free(lanes[l].t);
 		dda_buf_release(&lanes[l].batch);
 	}
-	if (sh.dlq && fclose(sh.dlq) && !rc)
-		rc = dda_error_set(err, DDA_EIO, "cannot write the DLQ: %s", strerror(errno));
+	struct dda_error cerr = {0};
+	if (dda__dlq_close(sh.dlq, &cerr) && !rc)
+		rc = dda_error_set(err, cerr.code, "%s", cerr.msg);
+	dda_aws_api_free(topts.lambda);
 	free(sh.held);
 	free(sh.lat);
 	pthread_mutex_destroy(&sh.mu);
@@ -446,13 +448,23 @@ static int write_dlq(struct lane *ln, size_t a, size_t b, const char *condition,
 	json_decref(line);
 	if (!text)
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	size_t len = strlen(text);
+	if (len > dda__dlq_max(sh->dlq)) {
+		/* Too big for one message: halves, each a whole on-failure record. */
+		free(text);
+		if (b - a == 1)
+			return dda_error_set(err, DDA_ETOOBIG,
+					     "a failed record is %zu bytes with its on-failure "
+					     "record, over the DLQ's %zu byte message limit; use "
+					     "--dlq file:PATH",
+					     len, dda__dlq_max(sh->dlq));
+		size_t mid = a + (b - a) / 2;
+		rc = write_dlq(ln, a, mid, condition, attempts, res, err);
+		return rc ? rc : write_dlq(ln, mid, b, condition, attempts, res, err);
+	}
 	pthread_mutex_lock(&sh->mu);
-	bool bad = fputs(text, sh->dlq) < 0 || fputc('\n', sh->dlq) < 0 || fflush(sh->dlq) ||
-		   fdatasync(fileno(sh->dlq));
+	rc = dda__dlq_put(sh->dlq, text, len, err);
 	pthread_mutex_unlock(&sh->mu);
 	free(text);
-	if (bad)
-		return dda_error_set(err, DDA_EIO, "cannot write the DLQ '%s': %s", sh->o->dlq + 5,
-				     strerror(errno));
-	return 0;
+	return rc;
 }

@@ -111,11 +111,15 @@ struct dda_send_result {
 };
 
 struct dda_target;
+struct dda_aws_api;
 struct dda_target_opts {
-	const char *spec;	/* file:PATH, -, http(s)://URL, exec:COMMAND */
+	const char *spec;	/* file:PATH, -, http(s)://URL, exec:COMMAND, lambda:F[:Q] */
 	long timeout_ms;	/* per attempt */
 	bool no_verify_ssl;
 	const char *ca_bundle;
+	const struct dda_aws_opts *aws; /* region, profile: Lambda and SQS */
+	const char *lambda_endpoint;	/* --lambda-endpoint-url */
+	struct dda_aws_api *lambda;	/* set by dda__replay_run for lambda: */
 };
 /* A target handle for one lane (file targets share their FILE). */
 int dda__target_new(struct dda_target **out, const struct dda_target_opts *o, int lane,
@@ -137,7 +141,7 @@ struct dda_replay_opts {
 	int64_t max_record_age;	  /* microseconds, -1 for none */
 	bool bisect;		  /* --bisect-on-error */
 	int on_failure;		  /* enum dda_on_failure */
-	const char *dlq;	  /* file:PATH or NULL */
+	const char *dlq;	  /* file:PATH, sqs:QUEUE_URL or NULL */
 	const char *checkpoint;	  /* path or NULL */
 	double max_rps;		  /* records per second over all lanes, 0 = no limit */
 	int64_t backoff_base;	  /* microseconds */

@@ -6,11 +6,13 @@
 int dda__target_check(const char *spec, struct dda_error *err)
 {
 	if (!strcmp(spec, "-") || (!strncmp(spec, "file:", 5) && spec[5]) ||
-	    (!strncmp(spec, "exec:", 5) && spec[5]) || !strncmp(spec, "http://", 7) ||
+	    (!strncmp(spec, "exec:", 5) && spec[5]) || (!strncmp(spec, "lambda:", 7) && spec[7]) ||
+	    !strncmp(spec, "http://", 7) ||
 	    !strncmp(spec, "https://", 8))
 		return 0;
 	return dda_error_set(err, DDA_EINVAL,
-			     "invalid --target '%s' (file:PATH, -, http(s)://URL or exec:COMMAND)",
+			     "invalid --target '%s' (file:PATH, -, http(s)://URL, "
+			     "lambda:FUNCTION[:QUALIFIER] or exec:COMMAND)",
 			     spec);
 }
 
@@ -26,6 +28,8 @@ int dda__target_new(struct dda_target **out, const struct dda_target_opts *o, in
 		return dda__target_file_new(out, s + 5, err);
 	if (!strncmp(s, "exec:", 5))
 		return dda__target_exec_new(out, o, lane, err);
+	if (!strncmp(s, "lambda:", 7))
+		return dda__target_lambda_new(out, o, err);
 	return dda__target_http_new(out, o, err);
 }
 

@@ -37,15 +37,41 @@ static int http_send(struct dda_target *t, const char *body, size_t len,
 		return 0;
 	}
 	curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
+	dda__target_http_outcome(status, &h->answer, "HTTP", res);
+	return 0;
+}
+
+void dda__target_http_outcome(long status, const struct dda_buf *answer, const char *what,
+			      struct dda_send_result *res)
+{
 	res->status = status;
 	if (status < 200 || status > 299) {
 		res->outcome = DDA_SEND_FAILED;
-		snprintf(res->msg, sizeof(res->msg), "HTTP %ld%s%.200s", status,
-			 h->answer.len ? ": " : "", h->answer.len ? h->answer.ptr : "");
-		return 0;
+		snprintf(res->msg, sizeof(res->msg), "%s %ld%s%.300s", what, status,
+			 answer->len ? ": " : "", answer->len ? answer->ptr : "");
+		return;
 	}
-	dda__parse_item_failures(h->answer.ptr, h->answer.len, res);
-	return 0;
+	dda__parse_item_failures(answer->ptr, answer->len, res);
+}
+
+void *dda__target_curl_new(const struct dda_target_opts *o, const char *url,
+			   struct dda_buf *answer)
+{
+	CURL *e = curl_easy_init();
+	if (!e)
+		return NULL;
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, answer);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms > 0 ? o->timeout_ms : 60000L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, o->no_verify_ssl ? 0L : 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, o->no_verify_ssl ? 0L : 2L);
+	if (o->ca_bundle)
+		curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_bundle);
+	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	return e;
 }
 
 static void http_free(struct dda_target *t)
@@ -66,7 +92,7 @@ int dda__target_http_new(struct dda_target **out, const struct dda_target_opts *
 	h->base.send = http_send;
 	h->base.free = http_free;
 	dda_buf_init(&h->answer, DDA_TARGET_MAX_ANSWER);
-	h->easy = curl_easy_init();
+	h->easy = dda__target_curl_new(o, o->spec, &h->answer);
 	h->headers = curl_slist_append(NULL, "Content-Type: application/json");
 	if (h->headers)
 		h->headers = curl_slist_append(h->headers, "Expect:");
@@ -74,19 +100,7 @@ int dda__target_http_new(struct dda_target **out, const struct dda_target_opts *
 		http_free(&h->base);
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
 	}
-	CURL *e = h->easy;
-	curl_easy_setopt(e, CURLOPT_URL, o->spec);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->headers);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, &h->answer);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms > 0 ? o->timeout_ms : 60000L);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, o->no_verify_ssl ? 0L : 1L);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, o->no_verify_ssl ? 0L : 2L);
-	if (o->ca_bundle)
-		curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_bundle);
-	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->headers);
 	*out = &h->base;
 	return 0;
 }

@@ -14,9 +14,20 @@ struct dda_target {
 	void (*free)(struct dda_target *t);
 };
 
+/* The HTTP targets (http, lambda) share these: a curl handle for url with
+ * the target's timeouts and TLS settings writing the answer into answer,
+ * and the outcome of a completed request. */
+struct dda_buf;
+void *dda__target_curl_new(const struct dda_target_opts *o, const char *url,
+			   struct dda_buf *answer);
+void dda__target_http_outcome(long status, const struct dda_buf *answer, const char *what,
+			      struct dda_send_result *res);
+
 int dda__target_file_new(struct dda_target **out, const char *path, struct dda_error *err);
 int dda__target_http_new(struct dda_target **out, const struct dda_target_opts *o,
 			 struct dda_error *err);
+int dda__target_lambda_new(struct dda_target **out, const struct dda_target_opts *o,
+			   struct dda_error *err);
 int dda__target_exec_new(struct dda_target **out, const struct dda_target_opts *o, int lane,
 			 struct dda_error *err);
 

@@ -3,12 +3,52 @@ it accepts POSTed batches ({"Records": [...]}) and records, in arrival
 order, every record it accepted. It can be told to fail: the first N
 attempts of every batch (a status code), every batch holding a poison
 sequence number (500), or a partial failure (batchItemFailures) naming a
-sequence number the first time it is seen; and to take a while per batch."""
+sequence number the first time it is seen; and to take a while per batch.
+
+As a Lambda endpoint (lambda_creds set) it answers the Invoke API: every
+request's SigV4 signature is recomputed with botocore from the headers it
+signed, a mismatch is a 403, and a poison record is a function error
+(X-Amz-Function-Error). A processor callback sees each accepted batch."""
 import http.server
 import json
+import re
 import socketserver
 import threading
 import time
+import urllib.parse
+
+AUTH_RE = re.compile(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
+                     r"SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})$")
+
+
+def check_sigv4(method, path, headers, body, creds, service):
+    """Recomputes the request's signature with botocore; returns None when it
+    matches, else why not."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    m = AUTH_RE.match(headers.get("Authorization", ""))
+    if not m:
+        return "no SigV4 Authorization header"
+    key, date, region, svc, signed, sig = m.groups()
+    if key != creds[0] or svc != service:
+        return f"credential scope names {key} and {svc}"
+    names = signed.split(";")
+    for need in ("host", "x-amz-date"):
+        if need not in names:
+            return f"{need} is not signed"
+    if creds[2] and "x-amz-security-token" not in names:
+        return "the session token is not signed"
+    hdrs = {n: headers[n] for n in names}
+    req = AWSRequest(method=method, url="http://" + headers["Host"] + path, data=body,
+                     headers=hdrs)
+    req.context["timestamp"] = headers["X-Amz-Date"]
+    if not headers["X-Amz-Date"].startswith(date):
+        return "X-Amz-Date is not the credential's date"
+    auth = SigV4Auth(Credentials(*creds), service, region)
+    auth._modify_request_before_signing(req)
+    want = auth.signature(auth.string_to_sign(req, auth.canonical_request(req)), req)
+    return None if want == sig else f"signature {sig} != botocore's {want}"
 
 
 class TargetServer:
@@ -21,6 +61,10 @@ class TargetServer:
         self.poison = set()     # sequence numbers that fail their whole batch
         self.partial_once = set()  # sequence numbers reported failed once
         self.delay = 0.0
+        self.lambda_creds = None  # (key, secret, token): act as Lambda's Invoke API
+        self.invocations = []     # (function, qualifier, invocation type) per Invoke
+        self.bad_signatures = []  # why, per rejected request
+        self.processor = None     # called with each accepted list of records
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -29,15 +73,41 @@ class TargetServer:
             def log_message(self, *a):
                 pass
 
-            def reply(self, status, body=b""):
+            def reply(self, status, body=b"", headers=()):
                 self.send_response(status)
+                for h in headers:
+                    self.send_header(*h)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
 
+            def invoke(self, body):
+                """Lambda's Invoke: checks the path and the signature; False
+                when it answered with an error."""
+                url = urllib.parse.urlsplit(self.path)
+                m = re.match(r"^/2015-03-31/functions/([^/]+)/invocations$", url.path)
+                if not m:
+                    self.reply(404, b'{"message":"unknown path"}')
+                    return False
+                why = check_sigv4("POST", self.path, self.headers, body, server.lambda_creds,
+                                  "lambda")
+                if why:
+                    with server.lock:
+                        server.bad_signatures.append(why)
+                    self.reply(403, json.dumps({"message": why}).encode())
+                    return False
+                q = urllib.parse.parse_qs(url.query).get("Qualifier", [None])[0]
+                with server.lock:
+                    server.invocations.append((urllib.parse.unquote(m.group(1)), q,
+                                               self.headers.get("X-Amz-Invocation-Type")))
+                return True
+
             def do_POST(self):
                 n = int(self.headers.get("Content-Length") or 0)
-                records = json.loads(self.rfile.read(n))["Records"]
+                body = self.rfile.read(n)
+                if server.lambda_creds and not self.invoke(body):
+                    return
+                records = json.loads(body)["Records"]
                 if server.delay:
                     time.sleep(server.delay)
                 with server.lock:
@@ -46,6 +116,9 @@ class TargetServer:
                         server.fail_first -= 1
                         return self.reply(server.fail_status, b"injected")
                     seqs = [r["dynamodb"]["SequenceNumber"] for r in records]
+                    if server.poison & set(seqs) and server.lambda_creds:
+                        err = b'{"errorMessage":"poison record","errorType":"ValueError"}'
+                        return self.reply(200, err, [("X-Amz-Function-Error", "Unhandled")])
                     if server.poison & set(seqs):
                         return self.reply(500, b"poison record")
                     failed = [s for s in seqs if s in server.partial_once]
@@ -56,6 +129,11 @@ class TargetServer:
                         body = json.dumps({"batchItemFailures": [
                             {"itemIdentifier": s} for s in failed]}).encode()
                         return self.reply(200, body)
+                    if server.processor:
+                        try:
+                            server.processor(records)
+                        except Exception as e:  # the processor failed: so does the batch
+                            return self.reply(500, str(e).encode())
                     server.accepted += records
                 return self.reply(200, b"")
 

@@ -1,0 +1,215 @@
+/* The on-failure destination: file:PATH (a line a message, appended and
+ * synced) or sqs:QUEUE_URL (SendMessage, AWS's JSON protocol, its MD5
+ * checked as the SDKs check it). A message is written before the records
+ * it holds are counted as done, so a failure here stops the run instead
+ * of losing them. */
+#include "replay/dlq.h"
+#include "aws/api.h"
+#include "replay/target_impl.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct dda_dlq {
+	const char *spec;
+	FILE *file;
+	struct dda_aws_api *api;
+	CURL *easy;
+	char *queue_url;
+	char *url; /* where SendMessage is POSTed */
+	char *path;
+	struct dda_buf answer;
+};
+
+int dda__dlq_check(const char *spec, struct dda_error *err)
+{
+	if ((!strncmp(spec, "file:", 5) && spec[5]) ||
+	    ((!strncmp(spec, "sqs:http://", 11) || !strncmp(spec, "sqs:https://", 12)) &&
+	     strchr(strstr(spec, "://") + 3, '/')))
+		return 0;
+	return dda_error_set(err, DDA_EINVAL,
+			     "invalid --dlq '%s' (file:PATH or sqs:https://QUEUE_URL)", spec);
+}
+
+/* The region of an AWS queue URL (https://sqs.REGION.amazonaws.com/...). */
+static void queue_region(const char *url, char *out, size_t cap)
+{
+	const char *h = strstr(url, "://");
+	out[0] = '\0';
+	if (h && !strncmp(h + 3, "sqs.", 4)) {
+		const char *r = h + 7, *dot = strchr(r, '.');
+		if (dot && !strncmp(dot, ".amazonaws.com", 14))
+			snprintf(out, cap, "%.*s", (int)(dot - r), r);
+	}
+}
+
+static int open_sqs(struct dda_dlq *d, const struct dda_target_opts *t, struct dda_error *err)
+{
+	char origin[1024], region[64];
+	const char *url = d->spec + 4;
+	const char *host = strstr(url, "://") + 3;
+	const char *slash = strchr(host, '/');
+	snprintf(origin, sizeof(origin), "%.*s", (int)(slash - url), url);
+	queue_region(url, region, sizeof(region));
+	struct dda_env env = {dda_process_env, NULL};
+	int rc = dda_aws_api_new(&d->api, "sqs", t->aws, NULL, origin, region, &env, err);
+	if (rc)
+		return rc;
+	const char *base = dda_aws_api_base(d->api);
+	const char *pfx = strchr(strstr(base, "://") + 3, '/');
+	d->queue_url = strdup(url);
+	size_t ulen = strlen(base) + 2;
+	d->url = malloc(ulen);
+	d->path = strdup(pfx ? pfx : "/");
+	dda_buf_init(&d->answer, 65536);
+	if (d->url)
+		snprintf(d->url, ulen, "%s%s", base, pfx ? "" : "/");
+	d->easy = d->url ? dda__target_curl_new(t, d->url, &d->answer) : NULL;
+	if (!d->queue_url || !d->url || !d->path || !d->easy)
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	curl_easy_setopt(d->easy, CURLOPT_TIMEOUT_MS, 30000L);
+	return 0;
+}
+
+int dda__dlq_open(struct dda_dlq **out, const char *spec, const struct dda_target_opts *t,
+		  struct dda_error *err)
+{
+	*out = NULL;
+	if (!spec)
+		return 0;
+	if (dda__dlq_check(spec, err))
+		return err->code;
+	struct dda_dlq *d = calloc(1, sizeof(*d));
+	if (!d)
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	d->spec = spec;
+	int rc = 0;
+	if (!strncmp(spec, "file:", 5)) {
+		d->file = fopen(spec + 5, "ab");
+		if (!d->file)
+			rc = dda_error_set(err, DDA_EIO, "cannot open the DLQ '%s': %s", spec + 5,
+					   strerror(errno));
+	} else {
+		rc = open_sqs(d, t, err);
+	}
+	if (rc) {
+		dda__dlq_close(d, NULL);
+		return rc;
+	}
+	*out = d;
+	return 0;
+}
+
+size_t dda__dlq_max(const struct dda_dlq *d)
+{
+	return d && d->api ? DDA_DLQ_SQS_MAX : SIZE_MAX;
+}
+
+static void md5_hex(const char *s, size_t n, char out[33])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	if (EVP_Digest(s, n, md, &len, EVP_md5(), NULL) != 1 || len != 16) {
+		out[0] = '\0';
+		return;
+	}
+	dda__hex(md, 16, out);
+}
+
+/* One SendMessage; 0, or why it failed in msg. */
+static int sqs_send_once(struct dda_dlq *d, const char *text, size_t len, char *msg, size_t cap)
+{
+	static const struct dda_kv hdrs[] = {
+	    {"Content-Type", "application/x-amz-json-1.0"},
+	    {"X-Amz-Target", "AmazonSQS.SendMessage"},
+	};
+	struct dda_error err = {0};
+	long status = 0;
+	dda_buf_reset(&d->answer);
+	json_t *req = json_pack("{ssss%}", "QueueUrl", d->queue_url, "MessageBody", text, len);
+	char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	json_decref(req);
+	if (!body) {
+		snprintf(msg, cap, "out of memory (or the message is not UTF-8)");
+		return DDA_ENOMEM;
+	}
+	struct curl_slist *hl = dda_aws_api_curl_headers(d->api, "POST", d->path, "", hdrs,
+							 DDA_ARRAY_SIZE(hdrs), body,
+							 strlen(body), &err);
+	if (!hl) {
+		free(body);
+		snprintf(msg, cap, "%s", err.msg);
+		return err.code ? err.code : DDA_ENOMEM;
+	}
+	curl_easy_setopt(d->easy, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(d->easy, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(d->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+	CURLcode cc = curl_easy_perform(d->easy);
+	curl_easy_setopt(d->easy, CURLOPT_HTTPHEADER, NULL);
+	curl_slist_free_all(hl);
+	free(body);
+	if (cc != CURLE_OK) {
+		snprintf(msg, cap, "%s", curl_easy_strerror(cc));
+		return DDA_EIO;
+	}
+	curl_easy_getinfo(d->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (status != 200) {
+		snprintf(msg, cap, "SendMessage: HTTP %ld: %.300s", status,
+			 d->answer.len ? d->answer.ptr : "");
+		return DDA_EIO;
+	}
+	char want[33];
+	md5_hex(text, len, want);
+	json_t *ans = json_loadb(d->answer.ptr ? d->answer.ptr : "", d->answer.len, 0, NULL);
+	const char *got = json_string_value(json_object_get(ans, "MD5OfMessageBody"));
+	int rc = got && !strcmp(got, want) ? 0 : DDA_EIO;
+	if (rc)
+		snprintf(msg, cap, "SendMessage: MD5OfMessageBody %s does not match the message (%s)",
+			 got ? got : "missing", want);
+	json_decref(ans);
+	return rc;
+}
+
+int dda__dlq_put(struct dda_dlq *d, const char *text, size_t len, struct dda_error *err)
+{
+	if (d->file) {
+		bool bad = fwrite(text, 1, len, d->file) != len || fputc('\n', d->file) < 0 ||
+			   fflush(d->file) || fdatasync(fileno(d->file));
+		return bad ? dda_error_set(err, DDA_EIO, "cannot write the DLQ '%s': %s",
+					   d->spec + 5, strerror(errno))
+			   : 0;
+	}
+	/* A few tries, spaced out: a throttled or restarting queue is common. */
+	char msg[512] = "";
+	int rc = 0;
+	for (int attempt = 0; attempt < 4; attempt++) {
+		if (attempt)
+			usleep((useconds_t)(200000u << attempt));
+		rc = sqs_send_once(d, text, len, msg, sizeof(msg));
+		if (!rc || rc == DDA_ENOMEM)
+			break;
+	}
+	return rc ? dda_error_set(err, rc, "cannot send to the DLQ %s: %s", d->spec + 4, msg) : 0;
+}
+
+int dda__dlq_close(struct dda_dlq *d, struct dda_error *err)
+{
+	int rc = 0;
+	if (!d)
+		return 0;
+	if (d->file && fclose(d->file) && err)
+		rc = dda_error_set(err, DDA_EIO, "cannot write the DLQ: %s", strerror(errno));
+	if (d->easy)
+		curl_easy_cleanup(d->easy);
+	dda_aws_api_free(d->api);
+	free(d->queue_url);
+	free(d->url);
+	free(d->path);
+	dda_buf_release(&d->answer);
+	free(d);
+	return rc;
+}
