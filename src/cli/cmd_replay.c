@@ -92,6 +92,86 @@ static void summary(const struct cli *c, const struct dda_plan *p,
 		st->p99_ms, st->stopped ? " (stopped early)" : "");
 }
 
+/* What reading the source took, for --dry-run's estimate. */
+struct source_use {
+	bool s3;
+	uint64_t objects, keys, hours;
+};
+
+/* List prices (US East, N. Virginia, November 2026) for the estimate. */
+#define PRICE_S3_GET_PER_1K 0.0004
+#define PRICE_S3_LIST_PER_1K 0.005
+#define PRICE_LAMBDA_PER_1M 0.20
+#define PRICE_SQS_PER_1M 0.40
+
+/* --dry-run: the batches each lane would send, and what the run costs in
+ * requests; nothing is sent. */
+static int dry_run(const struct cli *c, const struct dda_plan *p, const struct dda_replay_opts *o,
+		   const struct source_use *use)
+{
+	uint64_t total_batches = 0, total_bytes = 0, largest = 0;
+	json_t *lanes = json_array();
+	printf("dry run: nothing is sent\n%-6s %10s %10s %14s\n", "lane", "batches",
+		       "records", "bytes");
+	for (int l = 0; l < p->lanes; l++) {
+		uint64_t batches = 0, bytes = 0;
+		for (size_t a = p->lane_start[l], b; a < p->lane_start[l + 1]; a = b) {
+			b = dda__batch_end(p, o, a, p->lane_start[l + 1]);
+			uint64_t n = 14; /* {"Records":[ ... ]} */
+			for (size_t i = a; i < b; i++)
+				n += p->v[i].len + (i > a);
+			bytes += n;
+			largest = DDA_MAX(largest, n);
+			batches++;
+		}
+		size_t records = p->lane_start[l + 1] - p->lane_start[l];
+		printf("%-6d %10llu %10zu %14llu\n", l, (unsigned long long)batches, records,
+			       (unsigned long long)bytes);
+		json_array_append_new(lanes, json_pack("{sisIsIsI}", "lane", l, "batches",
+						       (json_int_t)batches, "records",
+						       (json_int_t)records, "bytes", (json_int_t)bytes));
+		total_batches += batches;
+		total_bytes += bytes;
+	}
+	/* Listing: a page of up to 1,000 keys, and at least one an hour prefix. */
+	uint64_t gets = use->s3 ? use->objects : 0;
+	uint64_t lists = use->s3 ? DDA_MAX(use->hours, (use->keys + 999) / 1000) : 0;
+	double s3_cost = (double)gets / 1e3 * PRICE_S3_GET_PER_1K +
+			 (double)lists / 1e3 * PRICE_S3_LIST_PER_1K;
+	bool lambda = !strncmp(o->target.spec, "lambda:", 7);
+	double target_cost = lambda ? (double)total_batches / 1e6 * PRICE_LAMBDA_PER_1M : 0;
+	printf("total: %zu records in %llu batches, %llu bytes (largest batch %llu bytes)\n",
+	       p->n, (unsigned long long)total_batches, (unsigned long long)total_bytes,
+	       (unsigned long long)largest);
+	if (use->s3)
+		printf("source: %llu GET and about %llu LIST requests to S3: $%.4f at list "
+		       "prices (US East)\n",
+		       (unsigned long long)gets, (unsigned long long)lists, s3_cost);
+	else
+		printf("source: local, no requests\n");
+	printf("target: %llu requests to %s", (unsigned long long)total_batches,
+	       o->target.spec);
+	if (lambda)
+		printf(": $%.4f in Lambda requests at list prices, plus the function's "
+		       "duration\n",
+		       target_cost);
+	else
+		printf(" (no AWS charge)\n");
+	if (o->dlq && !strncmp(o->dlq, "sqs:", 4))
+		printf("dlq: one SQS request a failed batch ($%.2f per million)\n",
+		       PRICE_SQS_PER_1M);
+	json_t *doc = json_pack(
+	    "{sssbsosIsIsIsIs{sbsIsIsf}s{sssIsf}}", "schema", "ddbaudit.replay/v1", "dryRun", 1,
+	    "lanes", lanes, "records", (json_int_t)p->n, "batches", (json_int_t)total_batches,
+	    "bytes", (json_int_t)total_bytes, "largest_batch_bytes", (json_int_t)largest, "source",
+	    "s3", use->s3, "get_requests", (json_int_t)gets, "list_requests", (json_int_t)lists,
+	    "estimated_cost_usd", s3_cost, "target", "spec", o->target.spec, "requests",
+	    (json_int_t)total_batches, "estimated_request_cost_usd", target_cost);
+	int status = write_report(c, doc);
+	json_decref(doc);
+	return status;
+}
+
 /* --filter FILE: Lambda's filter criteria, checked before anything is read. */
 static int load_filter(const struct cli *c, struct dda_buf *text, struct dda_filter **out)
 {
@@ -105,7 +185,7 @@ static int load_filter(const struct cli *c, struct dda_buf *text, struct dda_fil
 	return 0;
 }
 
-static int plan_run(struct cli *c, struct dda_plan *p, struct dda_buf *key)
+static int plan_run(struct cli *c, struct dda_plan *p, struct dda_buf *key, struct source_use *use)
 {
 	struct dda_result res;
 	struct dda_error err = {0};
@@ -141,6 +221,10 @@ static int plan_run(struct cli *c, struct dda_plan *p, struct dda_buf *key)
 			 "replaying what is there",
 			 (unsigned long long)res.sum.anomalies[DDA_SEV_ERROR]);
 	}
+	use->s3 = res.source.s3;
+	use->objects = res.sum.objects + res.source.versions_read;
+	use->hours = res.nhours;
+	use->keys = res.sum.objects;
 	dda_result_release(&res);
 	if (!status && dda__plan_finish(p, c->replay.parallelism, &err)) {
 		cli_error(c, "%s", err.msg);
@@ -171,6 +255,8 @@ int cmd_replay(int argc, char **argv, struct cli *c)
 				     .dlq = r->dlq,
 				     .checkpoint = r->checkpoint,
 				     .max_rps = r->max_rps,
+				     .max_inflight = r->max_inflight,
+				     .batch_window = r->batch_window,
 				     .backoff_base = 100 * 1000,
 				     .backoff_cap = 20 * DDA_USEC_PER_SEC};
 	struct dda_plan plan;
@@ -209,8 +295,11 @@ int cmd_replay(int argc, char **argv, struct cli *c)
 		return EXIT_RUNTIME;
 	}
 	dda_buf_init(&key, 1 << 16);
-	int status = plan_run(c, &plan, &key);
-	if (!status && dda__replay_run(&plan, &ro, &st, &err)) {
+	struct source_use use = {0};
+	int status = plan_run(c, &plan, &key, &use);
+	if (!status && r->dry_run) {
+		status = dry_run(c, &plan, &ro, &use);
+	} else if (!status && dda__replay_run(&plan, &ro, &st, &err)) {
 		cli_error(c, "%s", err.msg);
 		status = cli_exit_for(err.code);
 	} else if (!status) {

@@ -30,6 +30,8 @@ struct shared {
 	size_t nlat, lat_cap;
 	struct dda_error fail;
 	int stop;
+	pthread_cond_t slot; /* --max-inflight: a send finished */
+	int inflight;
 };
 
 struct lane {
@@ -102,13 +104,26 @@ static int build(struct lane *ln, size_t a, size_t b, struct dda_error *err)
 	return 0;
 }
 
-/* The batch that starts at a: up to batch_size records, at most 6 MB, and
- * never past a held item's record (that goes to the DLQ on its own). */
-static size_t batch_end(struct lane *ln, size_t a, size_t limit)
+/* How many records a batch takes at most: --batch-size, or fewer under
+ * --max-rps with --max-batching-window, where records "arrive" at the lane's
+ * share of the rate and a batch closes when the window is over, as Lambda
+ * closes a batch at MaximumBatchingWindowInSeconds. */
+static size_t batch_cap(const struct dda_plan *p, const struct dda_replay_opts *o)
 {
-	const struct dda_plan *p = ln->sh->p;
-	size_t bytes = 16, b = a;
-	while (b < limit && b - a < (size_t)ln->sh->o->batch_size) {
+	size_t cap = (size_t)o->batch_size;
+	if (o->batch_window > 0 && o->max_rps > 0) {
+		double share = o->max_rps / (p->lanes > 0 ? p->lanes : 1);
+		double n = share * (double)o->batch_window / 1e6;
+		cap = n < 1 ? 1 : n < (double)cap ? (size_t)n : cap;
+	}
+	return cap;
+}
+
+size_t dda__batch_end(const struct dda_plan *p, const struct dda_replay_opts *o, size_t a,
+		      size_t limit)
+{
+	size_t bytes = 16, b = a, cap = batch_cap(p, o);
+	while (b < limit && b - a < cap) {
 		bytes += p->v[b].len + 1;
 		if (b > a && bytes > DDA_REPLAY_MAX_PAYLOAD)
 			break;
@@ -127,6 +142,27 @@ static void take_tokens(struct shared *sh, size_t n)
 	sh->next_free = start + (int64_t)((double)n * 1e6 / sh->o->max_rps);
 	pthread_mutex_unlock(&sh->mu);
 	nap(sh, start - now);
+}
+
+/* --max-inflight: at most that many batches at the target at once. */
+static void enter(struct shared *sh)
+{
+	if (sh->o->max_inflight <= 0)
+		return;
+	pthread_mutex_lock(&sh->mu);
+	while (sh->inflight >= sh->o->max_inflight)
+		pthread_cond_wait(&sh->slot, &sh->mu);
+	sh->inflight++;
+	pthread_mutex_unlock(&sh->mu);
+}
+
+/* Called with sh->mu held. */
+static void leave(struct shared *sh)
+{
+	if (sh->o->max_inflight <= 0)
+		return;
+	sh->inflight--;
+	pthread_cond_signal(&sh->slot);
 }
 
 static void note_latency(struct shared *sh, double ms)
@@ -237,10 +273,12 @@ static int attempt(struct lane *ln, size_t a, size_t b, struct dda_error *err)
 		if (rc)
 			return rc;
 		take_tokens(sh, b - a);
+		enter(sh);
 		int64_t t0 = dda_time_now();
 		dda__target_send(ln->t, ln->batch.ptr, ln->batch.len, &res);
 		tries++;
 		pthread_mutex_lock(&sh->mu);
+		leave(sh);
 		note_latency(sh, (double)(dda_time_now() - t0) / 1000.0);
 		sh->st->batches++;
 		sh->st->sent += b - a;
@@ -311,7 +349,7 @@ static void *lane_main(void *arg)
 	struct dda_error err = {0};
 	int rc = 0;
 	while (!rc && ln->pos < ln->end && !stopping(sh)) {
-		size_t b = batch_end(ln, ln->pos, ln->end);
+		size_t b = dda__batch_end(sh->p, sh->o, ln->pos, ln->end);
 		rc = deliver(ln, ln->pos, b, &err);
 	}
 	if (rc < 0) {
@@ -361,6 +399,7 @@ int dda__replay_run(struct dda_plan *p, const struct dda_replay_opts *o,
 	memset(lanes, 0, sizeof(lanes));
 	st->records = p->n;
 	pthread_mutex_init(&sh.mu, NULL);
+	pthread_cond_init(&sh.slot, NULL);
 	if (o->checkpoint)
 		rc = dda__checkpoint_load(o->checkpoint, p, o, sh.lane_pos, &sh.held, &sh.nheld,
 					  err);
@@ -407,6 +446,7 @@ int dda__replay_run(struct dda_plan *p, const struct dda_replay_opts *o,
 	dda_aws_api_free(topts.lambda);
 	free(sh.held);
 	free(sh.lat);
+	pthread_cond_destroy(&sh.slot);
 	pthread_mutex_destroy(&sh.mu);
 	return rc;
 }

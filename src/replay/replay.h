@@ -144,6 +144,7 @@ struct dda_replay_opts {
 	const char *dlq;	  /* file:PATH, sqs:QUEUE_URL or NULL */
 	const char *checkpoint;	  /* path or NULL */
 	double max_rps;		  /* records per second over all lanes, 0 = no limit */
+	int max_inflight;	  /* batches at the target at once, 0 = one a lane */
 	int64_t backoff_base;	  /* microseconds */
 	int64_t backoff_cap;
 	uint8_t fingerprint[32];  /* of the arguments that shape the plan */
@@ -171,6 +172,11 @@ int dda__checkpoint_load(const char *path, struct dda_plan *p, const struct dda_
 int dda__checkpoint_save(const char *path, const struct dda_plan *p,
 			 const struct dda_replay_opts *o, const size_t *lane_pos,
 			 const uint64_t *held, size_t nheld, struct dda_error *err);
+
+/* Where the batch that starts at a ends (at most limit): --batch-size,
+ * the 6 MB payload cap, and --max-batching-window under --max-rps. */
+size_t dda__batch_end(const struct dda_plan *p, const struct dda_replay_opts *o, size_t a,
+		      size_t limit);
 
 /* Delivers the plan. Returns 0 (see stats for what happened) or an error
  * that prevented delivery (checkpoint mismatch, DLQ unwritable, ...). */

@@ -65,6 +65,8 @@ class TargetServer:
         self.invocations = []     # (function, qualifier, invocation type) per Invoke
         self.bad_signatures = []  # why, per rejected request
         self.processor = None     # called with each accepted list of records
+        self.active = 0           # requests being handled now, and the most at once
+        self.max_active = 0
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -108,6 +110,16 @@ class TargetServer:
                 if server.lambda_creds and not self.invoke(body):
                     return
                 records = json.loads(body)["Records"]
+                with server.lock:
+                    server.active += 1
+                    server.max_active = max(server.max_active, server.active)
+                try:
+                    self.handle_batch(records)
+                finally:
+                    with server.lock:
+                        server.active -= 1
+
+            def handle_batch(self, records):
                 if server.delay:
                     time.sleep(server.delay)
                 with server.lock:

@@ -126,6 +126,69 @@ class ReplayTest(Case):
         self.assertIn("unknown operator", err)
         self.assertEqual(len(self.target.accepted), len(want))
 
+    def test_dry_run_sends_nothing_and_counts_what_would_go(self):
+        report = self.path("dry.json")
+        args = ("--parallelism", "3", "--batch-size", "9")
+        status, out, err = self.replay("--target", self.target.url, "--dry-run", "--report",
+                                       report, *args)
+        self.assertEqual(status, 0, err)
+        self.assertEqual(self.target.batches, 0)
+        with open(report) as f:
+            dry = json.load(f)
+        # What a real run sends, one batch a line, with the same arguments.
+        sent = self.path("sent.ndjson")
+        status, _, err = self.replay("--target", "file:" + sent, *args)
+        self.assertEqual(status, 0, err)
+        with open(sent, "rb") as f:
+            lines = f.read().splitlines()
+        self.assertEqual(dry["batches"], len(lines))
+        self.assertEqual(dry["bytes"], sum(len(line) for line in lines))
+        self.assertEqual(dry["records"], self.changes)
+        self.assertEqual(sum(lane["records"] for lane in dry["lanes"]), self.changes)
+        self.assertEqual([lane["batches"] for lane in dry["lanes"]],
+                         [-(-lane["records"] // 9) for lane in dry["lanes"]])
+        self.assertEqual(dry["target"]["estimated_request_cost_usd"], 0)
+        self.assertIn(b"nothing is sent", out)
+
+    def test_batching_window_closes_rate_limited_batches(self):
+        # At 40 records/s over 2 lanes, a lane gathers 10 records in a
+        # 500 ms window: batches close at 10 records, not at --batch-size.
+        report = self.path("dry.json")
+        status, _, err = self.replay("--target", self.target.url, "--dry-run", "--report",
+                                     report, "--parallelism", "2", "--max-rps", "40",
+                                     "--max-batching-window", "0.5s", "--batch-size", "100")
+        self.assertEqual(status, 2, err)  # durations are whole seconds, as Lambda's
+        status, _, err = self.replay("--target", self.target.url, "--dry-run", "--report",
+                                     report, "--parallelism", "2", "--max-rps", "20",
+                                     "--max-batching-window", "1", "--batch-size", "100")
+        self.assertEqual(status, 0, err)
+        with open(report) as f:
+            dry = json.load(f)
+        self.assertEqual([lane["batches"] for lane in dry["lanes"]],
+                         [-(-lane["records"] // 10) for lane in dry["lanes"]])
+        # A real run at 200 records/s: a lane's batches close at 100 records.
+        out = self.path("window.ndjson")
+        status, _, err = self.replay("--target", "file:" + out, "--max-rps", "200",
+                                     "--max-batching-window", "1", "--batch-size", "1000",
+                                     "--parallelism", "2")
+        self.assertEqual(status, 0, err)
+        with open(out) as f:
+            sizes = [len(json.loads(line)["Records"]) for line in f]
+        self.assertEqual(sum(sizes), self.changes)
+        self.assertEqual(max(sizes), 100)
+
+    def test_max_inflight(self):
+        self.target.delay = 0.05
+        status, _, err = self.replay("--target", self.target.url, "--parallelism", "4",
+                                     "--batch-size", "10")
+        self.assertEqual(status, 0, err)
+        self.assertGreater(self.target.max_active, 1)  # lanes do overlap...
+        self.target.max_active = 0
+        status, _, err = self.replay("--target", self.target.url, "--parallelism", "4",
+                                     "--batch-size", "10", "--max-inflight", "1")
+        self.assertEqual(status, 0, err)
+        self.assertEqual(self.target.max_active, 1)  # ...unless told not to
+
     def test_http_parallel_lanes_keep_item_order(self):
         ref = self.reference()
         status, _, err = self.replay("--target", self.target.url, "--parallelism", "4",

@@ -248,12 +248,28 @@ class MotoReplayTest(EnvCase):
         holds the same changes, item by item, in the same order."""
         s3 = self.moto.client("s3")
         s3.create_bucket(Bucket="audit")
+        uploaded = 0
         for d, _, files in os.walk(SAMPLES):
             for name in files:
                 path = os.path.join(d, name)
                 with open(path, "rb") as f:
                     s3.put_object(Bucket="audit", Key="audit-logs/" + os.path.relpath(
                         path, SAMPLES), Body=f.read())
+                uploaded += 1
+        ep = ("--endpoint-url", self.moto.url)
+        # A dry run first: what the replay would ask of S3 and of a Lambda.
+        report = self.path("dry.json")
+        status, out, err = self.replay("--target", "lambda:audit-fn", "--dry-run", "--report",
+                                       report, *ep, source="s3://audit/audit-logs/")
+        self.assertEqual(status, 0, err)
+        with open(report) as f:
+            dry = json.load(f)
+        self.assertEqual(dry["source"]["get_requests"], uploaded)
+        self.assertGreaterEqual(dry["source"]["list_requests"], 1)
+        self.assertGreater(dry["source"]["estimated_cost_usd"], 0)
+        self.assertEqual(dry["target"]["requests"], dry["batches"])
+        self.assertAlmostEqual(dry["target"]["estimated_request_cost_usd"],
+                               dry["batches"] * 0.20 / 1e6)
         s3.create_bucket(Bucket="rebuilt")
         # The seed's processor overwrites an item's object within an hour:
         # versioning keeps every write.
@@ -282,7 +298,6 @@ class MotoReplayTest(EnvCase):
                               ContentType="application/json")
         self.target.processor = processor
         self.target.fail_first = 3
-        ep = ("--endpoint-url", self.moto.url)
         status, _, err = self.replay("--target", self.target.url, "--parallelism", "4",
                                      "--batch-size", "25", "--max-retries", "5", *ep,
                                      source="s3://audit/audit-logs/")
