@@ -40,6 +40,9 @@ struct dda_audit_opts {
 	const uint8_t *only_key;
 	size_t only_key_len;
 	int (*on_record)(void *ctx, const struct dda_record *r);
+	/* on_record is thread-safe: call it from every decoding thread at once
+	 * instead of one at a time. */
+	bool on_record_concurrent;
 	/* Called for each event in history order (see dda_history_opts). */
 	int (*visit)(void *ctx, const struct dda_event_view *e);
 	void *ctx;

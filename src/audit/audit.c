@@ -190,6 +190,8 @@ static int sink_record(void *ctx, const struct dda_record *r)
 	if (o->only_key &&
 	    (r->key_len != o->only_key_len || memcmp(r->key, o->only_key, r->key_len)))
 		return 0;
+	if (o->on_record_concurrent)
+		return o->on_record(o->ctx, r);
 	pthread_mutex_lock(&w->a->hook_mu);
 	rc = o->on_record(o->ctx, r);
 	pthread_mutex_unlock(&w->a->hook_mu);

@@ -113,9 +113,9 @@ const char *dda_aws_api_region(const struct dda_aws_api *a)
 	return a->region;
 }
 
-int dda_aws_api_sign(struct dda_aws_api *a, const char *method, const char *path,
-		     const char *query, const struct dda_kv *extra, size_t nextra,
-		     const void *body, size_t len, struct dda_buf *headers, struct dda_error *err)
+int dda_aws_api_sign(struct dda_aws_api *a, const char *method, const char *path, const char *query,
+		     const struct dda_kv *extra, size_t nextra, const void *body, size_t len,
+		     struct dda_buf *headers, struct dda_error *err)
 {
 	uint8_t digest[32];
 	char hash[65], date[17];
@@ -134,8 +134,9 @@ int dda_aws_api_sign(struct dda_aws_api *a, const char *method, const char *path
 	h[nh++] = (struct dda_kv){"x-amz-date", date};
 	if (a->creds.session_token)
 		h[nh++] = (struct dda_kv){"x-amz-security-token", a->creds.session_token};
-	struct dda_sigv4_request sr = {method, a->host, path,	  query ? query : "", h, nh,
-				       hash,   a->region, a->service, date,		false};
+	struct dda_sigv4_request sr = {method,	   a->host, path, query ? query : "",
+				       h,	   nh,	    hash, a->region,
+				       a->service, date,    false};
 	if (!rc)
 		rc = dda_buf_addf(headers, "Host: %s\nX-Amz-Date: %s\n", a->host, date);
 	if (!rc && a->creds.session_token)

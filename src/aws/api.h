@@ -28,9 +28,9 @@ const char *dda_aws_api_region(const struct dda_aws_api *a);
 /* Header lines ("Name: value\n") for a request: Host, X-Amz-Date, the
  * session token and Authorization, signing the extra headers too (which
  * the caller also sends). path is as sent (encoded), query canonical. */
-int dda_aws_api_sign(struct dda_aws_api *a, const char *method, const char *path,
-		     const char *query, const struct dda_kv *extra, size_t nextra,
-		     const void *body, size_t len, struct dda_buf *headers, struct dda_error *err);
+int dda_aws_api_sign(struct dda_aws_api *a, const char *method, const char *path, const char *query,
+		     const struct dda_kv *extra, size_t nextra, const void *body, size_t len,
+		     struct dda_buf *headers, struct dda_error *err);
 
 /* The same as a curl header list, with the extra headers themselves and
  * "Expect:" (no 100-continue round trip). NULL with err set on failure. */

@@ -52,7 +52,7 @@ static void fingerprint(const struct cli *c, const struct dda_buf *filter, uint8
 
 static json_t *stats_json(const struct dda_plan *p, const struct dda_replay_stats *st)
 {
-	return json_pack("{sssssisIsIsIsIsIsIsIsIsIsIsIsIsfsfsbsb}", "schema",
+	return json_pack("{sssssisIsIsIsIsIsIsIsIsIsIsIsIsfsfsfsbsb}", "schema",
 			 "ddbaudit.replay/v1", "runId", p->synth.run_id, "lanes", p->lanes,
 			 "records", (json_int_t)st->records, "acknowledged",
 			 (json_int_t)st->acked, "resumed", (json_int_t)st->resumed, "sent",
@@ -60,8 +60,9 @@ static json_t *stats_json(const struct dda_plan *p, const struct dda_replay_stat
 			 (json_int_t)st->retries, "bisections", (json_int_t)st->bisections,
 			 "partial_failures", (json_int_t)st->partial, "dlq", (json_int_t)st->dlq,
 			 "held_items", (json_int_t)st->held, "duplicates_skipped",
-			 (json_int_t)p->duplicates, "filtered_out", (json_int_t)p->filtered, "latency_p50_ms", st->p50_ms,
-			 "latency_p99_ms", st->p99_ms, "stopped", st->stopped, "complete",
+			 (json_int_t)p->duplicates, "filtered_out", (json_int_t)p->filtered,
+			 "latency_p50_ms", st->p50_ms, "latency_p99_ms", st->p99_ms,
+			 "delivery_seconds", st->seconds, "stopped", st->stopped, "complete",
 			 !st->stopped && st->acked + st->resumed + st->dlq == st->records);
 }
 
@@ -203,6 +204,7 @@ static int plan_run(struct cli *c, struct dda_plan *p, struct dda_buf *key, stru
 		c->audit.only_key_len = key->len;
 	}
 	c->audit.on_record = dda__plan_on_record;
+	c->audit.on_record_concurrent = true;
 	c->audit.visit = dda__plan_visit;
 	c->audit.ctx = p;
 	c->audit.diffs = false;

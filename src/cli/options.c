@@ -324,7 +324,7 @@ static int parse_age(struct cli *c, const char *arg)
 static int set_replay_option(struct cli *c, int opt, const char *arg)
 {
 	struct replay_args *r = &c->replay;
-	long long n;
+	long long n = 0;
 	char *end;
 	switch (opt) {
 	case O_TARGET:

@@ -419,6 +419,7 @@ int dda__replay_run(struct dda_plan *p, const struct dda_replay_opts *o,
 		dda_buf_init(&ln->batch, DDA_REPLAY_MAX_PAYLOAD + 64);
 		rc = dda__target_new(&ln->t, &topts, l, err);
 	}
+	int64_t t0 = dda_time_now();
 	for (int l = 0; !rc && l < p->lanes; l++) {
 		if (pthread_create(&th[l], NULL, lane_main, &lanes[l])) {
 			rc = dda_error_set(err, DDA_ENOMEM, "cannot start lane %d", l);
@@ -429,6 +430,7 @@ int dda__replay_run(struct dda_plan *p, const struct dda_replay_opts *o,
 	}
 	for (int l = 0; l < started; l++)
 		pthread_join(th[l], NULL);
+	st->seconds = (double)(dda_time_now() - t0) / 1e6;
 	if (!rc && sh.fail.code && !st->stopped)
 		rc = dda_error_set(err, sh.fail.code, "%s", sh.fail.msg);
 	else if (!rc && sh.fail.code)

@@ -137,9 +137,8 @@ static int sqs_send_once(struct dda_dlq *d, const char *text, size_t len, char *
 		snprintf(msg, cap, "out of memory (or the message is not UTF-8)");
 		return DDA_ENOMEM;
 	}
-	struct curl_slist *hl = dda_aws_api_curl_headers(d->api, "POST", d->path, "", hdrs,
-							 DDA_ARRAY_SIZE(hdrs), body,
-							 strlen(body), &err);
+	struct curl_slist *hl = dda_aws_api_curl_headers(
+	    d->api, "POST", d->path, "", hdrs, DDA_ARRAY_SIZE(hdrs), body, strlen(body), &err);
 	if (!hl) {
 		free(body);
 		snprintf(msg, cap, "%s", err.msg);
@@ -168,7 +167,8 @@ static int sqs_send_once(struct dda_dlq *d, const char *text, size_t len, char *
 	const char *got = json_string_value(json_object_get(ans, "MD5OfMessageBody"));
 	int rc = got && !strcmp(got, want) ? 0 : DDA_EIO;
 	if (rc)
-		snprintf(msg, cap, "SendMessage: MD5OfMessageBody %s does not match the message (%s)",
+		snprintf(msg, cap,
+			 "SendMessage: MD5OfMessageBody %s does not match the message (%s)",
 			 got ? got : "missing", want);
 	json_decref(ans);
 	return rc;

@@ -59,8 +59,11 @@ static int check_anything_but(const json_t *v, const char *path, struct dda_erro
 		const json_t *e;
 		if (!json_array_size(v))
 			return bad(err, path, "\"anything-but\" needs at least one value");
-		json_array_foreach(v, i, e) if (!json_is_string(e) && !json_is_number(e)) return bad(
-		    err, path, "\"anything-but\" lists strings or numbers");
+		json_array_foreach(
+		    v, i, e) if (!json_is_string(e) &&
+				 !json_is_number(
+				     e)) return bad(err, path,
+						    "\"anything-but\" lists strings or numbers");
 		return 0;
 	}
 	if (json_is_object(v) && json_object_size(v) == 1) {
@@ -303,8 +306,7 @@ static bool pattern_match(const json_t *pat, const json_t *rec)
 
 /* ---- loading ---- */
 
-static int add_pattern(struct dda_filter *f, json_t *pat, const char *where,
-		       struct dda_error *err)
+static int add_pattern(struct dda_filter *f, json_t *pat, const char *where, struct dda_error *err)
 {
 	json_t *owned = NULL;
 	if (json_is_string(pat)) { /* Lambda's form: the pattern is JSON text */
@@ -322,8 +324,7 @@ static int add_pattern(struct dda_filter *f, json_t *pat, const char *where,
 	return rc;
 }
 
-int dda__filter_parse(struct dda_filter **out, const char *text, size_t len,
-		      struct dda_error *err)
+int dda__filter_parse(struct dda_filter **out, const char *text, size_t len, struct dda_error *err)
 {
 	json_error_t je;
 	json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
@@ -351,7 +352,8 @@ int dda__filter_parse(struct dda_filter **out, const char *text, size_t len,
 				break;
 			rc = pat ? add_pattern(f, pat, where, err)
 				 : dda_error_set(err, DDA_EINVAL,
-						 "invalid filter: Filters[%zu] has no \"Pattern\"", i);
+						 "invalid filter: Filters[%zu] has no \"Pattern\"",
+						 i);
 		}
 	} else {
 		rc = add_pattern(f, doc, "pattern", err);

@@ -2,6 +2,7 @@
  * spool file as it is decoded (images are never all held in memory), the
  * history analysis then gives each item's order, and the plan is sorted into
  * lanes in delivery order with deterministic sequence numbers. */
+#define _GNU_SOURCE /* memmem */
 #include "replay/replay.h"
 
 #include <errno.h>
@@ -21,6 +22,7 @@ int dda__plan_init(struct dda_plan *p, const struct dda_synth_opts *o, struct dd
 {
 	memset(p, 0, sizeof(*p));
 	p->synth = *o;
+	pthread_mutex_init(&p->mu, NULL);
 	const char *dir = getenv("TMPDIR");
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/ddbaudit-replay-XXXXXX", dir && *dir ? dir : "/tmp");
@@ -43,6 +45,7 @@ void dda__plan_release(struct dda_plan *p)
 	if (p->spool)
 		fclose(p->spool);
 	free(p->v);
+	pthread_mutex_destroy(&p->mu);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -75,6 +78,8 @@ static int grow(struct dda_plan *p)
 	return 0;
 }
 
+/* Runs on every decoding thread at once: the record is built and
+ * serialized outside the lock, only appending it to the plan is locked. */
 int dda__plan_on_record(void *ctx, const struct dda_record *r)
 {
 	struct dda_plan *p = ctx;
@@ -83,45 +88,57 @@ int dda__plan_on_record(void *ctx, const struct dda_record *r)
 	json_t *rec = dda__synth_record(&p->synth, r);
 	if (!rec)
 		return DDA_ENOMEM;
+	struct dda_planned e = {.obj = r->obj, .index = r->index, .ord = UINT64_MAX};
 	if (!dda__filter_match(p->synth.filter, rec)) {
 		json_decref(rec);
+		e.filtered = true;
+		pthread_mutex_lock(&p->mu);
 		int rc = grow(p);
 		if (!rc)
-			p->v[p->n++] = (struct dda_planned){.obj = r->obj, .index = r->index,
-							    .ord = UINT64_MAX, .filtered = true};
+			p->v[p->n++] = e;
+		pthread_mutex_unlock(&p->mu);
 		return rc;
 	}
-	char *text = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	uint64_t part = partition_hash(&p->synth, json_object_get(json_object_get(rec, "dynamodb"),
-								"Keys"));
+	struct dda_buf text;
+	dda_buf_init(&text, DDA_REPLAY_MAX_PAYLOAD);
+	int wrc = dda__json_write(&text, rec, 0);
+	e.part = partition_hash(&p->synth,
+				json_object_get(json_object_get(rec, "dynamodb"), "Keys"));
 	json_decref(rec);
-	char *at = text ? strstr(text, SEQ_PLACEHOLDER) : NULL;
-	size_t len = text ? strlen(text) : 0;
-	int rc = !text || !at ? DDA_ENOMEM : grow(p);
+	const char *at = wrc ? NULL : memmem(text.ptr, text.len, SEQ_PLACEHOLDER,
+					      strlen(SEQ_PLACEHOLDER));
+	size_t len = text.len;
+	if (!at) {
+		dda_buf_release(&text);
+		if (wrc != DDA_ETOOBIG)
+			return DDA_ENOMEM;
+		pthread_mutex_lock(&p->mu);
+		dda_error_set(&p->err, DDA_ETOOBIG, "a record of %s is over the 6 MB payload limit",
+			      r->object ? r->object->key : "?");
+		pthread_mutex_unlock(&p->mu);
+		return DDA_ETOOBIG;
+	}
+	e.len = (uint32_t)len;
+	e.seq_at = (uint32_t)(at - text.ptr) + (uint32_t)strlen("\"SequenceNumber\":\"");
+	e.item = dda__hash64(r->key, r->key_len);
+	e.time = r->time;
+	e.event = (uint8_t)r->event;
+	pthread_mutex_lock(&p->mu);
+	int rc = grow(p);
 	if (!rc && len > DDA_REPLAY_MAX_PAYLOAD - 16)
 		rc = dda_error_set(&p->err, DDA_ETOOBIG,
 				   "a record of %s is %zu bytes, over the 6 MB payload limit",
 				   r->object ? r->object->key : "?", len);
 	if (!rc) {
-		struct dda_planned *e = &p->v[p->n];
-		memset(e, 0, sizeof(*e));
-		e->off = (uint64_t)ftello(p->spool);
-		e->len = (uint32_t)len;
-		e->seq_at = (uint32_t)(at - text) + (uint32_t)strlen("\"SequenceNumber\":\"");
-		e->obj = r->obj;
-		e->index = r->index;
-		e->item = dda__hash64(r->key, r->key_len);
-		e->part = part;
-		e->time = r->time;
-		e->ord = UINT64_MAX;
-		e->event = (uint8_t)r->event;
-		if (fwrite(text, 1, len, p->spool) != len)
+		e.off = (uint64_t)ftello(p->spool);
+		if (fwrite(text.ptr, 1, len, p->spool) != len)
 			rc = dda_error_set(&p->err, DDA_EIO, "cannot write the spool file: %s",
 					   strerror(errno));
 		else
-			p->n++;
+			p->v[p->n++] = e;
 	}
-	free(text);
+	pthread_mutex_unlock(&p->mu);
+	dda_buf_release(&text);
 	return rc;
 }
 

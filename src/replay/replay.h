@@ -7,6 +7,7 @@
 #ifndef DDA_REPLAY_H
 #define DDA_REPLAY_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -68,7 +69,8 @@ struct dda_planned {
 /* The plan: every record to send, sorted by lane then delivery order. */
 struct dda_plan {
 	struct dda_synth_opts synth;
-	FILE *spool; /* unlinked temporary file */
+	pthread_mutex_t mu; /* on_record runs on every decoding thread */
+	FILE *spool;	    /* unlinked temporary file */
 	struct dda_planned *v;
 	size_t n, cap;
 	bool sorted_by_obj;
@@ -97,6 +99,9 @@ void dda__seq_format(uint64_t seq, char out[DDA_SEQ_DIGITS + 1]);
  * NULL on allocation failure). Its SequenceNumber is 21 zeros, to be
  * replaced when the plan is complete. */
 json_t *dda__synth_record(const struct dda_synth_opts *o, const struct dda_record *r);
+/* Appends v as compact JSON, the bytes json_dumps(JSON_COMPACT) writes
+ * (objects in insertion order), several times faster. */
+int dda__json_write(struct dda_buf *out, const json_t *v, int depth);
 /* DynamoDB's item size of an attribute map (names + values), as SizeBytes. */
 uint64_t dda__item_size(const json_t *map);
 
@@ -156,6 +161,7 @@ struct dda_replay_stats {
 	uint64_t resumed; /* records already acknowledged by an earlier run */
 	uint64_t partial; /* partial batch failures reported by the target */
 	double p50_ms, p99_ms;
+	double seconds;	  /* delivery, from the first lane's start to the last's end */
 	bool stopped;	  /* on-failure stop or a signal: not finished */
 	bool interrupted; /* by a signal */
 };

@@ -215,3 +215,90 @@ json_t *dda__synth_record(const struct dda_synth_opts *o, const struct dda_recor
 		json_object_set_new(rec, "replay", marker_json(o, r));
 	return rec;
 }
+
+/* ---- a compact JSON writer, several times faster than json_dumps on
+ * stream records; the same bytes as json_dumps(JSON_COMPACT) ---- */
+
+static int write_string(struct dda_buf *out, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF"; /* as jansson writes \u00XX */
+	int rc = dda_buf_addc(out, '"');
+	size_t run = 0;
+	for (size_t i = 0; !rc && i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		rc = dda_buf_add(out, s + run, i - run);
+		run = i + 1;
+		const char *esc = c == '"'    ? "\\\""
+				  : c == '\\' ? "\\\\"
+				  : c == '\n' ? "\\n"
+				  : c == '\r' ? "\\r"
+				  : c == '\t' ? "\\t"
+				  : c == '\b' ? "\\b"
+				  : c == '\f' ? "\\f"
+					      : NULL;
+		if (!rc && esc)
+			rc = dda_buf_adds(out, esc);
+		else if (!rc) {
+			char u[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
+			rc = dda_buf_adds(out, u);
+		}
+	}
+	if (!rc)
+		rc = dda_buf_add(out, s + run, n - run);
+	return rc ? rc : dda_buf_addc(out, '"');
+}
+
+int dda__json_write(struct dda_buf *out, const json_t *v, int depth)
+{
+	const char *k;
+	json_t *e;
+	size_t i;
+	int rc = 0;
+	if (depth > 2048)
+		return DDA_EINVAL;
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		rc = dda_buf_addc(out, '{');
+		i = 0;
+		json_object_foreach((json_t *)v, k, e)
+		{
+			if (!rc && i++)
+				rc = dda_buf_addc(out, ',');
+			if (!rc)
+				rc = write_string(out, k, strlen(k));
+			if (!rc)
+				rc = dda_buf_addc(out, ':');
+			if (!rc)
+				rc = dda__json_write(out, e, depth + 1);
+		}
+		return rc ? rc : dda_buf_addc(out, '}');
+	case JSON_ARRAY:
+		rc = dda_buf_addc(out, '[');
+		json_array_foreach(v, i, e)
+		{
+			if (!rc && i)
+				rc = dda_buf_addc(out, ',');
+			if (!rc)
+				rc = dda__json_write(out, e, depth + 1);
+		}
+		return rc ? rc : dda_buf_addc(out, ']');
+	case JSON_STRING:
+		return write_string(out, json_string_value(v), json_string_length(v));
+	case JSON_INTEGER:
+		return dda_buf_addf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+	case JSON_TRUE:
+		return dda_buf_adds(out, "true");
+	case JSON_FALSE:
+		return dda_buf_adds(out, "false");
+	case JSON_NULL:
+		return dda_buf_adds(out, "null");
+	default: { /* JSON_REAL: rare in stream records; jansson's own form */
+		char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+		rc = s ? dda_buf_adds(out, s) : DDA_ENOMEM;
+		free(s);
+		return rc;
+	}
+	}
+}

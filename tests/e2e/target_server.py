@@ -114,10 +114,11 @@ class TargetServer:
                     server.active += 1
                     server.max_active = max(server.max_active, server.active)
                 try:
-                    self.handle_batch(records)
+                    answer = self.handle_batch(records)
                 finally:
-                    with server.lock:
+                    with server.lock:  # done before answering: the client may go on
                         server.active -= 1
+                self.reply(*answer)
 
             def handle_batch(self, records):
                 if server.delay:
@@ -126,13 +127,13 @@ class TargetServer:
                     server.batches += 1
                     if server.fail_first > 0:
                         server.fail_first -= 1
-                        return self.reply(server.fail_status, b"injected")
+                        return (server.fail_status, b"injected")
                     seqs = [r["dynamodb"]["SequenceNumber"] for r in records]
                     if server.poison & set(seqs) and server.lambda_creds:
                         err = b'{"errorMessage":"poison record","errorType":"ValueError"}'
-                        return self.reply(200, err, [("X-Amz-Function-Error", "Unhandled")])
+                        return (200, err, [("X-Amz-Function-Error", "Unhandled")])
                     if server.poison & set(seqs):
-                        return self.reply(500, b"poison record")
+                        return (500, b"poison record")
                     failed = [s for s in seqs if s in server.partial_once]
                     if failed:
                         server.partial_once -= set(failed)
@@ -140,14 +141,14 @@ class TargetServer:
                         server.accepted += records[:first]
                         body = json.dumps({"batchItemFailures": [
                             {"itemIdentifier": s} for s in failed]}).encode()
-                        return self.reply(200, body)
+                        return (200, body)
                     if server.processor:
                         try:
                             server.processor(records)
                         except Exception as e:  # the processor failed: so does the batch
-                            return self.reply(500, str(e).encode())
+                            return (500, str(e).encode())
                     server.accepted += records
-                return self.reply(200, b"")
+                return (200, b"")
 
         class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             daemon_threads = True

@@ -12,20 +12,20 @@
 #include <string.h>
 
 /* A record in the shape of the operator examples of Lambda's docs. */
-#define PLAIN_RECORD \
-    "{\"UserID\":null,\"LastName\":\"\",\"Name\":\"Alice\",\"Location\":\"New York\"," \
-    "\"Day\":\"Monday\",\"PaymentType\":\"Credit\",\"Weather\":\"Sunny\",\"Price\":100," \
-    "\"ProductName\":\"Widget\",\"Region\":\"us-east-1\",\"FileName\":\"cat.png\"," \
-    "\"Tags\":[\"red\",\"blue\"]}"
+#define PLAIN_RECORD                                                                               \
+	"{\"UserID\":null,\"LastName\":\"\",\"Name\":\"Alice\",\"Location\":\"New York\","         \
+	"\"Day\":\"Monday\",\"PaymentType\":\"Credit\",\"Weather\":\"Sunny\",\"Price\":100,"       \
+	"\"ProductName\":\"Widget\",\"Region\":\"us-east-1\",\"FileName\":\"cat.png\","            \
+	"\"Tags\":[\"red\",\"blue\"]}"
 
 /* A synthetic DynamoDB stream record (AWS's MODIFY example, plus Amount). */
-#define STREAM_RECORD \
-    "{\"eventID\":\"1\",\"eventName\":\"MODIFY\",\"eventSource\":\"aws:dynamodb\"," \
-    "\"dynamodb\":{\"Keys\":{\"Id\":{\"N\":\"101\"}}," \
-    "\"NewImage\":{\"Message\":{\"S\":\"This item has changed\"},\"Id\":{\"N\":\"101\"}," \
-    "\"Amount\":{\"N\":\"250.5\"},\"Active\":{\"BOOL\":true}}," \
-    "\"OldImage\":{\"Message\":{\"S\":\"New item!\"},\"Id\":{\"N\":\"101\"}}," \
-    "\"StreamViewType\":\"NEW_AND_OLD_IMAGES\"}}"
+#define STREAM_RECORD                                                                              \
+	"{\"eventID\":\"1\",\"eventName\":\"MODIFY\",\"eventSource\":\"aws:dynamodb\","            \
+	"\"dynamodb\":{\"Keys\":{\"Id\":{\"N\":\"101\"}},"                                         \
+	"\"NewImage\":{\"Message\":{\"S\":\"This item has changed\"},\"Id\":{\"N\":\"101\"},"      \
+	"\"Amount\":{\"N\":\"250.5\"},\"Active\":{\"BOOL\":true}},"                                \
+	"\"OldImage\":{\"Message\":{\"S\":\"New item!\"},\"Id\":{\"N\":\"101\"}},"                 \
+	"\"StreamViewType\":\"NEW_AND_OLD_IMAGES\"}}"
 
 struct filter_case {
 	const char *what;
@@ -51,8 +51,7 @@ static const struct filter_case cases[] = {
     {"equals: a number literal", P, "{\"Price\":[100]}", true},
     /* Equals and ignore case */
     {"equals-ignore-case", P, "{\"Name\":[{\"equals-ignore-case\":\"alice\"}]}", true},
-    {"equals-ignore-case: other text", P, "{\"Name\":[{\"equals-ignore-case\":\"bob\"}]}",
-     false},
+    {"equals-ignore-case: other text", P, "{\"Name\":[{\"equals-ignore-case\":\"bob\"}]}", false},
     /* And */
     {"and", P, "{\"Location\":[\"New York\"],\"Day\":[\"Monday\"]}", true},
     {"and: one field differs", P, "{\"Location\":[\"New York\"],\"Day\":[\"Tuesday\"]}", false},
@@ -63,8 +62,7 @@ static const struct filter_case cases[] = {
     {"$or", P, "{\"$or\":[{\"Location\":[\"Boston\"]},{\"Day\":[\"Monday\"]}]}", true},
     {"$or: none", P, "{\"$or\":[{\"Location\":[\"Boston\"]},{\"Day\":[\"Friday\"]}]}", false},
     {"$or and a field", P,
-     "{\"Name\":[\"Bob\"],\"$or\":[{\"Location\":[\"New York\"]},{\"Day\":[\"Monday\"]}]}",
-     false},
+     "{\"Name\":[\"Bob\"],\"$or\":[{\"Location\":[\"New York\"]},{\"Day\":[\"Monday\"]}]}", false},
     /* Not */
     {"anything-but list", P, "{\"Weather\":[{\"anything-but\":[\"Raining\"]}]}", true},
     {"anything-but list: excluded", P, "{\"Weather\":[{\"anything-but\":[\"Raining\",\"Sunny\"]}]}",
@@ -99,8 +97,8 @@ static const struct filter_case cases[] = {
     {"eventName", S, "{\"eventName\":[\"MODIFY\"]}", true},
     {"eventName: other", S, "{\"eventName\":[\"INSERT\",\"REMOVE\"]}", false},
     {"key as text", S, "{\"dynamodb\":{\"Keys\":{\"Id\":{\"N\":[\"101\"]}}}}", true},
-    {"image prefix", S, "{\"dynamodb\":{\"NewImage\":{\"Message\":{\"S\":[{\"prefix\":\"This\"}]}}}}",
-     true},
+    {"image prefix", S,
+     "{\"dynamodb\":{\"NewImage\":{\"Message\":{\"S\":[{\"prefix\":\"This\"}]}}}}", true},
     {"image BOOL", S, "{\"dynamodb\":{\"NewImage\":{\"Active\":{\"BOOL\":[true]}}}}", true},
     {"image BOOL false", S, "{\"dynamodb\":{\"NewImage\":{\"Active\":{\"BOOL\":[false]}}}}", false},
     {"absent attribute", S, "{\"dynamodb\":{\"NewImage\":{\"Gone\":{\"S\":[{\"exists\":false}]}}}}",
@@ -111,7 +109,8 @@ static const struct filter_case cases[] = {
      true},
     /* The extension: numeric matching on DynamoDB N strings */
     {"numeric on N", S,
-     "{\"eventName\":[\"MODIFY\"],\"dynamodb\":{\"NewImage\":{\"Amount\":{\"N\":[{\"numeric\":[\">\","
+     "{\"eventName\":[\"MODIFY\"],\"dynamodb\":{\"NewImage\":{\"Amount\":{\"N\":[{\"numeric\":[\">"
+     "\","
      "200]}]}}}}",
      true},
     {"numeric on N: out of range", S,
@@ -146,7 +145,8 @@ static void test_filter_operators(void **state)
 		if (dda__filter_parse(&f, c->pattern, strlen(c->pattern), &err))
 			fail_msg("%s: pattern rejected: %s", c->what, err.msg);
 		if (dda__filter_match(f, rec) != c->match)
-			fail_msg("%s: %s should %smatch", c->what, c->pattern, c->match ? "" : "not ");
+			fail_msg("%s: %s should %smatch", c->what, c->pattern,
+				 c->match ? "" : "not ");
 		dda__filter_free(f);
 		json_decref(rec);
 	}
@@ -177,17 +177,19 @@ static void test_filter_rejects(void **state)
 	for (size_t i = 0; i < DDA_ARRAY_SIZE(bad); i++) {
 		struct dda_filter *f = (struct dda_filter *)&f; /* must come back NULL */
 		struct dda_error err = {0};
-		assert_int_equal(dda__filter_parse(&f, bad[i].pattern, strlen(bad[i].pattern), &err),
-				 DDA_EINVAL);
+		assert_int_equal(
+		    dda__filter_parse(&f, bad[i].pattern, strlen(bad[i].pattern), &err),
+		    DDA_EINVAL);
 		assert_null(f);
 		if (!strstr(err.msg, bad[i].why))
-			fail_msg("%s: message '%s' lacks '%s'", bad[i].pattern, err.msg, bad[i].why);
+			fail_msg("%s: message '%s' lacks '%s'", bad[i].pattern, err.msg,
+				 bad[i].why);
 	}
 }
 
 /* A decoded record for the synthesizer, from a stream record's parts. */
-static json_t *synth(const char *event, const char *keys, const char *new_img,
-		     const char *old_img, int view)
+static json_t *synth(const char *event, const char *keys, const char *new_img, const char *old_img,
+		     int view)
 {
 	struct dda_buf key, why;
 	json_t *k = json_loads(keys, 0, NULL);
@@ -229,13 +231,14 @@ static void test_size_bytes_documented(void **state)
 {
 	(void)state;
 	const char *keys = "{\"Id\":{\"N\":\"101\"}}";
-	json_t *ins = synth("INSERT", keys, "{\"Message\":{\"S\":\"New item!\"},\"Id\":{\"N\":\"101\"}}",
-			    NULL, DDA_VIEW_NEW_AND_OLD);
+	json_t *ins =
+	    synth("INSERT", keys, "{\"Message\":{\"S\":\"New item!\"},\"Id\":{\"N\":\"101\"}}",
+		  NULL, DDA_VIEW_NEW_AND_OLD);
 	assert_int_equal(size_bytes(ins), 26);
-	json_t *mod = synth("MODIFY", keys,
-			    "{\"Message\":{\"S\":\"This item has changed\"},\"Id\":{\"N\":\"101\"}}",
-			    "{\"Message\":{\"S\":\"New item!\"},\"Id\":{\"N\":\"101\"}}",
-			    DDA_VIEW_NEW_AND_OLD);
+	json_t *mod = synth(
+	    "MODIFY", keys,
+	    "{\"Message\":{\"S\":\"This item has changed\"},\"Id\":{\"N\":\"101\"}}",
+	    "{\"Message\":{\"S\":\"New item!\"},\"Id\":{\"N\":\"101\"}}", DDA_VIEW_NEW_AND_OLD);
 	assert_int_equal(size_bytes(mod), 59);
 	const json_t *d = json_object_get(mod, "dynamodb");
 	assert_string_equal(json_string_value(json_object_get(mod, "eventName")), "MODIFY");
@@ -245,8 +248,9 @@ static void test_size_bytes_documented(void **state)
 	assert_int_equal(json_integer_value(json_object_get(d, "ApproximateCreationDateTime")),
 			 1700000000);
 	/* KEYS_ONLY: no images, and SizeBytes counts the keys alone. */
-	json_t *ko = synth("MODIFY", keys, "{\"Message\":{\"S\":\"x\"},\"Id\":{\"N\":\"101\"}}",
-			   "{\"Message\":{\"S\":\"y\"},\"Id\":{\"N\":\"101\"}}", DDA_VIEW_KEYS_ONLY);
+	json_t *ko =
+	    synth("MODIFY", keys, "{\"Message\":{\"S\":\"x\"},\"Id\":{\"N\":\"101\"}}",
+		  "{\"Message\":{\"S\":\"y\"},\"Id\":{\"N\":\"101\"}}", DDA_VIEW_KEYS_ONLY);
 	d = json_object_get(ko, "dynamodb");
 	assert_null(json_object_get(d, "NewImage"));
 	assert_null(json_object_get(d, "OldImage"));
@@ -281,7 +285,8 @@ static void test_item_size_rules(void **state)
 		assert_non_null(m);
 		if (dda__item_size(m) != v[i].size)
 			fail_msg("%s: %llu bytes, want %llu", v[i].map,
-				 (unsigned long long)dda__item_size(m), (unsigned long long)v[i].size);
+				 (unsigned long long)dda__item_size(m),
+				 (unsigned long long)v[i].size);
 		json_decref(m);
 	}
 }
@@ -321,14 +326,50 @@ static void test_item_failures(void **state)
 	}
 }
 
+/* The fast writer gives json_dumps's bytes, escapes included. */
+static void test_json_write_matches_jansson(void **state)
+{
+	(void)state;
+	static const char *const docs[] = {
+	    "{}",
+	    "[]",
+	    "{\"a\":[1,-2,true,false,null,\"x\"],\"b\":{\"c\":{}}}",
+	    "{\"q\":\"quote \\\" back \\\\ slash / nl \\n cr \\r tab \\t bs \\b ff \\f\"}",
+	    "{\"ctl\":\"\\u0001\\u001f\\u007f\",\"utf8\":\"Jos\u00e9 \u7528\u6237 \\ud83d\\ude00\"}",
+	    "{\"zeta\":1,\"alpha\":2,\"mid\":{\"S\":\"\"}}",
+	    "{\"big\":9223372036854775807,\"neg\":-9223372036854775807,\"real\":1.5}",
+	};
+	for (size_t i = 0; i < DDA_ARRAY_SIZE(docs); i++) {
+		json_error_t je;
+		json_t *v = json_loads(docs[i], JSON_DECODE_ANY, &je);
+		if (!v)
+			fail_msg("doc %zu: %s", i, je.text);
+		char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		struct dda_buf got;
+		dda_buf_init(&got, 1 << 20);
+		assert_int_equal(dda__json_write(&got, v, 0), 0);
+		assert_non_null(got.ptr);
+		assert_string_equal(got.ptr, want);
+		free(want);
+		dda_buf_release(&got);
+		json_decref(v);
+	}
+	/* A record over the limit is refused, not truncated. */
+	json_t *s = json_pack("{ss}", "S", "0123456789");
+	struct dda_buf small;
+	dda_buf_init(&small, 8);
+	assert_int_equal(dda__json_write(&small, s, 0), DDA_ETOOBIG);
+	dda_buf_release(&small);
+	json_decref(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_filter_operators),
-	    cmocka_unit_test(test_filter_rejects),
-	    cmocka_unit_test(test_size_bytes_documented),
-	    cmocka_unit_test(test_item_size_rules),
+	    cmocka_unit_test(test_filter_operators),	  cmocka_unit_test(test_filter_rejects),
+	    cmocka_unit_test(test_size_bytes_documented), cmocka_unit_test(test_item_size_rules),
 	    cmocka_unit_test(test_item_failures),
+	    cmocka_unit_test(test_json_write_matches_jansson),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
