@@ -43,6 +43,9 @@ struct dda_audit_opts {
 	/* on_record is thread-safe: call it from every decoding thread at once
 	 * instead of one at a time. */
 	bool on_record_concurrent;
+	/* on_record takes images as JSON text when the fast path has them
+	 * (dda_record.old_raw/new_raw), which saves building trees. */
+	bool on_record_raw;
 	/* Called for each event in history order (see dda_history_opts). */
 	int (*visit)(void *ctx, const struct dda_event_view *e);
 	void *ctx;

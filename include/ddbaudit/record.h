@@ -92,6 +92,14 @@ struct dda_record {
 	const json_t *old_image; /* the images themselves */
 	const json_t *new_image;
 	const json_t *raw; /* the whole record */
+	/* With dda_decoder_opts.raw_images, records of the fast path carry no
+	 * trees: their images' JSON text (NULL when old_image/new_image are
+	 * set instead), item sizes and awsRegion. */
+	const char *old_raw, *new_raw;
+	size_t old_raw_len, new_raw_len;
+	uint64_t old_size, new_size;
+	const char *region;
+	size_t region_len;
 };
 
 /* Where the decoder delivers its results. `record` is called for each valid
@@ -125,6 +133,9 @@ struct dda_decoder_opts {
 	/* Always take the jansson path: records then carry their images (the
 	 * fast path for seed records computes digests without them). */
 	bool need_images;
+	/* Without need_images: give the fast path's records their images as
+	 * JSON text (dda_record.old_raw/new_raw) instead. */
+	bool raw_images;
 };
 
 /* Parses "UserId:HASH,ActivityId:RANGE" into opts (fields default to the

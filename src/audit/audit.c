@@ -643,7 +643,9 @@ static int start_workers(struct audit *a, int n, struct dda_error *err)
 		struct worker *w = &a->w[i];
 		w->a = a;
 		struct dda_decoder_opts dopts = a->o->dec;
-		dopts.need_images = dopts.need_images || a->o->on_record;
+		dopts.need_images =
+		    dopts.need_images || (a->o->on_record && !a->o->on_record_raw);
+		dopts.raw_images = a->o->on_record && a->o->on_record_raw;
 		w->dec = dda_decoder_new(&dopts, a->res->objs);
 		w->hist = dda_history_new();
 		if (!w->dec || !w->hist) {

@@ -205,6 +205,7 @@ static int plan_run(struct cli *c, struct dda_plan *p, struct dda_buf *key, stru
 	}
 	c->audit.on_record = dda__plan_on_record;
 	c->audit.on_record_concurrent = true;
+	c->audit.on_record_raw = true;
 	c->audit.visit = dda__plan_visit;
 	c->audit.ctx = p;
 	c->audit.diffs = false;

@@ -696,7 +696,15 @@ static bool try_fast(struct run *r, const char *p, size_t n, bool whole, size_t 
 				 .index = r->index,
 				 .line = r->line,
 				 .has_old = so.has_old,
-				 .has_new = so.has_new};
+				 .has_new = so.has_new,
+				 .old_raw = so.old_raw,
+				 .new_raw = so.new_raw,
+				 .old_raw_len = so.old_raw_len,
+				 .new_raw_len = so.new_raw_len,
+				 .old_size = so.old_size,
+				 .new_size = so.new_size,
+				 .region = so.region,
+				 .region_len = so.region_len};
 	memcpy(out.old_digest, so.old_digest, DDA_DIGEST_LEN);
 	memcpy(out.new_digest, so.new_digest, DDA_DIGEST_LEN);
 	dda_buf_reset(&d->key);

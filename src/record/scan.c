@@ -263,6 +263,7 @@ static void lex_value(struct lexer *lx);
 static void lex_container(struct lexer *lx, bool obj)
 {
 	uint32_t at = lx->s->ntok;
+	const char *start = lx->p;
 	if (!push(lx, obj ? T_OBJ : T_ARR) || ++lx->depth > SCAN_MAX_DEPTH) {
 		lx->fail = true;
 		return;
@@ -310,6 +311,8 @@ done:
 	lx->depth--;
 	lx->s->tape[at].count = count;
 	lx->s->tape[at].end = lx->s->ntok;
+	lx->s->tape[at].ptr = start; /* a container's text: ptr, off bytes */
+	lx->s->tape[at].off = (size_t)(lx->p - start);
 }
 
 static void lex_literal(struct lexer *lx, const char *word, int type)
@@ -701,10 +704,143 @@ int dda__scan_seed(struct dda__scanner *s, const struct dda_decoder_opts *opts, 
 	if (old_img &&
 	    (image_digest(s, old_img, out->old_digest) || !image_key_ok(s, opts, old_img, out)))
 		return DDA_SCAN_FALLBACK;
+	if (old_img && opts->raw_images) {
+		out->old_raw = s->tape[old_img].ptr;
+		out->old_raw_len = s->tape[old_img].off;
+		out->old_size = dda__canon_item_size((const uint8_t *)s->ser.ptr, s->ser.len);
+	}
 	if (new_img &&
 	    (image_digest(s, new_img, out->new_digest) || !image_key_ok(s, opts, new_img, out)))
 		return DDA_SCAN_FALLBACK;
+	if (new_img && opts->raw_images) {
+		out->new_raw = s->tape[new_img].ptr;
+		out->new_raw_len = s->tape[new_img].off;
+		out->new_size = dda__canon_item_size((const uint8_t *)s->ser.ptr, s->ser.len);
+	}
+	uint32_t region = member(s, 0, "awsRegion");
+	if (region && opts->raw_images) {
+		out->region = s->tape[region].ptr;
+		out->region_len = s->tape[region].count;
+	}
 	out->has_old = old_img != 0;
 	out->has_new = new_img != 0;
 	return DDA_SCAN_RECORD;
+}
+
+/* ---- item size from the canonical serialization ---- */
+
+struct rd {
+	const uint8_t *p, *end;
+	bool bad;
+};
+
+static uint32_t rd_u32(struct rd *r)
+{
+	if (r->end - r->p < 4) {
+		r->bad = true;
+		return 0;
+	}
+	uint32_t v = (uint32_t)r->p[0] << 24 | (uint32_t)r->p[1] << 16 | (uint32_t)r->p[2] << 8 |
+		     r->p[3];
+	r->p += 4;
+	return v;
+}
+
+/* bytes(x): returns x's length, leaves *x at its bytes. */
+static uint32_t rd_bytes(struct rd *r, const uint8_t **x)
+{
+	uint32_t n = rd_u32(r);
+	if (r->bad || (size_t)(r->end - r->p) < n) {
+		r->bad = true;
+		return 0;
+	}
+	*x = r->p;
+	r->p += n;
+	return n;
+}
+
+/* A canonical decimal's size: a byte per two significant digits, plus one. */
+static uint64_t canon_number_size(const uint8_t *d, uint32_t n)
+{
+	uint32_t first = 0, last = 0, digits = 0;
+	bool seen = false;
+	for (uint32_t i = 0; i < n; i++) {
+		if (d[i] < '1' || d[i] > '9')
+			continue;
+		if (!seen)
+			first = i;
+		seen = true;
+		last = i;
+	}
+	if (!seen)
+		return 1; /* zero: no significant digit */
+	for (uint32_t i = first; i <= last; i++)
+		digits += d[i] >= '0' && d[i] <= '9';
+	return (digits + 1) / 2 + 1;
+}
+
+static uint64_t canon_value_size(struct rd *r, int depth)
+{
+	const uint8_t *x;
+	if (r->p >= r->end || depth > 64) {
+		r->bad = true;
+		return 0;
+	}
+	uint8_t tag = *r->p++;
+	uint64_t n = 0;
+	uint32_t count;
+	switch (tag) {
+	case DDA_TAG_S:
+	case DDA_TAG_B:
+		return rd_bytes(r, &x);
+	case DDA_TAG_N: {
+		uint32_t len = rd_bytes(r, &x);
+		return r->bad ? 0 : canon_number_size(x, len);
+	}
+	case DDA_TAG_BOOL:
+		r->p += r->p < r->end;
+		return 1;
+	case DDA_TAG_NULL:
+		return 1;
+	case DDA_TAG_M:
+		count = rd_u32(r);
+		n = 3;
+		for (uint32_t i = 0; i < count && !r->bad; i++) {
+			n += 1 + rd_bytes(r, &x);
+			n += canon_value_size(r, depth + 1);
+		}
+		return n;
+	case DDA_TAG_L:
+		count = rd_u32(r);
+		n = 3;
+		for (uint32_t i = 0; i < count && !r->bad; i++)
+			n += 1 + canon_value_size(r, depth + 1);
+		return n;
+	case DDA_TAG_SS:
+	case DDA_TAG_BS:
+	case DDA_TAG_NS:
+		count = rd_u32(r);
+		for (uint32_t i = 0; i < count && !r->bad; i++) {
+			uint32_t len = rd_bytes(r, &x);
+			n += tag == DDA_TAG_NS ? canon_number_size(x, len) : len;
+		}
+		return n;
+	}
+	r->bad = true;
+	return 0;
+}
+
+uint64_t dda__canon_item_size(const uint8_t *ser, size_t n)
+{
+	struct rd r = {ser, ser + n, false};
+	const uint8_t *x;
+	uint64_t size = 0;
+	if (!n || *r.p++ != DDA_TAG_M)
+		return 0;
+	uint32_t count = rd_u32(&r);
+	for (uint32_t i = 0; i < count && !r.bad; i++) {
+		size += rd_bytes(&r, &x);
+		size += canon_value_size(&r, 1);
+	}
+	return r.bad ? 0 : size;
 }

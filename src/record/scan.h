@@ -26,6 +26,14 @@ struct dda__scan_out {
 	uint8_t old_digest[DDA_DIGEST_LEN];
 	uint8_t new_digest[DDA_DIGEST_LEN];
 	size_t consumed; /* bytes of the value, from the start of the input */
+	/* With want_raw: the images' JSON text as it is in the input, their
+	 * DynamoDB item sizes, and awsRegion (decoded), all valid until the
+	 * next scan. */
+	const char *old_raw, *new_raw;
+	size_t old_raw_len, new_raw_len;
+	uint64_t old_size, new_size;
+	const char *region;
+	size_t region_len;
 };
 
 struct dda__scanner;
@@ -37,5 +45,9 @@ void dda__scanner_free(struct dda__scanner *s);
  * value's end is returned in out->consumed. */
 int dda__scan_seed(struct dda__scanner *s, const struct dda_decoder_opts *opts, const char *p,
 		   size_t n, bool whole, struct dda__scan_out *out);
+
+/* DynamoDB's item size (as stream records' SizeBytes count it) of an image
+ * from its canonical serialization (docs/canonical-form.md). */
+uint64_t dda__canon_item_size(const uint8_t *ser, size_t n);
 
 #endif

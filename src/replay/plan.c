@@ -78,35 +78,55 @@ static int grow(struct dda_plan *p)
 	return 0;
 }
 
+/* Whether the record passes --filter: matched on its synthetic record as a
+ * tree (raw images are parsed for it). */
+static int filter_passes(const struct dda_plan *p, const struct dda_record *r, bool *pass)
+{
+	struct dda_record t = *r;
+	json_t *old_img = NULL, *new_img = NULL;
+	if (r->old_raw && !r->old_image)
+		t.old_image = old_img = json_loadb(r->old_raw, r->old_raw_len, 0, NULL);
+	if (r->new_raw && !r->new_image)
+		t.new_image = new_img = json_loadb(r->new_raw, r->new_raw_len, 0, NULL);
+	json_t *rec = dda__synth_record(&p->synth, &t);
+	*pass = rec && dda__filter_match(p->synth.filter, rec);
+	json_decref(rec);
+	json_decref(old_img);
+	json_decref(new_img);
+	return rec ? 0 : DDA_ENOMEM;
+}
+
 /* Runs on every decoding thread at once: the record is built and
  * serialized outside the lock, only appending it to the plan is locked. */
 int dda__plan_on_record(void *ctx, const struct dda_record *r)
 {
 	struct dda_plan *p = ctx;
+	struct dda_planned e = {.obj = r->obj, .index = r->index, .ord = UINT64_MAX};
+	bool pass = true;
+	int rc;
 	if (!selected(p, r))
 		return 0;
-	json_t *rec = dda__synth_record(&p->synth, r);
-	if (!rec)
-		return DDA_ENOMEM;
-	struct dda_planned e = {.obj = r->obj, .index = r->index, .ord = UINT64_MAX};
-	if (!dda__filter_match(p->synth.filter, rec)) {
-		json_decref(rec);
+	if (p->synth.filter && (rc = filter_passes(p, r, &pass)))
+		return rc;
+	if (!pass) {
 		e.filtered = true;
 		pthread_mutex_lock(&p->mu);
-		int rc = grow(p);
+		rc = grow(p);
 		if (!rc)
 			p->v[p->n++] = e;
 		pthread_mutex_unlock(&p->mu);
 		return rc;
 	}
+	json_t *keys = dda__synth_keys(r);
+	if (!keys)
+		return DDA_ENOMEM;
 	struct dda_buf text;
 	dda_buf_init(&text, DDA_REPLAY_MAX_PAYLOAD);
-	int wrc = dda__json_write(&text, rec, 0);
-	e.part = partition_hash(&p->synth,
-				json_object_get(json_object_get(rec, "dynamodb"), "Keys"));
-	json_decref(rec);
-	const char *at = wrc ? NULL : memmem(text.ptr, text.len, SEQ_PLACEHOLDER,
-					      strlen(SEQ_PLACEHOLDER));
+	int wrc = dda__synth_write(&p->synth, r, keys, &text);
+	e.part = partition_hash(&p->synth, keys);
+	json_decref(keys);
+	const char *at = wrc ? NULL
+			     : memmem(text.ptr, text.len, SEQ_PLACEHOLDER, strlen(SEQ_PLACEHOLDER));
 	size_t len = text.len;
 	if (!at) {
 		dda_buf_release(&text);
@@ -124,7 +144,7 @@ int dda__plan_on_record(void *ctx, const struct dda_record *r)
 	e.time = r->time;
 	e.event = (uint8_t)r->event;
 	pthread_mutex_lock(&p->mu);
-	int rc = grow(p);
+	rc = grow(p);
 	if (!rc && len > DDA_REPLAY_MAX_PAYLOAD - 16)
 		rc = dda_error_set(&p->err, DDA_ETOOBIG,
 				   "a record of %s is %zu bytes, over the 6 MB payload limit",

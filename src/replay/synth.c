@@ -140,7 +140,7 @@ static void event_id(const struct dda_record *r, char out[DDA_EVENT_ID_MAX])
 
 /* Keys: the key attributes with their values as the image wrote them
  * (the canonical key normalizes numbers; a processor expects the original). */
-static json_t *keys_json(const struct dda_record *r)
+json_t *dda__synth_keys(const struct dda_record *r)
 {
 	json_t *keys = dda_canon_to_json(r->key, r->key_len);
 	const json_t *img = r->new_image ? r->new_image : r->old_image;
@@ -157,9 +157,16 @@ static json_t *keys_json(const struct dda_record *r)
 	return keys;
 }
 
-static const char *region_of(const struct dda_synth_opts *o, const struct dda_record *r)
+/* buf holds a raw record's region (which is not NUL-terminated). */
+static const char *region_of(const struct dda_synth_opts *o, const struct dda_record *r,
+			     char buf[64])
 {
 	const char *reg = json_string_value(json_object_get(r->raw, "awsRegion"));
+	if (!reg && r->region && r->region_len && r->region_len < 64) {
+		memcpy(buf, r->region, r->region_len);
+		buf[r->region_len] = '\0';
+		reg = buf;
+	}
 	return o->region ? o->region : reg && *reg ? reg : "us-east-1";
 }
 
@@ -173,15 +180,24 @@ static json_t *marker_json(const struct dda_synth_opts *o, const struct dda_reco
 			 (json_int_t)r->index);
 }
 
+static void source_arn(const struct dda_synth_opts *o, const char *region, char *arn, size_t cap)
+{
+	if (o->stream_arn)
+		snprintf(arn, cap, "%s", o->stream_arn);
+	else
+		snprintf(arn, cap, "arn:aws:dynamodb:%s:000000000000:table/%s/stream/replay", region,
+			 o->table ? o->table : "replay");
+}
+
 json_t *dda__synth_record(const struct dda_synth_opts *o, const struct dda_record *r)
 {
-	char id[DDA_EVENT_ID_MAX], arn[1024];
-	const char *region = region_of(o, r);
+	char id[DDA_EVENT_ID_MAX], arn[1024], rbuf[64];
+	const char *region = region_of(o, r, rbuf);
 	bool want_new = o->view == DDA_VIEW_NEW_IMAGE || o->view == DDA_VIEW_NEW_AND_OLD;
 	bool want_old = o->view == DDA_VIEW_OLD_IMAGE || o->view == DDA_VIEW_NEW_AND_OLD;
 	const json_t *new_img = want_new && r->has_new ? r->new_image : NULL;
 	const json_t *old_img = want_old && r->has_old ? r->old_image : NULL;
-	json_t *keys = keys_json(r);
+	json_t *keys = dda__synth_keys(r);
 	if (!keys)
 		return NULL;
 	uint64_t size = dda__item_size(keys) + (new_img ? dda__item_size(new_img) : 0) +
@@ -198,11 +214,7 @@ json_t *dda__synth_record(const struct dda_synth_opts *o, const struct dda_recor
 	json_object_set_new(ddb, "SizeBytes", json_integer((json_int_t)size));
 	json_object_set_new(ddb, "StreamViewType", json_string(dda__view_name(o->view)));
 	event_id(r, id);
-	if (o->stream_arn)
-		snprintf(arn, sizeof(arn), "%s", o->stream_arn);
-	else
-		snprintf(arn, sizeof(arn), "arn:aws:dynamodb:%s:000000000000:table/%s/stream/replay",
-			 region, o->table ? o->table : "replay");
+	source_arn(o, region, arn, sizeof(arn));
 	json_t *rec = json_pack("{sssssssssssoss}", "eventID", id, "eventName",
 				dda_event_name_str(r->event), "eventVersion", "1.1", "eventSource",
 				"aws:dynamodb", "awsRegion", region, "dynamodb", ddb,
@@ -301,4 +313,91 @@ int dda__json_write(struct dda_buf *out, const json_t *v, int depth)
 		return rc;
 	}
 	}
+}
+
+/* Raw JSON text without the whitespace between tokens. */
+static int compact_copy(struct dda_buf *out, const char *p, size_t n)
+{
+	size_t run = 0;
+	bool in_string = false;
+	int rc = 0;
+	for (size_t i = 0; i < n && !rc; i++) {
+		char c = p[i];
+		if (in_string) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = false;
+		} else if (c == '"') {
+			in_string = true;
+		} else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+			rc = dda_buf_add(out, p + run, i - run);
+			run = i + 1;
+		}
+	}
+	return rc ? rc : dda_buf_add(out, p + run, n - run);
+}
+
+static int write_image(struct dda_buf *out, const char *name, const json_t *img,
+		       const char *raw, size_t raw_len)
+{
+	int rc = dda_buf_addf(out, ",\"%s\":", name);
+	if (!rc)
+		rc = raw ? compact_copy(out, raw, raw_len) : dda__json_write(out, img, 0);
+	return rc;
+}
+
+int dda__synth_write(const struct dda_synth_opts *o, const struct dda_record *r,
+		     const json_t *keys, struct dda_buf *out)
+{
+	char id[DDA_EVENT_ID_MAX], arn[1024], rbuf[64];
+	const char *region = region_of(o, r, rbuf);
+	bool want_new = o->view == DDA_VIEW_NEW_IMAGE || o->view == DDA_VIEW_NEW_AND_OLD;
+	bool want_old = o->view == DDA_VIEW_OLD_IMAGE || o->view == DDA_VIEW_NEW_AND_OLD;
+	bool has_new = want_new && r->has_new && (r->new_raw || r->new_image);
+	bool has_old = want_old && r->has_old && (r->old_raw || r->old_image);
+	uint64_t size = dda__item_size(keys);
+	if (has_new)
+		size += r->new_raw ? r->new_size : dda__item_size(r->new_image);
+	if (has_old)
+		size += r->old_raw ? r->old_size : dda__item_size(r->old_image);
+	event_id(r, id);
+	source_arn(o, region, arn, sizeof(arn));
+	int rc = dda_buf_adds(out, "{\"eventID\":");
+	if (!rc)
+		rc = write_string(out, id, strlen(id));
+	if (!rc)
+		rc = dda_buf_addf(out,
+				  ",\"eventName\":\"%s\",\"eventVersion\":\"1.1\",\"eventSource\":"
+				  "\"aws:dynamodb\",\"awsRegion\":",
+				  dda_event_name_str(r->event));
+	if (!rc)
+		rc = write_string(out, region, strlen(region));
+	if (!rc)
+		rc = dda_buf_addf(out, ",\"dynamodb\":{\"ApproximateCreationDateTime\":%lld,\"Keys\":",
+				  (long long)(r->time / DDA_USEC_PER_SEC));
+	if (!rc)
+		rc = dda__json_write(out, keys, 0);
+	if (!rc && has_new)
+		rc = write_image(out, "NewImage", r->new_image, r->new_raw, r->new_raw_len);
+	if (!rc && has_old)
+		rc = write_image(out, "OldImage", r->old_image, r->old_raw, r->old_raw_len);
+	if (!rc)
+		rc = dda_buf_addf(out,
+				  ",\"SequenceNumber\":\"000000000000000000000\",\"SizeBytes\":%llu,"
+				  "\"StreamViewType\":\"%s\"},\"eventSourceARN\":",
+				  (unsigned long long)size, dda__view_name(o->view));
+	if (!rc)
+		rc = write_string(out, arn, strlen(arn));
+	if (!rc && r->ttl)
+		rc = dda_buf_adds(out, ",\"userIdentity\":{\"type\":\"Service\",\"principalId\":"
+				       "\"dynamodb.amazonaws.com\"}");
+	if (!rc && o->marker) {
+		json_t *m = marker_json(o, r);
+		rc = m ? dda_buf_adds(out, ",\"replay\":") : DDA_ENOMEM;
+		if (!rc)
+			rc = dda__json_write(out, m, 0);
+		json_decref(m);
+	}
+	return rc ? rc : dda_buf_addc(out, '}');
 }

@@ -8,6 +8,7 @@
 
 #include "replay/replay.h"
 #include "ddbaudit/canon.h"
+#include "ddbaudit/record.h"
 
 #include <string.h>
 
@@ -363,6 +364,102 @@ static void test_json_write_matches_jansson(void **state)
 	json_decref(s);
 }
 
+/* Seed records decoded on the fast path (images as raw text, sizes from
+ * the canonical form) and on the tree path give the same stream record. */
+struct synth_got {
+	struct dda_synth_opts so;
+	json_t *recs[8];
+	int n;
+	int raw; /* records that carried raw images */
+};
+
+static int synth_on_record(void *ctx, const struct dda_record *r)
+{
+	struct synth_got *g = ctx;
+	struct dda_buf out;
+	json_t *keys = dda__synth_keys(r);
+	dda_buf_init(&out, 1 << 20);
+	assert_int_equal(dda__synth_write(&g->so, r, keys, &out), 0);
+	g->raw += r->new_raw || r->old_raw;
+	if (g->n < 8)
+		g->recs[g->n++] = json_loadb(out.ptr, out.len, 0, NULL);
+	json_decref(keys);
+	dda_buf_release(&out);
+	return 0;
+}
+
+static int synth_on_anomaly(void *ctx, struct dda_anomaly *a)
+{
+	(void)ctx;
+	fail_msg("unexpected anomaly: %s", a->detail);
+	return 0;
+}
+
+static void synth_decode(const char *text, bool raw, struct synth_got *g)
+{
+	struct dda_objtab *t = dda_objtab_new();
+	struct dda_object o = {.key = "audit-logs/2025/07/12/11/José-a.json", .size = -1,
+			       .last_modified = DDA_TIME_NONE};
+	int64_t id = dda_objtab_add(t, &o);
+	struct dda_decoder_opts opts;
+	dda_decoder_opts_default(&opts);
+	opts.raw_images = raw;
+	opts.need_images = !raw;
+	struct dda_decoder *d = dda_decoder_new(&opts, t);
+	struct dda_chunk c;
+	dda_chunk_init(&c);
+	c.obj = (uint32_t)id;
+	c.kind = DDA_CHUNK_LINES;
+	c.first_line = 1;
+	c.last = true;
+	dda_buf_init(&c.data, DDA_BUF_UNLIMITED);
+	assert_int_equal(dda_buf_adds(&c.data, text), 0);
+	struct dda_decode_counts counts = {0};
+	const struct dda_decode_sink sink = {g, synth_on_record, synth_on_anomaly};
+	assert_int_equal(dda_decode_chunk(d, &c, &sink, &counts), 0);
+	dda_chunk_release(&c);
+	dda_decoder_free(d);
+	dda_objtab_free(t);
+}
+
+static void test_raw_and_tree_records_agree(void **state)
+{
+	(void)state;
+	const char *text =
+	    "{\"timestamp\": \"2025-07-12T11:00:00.000001\", \"eventName\": \"INSERT\", "
+	    "\"userId\": \"Jos\\u00e9\", \"activityId\": \"a\", \"awsRegion\": \"eu-west-1\", "
+	    "\"eventSource\": \"aws:dynamodb\", \"newImage\": {\"UserId\": {\"S\": \"Jos\\u00e9\"}, "
+	    "\"ActivityId\": {\"S\": \"a\"}, \"Q\": {\"S\": \"say \\\"hi\\\"\\n\"}, "
+	    "\"Amount\": {\"N\": \"1.50\"}, \"Zero\": {\"N\": \"0\"}, \"Big\": {\"N\": \"1000\"}, "
+	    "\"Bin\": {\"B\": \"AAEC\"}, \"Set\": {\"NS\": [\"1\", \"22.5\"]}, "
+	    "\"Bs\": {\"BS\": [\"AA==\"]}, \"Ss\": {\"SS\": [\"x\", \"y\"]}, "
+	    "\"M\": {\"M\": {\"l\": {\"L\": [{\"NULL\": true}, {\"BOOL\": false}, "
+	    "{\"S\": \"\"}]}}}}}\n"
+	    "{\"timestamp\": \"2025-07-12T11:00:01.000001\", \"eventName\": \"MODIFY\", "
+	    "\"userId\": \"Jos\\u00e9\", \"activityId\": \"a\", \"awsRegion\": \"eu-west-1\", "
+	    "\"eventSource\": \"aws:dynamodb\", \"oldImage\": {\"UserId\": {\"S\": \"Jos\\u00e9\"}, "
+	    "\"ActivityId\": {\"S\": \"a\"}}, \"newImage\": {\"ActivityId\": {\"S\": \"a\"}, "
+	    "\"UserId\": {\"S\": \"Jos\\u00e9\"}, \"N\": {\"N\": \"-0.0012\"}}}\n";
+	struct synth_got raw = {.so = {.view = DDA_VIEW_NEW_AND_OLD, .marker = true, .event_mask = 7}};
+	struct synth_got tree = raw;
+	synth_decode(text, true, &raw);
+	synth_decode(text, false, &tree);
+	assert_int_equal(raw.n, 2);
+	assert_int_equal(tree.n, 2);
+	assert_int_equal(raw.raw, 2); /* the fast path took both */
+	assert_int_equal(tree.raw, 0);
+	for (int i = 0; i < 2; i++) {
+		assert_non_null(raw.recs[i]);
+		if (!json_equal(raw.recs[i], tree.recs[i])) {
+			char *a = json_dumps(raw.recs[i], JSON_COMPACT);
+			char *b = json_dumps(tree.recs[i], JSON_COMPACT);
+			fail_msg("record %d differs:\nraw  %s\ntree %s", i, a, b);
+		}
+		json_decref(raw.recs[i]);
+		json_decref(tree.recs[i]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -370,6 +467,7 @@ int main(void)
 	    cmocka_unit_test(test_size_bytes_documented), cmocka_unit_test(test_item_size_rules),
 	    cmocka_unit_test(test_item_failures),
 	    cmocka_unit_test(test_json_write_matches_jansson),
+	    cmocka_unit_test(test_raw_and_tree_records_agree),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
