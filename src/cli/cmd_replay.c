@@ -4,6 +4,7 @@
  * some went to the DLQ (or were dropped), 3 when the replay stopped early. */
 #include "cli/cli.h"
 #include "replay/dlq.h"
+#include "aws/api.h"
 
 #include <openssl/rand.h>
 #include <signal.h>
@@ -282,9 +283,16 @@ int cmd_replay(int argc, char **argv, struct cli *c)
 		cli_error(c, "%s", err.msg);
 		return EXIT_USAGE;
 	}
+	/* Credentials for a Lambda target are checked before the source is read. */
+	if (!r->dry_run && dda__target_lambda_api(&ro.target, &err)) {
+		cli_error(c, "%s", err.msg);
+		return cli_exit_for(err.code);
+	}
 	dda_buf_init(&filter_text, 1 << 20);
-	if (r->filter && load_filter(c, &filter_text, &filter))
+	if (r->filter && load_filter(c, &filter_text, &filter)) {
+		dda_aws_api_free(ro.target.lambda);
 		return EXIT_USAGE;
+	}
 	so.filter = filter;
 	if (!r->checkpoint || !dda__checkpoint_run_id(r->checkpoint, so.run_id))
 		new_run_id(so.run_id);
@@ -295,6 +303,8 @@ int cmd_replay(int argc, char **argv, struct cli *c)
 	ro.stop = c->audit.stop;
 	if (dda__plan_init(&plan, &so, &err)) {
 		cli_error(c, "%s", err.msg);
+		dda__filter_free(filter);
+		dda_aws_api_free(ro.target.lambda);
 		return EXIT_RUNTIME;
 	}
 	dda_buf_init(&key, 1 << 16);
@@ -319,6 +329,7 @@ int cmd_replay(int argc, char **argv, struct cli *c)
 	}
 	dda__plan_release(&plan);
 	dda__filter_free(filter);
+	dda_aws_api_free(ro.target.lambda);
 	dda_buf_release(&key);
 	return status;
 }

@@ -377,10 +377,11 @@ static void percentiles(struct shared *sh)
 	sh->st->p99_ms = sh->lat[(size_t)((double)(sh->nlat - 1) * 0.99)];
 }
 
-/* lambda: targets share one signing client: credentials are resolved once. */
-static int open_lambda(struct dda_target_opts *t, struct dda_error *err)
+/* lambda: targets share one signing client: credentials are resolved once
+ * (by the caller, or here). */
+int dda__target_lambda_api(struct dda_target_opts *t, struct dda_error *err)
 {
-	if (strncmp(t->spec, "lambda:", 7))
+	if (strncmp(t->spec, "lambda:", 7) || t->lambda)
 		return 0;
 	struct dda_env env = {dda_process_env, NULL};
 	return dda_aws_api_new(&t->lambda, "lambda", t->aws, t->lambda_endpoint, NULL, NULL, &env,
@@ -407,7 +408,7 @@ int dda__replay_run(struct dda_plan *p, const struct dda_replay_opts *o,
 	if (!rc)
 		rc = dda__dlq_open(&sh.dlq, o->dlq, &o->target, err);
 	if (!rc)
-		rc = open_lambda(&topts, err);
+		rc = dda__target_lambda_api(&topts, err);
 	for (int l = 0; !rc && l < p->lanes; l++) {
 		struct lane *ln = &lanes[l];
 		ln->sh = &sh;
@@ -445,7 +446,8 @@ int dda__replay_run(struct dda_plan *p, const struct dda_replay_opts *o,
 	struct dda_error cerr = {0};
 	if (dda__dlq_close(sh.dlq, &cerr) && !rc)
 		rc = dda_error_set(err, cerr.code, "%s", cerr.msg);
-	dda_aws_api_free(topts.lambda);
+	if (topts.lambda != o->target.lambda)
+		dda_aws_api_free(topts.lambda);
 	free(sh.held);
 	free(sh.lat);
 	pthread_cond_destroy(&sh.slot);

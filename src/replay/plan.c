@@ -85,9 +85,9 @@ static int filter_passes(const struct dda_plan *p, const struct dda_record *r, b
 	struct dda_record t = *r;
 	json_t *old_img = NULL, *new_img = NULL;
 	if (r->old_raw && !r->old_image)
-		t.old_image = old_img = json_loadb(r->old_raw, r->old_raw_len, 0, NULL);
+		t.old_image = old_img = json_loadb(r->old_raw, r->old_raw_len, JSON_ALLOW_NUL, NULL);
 	if (r->new_raw && !r->new_image)
-		t.new_image = new_img = json_loadb(r->new_raw, r->new_raw_len, 0, NULL);
+		t.new_image = new_img = json_loadb(r->new_raw, r->new_raw_len, JSON_ALLOW_NUL, NULL);
 	json_t *rec = dda__synth_record(&p->synth, &t);
 	*pass = rec && dda__filter_match(p->synth.filter, rec);
 	json_decref(rec);

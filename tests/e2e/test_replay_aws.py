@@ -102,6 +102,21 @@ class LambdaTargetTest(EnvCase):
         self.assertEqual({i[0] for i in self.target.invocations}, {arn})
         self.assertEqual({i[1] for i in self.target.invocations}, {None})
 
+    def test_missing_credentials_are_said_before_reading(self):
+        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            os.environ.pop(k, None)
+        os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+        try:
+            status, _, err = self.replay("--target", "lambda:audit-fn",
+                                         "--lambda-endpoint-url", self.target.url,
+                                         source=self.path("no-such-source"))
+        finally:
+            os.environ.pop("AWS_EC2_METADATA_DISABLED", None)
+        self.assertNotEqual(status, 0)
+        self.assertIn("credentials", err)
+        self.assertNotIn("no-such-source", err)  # the source was never opened
+        self.assertEqual(self.target.invocations, [])
+
     def test_a_wrong_secret_is_refused(self):
         # The server's check must be able to fail: sign with another secret.
         os.environ["AWS_SECRET_ACCESS_KEY"] = "not-the-secret"

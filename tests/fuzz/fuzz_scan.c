@@ -1,15 +1,31 @@
 /* Differential libFuzzer target: the decoder with its fast path (scan.c)
  * and without it must produce exactly the same records (keys, digests,
- * events, times, positions) and the same anomalies, for any input, as a
- * whole object and as NDJSON lines. */
+ * events, times, positions, and for replay the images and their DynamoDB
+ * item sizes, raw text against trees) and the same anomalies, for any
+ * input, as a whole object and as NDJSON lines. */
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ddbaudit/record.h"
 #include "util/util.h"
+#include "replay/replay.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* An image as its sorted JSON and item size, from a tree or raw text. */
+static void image(struct dda_buf *b, const json_t *tree, const char *raw, size_t len,
+		  uint64_t size)
+{
+	json_t *parsed = raw ? json_loadb(raw, len, JSON_ALLOW_NUL, NULL) : NULL;
+	const json_t *img = raw ? parsed : tree;
+	assert(!raw || parsed);
+	char *text = img ? json_dumps(img, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	dda_buf_addf(b, " %llu %s", (unsigned long long)(raw ? size : img ? dda__item_size(img) : 0),
+		     text ? text : "-");
+	free(text);
+	json_decref(parsed);
+}
 
 /* Everything a sink sees, flattened into bytes for comparison. */
 static int on_record(void *ctx, const struct dda_record *r)
@@ -23,6 +39,8 @@ static int on_record(void *ctx, const struct dda_record *r)
 		dda_buf_add(b, r->old_digest, DDA_DIGEST_LEN);
 	if (r->has_new)
 		dda_buf_add(b, r->new_digest, DDA_DIGEST_LEN);
+	image(b, r->old_image, r->old_raw, r->old_raw_len, r->old_size);
+	image(b, r->new_image, r->new_raw, r->new_raw_len, r->new_size);
 	dda_buf_addc(b, '\n');
 	return 0;
 }
@@ -45,6 +63,7 @@ static void run(const uint8_t *data, size_t size, int kind, bool fast, struct dd
 	struct dda_decoder_opts opts;
 	dda_decoder_opts_default(&opts);
 	opts.need_images = !fast;
+	opts.raw_images = fast;
 	struct dda_decoder *d = dda_decoder_new(&opts, NULL);
 	const struct dda_decode_sink sink = {out, on_record, on_anomaly};
 	struct dda_chunk c;
