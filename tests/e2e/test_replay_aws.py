@@ -7,8 +7,11 @@ change for change."""
 import datetime
 import json
 import os
+import signal
+import subprocess
 import threading
-from harness import Case, ROOT, main, run
+import time
+from harness import BINARY, Case, ROOT, main, run
 from moto import Moto, require_moto
 from target_server import TargetServer
 
@@ -257,20 +260,51 @@ class MotoReplayTest(EnvCase):
             with open(ckpt) as f:
                 self.assertEqual(sum(json.load(f)["lanes"]), 0)
 
-    def test_rebuilt_log_equals_the_original(self):
-        """A bucket replayed (with injected failures) into a processor that
-        writes seed-format audit objects into another bucket: the rebuilt log
-        holds the same changes, item by item, in the same order."""
-        s3 = self.moto.client("s3")
-        s3.create_bucket(Bucket="audit")
+    def upload_samples(self, s3, bucket):
+        s3.create_bucket(Bucket=bucket)
         uploaded = 0
         for d, _, files in os.walk(SAMPLES):
             for name in files:
                 path = os.path.join(d, name)
                 with open(path, "rb") as f:
-                    s3.put_object(Bucket="audit", Key="audit-logs/" + os.path.relpath(
+                    s3.put_object(Bucket=bucket, Key="audit-logs/" + os.path.relpath(
                         path, SAMPLES), Body=f.read())
                 uploaded += 1
+        return uploaded
+
+    def test_sigkill_during_a_replay_from_s3_loses_nothing(self):
+        self.upload_samples(self.moto.client("s3"), "audit-kill")
+        src, ep = "s3://audit-kill/audit-logs/", ("--endpoint-url", self.moto.url)
+        ref = self.reference(src, *ep)
+        self.target.delay = 0.02
+        self.target.fail_first = 2  # and a few failures on the way
+        ck = self.path("ck.json")
+        args = ["replay", src, "--settle", "0", "-q", "--target", self.target.url,
+                "--batch-size", "5", "--parallelism", "3", "--checkpoint", ck, *ep]
+        p = subprocess.Popen([BINARY, *args], stderr=subprocess.PIPE)
+        deadline = time.time() + 60
+        while len(self.target.accepted) < 60 and time.time() < deadline and p.poll() is None:
+            time.sleep(0.005)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        p.stderr.close()
+        self.assertGreaterEqual(len(self.target.accepted), 60)
+        self.assertLess(len(self.target.accepted), len(ref))
+        self.target.delay = 0
+        status, _, err = run(*args)
+        self.assertEqual(status, 0, err)
+        got = [r["eventID"] for r in self.target.accepted]
+        self.assertEqual(set(got), {r["eventID"] for r in ref})
+        self.assertLessEqual(len(got) - len(ref), 3 * 5)  # at most a batch a lane again
+        first = [r for i, r in enumerate(self.target.accepted) if r["eventID"] not in got[:i]]
+        self.assertEqual(per_item(first), per_item(ref))
+
+    def test_rebuilt_log_equals_the_original(self):
+        """A bucket replayed (with injected failures) into a processor that
+        writes seed-format audit objects into another bucket: the rebuilt log
+        holds the same changes, item by item, in the same order."""
+        s3 = self.moto.client("s3")
+        uploaded = self.upload_samples(s3, "audit")
         ep = ("--endpoint-url", self.moto.url)
         # A dry run first: what the replay would ask of S3 and of a Lambda.
         report = self.path("dry.json")
