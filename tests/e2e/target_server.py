@@ -12,6 +12,7 @@ signed, a mismatch is a 403, and a poison record is a function error
 import http.server
 import json
 import re
+import signal
 import socketserver
 import threading
 import time
@@ -160,6 +161,15 @@ class TargetServer:
         self.server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def kill_after(self, proc, n, timeout=60):
+        """SIGKILLs proc once n records were accepted (or it ended, or the
+        timeout passed)."""
+        deadline = time.time() + timeout
+        while len(self.accepted) < n and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
 
     def stop(self):
         self.server.shutdown()

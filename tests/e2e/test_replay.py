@@ -4,9 +4,7 @@ failures, bisection of a poison record into a re-drivable DLQ, hold-item,
 and resuming after SIGKILL from a checkpoint."""
 import json
 import os
-import signal
 import subprocess
-import time
 from harness import BINARY, Case, ROOT, main, run, verify_json
 from target_server import TargetServer
 
@@ -285,11 +283,7 @@ class ReplayTest(Case):
         args = ["replay", SAMPLES, "--settle", "0", "-q", "--target", self.target.url,
                 "--batch-size", "5", "--parallelism", "2", "--checkpoint", ck]
         p = subprocess.Popen([BINARY, *args], stderr=subprocess.PIPE)
-        deadline = time.time() + 60
-        while len(self.target.accepted) < 60 and time.time() < deadline and p.poll() is None:
-            time.sleep(0.005)
-        p.send_signal(signal.SIGKILL)
-        p.wait()
+        self.target.kill_after(p, 60)
         p.stderr.close()
         before = [r["eventID"] for r in self.target.accepted]
         self.assertGreaterEqual(len(before), 60)

@@ -7,10 +7,8 @@ change for change."""
 import datetime
 import json
 import os
-import signal
 import subprocess
 import threading
-import time
 from harness import BINARY, Case, ROOT, main, run
 from moto import Moto, require_moto
 from target_server import TargetServer
@@ -282,11 +280,7 @@ class MotoReplayTest(EnvCase):
         args = ["replay", src, "--settle", "0", "-q", "--target", self.target.url,
                 "--batch-size", "5", "--parallelism", "3", "--checkpoint", ck, *ep]
         p = subprocess.Popen([BINARY, *args], stderr=subprocess.PIPE)
-        deadline = time.time() + 60
-        while len(self.target.accepted) < 60 and time.time() < deadline and p.poll() is None:
-            time.sleep(0.005)
-        p.send_signal(signal.SIGKILL)
-        p.wait()
+        self.target.kill_after(p, 60)
         p.stderr.close()
         self.assertGreaterEqual(len(self.target.accepted), 60)
         self.assertLess(len(self.target.accepted), len(ref))
