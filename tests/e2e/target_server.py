@@ -162,13 +162,13 @@ class TargetServer:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def kill_after(self, proc, n, timeout=60):
-        """SIGKILLs proc once n records were accepted (or it ended, or the
-        timeout passed)."""
+    def kill_after(self, proc, n, timeout=60, sig=signal.SIGKILL):
+        """Signals proc (SIGKILL) once n records were accepted (or it ended,
+        or the timeout passed), and waits for it."""
         deadline = time.time() + timeout
         while len(self.accepted) < n and time.time() < deadline and proc.poll() is None:
             time.sleep(0.005)
-        proc.send_signal(signal.SIGKILL)
+        proc.send_signal(sig)
         proc.wait()
 
     def stop(self):

@@ -4,7 +4,9 @@ failures, bisection of a poison record into a re-drivable DLQ, hold-item,
 and resuming after SIGKILL from a checkpoint."""
 import json
 import os
+import signal
 import subprocess
+import time
 from harness import BINARY, Case, ROOT, main, run, verify_json
 from target_server import TargetServer
 
@@ -164,16 +166,57 @@ class ReplayTest(Case):
             dry = json.load(f)
         self.assertEqual([lane["batches"] for lane in dry["lanes"]],
                          [-(-lane["records"] // 10) for lane in dry["lanes"]])
-        # A real run at 200 records/s: a lane's batches close at 100 records.
+        # A real run at 200 records/s: a lane's batches close at 100 records,
+        # and the records after the first batch take their time.
         out = self.path("window.ndjson")
+        started = time.monotonic()
         status, _, err = self.replay("--target", "file:" + out, "--max-rps", "200",
                                      "--max-batching-window", "1", "--batch-size", "1000",
                                      "--parallelism", "2")
         self.assertEqual(status, 0, err)
+        self.assertGreaterEqual(time.monotonic() - started, (self.changes - 100) / 200)
         with open(out) as f:
             sizes = [len(json.loads(line)["Records"]) for line in f]
         self.assertEqual(sum(sizes), self.changes)
         self.assertEqual(max(sizes), 100)
+
+    def test_target_timeout_fails_the_batch(self):
+        self.target.delay = 1.5
+        dlq = self.path("dlq.ndjson")
+        status, _, err = self.replay("--target", self.target.url, "--event-types", "REMOVE",
+                                     "--target-timeout", "1", "--max-retries", "0",
+                                     "--dlq", "file:" + dlq)
+        self.assertEqual(status, 1, err)
+        with open(dlq) as f:
+            line = json.loads(f.readline())
+        self.assertIn("imeout", line["responseContext"]["errorMessage"])
+        self.assertEqual(line["DDBStreamBatchInfo"]["batchSize"], len(line["Records"]))
+
+    def interrupted_run(self, sig):
+        """A slow checkpointed replay, signalled after 60 records: its args."""
+        self.target.delay = 0.02
+        args = ["replay", SAMPLES, "--settle", "0", "-q", "--target", self.target.url,
+                "--batch-size", "5", "--parallelism", "2", "--checkpoint", self.path("ck.json")]
+        p = subprocess.Popen([BINARY, *args], stderr=subprocess.PIPE)
+        self.target.kill_after(p, 60, sig=sig)
+        self.proc_err = p.stderr.read().decode()
+        p.stderr.close()
+        self.proc_status = p.returncode
+        self.target.delay = 0
+        return args
+
+    def test_sigterm_drains_then_resume_sends_each_record_once(self):
+        ref = self.reference()
+        args = self.interrupted_run(signal.SIGTERM)
+        self.assertEqual(self.proc_status, 3, self.proc_err)
+        self.assertIn("interrupted", self.proc_err)
+        self.assertLess(len(self.target.accepted), len(ref))
+        status, _, err = run(*args)
+        self.assertEqual(status, 0, err)
+        # In-flight batches were acknowledged before it stopped: nothing twice.
+        self.assertEqual(sorted(r["eventID"] for r in self.target.accepted),
+                         sorted(r["eventID"] for r in ref))
+        self.assertPerItemOrder(self.target.accepted, ref)
 
     def test_max_inflight(self):
         self.target.delay = 0.05
@@ -278,17 +321,10 @@ class ReplayTest(Case):
 
     def test_sigkill_and_resume_lose_nothing(self):
         ref = self.reference()
-        self.target.delay = 0.02
-        ck = self.path("ck.json")
-        args = ["replay", SAMPLES, "--settle", "0", "-q", "--target", self.target.url,
-                "--batch-size", "5", "--parallelism", "2", "--checkpoint", ck]
-        p = subprocess.Popen([BINARY, *args], stderr=subprocess.PIPE)
-        self.target.kill_after(p, 60)
-        p.stderr.close()
+        args = self.interrupted_run(signal.SIGKILL)
         before = [r["eventID"] for r in self.target.accepted]
         self.assertGreaterEqual(len(before), 60)
         self.assertLess(len(before), len(ref))
-        self.target.delay = 0
         status, _, err = run(*args)
         self.assertEqual(status, 0, err)
         got = [r["eventID"] for r in self.target.accepted]
