@@ -218,6 +218,50 @@ class ReplayTest(Case):
                          sorted(r["eventID"] for r in ref))
         self.assertPerItemOrder(self.target.accepted, ref)
 
+    def test_exec_target(self):
+        """exec: one process a batch, the batch on stdin, DDBAUDIT_LANE set; a
+        non-zero exit fails the batch and a batchItemFailures answer on stdout
+        is a partial failure."""
+        ref = self.reference()
+        out, fail_once, crash_once = (self.path("exec.ndjson"), self.path("fail-once"),
+                                      self.path("crash-once"))
+        script = self.write("processor.py", f"""
+import json, os, sys
+batch = json.load(sys.stdin)
+seqs = [r["dynamodb"]["SequenceNumber"] for r in batch["Records"]]
+if os.path.exists({crash_once!r}):
+    os.unlink({crash_once!r})
+    sys.exit(7)
+failed = None
+if os.path.exists({fail_once!r}):
+    seq = open({fail_once!r}).read()
+    if seq in seqs:
+        os.unlink({fail_once!r})
+        failed = seq
+with open({out!r}, "a") as f:
+    for r in batch["Records"]:
+        if r["dynamodb"]["SequenceNumber"] == failed:
+            break
+        f.write(json.dumps({{"lane": os.environ["DDBAUDIT_LANE"], "r": r}}) + "\\n")
+if failed:
+    print(json.dumps({{"batchItemFailures": [{{"itemIdentifier": failed}}]}}))
+""")
+        with open(fail_once, "w") as f:
+            f.write(ref[50]["dynamodb"]["SequenceNumber"])
+        open(crash_once, "w").close()
+        report = self.path("replay.json")
+        status, _, err = self.replay("--target", f"exec:python3 {script}", "--batch-size", "20",
+                                     "--parallelism", "2", "--report", report)
+        self.assertEqual(status, 0, err)
+        with open(out) as f:
+            got = [json.loads(line) for line in f]
+        self.assertEqual({g["lane"] for g in got}, {"0", "1"})
+        self.assertPerItemOrder([g["r"] for g in got], ref)
+        with open(report) as f:
+            rep = json.load(f)
+        self.assertEqual((rep["partial_failures"], rep["retries"] >= 2), (1, True))
+        self.assertFalse(os.path.exists(fail_once) or os.path.exists(crash_once))
+
     def test_max_inflight(self):
         self.target.delay = 0.05
         status, _, err = self.replay("--target", self.target.url, "--parallelism", "4",
