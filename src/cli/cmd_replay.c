@@ -283,14 +283,18 @@ int cmd_replay(int argc, char **argv, struct cli *c)
 		cli_error(c, "%s", err.msg);
 		return EXIT_USAGE;
 	}
-	/* Credentials for a Lambda target are checked before the source is read. */
-	if (!r->dry_run && dda__target_lambda_api(&ro.target, &err)) {
+	/* Lambda credentials and the DLQ (an SQS queue must exist) are checked
+	 * before the source is read. */
+	if (!r->dry_run && (dda__target_lambda_api(&ro.target, &err) ||
+			    dda__dlq_open(&ro.dlq_open, r->dlq, &ro.target, &err))) {
 		cli_error(c, "%s", err.msg);
+		dda_aws_api_free(ro.target.lambda);
 		return cli_exit_for(err.code);
 	}
 	dda_buf_init(&filter_text, 1 << 20);
 	if (r->filter && load_filter(c, &filter_text, &filter)) {
 		dda_aws_api_free(ro.target.lambda);
+		dda__dlq_close(ro.dlq_open, NULL);
 		return EXIT_USAGE;
 	}
 	so.filter = filter;
@@ -305,6 +309,7 @@ int cmd_replay(int argc, char **argv, struct cli *c)
 		cli_error(c, "%s", err.msg);
 		dda__filter_free(filter);
 		dda_aws_api_free(ro.target.lambda);
+		dda__dlq_close(ro.dlq_open, NULL);
 		return EXIT_RUNTIME;
 	}
 	dda_buf_init(&key, 1 << 16);
@@ -330,6 +335,11 @@ int cmd_replay(int argc, char **argv, struct cli *c)
 	dda__plan_release(&plan);
 	dda__filter_free(filter);
 	dda_aws_api_free(ro.target.lambda);
+	struct dda_error cerr = {0};
+	if (dda__dlq_close(ro.dlq_open, &cerr)) {
+		cli_error(c, "%s", cerr.msg);
+		status = EXIT_RUNTIME;
+	}
 	dda_buf_release(&key);
 	return status;
 }

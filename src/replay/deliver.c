@@ -406,7 +406,8 @@ int dda__replay_run(struct dda_plan *p, const struct dda_replay_opts *o,
 					  err);
 	sh.held_cap = sh.nheld;
 	if (!rc)
-		rc = dda__dlq_open(&sh.dlq, o->dlq, &o->target, err);
+		rc = o->dlq_open ? (sh.dlq = o->dlq_open, 0)
+				 : dda__dlq_open(&sh.dlq, o->dlq, &o->target, err);
 	if (!rc)
 		rc = dda__target_lambda_api(&topts, err);
 	for (int l = 0; !rc && l < p->lanes; l++) {
@@ -444,7 +445,7 @@ int dda__replay_run(struct dda_plan *p, const struct dda_replay_opts *o,
 		dda_buf_release(&lanes[l].batch);
 	}
 	struct dda_error cerr = {0};
-	if (dda__dlq_close(sh.dlq, &cerr) && !rc)
+	if (sh.dlq != o->dlq_open && dda__dlq_close(sh.dlq, &cerr) && !rc)
 		rc = dda_error_set(err, cerr.code, "%s", cerr.msg);
 	if (topts.lambda != o->target.lambda)
 		dda_aws_api_free(topts.lambda);

@@ -22,6 +22,7 @@ struct dda_dlq {
 	char *queue_url;
 	char *url; /* where SendMessage is POSTed */
 	char *path;
+	size_t max_message; /* the queue's MaximumMessageSize */
 	struct dda_buf answer;
 };
 
@@ -46,6 +47,8 @@ static void queue_region(const char *url, char *out, size_t cap)
 			snprintf(out, cap, "%.*s", (int)(dot - r), r);
 	}
 }
+
+static int sqs_check_queue(struct dda_dlq *d, struct dda_error *err);
 
 static int open_sqs(struct dda_dlq *d, const struct dda_target_opts *t, struct dda_error *err)
 {
@@ -72,7 +75,7 @@ static int open_sqs(struct dda_dlq *d, const struct dda_target_opts *t, struct d
 	if (!d->queue_url || !d->url || !d->path || !d->easy)
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
 	curl_easy_setopt(d->easy, CURLOPT_TIMEOUT_MS, 30000L);
-	return 0;
+	return sqs_check_queue(d, err);
 }
 
 int dda__dlq_open(struct dda_dlq **out, const char *spec, const struct dda_target_opts *t,
@@ -106,7 +109,7 @@ int dda__dlq_open(struct dda_dlq **out, const char *spec, const struct dda_targe
 
 size_t dda__dlq_max(const struct dda_dlq *d)
 {
-	return d && d->api ? DDA_DLQ_SQS_MAX : SIZE_MAX;
+	return d && d->api ? d->max_message : SIZE_MAX;
 }
 
 static void md5_hex(const char *s, size_t n, char out[33])
@@ -120,17 +123,21 @@ static void md5_hex(const char *s, size_t n, char out[33])
 	dda__hex(md, 16, out);
 }
 
-/* One SendMessage; 0, or why it failed in msg. */
-static int sqs_send_once(struct dda_dlq *d, const char *text, size_t len, char *msg, size_t cap)
+/* One call of the SQS JSON API: action with req (stolen); *answer is the
+ * parsed answer. 0, or why it failed in msg. */
+static int sqs_call(struct dda_dlq *d, const char *action, json_t *req, json_t **answer,
+		    char *msg, size_t cap)
 {
-	static const struct dda_kv hdrs[] = {
+	char target[64];
+	snprintf(target, sizeof(target), "AmazonSQS.%s", action);
+	const struct dda_kv hdrs[] = {
 	    {"Content-Type", "application/x-amz-json-1.0"},
-	    {"X-Amz-Target", "AmazonSQS.SendMessage"},
+	    {"X-Amz-Target", target},
 	};
 	struct dda_error err = {0};
 	long status = 0;
+	*answer = NULL;
 	dda_buf_reset(&d->answer);
-	json_t *req = json_pack("{ssss%}", "QueueUrl", d->queue_url, "MessageBody", text, len);
 	char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
 	json_decref(req);
 	if (!body) {
@@ -157,21 +164,53 @@ static int sqs_send_once(struct dda_dlq *d, const char *text, size_t len, char *
 	}
 	curl_easy_getinfo(d->easy, CURLINFO_RESPONSE_CODE, &status);
 	if (status != 200) {
-		snprintf(msg, cap, "SendMessage: HTTP %ld: %.300s", status,
+		snprintf(msg, cap, "%s: HTTP %ld: %.300s", action, status,
 			 d->answer.len ? d->answer.ptr : "");
 		return DDA_EIO;
 	}
+	*answer = json_loadb(d->answer.ptr ? d->answer.ptr : "", d->answer.len, 0, NULL);
+	return 0;
+}
+
+/* One SendMessage, its MD5 checked; 0, or why it failed in msg. */
+static int sqs_send_once(struct dda_dlq *d, const char *text, size_t len, char *msg, size_t cap)
+{
+	json_t *ans;
+	int rc = sqs_call(d, "SendMessage",
+			  json_pack("{ssss%}", "QueueUrl", d->queue_url, "MessageBody", text, len),
+			  &ans, msg, cap);
+	if (rc)
+		return rc;
 	char want[33];
 	md5_hex(text, len, want);
-	json_t *ans = json_loadb(d->answer.ptr ? d->answer.ptr : "", d->answer.len, 0, NULL);
 	const char *got = json_string_value(json_object_get(ans, "MD5OfMessageBody"));
-	int rc = got && !strcmp(got, want) ? 0 : DDA_EIO;
+	rc = got && !strcmp(got, want) ? 0 : DDA_EIO;
 	if (rc)
 		snprintf(msg, cap,
 			 "SendMessage: MD5OfMessageBody %s does not match the message (%s)",
 			 got ? got : "missing", want);
 	json_decref(ans);
 	return rc;
+}
+
+/* The queue must exist before anything is read; its MaximumMessageSize
+ * (256 KiB by default, up to 1 MiB) bounds a message. */
+static int sqs_check_queue(struct dda_dlq *d, struct dda_error *err)
+{
+	char msg[512];
+	json_t *ans;
+	int rc = sqs_call(d, "GetQueueAttributes",
+			  json_pack("{sss[s]}", "QueueUrl", d->queue_url, "AttributeNames",
+				    "MaximumMessageSize"),
+			  &ans, msg, sizeof(msg));
+	if (rc)
+		return dda_error_set(err, rc, "cannot use the DLQ %s: %s", d->queue_url, msg);
+	const char *max = json_string_value(
+	    json_object_get(json_object_get(ans, "Attributes"), "MaximumMessageSize"));
+	long long n = max ? strtoll(max, NULL, 10) : 0;
+	d->max_message = n >= 1024 && n <= 16 * 1024 * 1024 ? (size_t)n : DDA_DLQ_SQS_MAX;
+	json_decref(ans);
+	return 0;
 }
 
 int dda__dlq_put(struct dda_dlq *d, const char *text, size_t len, struct dda_error *err)

@@ -4,7 +4,8 @@
 
 #include "replay/replay.h"
 
-/* SQS's message size limit (256 KiB, the default of every queue). */
+/* SQS's default message size limit (256 KiB), used when a queue does not
+ * say its own MaximumMessageSize. */
 #define DDA_DLQ_SQS_MAX (256 * 1024)
 
 struct dda_dlq;

@@ -125,6 +125,7 @@ struct dda_send_result {
 
 struct dda_target;
 struct dda_aws_api;
+struct dda_dlq;
 struct dda_target_opts {
 	const char *spec;	/* file:PATH, -, http(s)://URL, exec:COMMAND, lambda:F[:Q] */
 	long timeout_ms;	/* per attempt */
@@ -158,6 +159,7 @@ struct dda_replay_opts {
 	bool bisect;		  /* --bisect-on-error */
 	int on_failure;		  /* enum dda_on_failure */
 	const char *dlq;	  /* file:PATH, sqs:QUEUE_URL or NULL */
+	struct dda_dlq *dlq_open; /* dlq, opened by the caller (who closes it), or NULL */
 	const char *checkpoint;	  /* path or NULL */
 	double max_rps;		  /* records per second over all lanes, 0 = no limit */
 	int max_inflight;	  /* batches at the target at once, 0 = one a lane */

@@ -66,6 +66,7 @@ class TargetServer:
         self.invocations = []     # (function, qualifier, invocation type) per Invoke
         self.bad_signatures = []  # why, per rejected request
         self.processor = None     # called with each accepted list of records
+        self.processor_on_failure = None  # called once, at the first injected failure
         self.active = 0           # requests being handled now, and the most at once
         self.max_active = 0
         server = self
@@ -128,6 +129,9 @@ class TargetServer:
                     server.batches += 1
                     if server.fail_first > 0:
                         server.fail_first -= 1
+                        hook, server.processor_on_failure = server.processor_on_failure, None
+                        if hook:
+                            hook()
                         return (server.fail_status, b"injected")
                     seqs = [r["dynamodb"]["SequenceNumber"] for r in records]
                     if server.poison & set(seqs) and server.lambda_creds:

@@ -175,9 +175,9 @@ class MotoReplayTest(EnvCase):
         self.target.stop()
         super().tearDown()
 
-    def queue(self, name):
+    def queue(self, name, **attributes):
         sqs = self.moto.client("sqs")
-        return sqs, sqs.create_queue(QueueName=name)["QueueUrl"]
+        return sqs, sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
 
     def drain(self, sqs, url):
         bodies = []
@@ -228,14 +228,15 @@ class MotoReplayTest(EnvCase):
         source = self.big_items("big", [60000] * 12)
         ref = self.reference(source)
         self.target.fail_first = 10 ** 9
-        sqs, url = self.queue("replay-dlq-big")
+        limit = 256 * 1024  # the queue says its limit; ddbaudit keeps under it
+        sqs, url = self.queue("replay-dlq-big", MaximumMessageSize=str(limit))
         status, _, err = self.replay("--target", self.target.url, "--batch-size", "10000",
                                      "--max-retries", "0", "--dlq", "sqs:" + url,
                                      source=source)
         self.assertEqual(status, 1, err)
         bodies = self.drain(sqs, url)
         self.assertGreater(len(bodies), 2)
-        self.assertTrue(all(len(b.encode()) <= 256 * 1024 for b in bodies))
+        self.assertTrue(all(len(b.encode()) <= limit for b in bodies))
         got = [r["eventID"] for b in bodies for r in json.loads(b)["Records"]]
         self.assertEqual(sorted(got), sorted(r["eventID"] for r in ref))
         # One record too big for any message: the run stops, nothing dropped.
@@ -246,12 +247,26 @@ class MotoReplayTest(EnvCase):
         self.assertIn("use --dlq file:PATH", err)
         self.assertEqual(self.drain(sqs, url), [])
 
-    def test_bad_queue_stops_without_losing_records(self):
+    def test_a_missing_queue_is_refused_before_anything_is_sent(self):
         ckpt = self.path("ckpt.json")
         self.target.fail_first = 10 ** 9
         missing = self.moto.url + "/123456789012/no-such-queue"
         status, _, err = self.replay("--target", self.target.url, "--max-retries", "0",
                                      "--dlq", "sqs:" + missing, "--checkpoint", ckpt)
+        self.assertEqual(status, 3, err)
+        self.assertIn("cannot use the DLQ", err)
+        self.assertEqual(self.target.batches, 0)
+        self.assertFalse(os.path.exists(ckpt))
+
+    def test_a_queue_deleted_during_the_run_stops_it_without_losing_records(self):
+        sqs, url = self.queue("replay-dlq-gone")
+        ckpt = self.path("ckpt.json")
+        self.target.fail_first = 10 ** 9
+        # The queue exists when the run starts and is gone when the first
+        # failed batch is to be stored.
+        self.target.processor_on_failure = lambda: sqs.delete_queue(QueueUrl=url)
+        status, _, err = self.replay("--target", self.target.url, "--max-retries", "0",
+                                     "--dlq", "sqs:" + url, "--checkpoint", ckpt)
         self.assertEqual(status, 3, err)
         self.assertIn("cannot send to the DLQ", err)
         if os.path.exists(ckpt):  # nothing acknowledged: nothing to skip on resume
