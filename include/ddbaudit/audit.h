@@ -35,6 +35,7 @@ struct dda_audit_opts {
 	bool diffs;		   /* compute GAP diffs (re-reads objects) */
 	/* Called from the reading thread about every 200 ms, and once at the end. */
 	void (*progress)(void *ctx, const struct dda_progress *p);
+	void *progress_ctx; /* progress's ctx when it is not ctx */
 	/* Called for each valid record in range whose item key equals
 	 * only_key (when set), serialized by the run; images are borrowed. */
 	const uint8_t *only_key;

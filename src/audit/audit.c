@@ -295,7 +295,7 @@ static void progress(struct audit *a, int64_t start, int64_t *last, bool done)
 	    .elapsed = now - start,
 	    .done = done,
 	};
-	o->progress(o->ctx, &p);
+	o->progress(o->progress_ctx ? o->progress_ctx : o->ctx, &p);
 }
 
 static int count_object(struct audit *a, const struct dda_object *ob, struct hour_vec *hours)

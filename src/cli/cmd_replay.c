@@ -174,6 +174,32 @@ static int dry_run(const struct cli *c, const struct dda_plan *p, const struct d
 	return status;
 }
 
+/* The progress line while delivering (same rules as the reading line:
+ * --progress, a terminal, not -q). */
+static void delivery_progress(void *ctx, const struct dda_replay_stats *st, bool done)
+{
+	const struct cli *c = ctx;
+	bool show = c->progress == 1 || (c->progress == 2 && c->is_tty && c->verbose >= 0);
+	if (!show || (!done && st->seconds < 1))
+		return;
+	if (done) {
+		if (c->is_tty)
+			fputs("\r\033[K", stderr);
+		return;
+	}
+	uint64_t finished = st->acked + st->resumed + st->dlq;
+	double rate = st->seconds > 0 ? (double)st->acked / st->seconds : 0;
+	double left = rate > 0 ? (double)(st->records - DDA_MIN(finished, st->records)) / rate : 0;
+	fprintf(stderr,
+		"%sreplay: %llu of %llu records done (%.1f%%), %.0f records/s, %llu to the DLQ, "
+		"%llu retries, about %.0fs left%s",
+		c->is_tty ? "\r\033[K" : "", (unsigned long long)finished,
+		(unsigned long long)st->records,
+		st->records ? 100.0 * (double)finished / (double)st->records : 100.0, rate,
+		(unsigned long long)st->dlq, (unsigned long long)st->retries, left,
+		c->is_tty ? "" : "\n");
+}
+
 /* --filter FILE: Lambda's filter criteria, checked before anything is read. */
 static int load_filter(const struct cli *c, struct dda_buf *text, struct dda_filter **out)
 {
@@ -204,6 +230,8 @@ static int plan_run(struct cli *c, struct dda_plan *p, struct dda_buf *key, stru
 		c->audit.only_key = (const uint8_t *)key->ptr;
 		c->audit.only_key_len = key->len;
 	}
+	c->audit.progress = cli_progress;
+	c->audit.progress_ctx = c;
 	c->audit.on_record = dda__plan_on_record;
 	c->audit.on_record_concurrent = true;
 	c->audit.on_record_raw = true;
@@ -262,7 +290,9 @@ int cmd_replay(int argc, char **argv, struct cli *c)
 				     .max_inflight = r->max_inflight,
 				     .batch_window = r->batch_window,
 				     .backoff_base = 100 * 1000,
-				     .backoff_cap = 20 * DDA_USEC_PER_SEC};
+				     .backoff_cap = 20 * DDA_USEC_PER_SEC,
+				     .progress = delivery_progress,
+				     .progress_ctx = c};
 	struct dda_plan plan;
 	struct dda_replay_stats st;
 	struct dda_error err = {0};

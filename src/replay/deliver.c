@@ -32,6 +32,8 @@ struct shared {
 	int stop;
 	pthread_cond_t slot; /* --max-inflight: a send finished */
 	int inflight;
+	pthread_cond_t lane_done; /* a lane thread ended */
+	int lanes_running;
 };
 
 struct lane {
@@ -352,14 +354,42 @@ static void *lane_main(void *arg)
 		size_t b = dda__batch_end(sh->p, sh->o, ln->pos, ln->end);
 		rc = deliver(ln, ln->pos, b, &err);
 	}
+	pthread_mutex_lock(&sh->mu);
 	if (rc < 0) {
-		pthread_mutex_lock(&sh->mu);
 		sh->stop = 1;
 		if (!sh->fail.code)
 			sh->fail = err;
-		pthread_mutex_unlock(&sh->mu);
 	}
+	sh->lanes_running--;
+	pthread_cond_signal(&sh->lane_done);
+	pthread_mutex_unlock(&sh->mu);
 	return NULL;
+}
+
+/* The calling thread waits for the lanes, reporting progress about every
+ * 500 ms when asked to. */
+static void watch(struct shared *sh, int64_t t0)
+{
+	const struct dda_replay_opts *o = sh->o;
+	pthread_mutex_lock(&sh->mu);
+	while (sh->lanes_running > 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 500 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&sh->lane_done, &sh->mu, &ts);
+		if (o->progress && sh->lanes_running > 0) {
+			struct dda_replay_stats snap = *sh->st;
+			snap.seconds = (double)(dda_time_now() - t0) / 1e6;
+			pthread_mutex_unlock(&sh->mu);
+			o->progress(o->progress_ctx, &snap, false);
+			pthread_mutex_lock(&sh->mu);
+		}
+	}
+	pthread_mutex_unlock(&sh->mu);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -401,6 +431,7 @@ int dda__replay_run(struct dda_plan *p, const struct dda_replay_opts *o,
 	st->records = p->n;
 	pthread_mutex_init(&sh.mu, NULL);
 	pthread_cond_init(&sh.slot, NULL);
+	pthread_cond_init(&sh.lane_done, NULL);
 	if (o->checkpoint)
 		rc = dda__checkpoint_load(o->checkpoint, p, o, sh.lane_pos, &sh.held, &sh.nheld,
 					  err);
@@ -423,16 +454,25 @@ int dda__replay_run(struct dda_plan *p, const struct dda_replay_opts *o,
 	}
 	int64_t t0 = dda_time_now();
 	for (int l = 0; !rc && l < p->lanes; l++) {
+		pthread_mutex_lock(&sh.mu);
+		sh.lanes_running++;
+		pthread_mutex_unlock(&sh.mu);
 		if (pthread_create(&th[l], NULL, lane_main, &lanes[l])) {
 			rc = dda_error_set(err, DDA_ENOMEM, "cannot start lane %d", l);
+			pthread_mutex_lock(&sh.mu);
+			sh.lanes_running--;
 			sh.stop = 1;
+			pthread_mutex_unlock(&sh.mu);
 			break;
 		}
 		started++;
 	}
+	watch(&sh, t0);
 	for (int l = 0; l < started; l++)
 		pthread_join(th[l], NULL);
 	st->seconds = (double)(dda_time_now() - t0) / 1e6;
+	if (o->progress)
+		o->progress(o->progress_ctx, st, true);
 	if (!rc && sh.fail.code && !st->stopped)
 		rc = dda_error_set(err, sh.fail.code, "%s", sh.fail.msg);
 	else if (!rc && sh.fail.code)
@@ -452,6 +492,7 @@ int dda__replay_run(struct dda_plan *p, const struct dda_replay_opts *o,
 	free(sh.held);
 	free(sh.lat);
 	pthread_cond_destroy(&sh.slot);
+	pthread_cond_destroy(&sh.lane_done);
 	pthread_mutex_destroy(&sh.mu);
 	return rc;
 }

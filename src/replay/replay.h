@@ -150,6 +150,7 @@ void dda__parse_item_failures(const char *body, size_t len, struct dda_send_resu
 int dda__target_check(const char *spec, struct dda_error *err);
 
 /* Delivery. */
+struct dda_replay_stats;
 struct dda_replay_opts {
 	struct dda_target_opts target;
 	int batch_size;		  /* --batch-size */
@@ -167,6 +168,10 @@ struct dda_replay_opts {
 	int64_t backoff_cap;
 	uint8_t fingerprint[32];  /* of the arguments that shape the plan */
 	volatile int *stop;
+	/* Called about every 500 ms while lanes deliver (records, acked, dlq,
+	 * seconds so far), and once with done set. */
+	void (*progress)(void *ctx, const struct dda_replay_stats *st, bool done);
+	void *progress_ctx;
 };
 
 struct dda_replay_stats {

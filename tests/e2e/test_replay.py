@@ -262,6 +262,17 @@ if failed:
         self.assertEqual((rep["partial_failures"], rep["retries"] >= 2), (1, True))
         self.assertFalse(os.path.exists(fail_once) or os.path.exists(crash_once))
 
+    def test_progress_while_delivering(self):
+        self.target.delay = 0.1
+        status, _, err = run("replay", SAMPLES, "--settle", "0", "--target", self.target.url,
+                             "--batch-size", "10", "--progress", "always")
+        self.assertEqual(status, 0, err)
+        done = [int(line.split()[1]) for line in err.splitlines()
+                if line.startswith("replay: ") and " records done " in line]
+        self.assertTrue(done, err)
+        self.assertEqual(done, sorted(done))
+        self.assertLess(done[-1], self.changes)
+
     def test_max_inflight(self):
         self.target.delay = 0.05
         status, _, err = self.replay("--target", self.target.url, "--parallelism", "4",
