@@ -2,15 +2,12 @@
  * spool file as it is decoded (images are never all held in memory), the
  * history analysis then gives each item's order, and the plan is sorted into
  * lanes in delivery order with deterministic sequence numbers. */
-#define _GNU_SOURCE /* memmem */
 #include "replay/replay.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#define SEQ_PLACEHOLDER "\"SequenceNumber\":\"000000000000000000000\""
 
 void dda__seq_format(uint64_t seq, char out[DDA_SEQ_DIGITS + 1])
 {
@@ -78,22 +75,13 @@ static int grow(struct dda_plan *p)
 	return 0;
 }
 
-/* Whether the record passes --filter: matched on its synthetic record as a
- * tree (raw images are parsed for it). */
-static int filter_passes(const struct dda_plan *p, const struct dda_record *r, bool *pass)
+/* --filter is matched on the record exactly as it will be sent. */
+static bool filter_passes(const struct dda_plan *p, const struct dda_buf *text)
 {
-	struct dda_record t = *r;
-	json_t *old_img = NULL, *new_img = NULL;
-	if (r->old_raw && !r->old_image)
-		t.old_image = old_img = json_loadb(r->old_raw, r->old_raw_len, JSON_ALLOW_NUL, NULL);
-	if (r->new_raw && !r->new_image)
-		t.new_image = new_img = json_loadb(r->new_raw, r->new_raw_len, JSON_ALLOW_NUL, NULL);
-	json_t *rec = dda__synth_record(&p->synth, &t);
-	*pass = rec && dda__filter_match(p->synth.filter, rec);
+	json_t *rec = json_loadb(text->ptr, text->len, JSON_ALLOW_NUL, NULL);
+	bool pass = rec && dda__filter_match(p->synth.filter, rec);
 	json_decref(rec);
-	json_decref(old_img);
-	json_decref(new_img);
-	return rec ? 0 : DDA_ENOMEM;
+	return pass;
 }
 
 /* Runs on every decoding thread at once: the record is built and
@@ -102,33 +90,20 @@ int dda__plan_on_record(void *ctx, const struct dda_record *r)
 {
 	struct dda_plan *p = ctx;
 	struct dda_planned e = {.obj = r->obj, .index = r->index, .ord = UINT64_MAX};
-	bool pass = true;
 	int rc;
 	if (!selected(p, r))
 		return 0;
-	if (p->synth.filter && (rc = filter_passes(p, r, &pass)))
-		return rc;
-	if (!pass) {
-		e.filtered = true;
-		pthread_mutex_lock(&p->mu);
-		rc = grow(p);
-		if (!rc)
-			p->v[p->n++] = e;
-		pthread_mutex_unlock(&p->mu);
-		return rc;
-	}
 	json_t *keys = dda__synth_keys(r);
 	if (!keys)
 		return DDA_ENOMEM;
 	struct dda_buf text;
-	dda_buf_init(&text, DDA_REPLAY_MAX_PAYLOAD);
-	int wrc = dda__synth_write(&p->synth, r, keys, &text);
+	/* Room for the {"Records":[...]} around it: a record fits in a batch. */
+	dda_buf_init(&text, DDA_REPLAY_MAX_PAYLOAD - 16);
+	size_t seq_at = 0;
+	int wrc = dda__synth_write(&p->synth, r, keys, &text, &seq_at);
 	e.part = partition_hash(&p->synth, keys);
 	json_decref(keys);
-	const char *at = wrc ? NULL
-			     : memmem(text.ptr, text.len, SEQ_PLACEHOLDER, strlen(SEQ_PLACEHOLDER));
-	size_t len = text.len;
-	if (!at) {
+	if (wrc) {
 		dda_buf_release(&text);
 		if (wrc != DDA_ETOOBIG)
 			return DDA_ENOMEM;
@@ -138,17 +113,24 @@ int dda__plan_on_record(void *ctx, const struct dda_record *r)
 		pthread_mutex_unlock(&p->mu);
 		return DDA_ETOOBIG;
 	}
+	if (p->synth.filter && !filter_passes(p, &text)) {
+		dda_buf_release(&text);
+		e.filtered = true;
+		pthread_mutex_lock(&p->mu);
+		rc = grow(p);
+		if (!rc)
+			p->v[p->n++] = e;
+		pthread_mutex_unlock(&p->mu);
+		return rc;
+	}
+	size_t len = text.len;
 	e.len = (uint32_t)len;
-	e.seq_at = (uint32_t)(at - text.ptr) + (uint32_t)strlen("\"SequenceNumber\":\"");
+	e.seq_at = (uint32_t)seq_at;
 	e.item = dda__hash64(r->key, r->key_len);
 	e.time = r->time;
 	e.event = (uint8_t)r->event;
 	pthread_mutex_lock(&p->mu);
 	rc = grow(p);
-	if (!rc && len > DDA_REPLAY_MAX_PAYLOAD - 16)
-		rc = dda_error_set(&p->err, DDA_ETOOBIG,
-				   "a record of %s is %zu bytes, over the 6 MB payload limit",
-				   r->object ? r->object->key : "?", len);
 	if (!rc) {
 		e.off = (uint64_t)ftello(p->spool);
 		if (fwrite(text.ptr, 1, len, p->spool) != len)

@@ -95,18 +95,15 @@ int dda__plan_read(struct dda_plan *p, size_t i, struct dda_buf *out, struct dda
 /* The decimal SequenceNumber of a record. */
 void dda__seq_format(uint64_t seq, char out[DDA_SEQ_DIGITS + 1]);
 
-/* Builds the synthetic stream record of a decoded record (new reference,
- * NULL on allocation failure). Its SequenceNumber is 21 zeros, to be
- * replaced when the plan is complete. */
-json_t *dda__synth_record(const struct dda_synth_opts *o, const struct dda_record *r);
 /* The record's Keys: the key attributes with their values as the image
  * wrote them (new reference, NULL on allocation failure). */
 json_t *dda__synth_keys(const struct dda_record *r);
 /* Appends the synthetic stream record of r as compact JSON, straight from
- * its images (trees or raw text): the same record as dda__synth_record,
- * without building it. keys is dda__synth_keys(r). */
+ * its images (trees or raw text), in the shape a Lambda function gets. Its
+ * SequenceNumber is 21 zeros at *seq_at, to be replaced when the plan is
+ * complete. keys is dda__synth_keys(r). */
 int dda__synth_write(const struct dda_synth_opts *o, const struct dda_record *r,
-		     const json_t *keys, struct dda_buf *out);
+		     const json_t *keys, struct dda_buf *out, size_t *seq_at);
 /* Appends v as compact JSON, the bytes json_dumps(JSON_COMPACT) writes
  * (objects in insertion order), several times faster. */
 int dda__json_write(struct dda_buf *out, const json_t *v, int depth);

@@ -189,44 +189,6 @@ static void source_arn(const struct dda_synth_opts *o, const char *region, char 
 			 o->table ? o->table : "replay");
 }
 
-json_t *dda__synth_record(const struct dda_synth_opts *o, const struct dda_record *r)
-{
-	char id[DDA_EVENT_ID_MAX], arn[1024], rbuf[64];
-	const char *region = region_of(o, r, rbuf);
-	bool want_new = o->view == DDA_VIEW_NEW_IMAGE || o->view == DDA_VIEW_NEW_AND_OLD;
-	bool want_old = o->view == DDA_VIEW_OLD_IMAGE || o->view == DDA_VIEW_NEW_AND_OLD;
-	const json_t *new_img = want_new && r->has_new ? r->new_image : NULL;
-	const json_t *old_img = want_old && r->has_old ? r->old_image : NULL;
-	json_t *keys = dda__synth_keys(r);
-	if (!keys)
-		return NULL;
-	uint64_t size = dda__item_size(keys) + (new_img ? dda__item_size(new_img) : 0) +
-			(old_img ? dda__item_size(old_img) : 0);
-	json_t *ddb = json_pack("{sIso}", "ApproximateCreationDateTime",
-				(json_int_t)(r->time / DDA_USEC_PER_SEC), "Keys", keys);
-	if (!ddb)
-		return NULL;
-	if (new_img)
-		json_object_set(ddb, "NewImage", (json_t *)new_img);
-	if (old_img)
-		json_object_set(ddb, "OldImage", (json_t *)old_img);
-	json_object_set_new(ddb, "SequenceNumber", json_string("000000000000000000000"));
-	json_object_set_new(ddb, "SizeBytes", json_integer((json_int_t)size));
-	json_object_set_new(ddb, "StreamViewType", json_string(dda__view_name(o->view)));
-	event_id(r, id);
-	source_arn(o, region, arn, sizeof(arn));
-	json_t *rec = json_pack("{sssssssssssoss}", "eventID", id, "eventName",
-				dda_event_name_str(r->event), "eventVersion", "1.1", "eventSource",
-				"aws:dynamodb", "awsRegion", region, "dynamodb", ddb,
-				"eventSourceARN", arn);
-	if (rec && r->ttl)
-		json_object_set_new(rec, "userIdentity",
-				    json_pack("{ssss}", "type", "Service", "principalId",
-					      "dynamodb.amazonaws.com"));
-	if (rec && o->marker)
-		json_object_set_new(rec, "replay", marker_json(o, r));
-	return rec;
-}
 
 /* ---- a compact JSON writer, several times faster than json_dumps on
  * stream records; the same bytes as json_dumps(JSON_COMPACT) ---- */
@@ -348,7 +310,7 @@ static int write_image(struct dda_buf *out, const char *name, const json_t *img,
 }
 
 int dda__synth_write(const struct dda_synth_opts *o, const struct dda_record *r,
-		     const json_t *keys, struct dda_buf *out)
+		     const json_t *keys, struct dda_buf *out, size_t *seq_at)
 {
 	char id[DDA_EVENT_ID_MAX], arn[1024], rbuf[64];
 	const char *region = region_of(o, r, rbuf);
@@ -383,8 +345,11 @@ int dda__synth_write(const struct dda_synth_opts *o, const struct dda_record *r,
 	if (!rc && has_old)
 		rc = write_image(out, "OldImage", r->old_image, r->old_raw, r->old_raw_len);
 	if (!rc)
+		rc = dda_buf_adds(out, ",\"SequenceNumber\":\"");
+	*seq_at = out->len;
+	if (!rc)
 		rc = dda_buf_addf(out,
-				  ",\"SequenceNumber\":\"000000000000000000000\",\"SizeBytes\":%llu,"
+				  "000000000000000000000\",\"SizeBytes\":%llu,"
 				  "\"StreamViewType\":\"%s\"},\"eventSourceARN\":",
 				  (unsigned long long)size, dda__view_name(o->view));
 	if (!rc)

@@ -124,7 +124,7 @@ int dda__target_lambda_new(struct dda_target **out, const struct dda_target_opts
 	dda_buf_init(&query, 1 << 14);
 	dda_buf_init(&url, 1 << 15);
 	split_function(o->spec + strlen("lambda:"), &name, &qual);
-	int rc = dda_buf_addf(&path, "%s/2015-03-31/functions/", "");
+	int rc = dda_buf_adds(&path, "/2015-03-31/functions/");
 	if (!rc)
 		rc = dda_uri_encode(&path, name.ptr ? name.ptr : "", name.len, false);
 	if (!rc)
@@ -133,11 +133,10 @@ int dda__target_lambda_new(struct dda_target **out, const struct dda_target_opts
 		struct dda_kv q = {"Qualifier", qual.ptr};
 		rc = dda_sigv4_query(&query, &q, 1);
 	}
-	/* The path signed is the path after the endpoint's own prefix. */
 	if (!rc)
 		rc = dda_buf_addf(&url, "%s%s%s%s", dda_aws_api_base(l->api), path.ptr,
 				  query.len ? "?" : "", query.len ? query.ptr : "");
-	if (!rc) {
+	if (!rc) { /* the path signed includes the endpoint's own path prefix */
 		const char *base = dda_aws_api_base(l->api);
 		const char *pfx = strstr(base, "://");
 		pfx = pfx ? strchr(pfx + 3, '/') : NULL;
@@ -160,7 +159,6 @@ int dda__target_lambda_new(struct dda_target **out, const struct dda_target_opts
 		lambda_free(&l->base);
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
 	}
-	/* Lambda's own limit is 15 minutes a call; the target timeout applies. */
 	curl_easy_setopt(l->easy, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(l->easy, CURLOPT_HEADERDATA, l);
 	*out = &l->base;
