@@ -10,7 +10,7 @@
 #include "ddbaudit/canon.h"
 #include "ddbaudit/source.h"
 
-/* Anomaly kinds (DESIGN.md section 3). New kinds are added at the end. */
+/* Anomaly kinds (docs/anomalies.md says when each fires). New kinds are added at the end. */
 enum dda_kind {
 	DDA_K_UNREADABLE,
 	DDA_K_INVALID_RECORD,

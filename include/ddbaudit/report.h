@@ -1,5 +1,5 @@
-/* Reports of an audit result: JSON (schema ddbaudit.report/v1, DESIGN.md
- * section 5), CSV (one anomaly a row) and Markdown (summary and the top
+/* Reports of an audit result: JSON (schema ddbaudit.report/v1,
+ * docs/report.md), CSV (one anomaly a row) and Markdown (summary and the top
  * anomalies). One writer per format behind dda_report_write. */
 #ifndef DDBAUDIT_REPORT_H
 #define DDBAUDIT_REPORT_H

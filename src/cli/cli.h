@@ -8,7 +8,7 @@
 #include "util/util.h"
 #include "ddbaudit/ddbaudit.h"
 
-/* Exit statuses (DESIGN.md section 4). */
+/* Exit statuses, as ddbaudit(1) documents them. */
 enum {
 	EXIT_CLEAN = 0,
 	EXIT_ANOMALIES = 1,

@@ -1,5 +1,5 @@
 /* Item histories: compact event storage, ordering, and the link-by-link
- * checks of DESIGN.md section 2. An event keeps its key, digests and a few
+ * checks docs/anomalies.md describes (GAP, DUPLICATE, ...). An event keeps its key, digests and a few
  * fields; images are never kept, so memory grows by ~150 bytes an event. */
 #include "util/util.h"
 #include "ddbaudit/history.h"

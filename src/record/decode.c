@@ -1,5 +1,5 @@
 /* Decoding audit records: splits a chunk into JSON values, detects each
- * record's dialect (seed, stream, export), validates it by DESIGN.md's rules
+ * record's dialect (seed, stream, export), validates it by DynamoDB's rules
  * and hands valid records and every anomaly to a sink. Bad input never stops
  * the decoder: it becomes an anomaly naming the object and position. */
 #include "util/util.h"
@@ -738,7 +738,7 @@ static void decode_value(struct run *r, const json_t *v)
 	r->index++;
 }
 
-/* A value that is not JSON. Invalid UTF-8 is INVALID_VALUE (DESIGN.md), a
+/* A value that is not JSON. Invalid UTF-8 is INVALID_VALUE (as docs/anomalies.md says), a
  * duplicate member name INVALID_RECORD, anything else UNREADABLE. */
 static void parse_failed(struct run *r, const json_error_t *je)
 {

@@ -1,5 +1,5 @@
 /* Replay: recorded changes re-emitted as synthetic DynamoDB Stream records
- * (DESIGN.md section 6) and delivered to a target the way Lambda's event
+ * (docs/replay.md) and delivered to a target the way Lambda's event
  * source mapping delivers a stream: lanes by partition key, batches, retries,
  * bisection, partial batch failures, an on-failure destination, plus
  * per-item holds and crash-safe checkpoints. The plan (what to send, in

@@ -1,4 +1,4 @@
-/* The JSON report, schema ddbaudit.report/v1 (DESIGN.md section 5). Field
+/* The JSON report, schema ddbaudit.report/v1 (docs/report.md). Field
  * names are stable; later versions only add fields. */
 #include "report/report_impl.h"
 

@@ -1,6 +1,8 @@
 """The command line: help, version, usage errors and exit statuses."""
 import json
-from harness import Case, main, run, verify_json
+import os
+import re
+from harness import ROOT, Case, main, run, verify_json
 
 SEED = {"timestamp": "2025-07-12T08:27:50.412608", "eventName": "INSERT", "userId": "u1",
         "activityId": "a1", "awsRegion": "us-east-1", "eventSource": "aws:dynamodb",
@@ -82,6 +84,34 @@ class CliTest(Case):
         self.assertEqual(rep["manifest"]["sha256"], digest)
         line = json.loads(open(os.path.join(out, "manifest.ndjson")).readline())
         self.assertEqual(line["sha256"], hashlib.sha256(open(good, "rb").read()).hexdigest())
+
+
+class StandAloneTest(Case):
+    # Planning notes and style guides outside the repository are not shipped with it, so
+    # nothing in it may send a reader there: the design is in the project's own docs.
+    # The names are split so that this file does not match itself.
+    CITED = re.compile("|".join([r"DESIGN" + r"\.md", r"STYLE" + r"\.md", r"\.\./shared/",
+                                 r"/work" + r"/(?:shared|briefs|main)"]))
+
+    def test_no_citations_outside_the_repository(self):
+        found = []
+        for top, dirs, files in os.walk(ROOT):
+            rel = os.path.relpath(top, ROOT)
+            dirs[:] = [d for d in dirs if not (d.startswith(".") or
+                                               (rel == "." and d.startswith("build")))]
+            for name in files:
+                if name.startswith("."):
+                    continue  # .git of a worktree names where the repository lives
+                path = os.path.join(top, name)
+                try:
+                    with open(path, encoding="utf-8") as f:
+                        text = f.read()
+                except (UnicodeDecodeError, OSError):
+                    continue  # binary: fuzz corpora, archives
+                for n, line in enumerate(text.splitlines(), 1):
+                    if self.CITED.search(line):
+                        found.append(f"{os.path.relpath(path, ROOT)}:{n}: {line.strip()}")
+        self.assertEqual(found, [], "\n".join(found))
 
 
 if __name__ == "__main__":
