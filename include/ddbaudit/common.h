@@ -63,34 +63,53 @@ static inline dda_slice dda_slice_make(const void *p, size_t n)
 /* An owned, growable buffer with a maximum size. Invariants: ptr is NULL or
  * holds len bytes followed by a NUL (so text can be passed to libc);
  * len < cap <= max + 1. A failed append (no memory, or len would exceed max)
- * frees the contents and leaves the buffer empty, so partial results can
- * never be mistaken for whole ones. */
+ * frees the contents, leaves the buffer empty and makes the failure sticky:
+ * every later append fails with the same code until dda_buf_reset or
+ * dda_buf_release, so a partial result can never be mistaken for a whole one
+ * (the result of every append must be used, and checking the last one is
+ * enough to know that all of them held). */
 struct dda_buf {
 	char *ptr;
 	size_t len;
 	size_t cap;
 	size_t max;
+	int err; /* 0, or the dda_err of the first failed append */
 };
 
 #define DDA_BUF_UNLIMITED ((size_t)-1 / 2)
 
+#if defined(__GNUC__)
+#define DDA_MUST_USE __attribute__((warn_unused_result))
+#else
+#define DDA_MUST_USE
+#endif
+
 /* Prepares an empty buffer that may hold at most max bytes. */
 DDA_API void dda_buf_init(struct dda_buf *b, size_t max);
-/* Frees the contents; the buffer can be reused after dda_buf_init. */
+/* Frees the contents and clears a failure; the buffer keeps its maximum and
+ * can be reused. */
 DDA_API void dda_buf_release(struct dda_buf *b);
-/* Empties the buffer but keeps its memory for reuse. */
+/* Empties the buffer, clears a failure, keeps its memory for reuse. */
 DDA_API void dda_buf_reset(struct dda_buf *b);
-/* Appends n bytes; returns 0, DDA_ENOMEM or DDA_ETOOBIG. */
-DDA_API int dda_buf_add(struct dda_buf *b, const void *p, size_t n);
-DDA_API int dda_buf_addc(struct dda_buf *b, char c);
-DDA_API int dda_buf_adds(struct dda_buf *b, const char *s);
-DDA_API int dda_buf_addf(struct dda_buf *b, const char *fmt, ...) DDA_PRINTF(2, 3);
-DDA_API int dda_buf_vaddf(struct dda_buf *b, const char *fmt, va_list ap) DDA_PRINTF(2, 0);
+/* Appends n bytes; returns 0, DDA_ENOMEM or DDA_ETOOBIG (or the earlier
+ * failure of this buffer, which is sticky). */
+DDA_API DDA_MUST_USE int dda_buf_add(struct dda_buf *b, const void *p, size_t n);
+DDA_API DDA_MUST_USE int dda_buf_addc(struct dda_buf *b, char c);
+DDA_API DDA_MUST_USE int dda_buf_adds(struct dda_buf *b, const char *s);
+DDA_API DDA_MUST_USE int dda_buf_addf(struct dda_buf *b, const char *fmt, ...) DDA_PRINTF(2, 3);
+DDA_API DDA_MUST_USE int dda_buf_vaddf(struct dda_buf *b, const char *fmt, va_list ap)
+    DDA_PRINTF(2, 0);
 /* Makes room for n more bytes without changing len; returns 0 or an error
- * (on error the buffer is freed, as for a failed append). */
-DDA_API int dda_buf_grow(struct dda_buf *b, size_t n);
+ * (on error the buffer is freed and the failure is sticky, as for a failed
+ * append). */
+DDA_API DDA_MUST_USE int dda_buf_grow(struct dda_buf *b, size_t n);
+/* The buffer's sticky failure: 0, DDA_ENOMEM or DDA_ETOOBIG. */
+static inline int dda_buf_error(const struct dda_buf *b)
+{
+	return b->err;
+}
 /* Hands the contents over to the caller (who frees them with free()); the
- * buffer is left empty. Returns NULL for an empty buffer. */
+ * buffer is left empty. Returns NULL for an empty or failed buffer. */
 DDA_API char *dda_buf_take(struct dda_buf *b, size_t *len);
 
 static inline dda_slice dda_buf_slice(const struct dda_buf *b)

@@ -26,29 +26,32 @@ static void new_run_id(char out[37])
 
 /* What shapes the plan and its delivery: a checkpoint only resumes a run
  * with the same. */
-static void fingerprint(const struct cli *c, const struct dda_buf *filter, uint8_t out[32])
+static int fingerprint(const struct cli *c, const struct dda_buf *filter, uint8_t out[32])
 {
 	const struct replay_args *r = &c->replay;
 	const struct dda_audit_opts *a = &c->audit;
 	struct dda_buf b;
 	dda_buf_init(&b, 1 << 20);
-	dda_buf_addf(&b, "source=%s\nfrom=%lld\nto=%lld\nkey=%s\nevents=%u\nview=%d\n", c->source,
-		     (long long)a->src.range.from, (long long)a->src.range.to,
-		     c->key_text ? c->key_text : "", r->event_mask, r->view);
-	dda_buf_addf(&b, "table=%s\narn=%s\nmarker=%d\nlanes=%d\nversions=%d\ntarget=%s\n",
-		     r->table ? r->table : "", r->stream_arn ? r->stream_arn : "", !r->no_marker,
-		     r->parallelism, c->versions, r->target);
+	/* The buffer's failure is sticky: the last append's result covers all. */
+	int rc = dda_buf_addf(&b, "source=%s\nfrom=%lld\nto=%lld\nkey=%s\nevents=%u\nview=%d\n",
+			      c->source, (long long)a->src.range.from, (long long)a->src.range.to,
+			      c->key_text ? c->key_text : "", r->event_mask, r->view);
+	rc = dda_buf_addf(&b, "table=%s\narn=%s\nmarker=%d\nlanes=%d\nversions=%d\ntarget=%s\n",
+			  r->table ? r->table : "", r->stream_arn ? r->stream_arn : "",
+			  !r->no_marker, r->parallelism, c->versions, r->target);
 	for (size_t i = 0; i < a->dec.nkeys; i++)
-		dda_buf_addf(&b, "keyattr=%s\n", a->dec.key_names[i]);
+		rc = dda_buf_addf(&b, "keyattr=%s\n", a->dec.key_names[i]);
 	if (filter->len) {
 		uint8_t h[32];
 		char hex[65];
 		dda__sha256(filter->ptr, filter->len, h);
 		dda__hex(h, 32, hex);
-		dda_buf_addf(&b, "filter=%s\n", hex);
+		rc = dda_buf_addf(&b, "filter=%s\n", hex);
 	}
-	dda__sha256(b.ptr ? b.ptr : "", b.len, out);
+	if (!rc)
+		dda__sha256(b.ptr ? b.ptr : "", b.len, out);
 	dda_buf_release(&b);
+	return rc;
 }
 
 static json_t *stats_json(const struct dda_plan *p, const struct dda_replay_stats *st)
@@ -330,7 +333,14 @@ int cmd_replay(int argc, char **argv, struct cli *c)
 	so.filter = filter;
 	if (!r->checkpoint || !dda__checkpoint_run_id(r->checkpoint, so.run_id))
 		new_run_id(so.run_id);
-	fingerprint(c, &filter_text, ro.fingerprint);
+	if (fingerprint(c, &filter_text, ro.fingerprint)) {
+		cli_error(c, "out of memory");
+		dda_buf_release(&filter_text);
+		dda__filter_free(filter);
+		dda_aws_api_free(ro.target.lambda);
+		dda__dlq_close(ro.dlq_open, NULL);
+		return EXIT_RUNTIME;
+	}
 	dda_buf_release(&filter_text);
 	signal(SIGPIPE, SIG_IGN); /* a processor that exits early is a failed batch */
 	cli_catch_signals(c);

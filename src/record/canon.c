@@ -15,29 +15,32 @@ struct path {
 	size_t index;
 };
 
-static void path_print(struct dda_buf *why, const struct path *p)
+/* Explanations are written into `why` on the way out of a failure; one that
+ * does not fit leaves `why` failed (sticky), which its reader sees as an
+ * empty message, so the result of these appends is deliberately only
+ * passed on. */
+static int path_print(struct dda_buf *why, const struct path *p)
 {
 	if (!p)
-		return;
-	path_print(why, p->up);
+		return 0;
+	int rc = path_print(why, p->up);
+	if (rc)
+		return rc;
 	if (p->name)
-		dda_buf_addf(why, "%s%s", p->up ? "." : "", p->name);
-	else
-		dda_buf_addf(why, "[%zu]", p->index);
+		return dda_buf_addf(why, "%s%s", p->up ? "." : "", p->name);
+	return dda_buf_addf(why, "[%zu]", p->index);
 }
 
 DDA_PRINTF(3, 4)
 static int invalid(struct dda_buf *why, const struct path *p, const char *fmt, ...)
 {
-	if (why) {
-		va_list ap;
-		path_print(why, p);
-		dda_buf_adds(why, ": ");
-		va_start(ap, fmt);
-		dda_buf_vaddf(why, fmt, ap);
-		va_end(ap);
-	}
-	return DDA_EFORMAT;
+	if (!why || path_print(why, p) || dda_buf_adds(why, ": "))
+		return DDA_EFORMAT;
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = dda_buf_vaddf(why, fmt, ap);
+	va_end(ap);
+	return rc == DDA_ENOMEM ? rc : DDA_EFORMAT;
 }
 
 /* The bytes of an S, N or B scalar, appended to out. */
@@ -479,14 +482,16 @@ int dda_canon_key_text(const void *ser, size_t n, struct dda_buf *out)
 }
 
 /* Copies text up to the first unescaped `stop` (or the end), unescaping.
- * Returns the position after the stop character or the end. */
+ * Returns the position after the stop character or the end; out's sticky
+ * error says whether all of it fitted. */
 static const char *unescape_until(const char *p, const char *end, char stop, struct dda_buf *out,
 				  bool *found)
 {
 	*found = false;
 	while (p < end) {
 		if (*p == '\\' && p + 1 < end) {
-			dda_buf_addc(out, p[1]);
+			if (dda_buf_addc(out, p[1]))
+				return end;
 			p += 2;
 			continue;
 		}
@@ -494,7 +499,8 @@ static const char *unescape_until(const char *p, const char *end, char stop, str
 			*found = true;
 			return p + 1;
 		}
-		dda_buf_addc(out, *p++);
+		if (dda_buf_addc(out, *p++))
+			return end;
 	}
 	return p;
 }
@@ -508,9 +514,14 @@ static int parse_pair(const char *p, const char *end, json_t *keys, struct dda_b
 	dda_buf_init(&val, 1 << 16);
 	const char *v = unescape_until(p, end, '=', &name, &found);
 	int rc = 0;
+	if (dda_buf_error(&name)) {
+		rc = dda_buf_error(&name) == DDA_ENOMEM
+			 ? DDA_ENOMEM
+			 : dda__explain(why, "attribute name longer than %zu bytes", name.max);
+		goto out;
+	}
 	if (!found || !name.len) {
-		dda_buf_addf(why, "expected NAME=VALUE, found '%.*s'", (int)(end - p), p);
-		rc = DDA_EFORMAT;
+		rc = dda__explain(why, "expected NAME=VALUE, found '%.*s'", (int)(end - p), p);
 		goto out;
 	}
 	const char *type = "S";
@@ -519,9 +530,15 @@ static int parse_pair(const char *p, const char *end, json_t *keys, struct dda_b
 		v += 2;
 	}
 	unescape_until(v, end, '\0', &val, &found);
+	if (dda_buf_error(&val)) {
+		rc = dda_buf_error(&val) == DDA_ENOMEM
+			 ? DDA_ENOMEM
+			 : dda__explain(why, "value of '%s' longer than %zu bytes", name.ptr,
+					val.max);
+		goto out;
+	}
 	if (json_object_get(keys, name.ptr)) {
-		dda_buf_addf(why, "attribute '%s' given twice", name.ptr);
-		rc = DDA_EFORMAT;
+		rc = dda__explain(why, "attribute '%s' given twice", name.ptr);
 		goto out;
 	}
 	json_t *s = json_stringn(val.ptr ? val.ptr : "", val.len);
@@ -539,10 +556,8 @@ int dda_canon_key_parse(const char *text, struct dda_buf *out, struct dda_buf *w
 	if (*text == '{') {
 		json_error_t je;
 		keys = json_loads(text, JSON_REJECT_DUPLICATES, &je);
-		if (!keys) {
-			dda_buf_addf(why, "not valid JSON: %s", je.text);
-			return DDA_EFORMAT;
-		}
+		if (!keys)
+			return dda__explain(why, "not valid JSON: %s", je.text);
 	} else {
 		keys = json_object();
 		if (!keys)
@@ -562,7 +577,7 @@ int dda_canon_key_parse(const char *text, struct dda_buf *out, struct dda_buf *w
 		}
 	}
 	int rc = json_object_size(keys) ? dda_canon_key(keys, NULL, 0, "key", out, why)
-					: (dda_buf_adds(why, "no key attributes"), DDA_EFORMAT);
+					: dda__explain(why, "no key attributes");
 	json_decref(keys);
 	return rc;
 }

@@ -61,26 +61,24 @@ static int parse(const char *s, size_t n, struct parsed *x)
 
 /* The significant digits as a view into s; *e is the power of ten of the
  * last of them. Empty for zero. */
-static void significant(const struct parsed *x, struct dda_buf *digits, int64_t *e)
+static int significant(const struct parsed *x, struct dda_buf *digits, int64_t *e)
 {
-	dda_buf_add(digits, x->int_p, x->int_n);
-	if (x->frac_n)
-		dda_buf_add(digits, x->frac_p, x->frac_n);
 	*e = x->exp - (int64_t)x->frac_n;
+	int rc = dda_buf_add(digits, x->int_p, x->int_n);
+	if (!rc && x->frac_n)
+		rc = dda_buf_add(digits, x->frac_p, x->frac_n);
+	return rc;
 }
 
 int dda_number_canon(const char *s, size_t n, struct dda_buf *out, struct dda_buf *why)
 {
 	struct parsed x;
-	if (parse(s, n, &x)) {
-		dda_buf_addf(why, "'%.*s' is not a number", (int)DDA_MIN(n, 64), s);
-		return DDA_EFORMAT;
-	}
+	if (parse(s, n, &x))
+		return dda__explain(why, "'%.*s' is not a number", (int)DDA_MIN(n, 64), s);
 	struct dda_buf dig;
 	dda_buf_init(&dig, n + 1);
 	int64_t e;
-	significant(&x, &dig, &e);
-	if (!dig.ptr) {
+	if (significant(&x, &dig, &e) || !dig.ptr) {
 		dda_buf_release(&dig);
 		return DDA_ENOMEM;
 	}
@@ -101,17 +99,15 @@ int dda_number_canon(const char *s, size_t n, struct dda_buf *out, struct dda_bu
 	}
 	int64_t sci = e + (int64_t)len - 1;
 	if (len > DDA_NUMBER_MAX_DIGITS) {
-		dda_buf_addf(why, "'%.*s' has %zu significant digits (at most 38)",
-			     (int)DDA_MIN(n, 64), s, len);
-		rc = DDA_EFORMAT;
+		rc = dda__explain(why, "'%.*s' has %zu significant digits (at most 38)",
+				  (int)DDA_MIN(n, 64), s, len);
 		goto out;
 	}
 	if (sci < DDA_NUMBER_MIN_EXP || sci > DDA_NUMBER_MAX_EXP) {
-		dda_buf_addf(why,
-			     "'%.*s' is out of range (1E-130 to "
-			     "9.9999999999999999999999999999999999999E+125)",
-			     (int)DDA_MIN(n, 64), s);
-		rc = DDA_EFORMAT;
+		rc = dda__explain(why,
+				  "'%.*s' is out of range (1E-130 to "
+				  "9.9999999999999999999999999999999999999E+125)",
+				  (int)DDA_MIN(n, 64), s);
 		goto out;
 	}
 	if (x.neg)

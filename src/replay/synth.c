@@ -119,7 +119,6 @@ uint64_t dda__item_size(const json_t *map)
 #define DDA_EVENT_ID_MAX 129
 static void event_id(const struct dda_record *r, char out[DDA_EVENT_ID_MAX])
 {
-	struct dda_buf b;
 	uint8_t d[32];
 	if (r->event_id && r->event_id_len && r->event_id_len < DDA_EVENT_ID_MAX) {
 		/* A stream record (a DLQ being re-driven) keeps its identity. */
@@ -127,15 +126,28 @@ static void event_id(const struct dda_record *r, char out[DDA_EVENT_ID_MAX])
 		out[r->event_id_len] = '\0';
 		return;
 	}
-	dda_buf_init(&b, 1 << 20);
-	if (r->object)
-		dda_buf_addf(&b, "%s%c%s%c%u", r->object->key, 0,
-			     r->object->version ? r->object->version : "", 0, r->index);
-	else
-		dda_buf_addf(&b, "#%u%c%u", r->obj, 0, r->index);
-	dda__sha256(b.ptr ? b.ptr : "", b.len, d);
+	/* SHA-256 of "KEY\0VERSION\0INDEX" (or "#OBJ\0INDEX"), hashed piecewise
+	 * so that no buffer can fail. */
+	char num[48];
+	struct dda__sha256 h = {0};
+	if (dda__sha256_init(&h)) {
+		snprintf(out, DDA_EVENT_ID_MAX, "%u-%u", r->obj, r->index);
+		return;
+	}
+	if (r->object) {
+		const char *v = r->object->version ? r->object->version : "";
+		dda__sha256_update(&h, r->object->key, strlen(r->object->key) + 1);
+		dda__sha256_update(&h, v, strlen(v) + 1);
+		snprintf(num, sizeof(num), "%u", r->index);
+	} else {
+		snprintf(num, sizeof(num), "#%u", r->obj);
+		dda__sha256_update(&h, num, strlen(num) + 1);
+		snprintf(num, sizeof(num), "%u", r->index);
+	}
+	dda__sha256_update(&h, num, strlen(num));
+	dda__sha256_final(&h, d);
+	dda__sha256_release(&h);
 	dda__hex(d, 16, out);
-	dda_buf_release(&b);
 }
 
 /* Keys: the key attributes with their values as the image wrote them

@@ -94,7 +94,11 @@ static int pump(struct exec_target *x, int in, int out, const char *body, size_t
 			ssize_t r = read(out, buf, sizeof(buf));
 			if (r > 0) {
 				size_t room = DDA_TARGET_MAX_ANSWER - x->answer.len;
-				dda_buf_add(&x->answer, buf, DDA_MIN((size_t)r, room));
+				/* Past the cap the rest is not needed to read a
+				 * batchItemFailures answer; a failed append is
+				 * sticky and checked once the command ended. */
+				if (room && dda_buf_add(&x->answer, buf, DDA_MIN((size_t)r, room)))
+					continue;
 			} else if (r == 0 || errno != EINTR) {
 				close(out);
 				out = -1;
@@ -135,6 +139,12 @@ static int exec_send(struct dda_target *t, const char *body, size_t len,
 		res->outcome = DDA_SEND_FAILED;
 		snprintf(res->msg, sizeof(res->msg), "'%s' exited with status %ld", x->command,
 			 res->status);
+		return 0;
+	}
+	if (dda_buf_error(&x->answer)) {
+		res->outcome = DDA_SEND_FAILED;
+		snprintf(res->msg, sizeof(res->msg), "out of memory reading the answer of '%s'",
+			 x->command);
 		return 0;
 	}
 	dda__parse_item_failures(x->answer.ptr, x->answer.len, res);

@@ -18,7 +18,10 @@ static size_t on_body(char *p, size_t size, size_t n, void *ctx)
 	struct dda_buf *b = ctx;
 	size_t len = size * n;
 	size_t room = DDA_TARGET_MAX_ANSWER - DDA_MIN(b->len, DDA_TARGET_MAX_ANSWER);
-	dda_buf_add(b, p, DDA_MIN(len, room)); /* the rest is not needed */
+	/* Past the cap the rest is not needed; running out of memory aborts the
+	 * transfer, which fails the batch rather than reading no answer. */
+	if (room && dda_buf_add(b, p, DDA_MIN(len, room)))
+		return 0;
 	return len;
 }
 

@@ -96,15 +96,13 @@ static void lambda_free(struct dda_target *t)
 /* FUNCTION[:QUALIFIER]: a name, a partial ARN (123456789012:function:f)
  * or a full ARN, which Invoke takes as they are (an ARN may hold the
  * qualifier itself); a plain name may end with :QUALIFIER. */
-static void split_function(const char *spec, struct dda_buf *name, struct dda_buf *qual)
+static int split_function(const char *spec, struct dda_buf *name, struct dda_buf *qual)
 {
 	const char *colon = strrchr(spec, ':');
-	if (!strncmp(spec, "arn:", 4) || strstr(spec, ":function:") || !colon) {
-		dda_buf_adds(name, spec);
-		return;
-	}
-	dda_buf_add(name, spec, (size_t)(colon - spec));
-	dda_buf_adds(qual, colon + 1);
+	if (!strncmp(spec, "arn:", 4) || strstr(spec, ":function:") || !colon)
+		return dda_buf_adds(name, spec);
+	int rc = dda_buf_add(name, spec, (size_t)(colon - spec));
+	return rc ? rc : dda_buf_adds(qual, colon + 1);
 }
 
 int dda__target_lambda_new(struct dda_target **out, const struct dda_target_opts *o,
@@ -123,8 +121,9 @@ int dda__target_lambda_new(struct dda_target **out, const struct dda_target_opts
 	dda_buf_init(&path, 1 << 14);
 	dda_buf_init(&query, 1 << 14);
 	dda_buf_init(&url, 1 << 15);
-	split_function(o->spec + strlen("lambda:"), &name, &qual);
-	int rc = dda_buf_adds(&path, "/2015-03-31/functions/");
+	int rc = split_function(o->spec + strlen("lambda:"), &name, &qual);
+	if (!rc)
+		rc = dda_buf_adds(&path, "/2015-03-31/functions/");
 	if (!rc)
 		rc = dda_uri_encode(&path, name.ptr ? name.ptr : "", name.len, false);
 	if (!rc)

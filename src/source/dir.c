@@ -346,7 +346,11 @@ int dda__dir_open(struct dda_source **out, const char *path, struct dda_error *e
 	}
 	s->base.ops = &dir_ops;
 	dda_buf_init(&s->path, 1 << 16);
-	dda_buf_adds(&s->path, "");
+	if (dda_buf_adds(&s->path, "")) { /* path.ptr is a string from here on */
+		free(s->root);
+		free(s);
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	}
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int rc = fd < 0 ? dda_error_set(err, DDA_ENOTFOUND, "cannot open '%s': %s", path,
 					strerror(errno))
@@ -367,7 +371,10 @@ int dda__dir_open(struct dda_source **out, const char *path, struct dda_error *e
 	size_t top = strlen(LAYOUT_TOP);
 	if (n >= top && !memcmp(path + n - top, LAYOUT_TOP, top) &&
 	    (n == top || path[n - top - 1] == '/')) {
-		dda_buf_adds(&s->path, LAYOUT_TOP);
+		if (dda_buf_adds(&s->path, LAYOUT_TOP)) {
+			dir_free(&s->base);
+			return dda_error_set(err, DDA_ENOMEM, "out of memory");
+		}
 		s->stack[0].path_len = s->path.len;
 		s->prefix_len = top + 1;
 	}

@@ -109,8 +109,8 @@ static bool skip_line(struct ndjson_source *s, struct dda_error *err)
 		const char *nl = memchr(buf, '\n', (size_t)n);
 		if (nl) {
 			dda_buf_reset(&s->pending);
-			dda_buf_add(&s->pending, nl + 1, (size_t)(buf + n - nl - 1));
-			return true;
+			/* A failure here is sticky and the next fill reports it. */
+			return !dda_buf_add(&s->pending, nl + 1, (size_t)(buf + n - nl - 1));
 		}
 		skipped += (uint64_t)n;
 	}
@@ -221,7 +221,8 @@ static int ndjson_next(struct dda_source *src, struct dda_chunk *c, struct dda_e
 		const char *nl = s->pending.len ? last_nl(s->pending.ptr, s->pending.len) : NULL;
 		if (nl && nl > s->pending.ptr) {
 			size_t take = (size_t)(nl - s->pending.ptr) + 1;
-			dda_buf_add(&c->data, s->pending.ptr, take);
+			if (dda_buf_add(&c->data, s->pending.ptr, take))
+				return dda_error_set(err, DDA_ENOMEM, "out of memory");
 			s->values += count_values(s->pending.ptr, take);
 			s->line += count_nl(s->pending.ptr, take);
 			memmove(s->pending.ptr, s->pending.ptr + take, s->pending.len - take);

@@ -157,13 +157,22 @@ static int plan_prefixes(struct s3_source *s, char ***out, size_t *n)
 		struct dda_buf b;
 		dda_buf_init(&b, 4096);
 		int y, mo, d, h, mi, sec;
-		dda_buf_adds(&b, s->prefix);
+		int rc = dda_buf_adds(&b, s->prefix);
 		if (by_hour) {
 			dda_time_to_civil(from + (int64_t)i * hour, &y, &mo, &d, &h, &mi, &sec,
 					  NULL);
-			dda_buf_addf(&b, "%04d/%02d/%02d/%02d/", y, mo, d, h);
+			rc = dda_buf_addf(&b, "%04d/%02d/%02d/%02d/", y, mo, d, h);
 		}
-		v[i] = b.ptr ? dda_buf_take(&b, NULL) : strdup("");
+		/* A prefix that could not be built fails the run: an empty one
+		 * would silently widen the listing to the whole bucket. */
+		v[i] = rc ? NULL : b.len ? dda_buf_take(&b, NULL) : strdup("");
+		if (!v[i]) {
+			dda_buf_release(&b);
+			while (i)
+				free(v[--i]);
+			free(v);
+			return rc ? rc : DDA_ENOMEM;
+		}
 	}
 	*out = v;
 	*n = count;

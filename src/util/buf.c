@@ -12,6 +12,19 @@ void dda_buf_init(struct dda_buf *b, size_t max)
 	b->len = 0;
 	b->cap = 0;
 	b->max = max;
+	b->err = 0;
+}
+
+/* A failed append frees the contents and remembers why, so that the appends
+ * after it fail too instead of building a shorter result. */
+static int buf_fail(struct dda_buf *b, int code)
+{
+	free(b->ptr);
+	b->ptr = NULL;
+	b->len = 0;
+	b->cap = 0;
+	b->err = code;
+	return code;
 }
 
 void dda_buf_release(struct dda_buf *b)
@@ -20,21 +33,23 @@ void dda_buf_release(struct dda_buf *b)
 	b->ptr = NULL;
 	b->len = 0;
 	b->cap = 0;
+	b->err = 0;
 }
 
 void dda_buf_reset(struct dda_buf *b)
 {
 	b->len = 0;
+	b->err = 0;
 	if (b->ptr)
 		b->ptr[0] = '\0';
 }
 
 int dda_buf_grow(struct dda_buf *b, size_t n)
 {
-	if (n > b->max || b->len > b->max - n) {
-		dda_buf_release(b);
-		return DDA_ETOOBIG;
-	}
+	if (b->err)
+		return b->err;
+	if (n > b->max || b->len > b->max - n)
+		return buf_fail(b, DDA_ETOOBIG);
 	size_t need = b->len + n + 1;
 	if (need <= b->cap)
 		return 0;
@@ -44,10 +59,8 @@ int dda_buf_grow(struct dda_buf *b, size_t n)
 	if (cap > b->max + 1)
 		cap = b->max + 1;
 	char *p = realloc(b->ptr, cap);
-	if (!p) {
-		dda_buf_release(b);
-		return DDA_ENOMEM;
-	}
+	if (!p)
+		return buf_fail(b, DDA_ENOMEM);
 	b->ptr = p;
 	b->cap = cap;
 	return 0;
@@ -82,8 +95,10 @@ int dda_buf_vaddf(struct dda_buf *b, const char *fmt, va_list ap)
 	char small[256];
 	int n = vsnprintf(small, sizeof(small), fmt, cp);
 	va_end(cp);
+	if (b->err)
+		return b->err;
 	if (n < 0)
-		return DDA_EINTERNAL;
+		return buf_fail(b, DDA_EINTERNAL);
 	if ((size_t)n < sizeof(small))
 		return dda_buf_add(b, small, (size_t)n);
 	int rc = dda_buf_grow(b, (size_t)n);
@@ -103,6 +118,17 @@ int dda_buf_addf(struct dda_buf *b, const char *fmt, ...)
 	return rc;
 }
 
+int dda__explain(struct dda_buf *why, const char *fmt, ...)
+{
+	if (!why)
+		return DDA_EFORMAT;
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = dda_buf_vaddf(why, fmt, ap);
+	va_end(ap);
+	return rc == DDA_ENOMEM ? rc : DDA_EFORMAT;
+}
+
 char *dda_buf_take(struct dda_buf *b, size_t *len)
 {
 	char *p = b->ptr;
@@ -111,6 +137,7 @@ char *dda_buf_take(struct dda_buf *b, size_t *len)
 	b->ptr = NULL;
 	b->len = 0;
 	b->cap = 0;
+	b->err = 0;
 	return p;
 }
 

@@ -35,6 +35,12 @@ void dda__sha256(const void *p, size_t n, uint8_t out[DDA_SHA256_LEN]);
 /* Lowercase hex of n bytes into out (2n+1 bytes). */
 void dda__hex(const uint8_t *p, size_t n, char *out);
 
+/* Writes the explanation of a rejected input into why (which may be NULL)
+ * and returns DDA_EFORMAT, or DDA_ENOMEM when memory ran out. An explanation
+ * too long for why leaves it failed (sticky), never a cut message passed as
+ * whole. */
+int dda__explain(struct dda_buf *why, const char *fmt, ...) DDA_PRINTF(2, 3);
+
 /* qsort that accepts an empty (even NULL) array: qsort(NULL, 0, ...) is
  * undefined behaviour. */
 static inline void dda__sort(void *base, size_t n, size_t size,

@@ -13,16 +13,26 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The comparison buffers are unbounded: an append can only fail for lack of
+ * memory, which must not pass as a difference or a match. */
+#define MUST(x)                                                                                    \
+	do {                                                                                       \
+		if (x)                                                                             \
+			__builtin_trap();                                                          \
+	} while (0)
+
 /* An image as its sorted JSON and item size, from a tree or raw text. */
-static void image(struct dda_buf *b, const json_t *tree, const char *raw, size_t len,
-		  uint64_t size)
+static void image(struct dda_buf *b, const json_t *tree, const char *raw, size_t len, uint64_t size)
 {
 	json_t *parsed = raw ? json_loadb(raw, len, JSON_ALLOW_NUL, NULL) : NULL;
 	const json_t *img = raw ? parsed : tree;
 	assert(!raw || parsed);
 	char *text = img ? json_dumps(img, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-	dda_buf_addf(b, " %llu %s", (unsigned long long)(raw ? size : img ? dda__item_size(img) : 0),
-		     text ? text : "-");
+	MUST(dda_buf_addf(b, " %llu %s",
+			  (unsigned long long)(raw   ? size
+					       : img ? dda__item_size(img)
+						     : 0),
+			  text ? text : "-"));
 	free(text);
 	json_decref(parsed);
 }
@@ -31,28 +41,28 @@ static void image(struct dda_buf *b, const json_t *tree, const char *raw, size_t
 static int on_record(void *ctx, const struct dda_record *r)
 {
 	struct dda_buf *b = ctx;
-	dda_buf_addf(b, "R %u %u %llu %d %d %lld %d%d%d%d %d|", r->obj, r->index,
-		     (unsigned long long)r->line, r->dialect, r->event, (long long)r->time,
-		     r->has_old, r->has_new, r->old_unknown, r->new_unknown, r->ttl);
-	dda_buf_add(b, r->key, r->key_len);
+	MUST(dda_buf_addf(b, "R %u %u %llu %d %d %lld %d%d%d%d %d|", r->obj, r->index,
+			  (unsigned long long)r->line, r->dialect, r->event, (long long)r->time,
+			  r->has_old, r->has_new, r->old_unknown, r->new_unknown, r->ttl));
+	MUST(dda_buf_add(b, r->key, r->key_len));
 	if (r->has_old)
-		dda_buf_add(b, r->old_digest, DDA_DIGEST_LEN);
+		MUST(dda_buf_add(b, r->old_digest, DDA_DIGEST_LEN));
 	if (r->has_new)
-		dda_buf_add(b, r->new_digest, DDA_DIGEST_LEN);
+		MUST(dda_buf_add(b, r->new_digest, DDA_DIGEST_LEN));
 	image(b, r->old_image, r->old_raw, r->old_raw_len, r->old_size);
 	image(b, r->new_image, r->new_raw, r->new_raw_len, r->new_size);
-	dda_buf_addc(b, '\n');
+	MUST(dda_buf_addc(b, '\n'));
 	return 0;
 }
 
 static int on_anomaly(void *ctx, struct dda_anomaly *a)
 {
 	struct dda_buf *b = ctx;
-	dda_buf_addf(b, "A %d %d %u %u %llu %lld %s|", a->kind, a->severity, a->obj, a->index,
-		     (unsigned long long)a->line, (long long)a->time, a->detail);
+	MUST(dda_buf_addf(b, "A %d %d %u %u %llu %lld %s|", a->kind, a->severity, a->obj, a->index,
+			  (unsigned long long)a->line, (long long)a->time, a->detail));
 	if (a->key)
-		dda_buf_add(b, a->key, a->key_len);
-	dda_buf_addc(b, '\n');
+		MUST(dda_buf_add(b, a->key, a->key_len));
+	MUST(dda_buf_addc(b, '\n'));
 	dda_anomaly_release(a);
 	return 0;
 }
@@ -72,7 +82,7 @@ static void run(const uint8_t *data, size_t size, int kind, bool fast, struct dd
 	c.first_line = 1;
 	c.last = true;
 	dda_buf_init(&c.data, size + 1);
-	dda_buf_add(&c.data, data, size);
+	MUST(dda_buf_add(&c.data, data, size));
 	memset(counts, 0, sizeof(*counts));
 	dda_decode_chunk(d, &c, &sink, counts);
 	dda_chunk_release(&c);

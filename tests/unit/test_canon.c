@@ -150,13 +150,13 @@ static char *nested(int levels)
 {
 	struct dda_buf b;
 	dda_buf_init(&b, DDA_BUF_UNLIMITED);
-	dda_buf_adds(&b, "{\"a\":");
+	assert_int_equal(dda_buf_adds(&b, "{\"a\":"), 0);
 	for (int i = 1; i < levels; i++)
-		dda_buf_adds(&b, "{\"L\":[");
-	dda_buf_adds(&b, "{\"S\":\"x\"}");
+		assert_int_equal(dda_buf_adds(&b, "{\"L\":["), 0);
+	assert_int_equal(dda_buf_adds(&b, "{\"S\":\"x\"}"), 0);
 	for (int i = 1; i < levels; i++)
-		dda_buf_adds(&b, "]}");
-	dda_buf_adds(&b, "}");
+		assert_int_equal(dda_buf_adds(&b, "]}"), 0);
+	assert_int_equal(dda_buf_adds(&b, "}"), 0);
 	return dda_buf_take(&b, NULL);
 }
 
@@ -238,6 +238,20 @@ static void test_keys(void **state)
 		assert_int_equal(dda_canon_key_parse(bad[i], &k, &why), DDA_EFORMAT);
 		assert_non_null(why.ptr);
 	}
+	/* A value too long to hold is refused whole: a buffer that failed half
+	 * way never yields its last few thousand characters as the key. */
+	size_t n = 70000;
+	char *huge = malloc(n + 8);
+	assert_non_null(huge);
+	memcpy(huge, "UserId=", 7);
+	memset(huge + 7, 'u', n);
+	huge[7 + n] = '\0';
+	dda_buf_reset(&why);
+	dda_buf_reset(&k);
+	assert_int_equal(dda_canon_key_parse(huge, &k, &why), DDA_EFORMAT);
+	assert_int_equal(k.len, 0);
+	assert_non_null(strstr(why.ptr, "longer than"));
+	free(huge);
 	/* Selected key attributes of an image. */
 	json_t *img =
 	    J("{\"UserId\":{\"S\":\"u\"},\"ActivityId\":{\"S\":\"a\"},\"V\":{\"N\":\"1\"}}");

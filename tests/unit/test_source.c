@@ -352,8 +352,8 @@ static void test_ndjson_chunks(void **state)
 	struct dda_buf text;
 	dda_buf_init(&text, DDA_BUF_UNLIMITED);
 	for (int i = 1; i <= 30000; i++)
-		dda_buf_addf(&text, "{\"n\":%d,\"pad\":\"%090d\"}\n", i, 0);
-	dda_buf_adds(&text, "\n{\"n\":\"last, no newline\"}");
+		assert_int_equal(dda_buf_addf(&text, "{\"n\":%d,\"pad\":\"%090d\"}\n", i, 0), 0);
+	assert_int_equal(dda_buf_adds(&text, "\n{\"n\":\"last, no newline\"}"), 0);
 	put("big.ndjson", text.ptr, text.len);
 	char *gz = malloc(text.len);
 	size_t gn = gzip_bytes(text.ptr, text.len, gz, text.len);
@@ -380,7 +380,8 @@ static void test_ndjson_chunks(void **state)
 				line += c.data.ptr[i] == '\n';
 			if (c.data.len && !c.last)
 				assert_int_equal(c.data.ptr[c.data.len - 1], '\n');
-			dda_buf_add(&all, c.data.ptr ? c.data.ptr : "", c.data.len);
+			assert_int_equal(
+			    dda_buf_add(&all, c.data.ptr ? c.data.ptr : "", c.data.len), 0);
 			chunks++;
 			last += c.last;
 		}
@@ -417,10 +418,10 @@ static void test_ndjson_long_line(void **state)
 {
 	struct dda_buf text;
 	dda_buf_init(&text, DDA_BUF_UNLIMITED);
-	dda_buf_adds(&text, "{\"a\":1}\n");
+	assert_int_equal(dda_buf_adds(&text, "{\"a\":1}\n"), 0);
 	for (int i = 0; i < 200; i++)
-		dda_buf_adds(&text, "xxxxxxxxxx");
-	dda_buf_adds(&text, "\n{\"b\":2}\n");
+		assert_int_equal(dda_buf_adds(&text, "xxxxxxxxxx"), 0);
+	assert_int_equal(dda_buf_adds(&text, "\n{\"b\":2}\n"), 0);
 	put("long.ndjson", text.ptr, text.len);
 	char spec[512];
 	snprintf(spec, sizeof(spec), "%s/long.ndjson", root);

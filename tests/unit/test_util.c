@@ -18,6 +18,17 @@ static void test_buf_bounds(void **state)
 	assert_int_equal(dda_buf_addc(&b, 'x'), DDA_ETOOBIG);
 	assert_null(b.ptr);
 	assert_int_equal(b.len, 0);
+	/* The failure is sticky: later appends fail too, so what follows can
+	 * never pass for the whole text. */
+	assert_int_equal(dda_buf_adds(&b, "ok"), DDA_ETOOBIG);
+	assert_int_equal(dda_buf_addf(&b, "%d", 1), DDA_ETOOBIG);
+	assert_int_equal(dda_buf_grow(&b, 0), DDA_ETOOBIG);
+	assert_int_equal(dda_buf_error(&b), DDA_ETOOBIG);
+	assert_null(b.ptr);
+	assert_null(dda_buf_take(&b, NULL));
+	/* Until the buffer is explicitly reused. */
+	dda_buf_reset(&b);
+	assert_int_equal(dda_buf_error(&b), 0);
 	assert_int_equal(dda_buf_adds(&b, "ok"), 0);
 	size_t n;
 	char *p = dda_buf_take(&b, &n);
