@@ -5,6 +5,7 @@
 
 #include "ddbaudit/common.h"
 #include "ddbaudit/time.h"
+#include "ddbaudit/log.h"
 #include "ddbaudit/canon.h"
 #include "ddbaudit/source.h"
 #include "ddbaudit/record.h"

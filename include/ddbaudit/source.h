@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "ddbaudit/common.h"
+#include "ddbaudit/log.h"
 #include "ddbaudit/time.h"
 
 /* Default cap on the bytes of one object after decompression (and on one
@@ -89,6 +90,7 @@ struct dda_source_opts {
 	bool lines;		 /* force NDJSON line mode for a plain file */
 	bool list_only;		 /* S3: objects without their bytes (ls) */
 	struct dda_aws_opts aws; /* for s3:// sources */
+	struct dda_log log;	 /* prefixes listed, requests retried (-v) */
 };
 
 /* What a source learnt about where its objects live, for the report. For

@@ -21,7 +21,7 @@ enum {
 	OPT_RANGE = 1 << 0,
 	OPT_REPORT = 1 << 1,
 	OPT_KEY = 1 << 2,
-	OPT_HISTORY_FORMAT = 1 << 3,
+	OPT_TEXT_FORMAT = 1 << 3, /* --format text|json */
 	OPT_DECODE = 1 << 4,
 	OPT_REPLAY = 1 << 5,
 };
@@ -40,9 +40,12 @@ struct replay_args {
 	bool bisect, no_marker, dry_run;
 };
 
+struct command;
+
 struct cli {
 	const char *prog;
 	const char *cmd;
+	const struct command *command;
 	const char *source;
 	struct dda_audit_opts audit;
 	const char *report_dir;
@@ -64,13 +67,21 @@ struct command {
 	unsigned opts;
 	const char *usage;
 	const char *summary;
+	const char *exit_status; /* the --help footer */
 };
+
+/* Prints cmd's --help on stdout. */
+void dda__cli_help(const struct command *cmd);
+
+/* The name among names nearest to typed (a typo's likely meaning), or NULL
+ * when none is near enough to suggest. */
+const char *dda__cli_nearest(const char *typed, const char *const *names, size_t n);
 
 /* Parses the options of a command (argv[0] is the command name) into c.
  * Returns 0, or an exit status (EXIT_USAGE after printing why, or
  * EXIT_CLEAN after printing --help). */
-int cli_parse(int argc, char **argv, const struct command *cmd, struct cli *c);
-void cli_release(struct cli *c);
+int dda__cli_parse(int argc, char **argv, const struct command *cmd, struct cli *c);
+void dda__cli_release(struct cli *c);
 
 /* Messages on stderr: "ddbaudit: <cmd>: ..." */
 void cli_error(const struct cli *c, const char *fmt, ...) DDA_PRINTF(2, 3);
@@ -82,10 +93,10 @@ void cli_progress(void *ctx, const struct dda_progress *p);
 /* Maps a library error to an exit status. */
 int cli_exit_for(int err);
 
-int cmd_ls(int argc, char **argv, struct cli *c);
-int cmd_verify(int argc, char **argv, struct cli *c);
-int cmd_history(int argc, char **argv, struct cli *c);
-int cmd_replay(int argc, char **argv, struct cli *c);
+int dda__cmd_ls(int argc, char **argv, struct cli *c);
+int dda__cmd_verify(int argc, char **argv, struct cli *c);
+int dda__cmd_history(int argc, char **argv, struct cli *c);
+int dda__cmd_replay(int argc, char **argv, struct cli *c);
 
 /* Exit status of a finished run: runtime failure, anomalies at or above
  * --fail-on, or clean. */

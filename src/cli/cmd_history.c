@@ -1,6 +1,12 @@
 /* ddbaudit history: one item's timeline, in history order, with the verdict
- * on each event, the anomalies found on it, and (as JSON) its full images. */
+ * on each event, the anomalies found on it, and (as JSON) its full images.
+ * Exit 1 when an error was found on the item, or when no item of the log has
+ * the key's attribute names (a --key typo must not look like a quiet item). */
 #include "cli/cli.h"
+
+/* DynamoDB keys are at most 2048 + 1024 bytes of values with 255-byte names:
+ * a serialized key fits with room to spare. */
+#define KEY_MAX_BYTES (1 << 16)
 
 struct kept {
 	uint32_t obj, index;
@@ -16,6 +22,10 @@ struct hist {
 	size_t n, cap;
 	uint32_t *order; /* indexes into v, in history order */
 	size_t norder;
+	/* The key of the first other item seen: a table has one key schema, so
+	 * one item shows which attribute names the log's keys use. */
+	struct dda_buf other_key;
+	bool other_key_failed;
 };
 
 static struct kept *find(struct hist *h, uint32_t obj, uint32_t index)
@@ -53,8 +63,13 @@ static int on_visit(void *ctx, const struct dda_event_view *e)
 {
 	struct hist *h = ctx;
 	struct kept *k = find(h, e->obj, e->index);
-	if (!k)
-		return 0; /* an event of another item */
+	if (!k) {
+		/* An event of another item. Its key is only a hint: failing to
+		 * keep it leaves the hint out, nothing else. */
+		if (!h->other_key.len && !h->other_key_failed)
+			h->other_key_failed = dda_buf_add(&h->other_key, e->key, e->key_len) != 0;
+		return 0;
+	}
 	k->verdict = e->verdict;
 	uint32_t *no = realloc(h->order, (h->norder + 1) * sizeof(*no));
 	if (!no)
@@ -169,6 +184,96 @@ static void print_text(const struct dda_result *res, const struct dda_buf *key, 
 	dda_buf_release(&text);
 }
 
+static int describe_attr(struct dda_buf *out, const char *name, const json_t *av)
+{
+	const char *type = json_object_iter_key(json_object_iter((json_t *)av));
+	return dda_buf_addf(out, "%s%s (%s)", out->len ? ", " : "", name, type ? type : "?");
+}
+
+/* "UserId (S), ActivityId (S)": the --key-schema's names first, in its
+ * order (HASH, RANGE), then any others as the key holds them. */
+static int describe_key(const struct cli *c, const json_t *key, struct dda_buf *out)
+{
+	const struct dda_decoder_opts *dec = &c->audit.dec;
+	const char *name;
+	json_t *av;
+	int rc = 0;
+	for (size_t i = 0; i < dec->nkeys && !rc; i++) {
+		av = json_object_get(key, dec->key_names[i]);
+		if (av)
+			rc = describe_attr(out, dec->key_names[i], av);
+	}
+	json_object_foreach((json_t *)key, name, av)
+	{
+		bool listed = false;
+		for (size_t i = 0; i < dec->nkeys; i++)
+			listed = listed || !strcmp(name, dec->key_names[i]);
+		if (!rc && !listed)
+			rc = describe_attr(out, name, av);
+	}
+	return rc;
+}
+
+/* What the wanted key has that no key of the log has: an attribute name,
+ * a type, or a different number of attributes. Empty when they match. */
+static int key_mismatch(const json_t *want, const json_t *have, struct dda_buf *why)
+{
+	const char *name;
+	json_t *av;
+	json_object_foreach((json_t *)want, name, av)
+	{
+		json_t *other = json_object_get(have, name);
+		const char *type = json_object_iter_key(json_object_iter(av));
+		if (!other)
+			return dda_buf_addf(why, "no item has key attribute '%s'", name);
+		if (type && !json_object_get(other, type))
+			return dda_buf_addf(why, "no item has key attribute '%s' of type %s", name,
+					    type);
+	}
+	if (json_object_size(want) != json_object_size(have))
+		return dda_buf_adds(why, "no item is keyed by these attributes alone");
+	return 0;
+}
+
+/* With no event for the key: says so, and when its attribute names match no
+ * key of the log, which names the log uses. Returns the exit status. */
+static int no_events(struct cli *c, const struct dda_buf *key, const struct hist *h)
+{
+	json_t *want = dda_canon_to_json(key->ptr, key->len);
+	json_t *have = h->other_key.len ? dda_canon_to_json(h->other_key.ptr, h->other_key.len)
+					: NULL;
+	struct dda_buf why, names;
+	int status = EXIT_CLEAN;
+	dda_buf_init(&why, 4096);
+	dda_buf_init(&names, 4096);
+	if (want && have && (key_mismatch(want, have, &why) || describe_key(c, have, &names))) {
+		cli_error(c, "out of memory");
+		status = EXIT_RUNTIME;
+	} else if (why.len) {
+		cli_error(c, "%s; the log's items are keyed by %s", why.ptr, names.ptr);
+		status = EXIT_ANOMALIES;
+	} else {
+		cli_warn(c, "no events for this item in the range");
+	}
+	dda_buf_release(&why);
+	dda_buf_release(&names);
+	json_decref(want);
+	json_decref(have);
+	return status;
+}
+
+/* Whether an error-severity anomaly concerns the item. */
+static bool item_has_error(const struct dda_result *res, const struct dda_buf *key)
+{
+	for (size_t i = 0; i < res->nanomalies; i++) {
+		const struct dda_anomaly *a = &res->anomalies[i];
+		if (a->severity == DDA_SEV_ERROR && a->key && a->key_len == key->len &&
+		    !memcmp(a->key, key->ptr, key->len))
+			return true;
+	}
+	return false;
+}
+
 static void hist_release(struct hist *h)
 {
 	for (size_t i = 0; i < h->n; i++) {
@@ -177,15 +282,17 @@ static void hist_release(struct hist *h)
 	}
 	free(h->v);
 	free(h->order);
+	dda_buf_release(&h->other_key);
 }
 
-int cmd_history(int argc, char **argv, struct cli *c)
+int dda__cmd_history(int argc, char **argv, struct cli *c)
 {
 	struct dda_buf key, why;
 	struct dda_error err = {0};
 	struct dda_result res;
 	struct hist h = {0};
 	int status = EXIT_CLEAN;
+	dda_buf_init(&h.other_key, KEY_MAX_BYTES);
 	(void)argc;
 	(void)argv;
 	if (!c->key_text) {
@@ -197,7 +304,7 @@ int cmd_history(int argc, char **argv, struct cli *c)
 		cli_error(c, "--format must be text or json");
 		return EXIT_USAGE;
 	}
-	dda_buf_init(&key, 1 << 16);
+	dda_buf_init(&key, KEY_MAX_BYTES);
 	dda_buf_init(&why, 4096);
 	if (dda_canon_key_parse(c->key_text, &key, &why)) {
 		cli_error(c, "invalid --key '%s': %s", c->key_text, why.ptr ? why.ptr : "");
@@ -220,9 +327,11 @@ int cmd_history(int argc, char **argv, struct cli *c)
 			status = print_json(&res, &key, &h);
 		else
 			print_text(&res, &key, &h);
-		if (!h.norder && c->verbose >= 0)
-			cli_warn(c, "no events for this item in the range");
-		if (!status && res.fatal.code)
+		if (!status && !h.norder)
+			status = no_events(c, &key, &h);
+		if (!status && item_has_error(&res, &key))
+			status = EXIT_ANOMALIES;
+		if (res.fatal.code)
 			status = EXIT_RUNTIME;
 	}
 	dda_result_release(&res);

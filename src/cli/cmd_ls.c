@@ -1,5 +1,6 @@
 /* ddbaudit ls: list the objects of a range, as `aws s3 ls --recursive`
- * does: last-modified time, size, key (and versionId when known). */
+ * does: last-modified time, size, key (and versionId when known); with
+ * --format json, one JSON object a line, so a listing of any length streams. */
 #include "cli/cli.h"
 
 static void print_object(const struct dda_object *o)
@@ -14,7 +15,32 @@ static void print_object(const struct dda_object *o)
 	       o->version ? o->version : "");
 }
 
-int cmd_ls(int argc, char **argv, struct cli *c)
+static json_t *time_or_null(int64_t t)
+{
+	char text[DDA_TIME_STRLEN];
+	return t == DDA_TIME_NONE ? json_null() : json_string(dda_time_format(t, false, text));
+}
+
+static json_t *string_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+/* {"key", "version", "etag", "size", "last_modified", "hour"}: unknown
+ * values are null. */
+static int print_object_json(const struct dda_object *o, struct dda_error *err)
+{
+	json_t *j = json_pack("{sosososososo}", "key", json_string(o->key), "version",
+			      string_or_null(o->version), "etag", string_or_null(o->etag), "size",
+			      o->size >= 0 ? json_integer(o->size) : json_null(), "last_modified",
+			      time_or_null(o->last_modified), "hour", time_or_null(o->hour));
+	int rc = !j || json_dumpf(j, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER) ||
+		 fputc('\n', stdout) == EOF;
+	json_decref(j);
+	return rc ? dda_error_set(err, DDA_EIO, "cannot write the listing to stdout") : 0;
+}
+
+int dda__cmd_ls(int argc, char **argv, struct cli *c)
 {
 	struct dda_error err = {0};
 	struct dda_objtab *objs = dda_objtab_new();
@@ -40,7 +66,10 @@ int cmd_ls(int argc, char **argv, struct cli *c)
 		}
 		if (chunk.last) {
 			const struct dda_object *o = dda_objtab_get(objs, chunk.obj);
-			print_object(o);
+			if (c->format == DDA_FMT_JSON)
+				rc = print_object_json(o, &err);
+			else
+				print_object(o);
 			n++;
 			bytes += o->size > 0 ? (uint64_t)o->size : 0;
 		}

@@ -268,7 +268,7 @@ static int plan_run(struct cli *c, struct dda_plan *p, struct dda_buf *key, stru
 	return status;
 }
 
-int cmd_replay(int argc, char **argv, struct cli *c)
+int dda__cmd_replay(int argc, char **argv, struct cli *c)
 {
 	struct replay_args *r = &c->replay;
 	struct dda_synth_opts so = {.view = r->view,

@@ -61,7 +61,7 @@ static int write_reports(struct cli *c, const struct dda_report_info *info,
 	return 0;
 }
 
-int cmd_verify(int argc, char **argv, struct cli *c)
+int dda__cmd_verify(int argc, char **argv, struct cli *c)
 {
 	struct dda_error err = {0};
 	struct dda_result res;

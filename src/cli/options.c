@@ -2,6 +2,7 @@
  * line and signal handling. */
 #include "cli/cli.h"
 #include "replay/replay.h"
+#include "util/log.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -102,6 +103,7 @@ static const struct option long_opts[] = {
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
 };
 
@@ -136,13 +138,16 @@ int cli_exit_for(int err)
 	return err == DDA_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
 }
 
-static void help(const struct command *cmd)
+void dda__cli_help(const struct command *cmd)
 {
 	printf("usage: ddbaudit %s\n\n%s.\n\n", cmd->usage, cmd->summary);
 	printf("range:\n"
-	       "  --from TIME            start of the range (ISO-8601 UTC, 'Z' optional)\n"
-	       "  --to TIME              end of the range (exclusive)\n"
-	       "  --since DURATION       the last DURATION before now (36h, 90m, 2d, 1w)\n"
+	       "  --from TIME            start of the range, ISO-8601: 2025-07-12,\n"
+	       "                         2025-07-12T08:00 (UTC; 'Z' optional) or with an\n"
+	       "                         offset, 2025-07-12T10:00+02:00\n"
+	       "  --to TIME              end of the range (exclusive), in the same forms\n"
+	       "  --since DURATION       the last DURATION before now: a number and its unit,\n"
+	       "                         s, m, h, d or w (36h, 90m, 2d, 1w)\n"
 	       "                         Only hour prefixes that can hold records of the range\n"
 	       "                         are opened (one hour of slack each side).\n");
 	if (cmd->opts & OPT_KEY)
@@ -198,10 +203,15 @@ static void help(const struct command *cmd)
 		    "                         send nothing\n"
 		    "  --target-timeout SECS  per batch (default 60)\n"
 		    "  --report FILE          write the delivery summary as JSON\n");
-	if (cmd->opts & OPT_HISTORY_FORMAT)
+	if (cmd->opts & OPT_TEXT_FORMAT)
 		printf("output:\n"
-		       "  --format text|json     the timeline as text (default) or JSON with full\n"
-		       "                         oldImage/newImage of every event\n");
+		       "  --format text|json     %s\n",
+		       cmd->run == dda__cmd_ls
+			   ? "a line an object as text (default), or JSON: one\n"
+			     "                         object a line (key, version, etag, size,\n"
+			     "                         last_modified, hour)"
+			   : "the timeline as text (default) or JSON with full\n"
+			     "                         oldImage/newImage of every event");
 	if (cmd->opts & OPT_DECODE)
 		printf(
 		    "records:\n"
@@ -230,20 +240,42 @@ static void help(const struct command *cmd)
 	    "  --ca-bundle FILE       CA certificates to verify TLS with\n"
 	    "general:\n"
 	    "  -q, --quiet            no summary line, no warnings\n"
-	    "  -v, --verbose          more detail on stderr\n"
+	    "  -v, --verbose          more detail on stderr: prefixes listed, requests\n"
+	    "                         retried (-v -v: every request)\n"
 	    "  --progress WHEN        progress line on stderr: auto (on a terminal, for runs\n"
 	    "                         over a second), always, never\n"
-	    "  -h, --help             this help\n\n"
-	    "Exit status: 0 clean, 1 anomalies at or above --fail-on, 2 usage error,\n"
-	    "3 runtime failure. See ddbaudit(1).\n");
+	    "  -h, --help             this help\n"
+	    "  -V, --version          the version\n\n");
+	printf("Exit status: %s\nSee ddbaudit(1).\n", cmd->exit_status);
 }
 
 static int parse_time_arg(struct cli *c, const char *name, const char *arg, int64_t *out)
 {
 	if (!dda_time_parse(arg, strlen(arg), out))
 		return 0;
-	cli_error(c, "invalid %s '%s' (expected ISO-8601 UTC, e.g. 2025-07-12T08:00:00Z)", name,
-		  arg);
+	cli_error(c,
+		  "invalid %s '%s' (ISO-8601: 2025-07-12, 2025-07-12T08:00Z, "
+		  "2025-07-12T10:00:00+02:00)",
+		  name, arg);
+	return EXIT_USAGE;
+}
+
+/* A duration and its unit. A bare number is refused, not guessed at: an
+ * operator who types --since 24 means hours, the parser would read seconds. */
+static int parse_duration_arg(struct cli *c, const char *name, const char *arg, int64_t *out)
+{
+	size_t digits = strspn(arg, "0123456789");
+	if (digits && !arg[digits]) {
+		cli_error(c,
+			  "invalid %s '%s': a duration needs a unit, s, m, h, d or w "
+			  "(did you mean %sh?)",
+			  name, arg, arg);
+		return EXIT_USAGE;
+	}
+	if (!dda_duration_parse(arg, out))
+		return 0;
+	cli_error(c, "invalid %s '%s' (a number and a unit, s, m, h, d or w: 36h, 90m, 2d)",
+		  name, arg);
 	return EXIT_USAGE;
 }
 
@@ -426,6 +458,23 @@ static int set_replay_option(struct cli *c, int opt, const char *arg)
 	return EXIT_USAGE;
 }
 
+/* --format: report formats for verify, text or json for ls and history
+ * (DDA_FMT__COUNT stands for text). */
+static int parse_format(struct cli *c, const char *arg)
+{
+	bool report = c->command->opts & OPT_REPORT;
+	if (!report)
+		c->format = !strcmp(arg, "text")   ? DDA_FMT__COUNT
+			    : !strcmp(arg, "json") ? DDA_FMT_JSON
+						   : -1;
+	else
+		c->format = dda_report_format_parse(arg);
+	if (c->format >= 0)
+		return 0;
+	cli_error(c, "invalid --format '%s' (%s)", arg, report ? "json, csv or md" : "text or json");
+	return EXIT_USAGE;
+}
+
 static int set_option(struct cli *c, int opt, const char *arg, int64_t *now_arg)
 {
 	if (opt >= O_TARGET)
@@ -477,11 +526,7 @@ static int set_option(struct cli *c, int opt, const char *arg, int64_t *now_arg)
 		c->report_dir = arg;
 		return 0;
 	case O_FORMAT:
-		c->format = !strcmp(arg, "text") ? DDA_FMT__COUNT : dda_report_format_parse(arg);
-		if (c->format >= 0)
-			return 0;
-		cli_error(c, "invalid --format '%s'", arg);
-		return EXIT_USAGE;
+		return parse_format(c, arg);
 	case O_FAIL_ON:
 		c->fail_on = !strcmp(arg, "never") ? DDA_SEV__COUNT : dda_severity_parse(arg);
 		if (c->fail_on >= 0)
@@ -538,6 +583,53 @@ static const char *opt_name(int opt)
 	return letter;
 }
 
+/* Option and command names are short; longer words are not worth comparing. */
+#define NAME_MAX_COMPARE 64
+
+/* Edit distance with adjacent transpositions counted as one edit, the
+ * typos people make ("--fromat"). */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t n = strlen(a), m = strlen(b);
+	size_t d[NAME_MAX_COMPARE + 1][NAME_MAX_COMPARE + 1];
+	if (n > NAME_MAX_COMPARE || m > NAME_MAX_COMPARE)
+		return SIZE_MAX;
+	for (size_t i = 0; i <= n; i++)
+		d[i][0] = i;
+	for (size_t j = 0; j <= m; j++)
+		d[0][j] = j;
+	for (size_t i = 1; i <= n; i++) {
+		for (size_t j = 1; j <= m; j++) {
+			size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			best = DDA_MIN(best, d[i - 1][j] + 1);
+			best = DDA_MIN(best, d[i][j - 1] + 1);
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+				best = DDA_MIN(best, d[i - 2][j - 2] + 1);
+			d[i][j] = best;
+		}
+	}
+	return d[n][m];
+}
+
+const char *dda__cli_nearest(const char *typed, const char *const *names, size_t n)
+{
+	const char *best = NULL;
+	size_t best_d = SIZE_MAX;
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(names[i]);
+		size_t d = edit_distance(typed, names[i]);
+		/* A known name followed by more ("--report-dir") is close too. */
+		if (!strncmp(typed, names[i], len) && typed[len] == '-')
+			d = DDA_MIN(d, 1);
+		/* Up to a third of the name may be wrong, at least one letter. */
+		if (d <= DDA_MAX(len / 3, 1) && d < best_d) {
+			best = names[i];
+			best_d = d;
+		}
+	}
+	return best;
+}
+
 /* Options that only some commands take. */
 static bool allowed(const struct command *cmd, int opt)
 {
@@ -546,7 +638,7 @@ static bool allowed(const struct command *cmd, int opt)
 	case O_NO_DIFF:
 		return cmd->opts & OPT_REPORT;
 	case O_FORMAT:
-		return cmd->opts & (OPT_REPORT | OPT_HISTORY_FORMAT);
+		return cmd->opts & (OPT_REPORT | OPT_TEXT_FORMAT);
 	case O_KEY:
 		return cmd->opts & OPT_KEY;
 	case O_REPORT:
@@ -560,6 +652,58 @@ static bool allowed(const struct command *cmd, int opt)
 	if (opt >= O_TARGET)
 		return cmd->opts & OPT_REPLAY;
 	return true;
+}
+
+/* An unknown long option: the options of cmd it abbreviates, else the one
+ * nearest to it. */
+static void unknown_long_option(struct cli *c, const char *word)
+{
+	char typed[NAME_MAX_COMPARE + 1];
+	const char *names[DDA_ARRAY_SIZE(long_opts)], *prefixed[DDA_ARRAY_SIZE(long_opts)];
+	size_t n = 0, np = 0;
+	snprintf(typed, sizeof(typed), "%.*s", (int)strcspn(word + 2, "="), word + 2);
+	for (const struct option *o = long_opts; o->name; o++) {
+		if (!allowed(c->command, o->val))
+			continue;
+		names[n++] = o->name;
+		if (*typed && !strncmp(o->name, typed, strlen(typed)))
+			prefixed[np++] = o->name;
+	}
+	if (np > 1) {
+		struct dda_buf list;
+		dda_buf_init(&list, 4096);
+		int rc = 0;
+		for (size_t i = 0; i < np && !rc; i++)
+			rc = dda_buf_addf(&list, "%s--%s", i ? ", " : "", prefixed[i]);
+		cli_error(c, "option '--%s' is ambiguous: %s", typed, rc ? "..." : list.ptr);
+		dda_buf_release(&list);
+		return;
+	}
+	const char *near = np ? prefixed[0] : dda__cli_nearest(typed, names, n);
+	if (near)
+		cli_error(c, "unknown option '--%s'; did you mean '--%s'?", typed, near);
+	else
+		cli_error(c, "unknown option '--%s' (see ddbaudit %s --help)", typed, c->cmd);
+}
+
+/* What getopt's '?' or ':' meant, said as precisely as it can be. */
+static int bad_option(struct cli *c, int opt, const char *word)
+{
+	/* getopt leaves optopt 0 for an unknown long option, the option's value
+	 * for a long one given a value it does not take, the letter for an
+	 * unknown short one; a long option always consumes its whole word. */
+	if (opt == ':')
+		cli_error(c, "option '%s' needs a value (see ddbaudit %s --help)", word, c->cmd);
+	else if (!optopt)
+		unknown_long_option(c, word);
+	else if ((optopt >= 256 || strchr("qvhV", optopt)) && !allowed(c->command, optopt))
+		cli_error(c, "option '%.*s' does not apply to %s", (int)strcspn(word, "="), word,
+			  c->cmd);
+	else if (optopt >= 256 || strchr("qvhV", optopt))
+		cli_error(c, "option '%.*s' takes no value", (int)strcspn(word, "="), word);
+	else
+		cli_error(c, "unknown option '-%c' (see ddbaudit %s --help)", optopt, c->cmd);
+	return EXIT_USAGE;
 }
 
 static json_t *options_json(const struct cli *c)
@@ -577,6 +721,28 @@ static json_t *options_json(const struct cli *c)
 	    "versions", c->versions, "diffs", a->diffs, "key_schema", ks);
 }
 
+/* -v: the library's detail lines, on stderr like every message. */
+static void log_line(void *ctx, int level, const char *line)
+{
+	const struct cli *c = ctx;
+	(void)level;
+	fprintf(stderr, "ddbaudit: %s: %s\n", c->cmd, line);
+}
+
+/* Sends the library's detail to stderr when -v asked for it, and says
+ * which range the options came to (--since is relative to now). */
+static void start_verbose(struct cli *c)
+{
+	char from[DDA_TIME_STRLEN], to[DDA_TIME_STRLEN];
+	const struct dda_range *r = &c->audit.src.range;
+	if (c->verbose <= 0)
+		return;
+	c->audit.src.log = (struct dda_log){log_line, c, c->verbose};
+	dda__log(&c->audit.src.log, DDA_LOG_INFO, "range: from %s to %s",
+		 r->from == DDA_TIME_NONE ? "the start" : dda_time_format(r->from, false, from),
+		 r->to == DDA_TIME_NONE ? "the end" : dda_time_format(r->to, false, to));
+}
+
 /* Cross-option checks once everything is parsed. */
 static int finish_options(struct cli *c, int64_t now_arg)
 {
@@ -585,14 +751,12 @@ static int finish_options(struct cli *c, int64_t now_arg)
 		a->now = now_arg;
 	if (c->since) {
 		int64_t d;
-		if (a->src.range.from != DDA_TIME_NONE || dda_duration_parse(c->since, &d)) {
-			cli_error(c,
-				  c->since && a->src.range.from != DDA_TIME_NONE
-				      ? "--since and --from cannot be combined"
-				      : "invalid --since '%s' (e.g. 36h, 90m, 2d)",
-				  c->since);
+		if (a->src.range.from != DDA_TIME_NONE) {
+			cli_error(c, "--since and --from cannot be combined");
 			return EXIT_USAGE;
 		}
+		if (parse_duration_arg(c, "--since", c->since, &d))
+			return EXIT_USAGE;
 		a->src.range.from = a->now - d;
 	}
 	if (a->src.range.from != DDA_TIME_NONE && a->src.range.to != DDA_TIME_NONE &&
@@ -601,6 +765,7 @@ static int finish_options(struct cli *c, int64_t now_arg)
 		return EXIT_USAGE;
 	}
 	a->dec.range = a->src.range;
+	start_verbose(c);
 	if (c->versions && c->source && strncmp(c->source, "s3://", 5))
 		cli_warn(c, "--versions only applies to S3 sources; a local copy holds one "
 			    "version per key");
@@ -608,11 +773,12 @@ static int finish_options(struct cli *c, int64_t now_arg)
 	return 0;
 }
 
-int cli_parse(int argc, char **argv, const struct command *cmd, struct cli *c)
+int dda__cli_parse(int argc, char **argv, const struct command *cmd, struct cli *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->prog = "ddbaudit";
 	c->cmd = cmd->name;
+	c->command = cmd;
 	c->format = -1;
 	c->fail_on = DDA_SEV_ERROR;
 	c->progress = 2;
@@ -626,7 +792,7 @@ int cli_parse(int argc, char **argv, const struct command *cmd, struct cli *c)
 	optind = 1;
 	opterr = 0;
 	for (;;) {
-		opt = getopt_long(argc, argv, "+qvh", long_opts, NULL);
+		opt = getopt_long(argc, argv, "+:qvhV", long_opts, NULL);
 		if (opt == -1) {
 			/* Options may follow SOURCE: take it and keep parsing. */
 			if (optind < argc && !c->source && strcmp(argv[optind - 1], "--")) {
@@ -636,14 +802,15 @@ int cli_parse(int argc, char **argv, const struct command *cmd, struct cli *c)
 			break;
 		}
 		if (opt == 'h') {
-			help(cmd);
+			dda__cli_help(cmd);
 			return -1;
 		}
-		if (opt == '?' || opt == ':') {
-			cli_error(c, "unknown or incomplete option '%s' (see --help)",
-				  argv[optind - 1]);
-			return EXIT_USAGE;
+		if (opt == 'V') {
+			printf("ddbaudit %s\n", dda_version());
+			return -1;
 		}
+		if (opt == '?' || opt == ':')
+			return bad_option(c, opt, argv[optind - 1]);
 		if (!allowed(cmd, opt)) {
 			cli_error(c, "option '%s%s' does not apply to %s", opt < 256 ? "-" : "--",
 				  opt_name(opt), cmd->name);
@@ -667,7 +834,7 @@ int cli_parse(int argc, char **argv, const struct command *cmd, struct cli *c)
 	return finish_options(c, now_arg);
 }
 
-void cli_release(struct cli *c)
+void dda__cli_release(struct cli *c)
 {
 	json_decref(c->options);
 	c->options = NULL;

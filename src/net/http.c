@@ -2,6 +2,7 @@
  * retry schedule kept as due times, and curl_multi_poll to wait for either
  * sockets or the next due retry. */
 #include "net/http.h"
+#include "util/log.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -105,6 +106,37 @@ void dda_http_free(struct dda_http *h)
 	}
 	curl_multi_cleanup(h->multi);
 	free(h);
+}
+
+void dda_http_set_log(struct dda_http *h, const struct dda_log *log)
+{
+	h->o.log = log;
+}
+
+/* Why an attempt failed, for the log: the transport error or the status. */
+static void attempt_outcome(const struct xfer *x, CURLcode code, char *out, size_t cap)
+{
+	if (code != CURLE_OK)
+		snprintf(out, cap, "%s", x->curl_err[0] ? x->curl_err : curl_easy_strerror(code));
+	else
+		snprintf(out, cap, "HTTP %ld, %zu bytes", x->resp.status, x->resp.body.len);
+}
+
+static void log_attempt(const struct dda_http *h, const struct xfer *x, CURLcode code,
+			int level, int64_t wait)
+{
+	char url[512], outcome[CURL_ERROR_SIZE + 64];
+	if (!dda__log_on(h->o.log, level))
+		return;
+	dda__log_url(x->req->url, url, sizeof(url));
+	attempt_outcome(x, code, outcome, sizeof(outcome));
+	if (wait >= 0)
+		dda__log(h->o.log, level, "%s %s: %s; retrying in %.1f s (attempt %d of %d)",
+			 x->req->method, url, outcome, (double)wait / 1e6, x->resp.attempts + 1,
+			 h->o.max_attempts);
+	else
+		dda__log(h->o.log, level, "%s %s: %s (%d attempt%s)", x->req->method, url,
+			 outcome, x->resp.attempts, x->resp.attempts == 1 ? "" : "s");
 }
 
 void dda_http_stats(const struct dda_http *h, struct dda_http_stats *out)
@@ -340,11 +372,13 @@ static void finish(struct dda_http *h, struct xfer *x, CURLcode code)
 		     x->resp.attempts < h->o.max_attempts;
 	if (again) {
 		h->stats.retries++;
-		x->due = dda_time_now() +
-			 dda_http_backoff(&h->o, &h->rng, x->resp.attempts, x->retry_after);
+		int64_t wait = dda_http_backoff(&h->o, &h->rng, x->resp.attempts, x->retry_after);
+		log_attempt(h, x, code, DDA_LOG_INFO, wait);
+		x->due = dda_time_now() + wait;
 		enqueue(h, x);
 		return;
 	}
+	log_attempt(h, x, code, DDA_LOG_DEBUG, -1);
 	if (!x->resp.err && code != CURLE_OK)
 		x->resp.err = DDA_EIO;
 	if (code != CURLE_OK)

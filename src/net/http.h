@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include "util/util.h"
+#include "ddbaudit/log.h"
 
 struct dda_http_opts {
 	int concurrency;	 /* transfers in flight (default 64) */
@@ -19,6 +20,7 @@ struct dda_http_opts {
 	bool no_verify_ssl;	 /* only when asked for explicitly */
 	const char *ca_bundle;	 /* or NULL for the system's */
 	uint64_t seed;		 /* jitter seed; 0 picks one from the clock */
+	const struct dda_log *log; /* retries, and every request at DEBUG; borrowed */
 };
 
 void dda_http_opts_default(struct dda_http_opts *o);
@@ -74,6 +76,10 @@ int dda_http_run(struct dda_http *h, volatile int *stop, struct dda_error *err);
  * Returns the number of requests not yet done, or a negative error. For
  * callers that consume results as they come (the S3 source). */
 int dda_http_step(struct dda_http *h, int timeout_ms, struct dda_error *err);
+
+/* Where retries (and, at DDA_LOG_DEBUG, every request) are logged from now
+ * on; log is borrowed and must outlive h, NULL for nowhere. */
+void dda_http_set_log(struct dda_http *h, const struct dda_log *log);
 
 /* Counters for reports and tests. */
 struct dda_http_stats {

@@ -6,6 +6,7 @@
 #include "aws/s3.h"
 #include "aws/s3_xml.h"
 #include "ddbaudit/record.h"
+#include "util/log.h"
 
 #include <openssl/evp.h>
 
@@ -280,6 +281,8 @@ static int list_all(struct s3_source *s, struct dda_error *err)
 	for (size_t i = 0; s->jobs && i < n; i++) {
 		s->jobs[i].s = s;
 		s->jobs[i].prefix = prefixes[i];
+		dda__log(&s->base.opts.log, DDA_LOG_INFO, "listing s3://%s/%s", s->bucket,
+			 prefixes[i]);
 		if (!submit_list(&s->jobs[i]))
 			s->listing_left++;
 	}
@@ -295,6 +298,9 @@ static int list_all(struct s3_source *s, struct dda_error *err)
 	if (rc)
 		return rc;
 	dda__sort(s->all.v, s->all.n, sizeof(*s->all.v), cmp_entry);
+	dda__log(&s->base.opts.log, DDA_LOG_INFO, "listed %zu %s under %zu prefix%s",
+		 s->all.n, s->base.opts.aws.versions ? "versions" : "objects", s->njobs,
+		 s->njobs == 1 ? "" : "es");
 	s->listed = true;
 	s->base.prefixes_skipped = 0;
 	return 0;
@@ -519,6 +525,14 @@ static int s3_next(struct dda_source *src, struct dda_chunk *c, struct dda_error
 static void s3_free(struct dda_source *src)
 {
 	struct s3_source *s = (struct s3_source *)src;
+	if (s->s3 && dda__log_on(&src->opts.log, DDA_LOG_INFO)) {
+		struct dda_http_stats st;
+		dda_http_stats(dda_s3_http(s->s3), &st);
+		dda__log(&src->opts.log, DDA_LOG_INFO,
+			 "s3://%s: %llu requests, %llu retried, %llu bytes received", s->bucket,
+			 (unsigned long long)st.requests, (unsigned long long)st.retries,
+			 (unsigned long long)st.bytes);
+	}
 	/* Transfers still in flight point at slots and jobs: end them first. */
 	dda_s3_free(s->s3);
 	for (size_t i = 0; i < DDA_ARRAY_SIZE(s->queries); i++)
@@ -598,6 +612,11 @@ int dda__s3_open(struct dda_source **out, const char *spec, const struct dda_sou
 		rc = dda_error_set(err, DDA_ENOMEM, "out of memory");
 	s->base.ops = &s3_ops;
 	s->base.opts = *opts;
+	if (!rc) {
+		dda_http_set_log(dda_s3_http(s->s3), &s->base.opts.log);
+		dda__log(&s->base.opts.log, DDA_LOG_INFO, "s3://%s: credentials from %s", s->bucket,
+			 dda_s3_provider(s->s3));
+	}
 	struct dda_source_facts *f = &s->base.facts;
 	f->s3 = true;
 	f->versions = opts->aws.versions;

@@ -5,6 +5,7 @@
 #include <cmocka.h>
 
 #include "util/util.h"
+#include "util/log.h"
 
 static void test_buf_bounds(void **state)
 {
@@ -166,6 +167,42 @@ static void test_json_quote(void **state)
 	dda_buf_release(&b);
 }
 
+struct log_seen {
+	int calls, level;
+	char line[64];
+};
+
+static void log_collect(void *ctx, int level, const char *line)
+{
+	struct log_seen *seen = ctx;
+	seen->calls++;
+	seen->level = level;
+	snprintf(seen->line, sizeof(seen->line), "%s", line);
+}
+
+/* Lines above the caller's level are dropped before formatting; no callback
+ * means nothing is logged; URLs lose any user:password@. */
+static void test_log(void **state)
+{
+	(void)state;
+	struct log_seen seen = {0};
+	struct dda_log l = {log_collect, &seen, DDA_LOG_INFO};
+	char url[64];
+	dda__log(&l, DDA_LOG_INFO, "listing %s", "p/");
+	assert_int_equal(seen.calls, 1);
+	assert_int_equal(seen.level, DDA_LOG_INFO);
+	assert_string_equal(seen.line, "listing p/");
+	dda__log(&l, DDA_LOG_DEBUG, "every request");
+	assert_int_equal(seen.calls, 1);
+	dda__log(NULL, DDA_LOG_INFO, "nowhere");
+	dda__log(&(struct dda_log){0}, DDA_LOG_INFO, "nowhere");
+	assert_int_equal(seen.calls, 1);
+	dda__log_url("http://AKIA:s3cret@host:9000/b?x=a@b", url, sizeof(url));
+	assert_string_equal(url, "http://host:9000/b?x=a@b");
+	dda__log_url("https://host/b/k@1", url, sizeof(url));
+	assert_string_equal(url, "https://host/b/k@1");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -173,6 +210,7 @@ int main(void)
 	    cmocka_unit_test(test_time_parse), cmocka_unit_test(test_time_format),
 	    cmocka_unit_test(test_duration),   cmocka_unit_test(test_range),
 	    cmocka_unit_test(test_arena),      cmocka_unit_test(test_json_quote),
+	    cmocka_unit_test(test_log),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
