@@ -258,9 +258,9 @@ class LsFormatTest(Case):
         self.assertNotIn(b"/08/", out)
 
 
-class VerboseTest(MotoCase):
+class S3CliTest(MotoCase):
     """-v: prefixes listed, requests retried and the request count on stderr; -v -v:
-    every request; never a secret."""
+    every request; never a secret. ls --format json from S3."""
     SECRET, TOKEN = "wJalrXUtnFEMI-NEVER-LOGGED", "FwoGZXIvYXdzE-NEVER-LOGGED"
 
     @classmethod
@@ -316,6 +316,21 @@ class VerboseTest(MotoCase):
         self.assertEqual(len(answered), len(self.proxy.log))
         self.assertIn("200", answered)
         self.assertNoSecret(err)
+
+    def test_ls_json_from_s3(self):
+        """ls --format json on S3: the listing's ETag, size and LastModified."""
+        status, out, err = self.ls("--format", "json")
+        self.assertEqual(status, 0, err)
+        rows = [json.loads(line) for line in out.decode().splitlines()]
+        self.assertGreater(len(rows), 0)
+        for row in rows[:5]:
+            head = self.s3.head_object(Bucket="audit", Key=row["key"])
+            self.assertEqual(row["etag"], head["ETag"].strip('"'))
+            self.assertEqual(row["size"], head["ContentLength"])
+            self.assertEqual(row["last_modified"],
+                             head["LastModified"].strftime("%Y-%m-%dT%H:%M:%SZ"))
+            self.assertEqual(row["hour"], row["key"][11:24].replace("/", "-", 2)
+                             .replace("/", "T") + ":00:00Z")
 
 
 def options_in(text):
