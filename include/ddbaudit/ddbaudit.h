@@ -7,6 +7,7 @@
 #include "ddbaudit/time.h"
 #include "ddbaudit/log.h"
 #include "ddbaudit/canon.h"
+#include "ddbaudit/aws.h"
 #include "ddbaudit/source.h"
 #include "ddbaudit/record.h"
 #include "ddbaudit/history.h"

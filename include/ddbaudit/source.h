@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "ddbaudit/aws.h"
 #include "ddbaudit/common.h"
 #include "ddbaudit/log.h"
 #include "ddbaudit/time.h"
@@ -71,18 +72,6 @@ struct dda_chunk {
 
 DDA_API void dda_chunk_init(struct dda_chunk *c);
 DDA_API void dda_chunk_release(struct dda_chunk *c);
-
-/* How to reach AWS (S3 sources; later DynamoDB, Lambda, SQS). NULL or empty
- * strings mean "as the AWS CLI would find it" (environment, profile). */
-struct dda_aws_opts {
-	const char *endpoint_url; /* --endpoint-url */
-	const char *region;	  /* --region */
-	const char *profile;	  /* --profile */
-	int concurrency;	  /* transfers in flight; 0 = 64 */
-	bool no_verify_ssl;	  /* --no-verify-ssl */
-	const char *ca_bundle;	  /* --ca-bundle */
-	bool versions;		  /* --versions: every version of every key */
-};
 
 struct dda_source_opts {
 	struct dda_range range;	 /* prune hour prefixes outside it (with slack) */

@@ -7,7 +7,7 @@
 
 #include "aws/creds.h"
 #include "aws/sigv4.h"
-#include "ddbaudit/source.h"
+#include "ddbaudit/aws.h"
 
 struct dda_aws_api;
 

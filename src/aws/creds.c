@@ -21,7 +21,7 @@ static const char *env_get(const struct dda_env *env, const char *name)
 	return v && *v ? v : NULL;
 }
 
-static void wipe_free(char *s)
+void dda__wipe_free(char *s)
 {
 	if (!s)
 		return;
@@ -31,17 +31,17 @@ static void wipe_free(char *s)
 
 void dda_creds_release(struct dda_creds *c)
 {
-	wipe_free(c->access_key);
-	wipe_free(c->secret_key);
-	wipe_free(c->session_token);
+	dda__wipe_free(c->access_key);
+	dda__wipe_free(c->secret_key);
+	dda__wipe_free(c->session_token);
 	memset(c, 0, sizeof(*c));
 }
 
-static int fill(struct dda_creds *out, const char *ak, const char *sk, const char *token,
-		const char *provider, struct dda_error *err)
+int dda__creds_fill(struct dda_creds *out, const char *ak, const char *sk, const char *token,
+		    int64_t expiration, const char *provider, struct dda_error *err)
 {
 	memset(out, 0, sizeof(*out));
-	out->expiration = DDA_TIME_NONE;
+	out->expiration = expiration;
 	out->provider = provider;
 	out->access_key = strdup(ak);
 	out->secret_key = strdup(sk);
@@ -63,7 +63,10 @@ int dda_creds_from_env(const struct dda_env *env, struct dda_creds *out, struct 
 		return dda_error_set(err, DDA_EAUTH, "the environment sets %s but not %s",
 				     ak ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
 				     ak ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
-	return fill(out, ak, sk, env_get(env, "AWS_SESSION_TOKEN"), "environment", err);
+	const char *tok = env_get(env, "AWS_SESSION_TOKEN");
+	if (!tok)
+		tok = env_get(env, "AWS_SECURITY_TOKEN"); /* boto2's name, still read */
+	return dda__creds_fill(out, ak, sk, tok, DDA_TIME_NONE, "environment", err);
 }
 
 const char *dda_aws_profile(const struct dda_env *env, const char *flag)
@@ -71,6 +74,8 @@ const char *dda_aws_profile(const struct dda_env *env, const char *flag)
 	if (flag && *flag)
 		return flag;
 	const char *p = env_get(env, "AWS_PROFILE");
+	if (!p)
+		p = env_get(env, "AWS_DEFAULT_PROFILE");
 	return p ? p : "default";
 }
 
@@ -154,6 +159,22 @@ char *dda_ini_get(const char *path, const char *section, const char *key)
 	return found;
 }
 
+bool dda_ini_has_section(const char *path, const char *section)
+{
+	FILE *f = path ? fopen(path, "r") : NULL;
+	if (!f)
+		return false;
+	char line[INI_LINE_MAX];
+	bool found = false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char *s = trim(line);
+		found = *s == '[' && is_section(s, section);
+	}
+	fclose(f);
+	OPENSSL_cleanse(line, sizeof(line));
+	return found;
+}
+
 /* The config file's section for a profile. */
 static void config_section(const char *profile, char *out, size_t n)
 {
@@ -172,15 +193,64 @@ static int profile_keys(const char *path, const char *section, const char *provi
 	char *tok = dda_ini_get(path, section, "aws_session_token");
 	int rc = 1;
 	if (ak && sk)
-		rc = fill(out, ak, sk, tok, provider, err);
+		rc = dda__creds_fill(out, ak, sk, tok, DDA_TIME_NONE, provider, err);
 	else if (ak || sk)
 		rc =
 		    dda_error_set(err, DDA_EAUTH, "profile '%s' in '%s' sets %s but not %s",
 				  section, path, ak ? "aws_access_key_id" : "aws_secret_access_key",
 				  ak ? "aws_secret_access_key" : "aws_access_key_id");
-	wipe_free(ak);
-	wipe_free(sk);
-	wipe_free(tok);
+	dda__wipe_free(ak);
+	dda__wipe_free(sk);
+	dda__wipe_free(tok);
+	return rc;
+}
+
+char *dda_aws_profile_get(const struct dda_env *env, const char *profile, const char *key,
+			  int where)
+{
+	char section[512];
+	char *v = NULL;
+	if (where == DDA_PROFILE_ANY) {
+		char *cred = dda_aws_credentials_file(env);
+		v = dda_ini_get(cred, profile, key);
+		free(cred);
+	}
+	if (!v) {
+		char *conf = dda_aws_config_file(env);
+		config_section(profile, section, sizeof(section));
+		v = dda_ini_get(conf, section, key);
+		free(conf);
+	}
+	return v;
+}
+
+bool dda_aws_profile_exists(const struct dda_env *env, const char *profile)
+{
+	char section[512];
+	char *cred = dda_aws_credentials_file(env), *conf = dda_aws_config_file(env);
+	config_section(profile, section, sizeof(section));
+	bool found = dda_ini_has_section(cred, profile) || dda_ini_has_section(conf, section);
+	free(cred);
+	free(conf);
+	return found;
+}
+
+int dda__creds_from_credentials_file(const struct dda_env *env, const char *profile,
+				     struct dda_creds *out, struct dda_error *err)
+{
+	char *cred = dda_aws_credentials_file(env);
+	int rc = profile_keys(cred, profile, "shared-credentials-file", out, err);
+	free(cred);
+	return rc;
+}
+
+int dda__creds_from_config_file(const struct dda_env *env, const char *profile,
+				struct dda_creds *out, struct dda_error *err)
+{
+	char section[512], *conf = dda_aws_config_file(env);
+	config_section(profile, section, sizeof(section));
+	int rc = profile_keys(conf, section, "config-file", out, err);
+	free(conf);
 	return rc;
 }
 

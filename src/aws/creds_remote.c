@@ -4,6 +4,7 @@
  * short-lived HTTP engine with tight timeouts, so a machine without the
  * service fails over in about a second. */
 #include "aws/creds.h"
+#include "aws/core.h"
 #include "aws/s3.h"
 #include "aws/s3_xml.h"
 #include "aws/sigv4.h"
@@ -20,6 +21,7 @@
 const char *const dda_provider_web_identity = "web identity (STS AssumeRoleWithWebIdentity)";
 const char *const dda_provider_container = "container credentials endpoint";
 const char *const dda_provider_imds = "EC2 instance metadata (IMDSv2)";
+const char *const dda_provider_imds_v1 = "EC2 instance metadata (IMDSv1)";
 
 static const char *env_get(const struct dda_env *env, const char *name)
 {
@@ -30,27 +32,8 @@ static const char *env_get(const struct dda_env *env, const char *name)
 /* ---- one request, synchronously ---- */
 
 struct call {
-	struct dda_http_request req;
-	const char *headers; /* "Name: value\n" lines, or NULL */
 	struct dda_http_response resp;
-	bool done;
 };
-
-static int call_prepare(void *ctx, const struct dda_http_request *r, struct dda_buf *hdrs)
-{
-	struct call *c = ctx;
-	(void)r;
-	return c->headers ? dda_buf_adds(hdrs, c->headers) : 0;
-}
-
-static void call_done(void *ctx, struct dda_http_request *r, struct dda_http_response *resp)
-{
-	struct call *c = ctx;
-	(void)r;
-	c->resp = *resp;
-	dda_buf_init(&resp->body, 0); /* the body is ours now */
-	c->done = true;
-}
 
 /* Makes one request (with `attempts` tries) and waits for its answer. The
  * caller releases c->resp.body. Transport failures come back as status 0. */
@@ -58,34 +41,19 @@ static int fetch(struct call *c, const char *method, const char *url, const char
 		 dda_slice body, int attempts, long timeout_ms, struct dda_error *err)
 {
 	struct dda_http_opts o;
-	struct dda_http *h;
 	dda_http_opts_default(&o);
 	o.concurrency = 1;
 	o.max_attempts = attempts;
 	o.connect_timeout_ms = timeout_ms;
 	o.timeout_ms = 4 * timeout_ms;
 	o.backoff_base = 50 * 1000;
-	memset(c, 0, sizeof(*c));
-	c->headers = headers;
-	c->req = (struct dda_http_request){method, url, body, ANSWER_MAX, call_prepare, call_done,
-					   c};
-	int rc = dda_http_new(&h, &o, err);
-	if (rc)
-		return rc;
-	rc = dda_http_submit(h, &c->req);
-	if (!rc)
-		rc = dda_http_run(h, NULL, err);
-	dda_http_free(h);
-	if (!rc && !c->done)
-		rc = dda_error_set(err, DDA_EINTERNAL, "credential request never finished");
-	return rc;
+	struct dda_aws_fetch f = {method, url, headers, body, &o, ANSWER_MAX};
+	return dda__aws_fetch(&f, &c->resp, err);
 }
 
 static void wipe_body(struct dda_buf *b)
 {
-	if (b->ptr)
-		OPENSSL_cleanse(b->ptr, b->len);
-	dda_buf_release(b);
+	dda__aws_wipe_buf(b);
 }
 
 /* Fills out from the four values every provider answers with. */
@@ -139,7 +107,8 @@ int dda_creds_parse_json(const char *body, size_t n, const char *provider, struc
 }
 
 /* The four values from an AssumeRole* answer (STS's XML). */
-int dda_creds_parse_sts(const char *body, size_t n, struct dda_creds *out, struct dda_error *err)
+int dda_creds_parse_sts(const char *body, size_t n, const char *provider, struct dda_creds *out,
+			struct dda_error *err)
 {
 	static const char *const names[] = {"AccessKeyId", "SecretAccessKey", "SessionToken",
 					    "Expiration"};
@@ -148,7 +117,7 @@ int dda_creds_parse_sts(const char *body, size_t n, struct dda_creds *out, struc
 	for (size_t i = 0; !rc && i < DDA_ARRAY_SIZE(names); i++)
 		rc = dda_s3_parse_value(body, n, names[i], v[i], sizeof(v[i]), err);
 	if (!rc)
-		rc = take_creds(out, v[0], v[1], v[2], v[3], dda_provider_web_identity, err);
+		rc = take_creds(out, v[0], v[1], v[2], v[3], provider, err);
 	OPENSSL_cleanse(v, sizeof(v));
 	return rc;
 }
@@ -185,6 +154,17 @@ static char *read_token(const char *path, struct dda_error *err, const char *wha
 
 /* ---- web identity ---- */
 
+int dda__sts_url(const struct dda_env *env, const char *region, struct dda_buf *url)
+{
+	const char *ep = dda__aws_endpoint_override(env, "STS", NULL);
+	size_t n = ep ? strlen(ep) : 0;
+	while (n && ep[n - 1] == '/')
+		n--;
+	return ep ? dda_buf_addf(url, "%.*s/", (int)n, ep)
+		  : dda_buf_addf(url, "https://sts.%s.amazonaws.com/",
+				 region ? region : "us-east-1");
+}
+
 /* AssumeRoleWithWebIdentity: unsigned, the token is the proof. */
 static int assume_role(const struct dda_env *env, const char *file, const char *arn,
 		       const char *name, const char *region, struct dda_creds *out,
@@ -200,12 +180,7 @@ static int assume_role(const struct dda_env *env, const char *file, const char *
 	dda_buf_init(&body, 256 << 10);
 	snprintf(session, sizeof(session), "ddbaudit-%lld",
 		 (long long)(dda_time_now() / DDA_USEC_PER_SEC));
-	const char *ep = env_get(env, "AWS_ENDPOINT_URL_STS");
-	if (!ep)
-		ep = env_get(env, "AWS_ENDPOINT_URL");
-	int rc = ep ? dda_buf_addf(&url, "%s/", ep)
-		    : dda_buf_addf(&url, "https://sts.%s.amazonaws.com/",
-				   region ? region : "us-east-1");
+	int rc = dda__sts_url(env, region, &url);
 	struct dda_kv q[] = {{"Action", "AssumeRoleWithWebIdentity"},
 			     {"RoleArn", arn},
 			     {"RoleSessionName", name ? name : session},
@@ -225,7 +200,8 @@ static int assume_role(const struct dda_env *env, const char *file, const char *
 				   "failed: %s",
 				   arn, why);
 	} else if (!rc) {
-		rc = dda_creds_parse_sts(c.resp.body.ptr, c.resp.body.len, out, err);
+		rc = dda_creds_parse_sts(c.resp.body.ptr, c.resp.body.len, dda_provider_web_identity,
+					 out, err);
 	}
 	wipe_body(&c.resp.body);
 	OPENSSL_cleanse(token, strlen(token));
@@ -235,28 +211,30 @@ static int assume_role(const struct dda_env *env, const char *file, const char *
 	return rc;
 }
 
-int dda_creds_from_web_identity(const struct dda_env *env, const char *profile,
-				const char *region, struct dda_creds *out, struct dda_error *err)
+int dda__creds_web_identity(const struct dda_env *env, const char *profile, const char *region,
+			    bool use_env, struct dda_creds *out, struct dda_error *err)
 {
-	const char *file = env_get(env, "AWS_WEB_IDENTITY_TOKEN_FILE");
-	const char *arn = env_get(env, "AWS_ROLE_ARN");
-	const char *name = env_get(env, "AWS_ROLE_SESSION_NAME");
+	const char *file = use_env ? env_get(env, "AWS_WEB_IDENTITY_TOKEN_FILE") : NULL;
+	const char *arn = use_env ? env_get(env, "AWS_ROLE_ARN") : NULL;
+	const char *name = use_env ? env_get(env, "AWS_ROLE_SESSION_NAME") : NULL;
 	if (file && arn)
 		return assume_role(env, file, arn, name, region, out, err);
 	/* The profile's settings, as a set: both or neither. */
-	char section[512], *conf = dda_aws_config_file(env);
-	snprintf(section, sizeof(section), strcmp(profile, "default") ? "profile %s" : "%s",
-		 profile);
-	char *pfile = dda_ini_get(conf, section, "web_identity_token_file");
-	char *parn = dda_ini_get(conf, section, "role_arn");
-	char *pname = dda_ini_get(conf, section, "role_session_name");
+	char *pfile = dda_aws_profile_get(env, profile, "web_identity_token_file", DDA_PROFILE_ANY);
+	char *parn = dda_aws_profile_get(env, profile, "role_arn", DDA_PROFILE_ANY);
+	char *pname = dda_aws_profile_get(env, profile, "role_session_name", DDA_PROFILE_ANY);
 	int rc = pfile && parn ? assume_role(env, pfile, parn, name ? name : pname, region, out, err)
 			       : 1;
-	free(conf);
 	free(pfile);
 	free(parn);
 	free(pname);
 	return rc;
+}
+
+int dda_creds_from_web_identity(const struct dda_env *env, const char *profile,
+				const char *region, struct dda_creds *out, struct dda_error *err)
+{
+	return dda__creds_web_identity(env, profile, region, true, out, err);
 }
 
 /* ---- container credentials ---- */
@@ -332,12 +310,62 @@ int dda_creds_from_container(const struct dda_env *env, struct dda_creds *out,
 	return rc;
 }
 
-/* ---- EC2 instance metadata, version 2 ---- */
+/* ---- EC2 instance metadata ---- */
 
-int dda_creds_from_imds(const struct dda_env *env, struct dda_creds *out, struct dda_error *err)
+/* botocore's defaults: one attempt, one second (AWS_METADATA_SERVICE_*). */
+static void imds_limits(const struct dda_env *env, int *attempts, long *timeout_ms)
 {
-	const char *off = env_get(env, "AWS_EC2_METADATA_DISABLED");
-	if (off && !strcasecmp(off, "true"))
+	const char *a = env_get(env, "AWS_METADATA_SERVICE_NUM_ATTEMPTS");
+	const char *t = env_get(env, "AWS_METADATA_SERVICE_TIMEOUT");
+	long v;
+	char *end;
+	*attempts = 1;
+	*timeout_ms = 1000;
+	if (a && (v = strtol(a, &end, 10)) >= 1 && !*end && v <= DDA_AWS_MAX_ATTEMPTS_LIMIT)
+		*attempts = (int)v;
+	if (t && (v = strtol(t, &end, 10)) >= 1 && !*end && v <= 60)
+		*timeout_ms = v * 1000;
+}
+
+static bool truthy(const char *v)
+{
+	return v && !strcasecmp(v, "true");
+}
+
+/* The session token, as botocore's IMDSFetcher gets it: 0 with the header
+ * line in hdr, 1 for "go on with IMDSv1" (refused with 403/404/405, timed
+ * out, unreachable, any other status), or an error (400: a bad request is
+ * not something v1 would mend). */
+static int imds_token(const char *base, size_t bl, int attempts, long tmo, struct dda_buf *hdr,
+		      struct dda_error *err)
+{
+	struct dda_buf url;
+	struct call c = {0};
+	dda_buf_init(&url, 8192);
+	int rc = dda_buf_addf(&url, "%.*s/latest/api/token", (int)bl, base);
+	if (!rc)
+		rc = fetch(&c, "PUT", url.ptr, "X-aws-ec2-metadata-token-ttl-seconds: 21600\n",
+			   (dda_slice){NULL, 0}, attempts, tmo, err);
+	if (!rc && c.resp.status == 400)
+		rc = dda_error_set(err, DDA_EAUTH,
+				   "EC2 instance metadata: the token request was refused as a bad "
+				   "request (HTTP 400)");
+	else if (!rc && c.resp.status != 200)
+		rc = 1;
+	if (!rc) {
+		const char *t = c.resp.body.ptr ? c.resp.body.ptr : "";
+		rc = dda_buf_addf(hdr, "X-aws-ec2-metadata-token: %.*s\n",
+				  (int)strcspn(t, "\r\n"), t);
+	}
+	wipe_body(&c.resp.body);
+	dda_buf_release(&url);
+	return rc;
+}
+
+int dda_creds_from_imds(const struct dda_env *env, const char *profile, struct dda_creds *out,
+			struct dda_error *err)
+{
+	if (truthy(env_get(env, "AWS_EC2_METADATA_DISABLED")))
 		return 1;
 	const char *base = env_get(env, "AWS_EC2_METADATA_SERVICE_ENDPOINT");
 	if (!base)
@@ -345,32 +373,44 @@ int dda_creds_from_imds(const struct dda_env *env, struct dda_creds *out, struct
 	size_t bl = strlen(base);
 	while (bl && base[bl - 1] == '/')
 		bl--;
+	int attempts;
+	long tmo;
+	imds_limits(env, &attempts, &tmo);
 	struct dda_buf url, hdr;
 	struct call c = {0};
 	char role[256] = "";
+	const char *provider = dda_provider_imds;
 	dda_buf_init(&url, 8192);
 	dda_buf_init(&hdr, 8192);
-	/* 1: a session token. Unreachable here means "not on EC2": next. */
-	int rc = dda_buf_addf(&url, "%.*s/latest/api/token", (int)bl, base);
-	if (!rc)
-		rc = fetch(&c, "PUT", url.ptr, "X-aws-ec2-metadata-token-ttl-seconds: 21600\n",
-			   (dda_slice){NULL, 0}, 2, 1000, err);
-	if (!rc && c.resp.status != 200) {
-		rc = 1;
-		goto out;
+	/* 1: a session token, or IMDSv1 where botocore would fall back. */
+	int rc = imds_token(base, bl, attempts, tmo, &hdr, err);
+	if (rc == 1) {
+		char *off = profile ? dda_aws_profile_get(env, profile, "ec2_metadata_v1_disabled",
+							  DDA_PROFILE_CONFIG)
+				    : NULL;
+		bool v1_off = truthy(env_get(env, "AWS_EC2_METADATA_V1_DISABLED")) || truthy(off);
+		free(off);
+		if (v1_off) {
+			rc = dda_error_set(err, DDA_EAUTH,
+					   "EC2 instance metadata: no IMDSv2 token, and IMDSv1 is "
+					   "disabled (AWS_EC2_METADATA_V1_DISABLED or "
+					   "ec2_metadata_v1_disabled)");
+			goto out;
+		}
+		provider = dda_provider_imds_v1;
+		rc = 0;
 	}
-	if (!rc)
-		rc = dda_buf_addf(&hdr, "X-aws-ec2-metadata-token: %.*s\n",
-				  (int)strcspn(c.resp.body.ptr ? c.resp.body.ptr : "", "\r\n"),
-				  c.resp.body.ptr ? c.resp.body.ptr : "");
-	wipe_body(&c.resp.body);
-	/* 2: the role attached to the instance. */
-	dda_buf_reset(&url);
+	/* 2: the role attached to the instance. Unreachable here means "not
+	 * on EC2": next provider. */
 	if (!rc)
 		rc = dda_buf_addf(&url, "%.*s/latest/meta-data/iam/security-credentials/", (int)bl,
 				  base);
 	if (!rc)
-		rc = fetch(&c, "GET", url.ptr, hdr.ptr, (dda_slice){NULL, 0}, 2, 1000, err);
+		rc = fetch(&c, "GET", url.ptr, hdr.ptr, (dda_slice){NULL, 0}, attempts, tmo, err);
+	if (!rc && c.resp.status == 0) {
+		rc = 1;
+		goto out;
+	}
 	if (!rc && c.resp.status == 404) {
 		rc = dda_error_set(err, DDA_EAUTH,
 				   "EC2 instance metadata: the instance has no IAM role");
@@ -392,67 +432,18 @@ int dda_creds_from_imds(const struct dda_env *env, struct dda_creds *out, struct
 		rc = dda_buf_addf(&url, "%.*s/latest/meta-data/iam/security-credentials/%s",
 				  (int)bl, base, role);
 	if (!rc)
-		rc = fetch(&c, "GET", url.ptr, hdr.ptr, (dda_slice){NULL, 0}, 2, 1000, err);
+		rc = fetch(&c, "GET", url.ptr, hdr.ptr, (dda_slice){NULL, 0}, attempts, tmo, err);
 	if (!rc && c.resp.status != 200) {
 		char why[512];
 		dda_s3_describe(&c.resp, why, sizeof(why));
 		rc = dda_error_set(err, DDA_EAUTH, "EC2 instance metadata: role '%s': %s", role,
 				   why);
 	} else if (!rc) {
-		rc = dda_creds_parse_json(c.resp.body.ptr, c.resp.body.len, dda_provider_imds, out,
-					  err);
+		rc = dda_creds_parse_json(c.resp.body.ptr, c.resp.body.len, provider, out, err);
 	}
 out:
 	wipe_body(&c.resp.body);
 	wipe_body(&hdr);
 	dda_buf_release(&url);
 	return rc;
-}
-
-/* ---- the chain ---- */
-
-int dda_creds_resolve(const struct dda_env *env, const char *profile, const char *region,
-		      struct dda_creds *out, struct dda_error *err)
-{
-	int rc = dda_creds_from_env(env, out, err);
-	if (rc == 1)
-		rc = dda_creds_from_profile(env, profile, out, err);
-	if (rc == 1)
-		rc = dda_creds_from_web_identity(env, profile, region, out, err);
-	if (rc == 1)
-		rc = dda_creds_from_container(env, out, err);
-	if (rc == 1)
-		rc = dda_creds_from_imds(env, out, err);
-	if (rc == 1)
-		rc = dda_error_set(err, DDA_EAUTH,
-				   "no AWS credentials found (tried the environment, profile '%s' "
-				   "in the shared credentials and config files, web identity, the "
-				   "container credentials endpoint and EC2 instance metadata)",
-				   profile);
-	return rc;
-}
-
-int dda_creds_refresh(const struct dda_env *env, const char *profile, const char *region,
-		      struct dda_creds *c, int64_t now, struct dda_error *err)
-{
-	if (c->expiration == DDA_TIME_NONE || now < c->expiration - DDA_CREDS_REFRESH_BEFORE)
-		return 0;
-	struct dda_creds fresh;
-	struct dda_error ferr = {0};
-	int rc = c->provider == dda_provider_web_identity
-		     ? dda_creds_from_web_identity(env, profile, region, &fresh, &ferr)
-		 : c->provider == dda_provider_container ? dda_creds_from_container(env, &fresh, &ferr)
-		 : c->provider == dda_provider_imds	  ? dda_creds_from_imds(env, &fresh, &ferr)
-							  : dda_creds_resolve(env, profile, region, &fresh, &ferr);
-	if (rc == 0) {
-		dda_creds_release(c);
-		*c = fresh;
-		return 0;
-	}
-	if (rc == 1)
-		dda_error_set(&ferr, DDA_EAUTH, "the provider is no longer configured");
-	if (now < c->expiration)
-		return 0; /* still valid: try again at the next request */
-	return dda_error_set(err, DDA_EAUTH, "credentials from %s expired and could not be renewed: %s",
-			     c->provider, ferr.msg);
 }

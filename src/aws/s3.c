@@ -2,6 +2,7 @@
  * names, virtual-hosted for AWS), SigV4 headers made per attempt, and the
  * credential chain. */
 #include "aws/s3.h"
+#include "aws/core.h"
 #include "aws/s3_xml.h"
 
 #include <ctype.h>
@@ -10,84 +11,55 @@
 
 struct dda_s3 {
 	struct dda_http *http;
-	char *scheme_host; /* "https://s3.us-east-1.amazonaws.com" or the endpoint */
-	char *host;	   /* Host header for path-style requests */
-	char *base_path;   /* endpoint path prefix, "" usually */
-	bool custom;	   /* an endpoint was given: path-style always */
+	struct dda_aws_endpoint ep; /* the endpoint given, when custom */
+	bool custom;		    /* an endpoint was given: path-style always */
 	char *region;
-	char *profile;
-	struct dda_env env;	   /* where the providers read their settings */
+	char *profile_flag; /* --profile, or NULL: the environment's */
+	struct dda_env env; /* where the providers read their settings */
 	struct dda_creds creds;
 	struct dda_error cred_err; /* why renewing the credentials failed */
+	/* Buckets S3 said are elsewhere, for the rest of the run. A run reads
+	 * one bucket; a few more slots cost nothing. */
+	struct {
+		char bucket[64];
+		char region[32];
+	} moved[8];
+	int nmoved;
 };
 
-static const char *first_set(const struct dda_env *env, const char *const *names, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		const char *v = env->get(env->ctx, names[i]);
-		if (v && *v)
-			return v;
-	}
-	return NULL;
-}
-
-/* Splits "scheme://host[:port][/path]". */
-static int parse_endpoint(struct dda_s3 *s, const char *url, struct dda_error *err)
-{
-	const char *p = strstr(url, "://");
-	if (!p || p == url)
-		return dda_error_set(err, DDA_EINVAL,
-				     "invalid endpoint '%s' (expected http(s)://host[:port])", url);
-	const char *host = p + 3, *slash = strchr(host, '/');
-	size_t hlen = slash ? (size_t)(slash - host) : strlen(host);
-	if (!hlen)
-		return dda_error_set(err, DDA_EINVAL, "invalid endpoint '%s' (no host)", url);
-	s->scheme_host = strndup(url, (size_t)(host - url) + hlen);
-	s->host = strndup(host, hlen);
-	s->base_path = strdup(slash ? slash : "");
-	size_t bl = s->base_path ? strlen(s->base_path) : 0;
-	while (bl && s->base_path[bl - 1] == '/')
-		s->base_path[--bl] = '\0';
-	return s->scheme_host && s->host && s->base_path ? 0 : DDA_ENOMEM;
-}
-
-static int find_creds(struct dda_s3 *s, const struct dda_aws_opts *o, const struct dda_env *env,
-		      struct dda_error *err)
-{
-	s->env = *env;
-	s->profile = strdup(dda_aws_profile(env, o->profile));
-	if (!s->profile)
-		return dda_error_set(err, DDA_ENOMEM, "out of memory");
-	return dda_creds_resolve(env, s->profile, s->region, &s->creds, err);
-}
+/* How many buckets' regions are remembered. */
+#define MOVED_MAX 8
 
 int dda_s3_new(struct dda_s3 **out, const struct dda_aws_opts *o, const struct dda_env *env,
 	       struct dda_error *err)
 {
-	static const char *const endpoint_vars[] = {"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"};
 	struct dda_s3 *s = calloc(1, sizeof(*s));
 	struct dda_http_opts ho;
 	if (!s)
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
 	const char *profile = dda_aws_profile(env, o->profile);
+	s->env = *env;
 	s->region = dda_aws_region(env, profile, o->region);
 	if (!s->region)
 		s->region = strdup("us-east-1"); /* as the CLI's S3 commands default */
-	const char *endpoint = o->endpoint_url && *o->endpoint_url
-				   ? o->endpoint_url
-				   : first_set(env, endpoint_vars, DDA_ARRAY_SIZE(endpoint_vars));
-	int rc = s->region ? 0 : dda_error_set(err, DDA_ENOMEM, "out of memory");
+	s->profile_flag = o->profile && *o->profile ? strdup(o->profile) : NULL;
+	const char *endpoint = dda__aws_endpoint_override(env, "S3", o->endpoint_url);
+	int rc = s->region && (s->profile_flag || !(o->profile && *o->profile))
+		     ? 0
+		     : dda_error_set(err, DDA_ENOMEM, "out of memory");
 	if (!rc && endpoint) {
 		s->custom = true;
-		rc = parse_endpoint(s, endpoint, err);
+		rc = dda__aws_endpoint_parse(endpoint, "S3", &s->ep, err);
 	}
-	if (!rc)
-		rc = find_creds(s, o, env, err);
 	dda_http_opts_default(&ho);
 	if (o->concurrency > 0)
 		ho.concurrency = o->concurrency;
 	ho.no_verify_ssl = o->no_verify_ssl;
 	ho.ca_bundle = o->ca_bundle && *o->ca_bundle ? o->ca_bundle : env->get(env->ctx, "AWS_CA_BUNDLE");
+	if (!rc)
+		rc = dda_aws_retry_opts(env, profile, &ho, err);
+	if (!rc)
+		rc = dda_creds_resolve(env, s->profile_flag, s->region, &s->creds, err);
 	if (!rc)
 		rc = dda_http_new(&s->http, &ho, err);
 	if (rc) {
@@ -103,11 +75,9 @@ void dda_s3_free(struct dda_s3 *s)
 	if (!s)
 		return;
 	dda_http_free(s->http);
-	free(s->scheme_host);
-	free(s->host);
-	free(s->base_path);
+	dda__aws_endpoint_release(&s->ep);
 	free(s->region);
-	free(s->profile);
+	free(s->profile_flag);
 	dda_creds_release(&s->creds);
 	free(s);
 }
@@ -126,36 +96,75 @@ static int prepare(void *ctx, const struct dda_http_request *r, struct dda_buf *
 {
 	struct dda_s3_call *c = ctx;
 	struct dda_s3 *s = c->s3;
-	char date[17];
 	int64_t now = dda_time_now();
-	if (dda_creds_refresh(&s->env, s->profile, s->region, &s->creds, now, &s->cred_err))
+	if (dda_creds_refresh(&s->env, s->profile_flag, s->region, &s->creds, now, &s->cred_err))
 		return DDA_EAUTH;
-	dda_amz_date(now, date);
-	struct dda_kv h[3] = {{"x-amz-content-sha256", EMPTY_SHA256}, {"x-amz-date", date}};
-	size_t nh = 2;
-	if (s->creds.session_token)
-		h[nh++] = (struct dda_kv){"x-amz-security-token", s->creds.session_token};
-	struct dda_sigv4_request sr = {r->method,    c->host,	c->path, c->query, h,	nh,
-				       EMPTY_SHA256, s->region, "s3",	 date,	   true};
-	int rc = dda_buf_addf(hdrs, "Host: %s\nx-amz-content-sha256: %s\nx-amz-date: %s\n", c->host,
-			      EMPTY_SHA256, date);
-	if (!rc && s->creds.session_token)
-		rc = dda_buf_addf(hdrs, "x-amz-security-token: %s\n", s->creds.session_token);
-	if (!rc)
-		rc = dda_buf_adds(hdrs, "Authorization: ");
-	if (!rc)
-		rc = dda_sigv4_sign(&sr, s->creds.access_key, s->creds.secret_key, hdrs, NULL);
-	if (!rc)
-		rc = dda_buf_addc(hdrs, '\n');
-	return rc;
+	struct dda_aws_sign_req sr = {r->method,    c->host,   c->path, c->query, NULL, 0,
+				      EMPTY_SHA256, c->region, "s3",	true,	  now};
+	return dda__aws_sign(&sr, &s->creds, hdrs);
 }
+
+const char *dda_s3_bucket_region(const struct dda_s3 *s, const char *bucket)
+{
+	for (int i = 0; i < s->nmoved; i++)
+		if (!strcmp(s->moved[i].bucket, bucket))
+			return s->moved[i].region;
+	return s->region;
+}
+
+static void remember_region(struct dda_s3 *s, const char *bucket, const char *region)
+{
+	int i = 0;
+	while (i < s->nmoved && strcmp(s->moved[i].bucket, bucket))
+		i++;
+	if (i == MOVED_MAX)
+		i = MOVED_MAX - 1; /* the newest wins the last slot */
+	else if (i == s->nmoved)
+		s->nmoved++;
+	snprintf(s->moved[i].bucket, sizeof(s->moved[i].bucket), "%s", bucket);
+	snprintf(s->moved[i].region, sizeof(s->moved[i].region), "%s", region);
+}
+
+/* The region a wrong-region answer names, as botocore's redirector reads
+ * it: x-amz-bucket-region, else the error's <Region>. */
+static bool wrong_region(const struct dda_http_response *r, char *region, size_t cap)
+{
+	char code[64], msg[8];
+	region[0] = '\0';
+	if (r->status != 301 && r->status != 302 && r->status != 307 && r->status != 400)
+		return false;
+	dda_s3_parse_error(r->body.ptr, r->body.len, code, sizeof(code), msg, sizeof(msg));
+	/* A 400 is a wrong region only when S3 says so (or, to a HEAD, which
+	 * has no body, with the header alone). */
+	if (r->status == 400 && strcmp(code, "AuthorizationHeaderMalformed") &&
+	    (code[0] || !r->bucket_region[0]))
+		return false;
+	if (r->bucket_region[0])
+		snprintf(region, cap, "%s", r->bucket_region);
+	else if (r->body.ptr)
+		dda_s3_parse_value(r->body.ptr, r->body.len, "Region", region, cap, NULL);
+	return dda__aws_region_valid(region);
+}
+
+static int build(struct dda_s3_call *c);
 
 static void call_done(void *ctx, struct dda_http_request *r, struct dda_http_response *resp)
 {
 	struct dda_s3_call *c = ctx;
+	struct dda_s3 *s = c->s3;
+	char region[32];
 	(void)r;
-	if (!resp->status && resp->err == DDA_EAUTH && c->s3->cred_err.code)
-		snprintf(resp->errmsg, sizeof(resp->errmsg), "%.255s", c->s3->cred_err.msg);
+	if (!resp->status && resp->err == DDA_EAUTH && s->cred_err.code)
+		snprintf(resp->errmsg, sizeof(resp->errmsg), "%.255s", s->cred_err.msg);
+	/* Once, and only to another region: a second wrong-region answer is
+	 * the caller's to report. */
+	if (!c->redirected && wrong_region(resp, region, sizeof(region)) &&
+	    strcmp(region, c->region)) {
+		remember_region(s, c->bucket, region);
+		c->redirected = true;
+		if (!build(c) && !dda_http_submit(s->http, &c->http))
+			return;
+	}
 	c->done(c, resp);
 }
 
@@ -167,59 +176,79 @@ static bool dns_bucket(const char *b)
 	return *b != '\0';
 }
 
-int dda_s3_submit(struct dda_s3_call *c, struct dda_s3 *s3, const char *method, const char *bucket,
-		  const char *key, const struct dda_kv *q, size_t nq, size_t max_body,
-		  dda_s3_done_fn done, void *ctx)
+/* (Re)makes the call's URL, Host and path for its bucket's region. */
+static int build(struct dda_s3_call *c)
 {
-	struct dda_buf path, query, url, host;
-	memset(c, 0, sizeof(*c));
+	struct dda_s3 *s3 = c->s3;
+	struct dda_buf path, url, host;
 	dda_buf_init(&path, 1 << 16);
-	dda_buf_init(&query, 1 << 16);
 	dda_buf_init(&url, 1 << 17);
 	dda_buf_init(&host, 1024);
-	bool vhost = !s3->custom && dns_bucket(bucket);
+	free(c->url);
+	free(c->host);
+	free(c->path);
+	c->url = c->host = c->path = NULL;
+	snprintf(c->region, sizeof(c->region), "%s", dda_s3_bucket_region(s3, c->bucket));
+	bool vhost = !s3->custom && dns_bucket(c->bucket);
 	int rc = 0;
 	if (vhost) {
-		rc = dda_buf_addf(&host, "%s.s3.%s.amazonaws.com", bucket, s3->region);
+		rc = dda_buf_addf(&host, "%s.s3.%s.amazonaws.com", c->bucket, c->region);
 		if (!rc)
 			rc = dda_buf_addc(&path, '/');
 	} else {
-		rc = s3->custom ? dda_buf_adds(&host, s3->host)
-				: dda_buf_addf(&host, "s3.%s.amazonaws.com", s3->region);
+		rc = s3->custom ? dda_buf_adds(&host, s3->ep.host)
+				: dda_buf_addf(&host, "s3.%s.amazonaws.com", c->region);
 		if (!rc)
-			rc = dda_buf_addf(&path, "%s/", s3->custom ? s3->base_path : "");
+			rc = dda_buf_addf(&path, "%s/", s3->custom ? s3->ep.prefix : "");
 		if (!rc)
-			rc = dda_uri_encode(&path, bucket, strlen(bucket), false);
-		if (!rc && key)
+			rc = dda_uri_encode(&path, c->bucket, strlen(c->bucket), false);
+		if (!rc && c->key)
 			rc = dda_buf_addc(&path, '/');
 	}
-	if (!rc && key)
-		rc = dda_uri_encode(&path, key, strlen(key), true);
+	if (!rc && c->key)
+		rc = dda_uri_encode(&path, c->key, strlen(c->key), true);
 	if (!rc)
-		rc = dda_sigv4_query(&query, q, nq);
-	if (!rc)
-		rc = dda_buf_addf(&url, "%s%s%s%s", s3->custom ? s3->scheme_host : "https://",
-				  s3->custom ? "" : host.ptr, path.ptr, query.len ? "?" : "");
-	if (!rc && query.len)
-		rc = dda_buf_adds(&url, query.ptr);
+		rc = dda_buf_addf(&url, "%s%s%s%s", s3->custom ? s3->ep.scheme_host : "https://",
+				  s3->custom ? "" : host.ptr, path.ptr, c->query[0] ? "?" : "");
+	if (!rc && c->query[0])
+		rc = dda_buf_adds(&url, c->query);
 	if (rc) {
 		dda_buf_release(&path);
-		dda_buf_release(&query);
 		dda_buf_release(&url);
 		dda_buf_release(&host);
 		return rc;
 	}
-	c->s3 = s3;
 	c->path = dda_buf_take(&path, NULL);
-	c->query = query.ptr ? dda_buf_take(&query, NULL) : strdup("");
 	c->url = dda_buf_take(&url, NULL);
 	c->host = dda_buf_take(&host, NULL);
+	c->http.url = c->url;
+	return 0;
+}
+
+int dda_s3_submit(struct dda_s3_call *c, struct dda_s3 *s3, const char *method, const char *bucket,
+		  const char *key, const struct dda_kv *q, size_t nq, size_t max_body,
+		  dda_s3_done_fn done, void *ctx)
+{
+	struct dda_buf query;
+	memset(c, 0, sizeof(*c));
+	dda_buf_init(&query, 1 << 16);
+	int rc = dda_sigv4_query(&query, q, nq);
+	c->s3 = s3;
+	c->query = query.ptr ? dda_buf_take(&query, NULL) : strdup("");
+	c->bucket = strdup(bucket);
+	c->key = key ? strdup(key) : NULL;
 	c->done = done;
 	c->ctx = ctx;
-	c->http =
-	    (struct dda_http_request){method, c->url, {NULL, 0}, max_body, prepare, call_done, c};
-	if (!c->query)
-		return DDA_ENOMEM;
+	c->http = (struct dda_http_request){method, NULL, {NULL, 0}, max_body, prepare, call_done, c};
+	if (!rc && (!c->query || !c->bucket || (key && !c->key)))
+		rc = DDA_ENOMEM;
+	if (!rc)
+		rc = build(c);
+	if (rc) {
+		dda_buf_release(&query);
+		dda_s3_call_release(c);
+		return rc;
+	}
 	return dda_http_submit(s3->http, &c->http);
 }
 
@@ -229,7 +258,9 @@ void dda_s3_call_release(struct dda_s3_call *c)
 	free(c->host);
 	free(c->path);
 	free(c->query);
-	c->url = c->host = c->path = c->query = NULL;
+	free(c->bucket);
+	free(c->key);
+	c->url = c->host = c->path = c->query = c->bucket = c->key = NULL;
 }
 
 void dda_s3_describe(const struct dda_http_response *r, char *out, size_t cap)
@@ -240,6 +271,7 @@ void dda_s3_describe(const struct dda_http_response *r, char *out, size_t cap)
 		return;
 	}
 	dda_s3_parse_error(r->body.ptr, r->body.len, code, sizeof(code), msg, sizeof(msg));
-	snprintf(out, cap, "HTTP %ld%s%s%s%s", r->status, code[0] ? " " : "", code,
-		 msg[0] ? ": " : "", msg);
+	snprintf(out, cap, "HTTP %ld%s%s%s%s%s%s%s", r->status, code[0] ? " " : "", code,
+		 msg[0] ? ": " : "", msg, r->bucket_region[0] ? " (the bucket is in " : "",
+		 r->bucket_region, r->bucket_region[0] ? ")" : "");
 }

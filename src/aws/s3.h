@@ -7,7 +7,7 @@
 #include "aws/creds.h"
 #include "aws/sigv4.h"
 #include "net/http.h"
-#include "ddbaudit/source.h"
+#include "ddbaudit/aws.h"
 
 struct dda_s3;
 
@@ -29,16 +29,27 @@ struct dda_s3_call {
 	struct dda_http_request http;
 	struct dda_s3 *s3;
 	char *url, *host, *path, *query;
+	char *bucket, *key;
+	char region[32]; /* the region the request is signed for */
+	bool redirected; /* a wrong-region answer was followed once */
 	dda_s3_done_fn done;
 	void *ctx;
 };
 
 /* Prepares a call to bucket (and key, when not NULL) with query params and
- * queues it. max_body caps the answer. */
+ * queues it. max_body caps the answer. A wrong-region answer (301, 302 or
+ * 307 with x-amz-bucket-region or a <Region>, 400
+ * AuthorizationHeaderMalformed) is followed once, re-signed for the
+ * bucket's region, before done runs; the bucket's region is remembered for
+ * the client's later requests. */
 int dda_s3_submit(struct dda_s3_call *c, struct dda_s3 *s3, const char *method, const char *bucket,
 		  const char *key, const struct dda_kv *q, size_t nq, size_t max_body,
 		  dda_s3_done_fn done, void *ctx);
 void dda_s3_call_release(struct dda_s3_call *c);
+
+/* The region requests to bucket are signed for: the one S3 named in a
+ * wrong-region answer, else the client's. Borrowed. */
+const char *dda_s3_bucket_region(const struct dda_s3 *s, const char *bucket);
 
 /* "HTTP 403 SignatureDoesNotMatch: ..." or the transport error, for messages. */
 void dda_s3_describe(const struct dda_http_response *r, char *out, size_t cap);

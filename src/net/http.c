@@ -260,7 +260,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ctx)
 	if (len > 5 && !strncmp(p, "HTTP/", 5)) {
 		/* A new response (after 100-continue or a redirect). */
 		x->resp.etag[0] = x->resp.version_id[0] = x->resp.last_modified[0] = '\0';
-		x->resp.content_encoding[0] = '\0';
+		x->resp.content_encoding[0] = x->resp.bucket_region[0] = '\0';
 		x->retry_after = -1;
 	} else if (header_is(p, len, "ETag", &v, &vn)) {
 		copy_value(x->resp.etag, sizeof(x->resp.etag), v, vn);
@@ -270,6 +270,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *ctx)
 		copy_value(x->resp.last_modified, sizeof(x->resp.last_modified), v, vn);
 	} else if (header_is(p, len, "Content-Encoding", &v, &vn)) {
 		copy_value(x->resp.content_encoding, sizeof(x->resp.content_encoding), v, vn);
+	} else if (header_is(p, len, "x-amz-bucket-region", &v, &vn)) {
+		copy_value(x->resp.bucket_region, sizeof(x->resp.bucket_region), v, vn);
 	} else if (header_is(p, len, "Retry-After", &v, &vn)) {
 		copy_value(tmp, sizeof(tmp), v, vn);
 		char *end;

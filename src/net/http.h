@@ -32,6 +32,7 @@ struct dda_http_response {
 	char version_id[256];
 	char last_modified[64];
 	char content_encoding[32];
+	char bucket_region[32]; /* S3's x-amz-bucket-region, for wrong-region answers */
 	int attempts;
 	int err; /* 0, or the error of the last attempt */
 	char errmsg[256];

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 from cred_server import CredServer
+from fault_proxy import FaultProxy, Rule
 from harness import BINARY, Case, main
 from moto import Moto, require_moto
 
@@ -122,6 +123,98 @@ class CredsTest(Case):
             self.assertEqual(h.get("X-aws-ec2-metadata-token"), srv.imds_token)
         self.assertProvider("EC2 instance metadata")
 
+    def test_imds_v1_fallback(self):
+        """botocore goes on without a token when the PUT is refused with 403,
+        404 or 405; a 400 is an error, and so is any fallback when IMDSv1 is
+        disabled."""
+        srv = self.server()
+        del self.env["AWS_EC2_METADATA_DISABLED"]
+        self.env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = srv.url
+        for status in (403, 404, 405):
+            srv.log.clear()
+            srv.token_status = status
+            code, out, err = self.ddbaudit("ls", f"s3://{BUCKET}/audit-logs/")
+            self.assertEqual(code, 0, f"{status}: {err}")
+            self.assertEqual(len(out.splitlines()), 3)
+            self.assertEqual([(m, p) for m, p, h in srv.log][:2],
+                             [("PUT", "/latest/api/token"),
+                              ("GET", "/latest/meta-data/iam/security-credentials/")])
+            self.assertNotIn("X-aws-ec2-metadata-token", srv.log[1][2])
+        self.assertProvider("EC2 instance metadata (IMDSv1)")
+        srv.token_status = 400
+        code, _, err = self.ddbaudit("ls", f"s3://{BUCKET}/audit-logs/")
+        self.assertEqual(code, 3, err)
+        self.assertIn("token request was refused as a bad request (HTTP 400)", err)
+        srv.token_status = 403
+        self.env["AWS_EC2_METADATA_V1_DISABLED"] = "true"
+        code, _, err = self.ddbaudit("ls", f"s3://{BUCKET}/audit-logs/")
+        self.assertEqual(code, 3, err)
+        self.assertIn("IMDSv1 is disabled", err)
+
+    def test_role_from_the_container_endpoint(self):
+        """credential_source = EcsContainer: the container's keys sign STS
+        AssumeRole (moto), and the role's keys sign S3."""
+        srv = self.server()
+        cfg = self.write("config", "[profile auditor]\n"
+                         "role_arn = arn:aws:iam::123456789012:role/auditor\n"
+                         "credential_source = EcsContainer\n")
+        self.env.update({"AWS_CONFIG_FILE": cfg, "AWS_ENDPOINT_URL_STS": self.moto.url,
+                         "AWS_CONTAINER_CREDENTIALS_FULL_URI": srv.url + "/creds",
+                         "AWS_CONTAINER_AUTHORIZATION_TOKEN": srv.auth})
+        status, out, err = self.ddbaudit("ls", f"s3://{BUCKET}/audit-logs/", "--profile",
+                                         "auditor")
+        self.assertEqual(status, 0, err)
+        self.assertEqual(len(out.splitlines()), 3)
+        self.assertTrue([1 for m, p, h in srv.log if p == "/creds"])
+        self.env["AWS_PROFILE"] = "auditor"
+        self.assertProvider("assume role")
+
+    def test_retry_settings(self):
+        """AWS_MAX_ATTEMPTS and AWS_RETRY_MODE (or the profile's max_attempts
+        and retry_mode) set how often a failing S3 request is tried."""
+        proxy = FaultProxy(self.moto.url)
+        self.servers.append(proxy)
+        self.env.update({"AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "s"})
+
+        def ls(*extra):
+            p = subprocess.run([BINARY, "ls", f"s3://{BUCKET}/audit-logs/", "--endpoint-url",
+                                proxy.url, *extra], env=self.env, capture_output=True,
+                               timeout=120)
+            return p.returncode, p.stderr.decode("utf-8", "replace")
+
+        def fail_listing(times):
+            proxy.reset()
+            proxy.rules.append(Rule("GET", "list-type", 500, times))
+
+        # Two failures: the default five attempts get through...
+        fail_listing(2)
+        status, err = ls()
+        self.assertEqual(status, 0, err)
+        # ...two attempts do not, from the environment or the config file.
+        fail_listing(2)
+        self.env["AWS_MAX_ATTEMPTS"] = "2"
+        status, err = ls()
+        self.assertEqual(status, 3, err)
+        self.assertIn("HTTP 500", err)
+        self.assertEqual(proxy.injected, 2)
+        del self.env["AWS_MAX_ATTEMPTS"]
+        cfg = self.write("config", "[default]\nmax_attempts = 2\n")
+        self.env["AWS_CONFIG_FILE"] = cfg
+        fail_listing(2)
+        status, err = ls()
+        self.assertEqual(status, 3, err)
+        self.assertEqual(proxy.injected, 2)
+        # standard mode's three attempts get through two failures.
+        self.write("config", "[default]\nretry_mode = standard\n")
+        fail_listing(2)
+        status, err = ls()
+        self.assertEqual(status, 0, err)
+        self.assertEqual(proxy.injected, 2)
+        self.env["AWS_RETRY_MODE"] = "eager"
+        status, err = ls()
+        self.assertEqual(status, 2, err)  # a usage error, as a bad flag is
+        self.assertIn("unknown retry mode 'eager'", err)
+
     def test_expiring_credentials_are_renewed(self):
         """Credentials that expire within five minutes are renewed before a
         request is signed: with one-minute credentials, every request asks."""
@@ -176,7 +269,8 @@ class CredsTest(Case):
         status, _, err = self.ddbaudit("ls", f"s3://{BUCKET}/audit-logs/")
         self.assertEqual(status, 3, err)
         self.assertIn("no AWS credentials found", err)
-        for name in ("environment", "shared credentials", "web identity", "container",
+        for name in ("environment", "shared credentials", "web identity", "SSO",
+                     "credential_process", "config file", "container",
                      "EC2 instance metadata"):
             self.assertIn(name, err)
 

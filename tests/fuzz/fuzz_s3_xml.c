@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	dda_s3_listing_release(&l);
 	dda_s3_parse_value((const char *)data, size, "Status", st, sizeof(st), &err);
 	struct dda_creds c;
-	if (!dda_creds_parse_sts((const char *)data, size, &c, &err))
+	if (!dda_creds_parse_sts((const char *)data, size, dda_provider_web_identity, &c, &err))
 		dda_creds_release(&c);
 	if (!dda_creds_parse_json((const char *)data, size, "fuzz", &c, &err))
 		dda_creds_release(&c);

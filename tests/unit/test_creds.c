@@ -171,7 +171,7 @@ static void test_sts_answer(void **state)
 	    "</AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>";
 	struct dda_creds c;
 	struct dda_error err = {0};
-	assert_int_equal(dda_creds_parse_sts(ok, strlen(ok), &c, &err), 0);
+	assert_int_equal(dda_creds_parse_sts(ok, strlen(ok), dda_provider_web_identity, &c, &err), 0);
 	assert_string_equal(c.access_key, "ASIAEXAMPLE");
 	assert_string_equal(c.secret_key, "wJalr/secret");
 	assert_string_equal(c.session_token, "FwoGZXIvYXdzEXAMPLE");
@@ -180,9 +180,9 @@ static void test_sts_answer(void **state)
 	dda_creds_release(&c);
 	/* An answer without credentials is an error that names the provider. */
 	const char *bad = "<ErrorResponse><Error><Code>AccessDenied</Code></Error></ErrorResponse>";
-	assert_int_equal(dda_creds_parse_sts(bad, strlen(bad), &c, &err), DDA_EFORMAT);
+	assert_int_equal(dda_creds_parse_sts(bad, strlen(bad), dda_provider_web_identity, &c, &err), DDA_EFORMAT);
 	assert_non_null(strstr(err.msg, "web identity"));
-	assert_int_equal(dda_creds_parse_sts("<a", 2, &c, &err), DDA_EFORMAT);
+	assert_int_equal(dda_creds_parse_sts("<a", 2, dda_provider_web_identity, &c, &err), DDA_EFORMAT);
 }
 
 /* The container endpoint's and IMDS's JSON. */

@@ -121,7 +121,7 @@ static void test_bad_endpoint(void **state)
 	struct dda_s3 *s3 = NULL;
 	assert_int_equal(dda_s3_new(&s3, &o, &env, &err), DDA_EINVAL);
 	assert_null(s3);
-	assert_non_null(strstr(err.msg, "invalid endpoint 'localhost:9000'"));
+	assert_non_null(strstr(err.msg, "invalid S3 endpoint 'localhost:9000'"));
 }
 
 int main(void)
