@@ -167,8 +167,8 @@ static int plan_prefixes(struct s3_source *s, char ***out, size_t *n)
 		/* A prefix that could not be built fails the run: an empty one
 		 * would silently widen the listing to the whole bucket. */
 		v[i] = rc ? NULL : b.len ? dda_buf_take(&b, NULL) : strdup("");
+		dda_buf_release(&b); /* an empty prefix may still hold memory */
 		if (!v[i]) {
-			dda_buf_release(&b);
 			while (i)
 				free(v[--i]);
 			free(v);
