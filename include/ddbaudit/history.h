@@ -49,7 +49,8 @@ struct dda_history_stats {
 	uint64_t items;
 	uint64_t events;
 	uint64_t duplicates;
-	uint64_t by_event[3];
+	uint64_t by_event[3]; /* INSERT, MODIFY, REMOVE */
+	uint64_t states;      /* item states (full exports), among events */
 };
 
 struct dda_history_opts {

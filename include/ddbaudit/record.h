@@ -1,4 +1,4 @@
-/* Decoding audit records (three dialects, detected per record), validating
+/* Decoding audit records (four dialects, detected per record), validating
  * them, and the anomaly model shared by every stage. */
 #ifndef DDBAUDIT_RECORD_H
 #define DDBAUDIT_RECORD_H
@@ -26,6 +26,7 @@ enum dda_kind {
 	DDA_K_NO_OP_MODIFY,
 	DDA_K_OVERWRITTEN,
 	DDA_K_UNVERSIONED_BUCKET,
+	DDA_K_EXPORT_MISMATCH, /* an export's data disagrees with its manifests */
 	DDA_K__COUNT
 };
 
@@ -61,8 +62,17 @@ struct dda_anomaly {
 
 DDA_API void dda_anomaly_release(struct dda_anomaly *a);
 
-enum dda_dialect { DDA_DIALECT_SEED, DDA_DIALECT_STREAM, DDA_DIALECT_EXPORT };
-enum dda_event_name { DDA_EV_INSERT, DDA_EV_MODIFY, DDA_EV_REMOVE };
+/* DDA_DIALECT_EXPORT is an incremental export's change line; a full
+ * export's {"Item":...} line is DDA_DIALECT_EXPORT_FULL. */
+enum dda_dialect {
+	DDA_DIALECT_SEED,
+	DDA_DIALECT_STREAM,
+	DDA_DIALECT_EXPORT,
+	DDA_DIALECT_EXPORT_FULL,
+};
+/* DDA_EV_STATE is not a change: the item's whole state at the record's
+ * time, as a full export holds it (new image only; never replayed). */
+enum dda_event_name { DDA_EV_INSERT, DDA_EV_MODIFY, DDA_EV_REMOVE, DDA_EV_STATE };
 
 DDA_API const char *dda_dialect_name(int d);
 DDA_API const char *dda_event_name_str(int ev);

@@ -17,6 +17,24 @@
  * one huge object or a gzip bomb cannot exhaust memory. */
 #define DDA_DEFAULT_MAX_OBJECT_BYTES ((size_t)16 << 20)
 
+/* What a DynamoDB export's manifests say about one of its data files
+ * (<prefix>/AWSDynamoDB/<exportId>/data/...), read by the source before the
+ * file itself. All zero for an object outside an export. */
+enum dda_export_kind {
+	DDA_EXPORT_NONE,
+	DDA_EXPORT_FULL,	/* lines {"Item":...}: item states at `time` */
+	DDA_EXPORT_INCREMENTAL, /* change lines written in [from, to) */
+	DDA_EXPORT_UNKNOWN,	/* under an export whose summary could not be read */
+};
+struct dda_export_info {
+	uint8_t kind;	  /* enum dda_export_kind */
+	bool new_only;	  /* incremental export of view NEW_IMAGE */
+	bool listed;	  /* manifest-files.json lists the file: items is its count */
+	uint64_t items;	  /* itemCount of the file in manifest-files.json */
+	int64_t time;	  /* full: exportTime */
+	int64_t from, to; /* incremental: exportFromTime (inclusive), exportToTime */
+};
+
 /* What is known about one object. Strings are owned by the object table. */
 struct dda_object {
 	const char *key;       /* path relative to the source root, '/'-separated */
@@ -29,6 +47,7 @@ struct dda_object {
 	bool gzip;	       /* stored gzip-compressed */
 	uint8_t sha256[32];    /* of the stored bytes; valid once the object ended */
 	bool sha_valid;
+	struct dda_export_info exp; /* an export's data file, or zero */
 };
 
 /* The object table: objects get dense ids in the order they are added.

@@ -436,7 +436,10 @@ static int capture_record(void *ctx, const struct dda_record *r)
 	if (r->index != cap->index || cap->found)
 		return 0;
 	cap->found = true;
-	cap->old_image = r->old_image ? json_deep_copy(r->old_image) : NULL;
+	/* A state (full export) is compared as a whole: its item is what it
+	 * says the item was, where a change's old image would be. */
+	const json_t *old = r->event == DDA_EV_STATE ? r->new_image : r->old_image;
+	cap->old_image = old ? json_deep_copy(old) : NULL;
 	cap->new_image = r->new_image ? json_deep_copy(r->new_image) : NULL;
 	return 0;
 }

@@ -346,9 +346,13 @@ static uint64_t change_fp(const struct event *e)
 	return dda__hash64(buf, sizeof(buf));
 }
 
-/* Whether e continues from the current state. */
+/* Whether e continues from the current state. A state (a full export's
+ * item) continues it when it is that state. */
 static bool links(const struct item_state *st, const struct event *e)
 {
+	if (e->event == DDA_EV_STATE)
+		return st->present && (st->cur_unknown || !memcmp(e->new_digest, st->cur,
+								  DDA_DIGEST_LEN));
 	if (e->event == DDA_EV_INSERT)
 		return !st->present;
 	if (!st->present)
@@ -399,10 +403,11 @@ static int report(struct checker *ck, const struct event *e, int kind, const cha
 	}
 	memcpy(a.key, e->key, e->key_len);
 	a.key_len = e->key_len;
-	if (kind == DDA_K_GAP) {
+	if (kind == DDA_K_GAP && ck->st.present) {
 		a.has_expected = a.has_found = true;
 		memcpy(a.expected, ck->st.cur, DDA_DIGEST_LEN);
-		memcpy(a.found, e->old_digest, DDA_DIGEST_LEN);
+		memcpy(a.found, e->event == DDA_EV_STATE ? e->new_digest : e->old_digest,
+		       DDA_DIGEST_LEN);
 	}
 	rc = ck->opts->anomaly(ck->opts->ctx, &a);
 	if (rc)
@@ -426,6 +431,19 @@ static void check_link(struct checker *ck, const struct event *e)
 	struct item_state *st = &ck->st;
 	char t[DDA_TIME_STRLEN];
 	const char *name = dda_event_name_str(e->event);
+	if (e->event == DDA_EV_STATE) {
+		/* A known state: never UNKNOWN_PRIOR; after other events it must
+		 * be what they left, else changes before it are missing. */
+		if (st->known && !links(st, e))
+			report(ck, e, DDA_K_GAP,
+			       st->present ? "the export's item differs from the item's state "
+					     "after %s at %s: changes are missing before the export"
+					   : "the export holds the item, removed by %s at %s: "
+					     "changes are missing before the export",
+			       dda_event_name_str(st->prev->event),
+			       dda_time_format(st->prev->time, true, t));
+		return;
+	}
 	if (!st->known) {
 		if (e->event != DDA_EV_INSERT)
 			report(ck, e, DDA_K_UNKNOWN_PRIOR,
@@ -494,7 +512,10 @@ static void process(struct checker *ck, const struct event *e)
 {
 	uint64_t fp = change_fp(e), seqfp = 0;
 	ck->stats->events++;
-	ck->stats->by_event[e->event]++;
+	if (e->event == DDA_EV_STATE)
+		ck->stats->states++;
+	else
+		ck->stats->by_event[e->event]++;
 	if (is_duplicate(ck, e, fp, &seqfp)) {
 		ck->stats->duplicates++;
 		report(ck, e, DDA_K_DUPLICATE, "%s recorded again%s: counted once",

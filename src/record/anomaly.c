@@ -20,6 +20,7 @@ static const struct {
     [DDA_K_NO_OP_MODIFY] = {"NO_OP_MODIFY", DDA_SEV_INFO},
     [DDA_K_OVERWRITTEN] = {"OVERWRITTEN", DDA_SEV_WARNING},
     [DDA_K_UNVERSIONED_BUCKET] = {"UNVERSIONED_BUCKET", DDA_SEV_WARNING},
+    [DDA_K_EXPORT_MISMATCH] = {"EXPORT_MISMATCH", DDA_SEV_ERROR},
 };
 
 const char *dda_kind_name(int kind)
@@ -54,14 +55,14 @@ int dda_severity_parse(const char *s)
 
 const char *dda_dialect_name(int d)
 {
-	static const char *const names[] = {"seed", "stream", "export"};
-	return d >= 0 && d <= DDA_DIALECT_EXPORT ? names[d] : "unknown";
+	static const char *const names[] = {"seed", "stream", "export", "export-full"};
+	return d >= 0 && d <= DDA_DIALECT_EXPORT_FULL ? names[d] : "unknown";
 }
 
 const char *dda_event_name_str(int ev)
 {
-	static const char *const names[] = {"INSERT", "MODIFY", "REMOVE"};
-	return ev >= 0 && ev <= DDA_EV_REMOVE ? names[ev] : "UNKNOWN";
+	static const char *const names[] = {"INSERT", "MODIFY", "REMOVE", "STATE"};
+	return ev >= 0 && ev <= DDA_EV_STATE ? names[ev] : "UNKNOWN";
 }
 
 void dda_anomaly_release(struct dda_anomaly *a)

@@ -333,12 +333,14 @@ static int parse_stream(struct run *r, const json_t *rec, struct fields *f)
 		return emit(r, DDA_K_INVALID_RECORD, f->time, NULL,
 			    "field 'dynamodb' is not an object"),
 		       -1;
+	/* Optional, as in the Lambda documentation's own example event: such a
+	 * record is ordered by its SequenceNumber alone, and no range drops it
+	 * (a record of unknown time is never silently left out). */
 	const json_t *t = json_object_get(db, "ApproximateCreationDateTime");
-	if (!t || epoch_seconds(t, &f->time)) {
+	if (t && !json_is_null(t) && epoch_seconds(t, &f->time)) {
 		f->time = DDA_TIME_NONE;
-		return emit(r, DDA_K_INVALID_RECORD, f->time, NULL, "%s",
-			    t ? "dynamodb.ApproximateCreationDateTime is not epoch seconds"
-			      : "missing field 'dynamodb.ApproximateCreationDateTime'"),
+		return emit(r, DDA_K_INVALID_RECORD, f->time, NULL,
+			    "dynamodb.ApproximateCreationDateTime is not epoch seconds"),
 		       -1;
 	}
 	if (out_of_range(r, f))
@@ -355,7 +357,38 @@ static int parse_stream(struct run *r, const json_t *rec, struct fields *f)
 	if (get_image(r, db, "OldImage", &f->old_img, f->time) ||
 	    get_image(r, db, "NewImage", &f->new_img, f->time))
 		return -1;
-	return parse_stream_meta(r, rec, db, f);
+	if (parse_stream_meta(r, rec, db, f))
+		return -1;
+	if (f->time == DDA_TIME_NONE && !f->seq)
+		return emit(r, DDA_K_INVALID_RECORD, f->time, NULL,
+			    "neither dynamodb.ApproximateCreationDateTime nor "
+			    "dynamodb.SequenceNumber: the record cannot be ordered"),
+		       -1;
+	return 0;
+}
+
+/* Microseconds since the epoch as DynamoDB writes them in an export: an N
+ * value of plain digits ({"N":"1752308870412608"}). The bare JSON integer
+ * that no export ever holds is refused, so a foreign producer is noticed. */
+static int export_micros(const json_t *wt, int64_t *out)
+{
+	const json_t *n = json_is_object(wt) && json_object_size(wt) == 1
+			      ? json_object_get(wt, "N")
+			      : NULL;
+	if (!json_is_string(n))
+		return -1;
+	const char *s = json_string_value(n);
+	size_t len = json_string_length(n);
+	/* Up to the year 9999 (2.5e17 microseconds): 18 digits. */
+	if (!all_digits(s, len) || len > 18)
+		return -1;
+	int64_t v = 0;
+	for (size_t i = 0; i < len; i++)
+		v = v * 10 + (s[i] - '0');
+	if (v >= (int64_t)253402300800 * DDA_USEC_PER_SEC)
+		return -1;
+	*out = v;
+	return 0;
 }
 
 static int parse_export(struct run *r, const json_t *rec, struct fields *f)
@@ -364,12 +397,14 @@ static int parse_export(struct run *r, const json_t *rec, struct fields *f)
 	const json_t *wt = json_object_get(meta, "WriteTimestampMicros");
 	f->dialect = DDA_DIALECT_EXPORT;
 	f->time = DDA_TIME_NONE;
-	if (!json_is_integer(wt) || json_integer_value(wt) < 0)
+	if (!wt || export_micros(wt, &f->time)) {
+		f->time = DDA_TIME_NONE;
 		return emit(r, DDA_K_INVALID_RECORD, f->time, NULL, "%s",
-			    wt ? "Metadata.WriteTimestampMicros is not an integer"
+			    wt ? "Metadata.WriteTimestampMicros is not an N value of "
+				 "microseconds ({\"N\":\"1752308870412608\"})"
 			       : "missing field 'Metadata.WriteTimestampMicros'"),
 		       -1;
-	f->time = json_integer_value(wt);
+	}
 	if (out_of_range(r, f))
 		return 1;
 	f->keys = json_object_get(rec, "Keys");
@@ -382,16 +417,49 @@ static int parse_export(struct run *r, const json_t *rec, struct fields *f)
 	if (get_image(r, rec, "OldImage", &f->old_img, f->time) ||
 	    get_image(r, rec, "NewImage", &f->new_img, f->time))
 		return -1;
-	/* An export line has no event name: the images say what happened. */
-	f->view = VIEW_NEW_AND_OLD;
+	/* An export line has no event name: the images say what happened. In
+	 * an export of view NEW_IMAGE a new image alone is an insert or an
+	 * update, which cannot be told apart: a MODIFY of unknown old image. */
+	bool new_only = r->o && r->o->exp.kind == DDA_EXPORT_INCREMENTAL && r->o->exp.new_only;
+	f->view = new_only ? VIEW_NEW_IMAGE : VIEW_NEW_AND_OLD;
 	if (f->old_img && f->new_img)
 		f->event = DDA_EV_MODIFY;
 	else if (f->new_img)
-		f->event = DDA_EV_INSERT;
+		f->event = new_only ? DDA_EV_MODIFY : DDA_EV_INSERT;
 	else
 		f->event = DDA_EV_REMOVE;
 	if (!f->old_img && !f->new_img)
 		f->view = VIEW_KEYS_ONLY;
+	return 0;
+}
+
+/* A full export's line {"Item":{...}}: the item's state at the export's
+ * time, which only the export's manifest-summary.json gives. The key is
+ * the --key-schema attributes of the item. */
+static int parse_full(struct run *r, const json_t *rec, struct fields *f)
+{
+	const struct dda_object *o = r->o;
+	f->dialect = DDA_DIALECT_EXPORT_FULL;
+	f->event = DDA_EV_STATE;
+	f->time = DDA_TIME_NONE;
+	if (!o || o->exp.kind != DDA_EXPORT_FULL)
+		return emit(r, DDA_K_INVALID_RECORD, f->time, NULL,
+			    "a full export's item outside a full export (its "
+			    "manifest-summary.json gives the time of the item)"),
+		       -1;
+	f->time = o->exp.time;
+	if (out_of_range(r, f))
+		return 1;
+	f->new_name = "Item";
+	f->view = VIEW_NEW_IMAGE;
+	if (get_image(r, rec, "Item", &f->new_img, f->time))
+		return -1;
+	if (!f->new_img)
+		return emit(r, DDA_K_INVALID_RECORD, f->time, NULL, "field 'Item' is null"), -1;
+	if (json_object_size(rec) != 1)
+		return emit(r, DDA_K_INVALID_RECORD, f->time, NULL,
+			    "a full export's line holds 'Item' alone"),
+		       -1;
 	return 0;
 }
 
@@ -418,12 +486,30 @@ static int seed_key(struct dda_decoder *d, const struct fields *f, struct dda_bu
 	return rc;
 }
 
+/* A full export's key: the --key-schema attributes of its item. */
+static int item_key(struct run *r, struct fields *f)
+{
+	struct dda_decoder *d = r->d;
+	const char *names[DDA_MAX_KEY_ATTRS];
+	for (size_t i = 0; i < d->opts.nkeys; i++)
+		names[i] = d->opts.key_names[i];
+	int rc = dda_canon_key(f->new_img, names, d->opts.nkeys, "Item", &d->key, &d->why);
+	if (rc == DDA_EFORMAT) {
+		emit(r, DDA_K_KEY_MISMATCH, f->time, NULL, "%s (the key attributes are "
+		     "--key-schema's)", d->why.ptr ? d->why.ptr : "Item");
+		return -1;
+	}
+	return rc ? (r->rc = rc) : 0;
+}
+
 /* Builds the record's item key into d->key. */
 static int build_key(struct run *r, struct fields *f)
 {
 	struct dda_decoder *d = r->d;
 	dda_buf_reset(&d->key);
 	dda_buf_reset(&d->why);
+	if (f->dialect == DDA_DIALECT_EXPORT_FULL)
+		return item_key(r, f);
 	if (!f->keys) {
 		if (seed_key(d, f, &d->key))
 			return r->rc = DDA_ENOMEM;
@@ -467,6 +553,8 @@ static int check_image_key(struct run *r, struct fields *f, const json_t *img, c
 	struct dda_decoder *d = r->d;
 	const char *names[DDA_MAX_KEY_ATTRS * 4];
 	size_t n = 0;
+	if (f->dialect == DDA_DIALECT_EXPORT_FULL)
+		return 0; /* the key was taken from this very image */
 	if (f->keys) {
 		const char *k;
 		const json_t *v;
@@ -501,6 +589,8 @@ static int check_image_key(struct run *r, struct fields *f, const json_t *img, c
 /* Which images the view and event call for; reports IMAGE_MISMATCH. */
 static int check_images(struct run *r, struct fields *f)
 {
+	if (f->event == DDA_EV_STATE)
+		return 0; /* parse_full required the item */
 	bool want_old =
 	    f->event != DDA_EV_INSERT && (f->view == VIEW_OLD_IMAGE || f->view == VIEW_NEW_AND_OLD);
 	bool want_new =
@@ -560,6 +650,23 @@ static int check_prefix_skew(struct run *r, struct fields *f)
 		    dda_time_format(f->time, true, t1), dda_time_format(o->hour, false, t2));
 }
 
+/* An incremental export holds the changes written in [exportFromTime,
+ * exportToTime): a line outside it contradicts the manifest. */
+static int check_export_window(struct run *r, struct fields *f)
+{
+	const struct dda_object *o = r->o;
+	if (f->dialect != DDA_DIALECT_EXPORT || !o || o->exp.kind != DDA_EXPORT_INCREMENTAL)
+		return 0;
+	if (f->time >= o->exp.from && f->time < o->exp.to)
+		return 0;
+	char t1[DDA_TIME_STRLEN], t2[DDA_TIME_STRLEN], t3[DDA_TIME_STRLEN];
+	return emit(r, DDA_K_EXPORT_MISMATCH, f->time, &r->d->key,
+		    "written at %s, outside its export's window [%s, %s) "
+		    "(manifest-summary.json)",
+		    dda_time_format(f->time, true, t1), dda_time_format(o->exp.from, true, t2),
+		    dda_time_format(o->exp.to, true, t3));
+}
+
 static int detect_dialect(const json_t *rec)
 {
 	if (json_object_get(rec, "dynamodb"))
@@ -568,6 +675,8 @@ static int detect_dialect(const json_t *rec)
 		return DDA_DIALECT_EXPORT;
 	if (json_object_get(rec, "eventName") || json_object_get(rec, "timestamp"))
 		return DDA_DIALECT_SEED;
+	if (json_object_get(rec, "Item"))
+		return DDA_DIALECT_EXPORT_FULL;
 	return -1;
 }
 
@@ -586,9 +695,11 @@ static int extract(struct run *r, const json_t *rec, struct fields *f)
 		return parse_stream(r, rec, f);
 	case DDA_DIALECT_EXPORT:
 		return parse_export(r, rec, f);
+	case DDA_DIALECT_EXPORT_FULL:
+		return parse_full(r, rec, f);
 	}
 	emit(r, DDA_K_INVALID_RECORD, DDA_TIME_NONE, NULL,
-	     "not an audit record (no eventName, dynamodb or Metadata field)");
+	     "not an audit record (no eventName, dynamodb, Metadata or Item field)");
 	return -1;
 }
 
@@ -630,6 +741,8 @@ static enum outcome finish_record(struct run *r, struct fields *f, struct dda_re
 	struct dda_decoder *d = r->d;
 	if (d->opts.check_prefix && (check_object_name(r, f) || check_prefix_skew(r, f)))
 		return OUT_INVALID; /* only a sink error gets here */
+	if (check_export_window(r, f))
+		return OUT_INVALID;
 	out->dialect = f->dialect;
 	out->event = f->event;
 	out->time = f->time;
@@ -639,7 +752,8 @@ static enum outcome finish_record(struct run *r, struct fields *f, struct dda_re
 	out->event_id_len = f->event_id_len;
 	out->key = (const uint8_t *)d->key.ptr;
 	out->key_len = d->key.len;
-	out->old_unknown = !out->has_old && f->event != DDA_EV_INSERT;
+	/* A state has no old image by nature, not for want of one. */
+	out->old_unknown = !out->has_old && f->event != DDA_EV_INSERT && f->event != DDA_EV_STATE;
 	out->new_unknown = !out->has_new && f->event != DDA_EV_REMOVE;
 	out->ttl = f->ttl;
 	int rc = r->sink->record(r->sink->ctx, out);
@@ -790,6 +904,9 @@ static void decode_doc(struct run *r)
 		n = 0;
 	}
 	pos = skip_space(p, pos, n, &r->line);
+	/* An export writes an empty data file for an empty partition. */
+	if (pos == n && r->o && r->o->exp.kind != DDA_EXPORT_NONE)
+		return;
 	if (pos == n) {
 		r->counts->records++;
 		r->counts->invalid++;
@@ -850,6 +967,21 @@ static void decode_lines(struct run *r)
 	}
 }
 
+/* A whole data file of an export holds as many items as its line in
+ * manifest-files.json says: fewer or more is EXPORT_MISMATCH. */
+static void check_export_count(struct run *r)
+{
+	const struct dda_object *o = r->o;
+	const struct dda_chunk *c = r->c;
+	if (r->rc || !o || !o->exp.listed || !c->last || c->first_index)
+		return;
+	uint64_t n = r->index - c->first_index;
+	if (n != o->exp.items)
+		emit(r, DDA_K_EXPORT_MISMATCH, DDA_TIME_NONE, NULL,
+		     "the data file holds %llu items, its export's manifest-files.json %llu",
+		     (unsigned long long)n, (unsigned long long)o->exp.items);
+}
+
 int dda_decode_chunk(struct dda_decoder *d, const struct dda_chunk *c,
 		     const struct dda_decode_sink *sink, struct dda_decode_counts *counts)
 {
@@ -872,6 +1004,7 @@ int dda_decode_chunk(struct dda_decoder *d, const struct dda_chunk *c,
 		decode_lines(&r);
 	else
 		decode_doc(&r);
+	check_export_count(&r);
 	return r.rc;
 }
 

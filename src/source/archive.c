@@ -1,11 +1,18 @@
 /* Archives (.tar, .tar.gz, .tgz, .zip) of a bucket tree, read entry by entry
- * with libarchive, in archive order, never extracted to disk. */
+ * with libarchive, in archive order, never extracted to disk. Only those
+ * formats and the gzip filter are enabled: libarchive would otherwise run
+ * external programs (lzop, lrzip, grzip, ...) on whatever bytes it is given. */
 #include "source/source_impl.h"
 
 #include <archive.h>
 #include <archive_entry.h>
 
 #define ARCHIVE_BLOCK (1u << 20)
+/* Directories looked at for an export's manifests (see load_export). */
+#define MAX_CHECKED_ROOTS 4096
+
+/* What ddbaudit documents it reads, for the refusal of anything else. */
+#define ARCHIVE_FORMATS "tar, gzip-compressed tar and zip archives"
 
 struct archive_source {
 	struct dda_source base;
@@ -14,7 +21,12 @@ struct archive_source {
 	struct archive *a;
 	uint64_t entries;
 	bool done;
+	bool eof;     /* the last entry was read: only missing files are left */
 	bool damaged; /* an entry's data was damaged: the next call fails */
+	struct dda__exports *exports;
+	char **checked; /* candidate export roots already looked for */
+	size_t nchecked;
+	struct dda_buf missing; /* key of a listed export file not found */
 };
 
 static struct archive *open_archive(const char *path, struct dda_error *err)
@@ -24,13 +36,21 @@ static struct archive *open_archive(const char *path, struct dda_error *err)
 		dda_error_set(err, DDA_ENOMEM, "out of memory");
 		return NULL;
 	}
-	archive_read_support_filter_all(a);
-	archive_read_support_format_tar(a);
-	archive_read_support_format_gnutar(a);
-	archive_read_support_format_zip(a);
+	/* ARCHIVE_WARN from the gzip filter means "through an external gzip
+	 * program": refused like every other external program. */
+	if (archive_read_support_filter_gzip(a) != ARCHIVE_OK ||
+	    archive_read_support_format_tar(a) != ARCHIVE_OK ||
+	    archive_read_support_format_zip(a) != ARCHIVE_OK) {
+		dda_error_set(err, DDA_EFORMAT,
+			      "cannot open archive '%s': this libarchive lacks built-in "
+			      "gzip, tar or zip support",
+			      path);
+		archive_read_free(a);
+		return NULL;
+	}
 	if (archive_read_open_filename(a, path, ARCHIVE_BLOCK) != ARCHIVE_OK) {
-		dda_error_set(err, DDA_EFORMAT, "cannot open archive '%s': %s", path,
-			      archive_error_string(a));
+		dda_error_set(err, DDA_EFORMAT, "cannot open archive '%s': %s (ddbaudit reads %s)",
+			      path, archive_error_string(a), ARCHIVE_FORMATS);
 		archive_read_free(a);
 		return NULL;
 	}
@@ -62,6 +82,104 @@ static int read_data(struct archive *a, struct dda_buf *b, int64_t size)
 	return rc;
 }
 
+/* The export root a key would belong to: the directory of an export's
+ * metadata file, or the directory above a "data/" one. Returns its length
+ * in key, or -1 when the key cannot be an export's. */
+static long candidate_root(const char *key)
+{
+	const char *slash = strrchr(key, '/');
+	const char *base = slash ? slash + 1 : key;
+	if (dda__export_meta_name(base))
+		return (long)(base - key);
+	if (!slash)
+		return -1;
+	size_t dir = (size_t)(slash - key);
+	if (dir == 4 && !memcmp(key, "data", 4))
+		return 0;
+	if (dir > 4 && !memcmp(slash - 5, "/data", 5))
+		return (long)dir - 4;
+	return -1;
+}
+
+/* Reads the entry's bytes when it is root + name, one of the manifests. */
+static int take_manifest(struct archive *a, const char *key, const char *root, const char *name,
+			 struct dda_buf *b, bool *got)
+{
+	size_t n = strlen(root);
+	if (*got || strncmp(key, root, n) || strcmp(key + n, name))
+		return 0;
+	*got = true;
+	int64_t size = 0;
+	int rc = read_data(a, b, size);
+	return rc == DDA_ENOMEM ? rc : 0;
+}
+
+/* Archive order is arbitrary: a data file may come before its export's
+ * manifests. The first entry that could be an export's sends one extra
+ * pass over the archive for that root's manifests (headers and the two
+ * manifests only), so exports cost one more read and other trees none. */
+static int load_export(struct archive_source *s, const char *root, struct dda_error *err)
+{
+	for (size_t i = 0; i < s->nchecked; i++)
+		if (!strcmp(s->checked[i], root))
+			return 0;
+	if (s->nchecked == MAX_CHECKED_ROOTS)
+		return 0;
+	char **nv = realloc(s->checked, (s->nchecked + 1) * sizeof(*nv));
+	if (!nv || !(nv[s->nchecked] = strdup(root))) {
+		if (nv)
+			s->checked = nv;
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	}
+	s->checked = nv;
+	s->nchecked++;
+	size_t max = s->base.opts.max_object_bytes;
+	struct dda_buf sum, files;
+	bool got_sum = false, got_files = false;
+	struct archive *a = open_archive(s->path, err);
+	if (!a)
+		return err->code;
+	dda_buf_init(&sum, max);
+	dda_buf_init(&files, max);
+	struct archive_entry *e;
+	int r, rc = 0;
+	while (!rc && (!got_sum || !got_files) &&
+	       ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK || r == ARCHIVE_WARN)) {
+		const char *key = entry_key(e);
+		if (!key || archive_entry_filetype(e) != AE_IFREG)
+			continue;
+		rc = take_manifest(a, key, root, "manifest-summary.json", &sum, &got_sum);
+		if (!rc)
+			rc = take_manifest(a, key, root, "manifest-files.json", &files, &got_files);
+	}
+	archive_read_free(a);
+	if (!rc && (got_sum || got_files))
+		rc = dda__exports_add(s->exports, &s->base, root, got_sum ? &sum : NULL,
+				      got_files ? &files : NULL);
+	dda_buf_release(&sum);
+	dda_buf_release(&files);
+	return rc ? dda_error_set(err, rc, "out of memory reading an export's manifests") : 0;
+}
+
+/* The export facts of an entry (loading its export first if need be).
+ * Returns DDA__EXP_*, or a negative error. */
+static int export_facts(struct archive_source *s, const char *key, struct dda_export_info *info,
+			bool *unlisted, struct dda_error *err)
+{
+	long n = candidate_root(key);
+	if (n >= 0) {
+		char root[4096];
+		if ((size_t)n >= sizeof(root))
+			return DDA__EXP_OUTSIDE;
+		memcpy(root, key, (size_t)n);
+		root[n] = '\0';
+		int rc = load_export(s, root, err);
+		if (rc)
+			return rc;
+	}
+	return dda__exports_classify(s->exports, key, info, unlisted);
+}
+
 static int damaged(struct archive_source *s, struct dda_error *err)
 {
 	s->done = true;
@@ -77,8 +195,15 @@ static int archive_next(struct dda_source *src, struct dda_chunk *c, struct dda_
 	if (s->damaged)
 		return damaged(s, err);
 	while (!s->done) {
-		int r = archive_read_next_header(s->a, &e);
+		int r = s->eof ? ARCHIVE_EOF : archive_read_next_header(s->a, &e);
 		if (r == ARCHIVE_EOF) {
+			s->eof = true;
+			/* What the exports' manifests list and the archive lacks. */
+			int m = dda__exports_next_missing(s->exports, NULL, &s->missing);
+			if (m < 0)
+				return dda_error_set(err, m, "out of memory");
+			if (m)
+				return dda__export_missing_chunk(src, s->missing.ptr, c, err);
 			s->done = true;
 			return 0;
 		}
@@ -94,6 +219,12 @@ static int archive_next(struct dda_source *src, struct dda_chunk *c, struct dda_
 		}
 		int64_t size = archive_entry_size_is_set(e) ? archive_entry_size(e) : -1;
 		struct dda_object meta = {.key = key, .size = size, .last_modified = DDA_TIME_NONE};
+		bool unlisted = false;
+		int x = export_facts(s, key, &meta.exp, &unlisted, err);
+		if (x < 0)
+			return x;
+		if (x == DDA__EXP_META)
+			continue; /* export bookkeeping, not an object */
 		if (archive_entry_mtime_is_set(e))
 			meta.last_modified = (int64_t)archive_entry_mtime(e) * DDA_USEC_PER_SEC +
 					     archive_entry_mtime_nsec(e) / 1000;
@@ -102,6 +233,8 @@ static int archive_next(struct dda_source *src, struct dda_chunk *c, struct dda_
 			return dda_error_set(err, (int)id, "out of memory");
 		struct dda_object *o = dda_objtab_get(src->objs, (uint32_t)id);
 		c->obj = (uint32_t)id;
+		if (unlisted && dda__export_unlisted(src, (uint32_t)id))
+			return dda_error_set(err, DDA_ENOMEM, "out of memory");
 		c->kind = DDA_CHUNK_DOC;
 		c->first_line = 1;
 		c->last = true;
@@ -176,6 +309,11 @@ static void archive_free_source(struct dda_source *src)
 {
 	struct archive_source *s = (struct archive_source *)src;
 	archive_read_free(s->a);
+	dda__exports_free(s->exports);
+	for (size_t i = 0; i < s->nchecked; i++)
+		free(s->checked[i]);
+	free(s->checked);
+	dda_buf_release(&s->missing);
 	dda__sha256_release(&s->sha);
 	free(s->path);
 	free(s);
@@ -192,11 +330,15 @@ int dda__archive_open(struct dda_source **out, const char *path, struct dda_erro
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
 	}
 	s->a = open_archive(path, err);
-	if (!s->a) {
+	if (!s->a || !(s->exports = dda__exports_new())) {
+		int rc = s->a ? dda_error_set(err, DDA_ENOMEM, "out of memory")
+			      : err ? err->code : DDA_EFORMAT;
+		archive_read_free(s->a);
 		free(s->path);
 		free(s);
-		return err ? err->code : DDA_EFORMAT;
+		return rc;
 	}
+	dda_buf_init(&s->missing, 1 << 16);
 	s->base.ops = &archive_ops;
 	*out = &s->base;
 	return 0;

@@ -23,6 +23,8 @@ struct frame {
 	size_t path_len; /* length of the relative path of this directory */
 	int state;
 	int y, m, d; /* date so far */
+	bool checked;	   /* looked for an export's manifests */
+	char *export_root; /* key prefix of the export this directory holds */
 };
 
 /* The writer's top-level prefix: a directory of that name keeps it as the
@@ -38,6 +40,8 @@ struct dir_source {
 	struct frame stack[MAX_DEPTH];
 	int depth;
 	struct dda_buf path; /* relative path of the current entry */
+	struct dda__exports *exports;
+	struct dda_buf missing; /* key of a listed export file not found */
 };
 
 static int cmp_str(const void *a, const void *b)
@@ -53,6 +57,8 @@ static void frame_release(struct frame *f)
 	if (f->fd >= 0)
 		close(f->fd);
 	f->fd = -1;
+	free(f->export_root);
+	f->export_root = NULL;
 }
 
 /* Lists a directory's entries (no dot files), sorted. Takes fd. */
@@ -192,6 +198,10 @@ static int emit_file(struct dir_source *s, int dirfd, const char *name, struct d
 {
 	size_t max = s->base.opts.max_object_bytes;
 	struct dda_object meta = {.key = s->path.ptr, .size = -1, .last_modified = DDA_TIME_NONE};
+	bool unlisted = false;
+	if (dda__exports_classify(s->exports, s->path.ptr, &meta.exp, &unlisted) ==
+	    DDA__EXP_META)
+		return 0; /* export bookkeeping, not an object */
 	struct stat st;
 	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	int saved = errno;
@@ -208,6 +218,11 @@ static int emit_file(struct dir_source *s, int dirfd, const char *name, struct d
 	}
 	struct dda_object *o = dda_objtab_get(s->base.objs, (uint32_t)id);
 	c->obj = (uint32_t)id;
+	if (unlisted && dda__export_unlisted(&s->base, (uint32_t)id)) {
+		if (fd >= 0)
+			close(fd);
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	}
 	if (fd < 0)
 		return unreadable(c, o, "cannot open: %s", strerror(saved));
 	if (meta.size > (int64_t)max) {
@@ -255,11 +270,86 @@ static int push_dir(struct dir_source *s, int parentfd, const char *name, int st
 	return 0;
 }
 
+static bool frame_has(const struct frame *f, const char *name)
+{
+	for (size_t i = 0; i < f->n; i++)
+		if (!strcmp(f->names[i], name))
+			return true;
+	return false;
+}
+
+/* Reads a manifest of the directory, or leaves *got NULL when it is absent
+ * or unreadable (the export then reports it missing). */
+static int read_manifest(struct dir_source *s, const struct frame *f, const char *name,
+			 struct dda_buf *b, const struct dda_buf **got)
+{
+	*got = NULL;
+	if (!frame_has(f, name))
+		return 0;
+	int fd = openat(f->fd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return 0;
+	int rc = read_fd(fd, 0, b);
+	close(fd);
+	if (!rc)
+		*got = b;
+	return rc == DDA_ENOMEM ? rc : 0;
+}
+
+/* A directory holding manifest-summary.json (or manifest-files.json) is a
+ * DynamoDB export: its manifests are read before anything below it. */
+static int check_export(struct dir_source *s, struct frame *f, struct dda_error *err)
+{
+	f->checked = true;
+	if (!frame_has(f, "manifest-summary.json") && !frame_has(f, "manifest-files.json"))
+		return 0;
+	size_t max = s->base.opts.max_object_bytes;
+	struct dda_buf root, sum, files;
+	const struct dda_buf *got_sum, *got_files;
+	dda_buf_init(&root, 1 << 16);
+	dda_buf_init(&sum, max);
+	dda_buf_init(&files, max);
+	int rc = dda_buf_add(&root, s->path.ptr, f->path_len);
+	if (!rc && f->path_len)
+		rc = dda_buf_addc(&root, '/');
+	if (!rc)
+		rc = dda_buf_adds(&root, "");
+	if (!rc)
+		rc = read_manifest(s, f, "manifest-summary.json", &sum, &got_sum);
+	if (!rc)
+		rc = read_manifest(s, f, "manifest-files.json", &files, &got_files);
+	if (!rc)
+		rc = dda__exports_add(s->exports, &s->base, root.ptr, got_sum, got_files);
+	if (!rc)
+		f->export_root = dda_buf_take(&root, NULL);
+	if (!rc && !f->export_root)
+		rc = DDA_ENOMEM;
+	dda_buf_release(&root);
+	dda_buf_release(&sum);
+	dda_buf_release(&files);
+	return rc ? dda_error_set(err, DDA_ENOMEM, "out of memory reading an export's manifests")
+		  : 0;
+}
+
 static int dir_next(struct dda_source *src, struct dda_chunk *c, struct dda_error *err)
 {
 	struct dir_source *s = (struct dir_source *)src;
 	while (s->depth > 0) {
 		struct frame *f = &s->stack[s->depth - 1];
+		if (!f->checked) {
+			s->path.len = f->path_len;
+			int rc = check_export(s, f, err);
+			if (rc)
+				return rc;
+		}
+		if (f->i == f->n && f->export_root) {
+			/* What the manifest lists and the directory lacks: not read. */
+			int rc = dda__exports_next_missing(s->exports, f->export_root, &s->missing);
+			if (rc < 0)
+				return dda_error_set(err, rc, "out of memory");
+			if (rc)
+				return dda__export_missing_chunk(src, s->missing.ptr, c, err);
+		}
 		if (f->i == f->n) {
 			frame_release(f);
 			s->depth--;
@@ -299,7 +389,9 @@ static int dir_next(struct dda_source *src, struct dda_chunk *c, struct dda_erro
 			src->objects_skipped++;
 			continue;
 		}
-		return emit_file(s, f->fd, name, c, err);
+		int rc = emit_file(s, f->fd, name, c, err);
+		if (rc)
+			return rc;
 	}
 	return 0;
 }
@@ -330,6 +422,8 @@ static void dir_free(struct dda_source *src)
 	while (s->depth > 0)
 		frame_release(&s->stack[--s->depth]);
 	dda_buf_release(&s->path);
+	dda_buf_release(&s->missing);
+	dda__exports_free(s->exports);
 	dda__sha256_release(&s->sha);
 	free(s->root);
 	free(s);
@@ -346,7 +440,11 @@ int dda__dir_open(struct dda_source **out, const char *path, struct dda_error *e
 	}
 	s->base.ops = &dir_ops;
 	dda_buf_init(&s->path, 1 << 16);
-	if (dda_buf_adds(&s->path, "")) { /* path.ptr is a string from here on */
+	dda_buf_init(&s->missing, 1 << 16);
+	/* path.ptr is a string from here on */
+	if (!(s->exports = dda__exports_new()) || dda_buf_adds(&s->path, "")) {
+		dda__exports_free(s->exports);
+		dda_buf_release(&s->path);
 		free(s->root);
 		free(s);
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
@@ -359,6 +457,7 @@ int dda__dir_open(struct dda_source **out, const char *path, struct dda_error *e
 		if (fd >= 0)
 			frame_release(&s->stack[0]);
 		dda_buf_release(&s->path);
+		dda__exports_free(s->exports);
 		free(s->root);
 		free(s);
 		return rc;

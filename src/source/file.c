@@ -1,8 +1,48 @@
-/* A single object file (x.json, x.json.gz): one object, one chunk. */
+/* A single object file (x.json, x.json.gz): one object, one chunk. A file
+ * in an archive or compression format ddbaudit does not read is refused at
+ * open, by name, rather than reported as a JSON object that does not parse. */
 #include "source/source_impl.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+/* Magic numbers of formats that are not JSON, gzip, tar or zip. */
+static const struct {
+	const char *name;
+	size_t off, len;
+	const char *magic;
+} foreign[] = {
+    {"a zstd-compressed file", 0, 4, "\x28\xb5\x2f\xfd"},
+    {"an xz-compressed file", 0, 6, "\xfd" "7zXZ\0"},
+    {"a bzip2-compressed file", 0, 3, "BZh"},
+    {"an lz4-compressed file", 0, 4, "\x04\x22\x4d\x18"},
+    {"an lzip-compressed file", 0, 4, "LZIP"},
+    {"an lzop-compressed file", 0, 4, "\x89LZO"},
+    {"a compress (.Z) file", 0, 2, "\x1f\x9d"},
+    {"a 7z archive", 0, 6, "7z\xbc\xaf\x27\x1c"},
+    {"a RAR archive", 0, 4, "Rar!"},
+    {"a cpio archive", 0, 5, "07070"},
+    {"a cpio archive", 0, 2, "\xc7\x71"},
+    {"an ar archive", 0, 7, "!<arch>"},
+};
+
+/* Names the format of a file's first bytes when it is one of the above. */
+static const char *foreign_format(const char *path)
+{
+	unsigned char b[16];
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return NULL;
+	ssize_t n = read(fd, b, sizeof(b));
+	close(fd);
+	for (size_t i = 0; n > 0 && i < DDA_ARRAY_SIZE(foreign); i++)
+		if ((size_t)n >= foreign[i].off + foreign[i].len &&
+		    !memcmp(b + foreign[i].off, foreign[i].magic, foreign[i].len))
+			return foreign[i].name;
+	return NULL;
+}
 
 struct file_source {
 	struct dda_source base;
@@ -79,6 +119,13 @@ static const struct dda_source_ops file_ops = {"file", file_next, file_reread, f
 
 int dda__file_open(struct dda_source **out, const char *path, struct dda_error *err)
 {
+	const char *fmt = foreign_format(path);
+	if (fmt)
+		return dda_error_set(err, DDA_EFORMAT,
+				     "cannot read '%s': it is %s; ddbaudit reads JSON and NDJSON "
+				     "(plain or gzip-compressed) and tar, gzip-compressed tar and "
+				     "zip archives",
+				     path, fmt);
 	struct file_source *s = calloc(1, sizeof(*s));
 	if (!s || !(s->path = strdup(path))) {
 		free(s);

@@ -36,6 +36,36 @@ uint64_t dda__instream_stored(const struct dda__instream *s);
 void dda__instream_sha256(struct dda__instream *s, uint8_t out[32]);
 void dda__instream_close(struct dda__instream *s);
 
+/* DynamoDB exports met by a source (export.c). An export is rooted at a
+ * key prefix ("" or ending in '/') holding manifest-summary.json. */
+struct dda__exports;
+struct dda__exports *dda__exports_new(void);
+void dda__exports_free(struct dda__exports *x);
+/* True for a name an export writes beside its data: _started, the two
+ * manifests, *.checksum, *.md5. */
+bool dda__export_meta_name(const char *name);
+bool dda__exports_known(const struct dda__exports *x, const char *root);
+/* Registers the export at root from its manifests' bytes (NULL: missing).
+ * A missing or broken manifest and a summary whose item count is not the
+ * sum of the files' are findings on s. Returns 0 or DDA_ENOMEM. */
+int dda__exports_add(struct dda__exports *x, struct dda_source *s, const char *root,
+		     const struct dda_buf *summary, const struct dda_buf *files);
+enum { DDA__EXP_OUTSIDE, DDA__EXP_META, DDA__EXP_DATA };
+/* What key is: outside any export, an export's metadata file (not an
+ * object), or one of its data files (info filled, the file marked seen;
+ * *unlisted when the files manifest was read and does not list it). */
+int dda__exports_classify(struct dda__exports *x, const char *key, struct dda_export_info *info,
+			  bool *unlisted);
+/* The next listed data file never seen (of the export at root, or of any
+ * export with root NULL), its key in key. Returns 1, 0 when none is left,
+ * or DDA_ENOMEM. Each is returned once. */
+int dda__exports_next_missing(struct dda__exports *x, const char *root, struct dda_buf *key);
+/* Registers a missing data file as an object and fills c as UNREADABLE. */
+int dda__export_missing_chunk(struct dda_source *s, const char *key, struct dda_chunk *c,
+			      struct dda_error *err);
+/* The EXPORT_MISMATCH finding for a data file the manifest does not list. */
+int dda__export_unlisted(struct dda_source *s, uint32_t obj);
+
 int dda__dir_open(struct dda_source **out, const char *path, struct dda_error *err);
 int dda__archive_open(struct dda_source **out, const char *path, struct dda_error *err);
 int dda__ndjson_open(struct dda_source **out, const char *path, struct dda_error *err);

@@ -1,4 +1,4 @@
-/* The record decoder: the three dialects, every validation rule, object
+/* The record decoder: the four dialects, every validation rule, object
  * names and hour prefixes, time filtering, and recovery inside objects. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -54,13 +54,16 @@ static void got_release(struct got *g)
 		json_decref(g->new_images[i]);
 }
 
-/* Decodes text as one object named key (NULL: no object table). */
-static void decode_as(struct got *g, const char *text, int kind, const char *key,
-		      const struct dda_decoder_opts *opts)
+/* Decodes text as one object named key, which is an export's data file as
+ * exp says (NULL: none). */
+static void decode_exp(struct got *g, const char *text, int kind, const char *key,
+		       const struct dda_decoder_opts *opts, const struct dda_export_info *exp)
 {
 	struct dda_objtab *t = dda_objtab_new();
 	struct dda_object o = {
 	    .key = key ? key : "x.json", .size = -1, .last_modified = DDA_TIME_NONE};
+	if (exp)
+		o.exp = *exp;
 	int64_t id = dda_objtab_add(t, &o);
 	assert_true(id >= 0);
 	struct dda_decoder_opts def;
@@ -81,6 +84,12 @@ static void decode_as(struct got *g, const char *text, int kind, const char *key
 	dda_chunk_release(&c);
 	dda_decoder_free(d);
 	dda_objtab_free(t);
+}
+
+static void decode_as(struct got *g, const char *text, int kind, const char *key,
+		      const struct dda_decoder_opts *opts)
+{
+	decode_exp(g, text, kind, key, opts, NULL);
 }
 
 static void decode(struct got *g, const char *text)
@@ -279,6 +288,10 @@ static void test_stream_dialect(void **state)
 	got_release(&g);
 	expect_one(STREAM("e3", "MODIFY", "\"x\"", "1", "NEW_IMAGE", ""), DDA_K_INVALID_RECORD,
 		   "ApproximateCreationDateTime");
+	/* Neither a time nor a sequence number: nothing to order it by. */
+	expect_one("{\"eventName\":\"REMOVE\",\"dynamodb\":{\"Keys\":{\"Id\":{\"S\":\"k\"}},"
+		   "\"OldImage\":{\"Id\":{\"S\":\"k\"}}}}",
+		   DDA_K_INVALID_RECORD, "cannot be ordered");
 	expect_one(STREAM("e3", "MODIFY", "1", "12a", "NEW_IMAGE", ",\"NewImage\":{}"),
 		   DDA_K_INVALID_RECORD, "SequenceNumber");
 	expect_one(STREAM("e4", "REMOVE", "1", "1", "NEW_AND_OLD_IMAGES",
@@ -303,14 +316,14 @@ static void test_export_dialect(void **state)
 {
 	struct got g;
 	decode_as(&g,
-		  "{\"Metadata\":{\"WriteTimestampMicros\":1752308870000001},\"Keys\":{\"pk\":{"
+		  "{\"Metadata\":{\"WriteTimestampMicros\":{\"N\":\"1752308870000001\"}},\"Keys\":{\"pk\":{"
 		  "\"S\":\"x\"}},"
 		  "\"NewImage\":{\"pk\":{\"S\":\"x\"},\"n\":{\"N\":\"1\"}}}\n"
-		  "{\"Metadata\":{\"WriteTimestampMicros\":1752308870000002},\"Keys\":{\"pk\":{"
+		  "{\"Metadata\":{\"WriteTimestampMicros\":{\"N\":\"1752308870000002\"}},\"Keys\":{\"pk\":{"
 		  "\"S\":\"x\"}},"
 		  "\"OldImage\":{\"pk\":{\"S\":\"x\"},\"n\":{\"N\":\"1\"}},"
 		  "\"NewImage\":{\"pk\":{\"S\":\"x\"},\"n\":{\"N\":\"2\"}}}\n"
-		  "{\"Metadata\":{\"WriteTimestampMicros\":1752308870000003},\"Keys\":{\"pk\":{"
+		  "{\"Metadata\":{\"WriteTimestampMicros\":{\"N\":\"1752308870000003\"}},\"Keys\":{\"pk\":{"
 		  "\"S\":\"x\"}}}\n",
 		  DDA_CHUNK_LINES, "export.json", NULL);
 	assert_int_equal(g.nano, 0);
@@ -320,6 +333,186 @@ static void test_export_dialect(void **state)
 	assert_int_equal(g.rec[2].event, DDA_EV_REMOVE);
 	assert_true(g.rec[2].old_unknown);
 	assert_int_equal(g.rec[2].line, 3);
+	got_release(&g);
+}
+
+/* The Lambda developer guide's example DynamoDB event: no
+ * ApproximateCreationDateTime, ordered by SequenceNumber; a range never
+ * drops a record whose time is unknown. */
+#define LAMBDA_DOCS_EVENT                                                                          \
+	"{\"Records\":[{\"eventID\":\"1\",\"eventVersion\":\"1.0\",\"dynamodb\":{\"Keys\":{"       \
+	"\"Id\":{\"N\":\"101\"}},\"NewImage\":{\"Message\":{\"S\":\"New item!\"},\"Id\":{\"N\":"  \
+	"\"101\"}},\"StreamViewType\":\"NEW_AND_OLD_IMAGES\",\"SequenceNumber\":\"111\","          \
+	"\"SizeBytes\":26},\"awsRegion\":\"us-west-2\",\"eventName\":\"INSERT\",\"eventSourceARN\":"  \
+	"\"arn:aws:dynamodb:us-west-2:111122223333:table/TestTable/stream/2015-05-11T21:21:33.291\","  \
+	"\"eventSource\":\"aws:dynamodb\"},{\"eventID\":\"2\",\"eventVersion\":\"1.0\",\"dynamodb\":{"  \
+	"\"OldImage\":{\"Message\":{\"S\":\"New item!\"},\"Id\":{\"N\":\"101\"}},\"SequenceNumber\":" \
+	"\"222\",\"Keys\":{\"Id\":{\"N\":\"101\"}},\"SizeBytes\":59,\"NewImage\":{\"Message\":{"   \
+	"\"S\":\"This item has changed\"},\"Id\":{\"N\":\"101\"}},\"StreamViewType\":"              \
+	"\"NEW_AND_OLD_IMAGES\"},\"awsRegion\":\"us-west-2\",\"eventName\":\"MODIFY\","             \
+	"\"eventSourceARN\":\"arn:aws:dynamodb:us-west-2:111122223333:table/TestTable/stream/"        \
+	"2015-05-11T21:21:33.291\",\"eventSource\":\"aws:dynamodb\"},{\"eventID\":\"3\","             \
+	"\"eventVersion\":\"1.0\",\"dynamodb\":{\"Keys\":{\"Id\":{\"N\":\"101\"}},\"SizeBytes\":38,"   \
+	"\"SequenceNumber\":\"333\",\"OldImage\":{\"Message\":{\"S\":\"This item has changed\"},"   \
+	"\"Id\":{\"N\":\"101\"}},\"StreamViewType\":\"NEW_AND_OLD_IMAGES\"},\"awsRegion\":"        \
+	"\"us-west-2\",\"eventName\":\"REMOVE\",\"eventSourceARN\":\"arn:aws:dynamodb:us-west-2:"    \
+	"111122223333:table/TestTable/stream/2015-05-11T21:21:33.291\",\"eventSource\":"            \
+	"\"aws:dynamodb\"}]}"
+
+static void test_stream_without_time(void **state)
+{
+	struct got g;
+	struct dda_decoder_opts o;
+	dda_decoder_opts_default(&o);
+	o.range.from = INT64_C(1752300000000000);
+	o.range.to = INT64_C(1752400000000000);
+	decode_as(&g, LAMBDA_DOCS_EVENT, DDA_CHUNK_DOC, "event.json", &o);
+	assert_int_equal(g.nano, 0);
+	assert_int_equal(g.nrec, 3);
+	assert_int_equal(g.counts.filtered, 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(g.rec[i].dialect, DDA_DIALECT_STREAM);
+		assert_true(g.rec[i].time == DDA_TIME_NONE);
+		assert_int_equal(g.rec[i].seq_len, 3);
+	}
+	assert_int_equal(g.rec[0].event, DDA_EV_INSERT);
+	assert_int_equal(g.rec[1].event, DDA_EV_MODIFY);
+	assert_int_equal(g.rec[2].event, DDA_EV_REMOVE);
+	got_release(&g);
+}
+
+#define EXPORT_LINE(micros, rest)                                                                  \
+	"{\"Metadata\":{\"WriteTimestampMicros\":" micros "},\"Keys\":{\"pk\":{\"S\":\"x\"}}" rest  \
+	"}\n"
+
+/* WriteTimestampMicros is an N value, as AWS writes it; a bare integer, a
+ * negative or fractional N and a time past the year 9999 are refused. */
+static void test_export_time_forms(void **state)
+{
+	struct got g;
+	decode_as(&g, EXPORT_LINE("{\"N\":\"1752308870412608\"}", ""), DDA_CHUNK_LINES, NULL, NULL);
+	assert_int_equal(g.nano, 0);
+	assert_int_equal(g.nrec, 1);
+	assert_true(g.rec[0].time == INT64_C(1752308870412608));
+	got_release(&g);
+	static const char *const bad[] = {
+	    "1752308870412608", "\"1752308870412608\"", "{\"N\":\"-1\"}", "{\"N\":\"1.5\"}",
+	    "{\"N\":\"\"}", "{\"N\":\"999999999999999999\"}", "{\"S\":\"1\"}",
+	    "{\"N\":\"1\",\"S\":\"1\"}", "{\"N\":1}"};
+	for (size_t i = 0; i < DDA_ARRAY_SIZE(bad); i++) {
+		char line[256];
+		snprintf(line, sizeof(line),
+			 "{\"Metadata\":{\"WriteTimestampMicros\":%s},\"Keys\":{\"pk\":{\"S\":\"x\"}}}",
+			 bad[i]);
+		expect_one(line, DDA_K_INVALID_RECORD, "WriteTimestampMicros");
+	}
+}
+
+/* An incremental export's data file: lines outside the export's window and
+ * a line count other than the manifest's are EXPORT_MISMATCH; in a
+ * NEW_IMAGE export a new image alone is a MODIFY of unknown old image. */
+static void test_export_manifest_checks(void **state)
+{
+	struct got g;
+	struct dda_export_info exp = {.kind = DDA_EXPORT_INCREMENTAL,
+				      .listed = true,
+				      .items = 2,
+				      .from = INT64_C(1752308870000000),
+				      .to = INT64_C(1752308880000000)};
+	const char *two = EXPORT_LINE("{\"N\":\"1752308870000000\"}",
+				      ",\"NewImage\":{\"pk\":{\"S\":\"x\"}}")
+	    EXPORT_LINE("{\"N\":\"1752308879999999\"}", ",\"OldImage\":{\"pk\":{\"S\":\"x\"}}");
+	decode_exp(&g, two, DDA_CHUNK_DOC, "AWSDynamoDB/e/data/a.json.gz", NULL, &exp);
+	assert_int_equal(g.nano, 0);
+	assert_int_equal(g.nrec, 2);
+	assert_int_equal(g.rec[0].event, DDA_EV_INSERT);
+	got_release(&g);
+
+	exp.items = 3;
+	decode_exp(&g, two, DDA_CHUNK_DOC, "AWSDynamoDB/e/data/a.json.gz", NULL, &exp);
+	assert_int_equal(g.nrec, 2);
+	assert_int_equal(g.nano, 1);
+	assert_int_equal(g.kinds[0], DDA_K_EXPORT_MISMATCH);
+	assert_non_null(strstr(g.details[0], "holds 2 items"));
+	got_release(&g);
+
+	exp.items = 1;
+	exp.new_only = true;
+	decode_exp(&g, EXPORT_LINE("{\"N\":\"1752308880000000\"}", ",\"NewImage\":{\"pk\":{\"S\":\"x\"}}"),
+		   DDA_CHUNK_DOC, "AWSDynamoDB/e/data/a.json.gz", NULL, &exp);
+	assert_int_equal(g.nrec, 1);
+	assert_int_equal(g.rec[0].event, DDA_EV_MODIFY);
+	assert_true(g.rec[0].old_unknown);
+	assert_int_equal(g.nano, 1);
+	assert_int_equal(g.kinds[0], DDA_K_EXPORT_MISMATCH);
+	assert_non_null(strstr(g.details[0], "outside its export's window"));
+	got_release(&g);
+
+	/* An empty data file (an empty partition) is no finding. */
+	exp.items = 0;
+	decode_exp(&g, "", DDA_CHUNK_DOC, "AWSDynamoDB/e/data/b.json.gz", NULL, &exp);
+	assert_int_equal(g.nano, 0);
+	assert_int_equal(g.counts.records, 0);
+}
+
+/* A full export's {"Item":...} line is the item's state at exportTime,
+ * keyed by --key-schema; outside a full export it has no time. */
+static void test_export_full(void **state)
+{
+	struct got g;
+	struct dda_export_info exp = {.kind = DDA_EXPORT_FULL,
+				      .listed = true,
+				      .items = 2,
+				      .time = INT64_C(1752308870028000)};
+	const char *items = "{\"Item\":" IMG("u1", "a1", ",\"V\":{\"N\":\"1\"}") "}\n"
+			    "{\"Item\":" IMG("u2", "a2", ",\"Tags\":{\"SS\":[\"b\",\"a\"]}") "}\n";
+	decode_exp(&g, items, DDA_CHUNK_DOC, "AWSDynamoDB/f/data/x.json.gz", NULL, &exp);
+	assert_int_equal(g.nano, 0);
+	assert_int_equal(g.nrec, 2);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(g.rec[i].dialect, DDA_DIALECT_EXPORT_FULL);
+		assert_int_equal(g.rec[i].event, DDA_EV_STATE);
+		assert_true(g.rec[i].time == exp.time);
+		assert_true(g.rec[i].has_new);
+		assert_false(g.rec[i].has_old);
+		assert_false(g.rec[i].old_unknown);
+		assert_false(g.rec[i].new_unknown);
+		assert_non_null(g.new_images[i]);
+	}
+	got_release(&g);
+	/* Its key is the seed records' key for the same item. */
+	struct got s;
+	decode(&s, SEED("INSERT", "2025-07-12T08:00:00", "u1", "a1",
+			",\"newImage\":" IMG("u1", "a1", ",\"V\":{\"N\":\"1\"}")));
+	decode_exp(&g, items, DDA_CHUNK_DOC, "AWSDynamoDB/f/data/x.json.gz", NULL, &exp);
+	assert_int_equal(s.nrec, 1);
+	assert_int_equal(g.rec[0].key_len, s.rec[0].key_len);
+	assert_memory_equal(g.keys[0], s.keys[0], s.rec[0].key_len);
+	assert_memory_equal(g.rec[0].new_digest, s.rec[0].new_digest, DDA_DIGEST_LEN);
+	got_release(&g);
+	got_release(&s);
+
+	expect_one("{\"Item\":" IMG("u1", "a1", "") "}", DDA_K_INVALID_RECORD, "full export");
+	decode_exp(&g, "{\"Item\":{\"UserId\":{\"S\":\"u\"}}}\n{\"Item\":3}\n"
+		       "{\"Item\":" IMG("u", "a", "") ",\"x\":1}\n",
+		   DDA_CHUNK_DOC, "AWSDynamoDB/f/data/y.json.gz", NULL, &exp);
+	assert_int_equal(g.nrec, 0);
+	assert_int_equal(g.nano, 4);
+	assert_int_equal(g.kinds[0], DDA_K_KEY_MISMATCH);
+	assert_int_equal(g.kinds[1], DDA_K_INVALID_RECORD);
+	assert_int_equal(g.kinds[2], DDA_K_INVALID_RECORD);
+	assert_int_equal(g.kinds[3], DDA_K_EXPORT_MISMATCH);
+	got_release(&g);
+
+	/* A range that excludes the export time filters its states. */
+	struct dda_decoder_opts o;
+	dda_decoder_opts_default(&o);
+	o.range.from = exp.time + 1;
+	o.range.to = DDA_TIME_NONE;
+	decode_exp(&g, items, DDA_CHUNK_DOC, "AWSDynamoDB/f/data/x.json.gz", &o, &exp);
+	assert_int_equal(g.nrec, 0);
+	assert_int_equal(g.counts.filtered, 2);
+	assert_int_equal(g.nano, 0);
 	got_release(&g);
 }
 
@@ -418,6 +611,10 @@ int main(void)
 	    cmocka_unit_test(test_stream_dialect),
 	    cmocka_unit_test(test_stream_ttl),
 	    cmocka_unit_test(test_export_dialect),
+	    cmocka_unit_test(test_stream_without_time),
+	    cmocka_unit_test(test_export_time_forms),
+	    cmocka_unit_test(test_export_manifest_checks),
+	    cmocka_unit_test(test_export_full),
 	    cmocka_unit_test(test_range_filter),
 	    cmocka_unit_test(test_doc_recovery),
 	    cmocka_unit_test(test_key_schema),

@@ -242,6 +242,54 @@ static void test_settle_makes_gap_provisional(void **state)
 
 /* Many interleaved items, split across two histories and merged: every item
  * stays one history and the merged result equals the single one. */
+/* A full export's item state is a known state: no UNKNOWN_PRIOR after it,
+ * a change whose old image differs from it is a GAP, and a state that
+ * differs from what the changes before it left (or shows a removed item)
+ * is a GAP. States are counted apart from changes. */
+static void test_states(void **state)
+{
+	struct dda_history *h = dda_history_new();
+	struct found f;
+	/* "a": state, then a change from it: clean. */
+	add(h, "a", DDA_EV_STATE, T0, NULL, "v1", 1, NULL);
+	add(h, "a", DDA_EV_MODIFY, T0 + SEC, "v1", "v2", 2, NULL);
+	/* "b": a change from another state than the export's: GAP. */
+	add(h, "b", DDA_EV_STATE, T0, NULL, "v1", 3, NULL);
+	add(h, "b", DDA_EV_MODIFY, T0 + SEC, "v5", "v6", 4, NULL);
+	/* "c": the log's state before the export differs from it: GAP. */
+	add(h, "c", DDA_EV_INSERT, T0 - SEC, NULL, "v1", 5, NULL);
+	add(h, "c", DDA_EV_STATE, T0, NULL, "v2", 6, NULL);
+	/* "d": removed before the export, which still holds it: GAP. */
+	add(h, "d", DDA_EV_INSERT, T0 - 2 * SEC, NULL, "v1", 7, NULL);
+	add(h, "d", DDA_EV_REMOVE, T0 - SEC, "v1", NULL, 8, NULL);
+	add(h, "d", DDA_EV_STATE, T0, NULL, "v1", 9, NULL);
+	/* "e": the log agrees with the export; then an INSERT of an existing
+	 * item is DOUBLE_INSERT. */
+	add(h, "e", DDA_EV_INSERT, T0 - SEC, NULL, "v1", 10, NULL);
+	add(h, "e", DDA_EV_STATE, T0, NULL, "v1", 11, NULL);
+	add(h, "e", DDA_EV_INSERT, T0 + SEC, NULL, "v3", 12, NULL);
+	struct dda_history_stats st = run(h, &f, DDA_TIME_NONE);
+	assert_int_equal(st.items, 5);
+	assert_int_equal(st.states, 5);
+	assert_int_equal(st.events, 12);
+	assert_int_equal(st.by_event[DDA_EV_INSERT] + st.by_event[DDA_EV_MODIFY] +
+			     st.by_event[DDA_EV_REMOVE],
+			 7);
+	int gaps = 0, doubles = 0;
+	for (int i = 0; i < f.n; i++) {
+		assert_int_not_equal(f.kinds[i], DDA_K_UNKNOWN_PRIOR);
+		if (f.kinds[i] == DDA_K_GAP) {
+			gaps++;
+			assert_true(f.obj[i] == 4 || f.obj[i] == 6 || f.obj[i] == 9);
+		}
+		doubles += f.kinds[i] == DDA_K_DOUBLE_INSERT;
+	}
+	assert_int_equal(gaps, 3);
+	assert_int_equal(doubles, 1);
+	assert_int_equal(f.n, 4);
+	dda_history_free(h);
+}
+
 static void test_merge_and_grouping(void **state)
 {
 	struct dda_history *one = dda_history_new(), *a = dda_history_new(), *b = dda_history_new();
@@ -289,6 +337,7 @@ int main(void)
 	    cmocka_unit_test(test_sequence_numbers),
 	    cmocka_unit_test(test_settle_makes_gap_provisional),
 	    cmocka_unit_test(test_merge_and_grouping),
+	    cmocka_unit_test(test_states),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
