@@ -351,8 +351,8 @@ static uint64_t change_fp(const struct event *e)
 static bool links(const struct item_state *st, const struct event *e)
 {
 	if (e->event == DDA_EV_STATE)
-		return st->present && (st->cur_unknown || !memcmp(e->new_digest, st->cur,
-								  DDA_DIGEST_LEN));
+		return st->present &&
+		       (st->cur_unknown || !memcmp(e->new_digest, st->cur, DDA_DIGEST_LEN));
 	if (e->event == DDA_EV_INSERT)
 		return !st->present;
 	if (!st->present)

@@ -372,9 +372,8 @@ static int parse_stream(struct run *r, const json_t *rec, struct fields *f)
  * that no export ever holds is refused, so a foreign producer is noticed. */
 static int export_micros(const json_t *wt, int64_t *out)
 {
-	const json_t *n = json_is_object(wt) && json_object_size(wt) == 1
-			      ? json_object_get(wt, "N")
-			      : NULL;
+	const json_t *n =
+	    json_is_object(wt) && json_object_size(wt) == 1 ? json_object_get(wt, "N") : NULL;
 	if (!json_is_string(n))
 		return -1;
 	const char *s = json_string_value(n);
@@ -495,8 +494,10 @@ static int item_key(struct run *r, struct fields *f)
 		names[i] = d->opts.key_names[i];
 	int rc = dda_canon_key(f->new_img, names, d->opts.nkeys, "Item", &d->key, &d->why);
 	if (rc == DDA_EFORMAT) {
-		emit(r, DDA_K_KEY_MISMATCH, f->time, NULL, "%s (the key attributes are "
-		     "--key-schema's)", d->why.ptr ? d->why.ptr : "Item");
+		emit(r, DDA_K_KEY_MISMATCH, f->time, NULL,
+		     "%s (the key attributes are "
+		     "--key-schema's)",
+		     d->why.ptr ? d->why.ptr : "Item");
 		return -1;
 	}
 	return rc ? (r->rc = rc) : 0;

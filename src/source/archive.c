@@ -331,8 +331,9 @@ int dda__archive_open(struct dda_source **out, const char *path, struct dda_erro
 	}
 	s->a = open_archive(path, err);
 	if (!s->a || !(s->exports = dda__exports_new())) {
-		int rc = s->a ? dda_error_set(err, DDA_ENOMEM, "out of memory")
-			      : err ? err->code : DDA_EFORMAT;
+		int rc = err ? err->code : DDA_EFORMAT;
+		if (s->a)
+			rc = dda_error_set(err, DDA_ENOMEM, "out of memory");
 		archive_read_free(s->a);
 		free(s->path);
 		free(s);

@@ -22,7 +22,7 @@ struct frame {
 	size_t n, i;
 	size_t path_len; /* length of the relative path of this directory */
 	int state;
-	int y, m, d; /* date so far */
+	int y, m, d;	   /* date so far */
 	bool checked;	   /* looked for an export's manifests */
 	char *export_root; /* key prefix of the export this directory holds */
 };
@@ -199,8 +199,7 @@ static int emit_file(struct dir_source *s, int dirfd, const char *name, struct d
 	size_t max = s->base.opts.max_object_bytes;
 	struct dda_object meta = {.key = s->path.ptr, .size = -1, .last_modified = DDA_TIME_NONE};
 	bool unlisted = false;
-	if (dda__exports_classify(s->exports, s->path.ptr, &meta.exp, &unlisted) ==
-	    DDA__EXP_META)
+	if (dda__exports_classify(s->exports, s->path.ptr, &meta.exp, &unlisted) == DDA__EXP_META)
 		return 0; /* export bookkeeping, not an object */
 	struct stat st;
 	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);

@@ -21,7 +21,8 @@ struct export_file {
 	bool seen, reported;
 };
 
-struct export {
+struct export
+{
 	char *root; /* key prefix of the export, "" or ending in '/' */
 	struct dda_export_info info;
 	bool files_read; /* manifest-files.json was read: unlisted files are findings */
@@ -98,8 +99,7 @@ static int summary_time(const json_t *sum, const char *name, int64_t *out, bool 
 		*out = DDA_TIME_NONE;
 		return required ? dda_buf_addf(why, "no '%s'", name) ? DDA_ENOMEM : -1 : 0;
 	}
-	if (!json_is_string(v) ||
-	    dda_time_parse(json_string_value(v), json_string_length(v), out))
+	if (!json_is_string(v) || dda_time_parse(json_string_value(v), json_string_length(v), out))
 		return dda_buf_addf(why, "'%s' is not an ISO-8601 time", name) ? DDA_ENOMEM : -1;
 	return 0;
 }
@@ -119,19 +119,19 @@ static int parse_summary(struct export *e, const struct dda_buf *b, struct dda_b
 	}
 	const json_t *type = json_object_get(sum, "exportType");
 	const char *t = json_is_string(type) ? json_string_value(type) : NULL;
-	bool incremental = t ? !strcmp(t, "INCREMENTAL_EXPORT")
-			     : json_object_get(sum, "exportFromTime") != NULL;
+	bool incremental =
+	    t ? !strcmp(t, "INCREMENTAL_EXPORT") : json_object_get(sum, "exportFromTime") != NULL;
 	if (t && !incremental && strcmp(t, "FULL_EXPORT")) {
 		rc = dda_buf_addf(why, "unknown exportType '%.64s'", t) ? DDA_ENOMEM : -1;
 		goto out;
 	}
 	const json_t *fmt = json_object_get(sum, "outputFormat");
 	if (json_is_string(fmt) && strcmp(json_string_value(fmt), "DYNAMODB_JSON")) {
-		rc = dda_buf_addf(why,
-				  "outputFormat '%.64s' (ddbaudit reads DYNAMODB_JSON exports)",
-				  json_string_value(fmt))
-			 ? DDA_ENOMEM
-			 : -1;
+		rc =
+		    dda_buf_addf(why, "outputFormat '%.64s' (ddbaudit reads DYNAMODB_JSON exports)",
+				 json_string_value(fmt))
+			? DDA_ENOMEM
+			: -1;
 		goto out;
 	}
 	if (incremental) {

@@ -15,7 +15,9 @@ static const struct {
 	const char *magic;
 } foreign[] = {
     {"a zstd-compressed file", 0, 4, "\x28\xb5\x2f\xfd"},
-    {"an xz-compressed file", 0, 6, "\xfd" "7zXZ\0"},
+    {"an xz-compressed file", 0, 6,
+     "\xfd"
+     "7zXZ\0"},
     {"a bzip2-compressed file", 0, 3, "BZh"},
     {"an lz4-compressed file", 0, 4, "\x04\x22\x4d\x18"},
     {"an lzip-compressed file", 0, 4, "LZIP"},

@@ -22,8 +22,8 @@ bool dda__key_pruned(const struct dda_range *r, const char *key);
 
 /* Records a finding about the source (printf-style detail). Returns 0 or
  * DDA_ENOMEM. */
-int dda__source_finding(struct dda_source *s, int kind, int severity, uint32_t obj,
-			const char *fmt, ...) DDA_PRINTF(5, 6);
+int dda__source_finding(struct dda_source *s, int kind, int severity, uint32_t obj, const char *fmt,
+			...) DDA_PRINTF(5, 6);
 
 /* Streaming gzip-or-plain reader over a file descriptor (NDJSON). */
 struct dda__instream;

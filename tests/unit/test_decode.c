@@ -270,13 +270,12 @@ static void test_prefix_skew(void **state)
 static void test_stream_dialect(void **state)
 {
 	struct got g;
-	decode(
-	    &g, "{\"Records\":[" STREAM("e1", "INSERT", "1752308870", "100", "NEW_AND_OLD_IMAGES",
-					",\"NewImage\":{\"Id\":{\"N\":\"101\"},\"V\":{\"S\":\"a\"}"
-					"}") "," STREAM("e2", "MODIFY", "1752308871.5", "200",
-							"NEW_IMAGE",
-							",\"NewImage\":{\"Id\":{\"N\":\"101\"},"
-							"\"V\":{\"S\":\"b\"}}") "]}");
+	decode(&g, "{\"Records\":[" STREAM(
+		       "e1", "INSERT", "1752308870", "100", "NEW_AND_OLD_IMAGES",
+		       ",\"NewImage\":{\"Id\":{\"N\":\"101\"},\"V\":{\"S\":\"a\"}"
+		       "}") "," STREAM("e2", "MODIFY", "1752308871.5", "200", "NEW_IMAGE",
+				       ",\"NewImage\":{\"Id\":{\"N\":\"101\"},"
+				       "\"V\":{\"S\":\"b\"}}") "]}");
 	assert_int_equal(g.nano, 0);
 	assert_int_equal(g.nrec, 2);
 	assert_int_equal(g.rec[0].dialect, DDA_DIALECT_STREAM);
@@ -316,14 +315,17 @@ static void test_export_dialect(void **state)
 {
 	struct got g;
 	decode_as(&g,
-		  "{\"Metadata\":{\"WriteTimestampMicros\":{\"N\":\"1752308870000001\"}},\"Keys\":{\"pk\":{"
+		  "{\"Metadata\":{\"WriteTimestampMicros\":{\"N\":\"1752308870000001\"}},\"Keys\":{"
+		  "\"pk\":{"
 		  "\"S\":\"x\"}},"
 		  "\"NewImage\":{\"pk\":{\"S\":\"x\"},\"n\":{\"N\":\"1\"}}}\n"
-		  "{\"Metadata\":{\"WriteTimestampMicros\":{\"N\":\"1752308870000002\"}},\"Keys\":{\"pk\":{"
+		  "{\"Metadata\":{\"WriteTimestampMicros\":{\"N\":\"1752308870000002\"}},\"Keys\":{"
+		  "\"pk\":{"
 		  "\"S\":\"x\"}},"
 		  "\"OldImage\":{\"pk\":{\"S\":\"x\"},\"n\":{\"N\":\"1\"}},"
 		  "\"NewImage\":{\"pk\":{\"S\":\"x\"},\"n\":{\"N\":\"2\"}}}\n"
-		  "{\"Metadata\":{\"WriteTimestampMicros\":{\"N\":\"1752308870000003\"}},\"Keys\":{\"pk\":{"
+		  "{\"Metadata\":{\"WriteTimestampMicros\":{\"N\":\"1752308870000003\"}},\"Keys\":{"
+		  "\"pk\":{"
 		  "\"S\":\"x\"}}}\n",
 		  DDA_CHUNK_LINES, "export.json", NULL);
 	assert_int_equal(g.nano, 0);
@@ -341,22 +343,27 @@ static void test_export_dialect(void **state)
  * drops a record whose time is unknown. */
 #define LAMBDA_DOCS_EVENT                                                                          \
 	"{\"Records\":[{\"eventID\":\"1\",\"eventVersion\":\"1.0\",\"dynamodb\":{\"Keys\":{"       \
-	"\"Id\":{\"N\":\"101\"}},\"NewImage\":{\"Message\":{\"S\":\"New item!\"},\"Id\":{\"N\":"  \
+	"\"Id\":{\"N\":\"101\"}},\"NewImage\":{\"Message\":{\"S\":\"New item!\"},\"Id\":{\"N\":"   \
 	"\"101\"}},\"StreamViewType\":\"NEW_AND_OLD_IMAGES\",\"SequenceNumber\":\"111\","          \
-	"\"SizeBytes\":26},\"awsRegion\":\"us-west-2\",\"eventName\":\"INSERT\",\"eventSourceARN\":"  \
-	"\"arn:aws:dynamodb:us-west-2:111122223333:table/TestTable/stream/2015-05-11T21:21:33.291\","  \
-	"\"eventSource\":\"aws:dynamodb\"},{\"eventID\":\"2\",\"eventVersion\":\"1.0\",\"dynamodb\":{"  \
-	"\"OldImage\":{\"Message\":{\"S\":\"New item!\"},\"Id\":{\"N\":\"101\"}},\"SequenceNumber\":" \
+	"\"SizeBytes\":26},\"awsRegion\":\"us-west-2\",\"eventName\":\"INSERT\","                  \
+	"\"eventSourceARN\":"                                                                      \
+	"\"arn:aws:dynamodb:us-west-2:111122223333:table/TestTable/stream/"                        \
+	"2015-05-11T21:21:33.291\","                                                               \
+	"\"eventSource\":\"aws:dynamodb\"},{\"eventID\":\"2\",\"eventVersion\":\"1.0\","           \
+	"\"dynamodb\":{"                                                                           \
+	"\"OldImage\":{\"Message\":{\"S\":\"New "                                                  \
+	"item!\"},\"Id\":{\"N\":\"101\"}},\"SequenceNumber\":"                                     \
 	"\"222\",\"Keys\":{\"Id\":{\"N\":\"101\"}},\"SizeBytes\":59,\"NewImage\":{\"Message\":{"   \
-	"\"S\":\"This item has changed\"},\"Id\":{\"N\":\"101\"}},\"StreamViewType\":"              \
-	"\"NEW_AND_OLD_IMAGES\"},\"awsRegion\":\"us-west-2\",\"eventName\":\"MODIFY\","             \
-	"\"eventSourceARN\":\"arn:aws:dynamodb:us-west-2:111122223333:table/TestTable/stream/"        \
-	"2015-05-11T21:21:33.291\",\"eventSource\":\"aws:dynamodb\"},{\"eventID\":\"3\","             \
-	"\"eventVersion\":\"1.0\",\"dynamodb\":{\"Keys\":{\"Id\":{\"N\":\"101\"}},\"SizeBytes\":38,"   \
-	"\"SequenceNumber\":\"333\",\"OldImage\":{\"Message\":{\"S\":\"This item has changed\"},"   \
+	"\"S\":\"This item has changed\"},\"Id\":{\"N\":\"101\"}},\"StreamViewType\":"             \
+	"\"NEW_AND_OLD_IMAGES\"},\"awsRegion\":\"us-west-2\",\"eventName\":\"MODIFY\","            \
+	"\"eventSourceARN\":\"arn:aws:dynamodb:us-west-2:111122223333:table/TestTable/stream/"     \
+	"2015-05-11T21:21:33.291\",\"eventSource\":\"aws:dynamodb\"},{\"eventID\":\"3\","          \
+	"\"eventVersion\":\"1.0\",\"dynamodb\":{\"Keys\":{\"Id\":{\"N\":\"101\"}},\"SizeBytes\":"  \
+	"38,"                                                                                      \
+	"\"SequenceNumber\":\"333\",\"OldImage\":{\"Message\":{\"S\":\"This item has changed\"},"  \
 	"\"Id\":{\"N\":\"101\"}},\"StreamViewType\":\"NEW_AND_OLD_IMAGES\"},\"awsRegion\":"        \
-	"\"us-west-2\",\"eventName\":\"REMOVE\",\"eventSourceARN\":\"arn:aws:dynamodb:us-west-2:"    \
-	"111122223333:table/TestTable/stream/2015-05-11T21:21:33.291\",\"eventSource\":"            \
+	"\"us-west-2\",\"eventName\":\"REMOVE\",\"eventSourceARN\":\"arn:aws:dynamodb:us-west-2:"  \
+	"111122223333:table/TestTable/stream/2015-05-11T21:21:33.291\",\"eventSource\":"           \
 	"\"aws:dynamodb\"}]}"
 
 static void test_stream_without_time(void **state)
@@ -382,7 +389,7 @@ static void test_stream_without_time(void **state)
 }
 
 #define EXPORT_LINE(micros, rest)                                                                  \
-	"{\"Metadata\":{\"WriteTimestampMicros\":" micros "},\"Keys\":{\"pk\":{\"S\":\"x\"}}" rest  \
+	"{\"Metadata\":{\"WriteTimestampMicros\":" micros "},\"Keys\":{\"pk\":{\"S\":\"x\"}}" rest \
 	"}\n"
 
 /* WriteTimestampMicros is an N value, as AWS writes it; a bare integer, a
@@ -395,15 +402,17 @@ static void test_export_time_forms(void **state)
 	assert_int_equal(g.nrec, 1);
 	assert_true(g.rec[0].time == INT64_C(1752308870412608));
 	got_release(&g);
-	static const char *const bad[] = {
-	    "1752308870412608", "\"1752308870412608\"", "{\"N\":\"-1\"}", "{\"N\":\"1.5\"}",
-	    "{\"N\":\"\"}", "{\"N\":\"999999999999999999\"}", "{\"S\":\"1\"}",
-	    "{\"N\":\"1\",\"S\":\"1\"}", "{\"N\":1}"};
+	static const char *const bad[] = {"1752308870412608", "\"1752308870412608\"",
+					  "{\"N\":\"-1\"}",   "{\"N\":\"1.5\"}",
+					  "{\"N\":\"\"}",     "{\"N\":\"999999999999999999\"}",
+					  "{\"S\":\"1\"}",    "{\"N\":\"1\",\"S\":\"1\"}",
+					  "{\"N\":1}"};
 	for (size_t i = 0; i < DDA_ARRAY_SIZE(bad); i++) {
 		char line[256];
-		snprintf(line, sizeof(line),
-			 "{\"Metadata\":{\"WriteTimestampMicros\":%s},\"Keys\":{\"pk\":{\"S\":\"x\"}}}",
-			 bad[i]);
+		snprintf(
+		    line, sizeof(line),
+		    "{\"Metadata\":{\"WriteTimestampMicros\":%s},\"Keys\":{\"pk\":{\"S\":\"x\"}}}",
+		    bad[i]);
 		expect_one(line, DDA_K_INVALID_RECORD, "WriteTimestampMicros");
 	}
 }
@@ -419,9 +428,9 @@ static void test_export_manifest_checks(void **state)
 				      .items = 2,
 				      .from = INT64_C(1752308870000000),
 				      .to = INT64_C(1752308880000000)};
-	const char *two = EXPORT_LINE("{\"N\":\"1752308870000000\"}",
-				      ",\"NewImage\":{\"pk\":{\"S\":\"x\"}}")
-	    EXPORT_LINE("{\"N\":\"1752308879999999\"}", ",\"OldImage\":{\"pk\":{\"S\":\"x\"}}");
+	const char *two =
+	    EXPORT_LINE("{\"N\":\"1752308870000000\"}", ",\"NewImage\":{\"pk\":{\"S\":\"x\"}}")
+		EXPORT_LINE("{\"N\":\"1752308879999999\"}", ",\"OldImage\":{\"pk\":{\"S\":\"x\"}}");
 	decode_exp(&g, two, DDA_CHUNK_DOC, "AWSDynamoDB/e/data/a.json.gz", NULL, &exp);
 	assert_int_equal(g.nano, 0);
 	assert_int_equal(g.nrec, 2);
@@ -438,8 +447,9 @@ static void test_export_manifest_checks(void **state)
 
 	exp.items = 1;
 	exp.new_only = true;
-	decode_exp(&g, EXPORT_LINE("{\"N\":\"1752308880000000\"}", ",\"NewImage\":{\"pk\":{\"S\":\"x\"}}"),
-		   DDA_CHUNK_DOC, "AWSDynamoDB/e/data/a.json.gz", NULL, &exp);
+	decode_exp(
+	    &g, EXPORT_LINE("{\"N\":\"1752308880000000\"}", ",\"NewImage\":{\"pk\":{\"S\":\"x\"}}"),
+	    DDA_CHUNK_DOC, "AWSDynamoDB/e/data/a.json.gz", NULL, &exp);
 	assert_int_equal(g.nrec, 1);
 	assert_int_equal(g.rec[0].event, DDA_EV_MODIFY);
 	assert_true(g.rec[0].old_unknown);
@@ -460,12 +470,13 @@ static void test_export_manifest_checks(void **state)
 static void test_export_full(void **state)
 {
 	struct got g;
-	struct dda_export_info exp = {.kind = DDA_EXPORT_FULL,
-				      .listed = true,
-				      .items = 2,
-				      .time = INT64_C(1752308870028000)};
-	const char *items = "{\"Item\":" IMG("u1", "a1", ",\"V\":{\"N\":\"1\"}") "}\n"
-			    "{\"Item\":" IMG("u2", "a2", ",\"Tags\":{\"SS\":[\"b\",\"a\"]}") "}\n";
+	struct dda_export_info exp = {
+	    .kind = DDA_EXPORT_FULL, .listed = true, .items = 2, .time = INT64_C(1752308870028000)};
+	const char *items = "{\"Item\":" IMG(
+	    "u1", "a1",
+	    ",\"V\":{\"N\":\"1\"}") "}\n"
+				    "{\"Item\":" IMG("u2", "a2",
+						     ",\"Tags\":{\"SS\":[\"b\",\"a\"]}") "}\n";
 	decode_exp(&g, items, DDA_CHUNK_DOC, "AWSDynamoDB/f/data/x.json.gz", NULL, &exp);
 	assert_int_equal(g.nano, 0);
 	assert_int_equal(g.nrec, 2);
@@ -493,8 +504,9 @@ static void test_export_full(void **state)
 	got_release(&s);
 
 	expect_one("{\"Item\":" IMG("u1", "a1", "") "}", DDA_K_INVALID_RECORD, "full export");
-	decode_exp(&g, "{\"Item\":{\"UserId\":{\"S\":\"u\"}}}\n{\"Item\":3}\n"
-		       "{\"Item\":" IMG("u", "a", "") ",\"x\":1}\n",
+	decode_exp(&g,
+		   "{\"Item\":{\"UserId\":{\"S\":\"u\"}}}\n{\"Item\":3}\n"
+		   "{\"Item\":" IMG("u", "a", "") ",\"x\":1}\n",
 		   DDA_CHUNK_DOC, "AWSDynamoDB/f/data/y.json.gz", NULL, &exp);
 	assert_int_equal(g.nrec, 0);
 	assert_int_equal(g.nano, 4);

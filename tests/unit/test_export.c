@@ -68,17 +68,18 @@ static void put_gz(const char *rel, const char *text)
 
 #define EXP "AWSDynamoDB/01752308870028-abcd1234/"
 #define SUMMARY(count)                                                                             \
-	"{\"version\":\"2020-06-30\",\"exportArn\":\"arn:aws:dynamodb:us-east-1:1:table/T/export/"  \
-	"01752308870028-abcd1234\",\"startTime\":\"2025-07-12T08:27:50.028Z\",\"endTime\":"         \
-	"\"2025-07-12T08:33:00.000Z\",\"tableArn\":\"arn:aws:dynamodb:us-east-1:1:table/T\","       \
-	"\"tableId\":\"t\",\"exportTime\":\"2025-07-12T08:27:50.028Z\",\"s3Bucket\":\"b\","         \
-	"\"s3Prefix\":\"p\",\"s3SseAlgorithm\":\"AES256\",\"s3SseKmsKeyId\":null,"                  \
+	"{\"version\":\"2020-06-30\",\"exportArn\":\"arn:aws:dynamodb:us-east-1:1:table/T/export/" \
+	"01752308870028-abcd1234\",\"startTime\":\"2025-07-12T08:27:50.028Z\",\"endTime\":"        \
+	"\"2025-07-12T08:33:00.000Z\",\"tableArn\":\"arn:aws:dynamodb:us-east-1:1:table/T\","      \
+	"\"tableId\":\"t\",\"exportTime\":\"2025-07-12T08:27:50.028Z\",\"s3Bucket\":\"b\","        \
+	"\"s3Prefix\":\"p\",\"s3SseAlgorithm\":\"AES256\",\"s3SseKmsKeyId\":null,"                 \
 	"\"manifestFilesS3Key\":\"p/" EXP "manifest-files.json\",\"billedSizeBytes\":0,"           \
-	"\"itemCount\":" count ",\"outputFormat\":\"DYNAMODB_JSON\",\"exportType\":\"FULL_EXPORT\"}"
+	"\"itemCount\":" count                                                                     \
+	",\"outputFormat\":\"DYNAMODB_JSON\",\"exportType\":\"FULL_EXPORT\"}"
 #define FILES                                                                                      \
-	"{\"itemCount\":2,\"md5Checksum\":\"x\",\"etag\":\"y\",\"dataFileS3Key\":\"p/" EXP          \
-	"data/aaa.json.gz\"}\n"                                                                     \
-	"{\"itemCount\":0,\"md5Checksum\":\"x\",\"etag\":\"y\",\"dataFileS3Key\":\"p/" EXP          \
+	"{\"itemCount\":2,\"md5Checksum\":\"x\",\"etag\":\"y\",\"dataFileS3Key\":\"p/" EXP         \
+	"data/aaa.json.gz\"}\n"                                                                    \
+	"{\"itemCount\":0,\"md5Checksum\":\"x\",\"etag\":\"y\",\"dataFileS3Key\":\"p/" EXP         \
 	"data/gone.json.gz\"}\n"
 #define ITEMS "{\"Item\":{\"UserId\":{\"S\":\"u\"},\"ActivityId\":{\"S\":\"a\"}}}\n"
 
@@ -311,8 +312,8 @@ static void test_foreign_formats_refused(void **state)
 
 	/* A compressed tar in a filter libarchive could read (with a library
 	 * or an external program) but ddbaudit does not enable. */
-	static const int filters[] = {ARCHIVE_FILTER_ZSTD, ARCHIVE_FILTER_LZ4,
-				      ARCHIVE_FILTER_XZ, ARCHIVE_FILTER_BZIP2};
+	static const int filters[] = {ARCHIVE_FILTER_ZSTD, ARCHIVE_FILTER_LZ4, ARCHIVE_FILTER_XZ,
+				      ARCHIVE_FILTER_BZIP2};
 	int written = 0;
 	for (size_t i = 0; i < DDA_ARRAY_SIZE(filters); i++) {
 		snprintf(path, sizeof(path), "%s/f%zu.tar", root, i);
