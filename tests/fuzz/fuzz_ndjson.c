@@ -2,7 +2,7 @@
  * gzip detection and damaged gzip streams) feeding the decoder: arbitrary
  * bytes as a file, with a small cap so overlong lines are common. Chunk line
  * numbers must only ever grow, and exactly one chunk must end the object. */
-#include <assert.h>
+#include "fuzz_check.h"
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -33,18 +33,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!path[0]) {
 		snprintf(path, sizeof(path), "/tmp/dda-fuzz-XXXXXX.ndjson");
 		int fd = mkstemps(path, 7);
-		assert(fd >= 0);
+		CHECK(fd >= 0);
 		close(fd);
 	}
 	FILE *f = fopen(path, "wb");
-	assert(f);
+	CHECK(f);
 	fwrite(data, 1, size, f);
 	fclose(f);
 	struct dda_objtab *t = dda_objtab_new();
 	struct dda_source *src;
 	struct dda_error err = {0};
 	struct dda_source_opts o = {.range = {DDA_TIME_NONE, DDA_TIME_NONE}, .max_object_bytes = 64};
-	assert(dda_source_open(&src, path, t, &o, &err) == 0);
+	CHECK(dda_source_open(&src, path, t, &o, &err) == 0);
 	struct dda_decoder_opts dopts;
 	dda_decoder_opts_default(&dopts);
 	struct dda_decoder *d = dda_decoder_new(&dopts, t);
@@ -55,12 +55,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int lasts = 0, rc;
 	while ((rc = dda_source_next(src, &c, &err)) > 0) {
 		struct dda_decode_counts counts = {0};
-		assert(c.first_line >= line);
+		CHECK(c.first_line >= line);
 		line = c.first_line;
 		lasts += c.last;
 		dda_decode_chunk(d, &c, &sink, &counts);
 	}
-	assert(rc == 0 && lasts == 1);
+	CHECK(rc == 0 && lasts == 1);
 	dda_chunk_release(&c);
 	dda_decoder_free(d);
 	dda_source_free(src);

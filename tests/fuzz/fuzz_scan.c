@@ -3,7 +3,7 @@
  * events, times, positions, and for replay the images and their DynamoDB
  * item sizes, raw text against trees) and the same anomalies, for any
  * input, as a whole object and as NDJSON lines. */
-#include <assert.h>
+#include "fuzz_check.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,7 +26,7 @@ static void image(struct dda_buf *b, const json_t *tree, const char *raw, size_t
 {
 	json_t *parsed = raw ? json_loadb(raw, len, JSON_ALLOW_NUL, NULL) : NULL;
 	const json_t *img = raw ? parsed : tree;
-	assert(!raw || parsed);
+	CHECK(!raw || parsed);
 	char *text = img ? json_dumps(img, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	MUST(dda_buf_addf(b, " %llu %s",
 			  (unsigned long long)(raw   ? size
@@ -98,8 +98,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		dda_buf_init(&b, DDA_BUF_UNLIMITED);
 		run(data, size, kind, true, &a, &ca);
 		run(data, size, kind, false, &b, &cb);
-		assert(a.len == b.len && (!a.len || !memcmp(a.ptr, b.ptr, a.len)));
-		assert(!memcmp(&ca, &cb, sizeof(ca)));
+		CHECK(a.len == b.len && (!a.len || !memcmp(a.ptr, b.ptr, a.len)));
+		CHECK(!memcmp(&ca, &cb, sizeof(ca)));
 		dda_buf_release(&a);
 		dda_buf_release(&b);
 	}
