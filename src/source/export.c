@@ -8,6 +8,7 @@
 #include "ddbaudit/record.h"
 
 #include <jansson.h>
+#include <stdarg.h>
 
 /* A files manifest lists one line a data file; a table has at most a few
  * thousand partitions, so this bounds a hostile manifest, not a real one. */
@@ -90,6 +91,18 @@ static const char *rel_of_s3_key(const char *key)
 	return p ? p + 1 : key;
 }
 
+/* A manifest that is not what AWS writes: the reason goes to why. Returns
+ * DDA_EFORMAT (or DDA_ENOMEM when even the reason cannot be kept). */
+DDA_PRINTF(2, 3)
+static int invalid(struct dda_buf *why, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = dda_buf_vaddf(why, fmt, ap);
+	va_end(ap);
+	return rc == DDA_ENOMEM ? DDA_ENOMEM : DDA_EFORMAT;
+}
+
 /* An ISO-8601 member of the summary ("2020-11-04T07:28:34.028Z"). */
 static int summary_time(const json_t *sum, const char *name, int64_t *out, bool required,
 			struct dda_buf *why)
@@ -97,24 +110,22 @@ static int summary_time(const json_t *sum, const char *name, int64_t *out, bool 
 	const json_t *v = json_object_get(sum, name);
 	if (!v || json_is_null(v)) {
 		*out = DDA_TIME_NONE;
-		return required ? dda_buf_addf(why, "no '%s'", name) ? DDA_ENOMEM : -1 : 0;
+		return required ? invalid(why, "no '%s'", name) : 0;
 	}
 	if (!json_is_string(v) || dda_time_parse(json_string_value(v), json_string_length(v), out))
-		return dda_buf_addf(why, "'%s' is not an ISO-8601 time", name) ? DDA_ENOMEM : -1;
+		return invalid(why, "'%s' is not an ISO-8601 time", name);
 	return 0;
 }
 
-/* Reads the summary into e->info. Returns 0, -1 (why says what is wrong)
- * or DDA_ENOMEM. */
+/* Reads the summary into e->info. Returns 0, DDA_EFORMAT (why says what
+ * is wrong) or DDA_ENOMEM. */
 static int parse_summary(struct export *e, const struct dda_buf *b, struct dda_buf *why)
 {
 	json_error_t je;
 	json_t *sum = json_loadb(b->ptr ? b->ptr : "", b->len, JSON_REJECT_DUPLICATES, &je);
-	int rc = -1;
+	int rc;
 	if (!sum || !json_is_object(sum)) {
-		rc = dda_buf_addf(why, "not a JSON object (%s)", sum ? "another value" : je.text)
-			 ? DDA_ENOMEM
-			 : -1;
+		rc = invalid(why, "not a JSON object (%s)", sum ? "another value" : je.text);
 		goto out;
 	}
 	const json_t *type = json_object_get(sum, "exportType");
@@ -122,16 +133,13 @@ static int parse_summary(struct export *e, const struct dda_buf *b, struct dda_b
 	bool incremental =
 	    t ? !strcmp(t, "INCREMENTAL_EXPORT") : json_object_get(sum, "exportFromTime") != NULL;
 	if (t && !incremental && strcmp(t, "FULL_EXPORT")) {
-		rc = dda_buf_addf(why, "unknown exportType '%.64s'", t) ? DDA_ENOMEM : -1;
+		rc = invalid(why, "unknown exportType '%.64s'", t);
 		goto out;
 	}
 	const json_t *fmt = json_object_get(sum, "outputFormat");
 	if (json_is_string(fmt) && strcmp(json_string_value(fmt), "DYNAMODB_JSON")) {
-		rc =
-		    dda_buf_addf(why, "outputFormat '%.64s' (ddbaudit reads DYNAMODB_JSON exports)",
-				 json_string_value(fmt))
-			? DDA_ENOMEM
-			: -1;
+		rc = invalid(why, "outputFormat '%.64s' (ddbaudit reads DYNAMODB_JSON exports)",
+			     json_string_value(fmt));
 		goto out;
 	}
 	if (incremental) {
@@ -149,7 +157,7 @@ static int parse_summary(struct export *e, const struct dda_buf *b, struct dda_b
 	}
 	const json_t *count = json_object_get(sum, "itemCount");
 	if (!json_is_integer(count) || json_integer_value(count) < 0) {
-		rc = dda_buf_adds(why, "no 'itemCount'") ? DDA_ENOMEM : -1;
+		rc = invalid(why, "no 'itemCount'");
 		goto out;
 	}
 	e->info.items = (uint64_t)json_integer_value(count);
@@ -177,7 +185,7 @@ static int add_file(struct export *e, const char *rel, uint64_t items)
 }
 
 /* Reads manifest-files.json (JSON lines) into e->files; *sum gets the total
- * of their item counts. Returns 0, -1 (why) or DDA_ENOMEM. */
+ * of their item counts. Returns 0, DDA_EFORMAT (why) or DDA_ENOMEM. */
 static int parse_files(struct export *e, const struct dda_buf *b, uint64_t *sum,
 		       struct dda_buf *why)
 {
@@ -202,14 +210,10 @@ static int parse_files(struct export *e, const struct dda_buf *b, uint64_t *sum,
 		const json_t *cnt = json_object_get(v, "itemCount");
 		int rc = 0;
 		if (!json_is_string(key) || !json_is_integer(cnt) || json_integer_value(cnt) < 0)
-			rc = dda_buf_addf(why, "line %llu is not a data file entry",
-					  (unsigned long long)line)
-				 ? DDA_ENOMEM
-				 : -1;
+			rc = invalid(why, "line %llu is not a data file entry",
+				     (unsigned long long)line);
 		else if (e->nfiles == MAX_EXPORT_FILES)
-			rc = dda_buf_addf(why, "more than %d data files", MAX_EXPORT_FILES)
-				 ? DDA_ENOMEM
-				 : -1;
+			rc = invalid(why, "more than %d data files", MAX_EXPORT_FILES);
 		else
 			rc = add_file(e, rel_of_s3_key(json_string_value(key)),
 				      (uint64_t)json_integer_value(cnt));
@@ -267,19 +271,19 @@ int dda__exports_add(struct dda__exports *x, struct dda_source *s, const char *r
 	x->n++;
 	struct dda_buf why;
 	dda_buf_init(&why, 1024);
-	int rc = summary ? parse_summary(e, summary, &why) : -1;
-	if (rc == -1) {
+	int rc = summary ? parse_summary(e, summary, &why) : DDA_EFORMAT;
+	if (rc == DDA_EFORMAT) {
 		e->info.kind = DDA_EXPORT_UNKNOWN;
 		rc = manifest_finding(s, DDA_K_UNREADABLE, root, "manifest-summary.json",
 				      summary ? (why.ptr ? why.ptr : "invalid")
 					      : "missing: the export's kind and times are unknown");
 	}
-	dda_buf_reset(&why);
+	dda_buf_reset(&why); /* also clears a failed (too long) reason */
 	uint64_t total = 0;
 	if (!rc && files) {
 		rc = parse_files(e, files, &total, &why);
 		e->files_read = rc == 0;
-		if (rc == -1)
+		if (rc == DDA_EFORMAT)
 			rc = manifest_finding(s, DDA_K_UNREADABLE, root, "manifest-files.json",
 					      why.ptr ? why.ptr : "invalid");
 	} else if (!rc) {
