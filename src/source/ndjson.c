@@ -221,6 +221,7 @@ static int ndjson_next(struct dda_source *src, struct dda_chunk *c, struct dda_e
 		const char *nl = s->pending.len ? last_nl(s->pending.ptr, s->pending.len) : NULL;
 		if (nl && nl > s->pending.ptr) {
 			size_t take = (size_t)(nl - s->pending.ptr) + 1;
+			dda_buf_init(&c->data, take + 1); /* a chunk's buffer starts with no room */
 			if (dda_buf_add(&c->data, s->pending.ptr, take))
 				return dda_error_set(err, DDA_ENOMEM, "out of memory");
 			s->values += count_values(s->pending.ptr, take);

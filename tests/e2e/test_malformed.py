@@ -86,6 +86,19 @@ class MalformedTest(Case):
         rep = self.audit_one("u-a.json.gz", data[: len(data) // 2])
         self.assertEqual(self.kinds(rep), ["UNREADABLE"])
 
+    def test_truncated_gzip_ndjson_keeps_the_lines_before(self):
+        """A gzip NDJSON stream cut short: every complete line before the
+        damage is a record, the rest one UNREADABLE finding, never a runtime
+        failure (once reported as "out of memory" with exit 3)."""
+        lines = "".join(json.dumps(seed(f"u{i}", "a")) + "\n" for i in range(50))
+        data = gzip.compress(lines.encode(), compresslevel=1)
+        p = self.write("x.ndjson.gz", data[: len(data) * 3 // 4])
+        status, rep, err = verify_json(p, "--max-object-bytes", "100000")
+        self.assertNoCrash(status, err)
+        self.assertEqual(status, 1, err)
+        self.assertGreater(rep["summary"]["valid"], 0)
+        self.assertEqual(self.kinds(rep), ["UNREADABLE"])
+
     def test_ndjson_bad_line_keeps_the_rest(self):
         lines = [json.dumps(seed(f"u{i}", "a")) for i in range(5)]
         lines[2] = '{"timestamp": "2025-07-12T08:00:00", "eventName": '
