@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,9 +20,9 @@ struct dda_aws_api {
 	struct dda_creds creds;
 };
 
-int dda_aws_api_new(struct dda_aws_api **out, const char *service, const struct dda_aws_opts *o,
-		    const char *endpoint, const char *fallback, const char *region_hint,
-		    const struct dda_env *env, struct dda_error *err)
+int dda__aws_api_new(struct dda_aws_api **out, const char *service, const struct dda_aws_opts *o,
+		     const char *endpoint, const char *fallback, const char *region_hint,
+		     const struct dda_env *env, struct dda_error *err)
 {
 	struct dda_aws_api *a = calloc(1, sizeof(*a));
 	char id[32], url[512];
@@ -36,7 +37,7 @@ int dda_aws_api_new(struct dda_aws_api **out, const char *service, const struct 
 	a->env = *env;
 	const char *flag = o && o->profile && *o->profile ? o->profile : NULL;
 	a->profile_flag = flag ? strdup(flag) : NULL;
-	a->region = dda_aws_region(env, dda_aws_profile(env, flag), o ? o->region : NULL);
+	a->region = dda__aws_region(env, dda__aws_profile(env, flag), o ? o->region : NULL);
 	if (!a->region)
 		a->region = strdup(region_hint && *region_hint ? region_hint : "us-east-1");
 	int rc = (a->profile_flag || !flag) && a->region
@@ -65,16 +66,16 @@ int dda_aws_api_new(struct dda_aws_api **out, const char *service, const struct 
 			rc = dda_error_set(err, DDA_ENOMEM, "out of memory");
 	}
 	if (!rc)
-		rc = dda_creds_resolve(env, a->profile_flag, a->region, &a->creds, err);
+		rc = dda__creds_resolve(env, a->profile_flag, a->region, &a->creds, err);
 	if (rc) {
-		dda_aws_api_free(a);
+		dda__aws_api_free(a);
 		return rc;
 	}
 	*out = a;
 	return 0;
 }
 
-void dda_aws_api_free(struct dda_aws_api *a)
+void dda__aws_api_free(struct dda_aws_api *a)
 {
 	if (!a)
 		return;
@@ -82,24 +83,24 @@ void dda_aws_api_free(struct dda_aws_api *a)
 	dda__aws_endpoint_release(&a->ep);
 	free(a->region);
 	free(a->profile_flag);
-	dda_creds_release(&a->creds);
+	dda__creds_release(&a->creds);
 	pthread_mutex_destroy(&a->mu);
 	free(a);
 }
 
-const char *dda_aws_api_base(const struct dda_aws_api *a)
+const char *dda__aws_api_base(const struct dda_aws_api *a)
 {
 	return a->base;
 }
 
-const char *dda_aws_api_region(const struct dda_aws_api *a)
+const char *dda__aws_api_region(const struct dda_aws_api *a)
 {
 	return a->region;
 }
 
-int dda_aws_api_sign(struct dda_aws_api *a, const char *method, const char *path, const char *query,
-		     const struct dda_kv *extra, size_t nextra, const void *body, size_t len,
-		     struct dda_buf *headers, struct dda_error *err)
+int dda__aws_api_sign(struct dda_aws_api *a, const char *method, const char *path,
+		      const char *query, const struct dda_kv *extra, size_t nextra,
+		      const void *body, size_t len, struct dda_buf *headers, struct dda_error *err)
 {
 	uint8_t digest[32];
 	char hash[65];
@@ -110,7 +111,7 @@ int dda_aws_api_sign(struct dda_aws_api *a, const char *method, const char *path
 				      extra,  nextra,	  hash,	      a->region,
 				      a->service, false,  now};
 	pthread_mutex_lock(&a->mu);
-	int rc = dda_creds_refresh(&a->env, a->profile_flag, a->region, &a->creds, now, err);
+	int rc = dda__creds_refresh(&a->env, a->profile_flag, a->region, &a->creds, now, err);
 	if (!rc)
 		rc = dda__aws_sign(&sr, &a->creds, headers);
 	pthread_mutex_unlock(&a->mu);
@@ -120,10 +121,10 @@ int dda_aws_api_sign(struct dda_aws_api *a, const char *method, const char *path
 	return rc;
 }
 
-struct curl_slist *dda_aws_api_curl_headers(struct dda_aws_api *a, const char *method,
-					    const char *path, const char *query,
-					    const struct dda_kv *extra, size_t nextra,
-					    const void *body, size_t len, struct dda_error *err)
+struct curl_slist *dda__aws_api_curl_headers(struct dda_aws_api *a, const char *method,
+					     const char *path, const char *query,
+					     const struct dda_kv *extra, size_t nextra,
+					     const void *body, size_t len, struct dda_error *err)
 {
 	struct dda_buf lines;
 	dda_buf_init(&lines, 1 << 16);
@@ -131,7 +132,7 @@ struct curl_slist *dda_aws_api_curl_headers(struct dda_aws_api *a, const char *m
 		if (dda_buf_addf(&lines, "%s: %s\n", extra[i].name, extra[i].value))
 			break;
 	struct curl_slist *hl = NULL;
-	if (!dda_aws_api_sign(a, method, path, query, extra, nextra, body, len, &lines, err)) {
+	if (!dda__aws_api_sign(a, method, path, query, extra, nextra, body, len, &lines, err)) {
 		hl = curl_slist_append(NULL, "Expect:");
 		for (char *s = lines.ptr, *nl; hl && s && (nl = strchr(s, '\n')); s = nl + 1) {
 			*nl = '\0';
@@ -143,6 +144,8 @@ struct curl_slist *dda_aws_api_curl_headers(struct dda_aws_api *a, const char *m
 		if (!hl)
 			dda_error_set(err, DDA_ENOMEM, "out of memory");
 	}
+	if (lines.ptr)
+		OPENSSL_cleanse(lines.ptr, lines.len); /* the session token */
 	dda_buf_release(&lines);
 	return hl;
 }

@@ -16,28 +16,28 @@ struct dda_aws_api;
  * fallback when given, else https://<service>.<region>.amazonaws.com. The
  * region is o->region, AWS_REGION, AWS_DEFAULT_REGION, the profile's, else
  * region_hint, else us-east-1. */
-int dda_aws_api_new(struct dda_aws_api **out, const char *service, const struct dda_aws_opts *o,
-		    const char *endpoint, const char *fallback, const char *region_hint,
-		    const struct dda_env *env, struct dda_error *err);
-void dda_aws_api_free(struct dda_aws_api *a);
+int dda__aws_api_new(struct dda_aws_api **out, const char *service, const struct dda_aws_opts *o,
+		     const char *endpoint, const char *fallback, const char *region_hint,
+		     const struct dda_env *env, struct dda_error *err);
+void dda__aws_api_free(struct dda_aws_api *a);
 
 /* "scheme://host[:port]" plus the endpoint's path prefix (no trailing /). */
-const char *dda_aws_api_base(const struct dda_aws_api *a);
-const char *dda_aws_api_region(const struct dda_aws_api *a);
+const char *dda__aws_api_base(const struct dda_aws_api *a);
+const char *dda__aws_api_region(const struct dda_aws_api *a);
 
 /* Header lines ("Name: value\n") for a request: Host, X-Amz-Date, the
  * session token and Authorization, signing the extra headers too (which
  * the caller also sends). path is as sent (encoded), query canonical. */
-int dda_aws_api_sign(struct dda_aws_api *a, const char *method, const char *path, const char *query,
-		     const struct dda_kv *extra, size_t nextra, const void *body, size_t len,
-		     struct dda_buf *headers, struct dda_error *err);
+int dda__aws_api_sign(struct dda_aws_api *a, const char *method, const char *path,
+		      const char *query, const struct dda_kv *extra, size_t nextra,
+		      const void *body, size_t len, struct dda_buf *headers, struct dda_error *err);
 
 /* The same as a curl header list, with the extra headers themselves and
  * "Expect:" (no 100-continue round trip). NULL with err set on failure. */
 struct curl_slist;
-struct curl_slist *dda_aws_api_curl_headers(struct dda_aws_api *a, const char *method,
-					    const char *path, const char *query,
-					    const struct dda_kv *extra, size_t nextra,
-					    const void *body, size_t len, struct dda_error *err);
+struct curl_slist *dda__aws_api_curl_headers(struct dda_aws_api *a, const char *method,
+					     const char *path, const char *query,
+					     const struct dda_kv *extra, size_t nextra,
+					     const void *body, size_t len, struct dda_error *err);
 
 #endif

@@ -66,7 +66,7 @@ int dda__aws_sign(const struct dda_aws_sign_req *r, const struct dda_creds *c,
 		return DDA_EINVAL;
 	if (!c->access_key || !c->secret_key)
 		return DDA_EAUTH;
-	dda_amz_date(r->now, date);
+	dda__amz_date(r->now, date);
 	for (size_t i = 0; i < r->nextra; i++)
 		h[nh++] = r->extra[i];
 	if (r->s3)
@@ -87,7 +87,7 @@ int dda__aws_sign(const struct dda_aws_sign_req *r, const struct dda_creds *c,
 	if (!rc)
 		rc = dda_buf_adds(headers, "Authorization: ");
 	if (!rc)
-		rc = dda_sigv4_sign(&sr, c->access_key, c->secret_key, headers, NULL);
+		rc = dda__sigv4_sign(&sr, c->access_key, c->secret_key, headers, NULL);
 	if (!rc)
 		rc = dda_buf_addc(headers, '\n');
 	return rc;
@@ -101,11 +101,11 @@ static char *setting(const struct dda_env *env, const char *profile, const char 
 	const char *v = env_get(env, var);
 	if (v)
 		return strdup(v);
-	return profile ? dda_aws_profile_get(env, profile, key, DDA_PROFILE_CONFIG) : NULL;
+	return profile ? dda__aws_profile_get(env, profile, key, DDA_PROFILE_CONFIG) : NULL;
 }
 
-int dda_aws_retry_opts(const struct dda_env *env, const char *profile, struct dda_http_opts *o,
-		       struct dda_error *err)
+int dda__aws_retry_opts(const struct dda_env *env, const char *profile, struct dda_http_opts *o,
+			struct dda_error *err)
 {
 	char *mode = setting(env, profile, "AWS_RETRY_MODE", "retry_mode");
 	char *attempts = setting(env, profile, "AWS_MAX_ATTEMPTS", "max_attempts");
@@ -174,7 +174,7 @@ static bool put_region(const char *s, size_t n, char *out, size_t cap)
 	return true;
 }
 
-bool dda_aws_region_of(const char *s, char *out, size_t cap)
+bool dda__aws_region_of(const char *s, char *out, size_t cap)
 {
 	if (cap)
 		out[0] = '\0';
@@ -241,13 +241,13 @@ int dda__aws_fetch(const struct dda_aws_fetch *f, struct dda_http_response *resp
 	struct dda_http_request req = {f->method,    f->url,	 f->body, f->max_body,
 				       one_prepare, one_done, &c};
 	memset(resp, 0, sizeof(*resp));
-	int rc = dda_http_new(&h, f->opts, err);
+	int rc = dda__http_new(&h, f->opts, err);
 	if (rc)
 		return rc;
-	rc = dda_http_submit(h, &req);
+	rc = dda__http_submit(h, &req);
 	if (!rc)
-		rc = dda_http_run(h, NULL, err);
-	dda_http_free(h);
+		rc = dda__http_run(h, NULL, err);
+	dda__http_free(h);
 	if (!rc && !c.done)
 		rc = dda_error_set(err, DDA_EINTERNAL, "a request to '%s' never finished", f->url);
 	return rc;

@@ -39,7 +39,7 @@ struct dda_aws_sign_req {
 	const char *method;
 	const char *host;
 	const char *path;  /* as sent, encoded */
-	const char *query; /* canonical (dda_sigv4_query), "" for none */
+	const char *query; /* canonical (dda__sigv4_query), "" for none */
 	const struct dda_kv *extra;
 	size_t nextra;
 	const char *payload_sha256;
@@ -61,15 +61,15 @@ int dda__aws_sign(const struct dda_aws_sign_req *r, const struct dda_creds *c,
  * Adjusts o's max_attempts and backoff; DDA_EINVAL with err set for a value
  * that is not one of those. */
 #define DDA_AWS_MAX_ATTEMPTS_LIMIT 20 /* more only multiplies a dead endpoint's wait */
-int dda_aws_retry_opts(const struct dda_env *env, const char *profile, struct dda_http_opts *o,
-		       struct dda_error *err);
+int dda__aws_retry_opts(const struct dda_env *env, const char *profile, struct dda_http_opts *o,
+			struct dda_error *err);
 
 /* The region of an ARN ("arn:aws:lambda:eu-west-1:123:function:f") or of
  * an SQS queue URL ("https://sqs.eu-west-1.amazonaws.com/123/q", also
  * "https://eu-west-1.queue.amazonaws.com/..."). Writes it to out and
  * returns true; false (out empty) when s names no region (a local
  * endpoint, a bare function name). */
-bool dda_aws_region_of(const char *s, char *out, size_t cap);
+bool dda__aws_region_of(const char *s, char *out, size_t cap);
 
 /* Whether s can be a region name (lower-case letters, digits, '-'; at
  * most 31 bytes): it goes into host names and signatures. */

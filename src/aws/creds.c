@@ -9,7 +9,7 @@
 /* A line of an INI file longer than this is not one the AWS tools wrote. */
 #define INI_LINE_MAX 4096
 
-const char *dda_process_env(void *ctx, const char *name)
+const char *dda__process_env(void *ctx, const char *name)
 {
 	(void)ctx;
 	return getenv(name);
@@ -29,7 +29,7 @@ void dda__wipe_free(char *s)
 	free(s);
 }
 
-void dda_creds_release(struct dda_creds *c)
+void dda__creds_release(struct dda_creds *c)
 {
 	dda__wipe_free(c->access_key);
 	dda__wipe_free(c->secret_key);
@@ -47,13 +47,13 @@ int dda__creds_fill(struct dda_creds *out, const char *ak, const char *sk, const
 	out->secret_key = strdup(sk);
 	out->session_token = token ? strdup(token) : NULL;
 	if (!out->access_key || !out->secret_key || (token && !out->session_token)) {
-		dda_creds_release(out);
+		dda__creds_release(out);
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
 	}
 	return 0;
 }
 
-int dda_creds_from_env(const struct dda_env *env, struct dda_creds *out, struct dda_error *err)
+int dda__creds_from_env(const struct dda_env *env, struct dda_creds *out, struct dda_error *err)
 {
 	const char *ak = env_get(env, "AWS_ACCESS_KEY_ID");
 	const char *sk = env_get(env, "AWS_SECRET_ACCESS_KEY");
@@ -69,7 +69,7 @@ int dda_creds_from_env(const struct dda_env *env, struct dda_creds *out, struct 
 	return dda__creds_fill(out, ak, sk, tok, DDA_TIME_NONE, "environment", err);
 }
 
-const char *dda_aws_profile(const struct dda_env *env, const char *flag)
+const char *dda__aws_profile(const struct dda_env *env, const char *flag)
 {
 	if (flag && *flag)
 		return flag;
@@ -94,12 +94,12 @@ static char *home_file(const struct dda_env *env, const char *var, const char *r
 	return dda_buf_take(&b, NULL);
 }
 
-char *dda_aws_credentials_file(const struct dda_env *env)
+char *dda__aws_credentials_file(const struct dda_env *env)
 {
 	return home_file(env, "AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials");
 }
 
-char *dda_aws_config_file(const struct dda_env *env)
+char *dda__aws_config_file(const struct dda_env *env)
 {
 	return home_file(env, "AWS_CONFIG_FILE", ".aws/config");
 }
@@ -130,7 +130,7 @@ static bool is_section(char *line, const char *section)
 	return !strcmp(name, section);
 }
 
-char *dda_ini_get(const char *path, const char *section, const char *key)
+char *dda__ini_get(const char *path, const char *section, const char *key)
 {
 	FILE *f = path ? fopen(path, "r") : NULL;
 	if (!f)
@@ -159,7 +159,7 @@ char *dda_ini_get(const char *path, const char *section, const char *key)
 	return found;
 }
 
-bool dda_ini_has_section(const char *path, const char *section)
+bool dda__ini_has_section(const char *path, const char *section)
 {
 	FILE *f = path ? fopen(path, "r") : NULL;
 	if (!f)
@@ -188,9 +188,9 @@ static void config_section(const char *profile, char *out, size_t n)
 static int profile_keys(const char *path, const char *section, const char *provider,
 			struct dda_creds *out, struct dda_error *err)
 {
-	char *ak = dda_ini_get(path, section, "aws_access_key_id");
-	char *sk = dda_ini_get(path, section, "aws_secret_access_key");
-	char *tok = dda_ini_get(path, section, "aws_session_token");
+	char *ak = dda__ini_get(path, section, "aws_access_key_id");
+	char *sk = dda__ini_get(path, section, "aws_secret_access_key");
+	char *tok = dda__ini_get(path, section, "aws_session_token");
 	int rc = 1;
 	if (ak && sk)
 		rc = dda__creds_fill(out, ak, sk, tok, DDA_TIME_NONE, provider, err);
@@ -205,31 +205,31 @@ static int profile_keys(const char *path, const char *section, const char *provi
 	return rc;
 }
 
-char *dda_aws_profile_get(const struct dda_env *env, const char *profile, const char *key,
-			  int where)
+char *dda__aws_profile_get(const struct dda_env *env, const char *profile, const char *key,
+			   int where)
 {
 	char section[512];
 	char *v = NULL;
 	if (where == DDA_PROFILE_ANY) {
-		char *cred = dda_aws_credentials_file(env);
-		v = dda_ini_get(cred, profile, key);
+		char *cred = dda__aws_credentials_file(env);
+		v = dda__ini_get(cred, profile, key);
 		free(cred);
 	}
 	if (!v) {
-		char *conf = dda_aws_config_file(env);
+		char *conf = dda__aws_config_file(env);
 		config_section(profile, section, sizeof(section));
-		v = dda_ini_get(conf, section, key);
+		v = dda__ini_get(conf, section, key);
 		free(conf);
 	}
 	return v;
 }
 
-bool dda_aws_profile_exists(const struct dda_env *env, const char *profile)
+bool dda__aws_profile_exists(const struct dda_env *env, const char *profile)
 {
 	char section[512];
-	char *cred = dda_aws_credentials_file(env), *conf = dda_aws_config_file(env);
+	char *cred = dda__aws_credentials_file(env), *conf = dda__aws_config_file(env);
 	config_section(profile, section, sizeof(section));
-	bool found = dda_ini_has_section(cred, profile) || dda_ini_has_section(conf, section);
+	bool found = dda__ini_has_section(cred, profile) || dda__ini_has_section(conf, section);
 	free(cred);
 	free(conf);
 	return found;
@@ -238,7 +238,7 @@ bool dda_aws_profile_exists(const struct dda_env *env, const char *profile)
 int dda__creds_from_credentials_file(const struct dda_env *env, const char *profile,
 				     struct dda_creds *out, struct dda_error *err)
 {
-	char *cred = dda_aws_credentials_file(env);
+	char *cred = dda__aws_credentials_file(env);
 	int rc = profile_keys(cred, profile, "shared-credentials-file", out, err);
 	free(cred);
 	return rc;
@@ -247,18 +247,18 @@ int dda__creds_from_credentials_file(const struct dda_env *env, const char *prof
 int dda__creds_from_config_file(const struct dda_env *env, const char *profile,
 				struct dda_creds *out, struct dda_error *err)
 {
-	char section[512], *conf = dda_aws_config_file(env);
+	char section[512], *conf = dda__aws_config_file(env);
 	config_section(profile, section, sizeof(section));
 	int rc = profile_keys(conf, section, "config-file", out, err);
 	free(conf);
 	return rc;
 }
 
-int dda_creds_from_profile(const struct dda_env *env, const char *profile, struct dda_creds *out,
-			   struct dda_error *err)
+int dda__creds_from_profile(const struct dda_env *env, const char *profile, struct dda_creds *out,
+			    struct dda_error *err)
 {
 	char section[512];
-	char *cred = dda_aws_credentials_file(env), *conf = dda_aws_config_file(env);
+	char *cred = dda__aws_credentials_file(env), *conf = dda__aws_config_file(env);
 	int rc = profile_keys(cred, profile, "shared-credentials-file", out, err);
 	if (rc == 1) {
 		config_section(profile, section, sizeof(section));
@@ -269,7 +269,7 @@ int dda_creds_from_profile(const struct dda_env *env, const char *profile, struc
 	return rc;
 }
 
-char *dda_aws_region(const struct dda_env *env, const char *profile, const char *flag)
+char *dda__aws_region(const struct dda_env *env, const char *profile, const char *flag)
 {
 	if (flag && *flag)
 		return strdup(flag);
@@ -278,9 +278,9 @@ char *dda_aws_region(const struct dda_env *env, const char *profile, const char 
 		r = env_get(env, "AWS_DEFAULT_REGION");
 	if (r)
 		return strdup(r);
-	char section[512], *conf = dda_aws_config_file(env);
+	char section[512], *conf = dda__aws_config_file(env);
 	config_section(profile, section, sizeof(section));
-	char *v = dda_ini_get(conf, section, "region");
+	char *v = dda__ini_get(conf, section, "region");
 	free(conf);
 	return v;
 }

@@ -12,7 +12,7 @@
 /* Looks up an environment variable; NULL when unset. */
 typedef const char *(*dda_getenv_fn)(void *ctx, const char *name);
 /* The process environment. */
-const char *dda_process_env(void *ctx, const char *name);
+const char *dda__process_env(void *ctx, const char *name);
 
 struct dda_env {
 	dda_getenv_fn get;
@@ -28,14 +28,14 @@ struct dda_creds {
 	const char *provider; /* static string naming where they came from */
 };
 
-void dda_creds_release(struct dda_creds *c);
+void dda__creds_release(struct dda_creds *c);
 
 /* Each provider returns 0 with *out filled, 1 when it is not configured
  * (try the next one), or a negative error (detail in err) when it is
  * configured but broken: the chain stops there, as the SDKs do. */
-int dda_creds_from_env(const struct dda_env *env, struct dda_creds *out, struct dda_error *err);
-int dda_creds_from_profile(const struct dda_env *env, const char *profile, struct dda_creds *out,
-			   struct dda_error *err);
+int dda__creds_from_env(const struct dda_env *env, struct dda_creds *out, struct dda_error *err);
+int dda__creds_from_profile(const struct dda_env *env, const char *profile, struct dda_creds *out,
+			    struct dda_error *err);
 
 /* Providers that ask a server (creds_remote.c). Web identity reads
  * AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN (or the profile's
@@ -48,12 +48,12 @@ int dda_creds_from_profile(const struct dda_env *env, const char *profile, struc
  * (403, 404, 405), times out or cannot connect; a 400 is an error, and so
  * is any fallback when AWS_EC2_METADATA_V1_DISABLED / the profile's
  * ec2_metadata_v1_disabled is true (unreachable means "not configured"). */
-int dda_creds_from_web_identity(const struct dda_env *env, const char *profile,
-				const char *region, struct dda_creds *out, struct dda_error *err);
-int dda_creds_from_container(const struct dda_env *env, struct dda_creds *out,
-			     struct dda_error *err);
-int dda_creds_from_imds(const struct dda_env *env, const char *profile, struct dda_creds *out,
-			struct dda_error *err);
+int dda__creds_from_web_identity(const struct dda_env *env, const char *profile, const char *region,
+				 struct dda_creds *out, struct dda_error *err);
+int dda__creds_from_container(const struct dda_env *env, struct dda_creds *out,
+			      struct dda_error *err);
+int dda__creds_from_imds(const struct dda_env *env, const char *profile, struct dda_creds *out,
+			 struct dda_error *err);
 
 /* Web identity from the profile alone when use_env is false (a source
  * profile's chain reads no environment, as botocore's does). */
@@ -69,16 +69,16 @@ int dda__sts_url(const struct dda_env *env, const char *region, struct dda_buf *
  * role_session_name (default "botocore-session-<unix seconds>", as the CLI
  * names it) and duration_seconds. mfa_serial is refused: there is no
  * terminal to ask for a code. Returns 1 when the profile has no role_arn. */
-int dda_creds_assume_role(const struct dda_env *env, const char *profile, const char *region,
-			  struct dda_creds *out, struct dda_error *err);
+int dda__creds_assume_role(const struct dda_env *env, const char *profile, const char *region,
+			   struct dda_creds *out, struct dda_error *err);
 #define DDA_CREDS_MAX_HOPS 16
 
 /* credential_process (creds_process.c): the command split into words as
  * botocore splits it (POSIX shell quoting, no shell), run with its stderr
  * passed through; stdout is the JSON answer (Version 1). A failure is an
  * error naming the profile. Output over 64 KiB or a run over 60 s fails. */
-int dda_creds_from_process(const struct dda_env *env, const char *profile,
-			   struct dda_creds *out, struct dda_error *err);
+int dda__creds_from_process(const struct dda_env *env, const char *profile, struct dda_creds *out,
+			    struct dda_error *err);
 #define DDA_CREDS_PROCESS_MAX_OUTPUT ((size_t)64 << 10)
 #define DDA_CREDS_PROCESS_TIMEOUT_MS 60000
 /* Splits cmd into words as POSIX shlex does (quotes, backslashes, no
@@ -86,8 +86,8 @@ int dda_creds_from_process(const struct dda_env *env, const char *profile,
  * or NULL with err set for an unterminated quote or too many words. */
 char **dda__shell_split(const char *cmd, struct dda_error *err);
 void dda__argv_free(char **argv);
-int dda_creds_parse_process(const char *body, size_t n, struct dda_creds *out,
-			    struct dda_error *err);
+int dda__creds_parse_process(const char *body, size_t n, struct dda_creds *out,
+			     struct dda_error *err);
 
 /* SSO profiles (creds_sso.c): sso_session (with its [sso-session NAME]
  * section) or the legacy sso_start_url form, plus sso_account_id and
@@ -96,20 +96,19 @@ int dda_creds_parse_process(const char *body, size_t n, struct dda_creds *out,
  * or missing token asks for `aws sso login`. Then SSO GetRoleCredentials at
  * AWS_ENDPOINT_URL_SSO, else https://portal.sso.REGION.amazonaws.com.
  * Returns 1 when the profile is not an SSO profile. */
-int dda_creds_from_sso(const struct dda_env *env, const char *profile, struct dda_creds *out,
-		       struct dda_error *err);
+int dda__creds_from_sso(const struct dda_env *env, const char *profile, struct dda_creds *out,
+			struct dda_error *err);
 /* The token of a cache file ("accessToken", "expiresAt"); now in usec. */
-int dda_sso_parse_token(const char *body, size_t n, int64_t now, char **token,
-			struct dda_error *err);
+int dda__sso_parse_token(const char *body, size_t n, int64_t now, char **token,
+			 struct dda_error *err);
 /* GetRoleCredentials' answer ("roleCredentials", expiration in ms). */
-int dda_creds_parse_sso(const char *body, size_t n, struct dda_creds *out,
-			struct dda_error *err);
+int dda__creds_parse_sso(const char *body, size_t n, struct dda_creds *out, struct dda_error *err);
 
 /* Answers of those servers (exposed for tests and fuzzing). */
-int dda_creds_parse_json(const char *body, size_t n, const char *provider, struct dda_creds *out,
+int dda__creds_parse_json(const char *body, size_t n, const char *provider, struct dda_creds *out,
+			  struct dda_error *err);
+int dda__creds_parse_sts(const char *body, size_t n, const char *provider, struct dda_creds *out,
 			 struct dda_error *err);
-int dda_creds_parse_sts(const char *body, size_t n, const char *provider,
-			struct dda_creds *out, struct dda_error *err);
 
 extern const char *const dda_provider_web_identity;
 extern const char *const dda_provider_container;
@@ -126,8 +125,8 @@ extern const char *const dda_provider_sso;
  * --profile or NULL (then AWS_PROFILE, AWS_DEFAULT_PROFILE, "default").
  * Returns 0, or DDA_EAUTH naming every provider tried when none is
  * configured, or the first configured provider's failure. */
-int dda_creds_resolve(const struct dda_env *env, const char *profile_flag, const char *region,
-		      struct dda_creds *out, struct dda_error *err);
+int dda__creds_resolve(const struct dda_env *env, const char *profile_flag, const char *region,
+		       struct dda_creds *out, struct dda_error *err);
 
 /* Temporary credentials within this long of their expiration are renewed
  * before the next request is signed (the SDKs allow 5 to 15 minutes). */
@@ -137,40 +136,40 @@ int dda_creds_resolve(const struct dda_env *env, const char *profile_flag, const
  * DDA_CREDS_REFRESH_BEFORE of now. Returns 0 (c unchanged when no renewal
  * was due or the renewal failed while c is still valid), or an error when c
  * has expired and cannot be renewed. profile_flag as for resolve. */
-int dda_creds_refresh(const struct dda_env *env, const char *profile_flag, const char *region,
-		      struct dda_creds *c, int64_t now, struct dda_error *err);
+int dda__creds_refresh(const struct dda_env *env, const char *profile_flag, const char *region,
+		       struct dda_creds *c, int64_t now, struct dda_error *err);
 
 /* The profile in effect: the flag, else AWS_PROFILE, else
  * AWS_DEFAULT_PROFILE (the CLI's order; boto3 reads them the other way
  * round), else "default". */
-const char *dda_aws_profile(const struct dda_env *env, const char *flag);
+const char *dda__aws_profile(const struct dda_env *env, const char *flag);
 
 /* The region: the flag, AWS_REGION, AWS_DEFAULT_REGION, the profile's region
  * in the config file. Returns a new string, or NULL when none is set. */
-char *dda_aws_region(const struct dda_env *env, const char *profile, const char *flag);
+char *dda__aws_region(const struct dda_env *env, const char *profile, const char *flag);
 
 /* A value of a profile's section in an INI file (the config file names
  * sections "profile NAME" except "default"; the credentials file "NAME").
  * Returns a new string or NULL. Nested settings (indented under a key with
  * no value) are not values of the profile. */
-char *dda_ini_get(const char *path, const char *section, const char *key);
+char *dda__ini_get(const char *path, const char *section, const char *key);
 
 /* Whether a section exists in an INI file. */
-bool dda_ini_has_section(const char *path, const char *section);
+bool dda__ini_has_section(const char *path, const char *section);
 
 /* A profile's setting as botocore merges the two files: the credentials
  * file's [NAME] over the config file's [profile NAME] (DDA_PROFILE_ANY), or
  * the config file alone (DDA_PROFILE_CONFIG). New string or NULL. */
 enum { DDA_PROFILE_ANY, DDA_PROFILE_CONFIG };
-char *dda_aws_profile_get(const struct dda_env *env, const char *profile, const char *key,
-			  int where);
+char *dda__aws_profile_get(const struct dda_env *env, const char *profile, const char *key,
+			   int where);
 /* Whether the profile exists in either file. */
-bool dda_aws_profile_exists(const struct dda_env *env, const char *profile);
+bool dda__aws_profile_exists(const struct dda_env *env, const char *profile);
 
 /* The shared files' paths: AWS_SHARED_CREDENTIALS_FILE / AWS_CONFIG_FILE,
  * else ~/.aws/credentials and ~/.aws/config. New strings, or NULL. */
-char *dda_aws_credentials_file(const struct dda_env *env);
-char *dda_aws_config_file(const struct dda_env *env);
+char *dda__aws_credentials_file(const struct dda_env *env);
+char *dda__aws_config_file(const struct dda_env *env);
 
 /* The two static-key providers of the chain, apart (credential_process
  * comes between them). */

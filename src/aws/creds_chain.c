@@ -27,7 +27,7 @@ static void chain_release(struct chain *ch)
 
 static char *pget(const struct chain *ch, const char *profile, const char *key)
 {
-	return dda_aws_profile_get(ch->env, profile, key, DDA_PROFILE_ANY);
+	return dda__aws_profile_get(ch->env, profile, key, DDA_PROFILE_ANY);
 }
 
 static bool has_key(const struct chain *ch, const char *profile, const char *key)
@@ -56,11 +56,11 @@ static int profile_providers(const struct dda_env *env, const char *profile, con
 {
 	int rc = dda__creds_web_identity(env, profile, region, use_env, out, err);
 	if (rc == 1)
-		rc = dda_creds_from_sso(env, profile, out, err);
+		rc = dda__creds_from_sso(env, profile, out, err);
 	if (rc == 1)
 		rc = dda__creds_from_credentials_file(env, profile, out, err);
 	if (rc == 1)
-		rc = dda_creds_from_process(env, profile, out, err);
+		rc = dda__creds_from_process(env, profile, out, err);
 	if (rc == 1)
 		rc = dda__creds_from_config_file(env, profile, out, err);
 	return rc;
@@ -101,7 +101,7 @@ static int sts_assume(const struct chain *ch, const struct role *r, const struct
 	if (!rc)
 		rc = dda__aws_endpoint_parse(url.ptr, "STS", &ep, err);
 	if (!rc)
-		rc = dda_sigv4_query(&body, q, nq);
+		rc = dda__sigv4_query(&body, q, nq);
 	if (!rc) {
 		static const char ctype[] = "application/x-www-form-urlencoded; charset=utf-8";
 		struct dda_kv extra = {"content-type", ctype};
@@ -115,12 +115,12 @@ static int sts_assume(const struct chain *ch, const struct role *r, const struct
 		if (!rc)
 			rc = dda__aws_sign(&sr, src, &hdrs);
 	}
-	dda_http_opts_default(&o);
+	dda__http_opts_default(&o);
 	o.concurrency = 1;
 	o.connect_timeout_ms = 5000;
 	o.timeout_ms = 30000;
 	if (!rc)
-		rc = dda_aws_retry_opts(ch->env, r->profile, &o, err);
+		rc = dda__aws_retry_opts(ch->env, r->profile, &o, err);
 	if (!rc) {
 		struct dda_aws_fetch f = {"POST", url.ptr, hdrs.ptr, (dda_slice){body.ptr, body.len},
 					  &o,	  STS_ANSWER_MAX};
@@ -128,13 +128,13 @@ static int sts_assume(const struct chain *ch, const struct role *r, const struct
 	}
 	if (!rc && resp.status != 200) {
 		char why[512];
-		dda_s3_describe(&resp, why, sizeof(why));
+		dda__s3_describe(&resp, why, sizeof(why));
 		rc = dda_error_set(err, DDA_EAUTH,
 				   "profile '%s': STS AssumeRole of '%s' failed: %s", r->profile,
 				   r->arn, why);
 	} else if (!rc) {
-		rc = dda_creds_parse_sts(resp.body.ptr, resp.body.len, dda_provider_assume_role,
-					 out, err);
+		rc = dda__creds_parse_sts(resp.body.ptr, resp.body.len, dda_provider_assume_role,
+					  out, err);
 	}
 	if (rc && !err->code)
 		dda_error_set(err, rc, "profile '%s': cannot call STS AssumeRole: %s", r->profile,
@@ -158,11 +158,11 @@ static int from_source(struct chain *ch, const char *profile, const char *source
 {
 	int rc;
 	if (!strcmp(source, "Environment"))
-		rc = dda_creds_from_env(ch->env, out, err);
+		rc = dda__creds_from_env(ch->env, out, err);
 	else if (!strcmp(source, "Ec2InstanceMetadata"))
-		rc = dda_creds_from_imds(ch->env, profile, out, err);
+		rc = dda__creds_from_imds(ch->env, profile, out, err);
 	else if (!strcmp(source, "EcsContainer"))
-		rc = dda_creds_from_container(ch->env, out, err);
+		rc = dda__creds_from_container(ch->env, out, err);
 	else
 		return dda_error_set(err, DDA_EAUTH,
 				     "profile '%s': credential_source '%s' is not supported (use "
@@ -188,7 +188,7 @@ static bool visited(const struct chain *ch, const char *profile)
 static int from_source_profile(struct chain *ch, const char *profile, const char *src,
 			       struct dda_creds *out, struct dda_error *err)
 {
-	if (!dda_aws_profile_exists(ch->env, src))
+	if (!dda__aws_profile_exists(ch->env, src))
 		return dda_error_set(err, DDA_EAUTH,
 				     "the source_profile '%s' named in profile '%s' does not exist",
 				     src, profile);
@@ -260,7 +260,7 @@ static int assume(struct chain *ch, const char *profile, struct dda_creds *out,
 			: from_source_profile(ch, profile, src, &base, err);
 	if (!rc)
 		rc = sts_assume(ch, &r, &base, out, err);
-	dda_creds_release(&base);
+	dda__creds_release(&base);
 	free(r.arn);
 	free(r.session);
 	free(r.external_id);
@@ -271,8 +271,8 @@ static int assume(struct chain *ch, const char *profile, struct dda_creds *out,
 	return rc;
 }
 
-int dda_creds_assume_role(const struct dda_env *env, const char *profile, const char *region,
-			  struct dda_creds *out, struct dda_error *err)
+int dda__creds_assume_role(const struct dda_env *env, const char *profile, const char *region,
+			   struct dda_creds *out, struct dda_error *err)
 {
 	struct chain ch = {env, region, {0}, 0};
 	if (!has_role(&ch, profile))
@@ -284,28 +284,28 @@ int dda_creds_assume_role(const struct dda_env *env, const char *profile, const 
 
 /* ---- the chain ---- */
 
-int dda_creds_resolve(const struct dda_env *env, const char *profile_flag, const char *region,
-		      struct dda_creds *out, struct dda_error *err)
+int dda__creds_resolve(const struct dda_env *env, const char *profile_flag, const char *region,
+		       struct dda_creds *out, struct dda_error *err)
 {
 	bool named = profile_flag && *profile_flag;
-	const char *profile = dda_aws_profile(env, profile_flag);
+	const char *profile = dda__aws_profile(env, profile_flag);
 	memset(out, 0, sizeof(*out));
 	/* An explicit profile outranks keys in the environment (the CLI's
 	 * rule); a profile that exists nowhere is an error, as there. */
-	int rc = named ? 1 : dda_creds_from_env(env, out, err);
-	if (rc == 1 && strcmp(profile, "default") && !dda_aws_profile_exists(env, profile))
+	int rc = named ? 1 : dda__creds_from_env(env, out, err);
+	if (rc == 1 && strcmp(profile, "default") && !dda__aws_profile_exists(env, profile))
 		return dda_error_set(err, DDA_EAUTH,
 				     "the profile '%s' is in neither the config nor the "
 				     "credentials file",
 				     profile);
 	if (rc == 1)
-		rc = dda_creds_assume_role(env, profile, region, out, err);
+		rc = dda__creds_assume_role(env, profile, region, out, err);
 	if (rc == 1)
 		rc = profile_providers(env, profile, region, true, out, err);
 	if (rc == 1)
-		rc = dda_creds_from_container(env, out, err);
+		rc = dda__creds_from_container(env, out, err);
 	if (rc == 1)
-		rc = dda_creds_from_imds(env, profile, out, err);
+		rc = dda__creds_from_imds(env, profile, out, err);
 	if (rc == 1)
 		rc = dda_error_set(err, DDA_EAUTH,
 				   "no AWS credentials found (tried %sprofile '%s' (role_arn, web "
@@ -316,23 +316,23 @@ int dda_creds_resolve(const struct dda_env *env, const char *profile_flag, const
 	return rc;
 }
 
-int dda_creds_refresh(const struct dda_env *env, const char *profile_flag, const char *region,
-		      struct dda_creds *c, int64_t now, struct dda_error *err)
+int dda__creds_refresh(const struct dda_env *env, const char *profile_flag, const char *region,
+		       struct dda_creds *c, int64_t now, struct dda_error *err)
 {
 	if (c->expiration == DDA_TIME_NONE || now < c->expiration - DDA_CREDS_REFRESH_BEFORE)
 		return 0;
-	const char *profile = dda_aws_profile(env, profile_flag);
+	const char *profile = dda__aws_profile(env, profile_flag);
 	struct dda_creds fresh;
 	struct dda_error ferr = {0};
 	int rc = c->provider == dda_provider_web_identity
-		     ? dda_creds_from_web_identity(env, profile, region, &fresh, &ferr)
+		     ? dda__creds_from_web_identity(env, profile, region, &fresh, &ferr)
 		 : c->provider == dda_provider_container
-		     ? dda_creds_from_container(env, &fresh, &ferr)
+		     ? dda__creds_from_container(env, &fresh, &ferr)
 		 : c->provider == dda_provider_imds || c->provider == dda_provider_imds_v1
-		     ? dda_creds_from_imds(env, profile, &fresh, &ferr)
-		     : dda_creds_resolve(env, profile_flag, region, &fresh, &ferr);
+		     ? dda__creds_from_imds(env, profile, &fresh, &ferr)
+		     : dda__creds_resolve(env, profile_flag, region, &fresh, &ferr);
 	if (rc == 0) {
-		dda_creds_release(c);
+		dda__creds_release(c);
 		*c = fresh;
 		return 0;
 	}

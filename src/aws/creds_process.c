@@ -116,8 +116,8 @@ static void cleanse_member(json_t *o, const char *k)
 		OPENSSL_cleanse((char *)json_string_value(s), json_string_length(s));
 }
 
-int dda_creds_parse_process(const char *body, size_t n, struct dda_creds *out,
-			    struct dda_error *err)
+int dda__creds_parse_process(const char *body, size_t n, struct dda_creds *out,
+			     struct dda_error *err)
 {
 	json_error_t jerr;
 	json_t *j = json_loadb(body ? body : "", n, JSON_REJECT_DUPLICATES, &jerr);
@@ -237,10 +237,10 @@ static int run(const char *profile, char **argv, struct dda_buf *out, int *statu
 	return 0;
 }
 
-int dda_creds_from_process(const struct dda_env *env, const char *profile,
-			   struct dda_creds *out, struct dda_error *err)
+int dda__creds_from_process(const struct dda_env *env, const char *profile, struct dda_creds *out,
+			    struct dda_error *err)
 {
-	char *cmd = dda_aws_profile_get(env, profile, "credential_process", DDA_PROFILE_ANY);
+	char *cmd = dda__aws_profile_get(env, profile, "credential_process", DDA_PROFILE_ANY);
 	if (!cmd)
 		return 1;
 	struct dda_buf o;
@@ -259,7 +259,7 @@ int dda_creds_from_process(const struct dda_env *env, const char *profile,
 				   profile, WEXITSTATUS(status));
 	if (!rc) {
 		struct dda_error perr = {0};
-		rc = dda_creds_parse_process(o.ptr, o.len, out, &perr);
+		rc = dda__creds_parse_process(o.ptr, o.len, out, &perr);
 		if (rc)
 			rc = dda_error_set(err, DDA_EAUTH, "profile '%s': %s", profile, perr.msg);
 	}

@@ -41,7 +41,7 @@ static int fetch(struct call *c, const char *method, const char *url, const char
 		 dda_slice body, int attempts, long timeout_ms, struct dda_error *err)
 {
 	struct dda_http_opts o;
-	dda_http_opts_default(&o);
+	dda__http_opts_default(&o);
 	o.concurrency = 1;
 	o.max_attempts = attempts;
 	o.connect_timeout_ms = timeout_ms;
@@ -74,15 +74,15 @@ static int take_creds(struct dda_creds *out, const char *ak, const char *sk, con
 	out->secret_key = strdup(sk);
 	out->session_token = token && *token ? strdup(token) : NULL;
 	if (!out->access_key || !out->secret_key || (token && *token && !out->session_token)) {
-		dda_creds_release(out);
+		dda__creds_release(out);
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
 	}
 	return 0;
 }
 
 /* The four values from a JSON answer (container endpoint, IMDS). */
-int dda_creds_parse_json(const char *body, size_t n, const char *provider, struct dda_creds *out,
-			 struct dda_error *err)
+int dda__creds_parse_json(const char *body, size_t n, const char *provider, struct dda_creds *out,
+			  struct dda_error *err)
 {
 	json_error_t jerr;
 	json_t *j = json_loadb(body ? body : "", n, JSON_REJECT_DUPLICATES, &jerr);
@@ -107,15 +107,15 @@ int dda_creds_parse_json(const char *body, size_t n, const char *provider, struc
 }
 
 /* The four values from an AssumeRole* answer (STS's XML). */
-int dda_creds_parse_sts(const char *body, size_t n, const char *provider, struct dda_creds *out,
-			struct dda_error *err)
+int dda__creds_parse_sts(const char *body, size_t n, const char *provider, struct dda_creds *out,
+			 struct dda_error *err)
 {
 	static const char *const names[] = {"AccessKeyId", "SecretAccessKey", "SessionToken",
 					    "Expiration"};
 	char v[4][2048];
 	int rc = 0;
 	for (size_t i = 0; !rc && i < DDA_ARRAY_SIZE(names); i++)
-		rc = dda_s3_parse_value(body, n, names[i], v[i], sizeof(v[i]), err);
+		rc = dda__s3_parse_value(body, n, names[i], v[i], sizeof(v[i]), err);
 	if (!rc)
 		rc = take_creds(out, v[0], v[1], v[2], v[3], provider, err);
 	OPENSSL_cleanse(v, sizeof(v));
@@ -187,21 +187,21 @@ static int assume_role(const struct dda_env *env, const char *file, const char *
 			     {"Version", "2011-06-15"},
 			     {"WebIdentityToken", token}};
 	if (!rc)
-		rc = dda_sigv4_query(&body, q, DDA_ARRAY_SIZE(q));
+		rc = dda__sigv4_query(&body, q, DDA_ARRAY_SIZE(q));
 	if (!rc)
 		rc = fetch(&c, "POST", url.ptr,
 			   "Content-Type: application/x-www-form-urlencoded; charset=utf-8\n",
 			   (dda_slice){body.ptr, body.len}, 3, 5000, err);
 	if (!rc && c.resp.status != 200) {
 		char why[512];
-		dda_s3_describe(&c.resp, why, sizeof(why));
+		dda__s3_describe(&c.resp, why, sizeof(why));
 		rc = dda_error_set(err, DDA_EAUTH,
 				   "web identity: STS AssumeRoleWithWebIdentity for role '%s' "
 				   "failed: %s",
 				   arn, why);
 	} else if (!rc) {
-		rc = dda_creds_parse_sts(c.resp.body.ptr, c.resp.body.len, dda_provider_web_identity,
-					 out, err);
+		rc = dda__creds_parse_sts(c.resp.body.ptr, c.resp.body.len,
+					  dda_provider_web_identity, out, err);
 	}
 	wipe_body(&c.resp.body);
 	OPENSSL_cleanse(token, strlen(token));
@@ -220,9 +220,10 @@ int dda__creds_web_identity(const struct dda_env *env, const char *profile, cons
 	if (file && arn)
 		return assume_role(env, file, arn, name, region, out, err);
 	/* The profile's settings, as a set: both or neither. */
-	char *pfile = dda_aws_profile_get(env, profile, "web_identity_token_file", DDA_PROFILE_ANY);
-	char *parn = dda_aws_profile_get(env, profile, "role_arn", DDA_PROFILE_ANY);
-	char *pname = dda_aws_profile_get(env, profile, "role_session_name", DDA_PROFILE_ANY);
+	char *pfile =
+	    dda__aws_profile_get(env, profile, "web_identity_token_file", DDA_PROFILE_ANY);
+	char *parn = dda__aws_profile_get(env, profile, "role_arn", DDA_PROFILE_ANY);
+	char *pname = dda__aws_profile_get(env, profile, "role_session_name", DDA_PROFILE_ANY);
 	int rc = pfile && parn ? assume_role(env, pfile, parn, name ? name : pname, region, out, err)
 			       : 1;
 	free(pfile);
@@ -231,8 +232,8 @@ int dda__creds_web_identity(const struct dda_env *env, const char *profile, cons
 	return rc;
 }
 
-int dda_creds_from_web_identity(const struct dda_env *env, const char *profile,
-				const char *region, struct dda_creds *out, struct dda_error *err)
+int dda__creds_from_web_identity(const struct dda_env *env, const char *profile, const char *region,
+				 struct dda_creds *out, struct dda_error *err)
 {
 	return dda__creds_web_identity(env, profile, region, true, out, err);
 }
@@ -259,8 +260,8 @@ static bool full_uri_allowed(const char *uri)
 	return false;
 }
 
-int dda_creds_from_container(const struct dda_env *env, struct dda_creds *out,
-			     struct dda_error *err)
+int dda__creds_from_container(const struct dda_env *env, struct dda_creds *out,
+			      struct dda_error *err)
 {
 	const char *rel = env_get(env, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
 	const char *full = env_get(env, "AWS_CONTAINER_CREDENTIALS_FULL_URI");
@@ -294,12 +295,12 @@ int dda_creds_from_container(const struct dda_env *env, struct dda_creds *out,
 		rc = fetch(&c, "GET", url.ptr, hdr.ptr, (dda_slice){NULL, 0}, 3, 2000, err);
 	if (!rc && c.resp.status != 200) {
 		char why[512];
-		dda_s3_describe(&c.resp, why, sizeof(why));
+		dda__s3_describe(&c.resp, why, sizeof(why));
 		rc = dda_error_set(err, DDA_EAUTH, "the container credentials endpoint failed: %s",
 				   why);
 	} else if (!rc) {
-		rc = dda_creds_parse_json(c.resp.body.ptr, c.resp.body.len, dda_provider_container,
-					  out, err);
+		rc = dda__creds_parse_json(c.resp.body.ptr, c.resp.body.len, dda_provider_container,
+					   out, err);
 	}
 	wipe_body(&c.resp.body);
 	wipe_body(&hdr);
@@ -362,8 +363,8 @@ static int imds_token(const char *base, size_t bl, int attempts, long tmo, struc
 	return rc;
 }
 
-int dda_creds_from_imds(const struct dda_env *env, const char *profile, struct dda_creds *out,
-			struct dda_error *err)
+int dda__creds_from_imds(const struct dda_env *env, const char *profile, struct dda_creds *out,
+			 struct dda_error *err)
 {
 	if (truthy(env_get(env, "AWS_EC2_METADATA_DISABLED")))
 		return 1;
@@ -385,8 +386,8 @@ int dda_creds_from_imds(const struct dda_env *env, const char *profile, struct d
 	/* 1: a session token, or IMDSv1 where botocore would fall back. */
 	int rc = imds_token(base, bl, attempts, tmo, &hdr, err);
 	if (rc == 1) {
-		char *off = profile ? dda_aws_profile_get(env, profile, "ec2_metadata_v1_disabled",
-							  DDA_PROFILE_CONFIG)
+		char *off = profile ? dda__aws_profile_get(env, profile, "ec2_metadata_v1_disabled",
+							   DDA_PROFILE_CONFIG)
 				    : NULL;
 		bool v1_off = truthy(env_get(env, "AWS_EC2_METADATA_V1_DISABLED")) || truthy(off);
 		free(off);
@@ -416,7 +417,7 @@ int dda_creds_from_imds(const struct dda_env *env, const char *profile, struct d
 				   "EC2 instance metadata: the instance has no IAM role");
 	} else if (!rc && c.resp.status != 200) {
 		char why[512];
-		dda_s3_describe(&c.resp, why, sizeof(why));
+		dda__s3_describe(&c.resp, why, sizeof(why));
 		rc = dda_error_set(err, DDA_EAUTH, "EC2 instance metadata: %s", why);
 	}
 	if (!rc)
@@ -435,11 +436,11 @@ int dda_creds_from_imds(const struct dda_env *env, const char *profile, struct d
 		rc = fetch(&c, "GET", url.ptr, hdr.ptr, (dda_slice){NULL, 0}, attempts, tmo, err);
 	if (!rc && c.resp.status != 200) {
 		char why[512];
-		dda_s3_describe(&c.resp, why, sizeof(why));
+		dda__s3_describe(&c.resp, why, sizeof(why));
 		rc = dda_error_set(err, DDA_EAUTH, "EC2 instance metadata: role '%s': %s", role,
 				   why);
 	} else if (!rc) {
-		rc = dda_creds_parse_json(c.resp.body.ptr, c.resp.body.len, provider, out, err);
+		rc = dda__creds_parse_json(c.resp.body.ptr, c.resp.body.len, provider, out, err);
 	}
 out:
 	wipe_body(&c.resp.body);

@@ -23,8 +23,8 @@ static void cleanse_member(json_t *o, const char *k)
 		OPENSSL_cleanse((char *)json_string_value(s), json_string_length(s));
 }
 
-int dda_sso_parse_token(const char *body, size_t n, int64_t now, char **token,
-			struct dda_error *err)
+int dda__sso_parse_token(const char *body, size_t n, int64_t now, char **token,
+			 struct dda_error *err)
 {
 	json_error_t jerr;
 	json_t *j = json_loadb(body ? body : "", n, JSON_REJECT_DUPLICATES, &jerr);
@@ -51,8 +51,7 @@ int dda_sso_parse_token(const char *body, size_t n, int64_t now, char **token,
 	return rc;
 }
 
-int dda_creds_parse_sso(const char *body, size_t n, struct dda_creds *out,
-			struct dda_error *err)
+int dda__creds_parse_sso(const char *body, size_t n, struct dda_creds *out, struct dda_error *err)
 {
 	json_error_t jerr;
 	json_t *j = json_loadb(body ? body : "", n, JSON_REJECT_DUPLICATES, &jerr);
@@ -97,7 +96,7 @@ static void sso_release(struct sso *s)
 
 static char *cget(const struct dda_env *env, const char *profile, const char *key)
 {
-	return dda_aws_profile_get(env, profile, key, DDA_PROFILE_CONFIG);
+	return dda__aws_profile_get(env, profile, key, DDA_PROFILE_CONFIG);
 }
 
 /* 1 for "not an SSO profile", 0, or an error naming what is missing. */
@@ -109,11 +108,11 @@ static int load_settings(const struct dda_env *env, const char *profile, struct 
 	s->account = cget(env, profile, "sso_account_id");
 	s->role = cget(env, profile, "sso_role_name");
 	if (s->session) {
-		char section[512], *conf = dda_aws_config_file(env);
+		char section[512], *conf = dda__aws_config_file(env);
 		snprintf(section, sizeof(section), "sso-session %s", s->session);
-		s->start_url = dda_ini_get(conf, section, "sso_start_url");
-		s->region = dda_ini_get(conf, section, "sso_region");
-		bool found = dda_ini_has_section(conf, section);
+		s->start_url = dda__ini_get(conf, section, "sso_start_url");
+		s->region = dda__ini_get(conf, section, "sso_region");
+		bool found = dda__ini_has_section(conf, section);
 		free(conf);
 		if (!found)
 			return dda_error_set(err, DDA_EAUTH,
@@ -161,7 +160,7 @@ static int read_token(const struct dda_env *env, const char *profile, const stru
 	if (!rc)
 		rc = dda__read_file(path.ptr, &body, &ferr);
 	if (!rc)
-		rc = dda_sso_parse_token(body.ptr, body.len, dda_time_now(), token, &ferr);
+		rc = dda__sso_parse_token(body.ptr, body.len, dda_time_now(), token, &ferr);
 	if (rc && rc != DDA_ENOMEM)
 		rc = dda_error_set(err, DDA_EAUTH,
 				   "profile '%s': no valid SSO token (%s): run `aws sso login "
@@ -193,17 +192,17 @@ static int get_role_credentials(const struct dda_env *env, const char *profile,
 				   "https://portal.sso.%s.amazonaws.com/federation/credentials?",
 				   s->region);
 	if (!rc)
-		rc = dda_sigv4_query(&url, q, DDA_ARRAY_SIZE(q));
+		rc = dda__sigv4_query(&url, q, DDA_ARRAY_SIZE(q));
 	if (!rc && strpbrk(token, "\r\n"))
 		rc = dda_error_set(err, DDA_EAUTH, "the cached SSO token has a line break");
 	if (!rc)
 		rc = dda_buf_addf(&hdr, "x-amz-sso_bearer_token: %s\n", token);
-	dda_http_opts_default(&o);
+	dda__http_opts_default(&o);
 	o.concurrency = 1;
 	o.connect_timeout_ms = 5000;
 	o.timeout_ms = 30000;
 	if (!rc)
-		rc = dda_aws_retry_opts(env, profile, &o, err);
+		rc = dda__aws_retry_opts(env, profile, &o, err);
 	if (!rc) {
 		struct dda_aws_fetch f = {"GET", url.ptr, hdr.ptr, {NULL, 0}, &o, SSO_FILE_MAX};
 		rc = dda__aws_fetch(&f, &resp, err);
@@ -217,13 +216,13 @@ static int get_role_credentials(const struct dda_env *env, const char *profile,
 				   profile, profile);
 	} else if (!rc && resp.status != 200) {
 		char why[512];
-		dda_s3_describe(&resp, why, sizeof(why));
+		dda__s3_describe(&resp, why, sizeof(why));
 		rc = dda_error_set(err, DDA_EAUTH,
 				   "profile '%s': SSO GetRoleCredentials for account %s role '%s' "
 				   "failed: %s",
 				   profile, s->account, s->role, why);
 	} else if (!rc) {
-		rc = dda_creds_parse_sso(resp.body.ptr, resp.body.len, out, err);
+		rc = dda__creds_parse_sso(resp.body.ptr, resp.body.len, out, err);
 	}
 	dda__aws_wipe_buf(&resp.body);
 	dda__aws_wipe_buf(&hdr);
@@ -231,8 +230,8 @@ static int get_role_credentials(const struct dda_env *env, const char *profile,
 	return rc;
 }
 
-int dda_creds_from_sso(const struct dda_env *env, const char *profile, struct dda_creds *out,
-		       struct dda_error *err)
+int dda__creds_from_sso(const struct dda_env *env, const char *profile, struct dda_creds *out,
+			struct dda_error *err)
 {
 	struct sso s;
 	char *token = NULL;

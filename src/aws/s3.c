@@ -30,16 +30,16 @@ struct dda_s3 {
 /* How many buckets' regions are remembered. */
 #define MOVED_MAX 8
 
-int dda_s3_new(struct dda_s3 **out, const struct dda_aws_opts *o, const struct dda_env *env,
-	       struct dda_error *err)
+int dda__s3_new(struct dda_s3 **out, const struct dda_aws_opts *o, const struct dda_env *env,
+		struct dda_error *err)
 {
 	struct dda_s3 *s = calloc(1, sizeof(*s));
 	struct dda_http_opts ho;
 	if (!s)
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
-	const char *profile = dda_aws_profile(env, o->profile);
+	const char *profile = dda__aws_profile(env, o->profile);
 	s->env = *env;
-	s->region = dda_aws_region(env, profile, o->region);
+	s->region = dda__aws_region(env, profile, o->region);
 	if (!s->region)
 		s->region = strdup("us-east-1"); /* as the CLI's S3 commands default */
 	s->profile_flag = o->profile && *o->profile ? strdup(o->profile) : NULL;
@@ -51,43 +51,43 @@ int dda_s3_new(struct dda_s3 **out, const struct dda_aws_opts *o, const struct d
 		s->custom = true;
 		rc = dda__aws_endpoint_parse(endpoint, "S3", &s->ep, err);
 	}
-	dda_http_opts_default(&ho);
+	dda__http_opts_default(&ho);
 	if (o->concurrency > 0)
 		ho.concurrency = o->concurrency;
 	ho.no_verify_ssl = o->no_verify_ssl;
 	ho.ca_bundle = o->ca_bundle && *o->ca_bundle ? o->ca_bundle : env->get(env->ctx, "AWS_CA_BUNDLE");
 	if (!rc)
-		rc = dda_aws_retry_opts(env, profile, &ho, err);
+		rc = dda__aws_retry_opts(env, profile, &ho, err);
 	if (!rc)
-		rc = dda_creds_resolve(env, s->profile_flag, s->region, &s->creds, err);
+		rc = dda__creds_resolve(env, s->profile_flag, s->region, &s->creds, err);
 	if (!rc)
-		rc = dda_http_new(&s->http, &ho, err);
+		rc = dda__http_new(&s->http, &ho, err);
 	if (rc) {
-		dda_s3_free(s);
+		dda__s3_free(s);
 		return rc;
 	}
 	*out = s;
 	return 0;
 }
 
-void dda_s3_free(struct dda_s3 *s)
+void dda__s3_free(struct dda_s3 *s)
 {
 	if (!s)
 		return;
-	dda_http_free(s->http);
+	dda__http_free(s->http);
 	dda__aws_endpoint_release(&s->ep);
 	free(s->region);
 	free(s->profile_flag);
-	dda_creds_release(&s->creds);
+	dda__creds_release(&s->creds);
 	free(s);
 }
 
-struct dda_http *dda_s3_http(struct dda_s3 *s)
+struct dda_http *dda__s3_http(struct dda_s3 *s)
 {
 	return s->http;
 }
 
-const char *dda_s3_provider(const struct dda_s3 *s)
+const char *dda__s3_provider(const struct dda_s3 *s)
 {
 	return s->creds.provider ? s->creds.provider : "none";
 }
@@ -97,14 +97,14 @@ static int prepare(void *ctx, const struct dda_http_request *r, struct dda_buf *
 	struct dda_s3_call *c = ctx;
 	struct dda_s3 *s = c->s3;
 	int64_t now = dda_time_now();
-	if (dda_creds_refresh(&s->env, s->profile_flag, s->region, &s->creds, now, &s->cred_err))
+	if (dda__creds_refresh(&s->env, s->profile_flag, s->region, &s->creds, now, &s->cred_err))
 		return DDA_EAUTH;
 	struct dda_aws_sign_req sr = {r->method,    c->host,   c->path, c->query, NULL, 0,
 				      EMPTY_SHA256, c->region, "s3",	true,	  now};
 	return dda__aws_sign(&sr, &s->creds, hdrs);
 }
 
-const char *dda_s3_bucket_region(const struct dda_s3 *s, const char *bucket)
+const char *dda__s3_bucket_region(const struct dda_s3 *s, const char *bucket)
 {
 	for (int i = 0; i < s->nmoved; i++)
 		if (!strcmp(s->moved[i].bucket, bucket))
@@ -133,7 +133,7 @@ static bool wrong_region(const struct dda_http_response *r, char *region, size_t
 	region[0] = '\0';
 	if (r->status != 301 && r->status != 302 && r->status != 307 && r->status != 400)
 		return false;
-	dda_s3_parse_error(r->body.ptr, r->body.len, code, sizeof(code), msg, sizeof(msg));
+	dda__s3_parse_error(r->body.ptr, r->body.len, code, sizeof(code), msg, sizeof(msg));
 	/* A 400 is a wrong region only when S3 says so (or, to a HEAD, which
 	 * has no body, with the header alone). */
 	if (r->status == 400 && strcmp(code, "AuthorizationHeaderMalformed") &&
@@ -142,7 +142,7 @@ static bool wrong_region(const struct dda_http_response *r, char *region, size_t
 	if (r->bucket_region[0])
 		snprintf(region, cap, "%s", r->bucket_region);
 	else if (r->body.ptr)
-		dda_s3_parse_value(r->body.ptr, r->body.len, "Region", region, cap, NULL);
+		dda__s3_parse_value(r->body.ptr, r->body.len, "Region", region, cap, NULL);
 	return dda__aws_region_valid(region);
 }
 
@@ -162,7 +162,7 @@ static void call_done(void *ctx, struct dda_http_request *r, struct dda_http_res
 	    strcmp(region, c->region)) {
 		remember_region(s, c->bucket, region);
 		c->redirected = true;
-		if (!build(c) && !dda_http_submit(s->http, &c->http))
+		if (!build(c) && !dda__http_submit(s->http, &c->http))
 			return;
 	}
 	c->done(c, resp);
@@ -188,7 +188,7 @@ static int build(struct dda_s3_call *c)
 	free(c->host);
 	free(c->path);
 	c->url = c->host = c->path = NULL;
-	snprintf(c->region, sizeof(c->region), "%s", dda_s3_bucket_region(s3, c->bucket));
+	snprintf(c->region, sizeof(c->region), "%s", dda__s3_bucket_region(s3, c->bucket));
 	bool vhost = !s3->custom && dns_bucket(c->bucket);
 	int rc = 0;
 	if (vhost) {
@@ -201,12 +201,12 @@ static int build(struct dda_s3_call *c)
 		if (!rc)
 			rc = dda_buf_addf(&path, "%s/", s3->custom ? s3->ep.prefix : "");
 		if (!rc)
-			rc = dda_uri_encode(&path, c->bucket, strlen(c->bucket), false);
+			rc = dda__uri_encode(&path, c->bucket, strlen(c->bucket), false);
 		if (!rc && c->key)
 			rc = dda_buf_addc(&path, '/');
 	}
 	if (!rc && c->key)
-		rc = dda_uri_encode(&path, c->key, strlen(c->key), true);
+		rc = dda__uri_encode(&path, c->key, strlen(c->key), true);
 	if (!rc)
 		rc = dda_buf_addf(&url, "%s%s%s%s", s3->custom ? s3->ep.scheme_host : "https://",
 				  s3->custom ? "" : host.ptr, path.ptr, c->query[0] ? "?" : "");
@@ -225,14 +225,14 @@ static int build(struct dda_s3_call *c)
 	return 0;
 }
 
-int dda_s3_submit(struct dda_s3_call *c, struct dda_s3 *s3, const char *method, const char *bucket,
-		  const char *key, const struct dda_kv *q, size_t nq, size_t max_body,
-		  dda_s3_done_fn done, void *ctx)
+int dda__s3_submit(struct dda_s3_call *c, struct dda_s3 *s3, const char *method, const char *bucket,
+		   const char *key, const struct dda_kv *q, size_t nq, size_t max_body,
+		   dda_s3_done_fn done, void *ctx)
 {
 	struct dda_buf query;
 	memset(c, 0, sizeof(*c));
 	dda_buf_init(&query, 1 << 16);
-	int rc = dda_sigv4_query(&query, q, nq);
+	int rc = dda__sigv4_query(&query, q, nq);
 	c->s3 = s3;
 	c->query = query.ptr ? dda_buf_take(&query, NULL) : strdup("");
 	c->bucket = strdup(bucket);
@@ -246,13 +246,13 @@ int dda_s3_submit(struct dda_s3_call *c, struct dda_s3 *s3, const char *method, 
 		rc = build(c);
 	if (rc) {
 		dda_buf_release(&query);
-		dda_s3_call_release(c);
+		dda__s3_call_release(c);
 		return rc;
 	}
-	return dda_http_submit(s3->http, &c->http);
+	return dda__http_submit(s3->http, &c->http);
 }
 
-void dda_s3_call_release(struct dda_s3_call *c)
+void dda__s3_call_release(struct dda_s3_call *c)
 {
 	free(c->url);
 	free(c->host);
@@ -263,14 +263,14 @@ void dda_s3_call_release(struct dda_s3_call *c)
 	c->url = c->host = c->path = c->query = c->bucket = c->key = NULL;
 }
 
-void dda_s3_describe(const struct dda_http_response *r, char *out, size_t cap)
+void dda__s3_describe(const struct dda_http_response *r, char *out, size_t cap)
 {
 	char code[64], msg[256];
 	if (!r->status) {
 		snprintf(out, cap, "%s", r->errmsg[0] ? r->errmsg : "no answer");
 		return;
 	}
-	dda_s3_parse_error(r->body.ptr, r->body.len, code, sizeof(code), msg, sizeof(msg));
+	dda__s3_parse_error(r->body.ptr, r->body.len, code, sizeof(code), msg, sizeof(msg));
 	snprintf(out, cap, "HTTP %ld%s%s%s%s%s%s%s", r->status, code[0] ? " " : "", code,
 		 msg[0] ? ": " : "", msg, r->bucket_region[0] ? " (the bucket is in " : "",
 		 r->bucket_region, r->bucket_region[0] ? ")" : "");

@@ -14,12 +14,12 @@ struct dda_s3;
 /* Resolves endpoint, region and credentials (env is where variables come
  * from). Fails with DDA_EINVAL when no credentials are found, saying which
  * providers were tried. */
-int dda_s3_new(struct dda_s3 **out, const struct dda_aws_opts *o, const struct dda_env *env,
-	       struct dda_error *err);
-void dda_s3_free(struct dda_s3 *s);
-struct dda_http *dda_s3_http(struct dda_s3 *s);
+int dda__s3_new(struct dda_s3 **out, const struct dda_aws_opts *o, const struct dda_env *env,
+		struct dda_error *err);
+void dda__s3_free(struct dda_s3 *s);
+struct dda_http *dda__s3_http(struct dda_s3 *s);
 /* Which provider supplied the credentials (for messages; never the keys). */
-const char *dda_s3_provider(const struct dda_s3 *s);
+const char *dda__s3_provider(const struct dda_s3 *s);
 
 struct dda_s3_call;
 typedef void (*dda_s3_done_fn)(struct dda_s3_call *c, struct dda_http_response *r);
@@ -42,16 +42,16 @@ struct dda_s3_call {
  * AuthorizationHeaderMalformed) is followed once, re-signed for the
  * bucket's region, before done runs; the bucket's region is remembered for
  * the client's later requests. */
-int dda_s3_submit(struct dda_s3_call *c, struct dda_s3 *s3, const char *method, const char *bucket,
-		  const char *key, const struct dda_kv *q, size_t nq, size_t max_body,
-		  dda_s3_done_fn done, void *ctx);
-void dda_s3_call_release(struct dda_s3_call *c);
+int dda__s3_submit(struct dda_s3_call *c, struct dda_s3 *s3, const char *method, const char *bucket,
+		   const char *key, const struct dda_kv *q, size_t nq, size_t max_body,
+		   dda_s3_done_fn done, void *ctx);
+void dda__s3_call_release(struct dda_s3_call *c);
 
 /* The region requests to bucket are signed for: the one S3 named in a
  * wrong-region answer, else the client's. Borrowed. */
-const char *dda_s3_bucket_region(const struct dda_s3 *s, const char *bucket);
+const char *dda__s3_bucket_region(const struct dda_s3 *s, const char *bucket);
 
 /* "HTTP 403 SignatureDoesNotMatch: ..." or the transport error, for messages. */
-void dda_s3_describe(const struct dda_http_response *r, char *out, size_t cap);
+void dda__s3_describe(const struct dda_http_response *r, char *out, size_t cap);
 
 #endif

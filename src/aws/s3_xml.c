@@ -16,7 +16,7 @@ struct parse {
 	bool in_entry, url_encoded, refused;
 	struct dda_s3_entry cur;
 	struct dda_s3_listing *out;
-	const char *want; /* dda_s3_parse_value: the element wanted */
+	const char *want; /* dda__s3_parse_value: the element wanted */
 	char *value;
 	size_t value_cap;
 	bool found;
@@ -213,8 +213,8 @@ static int run(struct parse *ps, const char *xml, size_t n, struct dda_error *er
 	return rc;
 }
 
-int dda_s3_parse_listing(const char *xml, size_t n, struct dda_s3_listing *out,
-			 struct dda_error *err)
+int dda__s3_parse_listing(const char *xml, size_t n, struct dda_s3_listing *out,
+			  struct dda_error *err)
 {
 	struct parse ps = {.out = out};
 	size_t first = out->n;
@@ -233,16 +233,16 @@ int dda_s3_parse_listing(const char *xml, size_t n, struct dda_s3_listing *out,
 	return rc;
 }
 
-int dda_s3_parse_value(const char *xml, size_t n, const char *name, char *out, size_t cap,
-		       struct dda_error *err)
+int dda__s3_parse_value(const char *xml, size_t n, const char *name, char *out, size_t cap,
+			struct dda_error *err)
 {
 	struct parse ps = {.want = name, .value = out, .value_cap = cap};
 	out[0] = '\0';
 	return run(&ps, xml, n, err);
 }
 
-void dda_s3_parse_error(const char *xml, size_t n, char *code, size_t code_cap, char *msg,
-			size_t msg_cap)
+void dda__s3_parse_error(const char *xml, size_t n, char *code, size_t code_cap, char *msg,
+			 size_t msg_cap)
 {
 	code[0] = msg[0] = '\0';
 	/* Error bodies are small and flat: find the two elements by hand. */
@@ -260,7 +260,7 @@ void dda_s3_parse_error(const char *xml, size_t n, char *code, size_t code_cap, 
 	}
 }
 
-void dda_s3_listing_release(struct dda_s3_listing *l)
+void dda__s3_listing_release(struct dda_s3_listing *l)
 {
 	for (size_t i = 0; i < l->n; i++) {
 		free(l->v[i].key);

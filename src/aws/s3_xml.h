@@ -28,23 +28,23 @@ struct dda_s3_listing {
 	char *next_version_marker; /* NextVersionIdMarker (versions) */
 };
 
-void dda_s3_listing_release(struct dda_s3_listing *l);
+void dda__s3_listing_release(struct dda_s3_listing *l);
 
 /* Parses one listing page, appending its entries to out (so pages add up).
  * With encoding-type=url, keys and markers are decoded (S3 encodes them as
  * application/x-www-form-urlencoded: '+' is a space). */
-int dda_s3_parse_listing(const char *xml, size_t n, struct dda_s3_listing *out,
-			 struct dda_error *err);
+int dda__s3_parse_listing(const char *xml, size_t n, struct dda_s3_listing *out,
+			  struct dda_error *err);
 
 /* The text of the first element called name, wherever it sits, or "":
  * GetBucketVersioning's Status ("Enabled", "Suspended", or absent when
  * versioning was never enabled), GetObjectLockConfiguration's
  * ObjectLockEnabled and Mode, and the like. */
-int dda_s3_parse_value(const char *xml, size_t n, const char *name, char *out, size_t cap,
-		       struct dda_error *err);
+int dda__s3_parse_value(const char *xml, size_t n, const char *name, char *out, size_t cap,
+			struct dda_error *err);
 
 /* An S3 error body: its Code and Message (either may come back empty). */
-void dda_s3_parse_error(const char *xml, size_t n, char *code, size_t code_cap, char *msg,
-			size_t msg_cap);
+void dda__s3_parse_error(const char *xml, size_t n, char *code, size_t code_cap, char *msg,
+			 size_t msg_cap);
 
 #endif

@@ -15,7 +15,7 @@ static bool unreserved(unsigned char c)
 	return isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
 }
 
-int dda_uri_encode(struct dda_buf *out, const char *s, size_t n, bool keep_slash)
+int dda__uri_encode(struct dda_buf *out, const char *s, size_t n, bool keep_slash)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	int rc = dda_buf_grow(out, n);
@@ -46,12 +46,12 @@ static char *encoded(const char *s)
 {
 	struct dda_buf b;
 	dda_buf_init(&b, DDA_BUF_UNLIMITED);
-	if (dda_buf_adds(&b, "") || dda_uri_encode(&b, s, strlen(s), false))
+	if (dda_buf_adds(&b, "") || dda__uri_encode(&b, s, strlen(s), false))
 		return NULL;
 	return dda_buf_take(&b, NULL);
 }
 
-int dda_sigv4_query(struct dda_buf *out, const struct dda_kv *params, size_t n)
+int dda__sigv4_query(struct dda_buf *out, const struct dda_kv *params, size_t n)
 {
 	struct enc_pair *p = n ? calloc(n, sizeof(*p)) : NULL;
 	int rc = n && !p ? DDA_ENOMEM : 0;
@@ -140,7 +140,7 @@ static int canonical_request(const struct dda_sigv4_request *r, struct dda_buf *
 	if (!rc && r->s3)
 		rc = dda_buf_adds(cr, r->path);
 	else if (!rc)
-		rc = dda_uri_encode(cr, r->path, strlen(r->path), true);
+		rc = dda__uri_encode(cr, r->path, strlen(r->path), true);
 	if (!rc)
 		rc = dda_buf_addf(cr, "\n%s\n", r->query ? r->query : "");
 	if (!rc)
@@ -156,8 +156,8 @@ static void hmac(const void *key, size_t klen, const char *msg, uint8_t out[32])
 	HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)msg, strlen(msg), out, &len);
 }
 
-int dda_sigv4_sign(const struct dda_sigv4_request *r, const char *access_key,
-		   const char *secret_key, struct dda_buf *out, struct dda_buf *canonical)
+int dda__sigv4_sign(const struct dda_sigv4_request *r, const char *access_key,
+		    const char *secret_key, struct dda_buf *out, struct dda_buf *canonical)
 {
 	struct dda_buf cr, names, key, sts;
 	uint8_t k[32], digest[32];
@@ -203,7 +203,7 @@ out:
 	return rc;
 }
 
-void dda_amz_date(int64_t t, char out[17])
+void dda__amz_date(int64_t t, char out[17])
 {
 	char iso[DDA_TIME_STRLEN]; /* YYYY-MM-DDTHH:MM:SSZ */
 	dda_time_format(t, false, iso);

@@ -15,18 +15,18 @@ struct dda_kv {
 /* Appends s[0..n) URI-encoded as SigV4 wants it: the unreserved characters
  * A-Z a-z 0-9 - . _ ~ as they are, every other byte as %XX (upper case);
  * with keep_slash, '/' is kept too (object keys in S3 paths). */
-int dda_uri_encode(struct dda_buf *out, const char *s, size_t n, bool keep_slash);
+int dda__uri_encode(struct dda_buf *out, const char *s, size_t n, bool keep_slash);
 
 /* Appends the canonical query string of params (decoded names and values):
  * each encoded, sorted by name then value, joined with '&'. It is also the
  * query to send. */
-int dda_sigv4_query(struct dda_buf *out, const struct dda_kv *params, size_t n);
+int dda__sigv4_query(struct dda_buf *out, const struct dda_kv *params, size_t n);
 
 struct dda_sigv4_request {
 	const char *method;
 	const char *host;	      /* the Host header: host[:port] */
 	const char *path;	      /* the path as sent, already encoded */
-	const char *query;	      /* the canonical query string (dda_sigv4_query) */
+	const char *query;	      /* the canonical query string (dda__sigv4_query) */
 	const struct dda_kv *headers; /* more headers to sign (not host), any case */
 	size_t nheaders;
 	const char *payload_sha256; /* hex SHA-256 of the body, or UNSIGNED-PAYLOAD */
@@ -39,10 +39,10 @@ struct dda_sigv4_request {
 /* Appends the Authorization header's value to out; with canonical set, the
  * canonical request is appended there too (for tests and -vv). Secrets are
  * wiped from memory before returning. */
-int dda_sigv4_sign(const struct dda_sigv4_request *r, const char *access_key,
-		   const char *secret_key, struct dda_buf *out, struct dda_buf *canonical);
+int dda__sigv4_sign(const struct dda_sigv4_request *r, const char *access_key,
+		    const char *secret_key, struct dda_buf *out, struct dda_buf *canonical);
 
 /* Formats t (microseconds) as an X-Amz-Date: YYYYMMDDTHHMMSSZ (17 bytes). */
-void dda_amz_date(int64_t t, char out[17]);
+void dda__amz_date(int64_t t, char out[17]);
 
 #endif

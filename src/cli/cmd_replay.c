@@ -321,12 +321,12 @@ int dda__cmd_replay(int argc, char **argv, struct cli *c)
 	if (!r->dry_run && (dda__target_lambda_api(&ro.target, &err) ||
 			    dda__dlq_open(&ro.dlq_open, r->dlq, &ro.target, &err))) {
 		cli_error(c, "%s", err.msg);
-		dda_aws_api_free(ro.target.lambda);
+		dda__aws_api_free(ro.target.lambda);
 		return cli_exit_for(err.code);
 	}
 	dda_buf_init(&filter_text, 1 << 20);
 	if (r->filter && load_filter(c, &filter_text, &filter)) {
-		dda_aws_api_free(ro.target.lambda);
+		dda__aws_api_free(ro.target.lambda);
 		dda__dlq_close(ro.dlq_open, NULL);
 		return EXIT_USAGE;
 	}
@@ -337,7 +337,7 @@ int dda__cmd_replay(int argc, char **argv, struct cli *c)
 		cli_error(c, "out of memory");
 		dda_buf_release(&filter_text);
 		dda__filter_free(filter);
-		dda_aws_api_free(ro.target.lambda);
+		dda__aws_api_free(ro.target.lambda);
 		dda__dlq_close(ro.dlq_open, NULL);
 		return EXIT_RUNTIME;
 	}
@@ -348,7 +348,7 @@ int dda__cmd_replay(int argc, char **argv, struct cli *c)
 	if (dda__plan_init(&plan, &so, &err)) {
 		cli_error(c, "%s", err.msg);
 		dda__filter_free(filter);
-		dda_aws_api_free(ro.target.lambda);
+		dda__aws_api_free(ro.target.lambda);
 		dda__dlq_close(ro.dlq_open, NULL);
 		return EXIT_RUNTIME;
 	}
@@ -374,7 +374,7 @@ int dda__cmd_replay(int argc, char **argv, struct cli *c)
 	}
 	dda__plan_release(&plan);
 	dda__filter_free(filter);
-	dda_aws_api_free(ro.target.lambda);
+	dda__aws_api_free(ro.target.lambda);
 	struct dda_error cerr = {0};
 	if (dda__dlq_close(ro.dlq_open, &cerr)) {
 		cli_error(c, "%s", cerr.msg);

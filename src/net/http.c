@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 
 /* How long one poll may sleep when nothing is due: short enough to notice
  * a stop request promptly. */
@@ -34,7 +35,7 @@ struct dda_http {
 	struct dda_http_stats stats;
 };
 
-void dda_http_opts_default(struct dda_http_opts *o)
+void dda__http_opts_default(struct dda_http_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->concurrency = 64;
@@ -54,7 +55,7 @@ static int global_init(struct dda_error *err)
 	return 0;
 }
 
-int dda_http_new(struct dda_http **out, const struct dda_http_opts *o, struct dda_error *err)
+int dda__http_new(struct dda_http **out, const struct dda_http_opts *o, struct dda_error *err)
 {
 	int rc = global_init(err);
 	if (rc)
@@ -76,19 +77,34 @@ int dda_http_new(struct dda_http **out, const struct dda_http_opts *o, struct dd
 	return 0;
 }
 
+/* Header lines carry session tokens: wiped before their memory goes back. */
+static void free_headers(struct curl_slist *l)
+{
+	for (struct curl_slist *p = l; p; p = p->next)
+		OPENSSL_cleanse(p->data, strlen(p->data));
+	curl_slist_free_all(l);
+}
+
+static void wipe_text(struct dda_buf *b)
+{
+	if (b->ptr)
+		OPENSSL_cleanse(b->ptr, b->len);
+}
+
 static void xfer_free(struct xfer *x)
 {
 	if (!x)
 		return;
 	if (x->easy)
 		curl_easy_cleanup(x->easy);
-	curl_slist_free_all(x->hdrs);
+	free_headers(x->hdrs);
+	wipe_text(&x->hdr_text);
 	dda_buf_release(&x->hdr_text);
 	dda_buf_release(&x->resp.body);
 	free(x);
 }
 
-void dda_http_free(struct dda_http *h)
+void dda__http_free(struct dda_http *h)
 {
 	if (!h)
 		return;
@@ -108,7 +124,7 @@ void dda_http_free(struct dda_http *h)
 	free(h);
 }
 
-void dda_http_set_log(struct dda_http *h, const struct dda_log *log)
+void dda__http_set_log(struct dda_http *h, const struct dda_log *log)
 {
 	h->o.log = log;
 }
@@ -139,7 +155,7 @@ static void log_attempt(const struct dda_http *h, const struct xfer *x, CURLcode
 			 outcome, x->resp.attempts, x->resp.attempts == 1 ? "" : "s");
 }
 
-void dda_http_stats(const struct dda_http *h, struct dda_http_stats *out)
+void dda__http_stats(const struct dda_http *h, struct dda_http_stats *out)
 {
 	*out = h->stats;
 }
@@ -154,7 +170,7 @@ static void enqueue(struct dda_http *h, struct xfer *x)
 	*p = x;
 }
 
-int dda_http_submit(struct dda_http *h, struct dda_http_request *r)
+int dda__http_submit(struct dda_http *h, struct dda_http_request *r)
 {
 	struct xfer *x = calloc(1, sizeof(*x));
 	if (!x)
@@ -177,7 +193,7 @@ static uint64_t next_rand(uint64_t *s)
 	return *s * UINT64_C(2685821657736338717);
 }
 
-int64_t dda_http_backoff(const struct dda_http_opts *o, uint64_t *rng, int n, int64_t retry_after)
+int64_t dda__http_backoff(const struct dda_http_opts *o, uint64_t *rng, int n, int64_t retry_after)
 {
 	int64_t ceiling = o->backoff_base;
 	for (int i = 1; i < n && ceiling < o->backoff_cap; i++)
@@ -190,7 +206,7 @@ int64_t dda_http_backoff(const struct dda_http_opts *o, uint64_t *rng, int n, in
 	return wait;
 }
 
-bool dda_http_retryable(int curl_code, long status, const struct dda_buf *body)
+bool dda__http_retryable(int curl_code, long status, const struct dda_buf *body)
 {
 	switch (curl_code) {
 	case CURLE_OK:
@@ -285,8 +301,9 @@ static size_t on_header(char *p, size_t size, size_t n, void *ctx)
 /* Builds the curl_slist from "Name: value\n" lines. */
 static int make_headers(struct xfer *x)
 {
-	curl_slist_free_all(x->hdrs);
+	free_headers(x->hdrs);
 	x->hdrs = NULL;
+	wipe_text(&x->hdr_text);
 	dda_buf_reset(&x->hdr_text);
 	int rc = x->req->prepare ? x->req->prepare(x->req->ctx, x->req, &x->hdr_text) : 0;
 	if (rc)
@@ -370,11 +387,11 @@ static void finish(struct dda_http *h, struct xfer *x, CURLcode code)
 	h->active--;
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->resp.status);
 	h->stats.bytes += x->resp.body.len;
-	bool again = !x->resp.err && dda_http_retryable(code, x->resp.status, &x->resp.body) &&
+	bool again = !x->resp.err && dda__http_retryable(code, x->resp.status, &x->resp.body) &&
 		     x->resp.attempts < h->o.max_attempts;
 	if (again) {
 		h->stats.retries++;
-		int64_t wait = dda_http_backoff(&h->o, &h->rng, x->resp.attempts, x->retry_after);
+		int64_t wait = dda__http_backoff(&h->o, &h->rng, x->resp.attempts, x->retry_after);
 		log_attempt(h, x, code, DDA_LOG_INFO, wait);
 		x->due = dda_time_now() + wait;
 		enqueue(h, x);
@@ -411,7 +428,7 @@ static int start_due(struct dda_http *h, int64_t now)
 	return 0;
 }
 
-int dda_http_step(struct dda_http *h, int timeout_ms, struct dda_error *err)
+int dda__http_step(struct dda_http *h, int timeout_ms, struct dda_error *err)
 {
 	start_due(h, dda_time_now());
 	int running;
@@ -439,12 +456,12 @@ int dda_http_step(struct dda_http *h, int timeout_ms, struct dda_error *err)
 	return n;
 }
 
-int dda_http_run(struct dda_http *h, volatile int *stop, struct dda_error *err)
+int dda__http_run(struct dda_http *h, volatile int *stop, struct dda_error *err)
 {
 	for (;;) {
 		if (stop && *stop)
 			return dda_error_set(err, DDA_EINTR, "interrupted");
-		int left = dda_http_step(h, POLL_MS, err);
+		int left = dda__http_step(h, POLL_MS, err);
 		if (left <= 0)
 			return left;
 	}

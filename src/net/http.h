@@ -23,7 +23,7 @@ struct dda_http_opts {
 	const struct dda_log *log; /* retries, and every request at DEBUG; borrowed */
 };
 
-void dda_http_opts_default(struct dda_http_opts *o);
+void dda__http_opts_default(struct dda_http_opts *o);
 
 struct dda_http_response {
 	long status;	     /* HTTP status, 0 when none arrived */
@@ -62,37 +62,37 @@ struct dda_http_request {
 };
 
 struct dda_http;
-int dda_http_new(struct dda_http **out, const struct dda_http_opts *o, struct dda_error *err);
-void dda_http_free(struct dda_http *h);
+int dda__http_new(struct dda_http **out, const struct dda_http_opts *o, struct dda_error *err);
+void dda__http_free(struct dda_http *h);
 
 /* Queues a request; it stays borrowed until its done callback has run. */
-int dda_http_submit(struct dda_http *h, struct dda_http_request *r);
+int dda__http_submit(struct dda_http *h, struct dda_http_request *r);
 
 /* Runs until every queued request is done (or *stop becomes nonzero).
  * Returns 0 or DDA_EINTR / an internal curl failure. */
-int dda_http_run(struct dda_http *h, volatile int *stop, struct dda_error *err);
+int dda__http_run(struct dda_http *h, volatile int *stop, struct dda_error *err);
 
 /* One turn of the engine: starts what is due, moves transfers on, calls
  * done callbacks, and waits at most timeout_ms for something to happen.
  * Returns the number of requests not yet done, or a negative error. For
  * callers that consume results as they come (the S3 source). */
-int dda_http_step(struct dda_http *h, int timeout_ms, struct dda_error *err);
+int dda__http_step(struct dda_http *h, int timeout_ms, struct dda_error *err);
 
 /* Where retries (and, at DDA_LOG_DEBUG, every request) are logged from now
  * on; log is borrowed and must outlive h, NULL for nowhere. */
-void dda_http_set_log(struct dda_http *h, const struct dda_log *log);
+void dda__http_set_log(struct dda_http *h, const struct dda_log *log);
 
 /* Counters for reports and tests. */
 struct dda_http_stats {
 	uint64_t requests, attempts, retries, bytes;
 };
-void dda_http_stats(const struct dda_http *h, struct dda_http_stats *out);
+void dda__http_stats(const struct dda_http *h, struct dda_http_stats *out);
 
 /* Whether a finished attempt should be tried again (exposed for tests). */
-bool dda_http_retryable(int curl_code, long status, const struct dda_buf *body);
+bool dda__http_retryable(int curl_code, long status, const struct dda_buf *body);
 
 /* The backoff before attempt n (1 = first retry): full jitter over
  * min(cap, base * 2^(n-1)), at least retry_after when the server asked. */
-int64_t dda_http_backoff(const struct dda_http_opts *o, uint64_t *rng, int n, int64_t retry_after);
+int64_t dda__http_backoff(const struct dda_http_opts *o, uint64_t *rng, int n, int64_t retry_after);
 
 #endif

@@ -413,9 +413,9 @@ int dda__target_lambda_api(struct dda_target_opts *t, struct dda_error *err)
 {
 	if (strncmp(t->spec, "lambda:", 7) || t->lambda)
 		return 0;
-	struct dda_env env = {dda_process_env, NULL};
-	return dda_aws_api_new(&t->lambda, "lambda", t->aws, t->lambda_endpoint, NULL, NULL, &env,
-			       err);
+	struct dda_env env = {dda__process_env, NULL};
+	return dda__aws_api_new(&t->lambda, "lambda", t->aws, t->lambda_endpoint, NULL, NULL, &env,
+				err);
 }
 
 int dda__replay_run(struct dda_plan *p, const struct dda_replay_opts *o,
@@ -488,7 +488,7 @@ int dda__replay_run(struct dda_plan *p, const struct dda_replay_opts *o,
 	if (sh.dlq != o->dlq_open && dda__dlq_close(sh.dlq, &cerr) && !rc)
 		rc = dda_error_set(err, cerr.code, "%s", cerr.msg);
 	if (topts.lambda != o->target.lambda)
-		dda_aws_api_free(topts.lambda);
+		dda__aws_api_free(topts.lambda);
 	free(sh.held);
 	free(sh.lat);
 	pthread_cond_destroy(&sh.slot);

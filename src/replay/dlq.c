@@ -58,11 +58,11 @@ static int open_sqs(struct dda_dlq *d, const struct dda_target_opts *t, struct d
 	const char *slash = strchr(host, '/');
 	snprintf(origin, sizeof(origin), "%.*s", (int)(slash - url), url);
 	queue_region(url, region, sizeof(region));
-	struct dda_env env = {dda_process_env, NULL};
-	int rc = dda_aws_api_new(&d->api, "sqs", t->aws, NULL, origin, region, &env, err);
+	struct dda_env env = {dda__process_env, NULL};
+	int rc = dda__aws_api_new(&d->api, "sqs", t->aws, NULL, origin, region, &env, err);
 	if (rc)
 		return rc;
-	const char *base = dda_aws_api_base(d->api);
+	const char *base = dda__aws_api_base(d->api);
 	const char *pfx = strchr(strstr(base, "://") + 3, '/');
 	d->queue_url = strdup(url);
 	size_t ulen = strlen(base) + 2;
@@ -144,7 +144,7 @@ static int sqs_call(struct dda_dlq *d, const char *action, json_t *req, json_t *
 		snprintf(msg, cap, "out of memory (or the message is not UTF-8)");
 		return DDA_ENOMEM;
 	}
-	struct curl_slist *hl = dda_aws_api_curl_headers(
+	struct curl_slist *hl = dda__aws_api_curl_headers(
 	    d->api, "POST", d->path, "", hdrs, DDA_ARRAY_SIZE(hdrs), body, strlen(body), &err);
 	if (!hl) {
 		free(body);
@@ -244,7 +244,7 @@ int dda__dlq_close(struct dda_dlq *d, struct dda_error *err)
 		rc = dda_error_set(err, DDA_EIO, "cannot write the DLQ: %s", strerror(errno));
 	if (d->easy)
 		curl_easy_cleanup(d->easy);
-	dda_aws_api_free(d->api);
+	dda__aws_api_free(d->api);
 	free(d->queue_url);
 	free(d->url);
 	free(d->path);

@@ -133,7 +133,7 @@ struct dda_target_opts {
 	struct dda_aws_api *lambda;	/* set by dda__replay_run for lambda: */
 };
 /* For lambda: targets, resolves the endpoint and credentials into
- * o->lambda (the caller frees it with dda_aws_api_free); 0 otherwise. */
+ * o->lambda (the caller frees it with dda__aws_api_free); 0 otherwise. */
 int dda__target_lambda_api(struct dda_target_opts *o, struct dda_error *err);
 /* A target handle for one lane (file targets share their FILE). */
 int dda__target_new(struct dda_target **out, const struct dda_target_opts *o, int lane,

@@ -50,8 +50,8 @@ static int lambda_send(struct dda_target *t, const char *body, size_t len,
 	dda_buf_reset(&l->answer);
 	l->function_error[0] = '\0';
 	struct curl_slist *hl =
-	    dda_aws_api_curl_headers(l->api, "POST", l->path, l->query, signed_hdrs,
-				     DDA_ARRAY_SIZE(signed_hdrs), body, len, &err);
+	    dda__aws_api_curl_headers(l->api, "POST", l->path, l->query, signed_hdrs,
+				      DDA_ARRAY_SIZE(signed_hdrs), body, len, &err);
 	if (!hl) {
 		res->outcome = DDA_SEND_FAILED;
 		snprintf(res->msg, sizeof(res->msg), "%s", err.msg);
@@ -125,18 +125,18 @@ int dda__target_lambda_new(struct dda_target **out, const struct dda_target_opts
 	if (!rc)
 		rc = dda_buf_adds(&path, "/2015-03-31/functions/");
 	if (!rc)
-		rc = dda_uri_encode(&path, name.ptr ? name.ptr : "", name.len, false);
+		rc = dda__uri_encode(&path, name.ptr ? name.ptr : "", name.len, false);
 	if (!rc)
 		rc = dda_buf_adds(&path, "/invocations");
 	if (!rc && qual.len) {
 		struct dda_kv q = {"Qualifier", qual.ptr};
-		rc = dda_sigv4_query(&query, &q, 1);
+		rc = dda__sigv4_query(&query, &q, 1);
 	}
 	if (!rc)
-		rc = dda_buf_addf(&url, "%s%s%s%s", dda_aws_api_base(l->api), path.ptr,
+		rc = dda_buf_addf(&url, "%s%s%s%s", dda__aws_api_base(l->api), path.ptr,
 				  query.len ? "?" : "", query.len ? query.ptr : "");
 	if (!rc) { /* the path signed includes the endpoint's own path prefix */
-		const char *base = dda_aws_api_base(l->api);
+		const char *base = dda__aws_api_base(l->api);
 		const char *pfx = strstr(base, "://");
 		pfx = pfx ? strchr(pfx + 3, '/') : NULL;
 		size_t n = (pfx ? strlen(pfx) : 0) + path.len + 1;

@@ -72,18 +72,18 @@ static void list_done(struct dda_s3_call *c, struct dda_http_response *r)
 {
 	struct list_job *j = c->ctx;
 	struct s3_source *s = j->s;
-	dda_s3_call_release(c);
+	dda__s3_call_release(c);
 	if (r->status != 200) {
 		char why[512];
-		dda_s3_describe(r, why, sizeof(why));
+		dda__s3_describe(r, why, sizeof(why));
 		dda_error_set(&s->fail, DDA_EIO, "cannot list s3://%s/%s: %s (credentials from %s)",
-			      s->bucket, j->prefix, why, dda_s3_provider(s->s3));
+			      s->bucket, j->prefix, why, dda__s3_provider(s->s3));
 		s->listing_left--;
 		return;
 	}
 	struct dda_s3_listing page = {0};
 	/* Parse into a page of our own: markers belong to this job. */
-	int rc = dda_s3_parse_listing(r->body.ptr, r->body.len, &page, &s->fail);
+	int rc = dda__s3_parse_listing(r->body.ptr, r->body.len, &page, &s->fail);
 	for (size_t i = 0; !rc && i < page.n; i++) {
 		if (s->all.n == s->all.cap) {
 			size_t cap = s->all.cap ? s->all.cap * 2 : 4096;
@@ -106,7 +106,7 @@ static void list_done(struct dda_s3_call *c, struct dda_http_response *r)
 	j->token = page.next_token ? strdup(page.next_token) : NULL;
 	j->key_marker = page.next_key_marker ? strdup(page.next_key_marker) : NULL;
 	j->version_marker = page.next_version_marker ? strdup(page.next_version_marker) : NULL;
-	dda_s3_listing_release(&page);
+	dda__s3_listing_release(&page);
 	if (more && (j->token || j->key_marker) && !submit_list(j))
 		return;
 	s->listing_left--;
@@ -130,8 +130,8 @@ static int submit_list(struct list_job *j)
 		if (j->token)
 			q[n++] = (struct dda_kv){"continuation-token", j->token};
 	}
-	return dda_s3_submit(&j->call, s->s3, "GET", s->bucket, NULL, q, n, LIST_MAX_BODY,
-			     list_done, j);
+	return dda__s3_submit(&j->call, s->s3, "GET", s->bucket, NULL, q, n, LIST_MAX_BODY,
+			      list_done, j);
 }
 
 /* The prefixes to list: one per hour the range can hold (with slack), or
@@ -199,15 +199,15 @@ static void bucket_done(struct dda_s3_call *c, struct dda_http_response *r)
 	struct dda_source_facts *f = &q->s->base.facts;
 	struct dda_error perr = {0};
 	char v[32], mode[32], days[16], years[16];
-	dda_s3_call_release(c);
+	dda__s3_call_release(c);
 	bool ok = r->status == 200 && !r->err;
 	if (!strcmp(q->param, "versioning")) {
-		ok = ok && !dda_s3_parse_value(r->body.ptr, r->body.len, "Status", v, sizeof(v),
-					       &perr);
+		ok = ok &&
+		     !dda__s3_parse_value(r->body.ptr, r->body.len, "Status", v, sizeof(v), &perr);
 		snprintf(f->versioning, sizeof(f->versioning), "%.15s",
 			 !ok ? "unknown" : v[0] ? v : "Disabled");
 		if (!ok)
-			dda_s3_describe(r, q->why, sizeof(q->why));
+			dda__s3_describe(r, q->why, sizeof(q->why));
 		return;
 	}
 	if (r->status == 404) { /* ObjectLockConfigurationNotFoundError */
@@ -216,10 +216,10 @@ static void bucket_done(struct dda_s3_call *c, struct dda_http_response *r)
 	}
 	const char *b = r->body.ptr;
 	size_t n = r->body.len;
-	ok = ok && !dda_s3_parse_value(b, n, "ObjectLockEnabled", v, sizeof(v), &perr) &&
-	     !dda_s3_parse_value(b, n, "Mode", mode, sizeof(mode), &perr) &&
-	     !dda_s3_parse_value(b, n, "Days", days, sizeof(days), &perr) &&
-	     !dda_s3_parse_value(b, n, "Years", years, sizeof(years), &perr);
+	ok = ok && !dda__s3_parse_value(b, n, "ObjectLockEnabled", v, sizeof(v), &perr) &&
+	     !dda__s3_parse_value(b, n, "Mode", mode, sizeof(mode), &perr) &&
+	     !dda__s3_parse_value(b, n, "Days", days, sizeof(days), &perr) &&
+	     !dda__s3_parse_value(b, n, "Years", years, sizeof(years), &perr);
 	snprintf(f->object_lock, sizeof(f->object_lock), "%.15s",
 		 !ok ? "unknown" : v[0] ? v : "Disabled");
 	if (ok && mode[0])
@@ -237,8 +237,8 @@ static void query_bucket(struct s3_source *s)
 		struct dda_kv kv = {params[i], ""};
 		q->s = s;
 		q->param = params[i];
-		if (dda_s3_submit(&q->call, s->s3, "GET", s->bucket, NULL, &kv, 1, 1 << 20,
-				  bucket_done, q))
+		if (dda__s3_submit(&q->call, s->s3, "GET", s->bucket, NULL, &kv, 1, 1 << 20,
+				   bucket_done, q))
 			snprintf(i ? s->base.facts.object_lock : s->base.facts.versioning,
 				 sizeof(s->base.facts.versioning), "unknown");
 	}
@@ -290,7 +290,7 @@ static int list_all(struct s3_source *s, struct dda_error *err)
 	if (!s->jobs)
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
 	query_bucket(s);
-	rc = dda_http_run(dda_s3_http(s->s3), NULL, err);
+	rc = dda__http_run(dda__s3_http(s->s3), NULL, err);
 	if (!rc && s->fail.code)
 		rc = dda_error_set(err, s->fail.code, "%s", s->fail.msg);
 	if (!rc && versioning_finding(s))
@@ -309,7 +309,7 @@ static int list_all(struct s3_source *s, struct dda_error *err)
 static void get_done(struct dda_s3_call *c, struct dda_http_response *r)
 {
 	struct slot *sl = c->ctx;
-	dda_s3_call_release(c);
+	dda__s3_call_release(c);
 	sl->done = true;
 	sl->status = r->status;
 	sl->err = r->err;
@@ -317,7 +317,7 @@ static void get_done(struct dda_s3_call *c, struct dda_http_response *r)
 		sl->body = r->body;
 		dda_buf_init(&r->body, 0);
 	} else {
-		dda_s3_describe(r, sl->msg, sizeof(sl->msg));
+		dda__s3_describe(r, sl->msg, sizeof(sl->msg));
 	}
 }
 
@@ -364,8 +364,8 @@ static void fill_window(struct s3_source *s)
 		size_t nq = 0;
 		if (e->version_id && s->base.opts.aws.versions)
 			q[nq++] = (struct dda_kv){"versionId", e->version_id};
-		if (dda_s3_submit(&sl->call, s->s3, "GET", s->bucket, e->key, q, nq, max + 1,
-				  get_done, sl)) {
+		if (dda__s3_submit(&sl->call, s->s3, "GET", s->bucket, e->key, q, nq, max + 1,
+				   get_done, sl)) {
 			sl->done = true;
 			sl->err = DDA_ENOMEM;
 			snprintf(sl->msg, sizeof(sl->msg), "out of memory");
@@ -481,7 +481,7 @@ static int emit(struct s3_source *s, struct slot *sl, struct dda_chunk *c, struc
 	if (sl->status != 200 || sl->err)
 		return dda_error_set(err, DDA_EIO,
 				     "cannot read s3://%s/%s: %s (credentials from %s)", s->bucket,
-				     e->key, sl->msg, dda_s3_provider(s->s3));
+				     e->key, sl->msg, dda__s3_provider(s->s3));
 	if (!md5_matches(&sl->body, e->etag)) {
 		c->status = DDA_CHUNK_UNREADABLE;
 		snprintf(c->msg, sizeof(c->msg), "body's MD5 differs from its ETag \"%.40s\"",
@@ -507,7 +507,7 @@ static int s3_next(struct dda_source *src, struct dda_chunk *c, struct dda_error
 		struct slot *sl = &s->slots[s->next_yield % s->nslots];
 		const struct dda_s3_entry *e = &s->all.v[s->next_yield];
 		if (!sl->done) {
-			rc = dda_http_step(dda_s3_http(s->s3), 200, err);
+			rc = dda__http_step(dda__s3_http(s->s3), 200, err);
 			if (rc < 0)
 				return rc;
 			continue;
@@ -527,30 +527,30 @@ static void s3_free(struct dda_source *src)
 	struct s3_source *s = (struct s3_source *)src;
 	if (s->s3 && dda__log_on(&src->opts.log, DDA_LOG_INFO)) {
 		struct dda_http_stats st;
-		dda_http_stats(dda_s3_http(s->s3), &st);
+		dda__http_stats(dda__s3_http(s->s3), &st);
 		dda__log(&src->opts.log, DDA_LOG_INFO,
 			 "s3://%s: %llu requests, %llu retried, %llu bytes received", s->bucket,
 			 (unsigned long long)st.requests, (unsigned long long)st.retries,
 			 (unsigned long long)st.bytes);
 	}
 	/* Transfers still in flight point at slots and jobs: end them first. */
-	dda_s3_free(s->s3);
+	dda__s3_free(s->s3);
 	for (size_t i = 0; i < DDA_ARRAY_SIZE(s->queries); i++)
-		dda_s3_call_release(&s->queries[i].call);
+		dda__s3_call_release(&s->queries[i].call);
 	for (size_t i = 0; i < s->njobs; i++) {
-		dda_s3_call_release(&s->jobs[i].call);
+		dda__s3_call_release(&s->jobs[i].call);
 		free(s->jobs[i].prefix);
 		free(s->jobs[i].token);
 		free(s->jobs[i].key_marker);
 		free(s->jobs[i].version_marker);
 	}
 	for (size_t i = 0; s->slots && i < s->nslots; i++) {
-		dda_s3_call_release(&s->slots[i].call);
+		dda__s3_call_release(&s->slots[i].call);
 		dda_buf_release(&s->slots[i].body);
 	}
 	free(s->jobs);
 	free(s->slots);
-	dda_s3_listing_release(&s->all);
+	dda__s3_listing_release(&s->all);
 	dda__sha256_release(&s->sha);
 	free(s->bucket);
 	free(s->prefix);
@@ -569,10 +569,11 @@ static int s3_reread(struct dda_source *src, uint32_t obj, struct dda_buf *out,
 	struct dda_kv q = {"versionId", o ? o->version : NULL};
 	if (!o)
 		return DDA_ENOTFOUND;
-	int rc = dda_s3_submit(&sl.call, s->s3, "GET", s->bucket, o->key, &q,
-			       o->version && src->opts.aws.versions ? 1 : 0, max + 1, get_done, &sl);
+	int rc =
+	    dda__s3_submit(&sl.call, s->s3, "GET", s->bucket, o->key, &q,
+			   o->version && src->opts.aws.versions ? 1 : 0, max + 1, get_done, &sl);
 	if (!rc)
-		rc = dda_http_run(dda_s3_http(s->s3), NULL, err);
+		rc = dda__http_run(dda__s3_http(s->s3), NULL, err);
 	else
 		dda_error_set(err, rc, "out of memory");
 	if (!rc && (sl.status != 200 || sl.err))
@@ -583,7 +584,7 @@ static int s3_reread(struct dda_source *src, uint32_t obj, struct dda_buf *out,
 				   s->bucket, o->key);
 	if (!rc)
 		rc = dda__object_bytes(&sl.body, out, max, err);
-	dda_s3_call_release(&sl.call);
+	dda__s3_call_release(&sl.call);
 	dda_buf_release(&sl.body);
 	return rc;
 }
@@ -603,19 +604,19 @@ int dda__s3_open(struct dda_source **out, const char *spec, const struct dda_sou
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
 	s->bucket = strndup(b, blen);
 	s->prefix = strdup(slash ? slash + 1 : "");
-	struct dda_env env = {dda_process_env, NULL};
+	struct dda_env env = {dda__process_env, NULL};
 	int rc = s->bucket && s->prefix ? 0 : dda_error_set(err, DDA_ENOMEM, "out of memory");
 	if (!rc)
-		rc = dda_s3_new(&s->s3, &opts->aws, &env, err);
+		rc = dda__s3_new(&s->s3, &opts->aws, &env, err);
 	s->nslots = opts->aws.concurrency > 0 ? (size_t)opts->aws.concurrency : 64;
 	if (!rc && !(s->slots = calloc(s->nslots, sizeof(*s->slots))))
 		rc = dda_error_set(err, DDA_ENOMEM, "out of memory");
 	s->base.ops = &s3_ops;
 	s->base.opts = *opts;
 	if (!rc) {
-		dda_http_set_log(dda_s3_http(s->s3), &s->base.opts.log);
+		dda__http_set_log(dda__s3_http(s->s3), &s->base.opts.log);
 		dda__log(&s->base.opts.log, DDA_LOG_INFO, "s3://%s: credentials from %s", s->bucket,
-			 dda_s3_provider(s->s3));
+			 dda__s3_provider(s->s3));
 	}
 	struct dda_source_facts *f = &s->base.facts;
 	f->s3 = true;

@@ -22,15 +22,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct dda_error err = {0};
 	struct dda_creds c;
 	char *tok = NULL;
-	if (!dda_creds_parse_process(p, size, &c, &err)) {
+	if (!dda__creds_parse_process(p, size, &c, &err)) {
 		check(&c);
-		dda_creds_release(&c);
+		dda__creds_release(&c);
 	}
-	if (!dda_creds_parse_sso(p, size, &c, &err)) {
+	if (!dda__creds_parse_sso(p, size, &c, &err)) {
 		check(&c);
-		dda_creds_release(&c);
+		dda__creds_release(&c);
 	}
-	if (!dda_sso_parse_token(p, size, 0, &tok, &err) && (!tok || !*tok))
+	if (!dda__sso_parse_token(p, size, 0, &tok, &err) && (!tok || !*tok))
 		__builtin_trap();
 	free(tok);
 	/* The command line and ARNs are text: a terminated copy. */
@@ -44,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		__builtin_trap();
 	dda__argv_free(argv);
 	char region[32];
-	if (dda_aws_region_of(s, region, sizeof(region)) && strlen(region) < 6)
+	if (dda__aws_region_of(s, region, sizeof(region)) && strlen(region) < 6)
 		__builtin_trap();
 	free(s);
 	return 0;

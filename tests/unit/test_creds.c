@@ -74,18 +74,18 @@ static void test_environment(void **state)
 	struct dda_env env = {fake_get, &fe};
 	struct dda_creds c;
 	struct dda_error err = {0};
-	assert_int_equal(dda_creds_from_env(&env, &c, &err), 0);
+	assert_int_equal(dda__creds_from_env(&env, &c, &err), 0);
 	assert_string_equal(c.access_key, "AKIDENV");
 	assert_string_equal(c.secret_key, "secretenv");
 	assert_string_equal(c.session_token, "tok");
 	assert_string_equal(c.provider, "environment");
-	dda_creds_release(&c);
+	dda__creds_release(&c);
 	struct fake_env none = {{"HOME=/nonexistent"}};
 	env.ctx = &none;
-	assert_int_equal(dda_creds_from_env(&env, &c, &err), 1);
+	assert_int_equal(dda__creds_from_env(&env, &c, &err), 1);
 	struct fake_env half = {{"AWS_ACCESS_KEY_ID=AKIDENV"}};
 	env.ctx = &half;
-	assert_int_equal(dda_creds_from_env(&env, &c, &err), DDA_EAUTH);
+	assert_int_equal(dda__creds_from_env(&env, &c, &err), DDA_EAUTH);
 	assert_non_null(strstr(err.msg, "AWS_SECRET_ACCESS_KEY"));
 	/* The message names the variable, never a value. */
 	assert_null(strstr(err.msg, "AKIDENV"));
@@ -97,22 +97,22 @@ static void test_profiles(void **state)
 	struct dda_env env = {fake_get, &fe};
 	struct dda_creds c;
 	struct dda_error err = {0};
-	assert_int_equal(dda_creds_from_profile(&env, "default", &c, &err), 0);
+	assert_int_equal(dda__creds_from_profile(&env, "default", &c, &err), 0);
 	assert_string_equal(c.access_key, "AKIDDEFAULT");
 	assert_string_equal(c.provider, "shared-credentials-file");
 	assert_null(c.session_token);
-	dda_creds_release(&c);
-	assert_int_equal(dda_creds_from_profile(&env, "dev", &c, &err), 0);
+	dda__creds_release(&c);
+	assert_int_equal(dda__creds_from_profile(&env, "dev", &c, &err), 0);
 	assert_string_equal(c.access_key, "AKIDDEV");
 	assert_string_equal(c.session_token, "tokendev");
 	assert_string_equal(c.provider, "config-file");
-	dda_creds_release(&c);
+	dda__creds_release(&c);
 	/* The credentials file wins over the config file. */
-	assert_int_equal(dda_creds_from_profile(&env, "both", &c, &err), 0);
+	assert_int_equal(dda__creds_from_profile(&env, "both", &c, &err), 0);
 	assert_string_equal(c.access_key, "AKIDFROMCREDS");
-	dda_creds_release(&c);
-	assert_int_equal(dda_creds_from_profile(&env, "nosuch", &c, &err), 1);
-	assert_int_equal(dda_creds_from_profile(&env, "half", &c, &err), DDA_EAUTH);
+	dda__creds_release(&c);
+	assert_int_equal(dda__creds_from_profile(&env, "nosuch", &c, &err), 1);
+	assert_int_equal(dda__creds_from_profile(&env, "half", &c, &err), DDA_EAUTH);
 	assert_non_null(strstr(err.msg, "aws_secret_access_key"));
 }
 
@@ -120,7 +120,7 @@ static void test_default_paths_from_home(void **state)
 {
 	struct fake_env fe = {{"HOME=/home/someone"}};
 	struct dda_env env = {fake_get, &fe};
-	char *p = dda_aws_credentials_file(&env), *q = dda_aws_config_file(&env);
+	char *p = dda__aws_credentials_file(&env), *q = dda__aws_config_file(&env);
 	assert_string_equal(p, "/home/someone/.aws/credentials");
 	assert_string_equal(q, "/home/someone/.aws/config");
 	free(p);
@@ -131,31 +131,31 @@ static void test_region_and_profile(void **state)
 {
 	struct fake_env fe = {{cred_var, conf_var}};
 	struct dda_env env = {fake_get, &fe};
-	char *r = dda_aws_region(&env, "default", NULL);
+	char *r = dda__aws_region(&env, "default", NULL);
 	assert_string_equal(r, "eu-west-1");
 	free(r);
-	r = dda_aws_region(&env, "dev", NULL);
+	r = dda__aws_region(&env, "dev", NULL);
 	assert_string_equal(r, "ap-south-1");
 	free(r);
-	assert_null(dda_aws_region(&env, "both", NULL));
-	r = dda_aws_region(&env, "dev", "us-west-2");
+	assert_null(dda__aws_region(&env, "both", NULL));
+	r = dda__aws_region(&env, "dev", "us-west-2");
 	assert_string_equal(r, "us-west-2");
 	free(r);
 	struct fake_env fe2 = {{conf_var, "AWS_DEFAULT_REGION=sa-east-1"}};
 	env.ctx = &fe2;
-	r = dda_aws_region(&env, "dev", NULL);
+	r = dda__aws_region(&env, "dev", NULL);
 	assert_string_equal(r, "sa-east-1");
 	free(r);
 	struct fake_env fe3 = {{conf_var, "AWS_DEFAULT_REGION=sa-east-1", "AWS_REGION=ca-central-1",
 				"AWS_PROFILE=dev"}};
 	env.ctx = &fe3;
-	r = dda_aws_region(&env, "dev", NULL);
+	r = dda__aws_region(&env, "dev", NULL);
 	assert_string_equal(r, "ca-central-1");
 	free(r);
-	assert_string_equal(dda_aws_profile(&env, NULL), "dev");
-	assert_string_equal(dda_aws_profile(&env, "ops"), "ops");
+	assert_string_equal(dda__aws_profile(&env, NULL), "dev");
+	assert_string_equal(dda__aws_profile(&env, "ops"), "ops");
 	env.ctx = &fe2;
-	assert_string_equal(dda_aws_profile(&env, NULL), "default");
+	assert_string_equal(dda__aws_profile(&env, NULL), "default");
 }
 
 /* STS's answer to AssumeRoleWithWebIdentity, and its error answer. */
@@ -171,18 +171,22 @@ static void test_sts_answer(void **state)
 	    "</AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>";
 	struct dda_creds c;
 	struct dda_error err = {0};
-	assert_int_equal(dda_creds_parse_sts(ok, strlen(ok), dda_provider_web_identity, &c, &err), 0);
+	assert_int_equal(dda__creds_parse_sts(ok, strlen(ok), dda_provider_web_identity, &c, &err),
+			 0);
 	assert_string_equal(c.access_key, "ASIAEXAMPLE");
 	assert_string_equal(c.secret_key, "wJalr/secret");
 	assert_string_equal(c.session_token, "FwoGZXIvYXdzEXAMPLE");
 	assert_true(c.expiration == dda_time_from_civil(2026, 11, 24, 12, 0, 0) * DDA_USEC_PER_SEC);
 	assert_ptr_equal(c.provider, dda_provider_web_identity);
-	dda_creds_release(&c);
+	dda__creds_release(&c);
 	/* An answer without credentials is an error that names the provider. */
 	const char *bad = "<ErrorResponse><Error><Code>AccessDenied</Code></Error></ErrorResponse>";
-	assert_int_equal(dda_creds_parse_sts(bad, strlen(bad), dda_provider_web_identity, &c, &err), DDA_EFORMAT);
+	assert_int_equal(
+	    dda__creds_parse_sts(bad, strlen(bad), dda_provider_web_identity, &c, &err),
+	    DDA_EFORMAT);
 	assert_non_null(strstr(err.msg, "web identity"));
-	assert_int_equal(dda_creds_parse_sts("<a", 2, dda_provider_web_identity, &c, &err), DDA_EFORMAT);
+	assert_int_equal(dda__creds_parse_sts("<a", 2, dda_provider_web_identity, &c, &err),
+			 DDA_EFORMAT);
 }
 
 /* The container endpoint's and IMDS's JSON. */
@@ -192,18 +196,19 @@ static void test_json_answer(void **state)
 			 "\"Token\":\"tok\",\"Expiration\":\"2026-11-24T12:30:00Z\"}";
 	struct dda_creds c;
 	struct dda_error err = {0};
-	assert_int_equal(dda_creds_parse_json(ok, strlen(ok), "x", &c, &err), 0);
+	assert_int_equal(dda__creds_parse_json(ok, strlen(ok), "x", &c, &err), 0);
 	assert_string_equal(c.access_key, "ASIAC");
 	assert_string_equal(c.session_token, "tok");
 	assert_true(c.expiration == dda_time_from_civil(2026, 11, 24, 12, 30, 0) * DDA_USEC_PER_SEC);
-	dda_creds_release(&c);
+	dda__creds_release(&c);
 	static const char *const bad[] = {
 	    "", "[]", "{\"AccessKeyId\":\"A\"}", "{\"AccessKeyId\":1,\"SecretAccessKey\":\"s\"}",
 	    "{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"s\",\"Expiration\":\"soon\"}",
 	    "{\"AccessKeyId\":\"A\",\"AccessKeyId\":\"B\",\"SecretAccessKey\":\"s\"}"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		assert_int_equal(dda_creds_parse_json(bad[i], strlen(bad[i]), "container", &c, &err),
-				 DDA_EFORMAT);
+		assert_int_equal(
+		    dda__creds_parse_json(bad[i], strlen(bad[i]), "container", &c, &err),
+		    DDA_EFORMAT);
 		assert_non_null(strstr(err.msg, "container"));
 		/* Nothing of the answer is echoed back. */
 		assert_null(strstr(err.msg, "\"s\""));
@@ -219,28 +224,28 @@ static void test_refresh(void **state)
 	struct dda_error err = {0};
 	struct dda_creds c;
 	int64_t now = dda_time_from_civil(2026, 11, 24, 12, 0, 0) * DDA_USEC_PER_SEC;
-	assert_int_equal(dda_creds_from_env(&env, &c, &err), 0);
-	assert_int_equal(dda_creds_refresh(&env, "default", NULL, &c, now, &err), 0);
+	assert_int_equal(dda__creds_from_env(&env, &c, &err), 0);
+	assert_int_equal(dda__creds_refresh(&env, "default", NULL, &c, now, &err), 0);
 	assert_string_equal(c.access_key, "AKIDNEW");
-	dda_creds_release(&c);
+	dda__creds_release(&c);
 
 	/* Container credentials ten minutes from expiry: kept. */
 	struct dda_env none = {fake_get, &(struct fake_env){{"HOME=/nonexistent"}}};
 	const char *j = "{\"AccessKeyId\":\"OLD\",\"SecretAccessKey\":\"old\"}";
-	assert_int_equal(dda_creds_parse_json(j, strlen(j), dda_provider_container, &c, &err), 0);
+	assert_int_equal(dda__creds_parse_json(j, strlen(j), dda_provider_container, &c, &err), 0);
 	c.expiration = now + 10 * 60 * DDA_USEC_PER_SEC;
-	assert_int_equal(dda_creds_refresh(&none, "default", NULL, &c, now, &err), 0);
+	assert_int_equal(dda__creds_refresh(&none, "default", NULL, &c, now, &err), 0);
 	assert_string_equal(c.access_key, "OLD");
 	/* Two minutes from expiry, with the endpoint gone: kept while valid... */
 	c.expiration = now + 2 * 60 * DDA_USEC_PER_SEC;
-	assert_int_equal(dda_creds_refresh(&none, "default", NULL, &c, now, &err), 0);
+	assert_int_equal(dda__creds_refresh(&none, "default", NULL, &c, now, &err), 0);
 	assert_string_equal(c.access_key, "OLD");
 	/* ...and an error once expired, naming the provider. */
 	c.expiration = now - 1;
-	assert_int_equal(dda_creds_refresh(&none, "default", NULL, &c, now, &err), DDA_EAUTH);
+	assert_int_equal(dda__creds_refresh(&none, "default", NULL, &c, now, &err), DDA_EAUTH);
 	assert_non_null(strstr(err.msg, "container credentials endpoint"));
 	assert_null(strstr(err.msg, "old"));
-	dda_creds_release(&c);
+	dda__creds_release(&c);
 }
 
 int main(void)

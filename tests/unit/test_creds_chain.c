@@ -136,10 +136,10 @@ static void test_profile_variables(void **state)
 	struct fake_env a = {{"AWS_DEFAULT_PROFILE=ops"}};
 	struct fake_env b = {{"AWS_DEFAULT_PROFILE=ops", "AWS_PROFILE=dev"}};
 	struct dda_env env = {fake_get, &a};
-	assert_string_equal(dda_aws_profile(&env, NULL), "ops");
+	assert_string_equal(dda__aws_profile(&env, NULL), "ops");
 	env.ctx = &b;
-	assert_string_equal(dda_aws_profile(&env, NULL), "dev");
-	assert_string_equal(dda_aws_profile(&env, "flag"), "flag");
+	assert_string_equal(dda__aws_profile(&env, NULL), "dev");
+	assert_string_equal(dda__aws_profile(&env, "flag"), "flag");
 }
 
 /* The credentials file's [NAME] outranks the config file's [profile NAME]. */
@@ -148,15 +148,15 @@ static void test_profile_merge(void **state)
 	(void)state;
 	struct fake_env fe = {{cred_var, conf_var}};
 	struct dda_env env = {fake_get, &fe};
-	char *v = dda_aws_profile_get(&env, "merged", "region", DDA_PROFILE_ANY);
+	char *v = dda__aws_profile_get(&env, "merged", "region", DDA_PROFILE_ANY);
 	assert_string_equal(v, "from-credentials-file");
 	free(v);
-	v = dda_aws_profile_get(&env, "merged", "region", DDA_PROFILE_CONFIG);
+	v = dda__aws_profile_get(&env, "merged", "region", DDA_PROFILE_CONFIG);
 	assert_string_equal(v, "from-config");
 	free(v);
-	assert_true(dda_aws_profile_exists(&env, "dev"));
-	assert_true(dda_aws_profile_exists(&env, "proc"));
-	assert_false(dda_aws_profile_exists(&env, "nowhere"));
+	assert_true(dda__aws_profile_exists(&env, "dev"));
+	assert_true(dda__aws_profile_exists(&env, "proc"));
+	assert_false(dda__aws_profile_exists(&env, "nowhere"));
 }
 
 /* --profile outranks keys in the environment; AWS_PROFILE does not. */
@@ -169,15 +169,15 @@ static void test_explicit_profile_ignores_env_keys(void **state)
 	struct dda_env env = {fake_get, &fe};
 	struct dda_creds c;
 	struct dda_error err = {0};
-	assert_int_equal(dda_creds_resolve(&env, NULL, NULL, &c, &err), 0);
+	assert_int_equal(dda__creds_resolve(&env, NULL, NULL, &c, &err), 0);
 	assert_string_equal(c.access_key, "AKIDENV");
-	dda_creds_release(&c);
-	assert_int_equal(dda_creds_resolve(&env, "dev", NULL, &c, &err), 0);
+	dda__creds_release(&c);
+	assert_int_equal(dda__creds_resolve(&env, "dev", NULL, &c, &err), 0);
 	assert_string_equal(c.access_key, "AKIDDEV");
-	dda_creds_release(&c);
+	dda__creds_release(&c);
 	/* A profile that exists nowhere is an error, not the default. */
 	err = (struct dda_error){0};
-	assert_int_equal(dda_creds_resolve(&env, "nowhere", NULL, &c, &err), DDA_EAUTH);
+	assert_int_equal(dda__creds_resolve(&env, "nowhere", NULL, &c, &err), DDA_EAUTH);
 	assert_non_null(strstr(err.msg, "'nowhere'"));
 }
 
@@ -189,18 +189,18 @@ static void test_process(void **state)
 	struct dda_env env = {fake_get, &fe};
 	struct dda_creds c;
 	struct dda_error err = {0};
-	assert_int_equal(dda_creds_resolve(&env, "proc", NULL, &c, &err), 0);
+	assert_int_equal(dda__creds_resolve(&env, "proc", NULL, &c, &err), 0);
 	assert_string_equal(c.access_key, "AKIDPROC");
 	assert_string_equal(c.session_token, "one two|three four");
 	assert_ptr_equal(c.provider, dda_provider_process);
 	assert_true(c.expiration == dda_time_from_civil(2099, 1, 1, 0, 0, 0) * DDA_USEC_PER_SEC);
-	dda_creds_release(&c);
+	dda__creds_release(&c);
 	/* Output past the limit, and a failed exit naming the profile. */
 	err = (struct dda_error){0};
-	assert_int_equal(dda_creds_resolve(&env, "big", NULL, &c, &err), DDA_EAUTH);
+	assert_int_equal(dda__creds_resolve(&env, "big", NULL, &c, &err), DDA_EAUTH);
 	assert_non_null(strstr(err.msg, "more than"));
 	err = (struct dda_error){0};
-	assert_int_equal(dda_creds_resolve(&env, "fail", NULL, &c, &err), DDA_EAUTH);
+	assert_int_equal(dda__creds_resolve(&env, "fail", NULL, &c, &err), DDA_EAUTH);
 	if (!strstr(err.msg, "profile 'fail'")) fail_msg("%s", err.msg);
 	assert_non_null(strstr(err.msg, "status 7"));
 }
@@ -239,10 +239,10 @@ static void test_process_answer(void **state)
 	struct dda_creds c;
 	struct dda_error err = {0};
 	const char *ok = "{\"Version\":1,\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"S\"}";
-	assert_int_equal(dda_creds_parse_process(ok, strlen(ok), &c, &err), 0);
+	assert_int_equal(dda__creds_parse_process(ok, strlen(ok), &c, &err), 0);
 	assert_null(c.session_token);
 	assert_true(c.expiration == DDA_TIME_NONE);
-	dda_creds_release(&c);
+	dda__creds_release(&c);
 	static const char *const bad[] = {
 	    "", "[]", "{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"S\"}",
 	    "{\"Version\":2,\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"S\"}",
@@ -253,7 +253,7 @@ static void test_process_answer(void **state)
 	    "{\"Version\":1,\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"S\",\"Expiration\":\"x\"}"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err = (struct dda_error){0};
-		assert_int_equal(dda_creds_parse_process(bad[i], strlen(bad[i]), &c, &err),
+		assert_int_equal(dda__creds_parse_process(bad[i], strlen(bad[i]), &c, &err),
 				 DDA_EFORMAT);
 		assert_null(strstr(err.msg, "\"S\""));
 	}
@@ -282,11 +282,11 @@ static void test_role_profile_refusals(void **state)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct dda_creds c;
 		struct dda_error err = {0};
-		assert_int_equal(dda_creds_resolve(&env, cases[i].profile, NULL, &c, &err),
+		assert_int_equal(dda__creds_resolve(&env, cases[i].profile, NULL, &c, &err),
 				 DDA_EAUTH);
 		if (!strstr(err.msg, cases[i].says))
 			fail_msg("%s: %s", cases[i].profile, err.msg);
-		assert_int_equal(dda_creds_assume_role(&env, "dev", NULL, &c, &err), 1);
+		assert_int_equal(dda__creds_assume_role(&env, "dev", NULL, &c, &err), 1);
 	}
 }
 
@@ -297,15 +297,15 @@ static void test_sso_settings(void **state)
 	struct dda_env env = {fake_get, &fe};
 	struct dda_creds c;
 	struct dda_error err = {0};
-	assert_int_equal(dda_creds_from_sso(&env, "dev", &c, &err), 1);
+	assert_int_equal(dda__creds_from_sso(&env, "dev", &c, &err), 1);
 	err = (struct dda_error){0};
-	assert_int_equal(dda_creds_from_sso(&env, "sso-half", &c, &err), DDA_EAUTH);
+	assert_int_equal(dda__creds_from_sso(&env, "sso-half", &c, &err), DDA_EAUTH);
 	assert_non_null(strstr(err.msg, "sso_role_name"));
 	err = (struct dda_error){0};
-	assert_int_equal(dda_creds_from_sso(&env, "sso-lost", &c, &err), DDA_EAUTH);
+	assert_int_equal(dda__creds_from_sso(&env, "sso-lost", &c, &err), DDA_EAUTH);
 	if (!strstr(err.msg, "[sso-session nosuch]")) fail_msg("%s", err.msg);
 	err = (struct dda_error){0};
-	assert_int_equal(dda_creds_from_sso(&env, "sso-nologin", &c, &err), DDA_EAUTH);
+	assert_int_equal(dda__creds_from_sso(&env, "sso-nologin", &c, &err), DDA_EAUTH);
 	assert_non_null(strstr(err.msg, "aws sso login --profile sso-nologin"));
 }
 
@@ -317,33 +317,35 @@ static void test_sso_answers(void **state)
 	char *tok;
 	int64_t now = dda_time_from_civil(2026, 1, 1, 0, 0, 0) * DDA_USEC_PER_SEC;
 	const char *t = "{\"accessToken\":\"tok\",\"expiresAt\":\"2026-01-01T01:00:00Z\"}";
-	assert_int_equal(dda_sso_parse_token(t, strlen(t), now, &tok, &err), 0);
+	assert_int_equal(dda__sso_parse_token(t, strlen(t), now, &tok, &err), 0);
 	assert_string_equal(tok, "tok");
 	free(tok);
 	/* Expired an hour later. */
 	err = (struct dda_error){0};
-	assert_int_equal(dda_sso_parse_token(t, strlen(t), now + 3600 * DDA_USEC_PER_SEC, &tok, &err),
-			 DDA_EAUTH);
+	assert_int_equal(
+	    dda__sso_parse_token(t, strlen(t), now + 3600 * DDA_USEC_PER_SEC, &tok, &err),
+	    DDA_EAUTH);
 	assert_non_null(strstr(err.msg, "expired"));
 	assert_null(strstr(err.msg, "tok\""));
 	const char *nt = "{\"expiresAt\":\"2026-01-01T01:00:00Z\"}";
 	err = (struct dda_error){0};
-	assert_int_equal(dda_sso_parse_token(nt, strlen(nt), now, &tok, &err), DDA_EFORMAT);
+	assert_int_equal(dda__sso_parse_token(nt, strlen(nt), now, &tok, &err), DDA_EFORMAT);
 
 	const char *a = "{\"roleCredentials\":{\"accessKeyId\":\"ASIASSO\",\"secretAccessKey\":"
 			"\"ssosecret\",\"sessionToken\":\"ssotok\",\"expiration\":1767229200000}}";
-	assert_int_equal(dda_creds_parse_sso(a, strlen(a), &c, &err), 0);
+	assert_int_equal(dda__creds_parse_sso(a, strlen(a), &c, &err), 0);
 	assert_string_equal(c.access_key, "ASIASSO");
 	assert_true(c.expiration == 1767229200000LL * 1000);
 	assert_ptr_equal(c.provider, dda_provider_sso);
-	dda_creds_release(&c);
+	dda__creds_release(&c);
 	static const char *const bad[] = {
 	    "{}", "{\"roleCredentials\":{\"accessKeyId\":\"A\"}}",
 	    ("{\"roleCredentials\":{\"accessKeyId\":\"A\",\"secretAccessKey\":\"S\","
 	     "\"expiration\":\"soon\"}}")};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err = (struct dda_error){0};
-		assert_int_equal(dda_creds_parse_sso(bad[i], strlen(bad[i]), &c, &err), DDA_EFORMAT);
+		assert_int_equal(dda__creds_parse_sso(bad[i], strlen(bad[i]), &c, &err),
+				 DDA_EFORMAT);
 	}
 }
 
@@ -354,25 +356,25 @@ static void test_retry_settings(void **state)
 	struct dda_error err = {0};
 	struct fake_env none = {{"HOME=/nonexistent"}};
 	struct dda_env env = {fake_get, &none};
-	dda_http_opts_default(&o);
-	assert_int_equal(dda_aws_retry_opts(&env, "default", &o, &err), 0);
+	dda__http_opts_default(&o);
+	assert_int_equal(dda__aws_retry_opts(&env, "default", &o, &err), 0);
 	assert_int_equal(o.max_attempts, 5);
 	assert_true(o.backoff_base == 100 * 1000);
 	struct fake_env std = {{"AWS_RETRY_MODE=standard"}};
 	env.ctx = &std;
-	assert_int_equal(dda_aws_retry_opts(&env, "default", &o, &err), 0);
+	assert_int_equal(dda__aws_retry_opts(&env, "default", &o, &err), 0);
 	assert_int_equal(o.max_attempts, 3);
 	assert_true(o.backoff_base == DDA_USEC_PER_SEC);
 	assert_true(o.backoff_cap == 20 * DDA_USEC_PER_SEC);
 	struct fake_env both = {{"AWS_RETRY_MODE=adaptive", "AWS_MAX_ATTEMPTS=7"}};
 	env.ctx = &both;
-	assert_int_equal(dda_aws_retry_opts(&env, "default", &o, &err), 0);
+	assert_int_equal(dda__aws_retry_opts(&env, "default", &o, &err), 0);
 	assert_int_equal(o.max_attempts, 7);
 	/* The config file's forms, for the profile. */
 	struct fake_env cfg = {{conf_var, cred_var}};
 	env.ctx = &cfg;
-	dda_http_opts_default(&o);
-	assert_int_equal(dda_aws_retry_opts(&env, "merged", &o, &err), 0);
+	dda__http_opts_default(&o);
+	assert_int_equal(dda__aws_retry_opts(&env, "merged", &o, &err), 0);
 	assert_int_equal(o.max_attempts, 5);
 	assert_true(o.backoff_base == DDA_USEC_PER_SEC);
 	static const char *const bad[] = {"AWS_RETRY_MODE=fast", "AWS_MAX_ATTEMPTS=0",
@@ -381,7 +383,7 @@ static void test_retry_settings(void **state)
 		struct fake_env b = {{bad[i]}};
 		env.ctx = &b;
 		err = (struct dda_error){0};
-		assert_int_equal(dda_aws_retry_opts(&env, "default", &o, &err), DDA_EINVAL);
+		assert_int_equal(dda__aws_retry_opts(&env, "default", &o, &err), DDA_EINVAL);
 	}
 }
 
@@ -405,7 +407,7 @@ static void test_region_of(void **state)
 	};
 	char r[32];
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		bool found = dda_aws_region_of(cases[i].s, r, sizeof(r));
+		bool found = dda__aws_region_of(cases[i].s, r, sizeof(r));
 		assert_int_equal(found, cases[i].region[0] != '\0');
 		assert_string_equal(r, cases[i].region);
 	}

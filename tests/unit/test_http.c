@@ -103,12 +103,12 @@ static struct dda_http *client(int concurrency)
 	struct dda_http_opts o;
 	struct dda_http *h;
 	struct dda_error err = {0};
-	dda_http_opts_default(&o);
+	dda__http_opts_default(&o);
 	o.concurrency = concurrency;
 	o.backoff_base = 1000; /* 1 ms: retries without slowing the suite */
 	o.backoff_cap = 50 * 1000;
 	o.seed = 42;
-	assert_int_equal(dda_http_new(&h, &o, &err), 0);
+	assert_int_equal(dda__http_new(&h, &o, &err), 0);
 	return h;
 }
 
@@ -117,13 +117,13 @@ static void get(struct dda_http *h, struct call *c, const char *path)
 	memset(c, 0, sizeof(*c));
 	snprintf(c->url, sizeof(c->url), "http://127.0.0.1:%d%s", port, path);
 	c->req = (struct dda_http_request){"GET", c->url, {NULL, 0}, 1 << 20, prepare, done, c};
-	assert_int_equal(dda_http_submit(h, &c->req), 0);
+	assert_int_equal(dda__http_submit(h, &c->req), 0);
 }
 
 static void run(struct dda_http *h)
 {
 	struct dda_error err = {0};
-	assert_int_equal(dda_http_run(h, NULL, &err), 0);
+	assert_int_equal(dda__http_run(h, NULL, &err), 0);
 }
 
 static void test_ok_and_headers(void **state)
@@ -139,7 +139,7 @@ static void test_ok_and_headers(void **state)
 	assert_string_equal(c.version, "v1");
 	assert_int_equal(c.attempts, 1);
 	assert_non_null(strstr(hd.body, "X-Test: yes"));
-	dda_http_free(h);
+	dda__http_free(h);
 }
 
 static void test_retries(void **state)
@@ -178,9 +178,9 @@ static void test_retries(void **state)
 	assert_int_equal(c[7].status, 503);
 	assert_int_equal(c[7].attempts, 5);
 	struct dda_http_stats st;
-	dda_http_stats(h, &st);
+	dda__http_stats(h, &st);
 	assert_int_equal(st.retries, total + 4);
-	dda_http_free(h);
+	dda__http_free(h);
 }
 
 static void test_retry_after_and_cap(void **state)
@@ -194,7 +194,7 @@ static void test_retry_after_and_cap(void **state)
 	assert_int_equal(c.attempts, 2);
 	assert_int_equal(big.err, DDA_ETOOBIG);
 	assert_int_equal(big.attempts, 1);
-	dda_http_free(h);
+	dda__http_free(h);
 }
 
 static void test_connection_refused(void **state)
@@ -204,12 +204,12 @@ static void test_connection_refused(void **state)
 	memset(&c, 0, sizeof(c));
 	snprintf(c.url, sizeof(c.url), "http://127.0.0.1:1/nothing");
 	c.req = (struct dda_http_request){"GET", c.url, {NULL, 0}, 1024, prepare, done, &c};
-	dda_http_submit(h, &c.req);
+	dda__http_submit(h, &c.req);
 	run(h);
 	assert_int_equal(c.status, 0);
 	assert_int_equal(c.err, DDA_EIO);
 	assert_int_equal(c.attempts, 5);
-	dda_http_free(h);
+	dda__http_free(h);
 }
 
 /* Many requests over few connections: keep-alive reuse, all complete. */
@@ -230,24 +230,24 @@ static void test_many_and_reuse(void **state)
 	run(h);
 	assert_true(atoi(conns.body) - before <= 8);
 	free(c);
-	dda_http_free(h);
+	dda__http_free(h);
 }
 
 static void test_backoff_bounds(void **state)
 {
 	struct dda_http_opts o;
-	dda_http_opts_default(&o);
+	dda__http_opts_default(&o);
 	uint64_t rng = 7;
 	for (int n = 1; n < 12; n++) {
 		int64_t ceiling = DDA_MIN(o.backoff_base << (n - 1), o.backoff_cap);
 		for (int k = 0; k < 50; k++) {
-			int64_t w = dda_http_backoff(&o, &rng, n, -1);
+			int64_t w = dda__http_backoff(&o, &rng, n, -1);
 			assert_true(w >= 0 && w <= ceiling);
 		}
 	}
 	/* Retry-After raises the wait, up to the cap. */
-	assert_true(dda_http_backoff(&o, &rng, 1, 3 * DDA_USEC_PER_SEC) >= 3 * DDA_USEC_PER_SEC);
-	assert_true(dda_http_backoff(&o, &rng, 1, 3600 * DDA_USEC_PER_SEC) <= o.backoff_cap);
+	assert_true(dda__http_backoff(&o, &rng, 1, 3 * DDA_USEC_PER_SEC) >= 3 * DDA_USEC_PER_SEC);
+	assert_true(dda__http_backoff(&o, &rng, 1, 3600 * DDA_USEC_PER_SEC) <= o.backoff_cap);
 }
 
 int main(void)

@@ -38,15 +38,15 @@ static void check(const struct dda_aws_opts *o, const char *var1, const char *va
 	struct dda_error err = {0};
 	struct dda_s3 *s3;
 	struct dda_s3_call c;
-	assert_int_equal(dda_s3_new(&s3, o, &env, &err), 0);
-	assert_string_equal(dda_s3_provider(s3), "environment");
-	assert_int_equal(dda_s3_submit(&c, s3, "GET", bucket, key, q, nq, 1024, noop, NULL), 0);
+	assert_int_equal(dda__s3_new(&s3, o, &env, &err), 0);
+	assert_string_equal(dda__s3_provider(s3), "environment");
+	assert_int_equal(dda__s3_submit(&c, s3, "GET", bucket, key, q, nq, 1024, noop, NULL), 0);
 	assert_string_equal(c.url, w.url);
 	assert_string_equal(c.host, w.host);
 	assert_string_equal(c.path, w.path);
 	assert_string_equal(c.query, w.query);
-	dda_s3_free(s3);
-	dda_s3_call_release(&c);
+	dda__s3_free(s3);
+	dda__s3_call_release(&c);
 }
 
 static void test_virtual_hosted_on_aws(void **state)
@@ -119,7 +119,7 @@ static void test_bad_endpoint(void **state)
 	struct dda_aws_opts o = {.endpoint_url = "localhost:9000"};
 	struct dda_error err = {0};
 	struct dda_s3 *s3 = NULL;
-	assert_int_equal(dda_s3_new(&s3, &o, &env, &err), DDA_EINVAL);
+	assert_int_equal(dda__s3_new(&s3, &o, &env, &err), DDA_EINVAL);
 	assert_null(s3);
 	assert_non_null(strstr(err.msg, "invalid S3 endpoint 'localhost:9000'"));
 }

@@ -30,7 +30,7 @@ static void test_list_v2(void **state)
 			    "</Contents></ListBucketResult>";
 	struct dda_s3_listing l = {0};
 	struct dda_error err = {0};
-	assert_int_equal(dda_s3_parse_listing(page1, strlen(page1), &l, &err), 0);
+	assert_int_equal(dda__s3_parse_listing(page1, strlen(page1), &l, &err), 0);
 	assert_int_equal(l.n, 2);
 	assert_true(l.truncated);
 	assert_string_equal(l.v[0].key, "audit-logs/2025/07/12/08/user 7-a+b=%.json");
@@ -42,11 +42,11 @@ static void test_list_v2(void **state)
 	assert_string_equal(l.v[1].key, "audit-logs/2025/07/12/08/Jos\xc3\xa9-x.json");
 	assert_null(l.v[1].version_id);
 	assert_string_equal(l.next_token, "1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=");
-	assert_int_equal(dda_s3_parse_listing(page2, strlen(page2), &l, &err), 0);
+	assert_int_equal(dda__s3_parse_listing(page2, strlen(page2), &l, &err), 0);
 	assert_int_equal(l.n, 3);
 	assert_false(l.truncated);
 	assert_null(l.next_token);
-	dda_s3_listing_release(&l);
+	dda__s3_listing_release(&l);
 }
 
 static void test_versions(void **state)
@@ -63,7 +63,7 @@ static void test_versions(void **state)
 			  "<Size>2</Size></Version></ListVersionsResult>";
 	struct dda_s3_listing l = {0};
 	struct dda_error err = {0};
-	assert_int_equal(dda_s3_parse_listing(xml, strlen(xml), &l, &err), 0);
+	assert_int_equal(dda__s3_parse_listing(xml, strlen(xml), &l, &err), 0);
 	assert_int_equal(l.n, 3);
 	assert_string_equal(l.v[0].version_id, "v3");
 	assert_true(l.v[0].is_latest);
@@ -72,7 +72,7 @@ static void test_versions(void **state)
 	assert_false(l.v[2].is_latest);
 	assert_string_equal(l.next_key_marker, "k y");
 	assert_string_equal(l.next_version_marker, "v/2+");
-	dda_s3_listing_release(&l);
+	dda__s3_listing_release(&l);
 }
 
 static void test_versioning_and_errors(void **state)
@@ -81,28 +81,29 @@ static void test_versioning_and_errors(void **state)
 	struct dda_error err = {0};
 	const char *on =
 	    "<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>";
-	assert_int_equal(dda_s3_parse_value(on, strlen(on), "Status", st, sizeof(st), &err), 0);
+	assert_int_equal(dda__s3_parse_value(on, strlen(on), "Status", st, sizeof(st), &err), 0);
 	assert_string_equal(st, "Enabled");
 	const char *never = "<VersioningConfiguration/>";
-	assert_int_equal(dda_s3_parse_value(never, strlen(never), "Status", st, sizeof(st), &err), 0);
+	assert_int_equal(dda__s3_parse_value(never, strlen(never), "Status", st, sizeof(st), &err),
+			 0);
 	assert_string_equal(st, "");
 	/* Object Lock: the first element of the name wins, wherever it is. */
 	const char *lock = "<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled>"
 			   "<Rule><DefaultRetention><Mode>COMPLIANCE</Mode><Days>365</Days>"
 			   "</DefaultRetention></Rule></ObjectLockConfiguration>";
-	assert_int_equal(dda_s3_parse_value(lock, strlen(lock), "Mode", st, sizeof(st), &err), 0);
+	assert_int_equal(dda__s3_parse_value(lock, strlen(lock), "Mode", st, sizeof(st), &err), 0);
 	assert_string_equal(st, "COMPLIANCE");
-	assert_int_equal(dda_s3_parse_value(lock, strlen(lock), "Days", st, sizeof(st), &err), 0);
+	assert_int_equal(dda__s3_parse_value(lock, strlen(lock), "Days", st, sizeof(st), &err), 0);
 	assert_string_equal(st, "365");
 	/* A value longer than the room is cut, never overrun. */
 	char tiny[4];
-	assert_int_equal(dda_s3_parse_value(lock, strlen(lock), "ObjectLockEnabled", tiny,
-					    sizeof(tiny), &err),
-			 0);
+	assert_int_equal(
+	    dda__s3_parse_value(lock, strlen(lock), "ObjectLockEnabled", tiny, sizeof(tiny), &err),
+	    0);
 	assert_string_equal(tiny, "Ena");
 	const char *e = "<Error><Code>SignatureDoesNotMatch</Code><Message>The request signature "
 			"we calculated does not match</Message></Error>";
-	dda_s3_parse_error(e, strlen(e), code, sizeof(code), msg, sizeof(msg));
+	dda__s3_parse_error(e, strlen(e), code, sizeof(code), msg, sizeof(msg));
 	assert_string_equal(code, "SignatureDoesNotMatch");
 	assert_non_null(strstr(msg, "does not match"));
 }
@@ -116,13 +117,13 @@ static void test_hostile(void **state)
 	    "<!ENTITY lol2 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">]>"
 	    "<ListBucketResult><Contents><Key>&lol2;</Key></Contents>"
 	    "</ListBucketResult>";
-	assert_int_equal(dda_s3_parse_listing(laughs, strlen(laughs), &l, &err), DDA_EFORMAT);
+	assert_int_equal(dda__s3_parse_listing(laughs, strlen(laughs), &l, &err), DDA_EFORMAT);
 	assert_non_null(strstr(err.msg, "DOCTYPE"));
 	assert_int_equal(l.n, 0);
 	dda_error_clear(&err);
 	const char *broken = "<ListBucketResult><Contents><Key>a</Key>";
-	assert_int_equal(dda_s3_parse_listing(broken, strlen(broken), &l, &err), DDA_EFORMAT);
-	dda_s3_listing_release(&l);
+	assert_int_equal(dda__s3_parse_listing(broken, strlen(broken), &l, &err), DDA_EFORMAT);
+	dda__s3_listing_release(&l);
 }
 
 int main(void)

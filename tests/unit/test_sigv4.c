@@ -36,7 +36,7 @@ static void check_vector(const json_t *v)
 	if (s3) {
 		struct dda_buf p;
 		dda_buf_init(&p, 1 << 16);
-		assert_int_equal(dda_uri_encode(&p, decoded, strlen(decoded), true), 0);
+		assert_int_equal(dda__uri_encode(&p, decoded, strlen(decoded), true), 0);
 		assert_string_equal(p.ptr, wire);
 		dda_buf_release(&p);
 	}
@@ -52,7 +52,7 @@ static void check_vector(const json_t *v)
 	dda_buf_init(&query, 1 << 16);
 	dda_buf_init(&auth, 4096);
 	dda_buf_init(&canonical, 1 << 16);
-	assert_int_equal(dda_sigv4_query(&query, params, np), 0);
+	assert_int_equal(dda__sigv4_query(&query, params, np), 0);
 	json_t *hs = json_object_get(v, "headers");
 	struct dda_kv headers[16];
 	size_t nh = 0;
@@ -86,7 +86,7 @@ static void check_vector(const json_t *v)
 	    .amz_date = json_string_value(json_object_get(hs, "x-amz-date")),
 	    .s3 = s3,
 	};
-	assert_int_equal(dda_sigv4_sign(&r, ACCESS, SECRET, &auth, &canonical), 0);
+	assert_int_equal(dda__sigv4_sign(&r, ACCESS, SECRET, &auth, &canonical), 0);
 	const char *want = json_string_value(json_object_get(v, "authorization"));
 	if (strcmp(auth.ptr, want))
 		fail_msg("%s %s\n got  %s\n want %s\n canonical request:\n%s", r.method, url,
@@ -122,8 +122,8 @@ static void test_secret_matters(void **state)
 	struct dda_buf a, b;
 	dda_buf_init(&a, 4096);
 	dda_buf_init(&b, 4096);
-	dda_sigv4_sign(&r, ACCESS, SECRET, &a, NULL);
-	dda_sigv4_sign(&r, ACCESS, "another-secret", &b, NULL);
+	dda__sigv4_sign(&r, ACCESS, SECRET, &a, NULL);
+	dda__sigv4_sign(&r, ACCESS, "another-secret", &b, NULL);
 	assert_string_not_equal(a.ptr, b.ptr);
 	assert_null(strstr(a.ptr, SECRET));
 	dda_buf_release(&a);
@@ -134,19 +134,19 @@ static void test_encoding(void **state)
 {
 	struct dda_buf b;
 	dda_buf_init(&b, 4096);
-	dda_uri_encode(&b, "a b+c/d~e%f", 11, false);
+	dda__uri_encode(&b, "a b+c/d~e%f", 11, false);
 	assert_string_equal(b.ptr, "a%20b%2Bc%2Fd~e%25f");
 	dda_buf_reset(&b);
-	dda_uri_encode(&b, "x/\xc3\xa9", 4, true);
+	dda__uri_encode(&b, "x/\xc3\xa9", 4, true);
 	assert_string_equal(b.ptr, "x/%C3%A9");
 	dda_buf_reset(&b);
 	struct dda_kv q[] = {{"prefix", "a/b c"}, {"list-type", "2"}, {"versioning", ""}};
-	dda_sigv4_query(&b, q, 3);
+	dda__sigv4_query(&b, q, 3);
 	assert_string_equal(b.ptr, "list-type=2&prefix=a%2Fb%20c&versioning=");
 	char d[17];
 	int64_t t;
 	dda_time_parse("2025-07-12T08:27:50Z", 20, &t);
-	dda_amz_date(t, d);
+	dda__amz_date(t, d);
 	assert_string_equal(d, "20250712T082750Z");
 	dda_buf_release(&b);
 }
