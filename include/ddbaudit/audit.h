@@ -33,6 +33,11 @@ struct dda_audit_opts {
 	int64_t settle;		   /* microseconds still settling before now */
 	const char *manifest_path; /* write manifest.ndjson here, or NULL */
 	bool diffs;		   /* compute GAP diffs (re-reads objects) */
+	/* An empty range is not EMPTY_RANGE (quiet tables). */
+	bool allow_empty;
+	/* Whole hours, or 0: every slot of this length in the range without an
+	 * object under its hour prefixes is MISSING_HOUR. */
+	int64_t expect_every;
 	/* Called from the reading thread about every 200 ms, and once at the end. */
 	void (*progress)(void *ctx, const struct dda_progress *p);
 	void *progress_ctx; /* progress's ctx when it is not ctx */
@@ -71,6 +76,10 @@ struct dda_summary {
 	uint64_t by_kind[DDA_K__COUNT];
 	uint64_t prefixes_skipped;
 	uint64_t objects_skipped;
+	/* Findings on objects of slack hours (outside the range) about records
+	 * whose time is not in the range: the run whose range holds them
+	 * reports them, so adjacent runs never report one finding twice. */
+	uint64_t deferred;
 };
 
 struct dda_hour_stat {
@@ -78,6 +87,7 @@ struct dda_hour_stat {
 	uint64_t objects;
 	uint64_t records;
 	uint64_t anomalies;
+	bool in_range; /* false for a slack hour, read only for processing delay */
 };
 
 struct dda_result {
@@ -107,5 +117,19 @@ DDA_API void dda_result_release(struct dda_result *res);
 
 /* The highest severity among the anomalies, or -1 when there are none. */
 DDA_API int dda_result_max_severity(const struct dda_result *res);
+
+/* What a run can say: everything was read and nothing at or above the
+ * failing severity was found; something was; or not everything was read (a
+ * runtime failure, a listing that ended early, an interrupted run), whatever
+ * was found in the rest. */
+enum dda_run_verdict { DDA_RUN_CLEAN, DDA_RUN_FINDINGS, DDA_RUN_INCOMPLETE };
+/* fail_on is a severity, or DDA_SEV__COUNT for "never". */
+DDA_API int dda_result_verdict(const struct dda_result *res, int fail_on);
+DDA_API const char *dda_run_verdict_name(int verdict);
+
+/* True when an object belongs to the range: its hour prefix overlaps it,
+ * or it has no hour prefix, or the range is open. Objects of the slack
+ * hours around a range are read for processing delay but are not in it. */
+DDA_API bool dda_object_in_range(const struct dda_object *ob, const struct dda_range *r);
 
 #endif

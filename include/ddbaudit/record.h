@@ -27,6 +27,8 @@ enum dda_kind {
 	DDA_K_OVERWRITTEN,
 	DDA_K_UNVERSIONED_BUCKET,
 	DDA_K_EXPORT_MISMATCH, /* an export's data disagrees with its manifests */
+	DDA_K_EMPTY_RANGE,  /* the range or source holds no records */
+	DDA_K_MISSING_HOUR, /* --expect-every: a slot of the range without an object */
 	DDA_K__COUNT
 };
 

@@ -27,6 +27,9 @@ struct dda_report_info {
 	const json_t *options;	   /* the options in effect, as a JSON object */
 	size_t md_top;		   /* 0 = DDA_REPORT_MD_TOP */
 	const char *manifest_name; /* file name of the manifest, or NULL */
+	/* The severity at which findings fail the run (--fail-on), or
+	 * DDA_SEV__COUNT for never: it decides the verdict. */
+	int fail_on;
 };
 
 DDA_API int dda_report_write(int format, const struct dda_report_info *info,

@@ -3,8 +3,7 @@
  * history and anomaly list; at the end the histories are merged and checked,
  * GAP diffs are computed from re-read objects, and findings are sorted into
  * a deterministic order whatever the thread interleaving was. */
-#include "util/util.h"
-#include "ddbaudit/audit.h"
+#include "audit/audit_impl.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -34,16 +33,6 @@ struct queue {
 	bool closed;
 };
 
-struct anomaly_vec {
-	struct dda_anomaly *v;
-	size_t n, cap;
-};
-
-struct hour_vec {
-	struct dda_hour_stat *v;
-	size_t n, cap;
-};
-
 struct audit;
 
 struct worker {
@@ -51,8 +40,8 @@ struct worker {
 	pthread_t tid;
 	struct dda_decoder *dec;
 	struct dda_history *hist;
-	struct anomaly_vec anomalies;
-	struct hour_vec hours;
+	struct dda__anomaly_vec anomalies;
+	struct dda__hour_vec hours;
 	struct dda_decode_counts counts;
 	int64_t cur_hour;
 	int rc;
@@ -137,7 +126,7 @@ static void queue_close(struct queue *q)
 
 /* ---- per-worker collections ---- */
 
-static int anomaly_push(struct anomaly_vec *v, struct dda_anomaly *a)
+int dda__anomaly_push(struct dda__anomaly_vec *v, struct dda_anomaly *a)
 {
 	if (v->n == v->cap) {
 		size_t cap = v->cap ? v->cap * 2 : 64;
@@ -153,7 +142,7 @@ static int anomaly_push(struct anomaly_vec *v, struct dda_anomaly *a)
 	return 0;
 }
 
-static struct dda_hour_stat *hour_get(struct hour_vec *v, int64_t hour)
+static struct dda_hour_stat *hour_get(struct dda__hour_vec *v, int64_t hour)
 {
 	for (size_t i = v->n; i-- > 0;)
 		if (v->v[i].hour == hour)
@@ -177,7 +166,7 @@ static struct dda_hour_stat *hour_get(struct hour_vec *v, int64_t hour)
 static int sink_anomaly(void *ctx, struct dda_anomaly *an)
 {
 	struct worker *w = ctx;
-	return anomaly_push(&w->anomalies, an);
+	return dda__anomaly_push(&w->anomalies, an);
 }
 
 static int sink_record(void *ctx, const struct dda_record *r)
@@ -231,7 +220,8 @@ static void *worker_main(void *arg)
 
 /* ---- reading ---- */
 
-static int manifest_line(struct dda_buf *line, const struct dda_object *ob)
+static int manifest_line(struct dda_buf *line, const struct dda_object *ob,
+			 const struct dda_range *range)
 {
 	char t[DDA_TIME_STRLEN], hex[2 * DDA_SHA256_LEN + 1];
 	int rc = dda_buf_adds(line, "{\"key\":");
@@ -257,6 +247,9 @@ static int manifest_line(struct dda_buf *line, const struct dda_object *ob)
 		rc = dda_buf_addf(line, ",\"sha256\":\"%s\"", hex);
 	}
 	if (!rc)
+		rc = dda_buf_adds(line, dda_object_in_range(ob, range) ? ",\"in_range\":true"
+								       : ",\"in_range\":false");
+	if (!rc)
 		rc = dda_buf_adds(line, "}\n");
 	return rc;
 }
@@ -267,12 +260,13 @@ struct manifest {
 	struct dda_buf line;
 };
 
-static int manifest_write(struct manifest *m, const struct dda_object *ob, struct dda_error *err)
+static int manifest_write(struct manifest *m, const struct dda_object *ob,
+			  const struct dda_range *range, struct dda_error *err)
 {
 	if (!m->f)
 		return 0;
 	dda_buf_reset(&m->line);
-	if (manifest_line(&m->line, ob))
+	if (manifest_line(&m->line, ob, range))
 		return dda_error_set(err, DDA_ENOMEM, "out of memory writing the manifest");
 	dda__sha256_update(&m->sha, m->line.ptr, m->line.len);
 	if (fwrite(m->line.ptr, 1, m->line.len, m->f) != m->line.len)
@@ -298,7 +292,7 @@ static void progress(struct audit *a, int64_t start, int64_t *last, bool done)
 	o->progress(o->progress_ctx ? o->progress_ctx : o->ctx, &p);
 }
 
-static int count_object(struct audit *a, const struct dda_object *ob, struct hour_vec *hours)
+static int count_object(struct audit *a, const struct dda_object *ob, struct dda__hour_vec *hours)
 {
 	a->res->sum.objects++;
 	if (ob->size > 0)
@@ -324,7 +318,7 @@ static void flush(struct audit *a, struct batch **b)
 
 /* Reads every chunk into the queue. A source failure is kept in res->fatal
  * (what was read stays in the result); a manifest failure ends the run. */
-static int read_all(struct audit *a, struct manifest *m, struct hour_vec *hours,
+static int read_all(struct audit *a, struct manifest *m, struct dda__hour_vec *hours,
 		    struct dda_error *err)
 {
 	struct batch *b = NULL;
@@ -353,7 +347,7 @@ static int read_all(struct audit *a, struct manifest *m, struct hour_vec *hours,
 		}
 		if (c->last) {
 			const struct dda_object *ob = dda_objtab_get(a->res->objs, c->obj);
-			rc = manifest_write(m, ob, err);
+			rc = manifest_write(m, ob, &a->o->src.range, err);
 			if (!rc && count_object(a, ob, hours))
 				rc = dda_error_set(err, DDA_ENOMEM, "out of memory");
 			if (rc) {
@@ -375,7 +369,8 @@ static int read_all(struct audit *a, struct manifest *m, struct hour_vec *hours,
 
 /* ---- after reading ---- */
 
-static int merge_hours(struct dda_result *res, struct hour_vec *into, const struct hour_vec *from)
+static int merge_hours(struct dda_result *res, struct dda__hour_vec *into,
+		       const struct dda__hour_vec *from)
 {
 	for (size_t i = 0; i < from->n; i++) {
 		struct dda_hour_stat *h = hour_get(into, from->v[i].hour);
@@ -403,18 +398,19 @@ static int cmp_anomaly(const void *pa, const void *pb)
 		return a->index < b->index ? -1 : 1;
 	if (a->kind != b->kind)
 		return a->kind < b->kind ? -1 : 1;
-	return 0;
+	/* Findings of no object (MISSING_HOUR) in time order. */
+	return a->time < b->time ? -1 : a->time > b->time;
 }
 
 struct collect {
-	struct anomaly_vec *all;
+	struct dda__anomaly_vec *all;
 	const struct dda_audit_opts *o;
 };
 
 static int history_anomaly(void *ctx, struct dda_anomaly *an)
 {
 	struct collect *c = ctx;
-	return anomaly_push(c->all, an);
+	return dda__anomaly_push(c->all, an);
 }
 
 static int history_visit(void *ctx, const struct dda_event_view *e)
@@ -506,7 +502,7 @@ static void describe_diff(struct dda_anomaly *an)
 /* Adds the attribute diff to each GAP: expected is the previous event's new
  * image, found is this event's old image. Objects are read again, so this
  * is bounded by DDA_MAX_DIFFS and skipped where the source cannot re-read. */
-static void add_diffs(struct audit *a, struct anomaly_vec *all)
+static void add_diffs(struct audit *a, struct dda__anomaly_vec *all)
 {
 	if (!a->o->diffs || !a->src->ops->reread)
 		return;
@@ -535,7 +531,7 @@ static void add_diffs(struct audit *a, struct anomaly_vec *all)
 	dda_decoder_free(dec);
 }
 
-static int analyze(struct audit *a, struct anomaly_vec *all, struct dda_error *err)
+static int analyze(struct audit *a, struct dda__anomaly_vec *all, struct dda_error *err)
 {
 	const struct dda_audit_opts *o = a->o;
 	struct dda_history *h = a->w[0].hist;
@@ -562,7 +558,7 @@ static int analyze(struct audit *a, struct anomaly_vec *all, struct dda_error *e
 }
 
 /* Findings about the source itself become anomalies of the run. */
-static int take_findings(struct audit *a, struct anomaly_vec *all)
+static int take_findings(struct audit *a, struct dda__anomaly_vec *all)
 {
 	struct dda_source *src = a->src;
 	int rc = 0;
@@ -576,7 +572,7 @@ static int take_findings(struct audit *a, struct anomaly_vec *all)
 					 .prev_obj = DDA_NO_OBJECT};
 		f->detail = NULL;
 		if (!rc)
-			rc = anomaly_push(all, &an);
+			rc = dda__anomaly_push(all, &an);
 		else
 			free(an.detail);
 	}
@@ -588,7 +584,7 @@ static int take_findings(struct audit *a, struct anomaly_vec *all)
  * writer's <userId>-<activityId>.json under an hour) is most likely a
  * change that was written under the same name in the same hour and then
  * replaced: say so, and how to get it back. */
-static void overwrite_hints(struct audit *a, struct anomaly_vec *all)
+static void overwrite_hints(struct audit *a, struct dda__anomaly_vec *all)
 {
 	if (a->o->src.aws.versions)
 		return;
@@ -604,8 +600,9 @@ static void overwrite_hints(struct audit *a, struct anomaly_vec *all)
 			continue;
 		struct dda_buf d;
 		dda_buf_init(&d, 1 << 16);
-		if (!dda_buf_addf(&d, "%s; hint: changes lost to an overwrite; enable bucket "
-				      "versioning and use --versions",
+		if (!dda_buf_addf(&d,
+				  "%s; hint: changes lost to an overwrite; enable bucket "
+				  "versioning and use --versions",
 				  an->detail)) {
 			free(an->detail);
 			an->detail = dda_buf_take(&d, NULL);
@@ -614,11 +611,34 @@ static void overwrite_hints(struct audit *a, struct anomaly_vec *all)
 	}
 }
 
-static void finish(struct audit *a, struct anomaly_vec *all, struct hour_vec *hours)
+/* The row of an hour in the sorted hours, or NULL. */
+static struct dda_hour_stat *hour_find(struct dda__hour_vec *v, int64_t hour)
+{
+	size_t lo = 0, hi = v->n;
+	if (hour == DDA_TIME_NONE)
+		return NULL;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (v->v[mid].hour < hour)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < v->n && v->v[lo].hour == hour ? &v->v[lo] : NULL;
+}
+
+static int finish(struct audit *a, struct dda__anomaly_vec *all, struct dda__hour_vec *hours)
 {
 	struct dda_result *res = a->res;
 	res->source = a->src->facts;
+	res->sum.prefixes_skipped = a->src->prefixes_skipped;
+	res->sum.objects_skipped = a->src->objects_skipped;
 	overwrite_hints(a, all);
+	dda__sort(hours->v, hours->n, sizeof(*hours->v), cmp_hour);
+	struct dda__audit_ctx x = {a->o, res, all, hours};
+	int rc = dda__complete(&x);
+	if (rc)
+		return rc;
 	dda__sort(all->v, all->n, sizeof(*all->v), cmp_anomaly);
 	for (size_t i = 0; i < all->n; i++) {
 		const struct dda_anomaly *an = &all->v[i];
@@ -626,18 +646,20 @@ static void finish(struct audit *a, struct anomaly_vec *all, struct hour_vec *ho
 		res->sum.by_kind[an->kind]++;
 		const struct dda_object *ob =
 		    an->obj != DDA_NO_OBJECT ? dda_objtab_get(res->objs, an->obj) : NULL;
+		/* A finding counts in its object's hour; one about an hour
+		 * itself (MISSING_HOUR) in that hour. */
 		struct dda_hour_stat *h =
-		    ob && ob->hour != DDA_TIME_NONE ? hour_get(hours, ob->hour) : NULL;
+		    hour_find(hours, ob				      ? ob->hour
+				     : an->kind == DDA_K_MISSING_HOUR ? an->time
+								      : DDA_TIME_NONE);
 		if (h)
 			h->anomalies++;
 	}
-	dda__sort(hours->v, hours->n, sizeof(*hours->v), cmp_hour);
 	res->anomalies = all->v;
 	res->nanomalies = all->n;
 	res->hours = hours->v;
 	res->nhours = hours->n;
-	res->sum.prefixes_skipped = a->src->prefixes_skipped;
-	res->sum.objects_skipped = a->src->objects_skipped;
+	return 0;
 }
 
 static int start_workers(struct audit *a, int n, struct dda_error *err)
@@ -646,8 +668,7 @@ static int start_workers(struct audit *a, int n, struct dda_error *err)
 		struct worker *w = &a->w[i];
 		w->a = a;
 		struct dda_decoder_opts dopts = a->o->dec;
-		dopts.need_images =
-		    dopts.need_images || (a->o->on_record && !a->o->on_record_raw);
+		dopts.need_images = dopts.need_images || (a->o->on_record && !a->o->on_record_raw);
 		dopts.raw_images = a->o->on_record && a->o->on_record_raw;
 		w->dec = dda_decoder_new(&dopts, a->res->objs);
 		w->hist = dda_history_new();
@@ -667,7 +688,7 @@ static int start_workers(struct audit *a, int n, struct dda_error *err)
 }
 
 /* Joins the workers and gathers their anomalies, hours and counts. */
-static int join_workers(struct audit *a, struct anomaly_vec *all, struct hour_vec *hours)
+static int join_workers(struct audit *a, struct dda__anomaly_vec *all, struct dda__hour_vec *hours)
 {
 	int rc = 0;
 	for (int i = 0; i < a->nworkers; i++) {
@@ -676,7 +697,7 @@ static int join_workers(struct audit *a, struct anomaly_vec *all, struct hour_ve
 		if (w->rc && !rc)
 			rc = w->rc;
 		for (size_t k = 0; k < w->anomalies.n; k++)
-			if (!rc && anomaly_push(all, &w->anomalies.v[k]))
+			if (!rc && dda__anomaly_push(all, &w->anomalies.v[k]))
 				rc = DDA_ENOMEM;
 			else if (rc)
 				dda_anomaly_release(&w->anomalies.v[k]);
@@ -744,8 +765,8 @@ static int worker_count(const struct dda_audit_opts *o)
 int dda_audit_run(const struct dda_audit_opts *o, struct dda_result *res, struct dda_error *err)
 {
 	struct audit *a = calloc(1, sizeof(*a));
-	struct anomaly_vec all = {0};
-	struct hour_vec hours = {0};
+	struct dda__anomaly_vec all = {0};
+	struct dda__hour_vec hours = {0};
 	struct manifest m = {0}; /* all of it: an early failure releases m.sha */
 	memset(res, 0, sizeof(*res));
 	res->started = dda_time_now();
@@ -778,8 +799,8 @@ int dda_audit_run(const struct dda_audit_opts *o, struct dda_result *res, struct
 		add_diffs(a, &all);
 	if (!rc && take_findings(a, &all))
 		rc = dda_error_set(err, DDA_ENOMEM, "out of memory");
-	if (!rc)
-		finish(a, &all, &hours);
+	if (!rc && finish(a, &all, &hours))
+		rc = dda_error_set(err, DDA_ENOMEM, "out of memory");
 	if (o->progress && !rc) {
 		int64_t last = 0;
 		progress(a, res->started, &last, true);

@@ -30,8 +30,9 @@ static void summary_line(const struct cli *c, const struct dda_result *res, int 
 	if (c->verbose < 0)
 		return;
 	fprintf(stderr,
-		"ddbaudit: verify: %llu objects, %llu records (%llu valid, %llu invalid), "
+		"ddbaudit: verify: %s: %llu objects, %llu records (%llu valid, %llu invalid), "
 		"%llu items; anomalies: %llu error, %llu warning, %llu info; exit %d\n",
+		dda_run_verdict_name(dda_result_verdict(res, c->fail_on)),
 		(unsigned long long)s->objects, (unsigned long long)s->records,
 		(unsigned long long)s->valid, (unsigned long long)s->invalid,
 		(unsigned long long)s->items, (unsigned long long)s->anomalies[DDA_SEV_ERROR],
@@ -93,15 +94,13 @@ int dda__cmd_verify(int argc, char **argv, struct cli *c)
 		return cli_exit_for(rc);
 	}
 	if (res.fatal.code)
-		cli_error(c, "%s", res.fatal.msg);
-	/* Nothing to audit is not an anomaly, but from cron it is worth a look. */
-	if (!res.sum.records && !res.fatal.code)
-		cli_warn(c, "no records in the range%s", res.sum.objects ? "" : " (no objects read)");
+		cli_error(c, "%s; the audit is incomplete", res.fatal.msg);
 	struct dda_report_info info = {
 	    .source = c->source,
 	    .range = c->audit.src.range,
 	    .options = c->options,
 	    .manifest_name = "manifest.ndjson",
+	    .fail_on = c->fail_on,
 	};
 	int status = write_reports(c, &info, &res);
 	if (!status)

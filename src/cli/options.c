@@ -33,6 +33,8 @@ enum {
 	O_CONCURRENCY,
 	O_NO_VERIFY_SSL,
 	O_CA_BUNDLE,
+	O_ALLOW_EMPTY,
+	O_EXPECT_EVERY,
 	O_TARGET,
 	O_PARALLELISM,
 	O_BATCH_SIZE,
@@ -79,6 +81,8 @@ static const struct option long_opts[] = {
     {"concurrency", required_argument, NULL, O_CONCURRENCY},
     {"no-verify-ssl", no_argument, NULL, O_NO_VERIFY_SSL},
     {"ca-bundle", required_argument, NULL, O_CA_BUNDLE},
+    {"allow-empty", no_argument, NULL, O_ALLOW_EMPTY},
+    {"expect-every", required_argument, NULL, O_EXPECT_EVERY},
     {"target", required_argument, NULL, O_TARGET},
     {"parallelism", required_argument, NULL, O_PARALLELISM},
     {"batch-size", required_argument, NULL, O_BATCH_SIZE},
@@ -166,7 +170,12 @@ void dda__cli_help(const struct command *cmd)
 		       "  --fail-on LEVEL        exit 1 when anomalies at or above LEVEL exist:\n"
 		       "                         error (default), warning, info or never\n"
 		       "  --no-diff              do not re-read objects to show GAP attribute "
-		       "diffs\n");
+		       "diffs\n"
+		       "completeness:\n"
+		       "  --allow-empty          a range without records is not EMPTY_RANGE\n"
+		       "                         (quiet tables)\n"
+		       "  --expect-every HOURS   each slot of HOURS (1h, 6h, 1d: whole hours) of\n"
+		       "                         the range without an object is MISSING_HOUR\n");
 	if (cmd->opts & OPT_REPLAY)
 		printf(
 		    "replay:\n"
@@ -563,6 +572,19 @@ static int set_option(struct cli *c, int opt, const char *arg, int64_t *now_arg)
 	case O_CA_BUNDLE:
 		a->src.aws.ca_bundle = arg;
 		return 0;
+	case O_ALLOW_EMPTY:
+		a->allow_empty = true;
+		return 0;
+	case O_EXPECT_EVERY: {
+		int64_t d;
+		if (!dda_duration_parse(arg, &d) && d > 0 && d % DDA_USEC_PER_HOUR == 0 &&
+		    d <= 366 * 24 * DDA_USEC_PER_HOUR) {
+			a->expect_every = d;
+			return 0;
+		}
+		cli_error(c, "invalid --expect-every '%s' (whole hours: 1h, 6h, 1d)", arg);
+		return EXIT_USAGE;
+	}
 	case 'q':
 		c->verbose = -1;
 		return 0;
@@ -637,6 +659,8 @@ static bool allowed(const struct command *cmd, int opt)
 	switch (opt) {
 	case O_FAIL_ON:
 	case O_NO_DIFF:
+	case O_ALLOW_EMPTY:
+	case O_EXPECT_EVERY:
 		return cmd->opts & OPT_REPORT;
 	case O_FORMAT:
 		return cmd->opts & (OPT_REPORT | OPT_TEXT_FORMAT);
@@ -716,10 +740,14 @@ static json_t *options_json(const struct cli *c)
 		json_array_append_new(ks, json_pack("{ssss}", "name", a->dec.key_names[i], "role",
 						    i ? "RANGE" : "HASH"));
 	return json_pack(
-	    "{sosIsIsssbsbso}", "since", c->since ? json_string(c->since) : json_null(),
+	    "{sosIsIsssbsbsosbsoss}", "since", c->since ? json_string(c->since) : json_null(),
 	    "max_object_bytes", (json_int_t)a->src.max_object_bytes, "settle_seconds",
 	    (json_int_t)(a->settle / DDA_USEC_PER_SEC), "now", dda_time_format(a->now, false, t),
-	    "versions", c->versions, "diffs", a->diffs, "key_schema", ks);
+	    "versions", c->versions, "diffs", a->diffs, "key_schema", ks, "allow_empty",
+	    a->allow_empty, "expect_every_hours",
+	    a->expect_every ? json_integer((json_int_t)(a->expect_every / DDA_USEC_PER_HOUR))
+			    : json_null(),
+	    "fail_on", c->fail_on >= DDA_SEV__COUNT ? "never" : dda_severity_name(c->fail_on));
 }
 
 /* -v: the library's detail lines, on stderr like every message. */

@@ -22,7 +22,7 @@ static json_t *digest_or_null(bool has, const uint8_t *d)
 	return json_string(hex);
 }
 
-static json_t *summary_json(const struct dda_summary *s)
+static json_t *summary_base(const struct dda_summary *s)
 {
 	json_t *by_kind = json_object();
 	for (int k = 0; k < DDA_K__COUNT; k++)
@@ -54,15 +54,28 @@ static json_t *summary_json(const struct dda_summary *s)
 	/* clang-format on */
 }
 
+/* Counters added to v1 after its first fields. */
+static json_t *summary_more(json_t *j, const struct dda_summary *s)
+{
+	if (j)
+		json_object_set_new(j, "deferred", json_integer((json_int_t)s->deferred));
+	return j;
+}
+
+static json_t *summary_json(const struct dda_summary *s)
+{
+	return summary_more(summary_base(s), s);
+}
+
 static json_t *hours_json(const struct dda_result *res)
 {
 	json_t *a = json_array();
 	for (size_t i = 0; i < res->nhours; i++) {
 		const struct dda_hour_stat *h = &res->hours[i];
 		json_array_append_new(
-		    a, json_pack("{sosIsIsI}", "hour", time_or_null(h->hour, false), "objects",
+		    a, json_pack("{sosIsIsIsb}", "hour", time_or_null(h->hour, false), "objects",
 				 (json_int_t)h->objects, "records", (json_int_t)h->records,
-				 "anomalies", (json_int_t)h->anomalies));
+				 "anomalies", (json_int_t)h->anomalies, "in_range", h->in_range));
 	}
 	return a;
 }
@@ -119,6 +132,10 @@ json_t *dda_report_json(const struct dda_report_info *info, const struct dda_res
 	    time_or_null(res->finished, false), "source", info->source ? info->source : "", "range",
 	    "from", time_or_null(info->range.from, false), "to",
 	    time_or_null(info->range.to, false), "options", options, "complete", !res->fatal.code);
+	if (run)
+		json_object_set_new(
+		    run, "verdict",
+		    json_string(dda_run_verdict_name(dda_result_verdict(res, info->fail_on))));
 	if (run && res->fatal.code)
 		json_object_set_new(run, "error", json_string(res->fatal.msg));
 	if (run && res->source.s3)

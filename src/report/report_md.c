@@ -35,21 +35,34 @@ static void summary(FILE *out, const struct dda_report_info *info, const struct 
 	const struct dda_summary *s = &res->sum;
 	char from[DDA_TIME_STRLEN], to[DDA_TIME_STRLEN];
 	int sev = dda_result_max_severity(res);
-	fprintf(out, "# ddbaudit report\n\n");
-	fprintf(out, "**Verdict: %s**",
-		sev == DDA_SEV_ERROR	 ? "errors found"
-		: sev == DDA_SEV_WARNING ? "warnings found"
-					 : "clean");
-	if (res->fatal.code)
-		fprintf(out, " (incomplete: %s)", res->fatal.msg);
+	int verdict = dda_result_verdict(res, info->fail_on);
+	fprintf(out, "# ddbaudit report\n\n**Verdict: %s**", dda_run_verdict_name(verdict));
+	if (verdict == DDA_RUN_INCOMPLETE)
+		fprintf(out, ": not everything was read (%s); the findings below cover only what "
+			     "was read",
+			res->fatal.msg);
+	else if (sev >= 0)
+		fprintf(out, " (%s found)",
+			sev == DDA_SEV_ERROR	 ? "errors"
+			: sev == DDA_SEV_WARNING ? "warnings"
+						 : "only info findings");
 	fprintf(out, "\n\n- Source: `%s`\n", info->source ? info->source : "");
 	if (res->source.s3)
 		fprintf(out, "- Bucket `%s`: versioning %s, Object Lock %s%s%s\n",
-			res->source.bucket, res->source.versioning, res->source.object_lock,
+			res->source.bucket,
+			res->source.versioning[0] ? res->source.versioning : "unknown",
+			res->source.object_lock[0] ? res->source.object_lock : "unknown",
 			res->source.retention[0] ? ", default retention " : "",
 			res->source.retention);
-	fprintf(out, "- Range: %s to %s\n", dda_time_format(info->range.from, false, from),
-		dda_time_format(info->range.to, false, to));
+	if (info->range.from == DDA_TIME_NONE && info->range.to == DDA_TIME_NONE)
+		fprintf(out, "- Range: every record of the source (no range given)\n");
+	else
+		fprintf(out, "- Range: %s to %s\n",
+			info->range.from == DDA_TIME_NONE
+			    ? "the first record"
+			    : dda_time_format(info->range.from, false, from),
+			info->range.to == DDA_TIME_NONE ? "now"
+							: dda_time_format(info->range.to, false, to));
 	fprintf(out, "- ddbaudit %s\n\n", dda_version());
 	fprintf(out, "| | count |\n|---|---:|\n");
 	fprintf(out, "| objects | %llu |\n| bytes | %llu |\n| records | %llu |\n",
@@ -127,13 +140,21 @@ static void hours(FILE *out, const struct dda_result *res)
 		return;
 	fprintf(out,
 		"## Hours\n\n| hour | objects | records | anomalies |\n|---|---:|---:|---:|\n");
+	bool slack = false;
 	for (size_t i = 0; i < res->nhours; i++)
-		fprintf(out, "| %s | %llu | %llu | %llu |\n",
+		slack |= !res->hours[i].in_range;
+	for (size_t i = 0; i < res->nhours; i++)
+		fprintf(out, "| %s%s | %llu | %llu | %llu |\n",
 			dda_time_format(res->hours[i].hour, false, t),
+			res->hours[i].in_range ? "" : " (slack)",
 			(unsigned long long)res->hours[i].objects,
 			(unsigned long long)res->hours[i].records,
 			(unsigned long long)res->hours[i].anomalies);
 	fputc('\n', out);
+	if (slack)
+		fputs("Slack hours lie outside the range and are read for records written late; "
+		      "findings about them belong to the run whose range holds them.\n\n",
+		      out);
 }
 
 int dda__report_md(const struct dda_report_info *info, const struct dda_result *res, FILE *out,

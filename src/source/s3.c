@@ -24,6 +24,8 @@ struct list_job {
 	struct s3_source *s;
 	char *prefix;
 	char *token, *key_marker, *version_marker;
+	uint64_t pages;
+	bool more; /* the last page said more follow */
 };
 
 struct slot {
@@ -67,6 +69,7 @@ struct s3_source {
 };
 
 static int submit_list(struct list_job *j);
+static int next_page(struct list_job *j, const struct dda_s3_listing *page);
 
 static void list_done(struct dda_s3_call *c, struct dda_http_response *r)
 {
@@ -99,17 +102,57 @@ static void list_done(struct dda_s3_call *c, struct dda_http_response *r)
 		s->all.v[s->all.n++] = page.v[i];
 		memset(&page.v[i], 0, sizeof(page.v[i]));
 	}
-	bool more = !rc && page.truncated;
+	if (!rc)
+		rc = next_page(j, &page);
+	dda__s3_listing_release(&page);
+	if (!rc && j->more && !submit_list(j))
+		return;
+	if (!rc && j->more)
+		dda_error_set(&s->fail, DDA_ENOMEM, "cannot list s3://%s/%s: out of memory",
+			      s->bucket, j->prefix);
+	s->listing_left--;
+}
+
+/* Pages per prefix at most: an hour prefix holds a few thousand keys, a
+ * whole bucket's listing a few billion at 1,000 a page. A peer that keeps
+ * answering past this is not listing anything. */
+#define MAX_PAGES_PER_PREFIX ((uint64_t)10 << 20)
+
+/* Takes the continuation of a listed page. A listing that would end early
+ * is a failure, never a shorter complete listing: a truncated page without
+ * a token or marker, a token equal to the one just used (a peer that
+ * repeats itself would be listed forever), or too many pages. */
+static int next_page(struct list_job *j, const struct dda_s3_listing *page)
+{
+	struct s3_source *s = j->s;
+	const char *why = NULL;
+	j->more = page->truncated;
+	if (j->more && !page->next_token && !page->next_key_marker)
+		why = "the answer is truncated but gives no continuation token or marker";
+	else if (j->more &&
+		 ((page->next_token && j->token && !strcmp(page->next_token, j->token)) ||
+		  (!page->next_token && page->next_key_marker && j->key_marker &&
+		   !strcmp(page->next_key_marker, j->key_marker) &&
+		   !strcmp(page->next_version_marker ? page->next_version_marker : "",
+			   j->version_marker ? j->version_marker : ""))))
+		why = "the answer repeats the continuation token it was asked with";
+	else if (j->more && ++j->pages >= MAX_PAGES_PER_PREFIX)
+		why = "the listing goes on past any real prefix's number of pages";
+	if (why)
+		return dda_error_set(&s->fail, DDA_EFORMAT,
+				     "cannot list s3://%s/%s: %s; the listing is incomplete",
+				     s->bucket, j->prefix, why);
 	free(j->token);
 	free(j->key_marker);
 	free(j->version_marker);
-	j->token = page.next_token ? strdup(page.next_token) : NULL;
-	j->key_marker = page.next_key_marker ? strdup(page.next_key_marker) : NULL;
-	j->version_marker = page.next_version_marker ? strdup(page.next_version_marker) : NULL;
-	dda__s3_listing_release(&page);
-	if (more && (j->token || j->key_marker) && !submit_list(j))
-		return;
-	s->listing_left--;
+	j->token = page->next_token ? strdup(page->next_token) : NULL;
+	j->key_marker = page->next_key_marker ? strdup(page->next_key_marker) : NULL;
+	j->version_marker =
+	    page->next_version_marker ? strdup(page->next_version_marker) : NULL;
+	if ((page->next_token && !j->token) || (page->next_key_marker && !j->key_marker) ||
+	    (page->next_version_marker && !j->version_marker))
+		return dda_error_set(&s->fail, DDA_ENOMEM, "out of memory");
+	return 0;
 }
 
 static int submit_list(struct list_job *j)
@@ -210,8 +253,14 @@ static void bucket_done(struct dda_s3_call *c, struct dda_http_response *r)
 			dda__s3_describe(r, q->why, sizeof(q->why));
 		return;
 	}
-	if (r->status == 404) { /* ObjectLockConfigurationNotFoundError */
-		snprintf(f->object_lock, sizeof(f->object_lock), "Disabled");
+	if (r->status == 404) {
+		/* Only this error says the bucket has no lock; a bucket that does
+		 * not exist (NoSuchBucket) has no settings to report. */
+		char code[64], msg[8];
+		dda__s3_parse_error(r->body.ptr, r->body.len, code, sizeof(code), msg, sizeof(msg));
+		snprintf(f->object_lock, sizeof(f->object_lock), "%s",
+			 !strcmp(code, "ObjectLockConfigurationNotFoundError") ? "Disabled"
+									      : "unknown");
 		return;
 	}
 	const char *b = r->body.ptr;
@@ -281,14 +330,25 @@ static int list_all(struct s3_source *s, struct dda_error *err)
 	for (size_t i = 0; s->jobs && i < n; i++) {
 		s->jobs[i].s = s;
 		s->jobs[i].prefix = prefixes[i];
-		dda__log(&s->base.opts.log, DDA_LOG_INFO, "listing s3://%s/%s", s->bucket,
-			 prefixes[i]);
-		if (!submit_list(&s->jobs[i]))
-			s->listing_left++;
+	}
+	if (!s->jobs) {
+		for (size_t i = 0; i < n; i++)
+			free(prefixes[i]);
+		free(prefixes);
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
 	}
 	free(prefixes);
-	if (!s->jobs)
-		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	/* A prefix that cannot be asked for is a listing that would end
+	 * early: the run fails rather than read less than the range. */
+	for (size_t i = 0; i < n; i++) {
+		dda__log(&s->base.opts.log, DDA_LOG_INFO, "listing s3://%s/%s", s->bucket,
+			 s->jobs[i].prefix);
+		rc = submit_list(&s->jobs[i]);
+		if (rc)
+			return dda_error_set(err, rc, "cannot list s3://%s/%s: %s", s->bucket,
+					     s->jobs[i].prefix, dda_strerror(rc));
+		s->listing_left++;
+	}
 	query_bucket(s);
 	rc = dda__http_run(dda__s3_http(s->s3), NULL, err);
 	if (!rc && s->fail.code)

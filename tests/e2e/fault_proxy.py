@@ -2,8 +2,9 @@
 it forwards every request to an upstream server (moto_server), keeps a log of
 what was asked (method, path, query), and injects faults on request: a status
 code (500, 503 SlowDown), a dropped connection or a corrupted body, for the
-first N attempts of the requests a rule matches. Given an ssl.SSLContext, it
-serves HTTPS."""
+first N attempts of the requests a rule matches, or an upstream answer rewritten
+by a function (a listing that lies). Given an ssl.SSLContext, it serves
+HTTPS."""
 import http.client
 import http.server
 import socket
@@ -17,11 +18,13 @@ class Rule:
     distinct request (method + path + query), with `status`; when status is
     None, by dropping the connection before answering; when it is "corrupt",
     by changing one byte of the upstream's body (headers, ETag included, left
-    as they are)."""
+    as they are); when it is "rewrite", by passing the upstream's body and the
+    request's query (a dict) through `rewrite`, which returns the new body."""
 
-    def __init__(self, method, path_contains, status, times, every=1):
+    def __init__(self, method, path_contains, status, times, every=1, rewrite=None):
         self.method, self.path_contains = method, path_contains
         self.status, self.times, self.every = status, times, every
+        self.rewrite = rewrite
         self.seen = {}      # request -> attempts failed so far
         self.matched = 0    # distinct requests matched
 
@@ -71,7 +74,7 @@ class FaultProxy:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
-                if rule and rule.status != "corrupt":
+                if rule and rule.status not in ("corrupt", "rewrite"):
                     code = "SlowDown" if rule.status == 503 else "InternalError"
                     msg = (f"<?xml version=\"1.0\"?><Error><Code>{code}</Code>"
                            f"<Message>injected</Message></Error>").encode()
@@ -87,7 +90,10 @@ class FaultProxy:
                 conn.request(self.command, self.path, body=body or None, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()
-                if rule and data:
+                if rule and rule.status == "rewrite":
+                    data = rule.rewrite(data, dict(urllib.parse.parse_qsl(
+                        split.query, keep_blank_values=True)))
+                elif rule and data:
                     data = bytes([data[0] ^ 0x20]) + data[1:]
                 self.send_response(resp.status)
                 for k, v in resp.getheaders():

@@ -97,8 +97,8 @@ static void build(struct dda_result *res)
 	s->by_kind[DDA_K_DUPLICATE] = 1;
 	res->nhours = 2;
 	res->hours = calloc(2, sizeof(*res->hours));
-	res->hours[0] = (struct dda_hour_stat){t("2025-07-12T08:00Z"), 1, 2, 2};
-	res->hours[1] = (struct dda_hour_stat){t("2025-07-12T09:00Z"), 1, 1, 1};
+	res->hours[0] = (struct dda_hour_stat){t("2025-07-12T08:00Z"), 1, 2, 2, true};
+	res->hours[1] = (struct dda_hour_stat){t("2025-07-12T09:00Z"), 1, 1, 1, true};
 	res->has_manifest = true;
 	memset(res->manifest_sha256, 'f', 64);
 }
@@ -137,6 +137,7 @@ static void check(int format, const char *name)
 	    .range = {t("2025-07-12T00:00Z"), t("2025-07-13T00:00Z")},
 	    .options = opts,
 	    .manifest_name = "manifest.ndjson",
+	    .fail_on = DDA_SEV_ERROR,
 	};
 	char *out = NULL;
 	size_t len = 0;
@@ -211,12 +212,43 @@ static void test_formats(void **state)
 	assert_string_equal(dda_report_file_name(DDA_FMT_CSV), "anomalies.csv");
 }
 
+/* The verdict: clean only when everything was read and nothing at or above
+ * the failing severity was found. */
+static void test_verdict(void **state)
+{
+	(void)state;
+	struct dda_result res;
+	memset(&res, 0, sizeof(res));
+	assert_int_equal(dda_result_verdict(&res, DDA_SEV_ERROR), DDA_RUN_CLEAN);
+	res.sum.anomalies[DDA_SEV_WARNING] = 1;
+	assert_int_equal(dda_result_verdict(&res, DDA_SEV_ERROR), DDA_RUN_CLEAN);
+	assert_int_equal(dda_result_verdict(&res, DDA_SEV_WARNING), DDA_RUN_FINDINGS);
+	assert_int_equal(dda_result_verdict(&res, DDA_SEV__COUNT), DDA_RUN_CLEAN);
+	dda_error_set(&res.fatal, DDA_EIO, "listing failed");
+	assert_int_equal(dda_result_verdict(&res, DDA_SEV__COUNT), DDA_RUN_INCOMPLETE);
+	assert_string_equal(dda_run_verdict_name(DDA_RUN_INCOMPLETE), "incomplete");
+	assert_string_equal(dda_run_verdict_name(DDA_RUN_FINDINGS), "findings");
+	/* An hour prefix is in a range when it overlaps it. */
+	struct dda_range r = {t("2025-07-12T08:30Z"), t("2025-07-12T10:00Z")};
+	struct dda_object o = {.hour = t("2025-07-12T08:00Z")};
+	assert_true(dda_object_in_range(&o, &r));
+	o.hour = t("2025-07-12T07:00Z");
+	assert_false(dda_object_in_range(&o, &r));
+	o.hour = t("2025-07-12T10:00Z");
+	assert_false(dda_object_in_range(&o, &r));
+	o.hour = DDA_TIME_NONE;
+	assert_true(dda_object_in_range(&o, &r));
+	struct dda_range open = {DDA_TIME_NONE, DDA_TIME_NONE};
+	o.hour = t("2000-01-01T00:00Z");
+	assert_true(dda_object_in_range(&o, &open));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_json_golden), cmocka_unit_test(test_csv_golden),
 	    cmocka_unit_test(test_md_golden),	cmocka_unit_test(test_json_content),
-	    cmocka_unit_test(test_formats),
+	    cmocka_unit_test(test_formats),	cmocka_unit_test(test_verdict),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

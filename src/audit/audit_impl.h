@@ -1,0 +1,36 @@
+/* Internal to the audit pipeline: the growable vectors it collects findings
+ * and hour statistics in, shared by audit.c and complete.c. */
+#ifndef DDA_AUDIT_IMPL_H
+#define DDA_AUDIT_IMPL_H
+
+#include "util/util.h"
+#include "ddbaudit/audit.h"
+
+struct dda__anomaly_vec {
+	struct dda_anomaly *v;
+	size_t n, cap;
+};
+
+struct dda__hour_vec {
+	struct dda_hour_stat *v;
+	size_t n, cap;
+};
+
+/* Appends a (taken: on failure it is released); 0 or DDA_ENOMEM. */
+int dda__anomaly_push(struct dda__anomaly_vec *v, struct dda_anomaly *a);
+
+/* A finished run on its way to the result. Borrowed pointers. */
+struct dda__audit_ctx {
+	const struct dda_audit_opts *o;
+	struct dda_result *res;
+	struct dda__anomaly_vec *all;
+	struct dda__hour_vec *hours; /* sorted by hour */
+};
+
+/* Completeness findings (EMPTY_RANGE, MISSING_HOUR), rows for the empty
+ * hours of the range, and slack-hour findings deferred to the run that owns
+ * them. Runs before severities are counted. 0 or DDA_ENOMEM; a check that
+ * cannot be made leaves res->fatal set. */
+int dda__complete(struct dda__audit_ctx *x);
+
+#endif
