@@ -240,8 +240,8 @@ static int key_mismatch(const json_t *want, const json_t *have, struct dda_buf *
 static int no_events(struct cli *c, const struct dda_buf *key, const struct hist *h)
 {
 	json_t *want = dda_canon_to_json(key->ptr, key->len);
-	json_t *have = h->other_key.len ? dda_canon_to_json(h->other_key.ptr, h->other_key.len)
-					: NULL;
+	json_t *have =
+	    h->other_key.len ? dda_canon_to_json(h->other_key.ptr, h->other_key.len) : NULL;
 	struct dda_buf why, names;
 	int status = EXIT_CLEAN;
 	dda_buf_init(&why, 4096);

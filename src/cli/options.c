@@ -284,8 +284,8 @@ static int parse_duration_arg(struct cli *c, const char *name, const char *arg, 
 	}
 	if (!dda_duration_parse(arg, out))
 		return 0;
-	cli_error(c, "invalid %s '%s' (a number and a unit, s, m, h, d or w: 36h, 90m, 2d)",
-		  name, arg);
+	cli_error(c, "invalid %s '%s' (a number and a unit, s, m, h, d or w: 36h, 90m, 2d)", name,
+		  arg);
 	return EXIT_USAGE;
 }
 
@@ -481,7 +481,8 @@ static int parse_format(struct cli *c, const char *arg)
 		c->format = dda_report_format_parse(arg);
 	if (c->format >= 0)
 		return 0;
-	cli_error(c, "invalid --format '%s' (%s)", arg, report ? "json, csv or md" : "text or json");
+	cli_error(c, "invalid --format '%s' (%s)", arg,
+		  report ? "json, csv or md" : "text or json");
 	return EXIT_USAGE;
 }
 

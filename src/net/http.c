@@ -138,8 +138,8 @@ static void attempt_outcome(const struct xfer *x, CURLcode code, char *out, size
 		snprintf(out, cap, "HTTP %ld, %zu bytes", x->resp.status, x->resp.body.len);
 }
 
-static void log_attempt(const struct dda_http *h, const struct xfer *x, CURLcode code,
-			int level, int64_t wait)
+static void log_attempt(const struct dda_http *h, const struct xfer *x, CURLcode code, int level,
+			int64_t wait)
 {
 	char url[512], outcome[CURL_ERROR_SIZE + 64];
 	if (!dda__log_on(h->o.log, level))
@@ -151,8 +151,8 @@ static void log_attempt(const struct dda_http *h, const struct xfer *x, CURLcode
 			 x->req->method, url, outcome, (double)wait / 1e6, x->resp.attempts + 1,
 			 h->o.max_attempts);
 	else
-		dda__log(h->o.log, level, "%s %s: %s (%d attempt%s)", x->req->method, url,
-			 outcome, x->resp.attempts, x->resp.attempts == 1 ? "" : "s");
+		dda__log(h->o.log, level, "%s %s: %s (%d attempt%s)", x->req->method, url, outcome,
+			 x->resp.attempts, x->resp.attempts == 1 ? "" : "s");
 }
 
 void dda__http_stats(const struct dda_http *h, struct dda_http_stats *out)

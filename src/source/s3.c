@@ -358,8 +358,8 @@ static int list_all(struct s3_source *s, struct dda_error *err)
 	if (rc)
 		return rc;
 	dda__sort(s->all.v, s->all.n, sizeof(*s->all.v), cmp_entry);
-	dda__log(&s->base.opts.log, DDA_LOG_INFO, "listed %zu %s under %zu prefix%s",
-		 s->all.n, s->base.opts.aws.versions ? "versions" : "objects", s->njobs,
+	dda__log(&s->base.opts.log, DDA_LOG_INFO, "listed %zu %s under %zu prefix%s", s->all.n,
+		 s->base.opts.aws.versions ? "versions" : "objects", s->njobs,
 		 s->njobs == 1 ? "" : "es");
 	s->listed = true;
 	s->base.prefixes_skipped = 0;
