@@ -266,6 +266,11 @@ static int archive_next(struct dda_source *src, struct dda_chunk *c, struct dda_
 				 max);
 			return 1;
 		}
+		if (o->exp.listed &&
+		    dda__exports_check_md5(s->exports, src, o->key, (uint32_t)id, &stored)) {
+			dda_buf_release(&stored);
+			return dda_error_set(err, DDA_ENOMEM, "out of memory");
+		}
 		dda__object_finish(c, o, &stored, max, &s->sha);
 		dda_buf_release(&stored);
 		return 1;

@@ -241,6 +241,11 @@ static int emit_file(struct dir_source *s, int dirfd, const char *name, struct d
 				  rc == DDA_ETOOBIG ? "it grew beyond the cap while being read"
 						    : strerror(errno));
 	}
+	if (o->exp.listed &&
+	    dda__exports_check_md5(s->exports, &s->base, o->key, (uint32_t)id, &stored)) {
+		dda_buf_release(&stored);
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	}
 	dda__object_finish(c, o, &stored, max, &s->sha);
 	dda_buf_release(&stored);
 	return 1;

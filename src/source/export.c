@@ -8,6 +8,7 @@
 #include "ddbaudit/record.h"
 
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <stdarg.h>
 
 /* A files manifest lists one line a data file; a table has at most a few
@@ -16,10 +17,14 @@
 /* Exports a source may hold (each keeps its file list in memory). */
 #define MAX_EXPORTS 4096
 
+/* md5Checksum is the base64 of 16 bytes: 24 characters. */
+#define MD5_B64_LEN 24
+
 struct export_file {
 	char *rel; /* path below the export root ("data/x.json.gz") */
 	uint64_t items;
 	bool seen, reported;
+	char md5[MD5_B64_LEN + 1]; /* md5Checksum of the stored bytes, or "" */
 };
 
 struct export
@@ -147,7 +152,10 @@ static int parse_summary(struct export *e, const struct dda_buf *b, struct dda_b
 		if ((rc = summary_time(sum, "exportFromTime", &e->info.from, true, why)) ||
 		    (rc = summary_time(sum, "exportToTime", &e->info.to, true, why)))
 			goto out;
+		/* The view as the summary names it, or as the export request did. */
 		const json_t *view = json_object_get(sum, "outputView");
+		if (!view)
+			view = json_object_get(sum, "exportViewType");
 		e->info.new_only =
 		    json_is_string(view) && !strcmp(json_string_value(view), "NEW_IMAGE");
 	} else {
@@ -167,7 +175,7 @@ out:
 	return rc;
 }
 
-static int add_file(struct export *e, const char *rel, uint64_t items)
+static int add_file(struct export *e, const char *rel, uint64_t items, const json_t *md5)
 {
 	if (e->nfiles == e->cap) {
 		size_t cap = e->cap ? e->cap * 2 : 16;
@@ -180,7 +188,10 @@ static int add_file(struct export *e, const char *rel, uint64_t items)
 	char *r = strdup(rel);
 	if (!r)
 		return DDA_ENOMEM;
-	e->files[e->nfiles++] = (struct export_file){.rel = r, .items = items};
+	struct export_file *f = &e->files[e->nfiles++];
+	*f = (struct export_file){.rel = r, .items = items};
+	if (json_is_string(md5) && json_string_length(md5) == MD5_B64_LEN)
+		memcpy(f->md5, json_string_value(md5), MD5_B64_LEN + 1);
 	return 0;
 }
 
@@ -216,7 +227,8 @@ static int parse_files(struct export *e, const struct dda_buf *b, uint64_t *sum,
 			rc = invalid(why, "more than %d data files", MAX_EXPORT_FILES);
 		else
 			rc = add_file(e, rel_of_s3_key(json_string_value(key)),
-				      (uint64_t)json_integer_value(cnt));
+				      (uint64_t)json_integer_value(cnt),
+				      json_object_get(v, "md5Checksum"));
 		if (!rc)
 			*sum += (uint64_t)json_integer_value(cnt);
 		json_decref(v);
@@ -384,4 +396,31 @@ int dda__export_unlisted(struct dda_source *s, uint32_t obj)
 	return dda__source_finding(s, DDA_K_EXPORT_MISMATCH,
 				   dda_kind_severity(DDA_K_EXPORT_MISMATCH), obj,
 				   "data file not listed in its export's manifest-files.json");
+}
+
+int dda__exports_check_md5(struct dda__exports *x, struct dda_source *s, const char *key,
+			   uint32_t obj, const struct dda_buf *stored)
+{
+	struct export *e = x ? owner(x, key) : NULL;
+	const char *rel = e ? key + strlen(e->root) : NULL;
+	for (size_t i = 0; e && i < e->nfiles; i++) {
+		const struct export_file *f = &e->files[i];
+		if (strcmp(f->rel, rel) || !f->md5[0])
+			continue;
+		unsigned char d[EVP_MAX_MD_SIZE], b64[MD5_B64_LEN + 1];
+		unsigned int len = 0;
+		if (EVP_Digest(stored->ptr ? stored->ptr : "", stored->len, d, &len, EVP_md5(),
+			       NULL) != 1 ||
+		    len != 16)
+			return DDA_ENOMEM;
+		EVP_EncodeBlock(b64, d, 16);
+		if (!memcmp(b64, f->md5, MD5_B64_LEN))
+			return 0;
+		return dda__source_finding(
+		    s, DDA_K_EXPORT_MISMATCH, dda_kind_severity(DDA_K_EXPORT_MISMATCH), obj,
+		    "data file's MD5 %s differs from its md5Checksum %s in manifest-files.json: "
+		    "not the bytes the export wrote",
+		    (const char *)b64, f->md5);
+	}
+	return 0;
 }

@@ -63,6 +63,11 @@ int dda__exports_next_missing(struct dda__exports *x, const char *root, struct d
 /* Registers a missing data file as an object and fills c as UNREADABLE. */
 int dda__export_missing_chunk(struct dda_source *s, const char *key, struct dda_chunk *c,
 			      struct dda_error *err);
+/* A listed data file's stored bytes against the md5Checksum its manifest
+ * gives: a difference is an EXPORT_MISMATCH finding on obj. Returns 0 or
+ * DDA_ENOMEM. */
+int dda__exports_check_md5(struct dda__exports *x, struct dda_source *s, const char *key,
+			   uint32_t obj, const struct dda_buf *stored);
 /* The EXPORT_MISMATCH finding for a data file the manifest does not list. */
 int dda__export_unlisted(struct dda_source *s, uint32_t obj);
 

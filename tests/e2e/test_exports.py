@@ -185,6 +185,26 @@ class ExportTest(Case):
         self.assertIn("outside its export's window", details)
         self.assertIn("counts 5 items", details)
 
+    def test_altered_data_file(self):
+        """A data file whose bytes are not those manifest-files.json's
+        md5Checksum names (same item count, one value changed) is
+        EXPORT_MISMATCH, in a directory and in a tar.gz."""
+        self.full_export()
+        key = PREFIX + FULL + "data/p0.json.gz"
+        altered = [{"Item": img("u1", "a1", 1)}, {"Item": img("u2", "a2", 9)}]
+        self.write(key, gzip.compress("".join(json.dumps(l) + "\n" for l in altered).encode()))
+        status, rep, err = verify_json(self.dir)
+        self.assertNoCrash(status, err)
+        self.assertEqual(status, 1, err)
+        self.assertEqual(self.kinds(rep), ["EXPORT_MISMATCH"], err)
+        self.assertIn("md5Checksum", rep["anomalies"][0]["detail"])
+        tgz = os.path.join(self.dir, "e.tgz")
+        with tarfile.open(tgz, "w:gz") as t:
+            t.add(os.path.join(self.dir, "exports"), arcname="exports")
+        status, rep, err = verify_json(tgz)
+        self.assertNoCrash(status, err)
+        self.assertEqual(self.kinds(rep), ["EXPORT_MISMATCH"], err)
+
     def test_bare_integer_timestamp_refused(self):
         """An export line's WriteTimestampMicros is a DynamoDB N value; the
         bare integer no export writes is INVALID_RECORD, named."""
