@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""Writes the fuzz seeds for the DynamoDB dialects into the decode and scan
+corpora: an incremental export line (WriteTimestampMicros as the N value
+AWS writes), full-export items, a NEW_IMAGE export line, and the Lambda
+documentation's example event (no ApproximateCreationDateTime). Run from
+anywhere; the other seeds in those corpora are kept as they are."""
+import json
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def seeds():
+    export_line = json.dumps({"Metadata": {"WriteTimestampMicros": {"N": "1752308870412608"}},
+                              "Keys": {"pk": {"S": "x"}},
+                              "NewImage": {"pk": {"S": "x"}, "n": {"N": "-0.000"}}})
+    full = "".join(json.dumps({"Item": it}) + "\n" for it in [
+        {"UserId": {"S": "user 7"}, "ActivityId": {"S": "act-39"}, "Version": {"N": "2"},
+         "Tags": {"SS": ["b", "a"]}},
+        {"UserId": {"S": "u"}, "ActivityId": {"S": "a"},
+         "M": {"M": {"x": {"L": [{"NULL": True}, {"B": "AAEC"}]}}}}])
+    new_image = json.dumps({"Metadata": {"WriteTimestampMicros": {"N": "1752308870412608"}},
+                            "Keys": {"pk": {"S": "x"}},
+                            "NewImage": {"pk": {"S": "x"}, "n": {"N": "1"}}}) + "\n"
+    a = {"Message": {"S": "New item!"}, "Id": {"N": "101"}}
+    b = {"Message": {"S": "This item has changed"}, "Id": {"N": "101"}}
+
+    def rec(i, ev, seq, old=None, new=None):
+        db = {"Keys": {"Id": {"N": "101"}}, "SequenceNumber": seq, "SizeBytes": 26,
+              "StreamViewType": "NEW_AND_OLD_IMAGES"}
+        if old:
+            db["OldImage"] = old
+        if new:
+            db["NewImage"] = new
+        return {"eventID": str(i), "eventVersion": "1.0", "dynamodb": db,
+                "awsRegion": "us-west-2", "eventName": ev,
+                "eventSourceARN": "arn:aws:dynamodb:us-west-2:111122223333:table/TestTable/"
+                                  "stream/2015-05-11T21:21:33.291",
+                "eventSource": "aws:dynamodb"}
+    event = json.dumps({"Records": [rec(1, "INSERT", "111", new=a),
+                                    rec(2, "MODIFY", "222", old=a, new=b),
+                                    rec(3, "REMOVE", "333", old=b)]})
+    return {"export_line.json": export_line, "export_full.ndjson": full,
+            "export_new_image.ndjson": new_image, "lambda_docs_event.json": event}
+
+
+def main():
+    for corpus in ("decode", "scan"):
+        for name, text in seeds().items():
+            with open(os.path.join(HERE, "corpus", corpus, name), "w") as f:
+                f.write(text)
+
+
+if __name__ == "__main__":
+    main()
