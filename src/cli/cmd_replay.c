@@ -1,13 +1,18 @@
-/* ddbaudit replay: audit the source, plan every selected change as a
- * synthetic stream record in per-item order, deliver the plan to the target,
- * and say what happened. Exit 0 when every record was acknowledged, 1 when
- * some went to the DLQ (or were dropped), 3 when the replay stopped early. */
+/* ddbaudit replay: check that the target, the DLQ and every output can be
+ * used, audit the source, plan every selected change as a synthetic stream
+ * record in per-item order, deliver the plan to the target, and say what
+ * happened. Exit 0 when every record was acknowledged, 1 when some went to
+ * the DLQ (or were dropped, as --on-failure drop asked), 3 when the replay
+ * stopped early or could not start. */
 #include "cli/cli.h"
 #include "replay/dlq.h"
 #include "aws/api.h"
 
+#include <errno.h>
 #include <openssl/rand.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static void new_run_id(char out[37])
 {
@@ -24,58 +29,94 @@ static void new_run_id(char out[37])
 		 hex + 20);
 }
 
-/* What shapes the plan and its delivery: a checkpoint only resumes a run
- * with the same. */
-static int fingerprint(const struct cli *c, const struct dda_buf *filter, uint8_t out[32])
+/* What shapes the plan and its delivery, by option name: a checkpoint only
+ * resumes a run with the same, and a refusal names the one that differs. */
+static json_t *arguments_json(const struct cli *c, const struct dda_buf *filter)
 {
 	const struct replay_args *r = &c->replay;
 	const struct dda_audit_opts *a = &c->audit;
-	struct dda_buf b;
-	dda_buf_init(&b, 1 << 20);
-	/* The buffer's failure is sticky: the last append's result covers all. */
-	int rc = dda_buf_addf(&b, "source=%s\nfrom=%lld\nto=%lld\nkey=%s\nevents=%u\nview=%d\n",
-			      c->source, (long long)a->src.range.from, (long long)a->src.range.to,
-			      c->key_text ? c->key_text : "", r->event_mask, r->view);
-	rc = dda_buf_addf(&b, "table=%s\narn=%s\nmarker=%d\nlanes=%d\nversions=%d\ntarget=%s\n",
-			  r->table ? r->table : "", r->stream_arn ? r->stream_arn : "",
-			  !r->no_marker, r->parallelism, c->versions, r->target);
-	for (size_t i = 0; i < a->dec.nkeys; i++)
-		rc = dda_buf_addf(&b, "keyattr=%s\n", a->dec.key_names[i]);
+	char from[DDA_TIME_STRLEN], to[DDA_TIME_STRLEN], hex[65] = "";
+	json_t *keys = json_array();
+	for (size_t i = 0; keys && i < a->dec.nkeys; i++)
+		json_array_append_new(keys, json_string(a->dec.key_names[i]));
 	if (filter->len) {
 		uint8_t h[32];
-		char hex[65];
 		dda__sha256(filter->ptr, filter->len, h);
 		dda__hex(h, 32, hex);
-		rc = dda_buf_addf(&b, "filter=%s\n", hex);
 	}
-	if (!rc)
-		dda__sha256(b.ptr ? b.ptr : "", b.len, out);
-	dda_buf_release(&b);
-	return rc;
+	return json_pack("{sssssssosisssososbsisbsssoso}", "SOURCE", c->source, "--from",
+			 dda_time_format(a->src.range.from, true, from), "--to",
+			 dda_time_format(a->src.range.to, true, to), "--key",
+			 c->key_text ? json_string(c->key_text) : json_null(), "--event-types",
+			 (int)r->event_mask, "--view", dda__view_name(r->view), "--table",
+			 r->table ? json_string(r->table) : json_null(), "--stream-arn",
+			 r->stream_arn ? json_string(r->stream_arn) : json_null(),
+			 "--no-replay-marker", r->no_marker, "--parallelism", r->parallelism,
+			 "--versions", c->versions, "--target", r->target, "--key-schema", keys,
+			 "--filter (sha256)", hex[0] ? json_string(hex) : json_null());
 }
 
-static json_t *stats_json(const struct dda_plan *p, const struct dda_replay_stats *st)
+static json_t *stats_json(const struct dda_plan *p, const struct dda_replay_stats *st,
+			  const char *error)
 {
-	return json_pack("{sssssisIsIsIsIsIsIsIsIsIsIsIsIsfsfsfsbsb}", "schema",
+	uint64_t done = st->acked + st->resumed + st->dlq + st->dropped;
+	return json_pack("{sssssisIsIsIsIsIsIsIsIsIsIsIsIsIsIsfsfsfsbsbso}", "schema",
 			 "ddbaudit.replay/v1", "runId", p->synth.run_id, "lanes", p->lanes,
 			 "records", (json_int_t)st->records, "acknowledged",
 			 (json_int_t)st->acked, "resumed", (json_int_t)st->resumed, "sent",
 			 (json_int_t)st->sent, "batches", (json_int_t)st->batches, "retries",
-			 (json_int_t)st->retries, "bisections", (json_int_t)st->bisections,
-			 "partial_failures", (json_int_t)st->partial, "dlq", (json_int_t)st->dlq,
-			 "held_items", (json_int_t)st->held, "duplicates_skipped",
-			 (json_int_t)p->duplicates, "filtered_out", (json_int_t)p->filtered,
-			 "latency_p50_ms", st->p50_ms, "latency_p99_ms", st->p99_ms,
-			 "delivery_seconds", st->seconds, "stopped", st->stopped, "complete",
-			 !st->stopped && st->acked + st->resumed + st->dlq == st->records);
+			 (json_int_t)st->retries, "throttled", (json_int_t)st->throttles,
+			 "bisections", (json_int_t)st->bisections, "partial_failures",
+			 (json_int_t)st->partial, "dlq", (json_int_t)st->dlq, "dropped",
+			 (json_int_t)st->dropped, "held_items", (json_int_t)st->held,
+			 "duplicates_skipped", (json_int_t)p->duplicates, "filtered_out",
+			 (json_int_t)p->filtered, "latency_p50_ms", st->p50_ms, "latency_p99_ms",
+			 st->p99_ms, "delivery_seconds", st->seconds, "stopped", st->stopped,
+			 "complete", !st->stopped && done == st->records, "error",
+			 error && *error ? json_string(error) : json_null());
 }
 
-static int write_report(const struct cli *c, json_t *doc)
+/* --report: a directory (created, report.json inside) as verify's, or a
+ * path ending in .json, the file itself. */
+static int report_path(const struct cli *c, struct dda_buf *out)
 {
-	if (!c->report_dir || !doc)
+	const char *r = c->report_dir;
+	size_t n = r ? strlen(r) : 0;
+	if (!r)
 		return 0;
-	if (json_dump_file(doc, c->report_dir, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) {
-		cli_error(c, "cannot write the report '%s'", c->report_dir);
+	if (n > 5 && !strcmp(r + n - 5, ".json"))
+		return dda_buf_adds(out, r) ? EXIT_RUNTIME : 0;
+	struct dda_buf dir;
+	dda_buf_init(&dir, 1 << 16);
+	int rc = dda_buf_adds(&dir, r) ? DDA_ENOMEM : 0;
+	for (size_t i = 1; !rc && i <= dir.len; i++) { /* mkdir -p */
+		if (dir.ptr[i] != '/' && dir.ptr[i] != '\0')
+			continue;
+		char save = dir.ptr[i];
+		dir.ptr[i] = '\0';
+		if (mkdir(dir.ptr, 0777) && errno != EEXIST) {
+			cli_error(c, "cannot create the report directory '%s': %s", dir.ptr,
+				  strerror(errno));
+			rc = EXIT_RUNTIME;
+		}
+		dir.ptr[i] = save;
+	}
+	dda_buf_release(&dir);
+	if (!rc && dda_buf_addf(out, "%s%sreport.json", r, r[n - 1] == '/' ? "" : "/"))
+		rc = EXIT_RUNTIME;
+	return rc;
+}
+
+/* Whole or absent: a temporary file beside it, renamed over it. */
+static int write_report(const struct cli *c, const char *path, json_t *doc)
+{
+	if (!path || !doc)
+		return 0;
+	char tmp[8192];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (json_dump_file(doc, tmp, JSON_INDENT(2) | JSON_PRESERVE_ORDER) || rename(tmp, path)) {
+		cli_error(c, "cannot write the report '%s': %s", path, strerror(errno));
+		unlink(tmp);
 		return EXIT_RUNTIME;
 	}
 	return 0;
@@ -88,12 +129,13 @@ static void summary(const struct cli *c, const struct dda_plan *p,
 		return;
 	fprintf(stderr,
 		"replay: %llu records in %d lane%s: %llu acknowledged, %llu resumed, %llu to the "
-		"DLQ; %llu batches, %llu retries, %llu bisections; latency p50 %.1f ms, p99 %.1f "
-		"ms%s\n",
+		"DLQ, %llu dropped; %llu batches, %llu retries, %llu throttled, %llu bisections; "
+		"latency p50 %.1f ms, p99 %.1f ms%s\n",
 		(unsigned long long)st->records, p->lanes, p->lanes == 1 ? "" : "s",
 		(unsigned long long)st->acked, (unsigned long long)st->resumed,
-		(unsigned long long)st->dlq, (unsigned long long)st->batches,
-		(unsigned long long)st->retries, (unsigned long long)st->bisections, st->p50_ms,
+		(unsigned long long)st->dlq, (unsigned long long)st->dropped,
+		(unsigned long long)st->batches, (unsigned long long)st->retries,
+		(unsigned long long)st->throttles, (unsigned long long)st->bisections, st->p50_ms,
 		st->p99_ms, st->stopped ? " (stopped early)" : "");
 }
 
@@ -112,7 +154,7 @@ struct source_use {
 /* --dry-run: the batches each lane would send, and what the run costs in
  * requests; nothing is sent. */
 static int dry_run(const struct cli *c, const struct dda_plan *p, const struct dda_replay_opts *o,
-		   const struct source_use *use)
+		   const struct source_use *use, const char *report)
 {
 	uint64_t total_batches = 0, total_bytes = 0, largest = 0;
 	json_t *lanes = json_array();
@@ -172,7 +214,7 @@ static int dry_run(const struct cli *c, const struct dda_plan *p, const struct d
 	    "s3", use->s3, "get_requests", (json_int_t)gets, "list_requests", (json_int_t)lists,
 	    "estimated_cost_usd", s3_cost, "target", "spec", o->target.spec, "requests",
 	    (json_int_t)total_batches, "estimated_request_cost_usd", target_cost);
-	int status = write_report(c, doc);
+	int status = write_report(c, report, doc);
 	json_decref(doc);
 	return status;
 }
@@ -190,7 +232,7 @@ static void delivery_progress(void *ctx, const struct dda_replay_stats *st, bool
 			fputs("\r\033[K", stderr);
 		return;
 	}
-	uint64_t finished = st->acked + st->resumed + st->dlq;
+	uint64_t finished = st->acked + st->resumed + st->dlq + st->dropped;
 	double rate = st->seconds > 0 ? (double)st->acked / st->seconds : 0;
 	double left = rate > 0 ? (double)(st->records - DDA_MIN(finished, st->records)) / rate : 0;
 	fprintf(stderr,
@@ -268,6 +310,119 @@ static int plan_run(struct cli *c, struct dda_plan *p, struct dda_buf *key, stru
 	return status;
 }
 
+/* Usage errors, before anything else: what the options cannot mean. */
+static int check_options(struct cli *c)
+{
+	struct replay_args *r = &c->replay;
+	struct dda_error err = {0};
+	if (!r->target) {
+		cli_error(c, "--target is required (file:PATH, -, http(s)://URL, "
+			     "lambda:FUNCTION[:QUALIFIER] or exec:COMMAND)");
+		return EXIT_USAGE;
+	}
+	if (dda__target_check(r->target, &err) || (r->dlq && dda__dlq_check(r->dlq, &err))) {
+		cli_error(c, "%s", err.msg);
+		return EXIT_USAGE;
+	}
+	/* A change is never dropped unless the user says so: skip and
+	 * hold-item park failed records in a DLQ, and without one a failure
+	 * stops the run where a resume picks it up. */
+	if (r->on_failure == DDA_FAIL_DEFAULT)
+		r->on_failure = r->dlq ? DDA_FAIL_SKIP : DDA_FAIL_STOP;
+	if (!r->dlq && (r->on_failure == DDA_FAIL_SKIP || r->on_failure == DDA_FAIL_HOLD_ITEM)) {
+		cli_error(c, "--on-failure %s needs --dlq to keep the failed records; to discard "
+			     "them, say --on-failure drop",
+			  r->on_failure == DDA_FAIL_SKIP ? "skip" : "hold-item");
+		return EXIT_USAGE;
+	}
+	if (r->dlq && r->on_failure == DDA_FAIL_DROP) {
+		cli_error(c, "--on-failure drop discards failed records: it cannot be combined "
+			     "with --dlq");
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* Everything that can be checked before the source is read (and in a dry
+ * run): the target answers, the DLQ exists, every output can be written,
+ * a checkpoint belongs to these arguments. */
+static int preflight(struct cli *c, struct dda_replay_opts *ro, struct dda_target_info *info,
+		     const char *report)
+{
+	struct replay_args *r = &c->replay;
+	struct dda_error err = {0};
+	int rc = dda__target_lambda_api(&ro->target, &err);
+	if (!rc)
+		rc = dda__target_preflight(&ro->target, info, &err);
+	if (!rc && info->note[0])
+		cli_warn(c, "%s", info->note);
+	if (!rc && r->dlq && (!r->dry_run || !strncmp(r->dlq, "sqs:", 4)))
+		rc = dda__dlq_open(&ro->dlq_open, r->dlq, &ro->target, &err);
+	if (!rc && r->dlq && r->dry_run && !strncmp(r->dlq, "file:", 5))
+		rc = dda__output_check("DLQ", r->dlq + 5, &err);
+	if (!rc && r->dry_run && ro->dlq_open) { /* a dry run writes nothing there */
+		rc = dda__dlq_close(ro->dlq_open, &err);
+		ro->dlq_open = NULL;
+	}
+	if (!rc && r->checkpoint)
+		rc = dda__output_check("checkpoint", r->checkpoint, &err);
+	if (!rc && r->checkpoint)
+		rc = dda__checkpoint_check_args(r->checkpoint, ro->arguments, &err);
+	if (!rc && report)
+		rc = dda__output_check("report", report, &err);
+	if (rc) {
+		cli_error(c, "%s", err.msg);
+		return cli_exit_for(rc);
+	}
+	return 0;
+}
+
+/* The run itself, once everything is checked: read, plan, deliver. */
+static int run(struct cli *c, struct dda_synth_opts *so, struct dda_replay_opts *ro,
+	       const char *report)
+{
+	struct dda_plan plan;
+	struct dda_replay_stats st;
+	struct dda_error err = {0};
+	struct dda_buf key;
+	if (dda__plan_init(&plan, so, &err)) {
+		cli_error(c, "%s", err.msg);
+		return EXIT_RUNTIME;
+	}
+	dda_buf_init(&key, 1 << 16);
+	struct source_use use = {0};
+	int status = plan_run(c, &plan, &key, &use);
+	if (!status && c->replay.dry_run) {
+		status = dry_run(c, &plan, ro, &use, report);
+	} else if (!status && dda__replay_run(&plan, ro, &st, &err)) {
+		cli_error(c, "%s", err.msg);
+		status = cli_exit_for(err.code);
+	} else if (!status) {
+		if (err.code)
+			cli_error(c, "%s", err.msg);
+		if (st.interrupted)
+			cli_error(c, "interrupted; run again with the same arguments to resume");
+		else if (st.stopped)
+			cli_error(c, "stopped: nothing was acknowledged past the records that "
+				     "failed; %s",
+				  ro->checkpoint ? "run again with the same arguments to resume "
+						   "there"
+						 : "run again (with --checkpoint to resume "
+						   "where a run stops)");
+		summary(c, &plan, &st);
+		json_t *doc = stats_json(&plan, &st, err.code ? err.msg : NULL);
+		status = write_report(c, report, doc);
+		json_decref(doc);
+		if (!status)
+			status = st.stopped			 ? EXIT_RUNTIME
+				 : st.dlq || st.dropped ? EXIT_ANOMALIES
+							 : EXIT_CLEAN;
+	}
+	dda__plan_release(&plan);
+	dda_buf_release(&key);
+	return status;
+}
+
 int dda__cmd_replay(int argc, char **argv, struct cli *c)
 {
 	struct replay_args *r = &c->replay;
@@ -286,7 +441,6 @@ int dda__cmd_replay(int argc, char **argv, struct cli *c)
 				     .max_retries = r->max_retries,
 				     .max_record_age = r->max_record_age,
 				     .bisect = r->bisect,
-				     .on_failure = r->on_failure,
 				     .dlq = r->dlq,
 				     .checkpoint = r->checkpoint,
 				     .max_rps = r->max_rps,
@@ -296,83 +450,36 @@ int dda__cmd_replay(int argc, char **argv, struct cli *c)
 				     .backoff_cap = 20 * DDA_USEC_PER_SEC,
 				     .progress = delivery_progress,
 				     .progress_ctx = c};
-	struct dda_plan plan;
-	struct dda_replay_stats st;
-	struct dda_error err = {0};
-	struct dda_buf key, filter_text;
+	struct dda_target_info info;
+	struct dda_buf filter_text, report;
 	struct dda_filter *filter = NULL;
 	(void)argc;
 	(void)argv;
-	if (!r->target) {
-		cli_error(c, "--target is required (file:PATH, -, http(s)://URL, "
-			     "lambda:FUNCTION[:QUALIFIER] or exec:COMMAND)");
-		return EXIT_USAGE;
-	}
-	if (dda__target_check(r->target, &err)) {
-		cli_error(c, "%s", err.msg);
-		return EXIT_USAGE;
-	}
-	if (r->dlq && dda__dlq_check(r->dlq, &err)) {
-		cli_error(c, "%s", err.msg);
-		return EXIT_USAGE;
-	}
-	/* Lambda credentials and the DLQ (an SQS queue must exist) are checked
-	 * before the source is read. */
-	if (!r->dry_run && (dda__target_lambda_api(&ro.target, &err) ||
-			    dda__dlq_open(&ro.dlq_open, r->dlq, &ro.target, &err))) {
-		cli_error(c, "%s", err.msg);
-		dda__aws_api_free(ro.target.lambda);
-		return cli_exit_for(err.code);
-	}
+	int status = check_options(c);
+	if (status)
+		return status;
+	ro.on_failure = r->on_failure;
 	dda_buf_init(&filter_text, 1 << 20);
-	if (r->filter && load_filter(c, &filter_text, &filter)) {
-		dda__aws_api_free(ro.target.lambda);
-		dda__dlq_close(ro.dlq_open, NULL);
-		return EXIT_USAGE;
+	dda_buf_init(&report, 1 << 16);
+	if (r->filter && (status = load_filter(c, &filter_text, &filter)))
+		goto out;
+	json_t *args = arguments_json(c, &filter_text);
+	ro.arguments = args;
+	status = args ? report_path(c, &report) : (cli_error(c, "out of memory"), EXIT_RUNTIME);
+	if (!status)
+		status = preflight(c, &ro, &info, report.ptr);
+	if (!status) {
+		ro.function_arn = info.function_arn;
+		so.filter = filter;
+		if (!r->checkpoint || !dda__checkpoint_run_id(r->checkpoint, so.run_id))
+			new_run_id(so.run_id);
+		signal(SIGPIPE, SIG_IGN); /* a processor that exits early is a failed batch */
+		cli_catch_signals(c);
+		ro.stop = c->audit.stop;
+		status = run(c, &so, &ro, report.ptr);
 	}
-	so.filter = filter;
-	if (!r->checkpoint || !dda__checkpoint_run_id(r->checkpoint, so.run_id))
-		new_run_id(so.run_id);
-	if (fingerprint(c, &filter_text, ro.fingerprint)) {
-		cli_error(c, "out of memory");
-		dda_buf_release(&filter_text);
-		dda__filter_free(filter);
-		dda__aws_api_free(ro.target.lambda);
-		dda__dlq_close(ro.dlq_open, NULL);
-		return EXIT_RUNTIME;
-	}
-	dda_buf_release(&filter_text);
-	signal(SIGPIPE, SIG_IGN); /* a processor that exits early is a failed batch */
-	cli_catch_signals(c);
-	ro.stop = c->audit.stop;
-	if (dda__plan_init(&plan, &so, &err)) {
-		cli_error(c, "%s", err.msg);
-		dda__filter_free(filter);
-		dda__aws_api_free(ro.target.lambda);
-		dda__dlq_close(ro.dlq_open, NULL);
-		return EXIT_RUNTIME;
-	}
-	dda_buf_init(&key, 1 << 16);
-	struct source_use use = {0};
-	int status = plan_run(c, &plan, &key, &use);
-	if (!status && r->dry_run) {
-		status = dry_run(c, &plan, &ro, &use);
-	} else if (!status && dda__replay_run(&plan, &ro, &st, &err)) {
-		cli_error(c, "%s", err.msg);
-		status = cli_exit_for(err.code);
-	} else if (!status) {
-		if (err.code)
-			cli_error(c, "%s", err.msg);
-		if (st.interrupted)
-			cli_error(c, "interrupted; run again with the same arguments to resume");
-		summary(c, &plan, &st);
-		json_t *doc = stats_json(&plan, &st);
-		status = write_report(c, doc);
-		json_decref(doc);
-		if (!status)
-			status = st.stopped ? EXIT_RUNTIME : st.dlq ? EXIT_ANOMALIES : EXIT_CLEAN;
-	}
-	dda__plan_release(&plan);
+	json_decref(args);
+out:
 	dda__filter_free(filter);
 	dda__aws_api_free(ro.target.lambda);
 	struct dda_error cerr = {0};
@@ -380,6 +487,7 @@ int dda__cmd_replay(int argc, char **argv, struct cli *c)
 		cli_error(c, "%s", cerr.msg);
 		status = EXIT_RUNTIME;
 	}
-	dda_buf_release(&key);
+	dda_buf_release(&filter_text);
+	dda_buf_release(&report);
 	return status;
 }

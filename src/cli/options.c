@@ -201,8 +201,11 @@ void dda__cli_help(const struct command *cmd)
 		    "                         --max-record-age)\n"
 		    "  --max-record-age AGE   stop retrying a record after AGE (e.g. 1h; -1 none)\n"
 		    "  --bisect-on-error      split a failing batch to isolate bad records\n"
-		    "  --on-failure MODE      skip (default), hold-item (keep every later change\n"
-		    "                         of a failed item out of the target) or stop\n"
+		    "  --on-failure MODE      what failed records do: skip (into --dlq; the\n"
+		    "                         default with one), hold-item (into --dlq with\n"
+		    "                         every later change of their item), stop (the\n"
+		    "                         default without --dlq: exit 3, resumable) or\n"
+		    "                         drop (discarded and counted; exit 1)\n"
 		    "  --dlq file:PATH|sqs:QUEUE_URL  failed records, re-drivable: replay PATH\n"
 		    "  --checkpoint FILE      save progress after every batch; resume from it\n"
 		    "  --max-rps N            records per second at most, over all lanes\n"
@@ -210,8 +213,13 @@ void dda__cli_help(const struct command *cmd)
 		    "  --max-inflight N       batches at the target at once, over all lanes\n"
 		    "  --dry-run              print batches, bytes, requests and their cost;\n"
 		    "                         send nothing\n"
-		    "  --target-timeout SECS  per batch (default 60)\n"
-		    "  --report FILE          write the delivery summary as JSON\n");
+		    "  --target-timeout SECS  per batch (default 900 for lambda:, else 60)\n"
+		    "  --report DIR           write report.json (the delivery summary) into DIR;\n"
+		    "                         a path ending in .json is the file itself\n"
+		    "Before the source is read (also with --dry-run) the target, the DLQ and\n"
+		    "every output are checked; a configuration error (refused, DNS, 401/403,\n"
+		    "404, 413) stops the run at once with exit 3. Throttles (429, 503) are\n"
+		    "waited out and never count as retries.\n");
 	if (cmd->opts & OPT_TEXT_FORMAT)
 		printf("output:\n"
 		       "  --format text|json     %s\n",
@@ -404,10 +412,11 @@ static int set_replay_option(struct cli *c, int opt, const char *arg)
 		r->on_failure = !strcmp(arg, "skip")	    ? DDA_FAIL_SKIP
 				: !strcmp(arg, "hold-item") ? DDA_FAIL_HOLD_ITEM
 				: !strcmp(arg, "stop")	    ? DDA_FAIL_STOP
+				: !strcmp(arg, "drop")	    ? DDA_FAIL_DROP
 							    : -1;
 		if (r->on_failure >= 0)
 			return 0;
-		cli_error(c, "invalid --on-failure '%s' (skip, hold-item or stop)", arg);
+		cli_error(c, "invalid --on-failure '%s' (skip, hold-item, stop or drop)", arg);
 		return EXIT_USAGE;
 	case O_CHECKPOINT:
 		r->checkpoint = arg;
@@ -816,7 +825,7 @@ int dda__cli_parse(int argc, char **argv, const struct command *cmd, struct cli 
 	dda_audit_opts_default(&c->audit);
 	c->replay = (struct replay_args){.view = DDA_VIEW_NEW_AND_OLD, .event_mask = 7,
 					 .parallelism = 1, .batch_size = 100, .max_retries = 3,
-					 .max_record_age = -1, .on_failure = DDA_FAIL_SKIP};
+					 .max_record_age = -1, .on_failure = DDA_FAIL_DEFAULT};
 	int64_t now_arg = DDA_TIME_NONE;
 	int opt;
 	optind = 1;

@@ -836,6 +836,8 @@ static bool try_fast(struct run *r, const char *p, size_t n, bool whole, size_t 
 static void decode_value(struct run *r, const json_t *v)
 {
 	const json_t *recs = json_is_object(v) ? json_object_get(v, "Records") : NULL;
+	if (!recs && json_is_object(v) && json_object_get(v, "DDBStreamBatchInfo"))
+		recs = json_object_get(json_object_get(v, "ddbaudit"), "Records"); /* a DLQ line */
 	r->counts->values++;
 	if (json_is_array(recs) && !json_object_get(v, "eventName")) {
 		size_t i;

@@ -12,7 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CHECKPOINT_FORMAT "ddbaudit.checkpoint/v1"
+/* v2 names its arguments one by one, so a refusal can say which differs. */
+#define CHECKPOINT_FORMAT "ddbaudit.checkpoint/v2"
 
 static const char *str(const json_t *doc, const char *name)
 {
@@ -31,13 +32,71 @@ static json_t *load(const char *path, struct dda_error *err, bool *missing)
 	json_t *doc = json_load_file(path, 0, &je);
 	if (!doc || !json_is_object(doc) ||
 	    strcmp(str(doc, "format"), CHECKPOINT_FORMAT)) {
+		bool older = doc && !strncmp(str(doc, "format"), "ddbaudit.checkpoint/", 20);
 		dda_error_set(err, DDA_EINVAL,
-			      "cannot resume from '%s': not a ddbaudit checkpoint (%s)", path,
-			      doc ? "unknown format" : je.text);
+			      "cannot resume from '%s': %s (%s)", path,
+			      older ? "written by another version of ddbaudit"
+				    : "not a ddbaudit checkpoint",
+			      doc ? str(doc, "format") : je.text);
 		json_decref(doc);
 		return NULL;
 	}
 	return doc;
+}
+
+/* A value for a message: strings as they are, the rest as JSON. */
+static void show(const json_t *v, char *out, size_t cap)
+{
+	if (!v) {
+		snprintf(out, cap, "(none)");
+	} else if (json_is_string(v)) {
+		snprintf(out, cap, "'%.200s'", json_string_value(v));
+	} else {
+		char *t = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+		snprintf(out, cap, "%.200s", t ? t : "?");
+		free(t);
+	}
+}
+
+/* The first argument whose value differs between the checkpoint's and
+ * this run's: 0 when none does. */
+static int compare_args(const char *path, const json_t *had, const json_t *want,
+			struct dda_error *err)
+{
+	const char *k;
+	json_t *v;
+	char a[256], b[256];
+	if (!json_is_object(had))
+		return dda_error_set(err, DDA_EINVAL,
+				     "cannot resume from '%s': it does not name its arguments", path);
+	for (int pass = 0; pass < 2; pass++) {
+		json_object_foreach((json_t *)(pass ? had : want), k, v)
+		{
+			const json_t *h = json_object_get(had, k), *w = json_object_get(want, k);
+			if (h && w && json_equal((json_t *)h, (json_t *)w))
+				continue;
+			show(h, a, sizeof(a));
+			show(w, b, sizeof(b));
+			return dda_error_set(err, DDA_EINVAL,
+					     "cannot resume from '%s': it was written with %s %s and "
+					     "this run has %s %s; run with the same arguments, or "
+					     "remove it to start over",
+					     path, k, a, k, b);
+		}
+	}
+	return 0;
+}
+
+int dda__checkpoint_check_args(const char *path, const json_t *arguments,
+			       struct dda_error *err)
+{
+	bool missing;
+	json_t *doc = load(path, err, &missing);
+	if (!doc)
+		return missing ? 0 : err->code;
+	int rc = compare_args(path, json_object_get(doc, "arguments"), arguments, err);
+	json_decref(doc);
+	return rc;
 }
 
 int dda__checkpoint_run_id(const char *path, char out[37])
@@ -56,31 +115,25 @@ int dda__checkpoint_run_id(const char *path, char out[37])
 int dda__checkpoint_load(const char *path, struct dda_plan *p, const struct dda_replay_opts *o,
 			 size_t *lane_pos, uint64_t **held, size_t *nheld, struct dda_error *err)
 {
-	char args[65], plan[65];
+	char plan[65];
 	bool missing;
 	json_t *doc = load(path, err, &missing);
 	if (!doc)
 		return missing ? 0 : err->code;
-	dda__hex(o->fingerprint, 32, args);
 	dda__hex(p->digest, 32, plan);
 	json_t *lanes = json_object_get(doc, "lanes");
 	json_t *hl = json_object_get(doc, "held");
-	int rc = 0;
-	if (strcmp(str(doc, "arguments"), args))
-		rc = dda_error_set(err, DDA_EINVAL,
-				   "cannot resume from '%s': it was written by a replay with other "
-				   "arguments (source, range, selection, view, parallelism or "
-				   "target); run with the same arguments, or remove it to start "
-				   "over",
-				   path);
-	else if (strcmp(str(doc, "plan"), plan))
+	int rc = o->arguments ? compare_args(path, json_object_get(doc, "arguments"),
+					     o->arguments, err)
+			      : 0;
+	if (!rc && strcmp(str(doc, "plan"), plan))
 		rc = dda_error_set(err, DDA_EINVAL,
 				   "cannot resume from '%s': the source changed since it was "
 				   "written (%lld records planned then, %zu now); remove it to "
 				   "start over",
 				   path, (long long)json_integer_value(json_object_get(doc, "records")),
 				   p->n);
-	else if (json_array_size(lanes) != (size_t)p->lanes)
+	else if (!rc && json_array_size(lanes) != (size_t)p->lanes)
 		rc = dda_error_set(err, DDA_EINVAL, "cannot resume from '%s': wrong lane count",
 				   path);
 	for (int l = 0; !rc && l < p->lanes; l++) {
@@ -124,8 +177,7 @@ int dda__checkpoint_save(const char *path, const struct dda_plan *p,
 			 const struct dda_replay_opts *o, const size_t *lane_pos,
 			 const uint64_t *held, size_t nheld, struct dda_error *err)
 {
-	char args[65], plan[65], tmp[4200], h[17];
-	dda__hex(o->fingerprint, 32, args);
+	char plan[65], tmp[4200], h[17];
 	dda__hex(p->digest, 32, plan);
 	json_t *lanes = json_array(), *hl = json_array();
 	for (int l = 0; l < p->lanes; l++)
@@ -134,7 +186,8 @@ int dda__checkpoint_save(const char *path, const struct dda_plan *p,
 		snprintf(h, sizeof(h), "%016llx", (unsigned long long)held[i]);
 		json_array_append_new(hl, json_string(h));
 	}
-	json_t *doc = json_pack("{sssssssssIsoso}", "format", CHECKPOINT_FORMAT, "runId",
+	json_t *args = o->arguments ? json_deep_copy(o->arguments) : json_object();
+	json_t *doc = json_pack("{sssssosssIsoso}", "format", CHECKPOINT_FORMAT, "runId",
 				p->synth.run_id, "arguments", args, "plan", plan, "records",
 				(json_int_t)p->n, "lanes", lanes, "held", hl);
 	char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;

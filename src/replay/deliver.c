@@ -1,10 +1,13 @@
 /* Delivery: one thread a lane, one batch in flight a lane (as Lambda reads
  * a shard), so an item's changes arrive in order. A batch is retried with
  * backoff; a partial failure is retried from its lowest failed record;
- * batches that keep failing are bisected (when asked) down to the records
- * that fail, which then go to the DLQ and, with hold-item, take every later
- * change of their item with them. Every acknowledged batch moves the lane's
- * checkpoint. */
+ * throttles are waited out without counting; batches whose function keeps
+ * failing are bisected (when asked) down to the records that fail, which
+ * then go to the DLQ (with hold-item, taking every later change of their
+ * item with them), are dropped when --on-failure drop says so, or stop the
+ * lane and the run, as a shard without an on-failure destination blocks.
+ * A configuration error stops the run at once. Every acknowledged batch
+ * moves the lane's checkpoint. */
 #include "replay/dlq.h"
 #include "aws/api.h"
 
@@ -29,7 +32,7 @@ struct shared {
 	double *lat;	   /* milliseconds per send */
 	size_t nlat, lat_cap;
 	struct dda_error fail;
-	int stop;
+	atomic_int stop; /* read by every lane without the lock */
 	pthread_cond_t slot; /* --max-inflight: a send finished */
 	int inflight;
 	pthread_cond_t lane_done; /* a lane thread ended */
@@ -47,7 +50,7 @@ struct lane {
 
 static bool stopping(struct shared *sh)
 {
-	return sh->stop || (sh->o->stop && *sh->o->stop);
+	return atomic_load(&sh->stop) || (sh->o->stop && *sh->o->stop);
 }
 
 /* Sleeps up to us microseconds, waking early when the run is stopping. */
@@ -214,27 +217,51 @@ static int ack(struct lane *ln, size_t b, bool delivered, struct dda_error *err)
 static int write_dlq(struct lane *ln, size_t a, size_t b, const char *condition, int attempts,
 		     const struct dda_send_result *res, struct dda_error *err);
 
+/* Ends the run without acknowledging [a, b): a resume sends them again. */
+static int halt(struct lane *ln, size_t a, size_t b, const char *why, int attempts,
+		const struct dda_send_result *res)
+{
+	struct shared *sh = ln->sh;
+	size_t base = sh->p->lane_start[ln->id];
+	pthread_mutex_lock(&sh->mu);
+	atomic_store(&sh->stop, 1);
+	sh->st->stopped = true;
+	if (!sh->fail.code && res->fault == DDA_FAULT_CONFIG)
+		dda_error_set(&sh->fail, DDA_EIO,
+			      "target %s: %s (a configuration error: the run stops at once, "
+			      "lane %d at record %zu; fix it and run again)",
+			      sh->o->target.spec, res->msg, ln->id, a - base);
+	else if (!sh->fail.code)
+		dda_error_set(&sh->fail, DDA_EIO,
+			      "lane %d: records %zu to %zu %s after %d attempt%s: %s", ln->id,
+			      a - base, b - 1 - base, why, attempts, attempts == 1 ? "" : "s",
+			      res->msg);
+	pthread_mutex_unlock(&sh->mu);
+	return 1;
+}
+
 /* Records [a, b) failed for good (or belong to a held item). */
 static int give_up(struct lane *ln, size_t a, size_t b, const char *condition, int attempts,
 		   const struct dda_send_result *res, struct dda_error *err)
 {
 	struct shared *sh = ln->sh;
-	if (sh->o->on_failure == DDA_FAIL_STOP && strcmp(condition, "ItemHeld")) {
+	bool held_item = !strcmp(condition, "ItemHeld");
+	int mode = sh->o->on_failure;
+	if (mode == DDA_FAIL_STOP && !held_item)
+		return halt(ln, a, b, sh->dlq ? "failed" : "failed, and there is no --dlq to keep them",
+			    attempts, res);
+	if (mode == DDA_FAIL_DROP) {
 		pthread_mutex_lock(&sh->mu);
-		sh->stop = 1;
-		sh->st->stopped = true;
-		if (!sh->fail.code)
-			dda_error_set(&sh->fail, DDA_EIO,
-				      "lane %d: records %zu to %zu failed after %d attempts: %s",
-				      ln->id, a - sh->p->lane_start[ln->id],
-				      b - 1 - sh->p->lane_start[ln->id], attempts, res->msg);
+		sh->st->dropped += b - a;
 		pthread_mutex_unlock(&sh->mu);
-		return 1; /* not acknowledged: a resume tries them again */
+		return ack(ln, b, false, err); /* discarded, as --on-failure drop asked */
 	}
+	if (!sh->dlq) /* skip and hold-item need a DLQ: never drop by default */
+		return halt(ln, a, b, "failed, and there is no --dlq to keep them", attempts, res);
 	int rc = write_dlq(ln, a, b, condition, attempts, res, err);
 	if (rc)
 		return rc;
-	bool new_hold = sh->o->on_failure == DDA_FAIL_HOLD_ITEM && strcmp(condition, "ItemHeld");
+	bool new_hold = mode == DDA_FAIL_HOLD_ITEM && !held_item;
 	pthread_mutex_lock(&sh->mu);
 	sh->st->dlq += b - a;
 	for (size_t i = a; new_hold && i < b && !rc; i++)
@@ -257,7 +284,57 @@ static size_t find_seq(const struct dda_plan *p, size_t a, size_t b, const char 
 	return b;
 }
 
+/* The batch being answered, for ReportBatchItemFailures identifiers. */
+struct batch_ref {
+	const struct dda_plan *p;
+	size_t a, b;
+};
+
+static bool in_batch(void *ctx, const char *id)
+{
+	const struct batch_ref *r = ctx;
+	return find_seq(r->p, r->a, r->b, id) < r->b;
+}
+
 static int deliver(struct lane *ln, size_t a, size_t b, struct dda_error *err);
+
+/* One send of [a, b) and what the target said, with the statistics. */
+static void send_batch(struct lane *ln, size_t a, size_t b, bool retry,
+		       struct dda_send_result *res)
+{
+	struct shared *sh = ln->sh;
+	take_tokens(sh, b - a);
+	enter(sh);
+	int64_t t0 = dda_time_now();
+	dda__target_send(ln->t, ln->batch.ptr, ln->batch.len, res);
+	if (res->outcome == DDA_SEND_OK) {
+		struct batch_ref ref = {sh->p, a, b};
+		dda__parse_item_failures(res->answer, res->answer_len, in_batch, &ref, res);
+	}
+	pthread_mutex_lock(&sh->mu);
+	leave(sh);
+	note_latency(sh, (double)(dda_time_now() - t0) / 1000.0);
+	sh->st->batches++;
+	sh->st->sent += b - a;
+	sh->st->retries += retry;
+	sh->st->partial += res->outcome == DDA_SEND_PARTIAL;
+	sh->st->throttles += res->outcome == DDA_SEND_FAILED && res->fault == DDA_FAULT_THROTTLE;
+	pthread_mutex_unlock(&sh->mu);
+}
+
+/* How long a throttled batch waits: what the target asked for, else the
+ * backoff of the throttles so far; never past the record age limit. */
+static int64_t throttle_wait(const struct shared *sh, struct lane *ln,
+			     const struct dda_send_result *res, int throttles, int64_t first)
+{
+	const struct dda_replay_opts *o = sh->o;
+	int64_t wait = res->retry_after >= 0
+			   ? res->retry_after
+			   : backoff(o->backoff_base, o->backoff_cap, &ln->rng, throttles);
+	if (o->max_record_age >= 0)
+		wait = DDA_MIN(wait, DDA_MAX(0, first + o->max_record_age - dda_time_now()));
+	return wait;
+}
 
 /* Sends [a, b) until acknowledged, retrying; on giving up, bisects or hands
  * the records to give_up. Returns 0, 1 when the run must stop, or an error. */
@@ -267,45 +344,36 @@ static int attempt(struct lane *ln, size_t a, size_t b, struct dda_error *err)
 	const struct dda_replay_opts *o = sh->o;
 	struct dda_send_result res;
 	int64_t first = dda_time_now();
-	int tries = 0;
+	int tries = 0, throttles = 0;
 	for (;;) {
 		if (stopping(sh))
 			return 1;
 		int rc = build(ln, a, b, err);
 		if (rc)
 			return rc;
-		take_tokens(sh, b - a);
-		enter(sh);
-		int64_t t0 = dda_time_now();
-		dda__target_send(ln->t, ln->batch.ptr, ln->batch.len, &res);
-		tries++;
-		pthread_mutex_lock(&sh->mu);
-		leave(sh);
-		note_latency(sh, (double)(dda_time_now() - t0) / 1000.0);
-		sh->st->batches++;
-		sh->st->sent += b - a;
-		sh->st->retries += tries > 1;
-		pthread_mutex_unlock(&sh->mu);
+		send_batch(ln, a, b, tries > 0, &res);
 		size_t upto = res.outcome == DDA_SEND_OK ? b : a;
-		if (res.outcome == DDA_SEND_PARTIAL) {
+		if (res.outcome == DDA_SEND_PARTIAL)
 			upto = find_seq(sh->p, a, b, res.first_failed);
-			sh->st->partial++;
-			if (upto == b) { /* not one of ours: the whole batch failed */
-				snprintf(res.msg, sizeof(res.msg),
-					 "batchItemFailures names %s, not in the batch",
-					 res.first_failed);
-				upto = a;
-			}
-		}
 		if (upto > a && (rc = ack(ln, upto, true, err)))
 			return rc;
 		a = upto;
 		if (a == b)
 			return 0;
+		if (res.fault == DDA_FAULT_CONFIG)
+			return halt(ln, a, b, "were refused", tries + throttles + 1, &res);
 		bool aged = o->max_record_age >= 0 && dda_time_now() - first >= o->max_record_age;
+		if (res.fault == DDA_FAULT_THROTTLE && !aged) {
+			nap(sh, throttle_wait(sh, ln, &res, ++throttles, first));
+			continue;
+		}
+		tries += res.fault != DDA_FAULT_THROTTLE;
 		bool spent = o->max_retries >= 0 && tries > o->max_retries;
 		if (aged || spent) {
-			if (o->bisect && b - a > 1) {
+			/* Lambda bisects on function errors only: halves of a batch
+			 * that timed out or was throttled fail the same way. */
+			bool split = res.fault == DDA_FAULT_FUNCTION || res.outcome == DDA_SEND_PARTIAL;
+			if (o->bisect && split && b - a > 1) {
 				pthread_mutex_lock(&sh->mu);
 				sh->st->bisections++;
 				pthread_mutex_unlock(&sh->mu);
@@ -314,7 +382,7 @@ static int attempt(struct lane *ln, size_t a, size_t b, struct dda_error *err)
 				return rc ? rc : deliver(ln, mid, b, err);
 			}
 			return give_up(ln, a, b, aged ? "RecordAgeExceeded" : "RetryAttemptsExhausted",
-				       tries, &res, err);
+				       tries + throttles, &res, err);
 		}
 		nap(sh, backoff(o->backoff_base, o->backoff_cap, &ln->rng, tries));
 	}
@@ -356,7 +424,7 @@ static void *lane_main(void *arg)
 	}
 	pthread_mutex_lock(&sh->mu);
 	if (rc < 0) {
-		sh->stop = 1;
+		atomic_store(&sh->stop, 1);
 		if (!sh->fail.code)
 			sh->fail = err;
 	}
@@ -429,9 +497,18 @@ int dda__replay_run(struct dda_plan *p, const struct dda_replay_opts *o,
 	memset(st, 0, sizeof(*st));
 	memset(lanes, 0, sizeof(lanes));
 	st->records = p->n;
-	pthread_mutex_init(&sh.mu, NULL);
-	pthread_cond_init(&sh.slot, NULL);
-	pthread_cond_init(&sh.lane_done, NULL);
+	atomic_init(&sh.stop, 0);
+	if (pthread_mutex_init(&sh.mu, NULL))
+		return dda_error_set(err, DDA_ENOMEM, "cannot create a lock");
+	if (pthread_cond_init(&sh.slot, NULL)) {
+		pthread_mutex_destroy(&sh.mu);
+		return dda_error_set(err, DDA_ENOMEM, "cannot create a condition variable");
+	}
+	if (pthread_cond_init(&sh.lane_done, NULL)) {
+		pthread_cond_destroy(&sh.slot);
+		pthread_mutex_destroy(&sh.mu);
+		return dda_error_set(err, DDA_ENOMEM, "cannot create a condition variable");
+	}
 	if (o->checkpoint)
 		rc = dda__checkpoint_load(o->checkpoint, p, o, sh.lane_pos, &sh.held, &sh.nheld,
 					  err);
@@ -461,7 +538,7 @@ int dda__replay_run(struct dda_plan *p, const struct dda_replay_opts *o,
 			rc = dda_error_set(err, DDA_ENOMEM, "cannot start lane %d", l);
 			pthread_mutex_lock(&sh.mu);
 			sh.lanes_running--;
-			sh.stop = 1;
+			atomic_store(&sh.stop, 1);
 			pthread_mutex_unlock(&sh.mu);
 			break;
 		}
@@ -497,39 +574,54 @@ int dda__replay_run(struct dda_plan *p, const struct dda_replay_opts *o,
 	return rc;
 }
 
-/* The DLQ line: Lambda's on-failure record for a stream batch, plus the
- * records themselves, so that the DLQ file is itself a replay source. */
-static int write_dlq(struct lane *ln, size_t a, size_t b, const char *condition, int attempts,
-		     const struct dda_send_result *res, struct dda_error *err)
+/* The DLQ line: Lambda's on-failure record for a stream batch, field for
+ * field (requestContext, responseContext, version, timestamp with
+ * milliseconds, DDBStreamBatchInfo with whole-second arrival times), and
+ * ddbaudit's additions under "ddbaudit": the error text and the records
+ * themselves, so that the DLQ is itself a replay source. */
+static json_t *dlq_line(struct lane *ln, size_t a, size_t b, const char *condition,
+			int attempts, const struct dda_send_result *res, json_t *records)
 {
 	struct shared *sh = ln->sh;
 	const struct dda_plan *p = sh->p;
 	char first[DDA_SEQ_DIGITS + 1], last[DDA_SEQ_DIGITS + 1], now[DDA_TIME_STRLEN];
 	char t1[DDA_TIME_STRLEN], t2[DDA_TIME_STRLEN], shard[32];
-	if (!sh->dlq)
-		return 0; /* no destination: counted, and dropped as Lambda drops them */
-	int rc = build(ln, a, b, err);
-	if (rc)
-		return rc;
+	int64_t ms = dda_time_now() / 1000 * 1000;
 	dda__seq_format(p->v[a].seq, first);
 	dda__seq_format(p->v[b - 1].seq, last);
 	snprintf(shard, sizeof(shard), "lane-%d", ln->id);
-	json_t *records = json_loadb(ln->batch.ptr, ln->batch.len, 0, NULL);
-	json_t *line = json_pack(
-	    "{s{sssssssi}s{sIsssoss}sssss{sssssssssssiss?}so}", "requestContext", "requestId",
-	    p->synth.run_id, "functionArn", sh->o->target.spec, "condition", condition,
+	dda_time_format(ms, true, now);
+	char *dot = strchr(now, '.'); /* microseconds to Lambda's milliseconds */
+	if (dot && strlen(dot) > 4)
+		memcpy(dot + 4, "Z", 2);
+	const char *arn = sh->o->function_arn ? sh->o->function_arn : sh->o->target.spec;
+	const char *version = res->executed_version[0] ? res->executed_version : "$LATEST";
+	const char *stream = json_string_value(
+	    json_object_get(json_array_get(records, 0), "eventSourceARN"));
+	return json_pack(
+	    "{s{sssssssi}s{sIssso}sssss{sssssssssssiss?}s{sssIsO}}", "requestContext",
+	    "requestId", p->synth.run_id, "functionArn", arn, "condition", condition,
 	    "approximateInvokeCount", attempts, "responseContext", "statusCode",
-	    (json_int_t)res->status, "executedVersion", "$LATEST", "functionError",
-	    res->function_error ? json_string("Unhandled") : json_null(), "errorMessage",
-	    res->msg, "version", "1.0", "timestamp", dda_time_format(dda_time_now(), true, now),
-	    "DDBStreamBatchInfo", "shardId", shard, "startSequenceNumber", first,
-	    "endSequenceNumber", last, "approximateArrivalOfFirstRecord",
-	    dda_time_format(p->v[a].time, true, t1), "approximateArrivalOfLastRecord",
-	    dda_time_format(p->v[b - 1].time, true, t2), "batchSize", (int)(b - a), "streamArn",
-	    json_string_value(json_object_get(json_array_get(json_object_get(records, "Records"), 0),
-					      "eventSourceARN")),
-	    "Records", json_incref(json_object_get(records, "Records")));
-	json_decref(records);
+	    (json_int_t)(res->status >= 0 ? res->status : 0), "executedVersion", version,
+	    "functionError", res->function_error ? json_string("Unhandled") : json_null(),
+	    "version", "1.0", "timestamp", now, "DDBStreamBatchInfo", "shardId", shard,
+	    "startSequenceNumber", first, "endSequenceNumber", last,
+	    "approximateArrivalOfFirstRecord", dda_time_format(p->v[a].time, false, t1),
+	    "approximateArrivalOfLastRecord", dda_time_format(p->v[b - 1].time, false, t2),
+	    "batchSize", (int)(b - a), "streamArn", stream, "ddbaudit", "errorMessage",
+	    res->msg, "status", (json_int_t)res->status, "Records", records);
+}
+
+static int write_dlq(struct lane *ln, size_t a, size_t b, const char *condition, int attempts,
+		     const struct dda_send_result *res, struct dda_error *err)
+{
+	struct shared *sh = ln->sh;
+	int rc = build(ln, a, b, err);
+	if (rc)
+		return rc;
+	json_t *batch = json_loadb(ln->batch.ptr, ln->batch.len, 0, NULL);
+	json_t *line = dlq_line(ln, a, b, condition, attempts, res, json_object_get(batch, "Records"));
+	json_decref(batch);
 	char *text = line ? json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 	json_decref(line);
 	if (!text)
@@ -548,6 +640,7 @@ static int write_dlq(struct lane *ln, size_t a, size_t b, const char *condition,
 		rc = write_dlq(ln, a, mid, condition, attempts, res, err);
 		return rc ? rc : write_dlq(ln, mid, b, condition, attempts, res, err);
 	}
+	/* The DLQ (one file, or one SQS connection) is shared by the lanes. */
 	pthread_mutex_lock(&sh->mu);
 	rc = dda__dlq_put(sh->dlq, text, len, err);
 	pthread_mutex_unlock(&sh->mu);

@@ -3,8 +3,10 @@
  * record passes when every field of the pattern matches (AND), a field
  * matches when one of its matchers does (OR), "$or" takes alternative
  * sub-patterns, and a record passes the criteria when any filter matches.
- * One extension: numeric matchers also accept DynamoDB "N" strings, which
- * Lambda compares as text only. */
+ * As in Lambda, "exists" looks at leaf nodes only, and number literals
+ * compare by their text. One extension: numeric matchers also accept
+ * DynamoDB "N" strings (and the strings of an "NS"), which Lambda compares
+ * as text only. */
 #include "replay/replay.h"
 
 #include <ctype.h>
@@ -50,32 +52,48 @@ static int check_numeric(const json_t *v, const char *path, struct dda_error *er
 	return 0;
 }
 
+/* A non-empty list whose elements all pass is(). */
+static bool list_of(const json_t *v, int (*is)(const json_t *))
+{
+	size_t i;
+	const json_t *e;
+	if (!json_is_array(v) || !json_array_size(v))
+		return false;
+	json_array_foreach(v, i, e) if (!is(e)) return false;
+	return true;
+}
+
+static int is_string(const json_t *v)
+{
+	return json_is_string(v);
+}
+
+static int is_number(const json_t *v)
+{
+	return json_is_number(v);
+}
+
+/* The forms the documentation gives: a string or a number, a list of
+ * strings or of numbers, a single non-empty prefix or suffix (not a
+ * list), equals-ignore-case with a string or a list of strings. */
 static int check_anything_but(const json_t *v, const char *path, struct dda_error *err)
 {
-	if (json_is_string(v) || json_is_number(v))
+	if (json_is_string(v) || json_is_number(v) || list_of(v, is_string) ||
+	    list_of(v, is_number))
 		return 0;
-	if (json_is_array(v)) {
-		size_t i;
-		const json_t *e;
-		if (!json_array_size(v))
-			return bad(err, path, "\"anything-but\" needs at least one value");
-		json_array_foreach(
-		    v, i, e) if (!json_is_string(e) &&
-				 !json_is_number(
-				     e)) return bad(err, path,
-						    "\"anything-but\" lists strings or numbers");
-		return 0;
-	}
 	if (json_is_object(v) && json_object_size(v) == 1) {
 		const char *op = json_object_iter_key(json_object_iter((json_t *)v));
 		const json_t *arg = json_object_iter_value(json_object_iter((json_t *)v));
-		if ((!strcmp(op, "prefix") || !strcmp(op, "suffix") ||
-		     !strcmp(op, "equals-ignore-case")) &&
-		    json_is_string(arg))
+		if ((!strcmp(op, "prefix") || !strcmp(op, "suffix")) && json_is_string(arg) &&
+		    json_string_length(arg))
+			return 0;
+		if (!strcmp(op, "equals-ignore-case") &&
+		    (json_is_string(arg) || list_of(arg, is_string)))
 			return 0;
 	}
 	return bad(err, path,
-		   "\"anything-but\" takes a value, a list, or {prefix|suffix|equals-ignore-case}");
+		   "\"anything-but\" takes a string, a number, a list of strings or of numbers, "
+		   "{\"prefix\": S}, {\"suffix\": S} or {\"equals-ignore-case\": S or [S, ...]}");
 }
 
 static int check_matcher(const json_t *m, const char *path, struct dda_error *err)
@@ -190,14 +208,29 @@ static bool has_suffix(const char *s, const char *p)
 	return n >= m && !memcmp(s + n - m, p, m);
 }
 
-/* A literal: strings equal as text, numbers as numbers, true/false/null. */
-static bool literal_match(const json_t *lit, const json_t *v, bool n_value)
+/* A number's text as jansson keeps it: 300 and 300.0 differ, as in Lambda,
+ * which compares numbers by their string representation. */
+static bool same_number_text(const json_t *a, const json_t *b)
 {
-	double x;
+	if (!json_is_number(a) || !json_is_number(b))
+		return false;
+	if (json_is_integer(a) || json_is_integer(b))
+		return json_is_integer(a) && json_is_integer(b) &&
+		       json_integer_value(a) == json_integer_value(b);
+	char *x = json_dumps(a, JSON_ENCODE_ANY), *y = json_dumps(b, JSON_ENCODE_ANY);
+	bool same = x && y && !strcmp(x, y);
+	free(x);
+	free(y);
+	return same;
+}
+
+/* A literal: strings equal as text, numbers by their text, true/false/null. */
+static bool literal_match(const json_t *lit, const json_t *v)
+{
 	if (json_is_string(lit))
 		return json_is_string(v) && !strcmp(json_string_value(lit), json_string_value(v));
 	if (json_is_number(lit))
-		return as_number(v, n_value, &x) && x == json_number_value(lit);
+		return same_number_text(lit, v);
 	if (json_is_null(lit))
 		return json_is_null(v);
 	if (json_is_boolean(lit))
@@ -207,7 +240,7 @@ static bool literal_match(const json_t *lit, const json_t *v, bool n_value)
 
 static bool string_op(const char *op, const char *arg, const json_t *v)
 {
-	if (!json_is_string(v))
+	if (!json_is_string(v) || !arg)
 		return false;
 	const char *s = json_string_value(v);
 	if (!strcmp(op, "prefix"))
@@ -217,41 +250,50 @@ static bool string_op(const char *op, const char *arg, const json_t *v)
 	return !strcasecmp(s, arg); /* equals-ignore-case */
 }
 
-static bool anything_but(const json_t *arg, const json_t *v, bool n_value)
+static bool anything_but(const json_t *arg, const json_t *v)
 {
+	size_t i;
+	const json_t *e;
 	if (json_is_object(arg)) {
 		const char *op = json_object_iter_key(json_object_iter((json_t *)arg));
 		const json_t *a = json_object_iter_value(json_object_iter((json_t *)arg));
-		return json_is_string(v) && !string_op(op, json_string_value(a), v);
+		if (!json_is_string(v))
+			return false;
+		if (json_is_array(a)) { /* equals-ignore-case with a list */
+			json_array_foreach(a, i, e) if (string_op(op, json_string_value(e), v))
+				return false;
+			return true;
+		}
+		return !string_op(op, json_string_value(a), v);
 	}
 	if (json_is_array(arg)) {
-		size_t i;
-		const json_t *e;
-		json_array_foreach(arg, i, e) if (literal_match(e, v, n_value)) return false;
+		json_array_foreach(arg, i, e) if (literal_match(e, v)) return false;
 		return true;
 	}
-	return !literal_match(arg, v, n_value);
+	return !literal_match(arg, v);
 }
 
 /* One matcher against one present scalar value. */
 static bool matcher_match(const json_t *m, const json_t *v, bool n_value)
 {
 	if (!json_is_object(m))
-		return literal_match(m, v, n_value);
+		return literal_match(m, v);
 	const char *op = json_object_iter_key(json_object_iter((json_t *)m));
 	const json_t *arg = json_object_iter_value(json_object_iter((json_t *)m));
 	double x;
 	if (!strcmp(op, "numeric"))
 		return as_number(v, n_value, &x) && numeric_match(arg, x);
 	if (!strcmp(op, "anything-but"))
-		return anything_but(arg, v, n_value);
+		return anything_but(arg, v);
 	if (!strcmp(op, "exists"))
 		return json_is_true(arg);
 	return string_op(op, json_string_value(arg), v);
 }
 
 /* A field's list of matchers against the record's value there (NULL when
- * absent). A list in the record matches when one of its elements does. */
+ * absent). A list in the record matches when one of its elements does.
+ * "exists" sees leaf nodes only: an object there is not a leaf, so
+ * {"exists": true} does not match it (and {"exists": false} does). */
 static bool field_match(const json_t *matchers, const json_t *v, bool n_value)
 {
 	size_t i, j;
@@ -259,7 +301,8 @@ static bool field_match(const json_t *matchers, const json_t *v, bool n_value)
 	json_array_foreach(matchers, i, m)
 	{
 		if (json_is_object(m) && json_object_get(m, "exists")) {
-			if ((v != NULL) == json_is_true(json_object_get(m, "exists")))
+			bool leaf = v && !json_is_object(v);
+			if (leaf == json_is_true(json_object_get(m, "exists")))
 				return true;
 			continue;
 		}
@@ -296,7 +339,7 @@ static bool pattern_match(const json_t *pat, const json_t *rec)
 			if (json_is_object(want))
 				ok = pattern_match(want, json_is_object(v) ? v : NULL);
 			else
-				ok = field_match(want, v, !strcmp(k, "N"));
+				ok = field_match(want, v, !strcmp(k, "N") || !strcmp(k, "NS"));
 		}
 		if (!ok)
 			return false;

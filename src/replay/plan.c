@@ -75,14 +75,6 @@ static int grow(struct dda_plan *p)
 	return 0;
 }
 
-/* --filter is matched on the record exactly as it will be sent. */
-static bool filter_passes(const struct dda_plan *p, const struct dda_buf *text)
-{
-	json_t *rec = json_loadb(text->ptr, text->len, JSON_ALLOW_NUL, NULL);
-	bool pass = rec && dda__filter_match(p->synth.filter, rec);
-	json_decref(rec);
-	return pass;
-}
 
 /* Runs on every decoding thread at once: the record is built and
  * serialized outside the lock, only appending it to the plan is locked. */
@@ -112,16 +104,6 @@ int dda__plan_on_record(void *ctx, const struct dda_record *r)
 			      r->object ? r->object->key : "?");
 		pthread_mutex_unlock(&p->mu);
 		return DDA_ETOOBIG;
-	}
-	if (p->synth.filter && !filter_passes(p, &text)) {
-		dda_buf_release(&text);
-		e.filtered = true;
-		pthread_mutex_lock(&p->mu);
-		rc = grow(p);
-		if (!rc)
-			p->v[p->n++] = e;
-		pthread_mutex_unlock(&p->mu);
-		return rc;
 	}
 	size_t len = text.len;
 	e.len = (uint32_t)len;
@@ -170,10 +152,6 @@ int dda__plan_visit(void *ctx, const struct dda_event_view *e)
 		p->duplicates++;
 		return 0;
 	}
-	if (hit->filtered) {
-		p->filtered++;
-		return 0;
-	}
 	hit->ord = ord;
 	return 0;
 }
@@ -191,6 +169,38 @@ static int by_ord(const void *a, const void *b)
 {
 	const struct dda_planned *x = a, *y = b;
 	return x->ord < y->ord ? -1 : x->ord > y->ord;
+}
+
+/* --filter, matched against each record exactly as it will be sent, its
+ * SequenceNumber included: so sequence numbers are given first, and a
+ * record filtered out leaves a gap, as in a filtered stream. */
+static int apply_filter(struct dda_plan *p, struct dda_error *err)
+{
+	if (!p->synth.filter)
+		return 0;
+	if (fflush(p->spool))
+		return dda_error_set(err, DDA_EIO, "cannot write the spool file: %s",
+				     strerror(errno));
+	struct dda_buf text;
+	dda_buf_init(&text, DDA_REPLAY_MAX_PAYLOAD);
+	size_t kept = 0;
+	int rc = 0;
+	for (size_t i = 0; i < p->n && !rc; i++) {
+		dda_buf_reset(&text);
+		rc = dda__plan_read(p, i, &text, err);
+		json_t *rec = rc ? NULL : json_loadb(text.ptr, text.len, JSON_ALLOW_NUL, NULL);
+		if (!rc && !rec)
+			rc = dda_error_set(err, DDA_ENOMEM, "out of memory");
+		if (!rc && dda__filter_match(p->synth.filter, rec))
+			p->v[kept++] = p->v[i];
+		else if (!rc)
+			p->filtered++;
+		json_decref(rec);
+	}
+	dda_buf_release(&text);
+	if (!rc)
+		p->n = kept;
+	return rc;
 }
 
 static int by_time_ord(const void *a, const void *b)
@@ -223,6 +233,9 @@ int dda__plan_finish(struct dda_plan *p, int lanes, struct dda_error *err)
 		p->v[i].seq = i + 1;
 		p->v[i].lane = (uint16_t)(p->v[i].part % (uint64_t)lanes);
 	}
+	int rc = apply_filter(p, err);
+	if (rc)
+		return rc;
 	dda__sort(p->v, p->n, sizeof(*p->v), by_lane_seq);
 	memset(p->lane_start, 0, sizeof(p->lane_start));
 	for (size_t i = 0; i < p->n; i++)

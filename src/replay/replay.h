@@ -8,6 +8,7 @@
 #define DDA_REPLAY_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,12 +27,21 @@ enum dda_view { DDA_VIEW_KEYS_ONLY, DDA_VIEW_NEW_IMAGE, DDA_VIEW_OLD_IMAGE, DDA_
 int dda__view_parse(const char *s);
 const char *dda__view_name(int view);
 
-enum dda_on_failure { DDA_FAIL_SKIP, DDA_FAIL_HOLD_ITEM, DDA_FAIL_STOP };
+/* What happens to records whose retries are spent. DEFAULT is resolved by
+ * the caller: SKIP (into the DLQ) with a DLQ, else STOP, because a change is
+ * never dropped unless --on-failure drop says so. */
+enum dda_on_failure {
+	DDA_FAIL_SKIP,
+	DDA_FAIL_HOLD_ITEM,
+	DDA_FAIL_STOP,
+	DDA_FAIL_DROP,
+	DDA_FAIL_DEFAULT
+};
 
 /* What the synthetic records look like and which records are replayed. */
 struct dda_synth_opts {
 	int view;		/* enum dda_view */
-	const char *region;	/* awsRegion when given; else the record's, else us-east-1 */
+	const char *region;	/* awsRegion of records that carry none (else us-east-1) */
 	const char *stream_arn; /* eventSourceARN; synthesized from table when NULL */
 	const char *table;
 	bool marker;		/* the top-level "replay" object */
@@ -63,7 +73,6 @@ struct dda_planned {
 	uint64_t seq;	  /* rank-based sequence number, set by dda__plan_finish */
 	uint16_t lane;
 	uint8_t event;
-	bool filtered; /* kept out by --filter: counted once history drops duplicates */
 };
 
 /* The plan: every record to send, sorted by lane then delivery order. */
@@ -110,14 +119,36 @@ int dda__json_write(struct dda_buf *out, const json_t *v, int depth);
 /* DynamoDB's item size of an attribute map (names + values), as SizeBytes. */
 uint64_t dda__item_size(const json_t *map);
 
-/* A target receives batches: {"Records":[...]} as bytes. */
+/* A target receives batches: {"Records":[...]} as bytes. OK means the
+ * target took the batch (2xx, exit 0, written); its answer may still name
+ * failed records (ReportBatchItemFailures), which the caller reads with
+ * dda__parse_item_failures, as only it knows the batch. */
 enum dda_send_outcome { DDA_SEND_OK, DDA_SEND_FAILED, DDA_SEND_PARTIAL };
+/* Why a batch failed, which decides what happens next:
+ * FUNCTION  the processor ran and failed (function error, a processor's
+ *           error status, a non-zero exit, a partial failure): retried,
+ *           counted, bisected with --bisect-on-error, as Lambda does;
+ * TRANSPORT it never got a verdict (timeout, reset, 502/504): retried and
+ *           counted, never bisected (halves would fail the same way);
+ * THROTTLE  429, TooManyRequestsException, 503: waited out (Retry-After),
+ *           never counted against --max-retries, bounded by
+ *           --max-record-age only;
+ * CONFIG    nothing will work until someone fixes it (refused, DNS, TLS
+ *           verification, 401/403/404/413, a command not found): the run
+ *           stops at once, before anything goes to a DLQ. */
+enum dda_fault { DDA_FAULT_NONE, DDA_FAULT_FUNCTION, DDA_FAULT_TRANSPORT, DDA_FAULT_THROTTLE,
+		 DDA_FAULT_CONFIG };
 struct dda_send_result {
 	int outcome;
+	int fault;			       /* enum dda_fault, FAILED only */
 	char first_failed[DDA_SEQ_DIGITS + 8]; /* PARTIAL: lowest failed itemIdentifier */
-	char msg[512];			      /* why it failed, for the DLQ and logs */
-	long status;			      /* HTTP status or exit status, -1 none */
-	bool function_error;
+	char msg[512];			       /* why it failed, for the DLQ and logs */
+	long status;			       /* HTTP status or exit status, -1 none */
+	int64_t retry_after;		       /* THROTTLE: microseconds asked for, or -1 */
+	bool function_error;		       /* X-Amz-Function-Error */
+	char executed_version[64];	       /* X-Amz-Executed-Version */
+	const char *answer;		       /* OK: the answer, borrowed until next send */
+	size_t answer_len;
 };
 
 struct dda_target;
@@ -125,7 +156,7 @@ struct dda_aws_api;
 struct dda_dlq;
 struct dda_target_opts {
 	const char *spec;	/* file:PATH, -, http(s)://URL, exec:COMMAND, lambda:F[:Q] */
-	long timeout_ms;	/* per attempt */
+	long timeout_ms;	/* per attempt; 0: 900 s for lambda:, else 60 s */
 	bool no_verify_ssl;
 	const char *ca_bundle;
 	const struct dda_aws_opts *aws; /* region, profile: Lambda and SQS */
@@ -141,10 +172,38 @@ int dda__target_new(struct dda_target **out, const struct dda_target_opts *o, in
 void dda__target_free(struct dda_target *t);
 int dda__target_send(struct dda_target *t, const char *body, size_t len,
 		     struct dda_send_result *res);
-/* Reads a target's answer for ReportBatchItemFailures: fills res. */
-void dda__parse_item_failures(const char *body, size_t len, struct dda_send_result *res);
+/* Reads a target's answer for ReportBatchItemFailures into res (outcome
+ * OK, PARTIAL with the lowest failed identifier, or FAILED). known(ctx, id)
+ * says whether an identifier is a record of the batch: an unknown one
+ * anywhere fails the whole batch, as in Lambda. */
+void dda__parse_item_failures(const char *body, size_t len,
+			      bool (*known)(void *ctx, const char *id), void *ctx,
+			      struct dda_send_result *res);
+/* Classifies a failed HTTP answer (status, Retry-After) into res->fault. */
+void dda__http_fault(long status, struct dda_send_result *res);
+/* Parses a Retry-After value (seconds or an HTTP date) into microseconds
+ * from now, or -1. */
+int64_t dda__retry_after_parse(const char *v, size_t n, int64_t now);
 /* Checks a --target spec without opening it; 0 or DDA_EINVAL with why. */
 int dda__target_check(const char *spec, struct dda_error *err);
+
+/* What the preflight learnt about the target. */
+struct dda_target_info {
+	char function_arn[512]; /* lambda: GetFunction's FunctionArn, else the spec */
+	char version[64];	/* lambda: the version GetFunction names */
+	char note[512];		/* a warning to show (the check could not be made) */
+};
+/* Proves, before anything is read, that the target can answer: an HTTP
+ * target answers an OPTIONS request (any status: the host is there), a
+ * Lambda function exists (GetFunction with the qualifier), an exec
+ * command is found and executable, a file target can be opened. A
+ * configuration error is DDA_EIO naming the target; DDA_EINVAL for a
+ * spec that cannot work. */
+int dda__target_preflight(const struct dda_target_opts *o, struct dda_target_info *info,
+			  struct dda_error *err);
+/* Checks that path can be written (created in its directory, or
+ * replaced): 0 or DDA_EIO saying which output (what) and why. */
+int dda__output_check(const char *what, const char *path, struct dda_error *err);
 
 /* Delivery. */
 struct dda_replay_stats;
@@ -163,7 +222,8 @@ struct dda_replay_opts {
 	int max_inflight;	  /* batches at the target at once, 0 = one a lane */
 	int64_t backoff_base;	  /* microseconds */
 	int64_t backoff_cap;
-	uint8_t fingerprint[32];  /* of the arguments that shape the plan */
+	const json_t *arguments;  /* what shapes the plan: a checkpoint resumes the same */
+	const char *function_arn; /* for the DLQ's requestContext (preflight), or NULL */
 	volatile int *stop;
 	/* Called about every 500 ms while lanes deliver (records, acked, dlq,
 	 * seconds so far), and once with done set. */
@@ -173,11 +233,13 @@ struct dda_replay_opts {
 
 struct dda_replay_stats {
 	uint64_t records, sent, acked, batches, retries, bisections, dlq, held;
+	uint64_t dropped;   /* --on-failure drop: discarded, counted */
+	uint64_t throttles; /* throttled sends, never counted as retries */
 	uint64_t resumed; /* records already acknowledged by an earlier run */
 	uint64_t partial; /* partial batch failures reported by the target */
 	double p50_ms, p99_ms;
 	double seconds;	  /* delivery, from the first lane's start to the last's end */
-	bool stopped;	  /* on-failure stop or a signal: not finished */
+	bool stopped;	  /* on-failure stop, a configuration error or a signal */
 	bool interrupted; /* by a signal */
 };
 
@@ -185,6 +247,11 @@ struct dda_replay_stats {
  * as the same run. Returns 1 when found. */
 int dda__checkpoint_run_id(const char *path, char out[37]);
 
+/* Refuses a checkpoint written with other arguments (DDA_EINVAL naming
+ * the first argument that differs, with both values), before the source
+ * is read; a missing file is a fresh start. */
+int dda__checkpoint_check_args(const char *path, const json_t *arguments,
+			       struct dda_error *err);
 /* Restores lane positions and held items from a checkpoint (a missing
  * file is a fresh start); refuses one written for other arguments or
  * another plan (DDA_EINVAL, saying why). held is new. */

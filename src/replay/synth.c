@@ -169,7 +169,10 @@ json_t *dda__synth_keys(const struct dda_record *r)
 	return keys;
 }
 
-/* buf holds a raw record's region (which is not NUL-terminated). */
+/* The region the change happened in is the record's own (the writer keeps
+ * awsRegion); --region says where ddbaudit reads and sends, not where the
+ * table lives, so it only stands in for records that carry none. buf holds
+ * a raw record's region (which is not NUL-terminated). */
 static const char *region_of(const struct dda_synth_opts *o, const struct dda_record *r,
 			     char buf[64])
 {
@@ -179,7 +182,7 @@ static const char *region_of(const struct dda_synth_opts *o, const struct dda_re
 		buf[r->region_len] = '\0';
 		reg = buf;
 	}
-	return o->region ? o->region : reg && *reg ? reg : "us-east-1";
+	return reg && *reg ? reg : o->region && *o->region ? o->region : "us-east-1";
 }
 
 static json_t *marker_json(const struct dda_synth_opts *o, const struct dda_record *r)

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -119,6 +120,7 @@ static int exec_send(struct dda_target *t, const char *body, size_t len,
 	pid_t pid = spawn(x, &in, &out);
 	if (pid < 0) {
 		res->outcome = DDA_SEND_FAILED;
+		res->fault = DDA_FAULT_TRANSPORT;
 		snprintf(res->msg, sizeof(res->msg), "cannot start '%s': %s", x->command,
 			 strerror(errno));
 		return 0;
@@ -130,6 +132,7 @@ static int exec_send(struct dda_target *t, const char *body, size_t len,
 		;
 	if (timed_out) {
 		res->outcome = DDA_SEND_FAILED;
+		res->fault = DDA_FAULT_TRANSPORT;
 		snprintf(res->msg, sizeof(res->msg), "'%s' took over %ld ms and was killed",
 			 x->command, x->timeout_ms);
 		return 0;
@@ -137,17 +140,23 @@ static int exec_send(struct dda_target *t, const char *body, size_t len,
 	res->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	if (!WIFEXITED(st) || WEXITSTATUS(st)) {
 		res->outcome = DDA_SEND_FAILED;
-		snprintf(res->msg, sizeof(res->msg), "'%s' exited with status %ld", x->command,
-			 res->status);
+		/* The shell's 126 and 127: not executable, not found. */
+		bool missing = WIFEXITED(st) && (WEXITSTATUS(st) == 126 || WEXITSTATUS(st) == 127);
+		res->fault = missing ? DDA_FAULT_CONFIG : DDA_FAULT_FUNCTION;
+		snprintf(res->msg, sizeof(res->msg), "'%s' exited with status %ld%s", x->command,
+			 res->status, missing ? " (command not found or not executable)" : "");
 		return 0;
 	}
 	if (dda_buf_error(&x->answer)) {
 		res->outcome = DDA_SEND_FAILED;
+		res->fault = DDA_FAULT_TRANSPORT;
 		snprintf(res->msg, sizeof(res->msg), "out of memory reading the answer of '%s'",
 			 x->command);
 		return 0;
 	}
-	dda__parse_item_failures(x->answer.ptr, x->answer.len, res);
+	res->outcome = DDA_SEND_OK;
+	res->answer = x->answer.ptr;
+	res->answer_len = x->answer.len;
 	return 0;
 }
 
@@ -168,7 +177,7 @@ int dda__target_exec_new(struct dda_target **out, const struct dda_target_opts *
 	x->base.send = exec_send;
 	x->base.free = exec_free;
 	x->command = o->spec + 5;
-	x->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 60000;
+	x->timeout_ms = dda__target_timeout_ms(o);
 	snprintf(x->lane, sizeof(x->lane), "DDBAUDIT_LANE=%d", lane);
 	dda_buf_init(&x->answer, DDA_TARGET_MAX_ANSWER);
 	size_t n = 0;
@@ -186,4 +195,63 @@ int dda__target_exec_new(struct dda_target **out, const struct dda_target_opts *
 	x->envp[k] = x->lane;
 	*out = &x->base;
 	return 0;
+}
+
+/* Shell words that are not programs to look up. */
+static bool shell_builtin(const char *w, size_t n)
+{
+	static const char *const names[] = {".", ":", "cd", "command", "env", "eval", "exec",
+					    "exit", "export", "set", "test", "[", "true",
+					    "false", "ulimit", "umask", "if", "for", "while",
+					    "case", "{", "(", "!", "nice", "nohup", "timeout"};
+	for (size_t i = 0; i < DDA_ARRAY_SIZE(names); i++)
+		if (strlen(names[i]) == n && !memcmp(names[i], w, n))
+			return true;
+	return false;
+}
+
+/* The command's first word (after VAR=value assignments) must be a
+ * builtin, an executable path, or found on PATH, as the shell will look
+ * for it. A command line too clever to read (quotes, expansions) is left
+ * to the first batch, whose exit status 127 stops the run. */
+int dda__target_exec_preflight(const struct dda_target_opts *o, struct dda_error *err)
+{
+	const char *p = o->spec + 5, *w;
+	size_t n;
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		w = p;
+		n = strcspn(p, " \t;&|<>");
+		if (!n)
+			return dda_error_set(err, DDA_EINVAL, "invalid --target '%s': no command",
+					     o->spec);
+		if (!memchr(w, '=', n) || memchr(w, '/', (size_t)((char *)memchr(w, '=', n) - w)))
+			break;
+		p += n; /* an assignment */
+	}
+	if (strcspn(w, "'\"$`\\*?~") < n || shell_builtin(w, n))
+		return 0;
+	char word[4096];
+	if (n >= sizeof(word))
+		return 0;
+	memcpy(word, w, n);
+	word[n] = '\0';
+	if (strchr(word, '/')) {
+		if (!access(word, X_OK))
+			return 0;
+		return dda_error_set(err, DDA_EIO, "target %s: cannot run '%s': %s", o->spec, word,
+				     strerror(errno));
+	}
+	const char *path = getenv("PATH");
+	for (const char *d = path ? path : "/usr/bin:/bin"; *d;) {
+		size_t dl = strcspn(d, ":");
+		char full[8192];
+		snprintf(full, sizeof(full), "%.*s/%s", (int)(dl ? dl : 1), dl ? d : ".", word);
+		struct stat st;
+		if (!stat(full, &st) && S_ISREG(st.st_mode) && !access(full, X_OK))
+			return 0;
+		d += dl + (d[dl] == ':');
+	}
+	return dda_error_set(err, DDA_EIO, "target %s: '%s' is not found on PATH", o->spec, word);
 }

@@ -43,6 +43,7 @@ static int file_send(struct dda_target *t, const char *body, size_t len,
 		 (f->sync && fdatasync(f->fd));
 	pthread_mutex_unlock(&file_mu);
 	res->outcome = rc ? DDA_SEND_FAILED : DDA_SEND_OK;
+	res->fault = rc ? DDA_FAULT_TRANSPORT : DDA_FAULT_NONE;
 	if (rc)
 		snprintf(res->msg, sizeof(res->msg), "cannot write: %s", strerror(errno));
 	return 0;

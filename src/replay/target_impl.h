@@ -22,6 +22,19 @@ void *dda__target_curl_new(const struct dda_target_opts *o, const char *url,
 			   struct dda_buf *answer);
 void dda__target_http_outcome(long status, const struct dda_buf *answer, const char *what,
 			      struct dda_send_result *res);
+/* The default --target-timeout for a target: 900 s (Lambda's longest
+ * function timeout) for lambda:, 60 s otherwise. */
+long dda__target_timeout_ms(const struct dda_target_opts *o);
+
+int dda__target_http_preflight(const struct dda_target_opts *o, struct dda_error *err);
+int dda__target_lambda_preflight(const struct dda_target_opts *o, struct dda_target_info *info,
+				 struct dda_error *err);
+int dda__target_exec_preflight(const struct dda_target_opts *o, struct dda_error *err);
+/* A transport error's fault: CONFIG for what a retry cannot fix (name
+ * resolution, refused connections, TLS verification), else TRANSPORT. */
+int dda__curl_fault(int curl_code);
+/* Reads a Retry-After header line into *retry_after (microseconds). */
+void dda__header_retry_after(const char *line, size_t len, int64_t *retry_after);
 
 int dda__target_file_new(struct dda_target **out, const char *path, struct dda_error *err);
 int dda__target_http_new(struct dda_target **out, const struct dda_target_opts *o,

@@ -5,10 +5,20 @@ attempts of every batch (a status code), every batch holding a poison
 sequence number (500), or a partial failure (batchItemFailures) naming a
 sequence number the first time it is seen; and to take a while per batch.
 
+It can also throttle the first N batches (429 with a Retry-After), and it
+counts the OPTIONS requests a preflight sends.
+
 As a Lambda endpoint (lambda_creds set) it answers the Invoke API: every
 request's SigV4 signature is recomputed with botocore from the headers it
 signed, a mismatch is a 403, and a poison record is a function error
-(X-Amz-Function-Error). A processor callback sees each accepted batch."""
+(X-Amz-Function-Error); answers name the executed version. GetFunction
+answers for the functions it knows (all, unless `functions` lists them).
+A processor callback sees each accepted batch.
+
+As an SQS endpoint (sqs_creds set) it takes GetQueueAttributes and
+SendMessage (AWS's JSON protocol), checks each signature with botocore,
+and keeps the region each request was signed for and the messages."""
+import hashlib
 import http.server
 import json
 import re
@@ -69,6 +79,15 @@ class TargetServer:
         self.processor_on_failure = None  # called once, at the first injected failure
         self.active = 0           # requests being handled now, and the most at once
         self.max_active = 0
+        self.throttle_first = 0   # answer the first N batches 429...
+        self.retry_after = None   # ...with this Retry-After
+        self.options = 0          # OPTIONS requests (preflights)
+        self.functions = None     # Lambda: the functions that exist (None: any)
+        self.executed_version = "7"
+        self.account = "123456789012"
+        self.sqs_creds = None     # (key, secret, token): act as SQS
+        self.sqs_regions = []     # the region each SQS request was signed for
+        self.sqs_messages = []
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -84,6 +103,63 @@ class TargetServer:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def do_OPTIONS(self):
+                with server.lock:
+                    server.options += 1
+                self.reply(204)
+
+            def function_arn(self, name, qualifier):
+                if name.startswith("arn:"):
+                    return name
+                region = AUTH_RE.match(self.headers.get("Authorization", "")).group(3)
+                arn = f"arn:aws:lambda:{region}:{server.account}:function:{name}"
+                return arn + (":" + qualifier if qualifier else "")
+
+            def do_GET(self):
+                """Lambda's GetFunction."""
+                url = urllib.parse.urlsplit(self.path)
+                m = re.match(r"^/2015-03-31/functions/([^/]+)$", url.path)
+                if not server.lambda_creds or not m:
+                    return self.reply(404, b'{"message":"unknown path"}')
+                why = check_sigv4("GET", self.path, self.headers, b"", server.lambda_creds,
+                                  "lambda")
+                if why:
+                    with server.lock:
+                        server.bad_signatures.append(why)
+                    return self.reply(403, json.dumps({"message": why}).encode(),
+                                      [("x-amzn-ErrorType", "InvalidSignatureException")])
+                name = urllib.parse.unquote(m.group(1))
+                q = urllib.parse.parse_qs(url.query).get("Qualifier", [None])[0]
+                if server.functions is not None and (name, q) not in server.functions:
+                    msg = {"Type": "User", "message": f"Function not found: {name}"}
+                    return self.reply(404, json.dumps(msg).encode(),
+                                      [("x-amzn-ErrorType", "ResourceNotFoundException")])
+                cfg = {"FunctionName": name, "FunctionArn": self.function_arn(name, q),
+                       "Version": server.executed_version if q else "$LATEST"}
+                self.reply(200, json.dumps({"Configuration": cfg}).encode())
+
+            def sqs(self, body):
+                """GetQueueAttributes and SendMessage, signed."""
+                why = check_sigv4("POST", self.path, self.headers, body, server.sqs_creds, "sqs")
+                if why:
+                    with server.lock:
+                        server.bad_signatures.append(why)
+                    return self.reply(403, json.dumps({"message": why}).encode())
+                region = AUTH_RE.match(self.headers["Authorization"]).group(3)
+                req = json.loads(body)
+                with server.lock:
+                    server.sqs_regions.append(region)
+                action = self.headers["X-Amz-Target"].split(".", 1)[1]
+                if action == "GetQueueAttributes":
+                    answer = {"Attributes": {"MaximumMessageSize": "262144"}}
+                else:
+                    text = req["MessageBody"]
+                    with server.lock:
+                        server.sqs_messages.append(text)
+                    answer = {"MessageId": "m%d" % len(server.sqs_messages),
+                              "MD5OfMessageBody": hashlib.md5(text.encode()).hexdigest()}
+                self.reply(200, json.dumps(answer).encode())
 
             def invoke(self, body):
                 """Lambda's Invoke: checks the path and the signature; False
@@ -101,6 +177,12 @@ class TargetServer:
                     self.reply(403, json.dumps({"message": why}).encode())
                     return False
                 q = urllib.parse.parse_qs(url.query).get("Qualifier", [None])[0]
+                name = urllib.parse.unquote(m.group(1))
+                if server.functions is not None and (name, q) not in server.functions:
+                    msg = {"Type": "User", "message": f"Function not found: {name}"}
+                    self.reply(404, json.dumps(msg).encode(),
+                               [("x-amzn-ErrorType", "ResourceNotFoundException")])
+                    return False
                 with server.lock:
                     server.invocations.append((urllib.parse.unquote(m.group(1)), q,
                                                self.headers.get("X-Amz-Invocation-Type")))
@@ -109,6 +191,8 @@ class TargetServer:
             def do_POST(self):
                 n = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(n)
+                if server.sqs_creds and self.headers.get("X-Amz-Target", "").startswith("AmazonSQS."):
+                    return self.sqs(body)
                 if server.lambda_creds and not self.invoke(body):
                     return
                 records = json.loads(body)["Records"]
@@ -127,6 +211,12 @@ class TargetServer:
                     time.sleep(server.delay)
                 with server.lock:
                     server.batches += 1
+                    if server.throttle_first > 0:
+                        server.throttle_first -= 1
+                        hdrs = [("Retry-After", server.retry_after)] if server.retry_after else []
+                        if server.lambda_creds:
+                            hdrs.append(("x-amzn-ErrorType", "TooManyRequestsException"))
+                        return (429, b'{"message":"Rate exceeded"}', hdrs)
                     if server.fail_first > 0:
                         server.fail_first -= 1
                         hook, server.processor_on_failure = server.processor_on_failure, None
@@ -136,7 +226,8 @@ class TargetServer:
                     seqs = [r["dynamodb"]["SequenceNumber"] for r in records]
                     if server.poison & set(seqs) and server.lambda_creds:
                         err = b'{"errorMessage":"poison record","errorType":"ValueError"}'
-                        return (200, err, [("X-Amz-Function-Error", "Unhandled")])
+                        return (200, err, [("X-Amz-Function-Error", "Unhandled"),
+                                           ("X-Amz-Executed-Version", server.executed_version)])
                     if server.poison & set(seqs):
                         return (500, b"poison record")
                     failed = [s for s in seqs if s in server.partial_once]
@@ -153,6 +244,8 @@ class TargetServer:
                         except Exception as e:  # the processor failed: so does the batch
                             return (500, str(e).encode())
                     server.accepted += records
+                if server.lambda_creds:
+                    return (200, b"null", [("X-Amz-Executed-Version", server.executed_version)])
                 return (200, b"")
 
         class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):

@@ -1,10 +1,13 @@
 """`ddbaudit replay` end to end: synthetic records in Lambda's shape, every
 change once and in per-item order under parallelism, retries, partial batch
 failures, bisection of a poison record into a re-drivable DLQ, hold-item,
-and resuming after SIGKILL from a checkpoint."""
+resuming after SIGKILL from a checkpoint; and the failure rules: no change
+is ever dropped unless asked, a preflight before the source is read,
+configuration errors stop at once, throttles are waited out."""
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from harness import BINARY, Case, ROOT, main, run, verify_json
@@ -77,6 +80,8 @@ class ReplayTest(Case):
                          [(r["eventID"], r["dynamodb"]["SequenceNumber"]) for r in ref])
 
     def test_view_and_marker(self):
+        """awsRegion is where the change happened (the records'), never
+        --region, which says where ddbaudit works."""
         out = self.path("keys.ndjson")
         status, _, err = self.replay("--target", "file:" + out, "--view", "KEYS_ONLY",
                                      "--no-replay-marker", "--event-types", "REMOVE",
@@ -90,7 +95,8 @@ class ReplayTest(Case):
             self.assertNotIn("replay", r)
             self.assertNotIn("NewImage", r["dynamodb"])
             self.assertNotIn("OldImage", r["dynamodb"])
-            self.assertEqual(r["awsRegion"], "eu-west-1")
+            self.assertEqual(r["awsRegion"], "us-east-1")
+            self.assertTrue(r["eventSourceARN"].startswith("arn:aws:dynamodb:us-east-1:"))
             self.assertIn(":table/Activities/stream/", r["eventSourceARN"])
 
     def test_filter_criteria(self):
@@ -118,6 +124,20 @@ class ReplayTest(Case):
         self.assertEqual([r["eventID"] for r in self.target.accepted], want)
         with open(report) as f:
             self.assertEqual(json.load(f)["filtered_out"], len(ref) - len(want))
+        # The record is matched exactly as sent, its SequenceNumber included;
+        # the records filtered out keep theirs (gaps, as in a filtered stream).
+        with open(flt, "w") as f:
+            json.dump({"dynamodb": {"SequenceNumber": [ref[5]["dynamodb"]["SequenceNumber"],
+                                                       ref[9]["dynamodb"]["SequenceNumber"]]}}, f)
+        self.target.accepted.clear()
+        status, _, err = self.replay("--target", self.target.url, "--filter", flt)
+        self.assertEqual(status, 0, err)
+        self.assertEqual([r["eventID"] for r in self.target.accepted],
+                         [ref[5]["eventID"], ref[9]["eventID"]])
+        self.assertEqual([r["dynamodb"]["SequenceNumber"] for r in self.target.accepted],
+                         [ref[5]["dynamodb"]["SequenceNumber"],
+                          ref[9]["dynamodb"]["SequenceNumber"]])
+        self.target.accepted[:] = [r for r in ref if r["eventID"] in want]
         # A pattern Lambda would refuse is refused before anything is read.
         with open(flt, "w") as f:
             json.dump({"eventName": [{"wildcard": "MOD*"}]}, f)
@@ -189,8 +209,8 @@ class ReplayTest(Case):
         self.assertEqual(status, 1, err)
         with open(dlq) as f:
             line = json.loads(f.readline())
-        self.assertIn("imeout", line["responseContext"]["errorMessage"])
-        self.assertEqual(line["DDBStreamBatchInfo"]["batchSize"], len(line["Records"]))
+        self.assertIn("imeout", line["ddbaudit"]["errorMessage"])
+        self.assertEqual(line["DDBStreamBatchInfo"]["batchSize"], len(line["ddbaudit"]["Records"]))
 
     def interrupted_run(self, sig):
         """A slow checkpointed replay, signalled after 60 records: its args."""
@@ -326,7 +346,8 @@ if failed:
         self.assertEqual(len(lines), 1)
         self.assertEqual(lines[0]["requestContext"]["condition"], "RetryAttemptsExhausted")
         self.assertEqual(lines[0]["DDBStreamBatchInfo"]["batchSize"], 1)
-        self.assertEqual([r["eventID"] for r in lines[0]["Records"]], [poison["eventID"]])
+        self.assertEqual([r["eventID"] for r in lines[0]["ddbaudit"]["Records"]],
+                         [poison["eventID"]])
         # The DLQ is a source: re-driven once the processor is fixed.
         self.target.poison.clear()
         self.target.accepted.clear()
@@ -351,9 +372,205 @@ if failed:
         self.assertEqual(status, 1, err)
         self.assertFalse([r for r in self.target.accepted if r["eventID"] in later])
         with open(dlq) as f:
-            parked = [r["eventID"] for line in f for r in json.loads(line)["Records"]]
+            parked = [r["eventID"] for line in f
+                      for r in json.loads(line)["ddbaudit"]["Records"]]
         self.assertEqual(parked, later)
         self.assertEqual(len(self.target.accepted) + len(parked), len(ref))
+
+    def test_no_dlq_stops_the_run_and_a_resume_sends_the_record_again(self):
+        """Reproduction: a failing record without --dlq used to end "220 to
+        the DLQ" with exit 1 and the records gone. Now its lane and the run
+        stop (exit 3) with the checkpoint before it, and a resume sends it."""
+        ref = self.reference()
+        self.target.poison = {ref[70]["dynamodb"]["SequenceNumber"]}
+        ck, report = self.path("ck.json"), self.path("out", "replay.json")
+        args = ("--target", self.target.url, "--batch-size", "10", "--max-retries", "1",
+                "--checkpoint", ck, "--report", report)
+        status, _, err = self.replay(*args)
+        self.assertEqual(status, 3, err)
+        self.assertIn("no --dlq to keep them", err)
+        self.assertIn("resume", err)
+        self.assertEqual([r["eventID"] for r in self.target.accepted],
+                         [r["eventID"] for r in ref[:70]])
+        with open(report) as f:
+            rep = json.load(f)
+        self.assertEqual((rep["dlq"], rep["dropped"], rep["stopped"], rep["complete"]),
+                         (0, 0, True, False))
+        with open(ck) as f:
+            self.assertEqual(json.load(f)["lanes"], [70])
+        self.target.poison.clear()
+        status, _, err = self.replay(*args)
+        self.assertEqual(status, 0, err)
+        self.assertEqual([r["eventID"] for r in self.target.accepted],
+                         [r["eventID"] for r in ref])
+
+    def test_discarding_must_be_spelled_drop_and_is_counted(self):
+        ref = self.reference()
+        for mode in ("skip", "hold-item"):
+            status, _, err = self.replay("--target", self.target.url, "--on-failure", mode)
+            self.assertEqual(status, 2, err)
+            self.assertIn("--on-failure drop", err)
+        status, _, err = self.replay("--target", self.target.url, "--on-failure", "drop",
+                                     "--dlq", "file:" + self.path("dlq.ndjson"))
+        self.assertEqual(status, 2, err)
+        self.assertEqual(self.target.batches, 0)
+        self.target.poison = {ref[3]["dynamodb"]["SequenceNumber"]}
+        report = self.path("replay.json")
+        status, _, err = self.replay("--target", self.target.url, "--batch-size", "1",
+                                     "--max-retries", "0", "--on-failure", "drop",
+                                     "--report", report)
+        self.assertEqual(status, 1, err)
+        with open(report) as f:
+            rep = json.load(f)
+        self.assertEqual((rep["dropped"], rep["acknowledged"], rep["complete"]),
+                         (1, len(ref) - 1, True))
+
+    def closed_port_url(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return "http://127.0.0.1:%d/" % s.getsockname()[1]
+
+    def test_an_unreachable_target_stops_before_the_source_is_read(self):
+        dlq = self.path("dlq.ndjson")
+        missing = self.path("no-such-source")
+        for url in (self.closed_port_url(), "http://no-such-host.invalid/"):
+            for dry in ((), ("--dry-run",)):
+                status, _, err = run("replay", missing, "--target", url, "--dlq",
+                                     "file:" + dlq, *dry)
+                self.assertEqual(status, 3, err)
+                self.assertIn("target %s does not answer" % url, err)
+                self.assertNotIn("no-such-source", err)  # never opened
+        self.assertFalse(os.path.exists(dlq))
+        # A reachable one is asked with OPTIONS, which sends no record.
+        status, _, err = self.replay("--target", self.target.url, "--dry-run")
+        self.assertEqual(status, 0, err)
+        self.assertEqual((self.target.options, self.target.batches), (1, 0))
+
+    def test_a_configuration_error_mid_run_stops_at_once(self):
+        for code in (401, 403, 404, 413):
+            self.target.fail_first, self.target.fail_status = 10 ** 9, code
+            self.target.batches = 0
+            dlq, ck = self.path("dlq%d.ndjson" % code), self.path("ck%d.json" % code)
+            status, _, err = self.replay("--target", self.target.url, "--parallelism", "1",
+                                         "--dlq", "file:" + dlq, "--checkpoint", ck,
+                                         "--bisect-on-error")
+            self.assertEqual(status, 3, err)
+            self.assertIn("target %s: HTTP %d" % (self.target.url, code), err)
+            self.assertIn("configuration error", err)
+            self.assertEqual(self.target.batches, 1)  # not retried, not bisected
+            self.assertEqual(os.path.getsize(dlq), 0)  # nothing parked
+            self.assertFalse(os.path.exists(ck) and sum(json.load(open(ck))["lanes"]))
+
+    def test_unwritable_outputs_fail_before_anything_is_sent(self):
+        bad = self.path("file")  # a file where a directory is needed
+        open(bad, "w").close()
+        for args in (("--report", os.path.join(bad, "r.json")),
+                     ("--report", os.path.join(bad, "dir")),
+                     ("--checkpoint", os.path.join(bad, "ck.json")),
+                     ("--dlq", "file:" + os.path.join(bad, "dlq.ndjson"))):
+            for dry in ((), ("--dry-run",)):
+                status, _, err = self.replay("--target", self.target.url, *args, *dry)
+                self.assertEqual(status, 3, (args, err))
+                self.assertIn(bad, err)
+        self.assertEqual(self.target.batches, 0)
+        # --report DIR holds report.json, as verify's does.
+        status, _, err = self.replay("--target", self.target.url, "--report",
+                                     self.path("reports", "run1"))
+        self.assertEqual(status, 0, err)
+        with open(self.path("reports", "run1", "report.json")) as f:
+            self.assertEqual(json.load(f)["acknowledged"], self.target.batches and len(
+                self.target.accepted))
+
+    def test_a_missing_exec_command_stops_before_reading(self):
+        for cmd in ("no-such-command-ddbaudit --x", self.path("nope.sh"),
+                    "FOO=1 no-such-command-ddbaudit"):
+            status, _, err = run("replay", self.path("no-such-source"), "--target",
+                                 "exec:" + cmd, "--dry-run")
+            self.assertEqual(status, 3, err)
+            self.assertIn("exec:" + cmd, err)
+            self.assertNotIn("no-such-source", err)
+        # Found at run time instead (a command the preflight cannot read):
+        # exit 127 is a configuration error, not a record's failure.
+        dlq = self.path("dlq.ndjson")
+        status, _, err = self.replay("--target", "exec:\"no-such-command-ddbaudit\"",
+                                     "--dlq", "file:" + dlq)
+        self.assertEqual(status, 3, err)
+        self.assertIn("configuration error", err)
+        self.assertEqual(os.path.getsize(dlq), 0)
+
+    def test_throttles_are_waited_out_and_never_count_as_retries(self):
+        ref = self.reference()
+        self.target.throttle_first, self.target.retry_after = 4, "1"
+        report = self.path("replay.json")
+        started = time.monotonic()
+        status, _, err = self.replay("--target", self.target.url, "--max-retries", "0",
+                                     "--batch-size", "50", "--report", report)
+        self.assertEqual(status, 0, err)
+        self.assertGreaterEqual(time.monotonic() - started, 4)  # Retry-After: 1, four times
+        with open(report) as f:
+            rep = json.load(f)
+        self.assertEqual((rep["throttled"], rep["retries"], rep["acknowledged"]),
+                         (4, 0, len(ref)))
+        # Throttled past --max-record-age: the record is given up as too old.
+        self.target.throttle_first, self.target.retry_after = 10 ** 9, None
+        dlq = self.path("dlq.ndjson")
+        status, _, err = self.replay("--target", self.target.url, "--event-types", "REMOVE",
+                                     "--max-record-age", "1", "--dlq", "file:" + dlq)
+        self.assertEqual(status, 1, err)
+        with open(dlq) as f:
+            self.assertEqual(json.loads(f.readline())["requestContext"]["condition"],
+                             "RecordAgeExceeded")
+
+    def test_bisection_splits_on_function_errors_only(self):
+        # 502: the processor never gave a verdict; halves would fail alike.
+        self.target.fail_first, self.target.fail_status = 10 ** 9, 502
+        dlq, report = self.path("dlq.ndjson"), self.path("replay.json")
+        status, _, err = self.replay("--target", self.target.url, "--event-types", "REMOVE",
+                                     "--batch-size", "100", "--max-retries", "0",
+                                     "--bisect-on-error", "--dlq", "file:" + dlq,
+                                     "--report", report)
+        self.assertEqual(status, 1, err)
+        with open(report) as f:
+            rep = json.load(f)
+        self.assertEqual(rep["bisections"], 0)
+        with open(dlq) as f:
+            lines = [json.loads(line) for line in f]
+        self.assertEqual(len(lines), 1)
+        self.assertEqual(lines[0]["DDBStreamBatchInfo"]["batchSize"], rep["records"])
+
+    def test_dlq_line_has_lambdas_on_failure_shape(self):
+        ref = self.reference()
+        self.target.poison = {ref[10]["dynamodb"]["SequenceNumber"]}
+        dlq = self.path("dlq.ndjson")
+        status, _, err = self.replay("--target", self.target.url, "--batch-size", "1",
+                                     "--max-retries", "0", "--dlq", "file:" + dlq)
+        self.assertEqual(status, 1, err)
+        with open(dlq) as f:
+            line = json.loads(f.readline())
+        self.assertEqual(list(line), ["requestContext", "responseContext", "version",
+                                      "timestamp", "DDBStreamBatchInfo", "ddbaudit"])
+        self.assertEqual(list(line["requestContext"]),
+                         ["requestId", "functionArn", "condition", "approximateInvokeCount"])
+        self.assertEqual(line["responseContext"],
+                         {"statusCode": 500, "executedVersion": "$LATEST",
+                          "functionError": None})
+        self.assertRegex(line["timestamp"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+        info = line["DDBStreamBatchInfo"]
+        self.assertEqual(list(info), ["shardId", "startSequenceNumber", "endSequenceNumber",
+                                      "approximateArrivalOfFirstRecord",
+                                      "approximateArrivalOfLastRecord", "batchSize",
+                                      "streamArn"])
+        seq = ref[10]["dynamodb"]["SequenceNumber"]
+        self.assertEqual((info["startSequenceNumber"], info["endSequenceNumber"]), (seq, seq))
+        when = ref[10]["dynamodb"]["ApproximateCreationDateTime"]
+        self.assertEqual(info["approximateArrivalOfFirstRecord"],
+                         time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)))
+        self.assertEqual(info["streamArn"], ref[10]["eventSourceARN"])
+        self.assertIn("poison record", line["ddbaudit"]["errorMessage"])
+        got = line["ddbaudit"]["Records"]
+        for r in got + [ref[10]]:
+            r.pop("replay")  # its runId is the run's
+        self.assertEqual(got, [ref[10]])
 
     def test_on_failure_stop_then_resume(self):
         ref = self.reference()
@@ -369,10 +586,15 @@ if failed:
         self.assertEqual(status, 0, err)
         self.assertEqual([r["eventID"] for r in self.target.accepted],
                          [r["eventID"] for r in ref])
-        # Other arguments do not resume from this checkpoint.
-        status, _, err = self.replay(*args, "--parallelism", "2")
+        # Other arguments do not resume from this checkpoint: the refusal
+        # names the argument and comes before the source is read.
+        status, _, err = run("replay", SAMPLES, "--settle", "0", *args, "--parallelism", "2")
         self.assertEqual(status, 2, err)
-        self.assertIn("other arguments", err)
+        self.assertIn("written with --parallelism 1 and this run has --parallelism 2", err)
+        self.assertNotIn("error findings", err)  # the source's warning: it was not read
+        status, _, err = self.replay(*args, "--view", "KEYS_ONLY")
+        self.assertEqual(status, 2, err)
+        self.assertIn("--view 'NEW_AND_OLD_IMAGES' and this run has --view 'KEYS_ONLY'", err)
 
     def test_sigkill_and_resume_lose_nothing(self):
         ref = self.reference()

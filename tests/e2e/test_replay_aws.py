@@ -118,7 +118,7 @@ class LambdaTargetTest(EnvCase):
         self.assertNotIn("no-such-source", err)  # the source was never opened
         self.assertEqual(self.target.invocations, [])
 
-    def test_a_wrong_secret_is_refused(self):
+    def test_a_wrong_secret_is_refused_before_reading(self):
         # The server's check must be able to fail: sign with another secret.
         os.environ["AWS_SECRET_ACCESS_KEY"] = "not-the-secret"
         dlq = self.path("dlq.ndjson")
@@ -126,13 +126,62 @@ class LambdaTargetTest(EnvCase):
                                      "--lambda-endpoint-url", self.target.url,
                                      "--event-types", "REMOVE", "--max-retries", "0",
                                      "--dlq", "file:" + dlq)
-        self.assertEqual(status, 1, err)
+        self.assertEqual(status, 3, err)
+        self.assertIn("InvalidSignatureException", err)
         self.assertTrue(self.target.bad_signatures)
         self.assertTrue(all("botocore" in why for why in self.target.bad_signatures))
-        self.assertEqual(self.target.accepted, [])
+        self.assertEqual((self.target.invocations, self.target.accepted), ([], []))
+        self.assertFalse(os.path.exists(dlq))
+
+    def test_a_missing_function_stops_before_reading_even_in_a_dry_run(self):
+        """Reproduction: a missing function was DLQ'd batch by batch, and a dry
+        run passed. GetFunction (with the qualifier) now stops the run first."""
+        self.target.functions = {("audit-fn", "live")}
+        dlq = self.path("dlq.ndjson")
+        for spec in ("lambda:audit-fn:prod", "lambda:other-fn"):
+            for dry in ((), ("--dry-run",)):
+                status, _, err = self.replay("--target", spec, "--lambda-endpoint-url",
+                                             self.target.url, "--dlq", "file:" + dlq, *dry,
+                                             source=self.path("no-such-source"))
+                self.assertEqual(status, 3, err)
+                self.assertIn("target %s: ResourceNotFoundException" % spec, err)
+                self.assertNotIn("no-such-source", err)
+        self.assertEqual(self.target.invocations, [])
+        self.assertFalse(os.path.exists(dlq))
+        status, _, err = self.replay("--target", "lambda:audit-fn:live", "--dry-run",
+                                     "--lambda-endpoint-url", self.target.url)
+        self.assertEqual(status, 0, err)
+
+    def test_throttles_are_waited_out(self):
+        self.target.throttle_first, self.target.retry_after = 3, "0"
+        report = self.path("replay.json")
+        status, _, err = self.replay("--target", "lambda:audit-fn", "--lambda-endpoint-url",
+                                     self.target.url, "--max-retries", "0", "--report",
+                                     report)
+        self.assertEqual(status, 0, err)
+        with open(report) as f:
+            rep = json.load(f)
+        self.assertEqual((rep["throttled"], rep["retries"]), (3, 0))
+        self.assertEqual(rep["acknowledged"], rep["records"])
+
+    def test_dlq_names_the_real_function_and_the_executed_version(self):
+        ref = self.reference()
+        self.target.poison = {ref[5]["dynamodb"]["SequenceNumber"]}
+        self.target.executed_version = "42"
+        dlq = self.path("dlq.ndjson")
+        status, _, err = self.replay("--target", "lambda:audit-fn:live",
+                                     "--lambda-endpoint-url", self.target.url,
+                                     "--batch-size", "1", "--max-retries", "0",
+                                     "--dlq", "file:" + dlq)
+        self.assertEqual(status, 1, err)
         with open(dlq) as f:
-            first = json.loads(f.readline())
-        self.assertEqual(first["responseContext"]["statusCode"], 403)
+            line = json.loads(f.readline())
+        self.assertEqual(line["requestContext"]["functionArn"],
+                         "arn:aws:lambda:eu-west-1:123456789012:function:audit-fn:live")
+        self.assertEqual(line["responseContext"],
+                         {"statusCode": 200, "executedVersion": "42",
+                          "functionError": "Unhandled"})
+        self.assertEqual(line["requestContext"]["approximateInvokeCount"], 1)
 
     def test_function_error_is_a_failure_and_bisected(self):
         ref = self.reference()
@@ -150,8 +199,9 @@ class LambdaTargetTest(EnvCase):
             lines = [json.loads(line) for line in f]
         self.assertEqual(len(lines), 1)
         self.assertEqual(lines[0]["responseContext"]["functionError"], "Unhandled")
-        self.assertIn("poison record", lines[0]["responseContext"]["errorMessage"])
-        self.assertEqual([r["eventID"] for r in lines[0]["Records"]], [poison["eventID"]])
+        self.assertIn("poison record", lines[0]["ddbaudit"]["errorMessage"])
+        self.assertEqual([r["eventID"] for r in lines[0]["ddbaudit"]["Records"]],
+                         [poison["eventID"]])
 
 
 class MotoReplayTest(EnvCase):
@@ -203,7 +253,7 @@ class MotoReplayTest(EnvCase):
         msg = json.loads(bodies[0])
         self.assertEqual(msg["requestContext"]["condition"], "RetryAttemptsExhausted")
         self.assertEqual(msg["DDBStreamBatchInfo"]["batchSize"], 1)
-        self.assertEqual([r["eventID"] for r in msg["Records"]], [poison["eventID"]])
+        self.assertEqual([r["eventID"] for r in msg["ddbaudit"]["Records"]], [poison["eventID"]])
         # The messages, saved as lines, re-drive the record once fixed.
         saved = self.write("dlq.ndjson", "".join(b + "\n" for b in bodies))
         self.target.poison.clear()
@@ -237,7 +287,7 @@ class MotoReplayTest(EnvCase):
         bodies = self.drain(sqs, url)
         self.assertGreater(len(bodies), 2)
         self.assertTrue(all(len(b.encode()) <= limit for b in bodies))
-        got = [r["eventID"] for b in bodies for r in json.loads(b)["Records"]]
+        got = [r["eventID"] for b in bodies for r in json.loads(b)["ddbaudit"]["Records"]]
         self.assertEqual(sorted(got), sorted(r["eventID"] for r in ref))
         # One record too big for any message: the run stops, nothing dropped.
         source = self.big_items("huge", [300000])
@@ -246,6 +296,15 @@ class MotoReplayTest(EnvCase):
         self.assertEqual(status, 3, err)
         self.assertIn("use --dlq file:PATH", err)
         self.assertEqual(self.drain(sqs, url), [])
+
+    def test_a_missing_queue_is_refused_even_in_a_dry_run(self):
+        missing = self.moto.url + "/123456789012/no-such-queue"
+        status, _, err = self.replay("--target", self.target.url, "--dry-run",
+                                     "--dlq", "sqs:" + missing,
+                                     source=self.path("no-such-source"))
+        self.assertEqual(status, 3, err)
+        self.assertIn("cannot use the DLQ", err)
+        self.assertNotIn("no-such-source", err)
 
     def test_a_missing_queue_is_refused_before_anything_is_sent(self):
         ckpt = self.path("ckpt.json")
@@ -272,6 +331,18 @@ class MotoReplayTest(EnvCase):
         if os.path.exists(ckpt):  # nothing acknowledged: nothing to skip on resume
             with open(ckpt) as f:
                 self.assertEqual(sum(json.load(f)["lanes"]), 0)
+
+    def create_function(self, name):
+        import io
+        import zipfile
+        iam = self.moto.client("iam")
+        role = iam.create_role(RoleName="fn-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        code = io.BytesIO()
+        with zipfile.ZipFile(code, "w") as z:
+            z.writestr("index.py", "def handler(event, context):\n    return None\n")
+        self.moto.client("lambda").create_function(
+            FunctionName=name, Runtime="python3.12", Role=role, Handler="index.handler",
+            Code={"ZipFile": code.getvalue()})
 
     def upload_samples(self, s3, bucket):
         s3.create_bucket(Bucket=bucket)
@@ -315,10 +386,17 @@ class MotoReplayTest(EnvCase):
         s3 = self.moto.client("s3")
         uploaded = self.upload_samples(s3, "audit")
         ep = ("--endpoint-url", self.moto.url)
-        # A dry run first: what the replay would ask of S3 and of a Lambda.
+        # A dry run first: what the replay would ask of S3 and of a Lambda
+        # (which must exist: the dry run checks it).
         report = self.path("dry.json")
+        lam = ("--lambda-endpoint-url", self.moto.url)
+        status, out, err = self.replay("--target", "lambda:audit-fn", "--dry-run", *lam, *ep,
+                                       source="s3://audit/audit-logs/")
+        self.assertEqual(status, 3, err)
+        self.assertIn("ResourceNotFoundException", err)
+        self.create_function("audit-fn")
         status, out, err = self.replay("--target", "lambda:audit-fn", "--dry-run", "--report",
-                                       report, *ep, source="s3://audit/audit-logs/")
+                                       report, *lam, *ep, source="s3://audit/audit-logs/")
         self.assertEqual(status, 0, err)
         with open(report) as f:
             dry = json.load(f)
@@ -365,6 +443,45 @@ class MotoReplayTest(EnvCase):
         rebuilt = self.reference("s3://rebuilt/audit-logs/", "--versions", *ep)
         self.assertEqual(len(rebuilt), len(original))
         self.assertEqual(per_item(rebuilt, fields), per_item(original, fields))
+
+
+class SqsRegionTest(EnvCase):
+    """An AWS queue URL's region signs the DLQ's requests, whatever
+    --region says; a custom endpoint's queue uses the configured region."""
+    CREDS = ("AKIDSQSTEST", "sqs-secret-key", "")
+    ENV = {"AWS_ACCESS_KEY_ID": CREDS[0], "AWS_SECRET_ACCESS_KEY": CREDS[1],
+           "AWS_REGION": "us-east-1"}
+
+    def setUp(self):
+        super().setUp()
+        self.target = TargetServer()
+        self.sqs = TargetServer()
+        self.sqs.sqs_creds = self.CREDS
+
+    def tearDown(self):
+        self.target.stop()
+        self.sqs.stop()
+        super().tearDown()
+
+    def test_queue_url_region_signs_the_dlq(self):
+        self.target.fail_first = 10 ** 9
+        os.environ["AWS_ENDPOINT_URL_SQS"] = self.sqs.url
+        url = "https://sqs.eu-west-2.amazonaws.com/123456789012/replay-dlq"
+        status, _, err = self.replay("--target", self.target.url, "--event-types", "REMOVE",
+                                     "--max-retries", "0", "--region", "ap-south-1",
+                                     "--dlq", "sqs:" + url)
+        self.assertEqual(status, 1, err)
+        self.assertEqual(self.sqs.bad_signatures, [])
+        self.assertTrue(self.sqs.sqs_messages)
+        self.assertEqual(set(self.sqs.sqs_regions), {"eu-west-2"})
+        # A queue on a custom endpoint: the configured region.
+        self.sqs.sqs_regions.clear()
+        os.environ.pop("AWS_ENDPOINT_URL_SQS")
+        status, _, err = self.replay("--target", self.target.url, "--event-types", "REMOVE",
+                                     "--max-retries", "0", "--dlq",
+                                     "sqs:" + self.sqs.url + "123456789012/replay-dlq")
+        self.assertEqual(status, 1, err)
+        self.assertEqual(set(self.sqs.sqs_regions), {"us-east-1"})
 
 
 if __name__ == "__main__":

@@ -17,14 +17,14 @@
 	"{\"UserID\":null,\"LastName\":\"\",\"Name\":\"Alice\",\"Location\":\"New York\","         \
 	"\"Day\":\"Monday\",\"PaymentType\":\"Credit\",\"Weather\":\"Sunny\",\"Price\":100,"       \
 	"\"ProductName\":\"Widget\",\"Region\":\"us-east-1\",\"FileName\":\"cat.png\","            \
-	"\"Tags\":[\"red\",\"blue\"]}"
+	"\"Tags\":[\"red\",\"blue\"],\"Ratio\":2.5,\"person\":{\"address\":{\"city\":\"X\"}}}"
 
 /* A synthetic DynamoDB stream record (AWS's MODIFY example, plus Amount). */
 #define STREAM_RECORD                                                                              \
 	"{\"eventID\":\"1\",\"eventName\":\"MODIFY\",\"eventSource\":\"aws:dynamodb\","            \
 	"\"dynamodb\":{\"Keys\":{\"Id\":{\"N\":\"101\"}},"                                         \
 	"\"NewImage\":{\"Message\":{\"S\":\"This item has changed\"},\"Id\":{\"N\":\"101\"},"      \
-	"\"Amount\":{\"N\":\"250.5\"},\"Active\":{\"BOOL\":true}},"                                \
+	"\"Amount\":{\"N\":\"250.5\"},\"Active\":{\"BOOL\":true},\"Sizes\":{\"NS\":[\"3\",\"40\"]}},"    \
 	"\"OldImage\":{\"Message\":{\"S\":\"New item!\"},\"Id\":{\"N\":\"101\"}},"                 \
 	"\"StreamViewType\":\"NEW_AND_OLD_IMAGES\"}}"
 
@@ -118,7 +118,34 @@ static const struct filter_case cases[] = {
      "{\"dynamodb\":{\"NewImage\":{\"Amount\":{\"N\":[{\"numeric\":[\"<\",200]}]}}}}", false},
     {"numeric = on N", S, "{\"dynamodb\":{\"Keys\":{\"Id\":{\"N\":[{\"numeric\":[\"=\",101]}]}}}}",
      true},
-    {"numeric literal on N", S, "{\"dynamodb\":{\"Keys\":{\"Id\":{\"N\":[101.0]}}}}", true},
+    /* number literals compare as Lambda compares them: by their text */
+    {"number literal on N is not its string", S,
+     "{\"dynamodb\":{\"Keys\":{\"Id\":{\"N\":[101]}}}}", false},
+    {"number literal: 100.0 is not 100", P, "{\"Price\":[100.0]}", false},
+    {"number literal: 2.5", P, "{\"Ratio\":[2.5]}", true},
+    {"anything-but number literal: 100.0", P, "{\"Price\":[{\"anything-but\":[100.0]}]}",
+     true},
+    /* exists sees leaf nodes only (Lambda's own example) */
+    {"exists on an intermediate node", P, "{\"person\":{\"address\":[{\"exists\":true}]}}",
+     false},
+    {"exists on the leaf", P,
+     "{\"person\":{\"address\":{\"city\":[{\"exists\":true}]}}}", true},
+    {"does not exist: an intermediate node is no leaf", P,
+     "{\"person\":{\"address\":[{\"exists\":false}]}}", true},
+    {"exists on an attribute's object", S,
+     "{\"dynamodb\":{\"NewImage\":{\"Message\":[{\"exists\":true}]}}}", false},
+    /* anything-but forms */
+    {"anything-but suffix", P, "{\"FileName\":[{\"anything-but\":{\"suffix\":\".png\"}}]}",
+     false},
+    {"anything-but equals-ignore-case list", P,
+     "{\"Name\":[{\"anything-but\":{\"equals-ignore-case\":[\"bob\",\"ALICE\"]}}]}", false},
+    {"anything-but equals-ignore-case", P,
+     "{\"Name\":[{\"anything-but\":{\"equals-ignore-case\":\"bob\"}}]}", true},
+    /* the extension applies to NS too */
+    {"numeric on NS", S,
+     "{\"dynamodb\":{\"NewImage\":{\"Sizes\":{\"NS\":[{\"numeric\":[\">\",30]}]}}}}", true},
+    {"numeric on NS: none", S,
+     "{\"dynamodb\":{\"NewImage\":{\"Sizes\":{\"NS\":[{\"numeric\":[\">\",50]}]}}}}", false},
     {"numeric on S is no number", S,
      "{\"dynamodb\":{\"NewImage\":{\"Message\":{\"S\":[{\"numeric\":[\">\",0]}]}}}}", false},
     /* Filter criteria: any filter passes the record */
@@ -166,6 +193,15 @@ static void test_filter_rejects(void **state)
 	    {"{\"$or\":[{\"a\":[\"b\"]}]}", "$or"},
 	    {"{\"a\":[]}", "empty list"},
 	    {"{\"a\":[{\"exists\":\"yes\"}]}", "exists"},
+	    /* anything-but only in the forms Lambda (EventBridge) documents */
+	    {"{\"a\":[{\"anything-but\":{\"prefix\":[\"x\",\"y\"]}}]}", "anything-but"},
+	    {"{\"a\":[{\"anything-but\":{\"prefix\":\"\"}}]}", "anything-but"},
+	    {"{\"a\":[{\"anything-but\":{\"suffix\":1}}]}", "anything-but"},
+	    {"{\"a\":[{\"anything-but\":{\"wildcard\":\"x*\"}}]}", "anything-but"},
+	    {"{\"a\":[{\"anything-but\":[\"x\",1]}]}", "anything-but"},
+	    {"{\"a\":[{\"anything-but\":[]}]}", "anything-but"},
+	    {"{\"a\":[{\"anything-but\":{\"prefix\":{\"equals-ignore-case\":\"x\"}}}]}",
+	     "anything-but"},
 	    {"{\"a\":[{\"prefix\":\"x\",\"suffix\":\"y\"}]}", "exactly one"},
 	    {"{}", "non-empty"},
 	    {"[]", "non-empty"},
@@ -313,6 +349,14 @@ static void test_item_size_rules(void **state)
 	}
 }
 
+/* The batch of test_item_failures: identifiers ending in 777 are not in it. */
+static bool known_id(void *ctx, const char *id)
+{
+	(void)ctx;
+	size_t n = strlen(id);
+	return n < 3 || strcmp(id + n - 3, "777");
+}
+
 static void test_item_failures(void **state)
 {
 	(void)state;
@@ -337,10 +381,15 @@ static void test_item_failures(void **state)
 	    {"{\"batchItemFailures\":[{\"itemIdentifier\":\"\"}]}", DDA_SEND_FAILED, NULL},
 	    {"{\"batchItemFailures\":[{\"itemIdentifier\":null}]}", DDA_SEND_FAILED, NULL},
 	    {"{\"batchItemFailures\":[{}]}", DDA_SEND_FAILED, NULL},
+	    /* an identifier that is not a record of the batch, even after a
+	     * good one, fails the whole batch */
+	    {"{\"batchItemFailures\":[{\"itemIdentifier\":\"100000000000000000004\"},"
+	     "{\"itemIdentifier\":\"100000000000000000777\"}]}",
+	     DDA_SEND_FAILED, NULL},
 	};
 	for (size_t i = 0; i < DDA_ARRAY_SIZE(v); i++) {
 		struct dda_send_result r = {0};
-		dda__parse_item_failures(v[i].body, strlen(v[i].body), &r);
+		dda__parse_item_failures(v[i].body, strlen(v[i].body), known_id, NULL, &r);
 		if (r.outcome != v[i].outcome)
 			fail_msg("'%s': outcome %d, want %d", v[i].body, r.outcome, v[i].outcome);
 		if (v[i].first)
