@@ -2,8 +2,9 @@
 """Writes the fuzz seeds for the DynamoDB dialects into the decode and scan
 corpora: an incremental export line (WriteTimestampMicros as the N value
 AWS writes), full-export items, a NEW_IMAGE export line, and the Lambda
-documentation's example event (no ApproximateCreationDateTime). Run from
-anywhere; the other seeds in those corpora are kept as they are."""
+documentation's example event (no ApproximateCreationDateTime); and
+fuzz_export's export manifests. Run from anywhere; the other seeds in those
+corpora are kept as they are."""
 import json
 import os
 
@@ -44,11 +45,34 @@ def seeds():
             "export_new_image.ndjson": new_image, "lambda_docs_event.json": event}
 
 
+def manifests():
+    """fuzz_export's inputs: manifest-summary.json, NUL, manifest-files.json."""
+    root = "p/AWSDynamoDB/01752309000000-0f0f0f0f/"
+    full = {"version": "2020-06-30", "exportTime": "2025-07-12T08:30:00.000Z",
+            "itemCount": 3, "outputFormat": "DYNAMODB_JSON", "exportType": "FULL_EXPORT",
+            "manifestFilesS3Key": root + "manifest-files.json"}
+    incr = {"version": "2023-08-01", "exportFromTime": "2025-07-12T09:00:00.000Z",
+            "exportToTime": "2025-07-12T10:00:00.000Z", "itemCount": 1,
+            "outputFormat": "DYNAMODB_JSON", "outputView": "NEW_IMAGE",
+            "exportType": "INCREMENTAL_EXPORT"}
+    files = "".join(json.dumps({"itemCount": n, "md5Checksum": "sQMSpEILNgoQmarvDFonGQ==",
+                                "etag": "af83d6f217c19b8b0fff8023d8ca4716-1",
+                                "dataFileS3Key": root + "data/" + name}) + "\n"
+                    for name, n in (("a.json.gz", 2), ("b.json.gz", 1)))
+    return {"full": json.dumps(full) + "\0" + files,
+            "incremental": json.dumps(incr) + "\0" + files,
+            "summary_only": json.dumps(full)}
+
+
 def main():
     for corpus in ("decode", "scan"):
         for name, text in seeds().items():
             with open(os.path.join(HERE, "corpus", corpus, name), "w") as f:
                 f.write(text)
+    os.makedirs(os.path.join(HERE, "corpus", "export"), exist_ok=True)
+    for name, text in manifests().items():
+        with open(os.path.join(HERE, "corpus", "export", name), "w") as f:
+            f.write(text)
 
 
 if __name__ == "__main__":
