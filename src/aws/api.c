@@ -18,6 +18,7 @@ struct dda_aws_api {
 	struct dda_env env;
 	pthread_mutex_t mu; /* creds */
 	struct dda_creds creds;
+	struct dda_http_opts retry; /* attempts and backoff from the AWS settings */
 };
 
 int dda__aws_api_new(struct dda_aws_api **out, const char *service, const struct dda_aws_opts *o,
@@ -65,6 +66,9 @@ int dda__aws_api_new(struct dda_aws_api **out, const char *service, const struct
 		else
 			rc = dda_error_set(err, DDA_ENOMEM, "out of memory");
 	}
+	dda__http_opts_default(&a->retry);
+	if (!rc)
+		rc = dda__aws_retry_opts(env, dda__aws_profile(env, flag), &a->retry, err);
 	if (!rc)
 		rc = dda__creds_resolve(env, a->profile_flag, a->region, &a->creds, err);
 	if (rc) {
@@ -96,6 +100,11 @@ const char *dda__aws_api_base(const struct dda_aws_api *a)
 const char *dda__aws_api_region(const struct dda_aws_api *a)
 {
 	return a->region;
+}
+
+const struct dda_http_opts *dda__aws_api_retry(const struct dda_aws_api *a)
+{
+	return &a->retry;
 }
 
 int dda__aws_api_sign(struct dda_aws_api *a, const char *method, const char *path,

@@ -7,6 +7,7 @@
 
 #include "aws/creds.h"
 #include "aws/sigv4.h"
+#include "net/http.h"
 #include "ddbaudit/aws.h"
 
 struct dda_aws_api;
@@ -24,6 +25,11 @@ void dda__aws_api_free(struct dda_aws_api *a);
 /* "scheme://host[:port]" plus the endpoint's path prefix (no trailing /). */
 const char *dda__aws_api_base(const struct dda_aws_api *a);
 const char *dda__aws_api_region(const struct dda_aws_api *a);
+
+/* The attempts and backoff AWS_MAX_ATTEMPTS / AWS_RETRY_MODE (or the
+ * profile's max_attempts / retry_mode) ask for: max_attempts, backoff_base
+ * and backoff_cap, for dda__http_backoff. Borrowed. */
+const struct dda_http_opts *dda__aws_api_retry(const struct dda_aws_api *a);
 
 /* Header lines ("Name: value\n") for a request: Host, X-Amz-Date, the
  * session token and Authorization, signing the extra headers too (which
