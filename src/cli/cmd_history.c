@@ -262,6 +262,37 @@ static int no_events(struct cli *c, const struct dda_buf *key, const struct hist
 	return status;
 }
 
+/* Errors that concern no item: objects that could not be read (they may
+ * have held the item's changes), an empty range. Says what they mean for
+ * this item's history; returns EXIT_ANOMALIES when nothing was there to
+ * read at all, which must not pass for a quiet item. */
+static int run_errors(struct cli *c, const struct dda_result *res)
+{
+	uint64_t unread = 0;
+	bool empty = false;
+	for (size_t i = 0; i < res->nanomalies; i++) {
+		const struct dda_anomaly *a = &res->anomalies[i];
+		if (a->key || a->severity != DDA_SEV_ERROR)
+			continue;
+		if (a->kind == DDA_K_EMPTY_RANGE)
+			empty = true;
+		else
+			unread++;
+	}
+	if (unread)
+		cli_warn(c,
+			 "%llu error%s name%s no item (such as an object that could not be "
+			 "read): this item's history may miss changes; 'ddbaudit verify' "
+			 "lists them",
+			 (unsigned long long)unread, unread == 1 ? "" : "s",
+			 unread == 1 ? "s" : "");
+	if (!empty)
+		return EXIT_CLEAN;
+	cli_error(c, "no records in the range: the source or prefix holds nothing to show "
+		     "(EMPTY_RANGE)");
+	return EXIT_ANOMALIES;
+}
+
 /* Whether an error-severity anomaly concerns the item. */
 static bool item_has_error(const struct dda_result *res, const struct dda_buf *key)
 {
@@ -327,6 +358,8 @@ int dda__cmd_history(int argc, char **argv, struct cli *c)
 			status = print_json(&res, &key, &h);
 		else
 			print_text(&res, &key, &h);
+		if (!status)
+			status = run_errors(c, &res);
 		if (!status && !h.norder)
 			status = no_events(c, &key, &h);
 		if (!status && item_has_error(&res, &key))

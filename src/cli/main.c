@@ -16,8 +16,8 @@ static const struct command commands[] = {
      "history SOURCE --key 'UserId=u,ActivityId=a' [range] [--format text|json]",
      "show one item's timeline with its images",
      "0 shown (no error on the item), 1 an error-severity anomaly\n"
-     "on the item, or a --key whose attribute names no item of the log has, 2 usage\n"
-     "error, 3 runtime failure."},
+     "on the item, a --key whose attribute names no item of the log has, or no\n"
+     "records in the range at all, 2 usage error, 3 runtime failure."},
     {"replay", dda__cmd_replay, OPT_RANGE | OPT_KEY | OPT_DECODE | OPT_REPLAY,
      "replay SOURCE --target TARGET [range] [selection] [delivery options]",
      "re-emit recorded changes as DynamoDB Stream events to a processor",

@@ -227,6 +227,27 @@ class HistoryExitTest(Case):
         self.assertEqual(status, 0, err)
         self.assertIn(b"UNKNOWN_PRIOR (info)", out)
 
+    def test_nothing_to_read_is_not_a_quiet_item(self):
+        """A wrong source or a range without records: exit 1, not "no events"."""
+        os.makedirs(self.path("empty", "x"))
+        status, _, err = run("history", self.path("empty"), "--key", "UserId=u1,ActivityId=a1")
+        self.assertEqual(status, 1, err)
+        self.assertIn("no records in the range", err)
+        status, _, err = run("history", self.log(SEED), "--key", "UserId=u1,ActivityId=a1",
+                             "--from", "2030-01-01")
+        self.assertEqual(status, 1, err)
+        self.assertIn("EMPTY_RANGE", err)
+
+    def test_unreadable_objects_are_mentioned(self):
+        """An object that could not be read may have held the item's changes."""
+        self.write("logs/audit-logs/2025/07/12/08/u1-a1.json", json.dumps(SEED))
+        self.write("logs/audit-logs/2025/07/12/08/u9-a9.json", '{"eventName": "MOD')
+        status, out, err = run("history", self.path("logs"), "--key", "UserId=u1,ActivityId=a1")
+        self.assertEqual(status, 0, err)
+        self.assertIn(b"1 events", out)
+        self.assertIn("1 error names no item", err)
+        self.assertIn("may miss changes", err)
+
 
 class LsFormatTest(Case):
     def test_ls_json_lines(self):
