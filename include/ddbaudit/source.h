@@ -116,13 +116,23 @@ struct dda_source_facts {
 	uint64_t overwritten_keys; /* keys holding more than one version */
 };
 
-/* A finding about the source rather than a record (the bucket's versioning
- * is off; a key holds several versions; a key was deleted). */
-struct dda_source_finding {
-	int kind;     /* enum dda_kind */
-	int severity; /* enum dda_severity */
+/* What a source learns beside the objects' bytes: facts about where they
+ * live or about objects as a whole. The source layer knows no anomaly kinds;
+ * the audit names these (UNVERSIONED_BUCKET, OVERWRITTEN, UNREADABLE,
+ * EXPORT_MISMATCH) and decides their severity. */
+enum dda_source_fact {
+	DDA_FACT_UNVERSIONED,	      /* the bucket's versioning is off or suspended */
+	DDA_FACT_VERSIONING_UNKNOWN,  /* the versioning status could not be read */
+	DDA_FACT_OVERWRITTEN,	      /* a key holds several versions, or a delete marker */
+	DDA_FACT_METADATA_UNREADABLE, /* export metadata missing or broken */
+	DDA_FACT_METADATA_MISMATCH,   /* data disagrees with its export's metadata */
+};
+
+/* One fact, about an object (obj) or the whole source (UINT32_MAX). */
+struct dda_source_note {
+	int fact;     /* enum dda_source_fact */
 	uint32_t obj; /* the object it concerns, or UINT32_MAX for none */
-	char *detail; /* owned */
+	char *detail; /* owned: one line for humans */
 };
 
 struct dda_source;
@@ -147,8 +157,8 @@ struct dda_source {
 	uint64_t prefixes_skipped; /* hour prefixes pruned by the range */
 	uint64_t objects_skipped;  /* objects pruned by the range */
 	struct dda_source_facts facts;
-	struct dda_source_finding *findings; /* owned; the audit takes them */
-	size_t nfindings, findings_cap;
+	struct dda_source_note *notes; /* owned; the audit takes them */
+	size_t nnotes, notes_cap;
 };
 
 /* Opens SOURCE as given on the command line: "-" (NDJSON on stdin), a

@@ -557,15 +557,30 @@ static int analyze(struct audit *a, struct dda__anomaly_vec *all, struct dda_err
 	return 0;
 }
 
-/* Findings about the source itself become anomalies of the run. */
+/* What the source learnt becomes anomalies of the run: the source layer
+ * states facts, the audit names them. */
+static const struct {
+	int kind, severity;
+} fact_kinds[] = {
+    [DDA_FACT_UNVERSIONED] = {DDA_K_UNVERSIONED_BUCKET, DDA_SEV_WARNING},
+    /* Not knowing whether objects can be lost is worth a note, not an alert. */
+    [DDA_FACT_VERSIONING_UNKNOWN] = {DDA_K_UNVERSIONED_BUCKET, DDA_SEV_INFO},
+    [DDA_FACT_OVERWRITTEN] = {DDA_K_OVERWRITTEN, DDA_SEV_WARNING},
+    [DDA_FACT_METADATA_UNREADABLE] = {DDA_K_UNREADABLE, DDA_SEV_ERROR},
+    [DDA_FACT_METADATA_MISMATCH] = {DDA_K_EXPORT_MISMATCH, DDA_SEV_ERROR},
+};
+
 static int take_findings(struct audit *a, struct dda__anomaly_vec *all)
 {
 	struct dda_source *src = a->src;
 	int rc = 0;
-	for (size_t i = 0; i < src->nfindings; i++) {
-		struct dda_source_finding *f = &src->findings[i];
-		struct dda_anomaly an = {.kind = f->kind,
-					 .severity = f->severity,
+	for (size_t i = 0; i < src->nnotes; i++) {
+		struct dda_source_note *f = &src->notes[i];
+		size_t fact = (size_t)f->fact;
+		bool known = fact < DDA_ARRAY_SIZE(fact_kinds);
+		struct dda_anomaly an = {.kind = known ? fact_kinds[fact].kind : DDA_K_UNREADABLE,
+					 .severity = known ? fact_kinds[fact].severity
+							   : DDA_SEV_ERROR,
 					 .obj = f->obj,
 					 .time = DDA_TIME_NONE,
 					 .detail = f->detail,
@@ -576,7 +591,7 @@ static int take_findings(struct audit *a, struct dda__anomaly_vec *all)
 		else
 			free(an.detail);
 	}
-	src->nfindings = 0;
+	src->nnotes = 0;
 	return rc;
 }
 

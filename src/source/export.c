@@ -5,7 +5,6 @@
  * not hold can be reported as not read. The metadata files themselves are
  * export bookkeeping, never audit records. */
 #include "source/source_impl.h"
-#include "ddbaudit/record.h"
 
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -253,11 +252,11 @@ bool dda__exports_known(const struct dda__exports *x, const char *root)
 
 /* A problem with a manifest: the export is read on, its data files cannot
  * be checked against it, and the run says so. */
-static int manifest_finding(struct dda_source *s, int kind, const char *root, const char *name,
+static int manifest_finding(struct dda_source *s, int fact, const char *root, const char *name,
 			    const char *why)
 {
-	return dda__source_finding(s, kind, dda_kind_severity(kind), UINT32_MAX,
-				   "DynamoDB export '%s%s': %s", root, name, why);
+	return dda__source_note(s, fact, UINT32_MAX, "DynamoDB export '%s%s': %s", root, name,
+				why);
 }
 
 int dda__exports_add(struct dda__exports *x, struct dda_source *s, const char *root,
@@ -266,7 +265,7 @@ int dda__exports_add(struct dda__exports *x, struct dda_source *s, const char *r
 	if (find(x, root))
 		return 0;
 	if (x->n == MAX_EXPORTS)
-		return manifest_finding(s, DDA_K_UNREADABLE, root, "",
+		return manifest_finding(s, DDA_FACT_METADATA_UNREADABLE, root, "",
 					"too many exports in one source: not checked");
 	if (x->n == x->cap) {
 		size_t cap = x->cap ? x->cap * 2 : 4;
@@ -286,7 +285,7 @@ int dda__exports_add(struct dda__exports *x, struct dda_source *s, const char *r
 	int rc = summary ? parse_summary(e, summary, &why) : DDA_EFORMAT;
 	if (rc == DDA_EFORMAT) {
 		e->info.kind = DDA_EXPORT_UNKNOWN;
-		rc = manifest_finding(s, DDA_K_UNREADABLE, root, "manifest-summary.json",
+		rc = manifest_finding(s, DDA_FACT_METADATA_UNREADABLE, root, "manifest-summary.json",
 				      summary ? (why.ptr ? why.ptr : "invalid")
 					      : "missing: the export's kind and times are unknown");
 	}
@@ -296,15 +295,15 @@ int dda__exports_add(struct dda__exports *x, struct dda_source *s, const char *r
 		rc = parse_files(e, files, &total, &why);
 		e->files_read = rc == 0;
 		if (rc == DDA_EFORMAT)
-			rc = manifest_finding(s, DDA_K_UNREADABLE, root, "manifest-files.json",
+			rc = manifest_finding(s, DDA_FACT_METADATA_UNREADABLE, root, "manifest-files.json",
 					      why.ptr ? why.ptr : "invalid");
 	} else if (!rc) {
-		rc = manifest_finding(s, DDA_K_UNREADABLE, root, "manifest-files.json",
+		rc = manifest_finding(s, DDA_FACT_METADATA_UNREADABLE, root, "manifest-files.json",
 				      "missing: the data files cannot be checked against it");
 	}
 	if (!rc && e->files_read && e->info.kind != DDA_EXPORT_UNKNOWN && total != e->info.items)
-		rc = dda__source_finding(
-		    s, DDA_K_EXPORT_MISMATCH, dda_kind_severity(DDA_K_EXPORT_MISMATCH), UINT32_MAX,
+		rc = dda__source_note(
+		    s, DDA_FACT_METADATA_MISMATCH, UINT32_MAX,
 		    "DynamoDB export '%s': manifest-summary.json counts %llu items, its data "
 		    "files in manifest-files.json %llu",
 		    root, (unsigned long long)e->info.items, (unsigned long long)total);
@@ -393,8 +392,7 @@ int dda__export_missing_chunk(struct dda_source *s, const char *key, struct dda_
 
 int dda__export_unlisted(struct dda_source *s, uint32_t obj)
 {
-	return dda__source_finding(s, DDA_K_EXPORT_MISMATCH,
-				   dda_kind_severity(DDA_K_EXPORT_MISMATCH), obj,
+	return dda__source_note(s, DDA_FACT_METADATA_MISMATCH, obj,
 				   "data file not listed in its export's manifest-files.json");
 }
 

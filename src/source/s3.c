@@ -5,7 +5,6 @@
 #include "source/source_impl.h"
 #include "aws/s3.h"
 #include "aws/s3_xml.h"
-#include "ddbaudit/record.h"
 #include "util/log.h"
 
 #include <openssl/evp.h>
@@ -304,13 +303,13 @@ static int versioning_finding(struct s3_source *s)
 	if (!strcmp(f->versioning, "Enabled"))
 		return 0;
 	if (!strcmp(f->versioning, "unknown"))
-		return dda__source_finding(
-		    &s->base, DDA_K_UNVERSIONED_BUCKET, DDA_SEV_INFO, DDA_NO_OBJECT,
+		return dda__source_note(
+		    &s->base, DDA_FACT_VERSIONING_UNKNOWN, UINT32_MAX,
 		    "cannot read the versioning status of bucket '%s' (%s): whether audit "
 		    "objects can be lost to overwrites is not known; Object Lock: %s",
 		    s->bucket, s->queries[0].why, lock);
-	return dda__source_finding(
-	    &s->base, DDA_K_UNVERSIONED_BUCKET, DDA_SEV_WARNING, DDA_NO_OBJECT,
+	return dda__source_note(
+	    &s->base, DDA_FACT_UNVERSIONED, UINT32_MAX,
 	    "bucket '%s' has versioning %s: an audit object written again under the same key "
 	    "replaces the earlier one, so changes can be lost to overwrites without a trace "
 	    "(enable versioning and use --versions); Object Lock: %s",
@@ -483,7 +482,7 @@ static int overwrite_finding(struct s3_source *s, size_t idx, uint32_t obj)
 		return 0;
 	s->base.facts.overwritten_keys++;
 	s->base.facts.versions_read += n - 1;
-	return dda__source_finding(&s->base, DDA_K_OVERWRITTEN, DDA_SEV_WARNING, obj,
+	return dda__source_note(&s->base, DDA_FACT_OVERWRITTEN, obj,
 				   "key was written %zu times: all %zu versions were read, "
 				   "oldest first",
 				   n, n);
@@ -499,7 +498,7 @@ static int marker_finding(struct s3_source *s, size_t idx, struct dda_error *err
 	int64_t id = add_object(s, e);
 	s->base.facts.delete_markers++;
 	if (id < 0 ||
-	    dda__source_finding(&s->base, DDA_K_OVERWRITTEN, DDA_SEV_WARNING, (uint32_t)id,
+	    dda__source_note(&s->base, DDA_FACT_OVERWRITTEN, (uint32_t)id,
 				"key was deleted (a delete marker of %s%s); %zu earlier "
 				"version%s of it %s read",
 				e->last_modified != DDA_TIME_NONE

@@ -86,16 +86,15 @@ int dda_source_next(struct dda_source *s, struct dda_chunk *c, struct dda_error 
 	return s->ops->next(s, c, err);
 }
 
-int dda__source_finding(struct dda_source *s, int kind, int severity, uint32_t obj,
-			const char *fmt, ...)
+int dda__source_note(struct dda_source *s, int fact, uint32_t obj, const char *fmt, ...)
 {
-	if (s->nfindings == s->findings_cap) {
-		size_t cap = s->findings_cap ? 2 * s->findings_cap : 16;
-		struct dda_source_finding *nv = realloc(s->findings, cap * sizeof(*nv));
+	if (s->nnotes == s->notes_cap) {
+		size_t cap = s->notes_cap ? 2 * s->notes_cap : 16;
+		struct dda_source_note *nv = realloc(s->notes, cap * sizeof(*nv));
 		if (!nv)
 			return DDA_ENOMEM;
-		s->findings = nv;
-		s->findings_cap = cap;
+		s->notes = nv;
+		s->notes_cap = cap;
 	}
 	struct dda_buf d;
 	va_list ap;
@@ -107,8 +106,7 @@ int dda__source_finding(struct dda_source *s, int kind, int severity, uint32_t o
 		dda_buf_release(&d);
 		return DDA_ENOMEM;
 	}
-	s->findings[s->nfindings++] =
-	    (struct dda_source_finding){kind, severity, obj, dda_buf_take(&d, NULL)};
+	s->notes[s->nnotes++] = (struct dda_source_note){fact, obj, dda_buf_take(&d, NULL)};
 	return 0;
 }
 
@@ -116,8 +114,8 @@ void dda_source_free(struct dda_source *s)
 {
 	if (!s)
 		return;
-	for (size_t i = 0; i < s->nfindings; i++)
-		free(s->findings[i].detail);
-	free(s->findings);
+	for (size_t i = 0; i < s->nnotes; i++)
+		free(s->notes[i].detail);
+	free(s->notes);
 	s->ops->free(s);
 }

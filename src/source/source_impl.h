@@ -20,10 +20,10 @@ int dda__object_bytes(struct dda_buf *stored, struct dda_buf *out, size_t max,
 /* True for a key the range excludes (its hour prefix is outside it). */
 bool dda__key_pruned(const struct dda_range *r, const char *key);
 
-/* Records a finding about the source (printf-style detail). Returns 0 or
- * DDA_ENOMEM. */
-int dda__source_finding(struct dda_source *s, int kind, int severity, uint32_t obj, const char *fmt,
-			...) DDA_PRINTF(5, 6);
+/* Records a fact about the source or an object (enum dda_source_fact, with
+ * a printf-style detail) for the audit to report. Returns 0 or DDA_ENOMEM. */
+int dda__source_note(struct dda_source *s, int fact, uint32_t obj, const char *fmt, ...)
+	DDA_PRINTF(4, 5);
 
 /* Streaming gzip-or-plain reader over a file descriptor (NDJSON). */
 struct dda__instream;
@@ -47,7 +47,7 @@ bool dda__export_meta_name(const char *name);
 bool dda__exports_known(const struct dda__exports *x, const char *root);
 /* Registers the export at root from its manifests' bytes (NULL: missing).
  * A missing or broken manifest and a summary whose item count is not the
- * sum of the files' are findings on s. Returns 0 or DDA_ENOMEM. */
+ * sum of the files' are notes on s. Returns 0 or DDA_ENOMEM. */
 int dda__exports_add(struct dda__exports *x, struct dda_source *s, const char *root,
 		     const struct dda_buf *summary, const struct dda_buf *files);
 enum { DDA__EXP_OUTSIDE, DDA__EXP_META, DDA__EXP_DATA };

@@ -131,10 +131,10 @@ static int collect(const char *spec, struct seen *s, char *errmsg)
 		s->n++;
 	}
 	dda_chunk_release(&c);
-	for (size_t i = 0; i < src->nfindings && s->nf < 16; i++) {
-		s->kinds[s->nf] = src->findings[i].kind;
-		s->fobj[s->nf] = src->findings[i].obj;
-		snprintf(s->details[s->nf], 512, "%s", src->findings[i].detail);
+	for (size_t i = 0; i < src->nnotes && s->nf < 16; i++) {
+		s->kinds[s->nf] = src->notes[i].fact;
+		s->fobj[s->nf] = src->notes[i].obj;
+		snprintf(s->details[s->nf], 512, "%s", src->notes[i].detail);
 		s->nf++;
 	}
 	dda_source_free(src);
@@ -183,7 +183,7 @@ static void check_export_seen(const struct seen *s)
 	assert_int_equal(s->nf, 2);
 	bool count = false, unlisted = false;
 	for (int i = 0; i < s->nf; i++) {
-		assert_int_equal(s->kinds[i], DDA_K_EXPORT_MISMATCH);
+		assert_int_equal(s->kinds[i], DDA_FACT_METADATA_MISMATCH);
 		count |= strstr(s->details[i], "counts 3 items") != NULL;
 		unlisted |= strstr(s->details[i], "not listed") != NULL;
 	}
@@ -263,10 +263,10 @@ static void test_bad_manifests(void **state)
 	assert_int_equal(s.n, 1);
 	assert_int_equal(s.exp[0].kind, DDA_EXPORT_UNKNOWN);
 	assert_int_equal(s.nf, 2);
-	assert_int_equal(s.kinds[0], DDA_K_UNREADABLE);
+	assert_int_equal(s.kinds[0], DDA_FACT_METADATA_UNREADABLE);
 	assert_non_null(strstr(s.details[0], "manifest-summary.json"));
 	assert_non_null(strstr(s.details[0], "exportTime"));
-	assert_int_equal(s.kinds[1], DDA_K_UNREADABLE);
+	assert_int_equal(s.kinds[1], DDA_FACT_METADATA_UNREADABLE);
 	assert_non_null(strstr(s.details[1], "manifest-files.json"));
 
 	put("c/" EXP "manifest-summary.json",
