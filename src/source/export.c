@@ -414,8 +414,8 @@ int dda__exports_check_md5(struct dda__exports *x, struct dda_source *s, const c
 		EVP_EncodeBlock(b64, d, 16);
 		if (!memcmp(b64, f->md5, MD5_B64_LEN))
 			return 0;
-		return dda__source_finding(
-		    s, DDA_K_EXPORT_MISMATCH, dda_kind_severity(DDA_K_EXPORT_MISMATCH), obj,
+		return dda__source_note(
+		    s, DDA_FACT_METADATA_MISMATCH, obj,
 		    "data file's MD5 %s differs from its md5Checksum %s in manifest-files.json: "
 		    "not the bytes the export wrote",
 		    (const char *)b64, f->md5);
