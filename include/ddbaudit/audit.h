@@ -80,6 +80,7 @@ struct dda_summary {
 	 * whose time is not in the range: the run whose range holds them
 	 * reports them, so adjacent runs never report one finding twice. */
 	uint64_t deferred;
+	uint64_t states; /* item states read from full exports (not changes) */
 };
 
 struct dda_hour_stat {

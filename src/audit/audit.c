@@ -554,6 +554,7 @@ static int analyze(struct audit *a, struct dda__anomaly_vec *all, struct dda_err
 	a->res->sum.items = st.items;
 	a->res->sum.duplicates = st.duplicates;
 	memcpy(a->res->sum.events, st.by_event, sizeof(st.by_event));
+	a->res->sum.states = st.states;
 	return 0;
 }
 

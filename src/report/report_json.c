@@ -59,6 +59,8 @@ static json_t *summary_more(json_t *j, const struct dda_summary *s)
 {
 	if (j)
 		json_object_set_new(j, "deferred", json_integer((json_int_t)s->deferred));
+	if (j)
+		json_object_set_new(j, "states", json_integer((json_int_t)s->states));
 	return j;
 }
 

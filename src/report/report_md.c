@@ -75,6 +75,9 @@ static void summary(FILE *out, const struct dda_report_info *info, const struct 
 		(unsigned long long)s->items, (unsigned long long)s->events[DDA_EV_INSERT],
 		(unsigned long long)s->events[DDA_EV_MODIFY],
 		(unsigned long long)s->events[DDA_EV_REMOVE]);
+	if (s->states)
+		fprintf(out, "| item states (full exports) | %llu |\n",
+			(unsigned long long)s->states);
 	fprintf(out, "| anomalies (error / warning / info) | %llu / %llu / %llu |\n\n",
 		(unsigned long long)s->anomalies[DDA_SEV_ERROR],
 		(unsigned long long)s->anomalies[DDA_SEV_WARNING],

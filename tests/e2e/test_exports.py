@@ -119,6 +119,7 @@ class ExportTest(Case):
         self.assertEqual(status, 0, err)
         # 2 states + 2 log changes + 2 incremental lines.
         self.assertEqual(rep["summary"]["valid"], 6)
+        self.assertEqual(rep["summary"]["states"], 2)
         # Two logs and three data files (one empty): no metadata file.
         self.assertEqual(rep["summary"]["objects"], 5)
 
