@@ -351,25 +351,31 @@ static int preflight(struct cli *c, struct dda_replay_opts *ro, struct dda_targe
 {
 	struct replay_args *r = &c->replay;
 	struct dda_error err = {0};
-	int rc = dda__target_lambda_api(&ro->target, &err);
-	if (!rc)
-		rc = dda__target_preflight(&ro->target, info, &err);
-	if (!rc && info->note[0])
-		cli_warn(c, "%s", info->note);
-	if (!rc && r->dlq && (!r->dry_run || !strncmp(r->dlq, "sqs:", 4)))
-		rc = dda__dlq_open(&ro->dlq_open, r->dlq, &ro->target, &err);
-	if (!rc && r->dlq && r->dry_run && !strncmp(r->dlq, "file:", 5))
-		rc = dda__output_check("DLQ", r->dlq + 5, &err);
-	if (!rc && r->dry_run && ro->dlq_open) { /* a dry run writes nothing there */
-		rc = dda__dlq_close(ro->dlq_open, &err);
-		ro->dlq_open = NULL;
-	}
+	int rc = 0;
+	/* Local files first: nothing goes over the network for a run whose
+	 * report could not be written. */
+	if (report)
+		rc = dda__output_check("report", report, &err);
 	if (!rc && r->checkpoint)
 		rc = dda__output_check("checkpoint", r->checkpoint, &err);
 	if (!rc && r->checkpoint)
 		rc = dda__checkpoint_check_args(r->checkpoint, ro->arguments, &err);
-	if (!rc && report)
-		rc = dda__output_check("report", report, &err);
+	if (!rc && r->dlq && !strncmp(r->dlq, "file:", 5))
+		rc = dda__output_check("DLQ", r->dlq + 5, &err);
+	if (!rc)
+		rc = dda__target_lambda_api(&ro->target, &err);
+	if (!rc)
+		rc = dda__target_preflight(&ro->target, info, &err);
+	if (!rc && info->note[0])
+		cli_warn(c, "%s", info->note);
+	/* The DLQ is opened now (an SQS queue must exist); a dry run closes it
+	 * again having written nothing. */
+	if (!rc && r->dlq && (!r->dry_run || !strncmp(r->dlq, "sqs:", 4)))
+		rc = dda__dlq_open(&ro->dlq_open, r->dlq, &ro->target, &err);
+	if (!rc && r->dry_run && ro->dlq_open) {
+		rc = dda__dlq_close(ro->dlq_open, &err);
+		ro->dlq_open = NULL;
+	}
 	if (rc) {
 		cli_error(c, "%s", err.msg);
 		return cli_exit_for(rc);
@@ -387,6 +393,7 @@ static int run(struct cli *c, struct dda_synth_opts *so, struct dda_replay_opts 
 	struct dda_buf key;
 	if (dda__plan_init(&plan, so, &err)) {
 		cli_error(c, "%s", err.msg);
+		dda__plan_release(&plan);
 		return EXIT_RUNTIME;
 	}
 	dda_buf_init(&key, 1 << 16);

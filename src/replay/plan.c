@@ -19,7 +19,9 @@ int dda__plan_init(struct dda_plan *p, const struct dda_synth_opts *o, struct dd
 {
 	memset(p, 0, sizeof(*p));
 	p->synth = *o;
-	pthread_mutex_init(&p->mu, NULL);
+	if (pthread_mutex_init(&p->mu, NULL))
+		return dda_error_set(err, DDA_ENOMEM, "cannot create a lock");
+	p->mu_ready = true;
 	const char *dir = getenv("TMPDIR");
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/ddbaudit-replay-XXXXXX", dir && *dir ? dir : "/tmp");
@@ -42,7 +44,8 @@ void dda__plan_release(struct dda_plan *p)
 	if (p->spool)
 		fclose(p->spool);
 	free(p->v);
-	pthread_mutex_destroy(&p->mu);
+	if (p->mu_ready)
+		pthread_mutex_destroy(&p->mu);
 	memset(p, 0, sizeof(*p));
 }
 

@@ -79,6 +79,7 @@ struct dda_planned {
 struct dda_plan {
 	struct dda_synth_opts synth;
 	pthread_mutex_t mu; /* on_record runs on every decoding thread */
+	bool mu_ready;
 	FILE *spool;	    /* unlinked temporary file */
 	struct dda_planned *v;
 	size_t n, cap;

@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fuzz_check.h"
 #include "replay/replay.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -35,7 +36,7 @@ static void filter(const char *text, size_t len)
 		return;
 	for (size_t i = 0; i < sizeof(records) / sizeof(records[0]); i++) {
 		json_t *r = json_loads(records[i], 0, NULL);
-		dda__filter_match(f, r);
+		CHECK(dda__filter_match(f, r) == dda__filter_match(f, r)); /* no state */
 		json_decref(r);
 	}
 	dda__filter_free(f);
@@ -65,7 +66,13 @@ static void checkpoint(const uint8_t *data, size_t size)
 		p.lane_start[2] = 8;
 		p.n = 8;
 		dda__checkpoint_run_id(path, run_id);
-		dda__checkpoint_load(path, &p, &o, pos, &held, &nheld, &err);
+		if (!dda__checkpoint_load(path, &p, &o, pos, &held, &nheld, &err)) {
+			/* Positions restored are inside their lanes. */
+			CHECK(pos[0] <= 5 && pos[1] <= 3);
+			CHECK(!nheld || held);
+		} else {
+			CHECK(err.code && err.msg[0]);
+		}
 		json_t *args = json_pack("{sisn}", "--parallelism", 2, "--key", NULL);
 		err.code = 0;
 		dda__checkpoint_check_args(path, args, &err);
@@ -85,6 +92,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 0: {
 		struct dda_send_result res = {0};
 		dda__parse_item_failures(text, len, any_id, NULL, &res);
+		/* A partial failure names a record of the batch to retry from. */
+		CHECK(res.outcome == DDA_SEND_OK || res.outcome == DDA_SEND_PARTIAL ||
+		      res.outcome == DDA_SEND_FAILED);
+		CHECK(res.outcome != DDA_SEND_PARTIAL ||
+		      (res.first_failed[0] && any_id(NULL, res.first_failed)));
+		CHECK(res.outcome != DDA_SEND_FAILED || res.msg[0]);
 		break;
 	}
 	case 1:

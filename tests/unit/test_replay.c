@@ -7,10 +7,15 @@
 #include <cmocka.h>
 
 #include "replay/replay.h"
+#include "replay/target_impl.h"
 #include "ddbaudit/canon.h"
 #include "ddbaudit/record.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* A record in the shape of the operator examples of Lambda's docs. */
 #define PLAIN_RECORD                                                                               \
@@ -524,6 +529,126 @@ static void test_raw_and_tree_records_agree(void **state)
 	}
 }
 
+/* Retry-After: seconds or an HTTP date, relative to now; junk is -1. */
+static void test_retry_after(void **state)
+{
+	(void)state;
+	/* Wed, 21 Oct 2015 07:28:00 GMT */
+	int64_t at = INT64_C(1445412480) * DDA_USEC_PER_SEC;
+	assert_int_equal(dda__retry_after_parse("5", 1, at), 5 * DDA_USEC_PER_SEC);
+	assert_int_equal(dda__retry_after_parse("0", 1, at), 0);
+	assert_int_equal(dda__retry_after_parse("-3", 2, at), -1);
+	assert_int_equal(dda__retry_after_parse("soon", 4, at), -1);
+	assert_int_equal(dda__retry_after_parse("", 0, at), -1);
+	const char *date = "Wed, 21 Oct 2015 07:28:00 GMT";
+	assert_int_equal(dda__retry_after_parse(date, strlen(date), at - 3 * DDA_USEC_PER_SEC),
+			 3 * DDA_USEC_PER_SEC);
+	assert_int_equal(dda__retry_after_parse(date, strlen(date), at + DDA_USEC_PER_SEC), 0);
+	/* a day at most: a broken header cannot park a lane for a year */
+	assert_int_equal(dda__retry_after_parse("99999999", 8, at), 86400 * DDA_USEC_PER_SEC);
+	int64_t got = -2;
+	const char line[] = "Retry-After: 2\r\n";
+	dda__header_retry_after(line, sizeof(line) - 1, &got);
+	assert_int_equal(got, 2 * DDA_USEC_PER_SEC);
+}
+
+/* The documented rule for HTTP answers. */
+static void test_http_fault(void **state)
+{
+	(void)state;
+	static const struct {
+		long status;
+		int fault;
+	} v[] = {
+	    {400, DDA_FAULT_FUNCTION},	{401, DDA_FAULT_CONFIG},    {403, DDA_FAULT_CONFIG},
+	    {404, DDA_FAULT_CONFIG},	{405, DDA_FAULT_CONFIG},    {408, DDA_FAULT_TRANSPORT},
+	    {409, DDA_FAULT_FUNCTION},	{410, DDA_FAULT_CONFIG},    {413, DDA_FAULT_CONFIG},
+	    {422, DDA_FAULT_FUNCTION},	{429, DDA_FAULT_THROTTLE},  {500, DDA_FAULT_FUNCTION},
+	    {501, DDA_FAULT_CONFIG},	{502, DDA_FAULT_TRANSPORT}, {503, DDA_FAULT_THROTTLE},
+	    {504, DDA_FAULT_TRANSPORT},
+	};
+	for (size_t i = 0; i < DDA_ARRAY_SIZE(v); i++) {
+		struct dda_send_result r = {0};
+		dda__http_fault(v[i].status, &r);
+		if (r.fault != v[i].fault)
+			fail_msg("HTTP %ld: fault %d, want %d", v[i].status, r.fault, v[i].fault);
+	}
+}
+
+static void test_target_timeout(void **state)
+{
+	(void)state;
+	struct dda_target_opts o = {.spec = "lambda:fn"};
+	assert_int_equal(dda__target_timeout_ms(&o), 900000);
+	o.spec = "http://127.0.0.1:1/";
+	assert_int_equal(dda__target_timeout_ms(&o), 60000);
+	o.timeout_ms = 5000;
+	assert_int_equal(dda__target_timeout_ms(&o), 5000);
+}
+
+static void test_output_check(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/ddbaudit-test-XXXXXX", path[256];
+	struct dda_error err = {0};
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/new.json", dir);
+	assert_int_equal(dda__output_check("report", path, &err), 0);
+	assert_int_equal(dda__output_check("report", dir, &err), DDA_EIO);
+	/* an error keeps its first message: each check gets a fresh one */
+	assert_non_null(strstr(err.msg, "directory"));
+	snprintf(path, sizeof(path), "%s/missing/new.json", dir);
+	err = (struct dda_error){0};
+	assert_int_equal(dda__output_check("checkpoint", path, &err), DDA_EIO);
+	assert_non_null(strstr(err.msg, "checkpoint"));
+	rmdir(dir);
+}
+
+/* A checkpoint refused for other arguments names the one that differs;
+ * one of another format version says so. */
+static void test_checkpoint_arguments(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/ddbaudit-test-XXXXXX", path[256];
+	struct dda_error err = {0};
+	struct dda_plan p;
+	struct dda_replay_opts o;
+	size_t pos[1] = {0};
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/ck.json", dir);
+	assert_int_equal(dda__checkpoint_check_args(path, NULL, &err), 0); /* missing: fresh */
+	memset(&p, 0, sizeof(p));
+	memset(&o, 0, sizeof(o));
+	p.lanes = 1;
+	json_t *had = json_pack("{sssisn}", "SOURCE", "s3://b/p/", "--parallelism", 1, "--key");
+	json_t *same = json_deep_copy(had);
+	json_t *other = json_pack("{sssisn}", "SOURCE", "s3://b/p/", "--parallelism", 2, "--key");
+	json_t *more = json_pack("{sssisnss}", "SOURCE", "s3://b/p/", "--parallelism", 1, "--key",
+				 "--table", "T");
+	o.arguments = had;
+	assert_int_equal(dda__checkpoint_save(path, &p, &o, pos, NULL, 0, &err), 0);
+	assert_int_equal(dda__checkpoint_check_args(path, same, &err), 0);
+	assert_int_equal(dda__checkpoint_check_args(path, other, &err), DDA_EINVAL);
+	assert_non_null(strstr(err.msg, "written with --parallelism 1 and this run has "
+					"--parallelism 2"));
+	err = (struct dda_error){0};
+	assert_int_equal(dda__checkpoint_check_args(path, more, &err), DDA_EINVAL);
+	assert_non_null(strstr(err.msg, "--table (none)"));
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("{\"format\":\"ddbaudit.checkpoint/v1\",\"arguments\":\"00\"}", f);
+	fclose(f);
+	err = (struct dda_error){0};
+	assert_int_equal(dda__checkpoint_check_args(path, same, &err), DDA_EINVAL);
+	assert_non_null(strstr(err.msg, "another version"));
+	json_decref(had);
+	json_decref(same);
+	json_decref(other);
+	json_decref(more);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -532,6 +657,11 @@ int main(void)
 	    cmocka_unit_test(test_item_failures),
 	    cmocka_unit_test(test_json_write_matches_jansson),
 	    cmocka_unit_test(test_raw_and_tree_records_agree),
+	    cmocka_unit_test(test_retry_after),
+	    cmocka_unit_test(test_http_fault),
+	    cmocka_unit_test(test_target_timeout),
+	    cmocka_unit_test(test_output_check),
+	    cmocka_unit_test(test_checkpoint_arguments),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
