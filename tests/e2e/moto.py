@@ -57,3 +57,16 @@ def require_moto():
     if missing:
         print("SKIPPED: needs " + ", ".join(missing), file=sys.stderr)
         sys.exit(1)
+
+
+def put_inserts(s3, bucket, prefix, count, user="u", activity="a", region="us-east-1"):
+    """Puts `count` INSERT records in the writer's shape, one object each, at
+    PREFIX2025/07/12/08/<user><i>-<activity>.json, a minute apart."""
+    import json
+    for i in range(count):
+        rec = {"timestamp": f"2025-07-12T08:0{i}:00.000001", "eventName": "INSERT",
+               "userId": f"{user}{i}", "activityId": activity, "awsRegion": region,
+               "eventSource": "aws:dynamodb",
+               "newImage": {"UserId": {"S": f"{user}{i}"}, "ActivityId": {"S": activity}}}
+        s3.put_object(Bucket=bucket, Key=f"{prefix}2025/07/12/08/{user}{i}-{activity}.json",
+                      Body=json.dumps(rec).encode())

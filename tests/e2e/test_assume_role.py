@@ -19,7 +19,7 @@ import re
 import subprocess
 from cred_server import CredServer, RecordingProxy, SsoPortal
 from harness import BINARY, Case, main
-from moto import Moto, require_moto
+from moto import Moto, put_inserts, require_moto
 
 BUCKET = "assumed"
 FREE_CALLS = 4  # create_user, create_policy, attach_user_policy, create_access_key
@@ -65,13 +65,7 @@ class AssumeRoleTest(Case):
         iam.attach_role_policy(RoleName="hop", PolicyArn=assume_arn)
         s3 = client("s3")
         s3.create_bucket(Bucket=BUCKET)
-        for i in range(3):
-            rec = {"timestamp": f"2025-07-12T08:0{i}:00.000001", "eventName": "INSERT",
-                   "userId": f"user-{i}", "activityId": "act", "awsRegion": "us-east-1",
-                   "eventSource": "aws:dynamodb",
-                   "newImage": {"UserId": {"S": f"user-{i}"}, "ActivityId": {"S": "act"}}}
-            s3.put_object(Bucket=BUCKET, Key=f"2025/07/12/08/user-{i}-act.json",
-                          Body=json.dumps(rec).encode())
+        put_inserts(s3, BUCKET, "", 3, user="user-", activity="act")
 
     @classmethod
     def tearDownClass(cls):

@@ -10,7 +10,7 @@ import subprocess
 from cred_server import CredServer
 from fault_proxy import FaultProxy, Rule
 from harness import BINARY, Case, main
-from moto import Moto, require_moto
+from moto import Moto, put_inserts, require_moto
 
 BUCKET = "creds"
 
@@ -28,13 +28,7 @@ class CredsTest(Case):
         cls.moto = Moto()
         s3 = cls.moto.client("s3")
         s3.create_bucket(Bucket=BUCKET)
-        for i in range(3):
-            rec = {"timestamp": f"2025-07-12T08:0{i}:00.000001", "eventName": "INSERT",
-                   "userId": f"u{i}", "activityId": "a", "awsRegion": "us-east-1",
-                   "eventSource": "aws:dynamodb",
-                   "newImage": {"UserId": {"S": f"u{i}"}, "ActivityId": {"S": "a"}}}
-            s3.put_object(Bucket=BUCKET, Key=f"audit-logs/2025/07/12/08/u{i}-a.json",
-                          Body=json.dumps(rec).encode())
+        put_inserts(s3, BUCKET, "audit-logs/", 3)
 
     @classmethod
     def tearDownClass(cls):

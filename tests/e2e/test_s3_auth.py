@@ -12,7 +12,7 @@ import json
 import os
 import subprocess
 from harness import BINARY, Case, main
-from moto import Moto, require_moto
+from moto import Moto, put_inserts, require_moto
 
 BUCKET = "signed"
 # IAM calls made before signatures are checked: user, policy, attachment, key.
@@ -36,13 +36,7 @@ class AuthTest(Case):
         s3 = boto3.client("s3", endpoint_url=cls.moto.url, region_name="us-east-1",
                           aws_access_key_id=cls.key_id, aws_secret_access_key=cls.secret)
         s3.create_bucket(Bucket=BUCKET)
-        for i in range(3):
-            rec = {"timestamp": f"2025-07-12T08:0{i}:00.000001", "eventName": "INSERT",
-                   "userId": f"user-{i}", "activityId": "act", "awsRegion": "us-east-1",
-                   "eventSource": "aws:dynamodb",
-                   "newImage": {"UserId": {"S": f"user-{i}"}, "ActivityId": {"S": "act"}}}
-            s3.put_object(Bucket=BUCKET, Key=f"2025/07/12/08/user-{i}-act.json",
-                          Body=json.dumps(rec).encode())
+        put_inserts(s3, BUCKET, "", 3, user="user-", activity="act")
 
     @classmethod
     def tearDownClass(cls):

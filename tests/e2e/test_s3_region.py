@@ -11,7 +11,7 @@ import re
 import subprocess
 from cred_server import RecordingProxy
 from harness import BINARY, Case, main
-from moto import Moto, require_moto
+from moto import Moto, put_inserts, require_moto
 
 BUCKET = "far-away"
 HOME_REGION = "eu-west-1"
@@ -30,13 +30,7 @@ class RegionTest(Case):
         cls.moto = Moto()
         s3 = cls.moto.client("s3")
         s3.create_bucket(Bucket=BUCKET)
-        for i in range(4):
-            rec = {"timestamp": f"2025-07-12T08:0{i}:00.000001", "eventName": "INSERT",
-                   "userId": f"u{i}", "activityId": "a", "awsRegion": HOME_REGION,
-                   "eventSource": "aws:dynamodb",
-                   "newImage": {"UserId": {"S": f"u{i}"}, "ActivityId": {"S": "a"}}}
-            s3.put_object(Bucket=BUCKET, Key=f"audit-logs/2025/07/12/08/u{i}-a.json",
-                          Body=json.dumps(rec).encode())
+        put_inserts(s3, BUCKET, "audit-logs/", 4, region=HOME_REGION)
 
     @classmethod
     def tearDownClass(cls):
