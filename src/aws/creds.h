@@ -86,6 +86,12 @@ int dda__creds_from_process(const struct dda_env *env, const char *profile, stru
  * or NULL with err set for an unterminated quote or too many words. */
 char **dda__shell_split(const char *cmd, struct dda_error *err);
 void dda__argv_free(char **argv);
+/* Runs argv (PATH searched, no shell) in a process group of its own,
+ * collecting its stdout into out (bounded by out's maximum) for at most
+ * timeout_ms; past either, the whole group is killed and an error naming
+ * the profile returned. 0 with *status the wait status otherwise. */
+int dda__creds_process_run(const char *profile, char **argv, long timeout_ms, struct dda_buf *out,
+			   int *status, struct dda_error *err);
 int dda__creds_parse_process(const char *body, size_t n, struct dda_creds *out,
 			     struct dda_error *err);
 

@@ -184,9 +184,8 @@ static int read_all(int fd, struct dda_buf *out, int64_t deadline)
 	return 0;
 }
 
-/* Runs argv, collecting stdout. Returns 0 with *status the wait status. */
-static int run(const char *profile, char **argv, struct dda_buf *out, int *status,
-	       struct dda_error *err)
+int dda__creds_process_run(const char *profile, char **argv, long timeout_ms, struct dda_buf *out,
+			   int *status, struct dda_error *err)
 {
 	int fds[2];
 	posix_spawn_file_actions_t fa;
@@ -214,18 +213,18 @@ static int run(const char *profile, char **argv, struct dda_buf *out, int *statu
 				     "profile '%s': cannot run credential_process '%s': %s", profile,
 				     argv[0], strerror(e));
 	}
-	int rc = read_all(fds[0], out,
-			  dda_time_now() + (int64_t)DDA_CREDS_PROCESS_TIMEOUT_MS * 1000);
+	int rc = read_all(fds[0], out, dda_time_now() + (int64_t)timeout_ms * 1000);
 	close(fds[0]);
 	if (rc)
 		kill(-pid, SIGKILL);
 	while (waitpid(pid, status, 0) < 0 && errno == EINTR)
 		;
 	if (rc == DDA_EINTR)
-		return dda_error_set(err, DDA_EAUTH,
-				     "profile '%s': credential_process ran for more than %d s and "
-				     "was killed",
-				     profile, DDA_CREDS_PROCESS_TIMEOUT_MS / 1000);
+		return dda_error_set(
+		    err, DDA_EAUTH,
+		    "profile '%s': credential_process ran for more than %ld ms and "
+		    "was killed",
+		    profile, timeout_ms);
 	if (rc == DDA_ETOOBIG)
 		return dda_error_set(err, DDA_EAUTH,
 				     "profile '%s': credential_process printed more than %zu bytes",
@@ -247,7 +246,9 @@ int dda__creds_from_process(const struct dda_env *env, const char *profile, stru
 	int status = 0;
 	dda_buf_init(&o, DDA_CREDS_PROCESS_MAX_OUTPUT);
 	char **argv = dda__shell_split(cmd, err);
-	int rc = argv ? run(profile, argv, &o, &status, err) : DDA_EAUTH;
+	int rc = argv ? dda__creds_process_run(profile, argv, DDA_CREDS_PROCESS_TIMEOUT_MS, &o,
+					       &status, err)
+		      : DDA_EAUTH;
 	if (!rc && WIFSIGNALED(status))
 		rc = dda_error_set(err, DDA_EAUTH,
 				   "profile '%s': credential_process was killed by signal %d",

@@ -10,6 +10,7 @@
 
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "aws/core.h"
@@ -203,6 +204,28 @@ static void test_process(void **state)
 	assert_int_equal(dda__creds_resolve(&env, "fail", NULL, &c, &err), DDA_EAUTH);
 	if (!strstr(err.msg, "profile 'fail'")) fail_msg("%s", err.msg);
 	assert_non_null(strstr(err.msg, "status 7"));
+}
+
+/* A process past its time is killed with everything it started: the
+ * grandchild holding stdout open does not keep the run waiting. */
+static void test_process_time_limit(void **state)
+{
+	(void)state;
+	char *argv[] = {"/bin/sh", "-c", "sleep 30 & sleep 30", NULL};
+	struct dda_buf out;
+	struct dda_error err = {0};
+	int status = 0;
+	dda_buf_init(&out, 1024);
+	assert_int_equal(dda__creds_process_run("slow", argv, 300, &out, &status, &err), DDA_EAUTH);
+	assert_non_null(strstr(err.msg, "profile 'slow'"));
+	assert_non_null(strstr(err.msg, "was killed"));
+	assert_true(WIFSIGNALED(status));
+	dda_buf_release(&out);
+	char *missing[] = {"/nonexistent/creds-tool", NULL};
+	err = (struct dda_error){0};
+	assert_int_equal(dda__creds_process_run("gone", missing, 1000, &out, &status, &err),
+			 DDA_EAUTH);
+	assert_non_null(strstr(err.msg, "cannot run credential_process '/nonexistent/creds-tool'"));
 }
 
 static void test_shell_split(void **state)
@@ -440,6 +463,7 @@ int main(void)
 	    cmocka_unit_test(test_profile_merge),
 	    cmocka_unit_test(test_explicit_profile_ignores_env_keys),
 	    cmocka_unit_test(test_process),
+	    cmocka_unit_test(test_process_time_limit),
 	    cmocka_unit_test(test_shell_split),
 	    cmocka_unit_test(test_process_answer),
 	    cmocka_unit_test(test_role_profile_refusals),
