@@ -84,14 +84,14 @@ int dda__cli_parse(int argc, char **argv, const struct command *cmd, struct cli 
 void dda__cli_release(struct cli *c);
 
 /* Messages on stderr: "ddbaudit: <cmd>: ..." */
-void cli_error(const struct cli *c, const char *fmt, ...) DDA_PRINTF(2, 3);
-void cli_warn(const struct cli *c, const char *fmt, ...) DDA_PRINTF(2, 3);
+void dda__cli_error(const struct cli *c, const char *fmt, ...) DDA_PRINTF(2, 3);
+void dda__cli_warn(const struct cli *c, const char *fmt, ...) DDA_PRINTF(2, 3);
 
 /* The progress callback for dda_audit_opts (ctx is the struct cli). */
-void cli_progress(void *ctx, const struct dda_progress *p);
+void dda__cli_progress(void *ctx, const struct dda_progress *p);
 
 /* Maps a library error to an exit status. */
-int cli_exit_for(int err);
+int dda__cli_exit_for(int err);
 
 int dda__cmd_ls(int argc, char **argv, struct cli *c);
 int dda__cmd_verify(int argc, char **argv, struct cli *c);
@@ -100,9 +100,9 @@ int dda__cmd_replay(int argc, char **argv, struct cli *c);
 
 /* Exit status of a finished run: runtime failure, anomalies at or above
  * --fail-on, or clean. */
-int cli_verdict(const struct cli *c, const struct dda_result *res);
+int dda__cli_verdict(const struct cli *c, const struct dda_result *res);
 
 /* Installs SIGINT/SIGTERM handlers that set c->audit.stop. */
-void cli_catch_signals(struct cli *c);
+void dda__cli_catch_signals(struct cli *c);
 
 #endif

@@ -247,13 +247,13 @@ static int no_events(struct cli *c, const struct dda_buf *key, const struct hist
 	dda_buf_init(&why, 4096);
 	dda_buf_init(&names, 4096);
 	if (want && have && (key_mismatch(want, have, &why) || describe_key(c, have, &names))) {
-		cli_error(c, "out of memory");
+		dda__cli_error(c, "out of memory");
 		status = EXIT_RUNTIME;
 	} else if (why.len) {
-		cli_error(c, "%s; the log's items are keyed by %s", why.ptr, names.ptr);
+		dda__cli_error(c, "%s; the log's items are keyed by %s", why.ptr, names.ptr);
 		status = EXIT_ANOMALIES;
 	} else {
-		cli_warn(c, "no events for this item in the range");
+		dda__cli_warn(c, "no events for this item in the range");
 	}
 	dda_buf_release(&why);
 	dda_buf_release(&names);
@@ -280,16 +280,16 @@ static int run_errors(struct cli *c, const struct dda_result *res)
 			unread++;
 	}
 	if (unread)
-		cli_warn(c,
-			 "%llu error%s name%s no item (such as an object that could not be "
-			 "read): this item's history may miss changes; 'ddbaudit verify' "
-			 "lists them",
-			 (unsigned long long)unread, unread == 1 ? "" : "s",
-			 unread == 1 ? "s" : "");
+		dda__cli_warn(c,
+			      "%llu error%s name%s no item (such as an object that could not be "
+			      "read): this item's history may miss changes; 'ddbaudit verify' "
+			      "lists them",
+			      (unsigned long long)unread, unread == 1 ? "" : "s",
+			      unread == 1 ? "s" : "");
 	if (!empty)
 		return EXIT_CLEAN;
-	cli_error(c, "no records in the range: the source or prefix holds nothing to show "
-		     "(EMPTY_RANGE)");
+	dda__cli_error(c, "no records in the range: the source or prefix holds nothing to show "
+			  "(EMPTY_RANGE)");
 	return EXIT_ANOMALIES;
 }
 
@@ -327,18 +327,18 @@ int dda__cmd_history(int argc, char **argv, struct cli *c)
 	(void)argc;
 	(void)argv;
 	if (!c->key_text) {
-		cli_error(c,
-			  "--key is required (e.g. --key 'UserId=user123,ActivityId=activity001')");
+		dda__cli_error(
+		    c, "--key is required (e.g. --key 'UserId=user123,ActivityId=activity001')");
 		return EXIT_USAGE;
 	}
 	if (c->format >= 0 && c->format != DDA_FMT_JSON && c->format != DDA_FMT__COUNT) {
-		cli_error(c, "--format must be text or json");
+		dda__cli_error(c, "--format must be text or json");
 		return EXIT_USAGE;
 	}
 	dda_buf_init(&key, KEY_MAX_BYTES);
 	dda_buf_init(&why, 4096);
 	if (dda_canon_key_parse(c->key_text, &key, &why)) {
-		cli_error(c, "invalid --key '%s': %s", c->key_text, why.ptr ? why.ptr : "");
+		dda__cli_error(c, "invalid --key '%s': %s", c->key_text, why.ptr ? why.ptr : "");
 		dda_buf_release(&why);
 		return EXIT_USAGE;
 	}
@@ -349,11 +349,11 @@ int dda__cmd_history(int argc, char **argv, struct cli *c)
 	c->audit.ctx = &h;
 	int rc = dda_audit_run(&c->audit, &res, &err);
 	if (rc) {
-		cli_error(c, "%s", err.msg);
-		status = cli_exit_for(rc);
+		dda__cli_error(c, "%s", err.msg);
+		status = dda__cli_exit_for(rc);
 	} else {
 		if (res.fatal.code)
-			cli_error(c, "%s", res.fatal.msg);
+			dda__cli_error(c, "%s", res.fatal.msg);
 		if (c->format == DDA_FMT_JSON)
 			status = print_json(&res, &key, &h);
 		else

@@ -52,7 +52,7 @@ int dda__cmd_ls(int argc, char **argv, struct cli *c)
 	(void)argv;
 	dda_chunk_init(&chunk);
 	if (!objs) {
-		cli_error(c, "out of memory");
+		dda__cli_error(c, "out of memory");
 		return EXIT_RUNTIME;
 	}
 	struct dda_source_opts so = c->audit.src;
@@ -76,8 +76,8 @@ int dda__cmd_ls(int argc, char **argv, struct cli *c)
 		dda_chunk_release(&chunk);
 	}
 	if (rc) {
-		cli_error(c, "%s", err.msg[0] ? err.msg : dda_strerror(rc));
-		status = cli_exit_for(rc);
+		dda__cli_error(c, "%s", err.msg[0] ? err.msg : dda_strerror(rc));
+		status = dda__cli_exit_for(rc);
 	}
 	if (c->verbose >= 0)
 		fprintf(stderr, "ddbaudit: ls: %llu objects, %llu bytes%s\n", (unsigned long long)n,

@@ -95,8 +95,8 @@ static int report_path(const struct cli *c, struct dda_buf *out)
 		char save = dir.ptr[i];
 		dir.ptr[i] = '\0';
 		if (mkdir(dir.ptr, 0777) && errno != EEXIST) {
-			cli_error(c, "cannot create the report directory '%s': %s", dir.ptr,
-				  strerror(errno));
+			dda__cli_error(c, "cannot create the report directory '%s': %s", dir.ptr,
+				       strerror(errno));
 			rc = EXIT_RUNTIME;
 		}
 		dir.ptr[i] = save;
@@ -115,7 +115,7 @@ static int write_report(const struct cli *c, const char *path, json_t *doc)
 	char tmp[8192];
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	if (json_dump_file(doc, tmp, JSON_INDENT(2) | JSON_PRESERVE_ORDER) || rename(tmp, path)) {
-		cli_error(c, "cannot write the report '%s': %s", path, strerror(errno));
+		dda__cli_error(c, "cannot write the report '%s': %s", path, strerror(errno));
 		unlink(tmp);
 		return EXIT_RUNTIME;
 	}
@@ -251,7 +251,7 @@ static int load_filter(const struct cli *c, struct dda_buf *text, struct dda_fil
 	struct dda_error err = {0};
 	if (dda__read_file(c->replay.filter, text, &err) ||
 	    dda__filter_parse(out, text->ptr ? text->ptr : "", text->len, &err)) {
-		cli_error(c, "--filter %s: %s", c->replay.filter, err.msg);
+		dda__cli_error(c, "--filter %s: %s", c->replay.filter, err.msg);
 		dda_buf_release(text);
 		return EXIT_USAGE;
 	}
@@ -267,7 +267,8 @@ static int plan_run(struct cli *c, struct dda_plan *p, struct dda_buf *key, stru
 		struct dda_buf why;
 		dda_buf_init(&why, 4096);
 		if (dda_canon_key_parse(c->key_text, key, &why)) {
-			cli_error(c, "invalid --key '%s': %s", c->key_text, why.ptr ? why.ptr : "");
+			dda__cli_error(c, "invalid --key '%s': %s", c->key_text,
+				       why.ptr ? why.ptr : "");
 			dda_buf_release(&why);
 			return EXIT_USAGE;
 		}
@@ -275,7 +276,7 @@ static int plan_run(struct cli *c, struct dda_plan *p, struct dda_buf *key, stru
 		c->audit.only_key = (const uint8_t *)key->ptr;
 		c->audit.only_key_len = key->len;
 	}
-	c->audit.progress = cli_progress;
+	c->audit.progress = dda__cli_progress;
 	c->audit.progress_ctx = c;
 	c->audit.on_record = dda__plan_on_record;
 	c->audit.on_record_concurrent = true;
@@ -285,18 +286,19 @@ static int plan_run(struct cli *c, struct dda_plan *p, struct dda_buf *key, stru
 	c->audit.diffs = false;
 	int rc = dda_audit_run(&c->audit, &res, &err);
 	if (rc) {
-		cli_error(c, "%s", err.msg);
-		return cli_exit_for(rc);
+		dda__cli_error(c, "%s", err.msg);
+		return dda__cli_exit_for(rc);
 	}
 	if (res.fatal.code) {
 		/* A partial read would replay a partial history: refuse. */
-		cli_error(c, "%s; nothing was replayed", res.fatal.msg);
+		dda__cli_error(c, "%s; nothing was replayed", res.fatal.msg);
 		status = EXIT_RUNTIME;
 	} else if (res.sum.anomalies[DDA_SEV_ERROR] && c->verbose >= 0) {
-		cli_warn(c,
-			 "the source has %llu error findings (run 'ddbaudit verify' to see them); "
-			 "replaying what is there",
-			 (unsigned long long)res.sum.anomalies[DDA_SEV_ERROR]);
+		dda__cli_warn(
+		    c,
+		    "the source has %llu error findings (run 'ddbaudit verify' to see them); "
+		    "replaying what is there",
+		    (unsigned long long)res.sum.anomalies[DDA_SEV_ERROR]);
 	}
 	use->s3 = res.source.s3;
 	use->objects = res.sum.objects + res.source.versions_read;
@@ -304,7 +306,7 @@ static int plan_run(struct cli *c, struct dda_plan *p, struct dda_buf *key, stru
 	use->keys = res.sum.objects;
 	dda_result_release(&res);
 	if (!status && dda__plan_finish(p, c->replay.parallelism, &err)) {
-		cli_error(c, "%s", err.msg);
+		dda__cli_error(c, "%s", err.msg);
 		status = EXIT_RUNTIME;
 	}
 	return status;
@@ -316,12 +318,12 @@ static int check_options(struct cli *c)
 	struct replay_args *r = &c->replay;
 	struct dda_error err = {0};
 	if (!r->target) {
-		cli_error(c, "--target is required (file:PATH, -, http(s)://URL, "
-			     "lambda:FUNCTION[:QUALIFIER] or exec:COMMAND)");
+		dda__cli_error(c, "--target is required (file:PATH, -, http(s)://URL, "
+				  "lambda:FUNCTION[:QUALIFIER] or exec:COMMAND)");
 		return EXIT_USAGE;
 	}
 	if (dda__target_check(r->target, &err) || (r->dlq && dda__dlq_check(r->dlq, &err))) {
-		cli_error(c, "%s", err.msg);
+		dda__cli_error(c, "%s", err.msg);
 		return EXIT_USAGE;
 	}
 	/* A change is never dropped unless the user says so: skip and
@@ -330,14 +332,16 @@ static int check_options(struct cli *c)
 	if (r->on_failure == DDA_FAIL_DEFAULT)
 		r->on_failure = r->dlq ? DDA_FAIL_SKIP : DDA_FAIL_STOP;
 	if (!r->dlq && (r->on_failure == DDA_FAIL_SKIP || r->on_failure == DDA_FAIL_HOLD_ITEM)) {
-		cli_error(c, "--on-failure %s needs --dlq to keep the failed records; to discard "
-			     "them, say --on-failure drop",
-			  r->on_failure == DDA_FAIL_SKIP ? "skip" : "hold-item");
+		dda__cli_error(c,
+			       "--on-failure %s needs --dlq to keep the failed records; to discard "
+			       "them, say --on-failure drop",
+			       r->on_failure == DDA_FAIL_SKIP ? "skip" : "hold-item");
 		return EXIT_USAGE;
 	}
 	if (r->dlq && r->on_failure == DDA_FAIL_DROP) {
-		cli_error(c, "--on-failure drop discards failed records: it cannot be combined "
-			     "with --dlq");
+		dda__cli_error(c,
+			       "--on-failure drop discards failed records: it cannot be combined "
+			       "with --dlq");
 		return EXIT_USAGE;
 	}
 	return 0;
@@ -367,7 +371,7 @@ static int preflight(struct cli *c, struct dda_replay_opts *ro, struct dda_targe
 	if (!rc)
 		rc = dda__target_preflight(&ro->target, info, &err);
 	if (!rc && info->note[0])
-		cli_warn(c, "%s", info->note);
+		dda__cli_warn(c, "%s", info->note);
 	/* The DLQ is opened now (an SQS queue must exist); a dry run closes it
 	 * again having written nothing. */
 	if (!rc && r->dlq && (!r->dry_run || !strncmp(r->dlq, "sqs:", 4)))
@@ -377,8 +381,8 @@ static int preflight(struct cli *c, struct dda_replay_opts *ro, struct dda_targe
 		ro->dlq_open = NULL;
 	}
 	if (rc) {
-		cli_error(c, "%s", err.msg);
-		return cli_exit_for(rc);
+		dda__cli_error(c, "%s", err.msg);
+		return dda__cli_exit_for(rc);
 	}
 	return 0;
 }
@@ -392,7 +396,7 @@ static int run(struct cli *c, struct dda_synth_opts *so, struct dda_replay_opts 
 	struct dda_error err = {0};
 	struct dda_buf key;
 	if (dda__plan_init(&plan, so, &err)) {
-		cli_error(c, "%s", err.msg);
+		dda__cli_error(c, "%s", err.msg);
 		dda__plan_release(&plan);
 		return EXIT_RUNTIME;
 	}
@@ -402,20 +406,23 @@ static int run(struct cli *c, struct dda_synth_opts *so, struct dda_replay_opts 
 	if (!status && c->replay.dry_run) {
 		status = dry_run(c, &plan, ro, &use, report);
 	} else if (!status && dda__replay_run(&plan, ro, &st, &err)) {
-		cli_error(c, "%s", err.msg);
-		status = cli_exit_for(err.code);
+		dda__cli_error(c, "%s", err.msg);
+		status = dda__cli_exit_for(err.code);
 	} else if (!status) {
 		if (err.code)
-			cli_error(c, "%s", err.msg);
+			dda__cli_error(c, "%s", err.msg);
 		if (st.interrupted)
-			cli_error(c, "interrupted; run again with the same arguments to resume");
+			dda__cli_error(c,
+				       "interrupted; run again with the same arguments to resume");
 		else if (st.stopped)
-			cli_error(c, "stopped: nothing was acknowledged past the records that "
-				     "failed; %s",
-				  ro->checkpoint ? "run again with the same arguments to resume "
-						   "there"
-						 : "run again (with --checkpoint to resume "
-						   "where a run stops)");
+			dda__cli_error(c,
+				       "stopped: nothing was acknowledged past the records that "
+				       "failed; %s",
+				       ro->checkpoint
+					   ? "run again with the same arguments to resume "
+					     "there"
+					   : "run again (with --checkpoint to resume "
+					     "where a run stops)");
 		summary(c, &plan, &st);
 		json_t *doc = stats_json(&plan, &st, err.code ? err.msg : NULL);
 		status = write_report(c, report, doc);
@@ -472,7 +479,8 @@ int dda__cmd_replay(int argc, char **argv, struct cli *c)
 		goto out;
 	json_t *args = arguments_json(c, &filter_text);
 	ro.arguments = args;
-	status = args ? report_path(c, &report) : (cli_error(c, "out of memory"), EXIT_RUNTIME);
+	status =
+	    args ? report_path(c, &report) : (dda__cli_error(c, "out of memory"), EXIT_RUNTIME);
 	if (!status)
 		status = preflight(c, &ro, &info, report.ptr);
 	if (!status) {
@@ -481,7 +489,7 @@ int dda__cmd_replay(int argc, char **argv, struct cli *c)
 		if (!r->checkpoint || !dda__checkpoint_run_id(r->checkpoint, so.run_id))
 			new_run_id(so.run_id);
 		signal(SIGPIPE, SIG_IGN); /* a processor that exits early is a failed batch */
-		cli_catch_signals(c);
+		dda__cli_catch_signals(c);
 		ro.stop = c->audit.stop;
 		status = run(c, &so, &ro, report.ptr);
 	}
@@ -491,7 +499,7 @@ out:
 	dda__aws_api_free(ro.target.lambda);
 	struct dda_error cerr = {0};
 	if (dda__dlq_close(ro.dlq_open, &cerr)) {
-		cli_error(c, "%s", cerr.msg);
+		dda__cli_error(c, "%s", cerr.msg);
 		status = EXIT_RUNTIME;
 	}
 	dda_buf_release(&filter_text);

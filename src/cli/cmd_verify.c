@@ -45,18 +45,18 @@ static int write_reports(struct cli *c, const struct dda_report_info *info,
 {
 	struct dda_error err = {0};
 	if (c->report_dir && dda_report_write_dir(info, res, c->report_dir, &err)) {
-		cli_error(c, "%s", err.msg);
+		dda__cli_error(c, "%s", err.msg);
 		return EXIT_RUNTIME;
 	}
 	int format = c->format;
 	if (format < 0 && !c->report_dir)
 		format = DDA_FMT_MD;
 	if (format == DDA_FMT__COUNT) {
-		cli_error(c, "--format text applies to history; use json, csv or md");
+		dda__cli_error(c, "--format text applies to history; use json, csv or md");
 		return EXIT_USAGE;
 	}
 	if (format >= 0 && dda_report_write(format, info, res, stdout, &err)) {
-		cli_error(c, "%s", err.msg);
+		dda__cli_error(c, "%s", err.msg);
 		return EXIT_RUNTIME;
 	}
 	return 0;
@@ -71,30 +71,30 @@ int dda__cmd_verify(int argc, char **argv, struct cli *c)
 	(void)argv;
 	dda_buf_init(&manifest, 4096);
 	if (c->format == DDA_FMT__COUNT) {
-		cli_error(c, "--format text applies to history; use json, csv or md");
+		dda__cli_error(c, "--format text applies to history; use json, csv or md");
 		return EXIT_USAGE;
 	}
 	if (c->report_dir) {
 		if (make_dir(c->report_dir, &err) ||
 		    dda_buf_addf(&manifest, "%s/manifest.ndjson", c->report_dir)) {
-			cli_error(c, "%s", err.msg[0] ? err.msg : "report path too long");
+			dda__cli_error(c, "%s", err.msg[0] ? err.msg : "report path too long");
 			dda_buf_release(&manifest);
 			return EXIT_RUNTIME;
 		}
 		c->audit.manifest_path = manifest.ptr;
 	}
-	c->audit.progress = cli_progress;
+	c->audit.progress = dda__cli_progress;
 	c->audit.ctx = c;
-	cli_catch_signals(c);
+	dda__cli_catch_signals(c);
 	int rc = dda_audit_run(&c->audit, &res, &err);
 	if (rc) {
-		cli_error(c, "%s", err.msg);
+		dda__cli_error(c, "%s", err.msg);
 		dda_result_release(&res);
 		dda_buf_release(&manifest);
-		return cli_exit_for(rc);
+		return dda__cli_exit_for(rc);
 	}
 	if (res.fatal.code)
-		cli_error(c, "%s; the audit is incomplete", res.fatal.msg);
+		dda__cli_error(c, "%s; the audit is incomplete", res.fatal.msg);
 	struct dda_report_info info = {
 	    .source = c->source,
 	    .range = c->audit.src.range,
@@ -104,7 +104,7 @@ int dda__cmd_verify(int argc, char **argv, struct cli *c)
 	};
 	int status = write_reports(c, &info, &res);
 	if (!status)
-		status = cli_verdict(c, &res);
+		status = dda__cli_verdict(c, &res);
 	summary_line(c, &res, status);
 	dda_result_release(&res);
 	dda_buf_release(&manifest);

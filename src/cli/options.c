@@ -119,7 +119,7 @@ static void vmsg(const struct cli *c, const char *level, const char *fmt, va_lis
 	fputc('\n', stderr);
 }
 
-void cli_error(const struct cli *c, const char *fmt, ...)
+void dda__cli_error(const struct cli *c, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -127,7 +127,7 @@ void cli_error(const struct cli *c, const char *fmt, ...)
 	va_end(ap);
 }
 
-void cli_warn(const struct cli *c, const char *fmt, ...)
+void dda__cli_warn(const struct cli *c, const char *fmt, ...)
 {
 	if (c->verbose < 0)
 		return;
@@ -137,7 +137,7 @@ void cli_warn(const struct cli *c, const char *fmt, ...)
 	va_end(ap);
 }
 
-int cli_exit_for(int err)
+int dda__cli_exit_for(int err)
 {
 	return err == DDA_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
 }
@@ -271,10 +271,10 @@ static int parse_time_arg(struct cli *c, const char *name, const char *arg, int6
 {
 	if (!dda_time_parse(arg, strlen(arg), out))
 		return 0;
-	cli_error(c,
-		  "invalid %s '%s' (ISO-8601: 2025-07-12, 2025-07-12T08:00Z, "
-		  "2025-07-12T10:00:00+02:00)",
-		  name, arg);
+	dda__cli_error(c,
+		       "invalid %s '%s' (ISO-8601: 2025-07-12, 2025-07-12T08:00Z, "
+		       "2025-07-12T10:00:00+02:00)",
+		       name, arg);
 	return EXIT_USAGE;
 }
 
@@ -284,16 +284,16 @@ static int parse_duration_arg(struct cli *c, const char *name, const char *arg, 
 {
 	size_t digits = strspn(arg, "0123456789");
 	if (digits && !arg[digits]) {
-		cli_error(c,
-			  "invalid %s '%s': a duration needs a unit, s, m, h, d or w "
-			  "(did you mean %sh?)",
-			  name, arg, arg);
+		dda__cli_error(c,
+			       "invalid %s '%s': a duration needs a unit, s, m, h, d or w "
+			       "(did you mean %sh?)",
+			       name, arg, arg);
 		return EXIT_USAGE;
 	}
 	if (!dda_duration_parse(arg, out))
 		return 0;
-	cli_error(c, "invalid %s '%s' (a number and a unit, s, m, h, d or w: 36h, 90m, 2d)", name,
-		  arg);
+	dda__cli_error(c, "invalid %s '%s' (a number and a unit, s, m, h, d or w: 36h, 90m, 2d)",
+		       name, arg);
 	return EXIT_USAGE;
 }
 
@@ -304,7 +304,7 @@ static int parse_count(struct cli *c, const char *name, const char *arg, long lo
 	errno = 0;
 	long long v = strtoll(arg, &end, 10);
 	if (errno || end == arg || *end || v < min) {
-		cli_error(c, "invalid %s '%s'", name, arg);
+		dda__cli_error(c, "invalid %s '%s'", name, arg);
 		return EXIT_USAGE;
 	}
 	*out = v;
@@ -321,7 +321,7 @@ static int parse_settle(struct cli *c, const char *arg)
 	}
 	if (!dda_duration_parse(arg, &c->audit.settle))
 		return 0;
-	cli_error(c, "invalid --settle '%s' (minutes, or a duration like 15m)", arg);
+	dda__cli_error(c, "invalid --settle '%s' (minutes, or a duration like 15m)", arg);
 	return EXIT_USAGE;
 }
 
@@ -336,8 +336,10 @@ static int parse_event_types(struct cli *c, const char *arg)
 		while (i < 3 && (strlen(names[i]) != n || strncmp(p, names[i], n)))
 			i++;
 		if (i == 3 || !n) {
-			cli_error(c, "invalid --event-types '%s' (INSERT, MODIFY, REMOVE, comma-separated)",
-				  arg);
+			dda__cli_error(
+			    c,
+			    "invalid --event-types '%s' (INSERT, MODIFY, REMOVE, comma-separated)",
+			    arg);
 			return EXIT_USAGE;
 		}
 		mask |= 1u << i;
@@ -367,7 +369,8 @@ static int parse_age(struct cli *c, const char *arg)
 	}
 	if (parse_secs(arg, &c->replay.max_record_age))
 		return 0;
-	cli_error(c, "invalid --max-record-age '%s' (seconds, a duration like 1h, or -1)", arg);
+	dda__cli_error(c, "invalid --max-record-age '%s' (seconds, a duration like 1h, or -1)",
+		       arg);
 	return EXIT_USAGE;
 }
 
@@ -382,15 +385,16 @@ static int set_replay_option(struct cli *c, int opt, const char *arg)
 		return 0;
 	case O_PARALLELISM:
 		if (parse_count(c, "--parallelism", arg, 1, &n) || n > DDA_REPLAY_MAX_LANES)
-			return n > DDA_REPLAY_MAX_LANES ? (cli_error(c, "--parallelism is at most %d",
-								     DDA_REPLAY_MAX_LANES),
-							   EXIT_USAGE)
-							: EXIT_USAGE;
+			return n > DDA_REPLAY_MAX_LANES
+				   ? (dda__cli_error(c, "--parallelism is at most %d",
+						     DDA_REPLAY_MAX_LANES),
+				      EXIT_USAGE)
+				   : EXIT_USAGE;
 		r->parallelism = (int)n;
 		return 0;
 	case O_BATCH_SIZE:
 		if (parse_count(c, "--batch-size", arg, 1, &n) || n > DDA_REPLAY_MAX_BATCH) {
-			cli_error(c, "--batch-size is from 1 to %d", DDA_REPLAY_MAX_BATCH);
+			dda__cli_error(c, "--batch-size is from 1 to %d", DDA_REPLAY_MAX_BATCH);
 			return EXIT_USAGE;
 		}
 		r->batch_size = (int)n;
@@ -416,7 +420,7 @@ static int set_replay_option(struct cli *c, int opt, const char *arg)
 							    : -1;
 		if (r->on_failure >= 0)
 			return 0;
-		cli_error(c, "invalid --on-failure '%s' (skip, hold-item, stop or drop)", arg);
+		dda__cli_error(c, "invalid --on-failure '%s' (skip, hold-item, stop or drop)", arg);
 		return EXIT_USAGE;
 	case O_CHECKPOINT:
 		r->checkpoint = arg;
@@ -425,9 +429,10 @@ static int set_replay_option(struct cli *c, int opt, const char *arg)
 		r->view = dda__view_parse(arg);
 		if (r->view >= 0)
 			return 0;
-		cli_error(c, "invalid --view '%s' (KEYS_ONLY, NEW_IMAGE, OLD_IMAGE or "
-			     "NEW_AND_OLD_IMAGES)",
-			  arg);
+		dda__cli_error(c,
+			       "invalid --view '%s' (KEYS_ONLY, NEW_IMAGE, OLD_IMAGE or "
+			       "NEW_AND_OLD_IMAGES)",
+			       arg);
 		return EXIT_USAGE;
 	case O_STREAM_ARN:
 		r->stream_arn = arg;
@@ -444,7 +449,7 @@ static int set_replay_option(struct cli *c, int opt, const char *arg)
 		r->max_rps = strtod(arg, &end);
 		if (end != arg && !*end && r->max_rps > 0)
 			return 0;
-		cli_error(c, "invalid --max-rps '%s' (records per second, above 0)", arg);
+		dda__cli_error(c, "invalid --max-rps '%s' (records per second, above 0)", arg);
 		return EXIT_USAGE;
 	case O_TARGET_TIMEOUT:
 		if (parse_count(c, "--target-timeout", arg, 1, &n))
@@ -458,9 +463,10 @@ static int set_replay_option(struct cli *c, int opt, const char *arg)
 		/* Lambda's MaximumBatchingWindowInSeconds: 0 to 300 seconds. */
 		if (parse_secs(arg, &r->batch_window) && r->batch_window <= 300 * DDA_USEC_PER_SEC)
 			return 0;
-		cli_error(c, "invalid --max-batching-window '%s' (seconds or a duration, 0 to "
-			     "300s)",
-			  arg);
+		dda__cli_error(c,
+			       "invalid --max-batching-window '%s' (seconds or a duration, 0 to "
+			       "300s)",
+			       arg);
 		return EXIT_USAGE;
 	case O_MAX_INFLIGHT:
 		if (parse_count(c, "--max-inflight", arg, 1, &n))
@@ -490,8 +496,8 @@ static int parse_format(struct cli *c, const char *arg)
 		c->format = dda_report_format_parse(arg);
 	if (c->format >= 0)
 		return 0;
-	cli_error(c, "invalid --format '%s' (%s)", arg,
-		  report ? "json, csv or md" : "text or json");
+	dda__cli_error(c, "invalid --format '%s' (%s)", arg,
+		       report ? "json, csv or md" : "text or json");
 	return EXIT_USAGE;
 }
 
@@ -515,7 +521,7 @@ static int set_option(struct cli *c, int opt, const char *arg, int64_t *now_arg)
 	case O_KEY_SCHEMA:
 		if (!dda_key_schema_parse(arg, &a->dec, &err))
 			return 0;
-		cli_error(c, "%s", err.msg);
+		dda__cli_error(c, "%s", err.msg);
 		return EXIT_USAGE;
 	case O_MAX_OBJECT_BYTES:
 		if (parse_count(c, "--max-object-bytes", arg, 1, &n))
@@ -534,7 +540,7 @@ static int set_option(struct cli *c, int opt, const char *arg, int64_t *now_arg)
 						       : -1;
 		if (c->progress >= 0)
 			return 0;
-		cli_error(c, "invalid --progress '%s' (auto, always or never)", arg);
+		dda__cli_error(c, "invalid --progress '%s' (auto, always or never)", arg);
 		return EXIT_USAGE;
 	case O_SETTLE:
 		return parse_settle(c, arg);
@@ -551,7 +557,7 @@ static int set_option(struct cli *c, int opt, const char *arg, int64_t *now_arg)
 		c->fail_on = !strcmp(arg, "never") ? DDA_SEV__COUNT : dda_severity_parse(arg);
 		if (c->fail_on >= 0)
 			return 0;
-		cli_error(c, "invalid --fail-on '%s' (error, warning, info or never)", arg);
+		dda__cli_error(c, "invalid --fail-on '%s' (error, warning, info or never)", arg);
 		return EXIT_USAGE;
 	case O_NO_DIFF:
 		a->diffs = false;
@@ -592,7 +598,7 @@ static int set_option(struct cli *c, int opt, const char *arg, int64_t *now_arg)
 			a->expect_every = d;
 			return 0;
 		}
-		cli_error(c, "invalid --expect-every '%s' (whole hours: 1h, 6h, 1d)", arg);
+		dda__cli_error(c, "invalid --expect-every '%s' (whole hours: 1h, 6h, 1d)", arg);
 		return EXIT_USAGE;
 	}
 	case 'q':
@@ -710,15 +716,15 @@ static void unknown_long_option(struct cli *c, const char *word)
 		int rc = 0;
 		for (size_t i = 0; i < np && !rc; i++)
 			rc = dda_buf_addf(&list, "%s--%s", i ? ", " : "", prefixed[i]);
-		cli_error(c, "option '--%s' is ambiguous: %s", typed, rc ? "..." : list.ptr);
+		dda__cli_error(c, "option '--%s' is ambiguous: %s", typed, rc ? "..." : list.ptr);
 		dda_buf_release(&list);
 		return;
 	}
 	const char *near = np ? prefixed[0] : dda__cli_nearest(typed, names, n);
 	if (near)
-		cli_error(c, "unknown option '--%s'; did you mean '--%s'?", typed, near);
+		dda__cli_error(c, "unknown option '--%s'; did you mean '--%s'?", typed, near);
 	else
-		cli_error(c, "unknown option '--%s' (see ddbaudit %s --help)", typed, c->cmd);
+		dda__cli_error(c, "unknown option '--%s' (see ddbaudit %s --help)", typed, c->cmd);
 }
 
 /* What getopt's '?' or ':' meant, said as precisely as it can be. */
@@ -728,16 +734,17 @@ static int bad_option(struct cli *c, int opt, const char *word)
 	 * for a long one given a value it does not take, the letter for an
 	 * unknown short one; a long option always consumes its whole word. */
 	if (opt == ':')
-		cli_error(c, "option '%s' needs a value (see ddbaudit %s --help)", word, c->cmd);
+		dda__cli_error(c, "option '%s' needs a value (see ddbaudit %s --help)", word,
+			       c->cmd);
 	else if (!optopt)
 		unknown_long_option(c, word);
 	else if ((optopt >= 256 || strchr("qvhV", optopt)) && !allowed(c->command, optopt))
-		cli_error(c, "option '%.*s' does not apply to %s", (int)strcspn(word, "="), word,
-			  c->cmd);
+		dda__cli_error(c, "option '%.*s' does not apply to %s", (int)strcspn(word, "="),
+			       word, c->cmd);
 	else if (optopt >= 256 || strchr("qvhV", optopt))
-		cli_error(c, "option '%.*s' takes no value", (int)strcspn(word, "="), word);
+		dda__cli_error(c, "option '%.*s' takes no value", (int)strcspn(word, "="), word);
 	else
-		cli_error(c, "unknown option '-%c' (see ddbaudit %s --help)", optopt, c->cmd);
+		dda__cli_error(c, "unknown option '-%c' (see ddbaudit %s --help)", optopt, c->cmd);
 	return EXIT_USAGE;
 }
 
@@ -791,7 +798,7 @@ static int finish_options(struct cli *c, int64_t now_arg)
 	if (c->since) {
 		int64_t d;
 		if (a->src.range.from != DDA_TIME_NONE) {
-			cli_error(c, "--since and --from cannot be combined");
+			dda__cli_error(c, "--since and --from cannot be combined");
 			return EXIT_USAGE;
 		}
 		if (parse_duration_arg(c, "--since", c->since, &d))
@@ -800,14 +807,14 @@ static int finish_options(struct cli *c, int64_t now_arg)
 	}
 	if (a->src.range.from != DDA_TIME_NONE && a->src.range.to != DDA_TIME_NONE &&
 	    a->src.range.from >= a->src.range.to) {
-		cli_error(c, "the range is empty: --from must be before --to");
+		dda__cli_error(c, "the range is empty: --from must be before --to");
 		return EXIT_USAGE;
 	}
 	a->dec.range = a->src.range;
 	start_verbose(c);
 	if (c->versions && c->source && strncmp(c->source, "s3://", 5))
-		cli_warn(c, "--versions only applies to S3 sources; a local copy holds one "
-			    "version per key");
+		dda__cli_warn(c, "--versions only applies to S3 sources; a local copy holds one "
+				 "version per key");
 	c->options = options_json(c);
 	return 0;
 }
@@ -851,8 +858,8 @@ int dda__cli_parse(int argc, char **argv, const struct command *cmd, struct cli 
 		if (opt == '?' || opt == ':')
 			return bad_option(c, opt, argv[optind - 1]);
 		if (!allowed(cmd, opt)) {
-			cli_error(c, "option '%s%s' does not apply to %s", opt < 256 ? "-" : "--",
-				  opt_name(opt), cmd->name);
+			dda__cli_error(c, "option '%s%s' does not apply to %s",
+				       opt < 256 ? "-" : "--", opt_name(opt), cmd->name);
 			return EXIT_USAGE;
 		}
 		int rc = set_option(c, opt, optarg, &now_arg);
@@ -862,11 +869,11 @@ int dda__cli_parse(int argc, char **argv, const struct command *cmd, struct cli 
 	if (optind < argc && !c->source)
 		c->source = argv[optind++];
 	if (optind < argc) {
-		cli_error(c, "unexpected argument '%s'", argv[optind]);
+		dda__cli_error(c, "unexpected argument '%s'", argv[optind]);
 		return EXIT_USAGE;
 	}
 	if (!c->source) {
-		cli_error(c, "no SOURCE given (usage: ddbaudit %s)", cmd->usage);
+		dda__cli_error(c, "no SOURCE given (usage: ddbaudit %s)", cmd->usage);
 		return EXIT_USAGE;
 	}
 	c->audit.source = c->source;
@@ -879,7 +886,7 @@ void dda__cli_release(struct cli *c)
 	c->options = NULL;
 }
 
-void cli_progress(void *ctx, const struct dda_progress *p)
+void dda__cli_progress(void *ctx, const struct dda_progress *p)
 {
 	struct cli *c = ctx;
 	bool show = c->progress == 1 || (c->progress == 2 && c->is_tty && c->verbose >= 0);
@@ -899,7 +906,7 @@ void cli_progress(void *ctx, const struct dda_progress *p)
 		c->is_tty ? "" : "\n");
 }
 
-int cli_verdict(const struct cli *c, const struct dda_result *res)
+int dda__cli_verdict(const struct cli *c, const struct dda_result *res)
 {
 	if (res->fatal.code)
 		return EXIT_RUNTIME;
@@ -919,7 +926,7 @@ static void on_signal(int sig)
 		*stop_flag = 1;
 }
 
-void cli_catch_signals(struct cli *c)
+void dda__cli_catch_signals(struct cli *c)
 {
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
