@@ -3,6 +3,7 @@
  * credential chain. */
 #include "aws/s3.h"
 #include "aws/core.h"
+#include "util/log.h"
 #include "aws/s3_xml.h"
 
 #include <ctype.h>
@@ -162,6 +163,10 @@ static void call_done(void *ctx, struct dda_http_request *r, struct dda_http_res
 	    strcmp(region, c->region)) {
 		remember_region(s, c->bucket, region);
 		c->redirected = true;
+		dda__log(dda__http_log(s->http), DDA_LOG_INFO,
+			 "s3://%s is in %s, not %s (HTTP %ld): asking there, and signing for it "
+			 "from now on",
+			 c->bucket, region, c->region, resp->status);
 		if (!build(c) && !dda__http_submit(s->http, &c->http))
 			return;
 	}

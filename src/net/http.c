@@ -129,6 +129,11 @@ void dda__http_set_log(struct dda_http *h, const struct dda_log *log)
 	h->o.log = log;
 }
 
+const struct dda_log *dda__http_log(const struct dda_http *h)
+{
+	return h->o.log;
+}
+
 /* Why an attempt failed, for the log: the transport error or the status. */
 static void attempt_outcome(const struct xfer *x, CURLcode code, char *out, size_t cap)
 {

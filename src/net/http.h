@@ -81,6 +81,8 @@ int dda__http_step(struct dda_http *h, int timeout_ms, struct dda_error *err);
 /* Where retries (and, at DDA_LOG_DEBUG, every request) are logged from now
  * on; log is borrowed and must outlive h, NULL for nowhere. */
 void dda__http_set_log(struct dda_http *h, const struct dda_log *log);
+/* The engine's log, for its clients' own lines (NULL when none is set). */
+const struct dda_log *dda__http_log(const struct dda_http *h);
 
 /* Counters for reports and tests. */
 struct dda_http_stats {

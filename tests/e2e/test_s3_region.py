@@ -67,7 +67,7 @@ class RegionTest(Case):
 
     def run_verify(self):
         p = subprocess.run([BINARY, "verify", f"s3://{BUCKET}/audit-logs/", "--format", "json",
-                            "--settle", "0", "--endpoint-url", self.proxy.url],
+                            "--settle", "0", "--endpoint-url", self.proxy.url, "-v"],
                            env=self.env, capture_output=True, timeout=120)
         return p.returncode, p.stdout.decode(), p.stderr.decode("utf-8", "replace")
 
@@ -75,6 +75,8 @@ class RegionTest(Case):
         status, out, err = self.run_verify()
         self.assertEqual(status, 0, err)
         self.assertEqual(json.loads(out)["summary"]["objects"], 4)
+        # -v says so.
+        self.assertIn(f"s3://{BUCKET} is in {HOME_REGION}, not us-east-1", err)
         regions = [(m, p.split("?")[0], scope_region(h)) for m, p, h, b in self.proxy.log]
         wrong = [r for r in regions if r[2] != HOME_REGION]
         # Only the first requests, sent together before any answer came,
