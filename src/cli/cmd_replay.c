@@ -245,6 +245,15 @@ static void delivery_progress(void *ctx, const struct dda_replay_stats *st, bool
 		c->is_tty ? "" : "\n");
 }
 
+/* -v: each failed send on stderr, as it happens (one fprintf a line, so
+ * lines from lanes do not interleave). */
+static void delivery_log(void *ctx, const char *line)
+{
+	const struct cli *c = ctx;
+	if (c->verbose > 0)
+		fprintf(stderr, "ddbaudit: replay: %s\n", line);
+}
+
 /* --filter FILE: Lambda's filter criteria, checked before anything is read. */
 static int load_filter(const struct cli *c, struct dda_buf *text, struct dda_filter **out)
 {
@@ -463,7 +472,8 @@ int dda__cmd_replay(int argc, char **argv, struct cli *c)
 				     .backoff_base = 100 * 1000,
 				     .backoff_cap = 20 * DDA_USEC_PER_SEC,
 				     .progress = delivery_progress,
-				     .progress_ctx = c};
+				     .progress_ctx = c,
+				     .log = delivery_log};
 	struct dda_target_info info;
 	struct dda_buf filter_text, report;
 	struct dda_filter *filter = NULL;

@@ -336,6 +336,29 @@ static int64_t throttle_wait(const struct shared *sh, struct lane *ln,
 	return wait;
 }
 
+static const char *const fault_names[] = {"", "function error", "transport failure",
+					  "throttled", "configuration error"};
+
+/* -v: what happened to a send that did not succeed, and what comes next. */
+static void note_failure(struct lane *ln, size_t a, size_t b, const struct dda_send_result *res,
+			 const char *next, int64_t wait)
+{
+	const struct dda_replay_opts *o = ln->sh->o;
+	char line[900], seq[DDA_SEQ_DIGITS + 1];
+	if (!o->log)
+		return;
+	dda__seq_format(ln->sh->p->v[a].seq, seq);
+	int f = res->fault >= 0 && res->fault < (int)DDA_ARRAY_SIZE(fault_names) ? res->fault : 0;
+	snprintf(line, sizeof(line), "lane %d: %zu record%s from %s: %s (%s); %s", ln->id, b - a,
+		 b - a == 1 ? "" : "s", seq, res->msg,
+		 res->outcome == DDA_SEND_PARTIAL ? "partial failure" : fault_names[f], next);
+	if (wait >= 0) {
+		size_t n = strlen(line);
+		snprintf(line + n, sizeof(line) - n, " in %.1f s", (double)wait / 1e6);
+	}
+	o->log(o->progress_ctx, line);
+}
+
 /* Sends [a, b) until acknowledged, retrying; on giving up, bisects or hands
  * the records to give_up. Returns 0, 1 when the run must stop, or an error. */
 static int attempt(struct lane *ln, size_t a, size_t b, struct dda_error *err)
@@ -360,11 +383,15 @@ static int attempt(struct lane *ln, size_t a, size_t b, struct dda_error *err)
 		a = upto;
 		if (a == b)
 			return 0;
-		if (res.fault == DDA_FAULT_CONFIG)
+		if (res.fault == DDA_FAULT_CONFIG) {
+			note_failure(ln, a, b, &res, "the run stops", -1);
 			return halt(ln, a, b, "were refused", tries + throttles + 1, &res);
+		}
 		bool aged = o->max_record_age >= 0 && dda_time_now() - first >= o->max_record_age;
 		if (res.fault == DDA_FAULT_THROTTLE && !aged) {
-			nap(sh, throttle_wait(sh, ln, &res, ++throttles, first));
+			int64_t wait = throttle_wait(sh, ln, &res, ++throttles, first);
+			note_failure(ln, a, b, &res, "waiting (not a retry)", wait);
+			nap(sh, wait);
 			continue;
 		}
 		tries += res.fault != DDA_FAULT_THROTTLE;
@@ -374,6 +401,7 @@ static int attempt(struct lane *ln, size_t a, size_t b, struct dda_error *err)
 			 * that timed out or was throttled fail the same way. */
 			bool split = res.fault == DDA_FAULT_FUNCTION || res.outcome == DDA_SEND_PARTIAL;
 			if (o->bisect && split && b - a > 1) {
+				note_failure(ln, a, b, &res, "bisecting", -1);
 				pthread_mutex_lock(&sh->mu);
 				sh->st->bisections++;
 				pthread_mutex_unlock(&sh->mu);
@@ -381,10 +409,13 @@ static int attempt(struct lane *ln, size_t a, size_t b, struct dda_error *err)
 				rc = deliver(ln, a, mid, err);
 				return rc ? rc : deliver(ln, mid, b, err);
 			}
+			note_failure(ln, a, b, &res, aged ? "too old to retry" : "retries spent", -1);
 			return give_up(ln, a, b, aged ? "RecordAgeExceeded" : "RetryAttemptsExhausted",
 				       tries + throttles, &res, err);
 		}
-		nap(sh, backoff(o->backoff_base, o->backoff_cap, &ln->rng, tries));
+		int64_t wait = backoff(o->backoff_base, o->backoff_cap, &ln->rng, tries);
+		note_failure(ln, a, b, &res, "retrying", wait);
+		nap(sh, wait);
 	}
 }
 

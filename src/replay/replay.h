@@ -230,6 +230,9 @@ struct dda_replay_opts {
 	 * seconds so far), and once with done set. */
 	void (*progress)(void *ctx, const struct dda_replay_stats *st, bool done);
 	void *progress_ctx;
+	/* With -v: one line per failed send (lane, records, why, what next),
+	 * called from lane threads without the delivery lock; NULL for none. */
+	void (*log)(void *ctx, const char *line);
 };
 
 struct dda_replay_stats {

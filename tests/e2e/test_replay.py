@@ -521,6 +521,23 @@ if failed:
             self.assertEqual(json.loads(f.readline())["requestContext"]["condition"],
                              "RecordAgeExceeded")
 
+    def test_verbose_says_what_happened_to_each_failed_send(self):
+        self.target.throttle_first, self.target.retry_after = 1, "0"
+        self.target.fail_first = 1
+        args = ("replay", SAMPLES, "--settle", "0", "--target", self.target.url,
+                "--event-types", "REMOVE", "--progress", "never")
+        status, _, err = run(*args, "-v")
+        self.assertEqual(status, 0, err)
+        lines = [line for line in err.splitlines() if line.startswith("ddbaudit: replay: lane 0:")]
+        self.assertEqual(len(lines), 2, err)
+        self.assertIn("HTTP 429", lines[0])
+        self.assertIn("(throttled); waiting (not a retry) in 0.0 s", lines[0])
+        self.assertIn("HTTP 500: injected (function error); retrying in", lines[1])
+        self.target.throttle_first, self.target.fail_first = 1, 1
+        status, _, err = run(*args)
+        self.assertEqual(status, 0, err)
+        self.assertNotIn("lane 0:", err)
+
     def test_bisection_splits_on_function_errors_only(self):
         # 502: the processor never gave a verdict; halves would fail alike.
         self.target.fail_first, self.target.fail_status = 10 ** 9, 502
