@@ -65,6 +65,8 @@ struct s3_source {
 	size_t nslots;
 	size_t bytes_in_flight;
 	struct dda__sha256 sha;
+	struct dda__exports *exports; /* DynamoDB exports under the prefix */
+	struct dda_buf missing;	      /* key of a listed export file not found */
 };
 
 static int submit_list(struct list_job *j);
@@ -184,7 +186,10 @@ static int plan_prefixes(struct s3_source *s, char ***out, size_t *n)
 	const struct dda_range *r = &s->base.opts.range;
 	size_t plen = strlen(s->prefix);
 	int64_t hour = DDA_USEC_PER_HOUR;
-	bool by_hour = r->from != DDA_TIME_NONE && plen && s->prefix[plen - 1] == '/';
+	/* A DynamoDB export is not laid out by hour: its data is listed whole
+	 * and its lines are checked against the range instead. */
+	bool export = strstr(s->prefix, "AWSDynamoDB/") != NULL;
+	bool by_hour = r->from != DDA_TIME_NONE && plen && s->prefix[plen - 1] == '/' && !export;
 	int64_t from = 0, to = 0;
 	if (by_hour) {
 		int64_t end = r->to != DDA_TIME_NONE ? r->to : dda_time_now();
@@ -317,6 +322,112 @@ static int versioning_finding(struct s3_source *s)
 	    lock);
 }
 
+static void get_done(struct dda_s3_call *c, struct dda_http_response *r);
+static bool md5_matches(const struct dda_buf *body, const char *etag);
+
+/* One object's bytes (by its version, when versions were listed), fetched
+ * alone: before the window opens, or after reading ended. */
+static int get_sync(struct s3_source *s, const char *key, const char *version, const char *etag,
+		    struct dda_buf *out, struct dda_error *err)
+{
+	size_t max = s->base.opts.max_object_bytes;
+	struct slot sl = {.s = s};
+	struct dda_kv q = {"versionId", version};
+	int rc = dda__s3_submit(&sl.call, s->s3, "GET", s->bucket, key, &q,
+				version && s->base.opts.aws.versions ? 1 : 0, max + 1, get_done,
+				&sl);
+	if (!rc)
+		rc = dda__http_run(dda__s3_http(s->s3), NULL, err);
+	else
+		dda_error_set(err, rc, "out of memory");
+	if (!rc && (sl.status != 200 || sl.err))
+		rc = dda_error_set(err, DDA_EIO, "cannot read s3://%s/%s: %s", s->bucket, key,
+				   sl.msg);
+	if (!rc && !md5_matches(&sl.body, etag))
+		rc = dda_error_set(err, DDA_EFORMAT, "s3://%s/%s: body's MD5 differs from its ETag",
+				   s->bucket, key);
+	if (!rc)
+		rc = dda__object_bytes(&sl.body, out, max, err);
+	dda__s3_call_release(&sl.call);
+	dda_buf_release(&sl.body);
+	return rc;
+}
+
+/* The latest listed version of key, or NULL (absent, or deleted). */
+static const struct dda_s3_entry *find_latest(const struct s3_source *s, const char *key)
+{
+	size_t lo = 0, hi = s->all.n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(s->all.v[mid].key, key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	const struct dda_s3_entry *found = NULL;
+	for (; lo < s->all.n && !strcmp(s->all.v[lo].key, key); lo++)
+		found = &s->all.v[lo]; /* a key's versions are sorted oldest first */
+	return found && !found->delete_marker ? found : NULL;
+}
+
+/* Reads one manifest of the export at root into out; *got stays NULL when
+ * the export has none or it cannot be read (the export then says so). */
+static int read_manifest(struct s3_source *s, const char *root, const char *name,
+			 struct dda_buf *out, const struct dda_buf **got, struct dda_error *err)
+{
+	char key[2048];
+	*got = NULL;
+	if ((size_t)snprintf(key, sizeof(key), "%s%s", root, name) >= sizeof(key))
+		return 0;
+	const struct dda_s3_entry *e = find_latest(s, key);
+	if (!e)
+		return 0;
+	struct dda_error gerr = {0};
+	int rc = get_sync(s, key, e->version_id, e->etag, out, &gerr);
+	if (rc == DDA_ENOMEM || rc == DDA_EINTR || rc == DDA_EAUTH)
+		return dda_error_set(err, rc, "%s", gerr.msg);
+	if (!rc)
+		*got = out;
+	return 0;
+}
+
+/* DynamoDB exports under the prefix (a key prefix holding manifest-summary.json
+ * or manifest-files.json): their manifests are read before any data file, so
+ * that every data file is checked against them as it is read, as the
+ * directory source does. */
+static int load_exports(struct s3_source *s, struct dda_error *err)
+{
+	size_t max = s->base.opts.max_object_bytes;
+	int rc = 0;
+	for (size_t i = 0; !rc && i < s->all.n; i++) {
+		const char *key = s->all.v[i].key, *slash = strrchr(key, '/');
+		const char *name = slash ? slash + 1 : key;
+		if (strcmp(name, "manifest-summary.json") && strcmp(name, "manifest-files.json"))
+			continue;
+		char root[2048];
+		size_t n = (size_t)(name - key);
+		if (n >= sizeof(root))
+			continue;
+		memcpy(root, key, n);
+		root[n] = '\0';
+		if (dda__exports_known(s->exports, root))
+			continue;
+		struct dda_buf sum, files;
+		const struct dda_buf *got_sum, *got_files = NULL;
+		dda_buf_init(&sum, max);
+		dda_buf_init(&files, max);
+		rc = read_manifest(s, root, "manifest-summary.json", &sum, &got_sum, err);
+		if (!rc)
+			rc = read_manifest(s, root, "manifest-files.json", &files, &got_files, err);
+		if (!rc && dda__exports_add(s->exports, &s->base, root, got_sum, got_files))
+			rc = dda_error_set(err, DDA_ENOMEM,
+					   "out of memory reading an export's manifests");
+		dda_buf_release(&sum);
+		dda_buf_release(&files);
+	}
+	return rc;
+}
+
 static int list_all(struct s3_source *s, struct dda_error *err)
 {
 	char **prefixes;
@@ -360,6 +471,9 @@ static int list_all(struct s3_source *s, struct dda_error *err)
 	dda__log(&s->base.opts.log, DDA_LOG_INFO, "listed %zu %s under %zu prefix%s", s->all.n,
 		 s->base.opts.aws.versions ? "versions" : "objects", s->njobs,
 		 s->njobs == 1 ? "" : "es");
+	rc = load_exports(s, err);
+	if (rc)
+		return rc;
 	s->listed = true;
 	s->base.prefixes_skipped = 0;
 	return 0;
@@ -389,6 +503,13 @@ static enum entry_use entry_use(struct s3_source *s, const struct dda_s3_entry *
 	size_t n = strlen(e->key);
 	if (!n || e->key[n - 1] == '/')
 		return USE_SKIP;
+	struct dda_export_info info;
+	bool unlisted;
+	const char *slash = strrchr(e->key, '/');
+	/* Classifying a metadata name marks nothing, so it can be asked here. */
+	if (dda__export_meta_name(slash ? slash + 1 : e->key) &&
+	    dda__exports_classify(s->exports, e->key, &info, &unlisted) == DDA__EXP_META)
+		return USE_SKIP; /* export bookkeeping, not an object */
 	if (dda__key_pruned(&s->base.opts.range, e->key)) {
 		s->base.objects_skipped++;
 		return USE_SKIP;
@@ -444,13 +565,16 @@ static bool md5_matches(const struct dda_buf *body, const char *etag)
 	return !strcasecmp(hex, etag);
 }
 
-static int64_t add_object(struct s3_source *s, const struct dda_s3_entry *e)
+static int64_t add_object(struct s3_source *s, const struct dda_s3_entry *e,
+			  const struct dda_export_info *exp)
 {
 	struct dda_object meta = {.key = e->key,
 				  .version = e->version_id,
 				  .etag = e->etag,
 				  .size = e->size,
 				  .last_modified = e->last_modified};
+	if (exp)
+		meta.exp = *exp;
 	return dda_objtab_add(s->base.objs, &meta);
 }
 
@@ -495,7 +619,7 @@ static int marker_finding(struct s3_source *s, size_t idx, struct dda_error *err
 	const struct dda_s3_entry *e = &s->all.v[idx];
 	size_t first, end, n = key_versions(s, idx, &first, &end);
 	char t[DDA_TIME_STRLEN];
-	int64_t id = add_object(s, e);
+	int64_t id = add_object(s, e, NULL);
 	s->base.facts.delete_markers++;
 	if (id < 0 ||
 	    dda__source_note(&s->base, DDA_FACT_OVERWRITTEN, (uint32_t)id,
@@ -514,8 +638,12 @@ static int emit(struct s3_source *s, struct slot *sl, struct dda_chunk *c, struc
 {
 	const struct dda_s3_entry *e = &s->all.v[sl->idx];
 	size_t max = s->base.opts.max_object_bytes;
-	int64_t id = add_object(s, e);
-	if (id < 0 || (s->base.opts.aws.versions && overwrite_finding(s, sl->idx, (uint32_t)id)))
+	struct dda_export_info exp = {0};
+	bool unlisted = false;
+	dda__exports_classify(s->exports, e->key, &exp, &unlisted);
+	int64_t id = add_object(s, e, &exp);
+	if (id < 0 || (s->base.opts.aws.versions && overwrite_finding(s, sl->idx, (uint32_t)id)) ||
+	    (unlisted && dda__export_unlisted(&s->base, (uint32_t)id)))
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
 	struct dda_object *o = dda_objtab_get(s->base.objs, (uint32_t)id);
 	c->obj = (uint32_t)id;
@@ -548,6 +676,9 @@ static int emit(struct s3_source *s, struct slot *sl, struct dda_chunk *c, struc
 		dda_buf_release(&sl->body);
 		return 1;
 	}
+	if (o->exp.listed &&
+	    dda__exports_check_md5(s->exports, &s->base, o->key, (uint32_t)id, &sl->body))
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
 	dda__object_finish(c, o, &sl->body, max, &s->sha);
 	dda_buf_release(&sl->body);
 	return 1;
@@ -561,8 +692,13 @@ static int s3_next(struct dda_source *src, struct dda_chunk *c, struct dda_error
 		return rc;
 	for (;;) {
 		fill_window(s);
-		if (s->next_yield == s->all.n)
-			return 0;
+		if (s->next_yield == s->all.n) {
+			/* What an export's manifest lists and the bucket lacks. */
+			rc = dda__exports_next_missing(s->exports, NULL, &s->missing);
+			if (rc < 0)
+				return dda_error_set(err, rc, "out of memory");
+			return rc ? dda__export_missing_chunk(src, s->missing.ptr, c, err) : 0;
+		}
 		struct slot *sl = &s->slots[s->next_yield % s->nslots];
 		const struct dda_s3_entry *e = &s->all.v[s->next_yield];
 		if (!sl->done) {
@@ -611,6 +747,8 @@ static void s3_free(struct dda_source *src)
 	free(s->slots);
 	dda__s3_listing_release(&s->all);
 	dda__sha256_release(&s->sha);
+	dda__exports_free(s->exports);
+	dda_buf_release(&s->missing);
 	free(s->bucket);
 	free(s->prefix);
 	free(s);
@@ -623,28 +761,12 @@ static int s3_reread(struct dda_source *src, uint32_t obj, struct dda_buf *out,
 {
 	struct s3_source *s = (struct s3_source *)src;
 	const struct dda_object *o = dda_objtab_get(src->objs, obj);
-	size_t max = src->opts.max_object_bytes;
-	struct slot sl = {.s = s};
-	struct dda_kv q = {"versionId", o ? o->version : NULL};
 	if (!o)
 		return DDA_ENOTFOUND;
-	int rc =
-	    dda__s3_submit(&sl.call, s->s3, "GET", s->bucket, o->key, &q,
-			   o->version && src->opts.aws.versions ? 1 : 0, max + 1, get_done, &sl);
-	if (!rc)
-		rc = dda__http_run(dda__s3_http(s->s3), NULL, err);
-	else
-		dda_error_set(err, rc, "out of memory");
-	if (!rc && (sl.status != 200 || sl.err))
-		rc = dda_error_set(err, DDA_EIO, "cannot read s3://%s/%s again: %s", s->bucket,
-				   o->key, sl.msg);
-	if (!rc && !md5_matches(&sl.body, o->etag))
-		rc = dda_error_set(err, DDA_EFORMAT, "s3://%s/%s changed since it was read",
-				   s->bucket, o->key);
-	if (!rc)
-		rc = dda__object_bytes(&sl.body, out, max, err);
-	dda__s3_call_release(&sl.call);
-	dda_buf_release(&sl.body);
+	int rc = get_sync(s, o->key, o->version, o->etag, out, err);
+	if (rc == DDA_EFORMAT)
+		return dda_error_set(err, rc, "s3://%s/%s changed since it was read", s->bucket,
+				     o->key);
 	return rc;
 }
 
@@ -670,6 +792,9 @@ int dda__s3_open(struct dda_source **out, const char *spec, const struct dda_sou
 	s->nslots = opts->aws.concurrency > 0 ? (size_t)opts->aws.concurrency : 64;
 	if (!rc && !(s->slots = calloc(s->nslots, sizeof(*s->slots))))
 		rc = dda_error_set(err, DDA_ENOMEM, "out of memory");
+	if (!rc && !(s->exports = dda__exports_new()))
+		rc = dda_error_set(err, DDA_ENOMEM, "out of memory");
+	dda_buf_init(&s->missing, 1 << 16);
 	s->base.ops = &s3_ops;
 	s->base.opts = *opts;
 	if (!rc) {
