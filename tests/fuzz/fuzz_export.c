@@ -44,11 +44,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	CHECK(rc == 0);
 	CHECK(dda__exports_next_missing(x, NULL, &key) == 0);
-	for (size_t i = 0; i < s.nfindings; i++) {
-		CHECK(s.findings[i].detail != NULL);
-		free(s.findings[i].detail);
+	for (size_t i = 0; i < s.nnotes; i++) {
+		CHECK(s.notes[i].detail != NULL);
+		free(s.notes[i].detail);
 	}
-	free(s.findings);
+	free(s.notes);
 	dda__exports_free(x);
 	dda_buf_release(&sum);
 	dda_buf_release(&files);
