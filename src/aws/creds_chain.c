@@ -33,8 +33,9 @@ static char *pget(const struct chain *ch, const char *profile, const char *key)
 static bool has_key(const struct chain *ch, const char *profile, const char *key)
 {
 	char *v = pget(ch, profile, key);
+	bool set = v != NULL;
 	dda__wipe_free(v);
-	return v != NULL;
+	return set;
 }
 
 static bool has_static(const struct chain *ch, const char *profile)

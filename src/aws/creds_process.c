@@ -213,12 +213,24 @@ int dda__creds_process_run(const char *profile, char **argv, long timeout_ms, st
 				     "profile '%s': cannot run credential_process '%s': %s", profile,
 				     argv[0], strerror(e));
 	}
-	int rc = read_all(fds[0], out, dda_time_now() + (int64_t)timeout_ms * 1000);
+	int64_t deadline = dda_time_now() + (int64_t)timeout_ms * 1000;
+	int rc = read_all(fds[0], out, deadline);
 	close(fds[0]);
-	if (rc)
+	/* Closing stdout is not exiting: the time limit holds until it has. */
+	while (!rc) {
+		pid_t w = waitpid(pid, status, WNOHANG);
+		if (w == pid || (w < 0 && errno != EINTR))
+			break;
+		if (dda_time_now() >= deadline)
+			rc = DDA_EINTR;
+		else
+			poll(NULL, 0, 10);
+	}
+	if (rc) {
 		kill(-pid, SIGKILL);
-	while (waitpid(pid, status, 0) < 0 && errno == EINTR)
-		;
+		while (waitpid(pid, status, 0) < 0 && errno == EINTR)
+			;
+	}
 	if (rc == DDA_EINTR)
 		return dda_error_set(
 		    err, DDA_EAUTH,

@@ -220,6 +220,12 @@ static void test_process_time_limit(void **state)
 	assert_non_null(strstr(err.msg, "profile 'slow'"));
 	assert_non_null(strstr(err.msg, "was killed"));
 	assert_true(WIFSIGNALED(status));
+	/* One that closes its output and goes on running is bounded too. */
+	char *quiet[] = {"/bin/sh", "-c", "exec >/dev/null; sleep 30", NULL};
+	err = (struct dda_error){0};
+	assert_int_equal(dda__creds_process_run("quiet", quiet, 300, &out, &status, &err),
+			 DDA_EAUTH);
+	assert_non_null(strstr(err.msg, "was killed"));
 	dda_buf_release(&out);
 	char *missing[] = {"/nonexistent/creds-tool", NULL};
 	err = (struct dda_error){0};
