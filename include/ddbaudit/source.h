@@ -99,6 +99,9 @@ struct dda_source_opts {
 	bool list_only;		 /* S3: objects without their bytes (ls) */
 	struct dda_aws_opts aws; /* for s3:// sources */
 	struct dda_log log;	 /* prefixes listed, requests retried (-v) */
+	/* The run's now (--now), where an open range ends; DDA_TIME_NONE or 0
+	 * means the clock's. */
+	int64_t now;
 };
 
 /* What a source learnt about where its objects live, for the report. For

@@ -814,6 +814,7 @@ static int finish_options(struct cli *c, int64_t now_arg)
 		return EXIT_USAGE;
 	}
 	a->dec.range = a->src.range;
+	a->src.now = a->now; /* an open range ends at the run's now */
 	start_verbose(c);
 	if (c->versions && c->source && strncmp(c->source, "s3://", 5))
 		dda__cli_warn(c, "--versions only applies to S3 sources; a local copy holds one "

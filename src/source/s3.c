@@ -192,7 +192,8 @@ static int plan_prefixes(struct s3_source *s, char ***out, size_t *n)
 	bool by_hour = r->from != DDA_TIME_NONE && plen && s->prefix[plen - 1] == '/' && !export;
 	int64_t from = 0, to = 0;
 	if (by_hour) {
-		int64_t end = r->to != DDA_TIME_NONE ? r->to : dda_time_now();
+		int64_t now = s->base.opts.now > 0 ? s->base.opts.now : dda_time_now();
+		int64_t end = r->to != DDA_TIME_NONE ? r->to : now;
 		from = (r->from - DDA_PREFIX_SLACK) / hour * hour;
 		to = end + DDA_PREFIX_SLACK;
 		by_hour = (to - from) / hour <= MAX_HOUR_PREFIXES;

@@ -225,6 +225,18 @@ class S3CompletenessTest(Case):
         self.assertEqual(rep["run"]["bucket"]["object_lock"], "unknown")
         self.assertEqual(rep["run"]["bucket"]["versioning"], "unknown")
 
+    def test_open_range_ends_at_the_runs_now(self):
+        """--since with --now in the past lists the hours before that now, not
+        every hour up to the clock's now (which used to pass the bound on hour
+        prefixes and list the whole bucket)."""
+        status, rep, err = verify_json("s3://audit/audit-logs/", "--endpoint-url",
+                                       self.proxy.url, "--now", "2025-07-12T10:30Z",
+                                       "--since", "2h", "--settle", "0")
+        self.assertIn(status, (0, 1), err)
+        hours = sorted({p.rsplit("/", 2)[-2] for p in self.proxy.listings("audit")})
+        self.assertEqual(hours, ["07", "08", "09", "10", "11"])
+        self.assertGreater(rep["summary"]["records"], 0)
+
     def lying_listing(self, rewrite):
         self.proxy.rules.append(Rule("GET", "list-type=2", "rewrite", 1000, rewrite=rewrite))
         return run("verify", "s3://audit/audit-logs/", "--endpoint-url", self.proxy.url, *DAY,
