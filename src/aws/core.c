@@ -198,9 +198,12 @@ bool dda__aws_region_of(const char *s, char *out, size_t cap)
 	size_t hl = strcspn(h, "/:");
 	/* sqs.REGION.amazonaws.com[.cn] or REGION.queue.amazonaws.com */
 	if (!strncmp(h, "sqs.", 4)) {
+		/* Only AWS's own host: sqs.localhost.localstack.cloud names none. */
 		const char *r = h + 4;
 		size_t rl = strcspn(r, ".");
-		if (r + rl < h + hl)
+		const char *rest = r + rl + 1;
+		if (r + rl < h + hl && (size_t)(h + hl - rest) >= 13 &&
+		    !strncmp(rest, "amazonaws.com", 13))
 			return put_region(r, rl, out, cap);
 	}
 	const char *q = strstr(h, ".queue.amazonaws.com");

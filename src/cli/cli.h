@@ -92,6 +92,9 @@ void dda__cli_progress(void *ctx, const struct dda_progress *p);
 
 /* Maps a library error to an exit status. */
 int dda__cli_exit_for(int err);
+/* mkdir -p: creates path and its missing parents. 0, or DDA_EIO (or
+ * DDA_ENOMEM) with the directory that could not be made in err. */
+int dda__cli_make_dir(const char *path, struct dda_error *err);
 
 int dda__cmd_ls(int argc, char **argv, struct cli *c);
 int dda__cmd_verify(int argc, char **argv, struct cli *c);

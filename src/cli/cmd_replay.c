@@ -86,22 +86,12 @@ static int report_path(const struct cli *c, struct dda_buf *out)
 		return 0;
 	if (n > 5 && !strcmp(r + n - 5, ".json"))
 		return dda_buf_adds(out, r) ? EXIT_RUNTIME : 0;
-	struct dda_buf dir;
-	dda_buf_init(&dir, 1 << 16);
-	int rc = dda_buf_adds(&dir, r) ? DDA_ENOMEM : 0;
-	for (size_t i = 1; !rc && i <= dir.len; i++) { /* mkdir -p */
-		if (dir.ptr[i] != '/' && dir.ptr[i] != '\0')
-			continue;
-		char save = dir.ptr[i];
-		dir.ptr[i] = '\0';
-		if (mkdir(dir.ptr, 0777) && errno != EEXIST) {
-			dda__cli_error(c, "cannot create the report directory '%s': %s", dir.ptr,
-				       strerror(errno));
-			rc = EXIT_RUNTIME;
-		}
-		dir.ptr[i] = save;
+	struct dda_error err = {0};
+	int rc = 0;
+	if (dda__cli_make_dir(r, &err)) {
+		dda__cli_error(c, "cannot create the report directory: %s", err.msg);
+		rc = EXIT_RUNTIME;
 	}
-	dda_buf_release(&dir);
 	if (!rc && dda_buf_addf(out, "%s%sreport.json", r, r[n - 1] == '/' ? "" : "/"))
 		rc = EXIT_RUNTIME;
 	return rc;
@@ -143,6 +133,7 @@ static void summary(const struct cli *c, const struct dda_plan *p,
 struct source_use {
 	bool s3;
 	uint64_t objects, keys, hours;
+	bool empty; /* EMPTY_RANGE: the range holds no records */
 };
 
 /* List prices (US East, N. Virginia, November 2026) for the estimate. */
@@ -302,6 +293,13 @@ static int plan_run(struct cli *c, struct dda_plan *p, struct dda_buf *key, stru
 		/* A partial read would replay a partial history: refuse. */
 		dda__cli_error(c, "%s; nothing was replayed", res.fatal.msg);
 		status = EXIT_RUNTIME;
+	} else if (res.sum.by_kind[DDA_K_EMPTY_RANGE]) {
+		/* A recovery that sends nothing is most often a wrong source,
+		 * prefix or range: say so, and fail like verify does. */
+		use->empty = true;
+		for (size_t i = 0; i < res.nanomalies; i++)
+			if (res.anomalies[i].kind == DDA_K_EMPTY_RANGE)
+				dda__cli_error(c, "nothing to replay: %s", res.anomalies[i].detail);
 	} else if (res.sum.anomalies[DDA_SEV_ERROR] && c->verbose >= 0) {
 		dda__cli_warn(
 		    c,
@@ -414,6 +412,8 @@ static int run(struct cli *c, struct dda_synth_opts *so, struct dda_replay_opts 
 	int status = plan_run(c, &plan, &key, &use);
 	if (!status && c->replay.dry_run) {
 		status = dry_run(c, &plan, ro, &use, report);
+		if (!status && use.empty)
+			status = EXIT_ANOMALIES;
 	} else if (!status && dda__replay_run(&plan, ro, &st, &err)) {
 		dda__cli_error(c, "%s", err.msg);
 		status = dda__cli_exit_for(err.code);
@@ -437,9 +437,9 @@ static int run(struct cli *c, struct dda_synth_opts *so, struct dda_replay_opts 
 		status = write_report(c, report, doc);
 		json_decref(doc);
 		if (!status)
-			status = st.stopped			 ? EXIT_RUNTIME
-				 : st.dlq || st.dropped ? EXIT_ANOMALIES
-							 : EXIT_CLEAN;
+			status = st.stopped			     ? EXIT_RUNTIME
+				 : st.dlq || st.dropped || use.empty ? EXIT_ANOMALIES
+								     : EXIT_CLEAN;
 	}
 	dda__plan_release(&plan);
 	dda_buf_release(&key);

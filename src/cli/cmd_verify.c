@@ -1,28 +1,6 @@
 /* ddbaudit verify: audit a source and report. */
 #include "cli/cli.h"
 
-#include <errno.h>
-#include <sys/stat.h>
-
-/* mkdir -p */
-static int make_dir(const char *path, struct dda_error *err)
-{
-	struct dda_buf p;
-	dda_buf_init(&p, 4096);
-	int rc = dda_buf_adds(&p, path);
-	for (size_t i = 1; !rc && i <= p.len; i++) {
-		if (p.ptr[i] != '/' && p.ptr[i] != '\0')
-			continue;
-		char save = p.ptr[i];
-		p.ptr[i] = '\0';
-		if (mkdir(p.ptr, 0777) && errno != EEXIST)
-			rc = dda_error_set(err, DDA_EIO, "cannot create '%s': %s", p.ptr,
-					   strerror(errno));
-		p.ptr[i] = save;
-	}
-	dda_buf_release(&p);
-	return rc;
-}
 
 static void summary_line(const struct cli *c, const struct dda_result *res, int status)
 {
@@ -75,7 +53,7 @@ int dda__cmd_verify(int argc, char **argv, struct cli *c)
 		return EXIT_USAGE;
 	}
 	if (c->report_dir) {
-		if (make_dir(c->report_dir, &err) ||
+		if (dda__cli_make_dir(c->report_dir, &err) ||
 		    dda_buf_addf(&manifest, "%s/manifest.ndjson", c->report_dir)) {
 			dda__cli_error(c, "%s", err.msg[0] ? err.msg : "report path too long");
 			dda_buf_release(&manifest);

@@ -5,6 +5,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -215,7 +216,8 @@ void dda__cli_help(const struct command *cmd)
 		    "  --max-batching-window SECS  under --max-rps, close a batch after SECS\n"
 		    "  --max-inflight N       batches at the target at once, over all lanes\n"
 		    "  --dry-run              print batches, bytes, requests and their cost;\n"
-		    "                         send nothing\n"
+		    "                         send nothing\n"		    "  --allow-empty          a range without records is not an error (exit 0;\n"
+		    "                         nothing is sent)\n"
 		    "  --target-timeout SECS  per batch (default 900 for lambda:, else 60)\n"
 		    "  --report DIR           write report.json (the delivery summary) into DIR;\n"
 		    "                         a path ending in .json is the file itself\n"
@@ -678,9 +680,10 @@ static bool allowed(const struct command *cmd, int opt)
 	switch (opt) {
 	case O_FAIL_ON:
 	case O_NO_DIFF:
-	case O_ALLOW_EMPTY:
 	case O_EXPECT_EVERY:
 		return cmd->opts & OPT_REPORT;
+	case O_ALLOW_EMPTY:
+		return cmd->opts & (OPT_REPORT | OPT_REPLAY);
 	case O_FORMAT:
 		return cmd->opts & (OPT_REPORT | OPT_TEXT_FORMAT);
 	case O_KEY:
@@ -940,4 +943,23 @@ void dda__cli_catch_signals(struct cli *c)
 	c->audit.stop = stop_flag;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+}
+
+int dda__cli_make_dir(const char *path, struct dda_error *err)
+{
+	struct dda_buf p;
+	dda_buf_init(&p, 1 << 16);
+	int rc = dda_buf_adds(&p, path);
+	for (size_t i = 1; !rc && i <= p.len; i++) {
+		if (p.ptr[i] != '/' && p.ptr[i] != '\0')
+			continue;
+		char save = p.ptr[i];
+		p.ptr[i] = '\0';
+		if (mkdir(p.ptr, 0777) && errno != EEXIST)
+			rc = dda_error_set(err, DDA_EIO, "cannot create '%s': %s", p.ptr,
+					   strerror(errno));
+		p.ptr[i] = save;
+	}
+	dda_buf_release(&p);
+	return rc;
 }

@@ -5,6 +5,7 @@
  * of losing them. */
 #include "replay/dlq.h"
 #include "aws/api.h"
+#include "aws/core.h"
 #include "replay/target_impl.h"
 
 #include <curl/curl.h>
@@ -36,30 +37,6 @@ int dda__dlq_check(const char *spec, struct dda_error *err)
 			     "invalid --dlq '%s' (file:PATH or sqs:https://QUEUE_URL)", spec);
 }
 
-/* The region of an AWS queue URL: https://sqs.REGION.amazonaws.com[.cn]/...
- * or the legacy https://REGION.queue.amazonaws.com/...; "" for others. */
-static void queue_region(const char *url, char *out, size_t cap)
-{
-	const char *h = strstr(url, "://");
-	out[0] = '\0';
-	if (!h)
-		return;
-	h += 3;
-	size_t hl = strcspn(h, "/:");
-	const char *r = h, *dot;
-	if (!strncmp(h, "sqs.", 4))
-		r = h + 4;
-	dot = memchr(r, '.', hl - (size_t)(r - h));
-	if (!dot || (size_t)(dot - r) >= cap || dot == r)
-		return;
-	const char *rest = dot + 1;
-	size_t rl = hl - (size_t)(rest - h);
-	bool aws = r != h ? (rl >= 13 && !strncmp(rest, "amazonaws.com", 13))
-			  : (rl >= 19 && !strncmp(rest, "queue.amazonaws.com", 19));
-	if (aws)
-		snprintf(out, cap, "%.*s", (int)(dot - r), r);
-}
-
 static int sqs_check_queue(struct dda_dlq *d, struct dda_error *err);
 
 static int open_sqs(struct dda_dlq *d, const struct dda_target_opts *t, struct dda_error *err)
@@ -69,7 +46,7 @@ static int open_sqs(struct dda_dlq *d, const struct dda_target_opts *t, struct d
 	const char *host = strstr(url, "://") + 3;
 	const char *slash = strchr(host, '/');
 	snprintf(origin, sizeof(origin), "%.*s", (int)(slash - url), url);
-	queue_region(url, region, sizeof(region));
+	dda__aws_region_of(url, region, sizeof(region));
 	/* An AWS queue lives in the region its URL names, whatever --region
 	 * says (that is for the source); a custom endpoint's queue is signed
 	 * for the configured region. */

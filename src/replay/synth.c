@@ -350,9 +350,14 @@ int dda__synth_write(const struct dda_synth_opts *o, const struct dda_record *r,
 				  dda_event_name_str(r->event));
 	if (!rc)
 		rc = write_string(out, region, strlen(region));
-	if (!rc)
+	/* A stream record without a time (Lambda's own example events have
+	 * none) is sent without one, as it came, rather than with a made-up
+	 * one. */
+	if (!rc && r->time != DDA_TIME_NONE)
 		rc = dda_buf_addf(out, ",\"dynamodb\":{\"ApproximateCreationDateTime\":%lld,\"Keys\":",
 				  (long long)(r->time / DDA_USEC_PER_SEC));
+	else if (!rc)
+		rc = dda_buf_adds(out, ",\"dynamodb\":{\"Keys\":");
 	if (!rc)
 		rc = dda__json_write(out, keys, 0);
 	if (!rc && has_new)

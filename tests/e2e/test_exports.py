@@ -248,6 +248,14 @@ class ExportTest(Case):
         self.assertEqual(rep["summary"]["valid"], 3)
         status, out, err = run("history", path, "--key", "Id=N:101", "--format", "json")
         self.assertNoCrash(status, err)
+        # Replayed in SequenceNumber order, without a made-up time.
+        out = os.path.join(self.dir, "sent.ndjson")
+        status, _, err = run("replay", path, "--target", "file:" + out, "--key-schema", "Id:HASH")
+        self.assertEqual(status, 0, err)
+        with open(out) as f:
+            sent = [r for line in f for r in json.loads(line)["Records"]]
+        self.assertEqual([r["eventName"] for r in sent], ["INSERT", "MODIFY", "REMOVE"])
+        self.assertTrue(all("ApproximateCreationDateTime" not in r["dynamodb"] for r in sent))
 
 
 class S3ExportTest(ExportTest):

@@ -57,6 +57,24 @@ class ReplayTest(Case):
             have.setdefault(item_of(r), []).append(r["eventID"])
         self.assertEqual(have, want)
 
+    def test_an_empty_range_is_nothing_to_replay(self):
+        """A recovery that finds no records (a wrong prefix or range) used to
+        exit 0 having sent nothing; it fails, in a dry run too, unless
+        --allow-empty says the quiet range is expected."""
+        out = self.path("sent.ndjson")
+        empty = ("--from", "2025-07-13T00:00Z", "--to", "2025-07-14T00:00Z")
+        status, _, err = run("replay", SAMPLES, *empty, "--target", "file:" + out)
+        self.assertEqual(status, 1, err)
+        self.assertIn("nothing to replay: no records from 2025-07-13T00:00:00Z", err)
+        status, _, err = run("replay", SAMPLES, *empty, "--target", "file:" + out,
+                             "--dry-run")
+        self.assertEqual(status, 1, err)
+        status, _, err = run("replay", SAMPLES, *empty, "--target", "file:" + out,
+                             "--allow-empty")
+        self.assertEqual(status, 0, err)
+        self.assertNotIn("nothing to replay", err)
+        self.assertFalse(os.path.exists(out) and os.path.getsize(out))
+
     def test_records_have_lambdas_shape(self):
         ref = self.reference()
         self.assertEqual(len(ref), self.changes)

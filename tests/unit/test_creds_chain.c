@@ -431,6 +431,7 @@ static void test_region_of(void **state)
 	    {"https://eu-central-1.queue.amazonaws.com/123/dlq", "eu-central-1"},
 	    {"http://127.0.0.1:4566/000000000000/dlq", ""},
 	    {"http://localhost:9324/queue/sqs.evil", ""},
+	    {"https://sqs.localhost.localstack.cloud:4566/000000000000/dlq", ""},
 	    {"my-function", ""},
 	    {"arn:aws:lambda:EU-WEST-1:1:function:f", ""},
 	};
