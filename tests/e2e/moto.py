@@ -9,6 +9,9 @@ import sys
 import time
 import urllib.request
 
+from fault_proxy import FaultProxy
+from harness import Case as _Case
+
 
 def free_port():
     with socket.socket() as s:
@@ -70,3 +73,40 @@ def put_inserts(s3, bucket, prefix, count, user="u", activity="a", region="us-ea
                "newImage": {"UserId": {"S": f"{user}{i}"}, "ActivityId": {"S": activity}}}
         s3.put_object(Bucket=bucket, Key=f"{prefix}2025/07/12/08/{user}{i}-{activity}.json",
                       Body=json.dumps(rec).encode())
+
+
+def upload_tree(s3, bucket, root, prefix):
+    n = 0
+    for d, _, files in os.walk(root):
+        for f in files:
+            path = os.path.join(d, f)
+            key = prefix + os.path.relpath(path, root).replace(os.sep, "/")
+            with open(path, "rb") as fh:
+                s3.put_object(Bucket=bucket, Key=key, Body=fh.read())
+            n += 1
+    return n
+
+
+class MotoCase(_Case):
+    """One moto_server (started with MOTO_ENV) and a fault proxy in front of
+    it for the class's tests; the proxy's log and rules start empty in each."""
+    MOTO_ENV = None
+
+    @classmethod
+    def setUpClass(cls):
+        require_moto()
+        cls.moto = Moto(env=cls.MOTO_ENV)
+        cls.s3 = cls.moto.client("s3")
+        os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                           "AWS_REGION": "us-east-1"})
+        os.environ.pop("AWS_PROFILE", None)
+        cls.proxy = FaultProxy(cls.moto.url)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.stop()
+        cls.moto.stop()
+
+    def setUp(self):
+        super().setUp()
+        self.proxy.reset()

@@ -4,7 +4,8 @@ import os
 import re
 from harness import ROOT, Case, main, run, verify_json
 from fault_proxy import Rule
-from test_s3 import SAMPLES, MotoCase, upload_tree
+from moto import MotoCase, upload_tree
+from test_s3 import SAMPLES
 
 SEED = {"timestamp": "2025-07-12T08:27:50.412608", "eventName": "INSERT", "userId": "u1",
         "activityId": "a1", "awsRegion": "us-east-1", "eventSource": "aws:dynamodb",

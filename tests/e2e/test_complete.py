@@ -8,8 +8,8 @@ import json
 import os
 import shutil
 from harness import Case, ROOT, main, run, verify_json
-from fault_proxy import FaultProxy, Rule
-from moto import Moto, require_moto
+from fault_proxy import Rule
+from moto import MotoCase, upload_tree
 
 SAMPLES = os.path.join(ROOT, "samples", "audit-logs")
 DAY = ["--from", "2025-07-12T06:00Z", "--to", "2025-07-12T12:00Z", "--settle", "0"]
@@ -171,32 +171,12 @@ class LocalTest(Case):
         self.assertEqual([h["hour"] for h in slack], ["2025-07-12T09:00:00Z"])
 
 
-class S3CompletenessTest(Case):
+class S3CompletenessTest(MotoCase):
     @classmethod
     def setUpClass(cls):
-        require_moto()
-        cls.moto = Moto()
-        cls.s3 = cls.moto.client("s3")
-        os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                           "AWS_REGION": "us-east-1"})
-        os.environ.pop("AWS_PROFILE", None)
-        cls.proxy = FaultProxy(cls.moto.url)
+        super().setUpClass()
         cls.s3.create_bucket(Bucket="audit")
-        for d, _, files in os.walk(SAMPLES):
-            for f in files:
-                path = os.path.join(d, f)
-                key = "audit-logs/" + os.path.relpath(path, SAMPLES).replace(os.sep, "/")
-                with open(path, "rb") as fh:
-                    cls.s3.put_object(Bucket="audit", Key=key, Body=fh.read())
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.proxy.stop()
-        cls.moto.stop()
-
-    def setUp(self):
-        super().setUp()
-        self.proxy.reset()
+        upload_tree(cls.s3, "audit", SAMPLES, "audit-logs/")
 
     def test_prefix_typo_is_an_empty_range(self):
         """s3://audit/audit-log/ (one letter short) used to exit 0."""

@@ -12,7 +12,7 @@ import json
 import os
 import tarfile
 from harness import Case, main, run, verify_json
-from moto import Moto, require_moto
+from moto import MotoCase, upload_tree
 
 FULL = "AWSDynamoDB/01752309000000-0f0f0f0f/"
 INCR = "AWSDynamoDB/01752312600000-1e1e1e1e/"
@@ -258,33 +258,15 @@ class ExportTest(Case):
         self.assertTrue(all("ApproximateCreationDateTime" not in r["dynamodb"] for r in sent))
 
 
-class S3ExportTest(ExportTest):
+class S3ExportTest(MotoCase, ExportTest):
     """The same exports read from S3, where a listing comes in byte order
     (data/ before the manifests): the manifests are read first all the same,
     metadata files are no objects, a listed data file the bucket lacks is
     UNREADABLE, and the report equals the directory's."""
 
-    @classmethod
-    def setUpClass(cls):
-        require_moto()
-        cls.moto = Moto()
-        cls.s3 = cls.moto.client("s3")
-        os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                           "AWS_REGION": "us-east-1"})
-        os.environ.pop("AWS_PROFILE", None)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.moto.stop()
-
     def upload(self, bucket):
         self.s3.create_bucket(Bucket=bucket)
-        for d, _, files in os.walk(self.dir):
-            for f in files:
-                path = os.path.join(d, f)
-                with open(path, "rb") as fh:
-                    self.s3.put_object(Bucket=bucket, Body=fh.read(),
-                                       Key=os.path.relpath(path, self.dir).replace(os.sep, "/"))
+        upload_tree(self.s3, bucket, self.dir, "")
 
     def remote(self, bucket, prefix, *args):
         return verify_json(f"s3://{bucket}/{prefix}", "--endpoint-url", self.moto.url,

@@ -8,46 +8,9 @@ import os
 import sys
 from harness import Case, ROOT, main, run, verify_json
 from fault_proxy import FaultProxy, Rule
-from moto import Moto, require_moto
+from moto import Moto, MotoCase, require_moto, upload_tree
 
 SAMPLES = os.path.join(ROOT, "samples", "audit-logs")
-
-
-def upload_tree(s3, bucket, root, prefix):
-    n = 0
-    for d, _, files in os.walk(root):
-        for f in files:
-            path = os.path.join(d, f)
-            key = prefix + os.path.relpath(path, root).replace(os.sep, "/")
-            with open(path, "rb") as fh:
-                s3.put_object(Bucket=bucket, Key=key, Body=fh.read())
-            n += 1
-    return n
-
-
-class MotoCase(Case):
-    """One moto_server (started with MOTO_ENV) and a fault proxy in front of
-    it for the class's tests; the proxy's log and rules start empty in each."""
-    MOTO_ENV = None
-
-    @classmethod
-    def setUpClass(cls):
-        require_moto()
-        cls.moto = Moto(env=cls.MOTO_ENV)
-        cls.s3 = cls.moto.client("s3")
-        os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                           "AWS_REGION": "us-east-1"})
-        os.environ.pop("AWS_PROFILE", None)
-        cls.proxy = FaultProxy(cls.moto.url)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.proxy.stop()
-        cls.moto.stop()
-
-    def setUp(self):
-        super().setUp()
-        self.proxy.reset()
 
 
 class S3Test(MotoCase):
