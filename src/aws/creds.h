@@ -116,13 +116,13 @@ int dda__creds_parse_json(const char *body, size_t n, const char *provider, stru
 int dda__creds_parse_sts(const char *body, size_t n, const char *provider, struct dda_creds *out,
 			 struct dda_error *err);
 
-extern const char *const dda_provider_web_identity;
-extern const char *const dda_provider_container;
-extern const char *const dda_provider_imds;
-extern const char *const dda_provider_imds_v1;
-extern const char *const dda_provider_assume_role;
-extern const char *const dda_provider_process;
-extern const char *const dda_provider_sso;
+extern const char *const dda__provider_web_identity;
+extern const char *const dda__provider_container;
+extern const char *const dda__provider_imds;
+extern const char *const dda__provider_imds_v1;
+extern const char *const dda__provider_assume_role;
+extern const char *const dda__provider_process;
+extern const char *const dda__provider_sso;
 
 /* The whole chain in botocore's order: the environment (skipped when the
  * profile was named explicitly, as with --profile), assume role, web

@@ -7,7 +7,7 @@
 
 #include <stdlib.h>
 
-const char *const dda_provider_assume_role = "assume role (STS AssumeRole)";
+const char *const dda__provider_assume_role = "assume role (STS AssumeRole)";
 
 /* STS answers at most a few KiB. */
 #define STS_ANSWER_MAX ((size_t)1 << 20)
@@ -134,7 +134,7 @@ static int sts_assume(const struct chain *ch, const struct role *r, const struct
 				   "profile '%s': STS AssumeRole of '%s' failed: %s", r->profile,
 				   r->arn, why);
 	} else if (!rc) {
-		rc = dda__creds_parse_sts(resp.body.ptr, resp.body.len, dda_provider_assume_role,
+		rc = dda__creds_parse_sts(resp.body.ptr, resp.body.len, dda__provider_assume_role,
 					  out, err);
 	}
 	if (rc && !err->code)
@@ -325,11 +325,11 @@ int dda__creds_refresh(const struct dda_env *env, const char *profile_flag, cons
 	const char *profile = dda__aws_profile(env, profile_flag);
 	struct dda_creds fresh;
 	struct dda_error ferr = {0};
-	int rc = c->provider == dda_provider_web_identity
+	int rc = c->provider == dda__provider_web_identity
 		     ? dda__creds_from_web_identity(env, profile, region, &fresh, &ferr)
-		 : c->provider == dda_provider_container
+		 : c->provider == dda__provider_container
 		     ? dda__creds_from_container(env, &fresh, &ferr)
-		 : c->provider == dda_provider_imds || c->provider == dda_provider_imds_v1
+		 : c->provider == dda__provider_imds || c->provider == dda__provider_imds_v1
 		     ? dda__creds_from_imds(env, profile, &fresh, &ferr)
 		     : dda__creds_resolve(env, profile_flag, region, &fresh, &ferr);
 	if (rc == 0) {

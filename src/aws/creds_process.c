@@ -16,7 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-const char *const dda_provider_process = "credential_process";
+const char *const dda__provider_process = "credential_process";
 
 /* A command line longer than this, or with more words, is not one a
  * person wrote into a config file. */
@@ -144,7 +144,7 @@ int dda__creds_parse_process(const char *body, size_t n, struct dda_creds *out,
 				   "credential_process printed an unreadable Expiration");
 	if (!rc)
 		rc = dda__creds_fill(out, ak, sk, tok && *tok ? tok : NULL, exp,
-				     dda_provider_process, err);
+				     dda__provider_process, err);
 	if (json_is_object(j)) {
 		cleanse_member(j, "SecretAccessKey");
 		cleanse_member(j, "SessionToken");

@@ -18,10 +18,10 @@
 #define CONTAINER_HOST "http://169.254.170.2"
 #define ANSWER_MAX ((size_t)1 << 20)
 
-const char *const dda_provider_web_identity = "web identity (STS AssumeRoleWithWebIdentity)";
-const char *const dda_provider_container = "container credentials endpoint";
-const char *const dda_provider_imds = "EC2 instance metadata (IMDSv2)";
-const char *const dda_provider_imds_v1 = "EC2 instance metadata (IMDSv1)";
+const char *const dda__provider_web_identity = "web identity (STS AssumeRoleWithWebIdentity)";
+const char *const dda__provider_container = "container credentials endpoint";
+const char *const dda__provider_imds = "EC2 instance metadata (IMDSv2)";
+const char *const dda__provider_imds_v1 = "EC2 instance metadata (IMDSv1)";
 
 static const char *env_get(const struct dda_env *env, const char *name)
 {
@@ -201,7 +201,7 @@ static int assume_role(const struct dda_env *env, const char *file, const char *
 				   arn, why);
 	} else if (!rc) {
 		rc = dda__creds_parse_sts(c.resp.body.ptr, c.resp.body.len,
-					  dda_provider_web_identity, out, err);
+					  dda__provider_web_identity, out, err);
 	}
 	wipe_body(&c.resp.body);
 	OPENSSL_cleanse(token, strlen(token));
@@ -299,7 +299,7 @@ int dda__creds_from_container(const struct dda_env *env, struct dda_creds *out,
 		rc = dda_error_set(err, DDA_EAUTH, "the container credentials endpoint failed: %s",
 				   why);
 	} else if (!rc) {
-		rc = dda__creds_parse_json(c.resp.body.ptr, c.resp.body.len, dda_provider_container,
+		rc = dda__creds_parse_json(c.resp.body.ptr, c.resp.body.len, dda__provider_container,
 					   out, err);
 	}
 	wipe_body(&c.resp.body);
@@ -380,7 +380,7 @@ int dda__creds_from_imds(const struct dda_env *env, const char *profile, struct 
 	struct dda_buf url, hdr;
 	struct call c = {0};
 	char role[256] = "";
-	const char *provider = dda_provider_imds;
+	const char *provider = dda__provider_imds;
 	dda_buf_init(&url, 8192);
 	dda_buf_init(&hdr, 8192);
 	/* 1: a session token, or IMDSv1 where botocore would fall back. */
@@ -398,7 +398,7 @@ int dda__creds_from_imds(const struct dda_env *env, const char *profile, struct 
 					   "ec2_metadata_v1_disabled)");
 			goto out;
 		}
-		provider = dda_provider_imds_v1;
+		provider = dda__provider_imds_v1;
 		rc = 0;
 	}
 	/* 2: the role attached to the instance. Unreachable here means "not

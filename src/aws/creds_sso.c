@@ -11,7 +11,7 @@
 #include <openssl/evp.h>
 #include <stdlib.h>
 
-const char *const dda_provider_sso = "SSO (GetRoleCredentials)";
+const char *const dda__provider_sso = "SSO (GetRoleCredentials)";
 
 /* A cached token file or a portal answer is a few KiB. */
 #define SSO_FILE_MAX ((size_t)1 << 20)
@@ -71,7 +71,7 @@ int dda__creds_parse_sso(const char *body, size_t n, struct dda_creds *out, stru
 	if (!rc)
 		rc = dda__creds_fill(out, ak, sk, tok && *tok ? tok : NULL,
 				     exp ? (int64_t)json_integer_value(exp) * 1000 : DDA_TIME_NONE,
-				     dda_provider_sso, err);
+				     dda__provider_sso, err);
 	if (json_is_object(rc_)) {
 		cleanse_member(rc_, "secretAccessKey");
 		cleanse_member(rc_, "sessionToken");

@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	dda__s3_listing_release(&l);
 	dda__s3_parse_value((const char *)data, size, "Status", st, sizeof(st), &err);
 	struct dda_creds c;
-	if (!dda__creds_parse_sts((const char *)data, size, dda_provider_web_identity, &c, &err))
+	if (!dda__creds_parse_sts((const char *)data, size, dda__provider_web_identity, &c, &err))
 		dda__creds_release(&c);
 	if (!dda__creds_parse_json((const char *)data, size, "fuzz", &c, &err))
 		dda__creds_release(&c);

@@ -171,21 +171,21 @@ static void test_sts_answer(void **state)
 	    "</AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>";
 	struct dda_creds c;
 	struct dda_error err = {0};
-	assert_int_equal(dda__creds_parse_sts(ok, strlen(ok), dda_provider_web_identity, &c, &err),
+	assert_int_equal(dda__creds_parse_sts(ok, strlen(ok), dda__provider_web_identity, &c, &err),
 			 0);
 	assert_string_equal(c.access_key, "ASIAEXAMPLE");
 	assert_string_equal(c.secret_key, "wJalr/secret");
 	assert_string_equal(c.session_token, "FwoGZXIvYXdzEXAMPLE");
 	assert_true(c.expiration == dda_time_from_civil(2026, 11, 24, 12, 0, 0) * DDA_USEC_PER_SEC);
-	assert_ptr_equal(c.provider, dda_provider_web_identity);
+	assert_ptr_equal(c.provider, dda__provider_web_identity);
 	dda__creds_release(&c);
 	/* An answer without credentials is an error that names the provider. */
 	const char *bad = "<ErrorResponse><Error><Code>AccessDenied</Code></Error></ErrorResponse>";
 	assert_int_equal(
-	    dda__creds_parse_sts(bad, strlen(bad), dda_provider_web_identity, &c, &err),
+	    dda__creds_parse_sts(bad, strlen(bad), dda__provider_web_identity, &c, &err),
 	    DDA_EFORMAT);
 	assert_non_null(strstr(err.msg, "web identity"));
-	assert_int_equal(dda__creds_parse_sts("<a", 2, dda_provider_web_identity, &c, &err),
+	assert_int_equal(dda__creds_parse_sts("<a", 2, dda__provider_web_identity, &c, &err),
 			 DDA_EFORMAT);
 }
 
@@ -232,7 +232,7 @@ static void test_refresh(void **state)
 	/* Container credentials ten minutes from expiry: kept. */
 	struct dda_env none = {fake_get, &(struct fake_env){{"HOME=/nonexistent"}}};
 	const char *j = "{\"AccessKeyId\":\"OLD\",\"SecretAccessKey\":\"old\"}";
-	assert_int_equal(dda__creds_parse_json(j, strlen(j), dda_provider_container, &c, &err), 0);
+	assert_int_equal(dda__creds_parse_json(j, strlen(j), dda__provider_container, &c, &err), 0);
 	c.expiration = now + 10 * 60 * DDA_USEC_PER_SEC;
 	assert_int_equal(dda__creds_refresh(&none, "default", NULL, &c, now, &err), 0);
 	assert_string_equal(c.access_key, "OLD");

@@ -193,7 +193,7 @@ static void test_process(void **state)
 	assert_int_equal(dda__creds_resolve(&env, "proc", NULL, &c, &err), 0);
 	assert_string_equal(c.access_key, "AKIDPROC");
 	assert_string_equal(c.session_token, "one two|three four");
-	assert_ptr_equal(c.provider, dda_provider_process);
+	assert_ptr_equal(c.provider, dda__provider_process);
 	assert_true(c.expiration == dda_time_from_civil(2099, 1, 1, 0, 0, 0) * DDA_USEC_PER_SEC);
 	dda__creds_release(&c);
 	/* Output past the limit, and a failed exit naming the profile. */
@@ -365,7 +365,7 @@ static void test_sso_answers(void **state)
 	assert_int_equal(dda__creds_parse_sso(a, strlen(a), &c, &err), 0);
 	assert_string_equal(c.access_key, "ASIASSO");
 	assert_true(c.expiration == 1767229200000LL * 1000);
-	assert_ptr_equal(c.provider, dda_provider_sso);
+	assert_ptr_equal(c.provider, dda__provider_sso);
 	dda__creds_release(&c);
 	static const char *const bad[] = {
 	    "{}", "{\"roleCredentials\":{\"accessKeyId\":\"A\"}}",
