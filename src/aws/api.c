@@ -130,6 +130,14 @@ int dda__aws_api_sign(struct dda_aws_api *a, const char *method, const char *pat
 	return rc;
 }
 
+void dda__aws_api_free_headers(struct curl_slist *hl)
+{
+	for (struct curl_slist *h = hl; h; h = h->next)
+		if (h->data)
+			OPENSSL_cleanse(h->data, strlen(h->data));
+	curl_slist_free_all(hl);
+}
+
 struct curl_slist *dda__aws_api_curl_headers(struct dda_aws_api *a, const char *method,
 					     const char *path, const char *query,
 					     const struct dda_kv *extra, size_t nextra,

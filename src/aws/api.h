@@ -45,5 +45,8 @@ struct curl_slist *dda__aws_api_curl_headers(struct dda_aws_api *a, const char *
 					     const char *path, const char *query,
 					     const struct dda_kv *extra, size_t nextra,
 					     const void *body, size_t len, struct dda_error *err);
+/* Frees a header list from dda__aws_api_curl_headers, wiping each line
+ * first: they hold the session token and the signature. */
+void dda__aws_api_free_headers(struct curl_slist *hl);
 
 #endif

@@ -151,7 +151,7 @@ static int sqs_call(struct dda_dlq *d, const char *action, json_t *req, json_t *
 	curl_easy_setopt(d->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
 	CURLcode cc = curl_easy_perform(d->easy);
 	curl_easy_setopt(d->easy, CURLOPT_HTTPHEADER, NULL);
-	curl_slist_free_all(hl);
+	dda__aws_api_free_headers(hl);
 	free(body);
 	if (cc != CURLE_OK) {
 		snprintf(msg, cap, "%s", curl_easy_strerror(cc));

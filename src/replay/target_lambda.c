@@ -99,7 +99,7 @@ static int lambda_send(struct dda_target *t, const char *body, size_t len,
 	curl_easy_setopt(l->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
 	CURLcode cc = curl_easy_perform(l->easy);
 	curl_easy_setopt(l->easy, CURLOPT_HTTPHEADER, NULL);
-	curl_slist_free_all(hl);
+	dda__aws_api_free_headers(hl);
 	if (cc != CURLE_OK) {
 		res->outcome = DDA_SEND_FAILED;
 		res->fault = dda__curl_fault(cc);
@@ -277,7 +277,7 @@ int dda__target_lambda_preflight(const struct dda_target_opts *o, struct dda_tar
 			 "cannot check that %s exists (%.400s); the first batch will tell", o->spec,
 			 res.msg);
 out:
-	curl_slist_free_all(hl);
+	dda__aws_api_free_headers(hl);
 	if (l.easy)
 		curl_easy_cleanup(l.easy);
 	free(l.url);
