@@ -337,8 +337,12 @@ static void test_foreign_formats_refused(void **state)
 		assert_int_equal(collect(other, &s, msg), DDA_EFORMAT);
 		assert_non_null(strstr(msg, "-compressed file"));
 	}
-	if (!written)
-		skip(); /* this libarchive writes none of those filters */
+	if (!written) {
+		/* The cpio and 7z cases above ran; only the filters cannot be. */
+		print_message("SKIPPED: this libarchive can write none of zstd, lz4, xz, "
+			      "bzip2, so refusing those filters is not checked here\n");
+		skip();
+	}
 }
 
 static int setup(void **state)
