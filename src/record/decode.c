@@ -5,6 +5,7 @@
 #include "util/util.h"
 #include "ddbaudit/record.h"
 #include "record/scan.h"
+#include "source/ndjson.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -942,7 +943,9 @@ static void decode_doc(struct run *r)
 	}
 }
 
-/* Complete NDJSON lines: each non-blank line is one value. */
+/* Complete NDJSON lines: each non-blank line is one value. A line's
+ * records are numbered from the line's first position, as the reader
+ * counts them, so a chunk's numbers never run into the next chunk's. */
 static void decode_lines(struct run *r)
 {
 	const char *p = r->c->data.ptr;
@@ -954,6 +957,7 @@ static void decode_lines(struct run *r)
 		const char *le = nl ? nl : end;
 		size_t len = (size_t)(le - p);
 		size_t s = skip_space(p, 0, len, &(uint64_t){0});
+		uint64_t next = (uint64_t)r->index + dda__ndjson_line_slots(p, len);
 		size_t used;
 		if (s < len && !try_fast(r, p, len, true, &used)) {
 			json_error_t je;
@@ -965,6 +969,7 @@ static void decode_lines(struct run *r)
 				parse_failed(r, &je);
 			}
 		}
+		r->index = next > UINT32_MAX ? UINT32_MAX : (uint32_t)next;
 		r->line++;
 		p = nl ? nl + 1 : end;
 	}

@@ -2,6 +2,7 @@
  * chunks of whole lines; and single object files. An NDJSON file is one
  * object in the table: its chunks carry line numbers. */
 #include "source/source_impl.h"
+#include "source/ndjson.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,8 +12,12 @@
 /* About this much text per chunk: big enough to amortize the queue, small
  * enough to spread over the workers. */
 #define CHUNK_TARGET ((size_t)1 << 20)
+/* Bytes asked of the stream at a time: what pending may outgrow its bound
+ * by (a gzip stream would otherwise inflate into all the room there is). */
+#define READ_STEP ((size_t)256 << 10)
 /* A line longer than the cap is skipped; if no newline comes within this
- * many caps, the rest of the file is given up (a gzip bomb of one line). */
+ * many caps, the rest of the stream is given up (a gzip bomb of one line,
+ * or stdin that never ends a line). */
 #define SKIP_CAPS 64
 
 struct ndjson_source {
@@ -20,10 +25,17 @@ struct ndjson_source {
 	char *path;
 	int fd;
 	struct dda__instream *in;
-	struct dda_buf pending; /* bytes read after the last complete line */
-	uint64_t line;		/* number of the first line in pending */
-	uint32_t values;	/* non-blank lines so far */
+	/* Bytes read after the last line handed out. Holds at most about
+	 * max(cap, CHUNK_TARGET) + READ_STEP: a partial line is never read
+	 * past the cap. */
+	struct dda_buf pending;
+	size_t nl_end;	 /* pending[0..nl_end) are complete lines (0: none) */
+	size_t scanned;	 /* pending[0..scanned) was searched for newlines */
+	uint64_t line;	 /* number of the first line in pending */
+	uint64_t values; /* record positions so far (dda__ndjson_line_slots) */
 	uint32_t obj;
+	int rfail; /* the stream failed (sticky): rmsg says how */
+	char rmsg[DDA_ERROR_MSG_MAX];
 	bool eof, done, registered;
 };
 
@@ -36,19 +48,68 @@ static const char *last_nl(const char *p, size_t n)
 	return NULL;
 }
 
-static uint32_t count_values(const char *p, size_t n)
+static bool has(const char *p, size_t n, const char *what)
 {
-	uint32_t v = 0;
-	bool blank = true;
-	for (size_t i = 0; i < n; i++) {
-		if (p[i] == '\n') {
-			v += !blank;
-			blank = true;
-		} else if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r') {
-			blank = false;
+	size_t m = strlen(what);
+	for (size_t i = 0; i + m <= n; i++)
+		if (p[i] == what[0] && !memcmp(p + i, what, m))
+			return true;
+	return false;
+}
+
+/* A batch's records are the elements of an array at nesting depth 2 (the
+ * top-level "Records") or 3 (a DLQ line's "ddbaudit"."Records"): one more
+ * than the commas directly inside arrays at those depths bounds their
+ * count. Only lines that name "Records" (or could, through a \u escape)
+ * are counted, so that ordinary records keep dense indexes. */
+uint32_t dda__ndjson_line_slots(const char *p, size_t n)
+{
+	size_t i = 0;
+	while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r'))
+		i++;
+	if (i == n)
+		return 0;
+	if (!has(p, n, "Records") && !has(p, n, "\\u"))
+		return 1;
+	uint64_t slots = 1;
+	unsigned depth = 0, arrays = 0; /* bit d-1 of arrays: depth d is an array */
+	bool str = false;
+	for (; i < n; i++) {
+		char ch = p[i];
+		if (str) {
+			if (ch == '\\')
+				i++;
+			else if (ch == '"')
+				str = false;
+		} else if (ch == '"') {
+			str = true;
+		} else if (ch == '[' || ch == '{') {
+			if (++depth <= 3 && ch == '[')
+				arrays |= 1u << (depth - 1);
+		} else if (ch == ']' || ch == '}') {
+			if (depth && depth <= 3)
+				arrays &= ~(1u << (depth - 1));
+			depth -= depth > 0;
+		} else if (ch == ',' && (depth == 2 || depth == 3) &&
+			   (arrays & (1u << (depth - 1)))) {
+			slots++;
 		}
 	}
-	return v + !blank;
+	return slots > UINT32_MAX ? UINT32_MAX : (uint32_t)slots;
+}
+
+/* The positions the lines in p[0..n) take (see dda__ndjson_line_slots). */
+static uint32_t count_values(const char *p, size_t n)
+{
+	uint64_t v = 0;
+	const char *end = p + n;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *le = nl ? nl : end;
+		v += dda__ndjson_line_slots(p, (size_t)(le - p));
+		p = nl ? nl + 1 : end;
+	}
+	return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
 }
 
 static uint64_t count_nl(const char *p, size_t n)
@@ -76,15 +137,20 @@ static int register_object(struct ndjson_source *s, struct dda_error *err)
 		return dda_error_set(err, (int)id, "out of memory");
 	s->obj = (uint32_t)id;
 	s->registered = true;
+	/* The options arrive after open: the bound on pending is known now. */
+	s->pending.max = DDA_MAX(s->base.opts.max_object_bytes, CHUNK_TARGET) + 2 * READ_STEP;
 	return 0;
 }
 
-/* The end of the stream: final metadata on the last chunk. */
-static void finish(struct ndjson_source *s, struct dda_chunk *c)
+/* The end of the stream: final metadata on the last chunk. The digest
+ * covers the whole stored file, so the rest is read for it, unless the
+ * stream was given up (it may never end): then there is no digest. */
+static void finish(struct ndjson_source *s, struct dda_chunk *c, bool given_up)
 {
 	struct dda_object *o = dda_objtab_get(s->base.objs, s->obj);
-	dda__instream_sha256(s->in, o->sha256);
-	o->sha_valid = true;
+	if (!given_up)
+		dda__instream_sha256(s->in, o->sha256);
+	o->sha_valid = !given_up;
 	o->size = (int64_t)dda__instream_stored(s->in);
 	c->last = true;
 	s->done = true;
@@ -97,54 +163,60 @@ static void unreadable(struct ndjson_source *s, struct dda_chunk *c, const char 
 	c->first_line = s->line;
 }
 
-/* Skips the rest of an overlong line. Returns true if a newline was found. */
-static bool skip_line(struct ndjson_source *s, struct dda_error *err)
+static void too_long_msg(const struct ndjson_source *s, char *msg, size_t n)
 {
-	uint64_t skipped = 0, limit = (uint64_t)SKIP_CAPS * s->base.opts.max_object_bytes;
-	char buf[65536];
-	while (skipped < limit) {
-		long n = dda__instream_read(s->in, buf, sizeof(buf), err);
-		if (n <= 0)
-			return false;
-		const char *nl = memchr(buf, '\n', (size_t)n);
-		if (nl) {
-			dda_buf_reset(&s->pending);
-			/* A failure here is sticky and the next fill reports it. */
-			return !dda_buf_add(&s->pending, nl + 1, (size_t)(buf + n - nl - 1));
-		}
-		skipped += (uint64_t)n;
-	}
-	return false;
+	snprintf(msg, n, "line %llu is longer than the %zu-byte cap (--max-object-bytes)",
+		 (unsigned long long)s->line, s->base.opts.max_object_bytes);
 }
 
-/* Reads until pending holds at least one complete line and about a chunk,
- * or the stream ends. Returns 0, or 1 for a line over the cap. */
-static int fill_pending(struct ndjson_source *s, struct dda_error *err, int *fail)
+/* Drops pending[0..n), keeping what is known about the rest. */
+static void consume(struct ndjson_source *s, size_t n)
+{
+	memmove(s->pending.ptr, s->pending.ptr + n, s->pending.len - n);
+	s->pending.len -= n;
+	s->nl_end = s->nl_end > n ? s->nl_end - n : 0;
+	s->scanned = s->scanned > n ? s->scanned - n : 0;
+}
+
+/* Reads one step of the stream into pending. Returns 0, or a negative error
+ * (DDA_ENOMEM, or a read failure kept in rfail/rmsg). */
+static int read_step(struct ndjson_source *s)
+{
+	struct dda_error rerr = {0};
+	if (dda_buf_grow(&s->pending, READ_STEP))
+		return DDA_ENOMEM;
+	long n = dda__instream_read(s->in, s->pending.ptr + s->pending.len, READ_STEP, &rerr);
+	if (n < 0) {
+		s->rfail = (int)n;
+		snprintf(s->rmsg, sizeof(s->rmsg), "%s", rerr.msg);
+		return (int)n;
+	}
+	if (n == 0)
+		s->eof = true;
+	s->pending.len += (size_t)n;
+	s->pending.ptr[s->pending.len] = '\0';
+	/* Only the new bytes are searched: a long line costs one pass. */
+	const char *nl = last_nl(s->pending.ptr + s->scanned, s->pending.len - s->scanned);
+	if (nl)
+		s->nl_end = (size_t)(nl - s->pending.ptr) + 1;
+	s->scanned = s->pending.len;
+	return 0;
+}
+
+/* Reads until pending holds about a chunk of complete lines, or a partial
+ * line already over the cap, or the stream ends or fails. Lines up to the
+ * cap are read whole, however long. Returns 0 or DDA_ENOMEM. */
+static int fill_pending(struct ndjson_source *s)
 {
 	size_t max = s->base.opts.max_object_bytes;
-	*fail = 0;
-	while (!s->eof && s->pending.len < CHUNK_TARGET) {
-		const char *nl = last_nl(s->pending.ptr, s->pending.len);
-		size_t tail =
-		    nl ? s->pending.len - (size_t)(nl - s->pending.ptr) - 1 : s->pending.len;
-		if (tail > max)
-			return 1;
-		if (nl && s->pending.len >= CHUNK_TARGET / 2)
+	while (!s->eof && !s->rfail) {
+		if (s->pending.len - s->nl_end > max)
+			break; /* the partial line is over the cap: no need for more */
+		if (s->nl_end && s->pending.len >= CHUNK_TARGET / 2)
 			break;
-		if (dda_buf_grow(&s->pending, 256 << 10)) {
-			*fail = DDA_ENOMEM;
-			return 0;
-		}
-		long n = dda__instream_read(s->in, s->pending.ptr + s->pending.len,
-					    s->pending.cap - 1 - s->pending.len, err);
-		if (n < 0) {
-			*fail = (int)n;
-			return 0;
-		}
-		if (n == 0)
-			s->eof = true;
-		s->pending.len += (size_t)n;
-		s->pending.ptr[s->pending.len] = '\0';
+		int rc = read_step(s);
+		if (rc == DDA_ENOMEM)
+			return rc;
 	}
 	return 0;
 }
@@ -163,22 +235,91 @@ static size_t find_long_line(const char *p, size_t n, size_t max)
 	return n;
 }
 
-/* The line at the start of pending is over the cap: one UNREADABLE chunk
- * for it, and it is dropped. */
-static int long_line(struct ndjson_source *s, struct dda_chunk *c, size_t take)
+/* The line at the start of pending is over the cap and whole in pending:
+ * one UNREADABLE chunk for it, and it is dropped. */
+static int long_line(struct ndjson_source *s, struct dda_chunk *c, size_t avail)
 {
-	const char *nl = memchr(s->pending.ptr, '\n', take);
-	size_t end = nl ? (size_t)(nl - s->pending.ptr) + 1 : take;
+	const char *nl = memchr(s->pending.ptr, '\n', avail);
+	size_t end = nl ? (size_t)(nl - s->pending.ptr) + 1 : avail;
 	char msg[200];
-	snprintf(msg, sizeof(msg), "line %llu is longer than the %zu-byte cap (--max-object-bytes)",
-		 (unsigned long long)s->line, s->base.opts.max_object_bytes);
+	too_long_msg(s, msg, sizeof(msg));
 	unreadable(s, c, msg);
-	memmove(s->pending.ptr, s->pending.ptr + end, s->pending.len - end);
-	s->pending.len -= end;
+	consume(s, end);
 	s->line++;
 	s->values++;
 	if (s->eof && !s->pending.len)
-		finish(s, c);
+		finish(s, c, false);
+	return 1;
+}
+
+/* Reads past the end of a line that is over the cap and not whole in
+ * pending (what is in pending is all of it so far). Returns 1 when a
+ * newline was found (pending then holds what follows it), 0 at the end of
+ * the stream, -1 when the stream failed, -2 when no newline came within
+ * SKIP_CAPS caps, or DDA_ENOMEM. */
+static int skip_line(struct ndjson_source *s)
+{
+	uint64_t skipped = s->pending.len;
+	uint64_t limit = (uint64_t)SKIP_CAPS * s->base.opts.max_object_bytes;
+	dda_buf_reset(&s->pending);
+	s->nl_end = s->scanned = 0;
+	while (skipped < limit) {
+		int rc = read_step(s);
+		if (rc)
+			return rc == DDA_ENOMEM ? rc : -1;
+		if (s->eof && !s->pending.len)
+			return 0;
+		const char *nl = memchr(s->pending.ptr, '\n', s->pending.len);
+		if (nl) {
+			consume(s, (size_t)(nl - s->pending.ptr) + 1);
+			return 1;
+		}
+		skipped += s->pending.len;
+		dda_buf_reset(&s->pending);
+		s->nl_end = s->scanned = 0;
+	}
+	return -2;
+}
+
+/* The partial line at the start of pending is over the cap: one
+ * UNREADABLE chunk for it, reading on after its end. */
+static int overlong(struct ndjson_source *s, struct dda_chunk *c, struct dda_error *err)
+{
+	char msg[200];
+	too_long_msg(s, msg, sizeof(msg));
+	unreadable(s, c, msg);
+	int r = skip_line(s);
+	if (r == DDA_ENOMEM)
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	s->line++;
+	s->values++;
+	if (r == -2) {
+		snprintf(c->msg, sizeof(c->msg),
+			 "%.120s; no end of line within %d times the cap: the rest of the "
+			 "input is not read",
+			 msg, SKIP_CAPS);
+		finish(s, c, true);
+	} else if (r == -1) {
+		snprintf(c->msg, sizeof(c->msg), "%.120s; then: %.120s", msg, s->rmsg);
+		finish(s, c, false);
+	} else if (r == 0) {
+		finish(s, c, false);
+	}
+	return 1;
+}
+
+/* Hands out pending[0..take) as a chunk of lines. */
+static int hand_out(struct ndjson_source *s, struct dda_chunk *c, size_t take,
+		    struct dda_error *err)
+{
+	dda_buf_init(&c->data, take + 1); /* a chunk's buffer starts with no room */
+	if (take && dda_buf_add(&c->data, s->pending.ptr, take))
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	s->values += count_values(s->pending.ptr, take);
+	s->line += count_nl(s->pending.ptr, take);
+	consume(s, take);
+	if (s->eof && !s->pending.len)
+		finish(s, c, false);
 	return 1;
 }
 
@@ -192,70 +333,30 @@ static int ndjson_next(struct dda_source *src, struct dda_chunk *c, struct dda_e
 	c->obj = s->obj;
 	c->kind = DDA_CHUNK_LINES;
 	c->first_line = s->line;
-	c->first_index = s->values;
-	struct dda_error rerr = {0};
-	int fail;
-	if (fill_pending(s, &rerr, &fail)) {
-		char msg[200];
-		snprintf(msg, sizeof(msg),
-			 "line %llu is longer than the %zu-byte cap "
-			 "(--max-object-bytes)",
-			 (unsigned long long)s->line, src->opts.max_object_bytes);
-		unreadable(s, c, msg);
-		/* Whatever complete lines precede it were already handed out. */
-		if (!skip_line(s, &rerr)) {
-			snprintf(c->msg, sizeof(c->msg),
-				 "%.120s; no end of line within %d times "
-				 "the cap: the rest of the file is skipped",
-				 msg, SKIP_CAPS);
-			finish(s, c);
-		}
-		s->line++;
-		s->values++;
-		return 1;
-	}
-	if (fail == DDA_ENOMEM)
+	c->first_index = s->values > UINT32_MAX ? UINT32_MAX : (uint32_t)s->values;
+	if (fill_pending(s))
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
-	if (fail) {
-		/* Damaged or truncated gzip: complete lines before it still count. */
-		const char *nl = s->pending.len ? last_nl(s->pending.ptr, s->pending.len) : NULL;
-		if (nl && nl > s->pending.ptr) {
-			size_t take = (size_t)(nl - s->pending.ptr) + 1;
-			dda_buf_init(&c->data, take + 1); /* a chunk's buffer starts with no room */
-			if (dda_buf_add(&c->data, s->pending.ptr, take))
-				return dda_error_set(err, DDA_ENOMEM, "out of memory");
-			s->values += count_values(s->pending.ptr, take);
-			s->line += count_nl(s->pending.ptr, take);
-			memmove(s->pending.ptr, s->pending.ptr + take, s->pending.len - take);
-			s->pending.len -= take;
-			return 1;
-		}
+	/* Every complete line first (all of it at the end of the stream),
+	 * stopping before a line over the cap, which gets a finding of its
+	 * own; the lines before a damaged part of the stream still count. */
+	size_t avail = s->eof ? s->pending.len : s->nl_end;
+	if (avail) {
+		size_t long_at = find_long_line(s->pending.ptr, avail, src->opts.max_object_bytes);
+		if (long_at == 0)
+			return long_line(s, c, avail);
+		return hand_out(s, c, long_at, err);
+	}
+	if (s->eof)
+		return hand_out(s, c, 0, err); /* the end: no bytes, the final metadata */
+	if (s->rfail) {
 		char msg[DDA_ERROR_MSG_MAX + 64];
-		snprintf(msg, sizeof(msg), "%s after line %llu", rerr.msg,
+		snprintf(msg, sizeof(msg), "%s after line %llu", s->rmsg,
 			 (unsigned long long)(s->line - 1));
 		unreadable(s, c, msg);
-		finish(s, c);
+		finish(s, c, false);
 		return 1;
 	}
-	/* Hand out every complete line (all of it at the end of the stream),
-	 * stopping before a line over the cap, which gets a finding of its own. */
-	const char *nl = s->pending.len ? last_nl(s->pending.ptr, s->pending.len) : NULL;
-	size_t take = s->eof ? s->pending.len : nl ? (size_t)(nl - s->pending.ptr) + 1 : 0;
-	size_t long_at = find_long_line(s->pending.ptr, take, src->opts.max_object_bytes);
-	if (long_at == 0 && take)
-		return long_line(s, c, take);
-	if (long_at < take)
-		take = long_at;
-	dda_buf_init(&c->data, take + 1);
-	if (take && dda_buf_add(&c->data, s->pending.ptr, take))
-		return dda_error_set(err, DDA_ENOMEM, "out of memory");
-	s->values += count_values(c->data.ptr, take);
-	s->line += count_nl(c->data.ptr, take);
-	memmove(s->pending.ptr, s->pending.ptr + take, s->pending.len - take);
-	s->pending.len -= take;
-	if (s->eof && !s->pending.len)
-		finish(s, c);
-	return 1;
+	return overlong(s, c, err);
 }
 
 static void ndjson_free(struct dda_source *src)

@@ -17,6 +17,7 @@
 
 #include "util/util.h"
 #include "ddbaudit/source.h"
+#include "source/ndjson.h"
 
 static char root[256];
 
@@ -445,6 +446,72 @@ static void test_ndjson_long_line(void **state)
 	dda_buf_release(&text);
 }
 
+/* Lines of the cap's length and one byte over it, the long one both whole
+ * in the first read and running past it: every other line is handed out,
+ * numbered right, and the long one is one finding naming its line. */
+static void test_ndjson_lines_around_the_cap(void **state)
+{
+	const size_t cap = 3000000; /* over the 1 MiB chunk target */
+	struct dda_buf text;
+	dda_buf_init(&text, DDA_BUF_UNLIMITED);
+	assert_int_equal(dda_buf_adds(&text, "{\"line\":1}\n{\"line\":2}\n"), 0);
+	for (int k = 0; k < 3; k++) { /* lines 3, 4, 5: cap - 1, cap, cap + 1 */
+		size_t n = cap - 1 + (size_t)k;
+		assert_int_equal(dda_buf_grow(&text, n + 1), 0);
+		memset(text.ptr + text.len, 'x', n);
+		text.len += n;
+		assert_int_equal(dda_buf_addc(&text, '\n'), 0);
+	}
+	assert_int_equal(dda_buf_adds(&text, "{\"line\":6}\r\n{\"line\":7}"), 0);
+	put("cap.ndjson", text.ptr, text.len);
+	char spec[512];
+	snprintf(spec, sizeof(spec), "%s/cap.ndjson", root);
+	struct dda_objtab *t = dda_objtab_new();
+	struct dda_source *src;
+	struct dda_error err = {0};
+	struct dda_source_opts o = opts();
+	o.max_object_bytes = cap;
+	assert_int_equal(dda_source_open(&src, spec, t, &o, &err), 0);
+	struct dda_chunk c;
+	dda_chunk_init(&c);
+	uint64_t line = 1, lines_read = 0;
+	int unreadable = 0;
+	while (dda_source_next(src, &c, &err) > 0) {
+		assert_int_equal(c.first_line, line);
+		if (c.status == DDA_CHUNK_UNREADABLE) {
+			unreadable++;
+			assert_int_equal(c.first_line, 5);
+			assert_non_null(strstr(c.msg, "line 5 is longer than the 3000000-byte cap"));
+			line++;
+		}
+		for (size_t i = 0; i < c.data.len; i++)
+			line += c.data.ptr[i] == '\n';
+		lines_read += c.data.len ? 1 : 0;
+		dda_chunk_release(&c);
+	}
+	assert_int_equal(unreadable, 1);
+	assert_int_equal(line, 7); /* the last line has no newline */
+	assert_true(lines_read >= 2);
+	dda_source_free(src);
+	dda_objtab_free(t);
+	dda_buf_release(&text);
+}
+
+/* The positions a line takes: one per record, at least as many as a
+ * batch's records, none for a blank line. */
+static void test_ndjson_line_slots(void **state)
+{
+	const char *rec = "{\"eventName\":\"INSERT\",\"newImage\":{\"L\":{\"L\":[1,2,3]}}}";
+	assert_int_equal(dda__ndjson_line_slots(rec, strlen(rec)), 1);
+	assert_int_equal(dda__ndjson_line_slots(" \t\r", 3), 0);
+	const char *batch = "{\"Records\":[{\"a\":[1,2],\"b\":\"x,y\"},{\"c\":1},{\"d\":\"\\\"]\"}]}";
+	assert_true(dda__ndjson_line_slots(batch, strlen(batch)) >= 3);
+	const char *dlq = "{\"DDBStreamBatchInfo\":{},\"ddbaudit\":{\"Records\":[{},{},{},{}]}}";
+	assert_true(dda__ndjson_line_slots(dlq, strlen(dlq)) >= 4);
+	const char *esc = "{\"Rec\\u006frds\":[{},{}]}";
+	assert_true(dda__ndjson_line_slots(esc, strlen(esc)) >= 2);
+}
+
 static void test_gunzip(void **state)
 {
 	char a[128], b[128], both[256];
@@ -492,6 +559,8 @@ int main(void)
 	    cmocka_unit_test(test_dir_pruning),	  cmocka_unit_test(test_oversize_and_bomb),
 	    cmocka_unit_test(test_archives),	  cmocka_unit_test(test_damaged_archive),
 	    cmocka_unit_test(test_ndjson_chunks), cmocka_unit_test(test_ndjson_long_line),
+	    cmocka_unit_test(test_ndjson_lines_around_the_cap),
+	    cmocka_unit_test(test_ndjson_line_slots),
 	    cmocka_unit_test(test_gunzip),	  cmocka_unit_test(test_open_errors),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
