@@ -81,11 +81,13 @@ DDA_API json_t *dda_canon_to_json(const void *ser, size_t n);
 /* Renders an item key serialization as text for humans and for --key:
  * "UserId=user 7,ActivityId=act-39". Values that are not S carry their type
  * ("Count=N:5"); ',', '=', ':' and '\' inside names or values are escaped
- * with '\'. */
+ * with '\', and control characters (NUL included) are written "\xHH", so
+ * the text is one line, never cut at a NUL, and parses back to the key. */
 DDA_API int dda_canon_key_text(const void *ser, size_t n, struct dda_buf *out);
 
-/* Parses the text form above (types default to S) into a key
- * serialization. Returns 0 or DDA_EFORMAT (with why). */
+/* Parses the text form above (types default to S; "\xHH" is the byte HH,
+ * any other escaped character stands for itself) or DynamoDB JSON (where
+ * "\u0000" is allowed) into a key serialization. Returns 0 or DDA_EFORMAT (with why). */
 DDA_API int dda_canon_key_parse(const char *text, struct dda_buf *out, struct dda_buf *why);
 
 /* Attribute-level difference between two images (either may be NULL, as

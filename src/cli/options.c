@@ -160,7 +160,8 @@ void dda__cli_help(const struct command *cmd)
 		    "item:\n"
 		    "  --key KEY              the item: 'UserId=user123,ActivityId=activity001'\n"
 		    "                         (values are S; write N:5 or B:base64 for other\n"
-		    "                         types) or DynamoDB JSON "
+		    "                         types; a control character is \\xHH, as shown)\n"
+		    "                         or DynamoDB JSON "
 		    "'{\"UserId\":{\"S\":\"u\"}}'\n");
 	if (cmd->opts & OPT_REPORT)
 		printf("report:\n"

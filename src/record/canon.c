@@ -438,16 +438,35 @@ static bool special(char c)
 	return c == ',' || c == '=' || c == ':' || c == '\\';
 }
 
+/* Control characters (a NUL above all) are written "\xHH": the text is
+ * shown on terminals, in CSV and Markdown, and held in C strings, where a
+ * raw NUL would cut it and a raw newline forge a line. */
 static int add_escaped(struct dda_buf *out, const char *s, size_t n)
 {
 	int rc = 0;
 	for (size_t i = 0; i < n && !rc; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c == 0x7f) {
+			rc = dda_buf_addf(out, "\\x%02x", c);
+			continue;
+		}
 		if (special(s[i]))
 			rc = dda_buf_addc(out, '\\');
 		if (!rc)
 			rc = dda_buf_addc(out, s[i]);
 	}
 	return rc;
+}
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
 }
 
 int dda_canon_key_text(const void *ser, size_t n, struct dda_buf *out)
@@ -489,6 +508,13 @@ static const char *unescape_until(const char *p, const char *end, char stop, str
 {
 	*found = false;
 	while (p < end) {
+		if (*p == '\\' && p + 3 < end && p[1] == 'x' && hex_digit(p[2]) >= 0 &&
+		    hex_digit(p[3]) >= 0) {
+			if (dda_buf_addc(out, (char)(hex_digit(p[2]) * 16 + hex_digit(p[3]))))
+				return end;
+			p += 4;
+			continue;
+		}
 		if (*p == '\\' && p + 1 < end) {
 			if (dda_buf_addc(out, p[1]))
 				return end;
@@ -555,7 +581,7 @@ int dda_canon_key_parse(const char *text, struct dda_buf *out, struct dda_buf *w
 	json_t *keys;
 	if (*text == '{') {
 		json_error_t je;
-		keys = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+		keys = json_loads(text, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
 		if (!keys)
 			return dda__explain(why, "not valid JSON: %s", je.text);
 	} else {

@@ -614,6 +614,18 @@ static int check_images(struct run *r, struct fields *f)
 	return -1;
 }
 
+/* Appends p[0..n) for a message, control characters (NUL included) as
+ * "\xHH", as item keys are shown everywhere. */
+static int add_shown(struct dda_buf *b, const char *p, size_t n)
+{
+	int rc = 0;
+	for (size_t i = 0; i < n && !rc; i++) {
+		unsigned char c = (unsigned char)p[i];
+		rc = c < 0x20 || c == 0x7f ? dda_buf_addf(b, "\\x%02x", c) : dda_buf_addc(b, p[i]);
+	}
+	return rc;
+}
+
 /* The seed writer names an object "<userId>-<activityId>.json" under its
  * hour prefix; a record filed under another name is KEY_MISMATCH. */
 static int check_object_name(struct run *r, struct fields *f)
@@ -631,11 +643,21 @@ static int check_object_name(struct run *r, struct fields *f)
 		if (!strcmp(ext, ".json") || !strcmp(ext, ".json.gz"))
 			return 0;
 	}
-	/* Key values are not NUL-terminated (they may point into the input). */
-	return emit(r, DDA_K_KEY_MISMATCH, f->time, &d->key,
-		    "object name '%.200s' does not match the record's key (expected "
-		    "'%.*s-%.*s.json')",
-		    name, (int)DDA_MIN(a, 100), f->kval[0], (int)DDA_MIN(b, 100), f->kval[1]);
+	/* Key values are not NUL-terminated (they may point into the input)
+	 * and may hold a NUL: they are shown escaped, not cut. */
+	struct dda_buf want;
+	dda_buf_init(&want, 1024);
+	if (add_shown(&want, f->kval[0], DDA_MIN(a, 100)) || dda_buf_addc(&want, '-') ||
+	    add_shown(&want, f->kval[1], DDA_MIN(b, 100))) {
+		dda_buf_release(&want);
+		return r->rc = DDA_ENOMEM;
+	}
+	int rc = emit(r, DDA_K_KEY_MISMATCH, f->time, &d->key,
+		      "object name '%.200s' does not match the record's key (expected "
+		      "'%s.json')",
+		      name, want.ptr);
+	dda_buf_release(&want);
+	return rc;
 }
 
 static int check_prefix_skew(struct run *r, struct fields *f)
@@ -856,17 +878,40 @@ static void decode_value(struct run *r, const json_t *v)
 	r->index++;
 }
 
-/* A value that is not JSON. Invalid UTF-8 is INVALID_VALUE (as docs/anomalies.md says), a
+/* The first byte of p[0..n) that JSON text never holds, not even inside a
+ * string (a control character but tab, newline and carriage return), or -1:
+ * such bytes mean binary data (an image, compressed or random bytes). */
+static long binary_at(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+		if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+			return (long)i;
+	}
+	return -1;
+}
+
+/* A value at p[0..n) that is not JSON. Binary data is UNREADABLE (not
+ * text), invalid UTF-8 in text INVALID_VALUE (as docs/anomalies.md says), a
  * duplicate member name INVALID_RECORD, anything else UNREADABLE. */
-static void parse_failed(struct run *r, const json_error_t *je)
+static void parse_failed(struct run *r, const json_error_t *je, const char *p, size_t n)
 {
 	int kind = DDA_K_UNREADABLE;
-	if (json_error_code(je) == json_error_invalid_utf8)
+	long bin = binary_at(p, n);
+	if (bin < 0 && json_error_code(je) == json_error_invalid_utf8)
 		kind = DDA_K_INVALID_VALUE;
-	else if (json_error_code(je) == json_error_duplicate_key)
+	else if (bin < 0 && json_error_code(je) == json_error_duplicate_key)
 		kind = DDA_K_INVALID_RECORD;
 	r->counts->records++;
 	r->counts->invalid++;
+	if (bin >= 0) {
+		emit(r, kind, DDA_TIME_NONE, NULL,
+		     "not text: byte 0x%02x at offset %ld of the value at line %llu is a control "
+		     "character, which JSON never holds (binary data, not JSON)",
+		     (unsigned char)p[bin], bin, (unsigned long long)r->line);
+		r->index++;
+		return;
+	}
 	int line = je->line > 0 ? (int)(r->line + (uint64_t)je->line - 1) : (int)r->line;
 	emit(r, kind, DDA_TIME_NONE, NULL, "%s at line %d, column %d: %s",
 	     kind == DDA_K_INVALID_VALUE ? "invalid UTF-8" : "not valid JSON", line, je->column,
@@ -928,7 +973,7 @@ static void decode_doc(struct run *r)
 		json_t *v =
 		    json_loadb(p + pos, n - pos, DDA_JSON_FLAGS | JSON_DISABLE_EOF_CHECK, &je);
 		if (!v) {
-			parse_failed(r, &je);
+			parse_failed(r, &je, p + pos, n - pos);
 			const char *nl = r->index > 1 ? memchr(p + pos, '\n', n - pos) : NULL;
 			if (!nl || je.line > 1)
 				return;
@@ -966,7 +1011,7 @@ static void decode_lines(struct run *r)
 				decode_value(r, v);
 				json_decref(v);
 			} else {
-				parse_failed(r, &je);
+				parse_failed(r, &je, p, len);
 			}
 		}
 		r->index = next > UINT32_MAX ? UINT32_MAX : (uint32_t)next;

@@ -1,9 +1,13 @@
-"""Hostile input, end to end (issue 10, case 1): NDJSON lines of megabytes
-(read whole up to --max-object-bytes, one finding past it, never a hang) and
-replay reading back its own file: target and DLQ."""
+"""Hostile input, end to end (issue 10, cases 1 and 11): NDJSON lines of
+megabytes (read whole up to --max-object-bytes, one finding past it, never a
+hang), replay reading back its own file: target and DLQ, a NUL inside a key,
+binary objects."""
+import csv
 import gzip
+import io
 import json
 import os
+import random
 import subprocess
 import threading
 from harness import BINARY, Case, main, run, verify_json
@@ -207,6 +211,63 @@ class ReplayReadsItsOwnOutputTest(Case):
         status, _, err = self.replay(dlq, "--target", "file:" + out)
         self.assertEqual(status, 0, err)
         self.assertSameRecords(records_of(out), parked)
+
+
+class KeysAndBinaryTest(Case):
+    """Case 11: a NUL inside a key value; objects that are not text."""
+
+    def test_a_nul_in_a_key_is_escaped_not_cut(self):
+        self.write(HOUR + "x-1.json", json.dumps(seed("a\u0000b", "1")))
+        src = os.path.join(self.dir, "audit-logs")
+        status, rep, err = verify_json(src, "--settle", "0")
+        self.assertEqual(status, 1, err)  # the name cannot match a key holding a NUL
+        [a] = rep["anomalies"]
+        self.assertEqual(a["kind"], "KEY_MISMATCH")
+        self.assertEqual(a["item"]["UserId"], {"S": "a\u0000b"})
+        self.assertIn("expected 'a\\x00b-1.json'", a["detail"])
+        status, out, err = run("verify", src, "--settle", "0", "--format", "csv")
+        self.assertEqual(status, 1, err)
+        rows = list(csv.DictReader(io.StringIO(out.decode())))
+        self.assertEqual(rows[0]["item"], "ActivityId=1,UserId=a\\x00b")
+        status, out, err = run("verify", src, "--settle", "0", "--format", "md")
+        self.assertIn(b"UserId=a\\x00b", out)
+        self.assertNotIn(b"\0", out)
+        # history finds the item by the escaped text and shows it so.
+        for key in ("UserId=a\\x00b,ActivityId=1",
+                    '{"UserId":{"S":"a\\u0000b"},"ActivityId":{"S":"1"}}'):
+            status, out, err = run("history", src, "--settle", "0", "--key", key)
+            self.assertEqual(status, 1, err)
+            self.assertIn(b"item ActivityId=1,UserId=a\\x00b: 1 events", out)
+            self.assertNotIn(b"\0", out)
+        status, out, err = run("history", src, "--settle", "0", "--key", "UserId=a,ActivityId=1")
+        self.assertIn(b": 0 events", out, "a key cut at the NUL is another item")
+
+    def test_binary_objects_are_unreadable(self):
+        rnd = random.Random(10)
+        noise = bytes(rnd.getrandbits(8) for _ in range(4096))
+        png = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06"
+               b"\x00\x00\x00\x1f\x15\xc4\x89" + noise[:200])
+        self.write(HOUR + "good-1.json", json.dumps(seed("good", "1")))
+        self.write(HOUR + "r-1.json", noise)
+        self.write(HOUR + "p-1.json", png)
+        self.write(HOUR + "z-1.json.gz", gzip.compress(noise))
+        text = b"\0" + noise[:300].replace(b"\n", b"")
+        self.write(HOUR + "nd.ndjson", line(seed("n")) + text + b"\n" + line(seed("m")))
+        status, rep, err = verify_json(os.path.join(self.dir, "audit-logs"), "--settle", "0")
+        self.assertEqual(status, 1, err)
+        got = {a["object"]["key"][len(HOUR):]: a for a in rep["anomalies"]
+               if a["kind"] != "KEY_MISMATCH"}
+        self.assertEqual(sorted(got), ["nd.ndjson", "p-1.json", "r-1.json", "z-1.json.gz"])
+        for name, a in got.items():
+            self.assertEqual(a["kind"], "UNREADABLE", name)
+            self.assertIn("not text", a["detail"], name)
+        self.assertEqual(got["nd.ndjson"]["line"], 2)
+        # Text that is JSON but for a bad byte in a string stays INVALID_VALUE.
+        raw = json.dumps(seed("v", "1")).encode().replace(b'"v"', b'"v\xff"', 1)
+        self.write(HOUR + "v-1.json", raw)
+        status, rep, err = verify_json(os.path.join(self.dir, "audit-logs"), "--settle", "0")
+        bad = [a for a in rep["anomalies"] if a["object"]["key"].endswith("v-1.json")]
+        self.assertEqual([a["kind"] for a in bad], ["INVALID_VALUE"])
 
 
 if __name__ == "__main__":

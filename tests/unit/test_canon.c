@@ -211,6 +211,20 @@ static void test_keys(void **state)
 		free(js);
 		json_decref(j);
 	}
+	/* Control characters, a NUL above all, are "\xHH" in the text, which
+	 * parses back to the same key; the JSON form takes "\u0000". */
+	key_of("{\"UserId\":{\"S\":\"a\\u0000b\\n\"},\"ActivityId\":{\"S\":\"x\\\\x41\"}}", &k);
+	dda_buf_reset(&text);
+	assert_int_equal(dda_canon_key_text(k.ptr, k.len, &text), 0);
+	assert_int_equal(strlen(text.ptr), text.len);
+	assert_string_equal(text.ptr, "ActivityId=x\\\\x41,UserId=a\\x00b\\x0a");
+	key_of(text.ptr, &k2);
+	assert_int_equal(k.len, k2.len);
+	assert_memory_equal(k.ptr, k2.ptr, k.len);
+	key_of("UserId=\\x00\\x4a\\xzz", &k2);
+	key_of("{\"UserId\":{\"S\":\"\\u0000Jxzz\"}}", &k);
+	assert_int_equal(k.len, k2.len);
+	assert_memory_equal(k.ptr, k2.ptr, k.len);
 	/* Order of the attributes does not matter; types do. */
 	key_of("ActivityId=a,UserId=u", &k);
 	key_of("UserId=u,ActivityId=a", &k2);

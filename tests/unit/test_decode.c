@@ -193,6 +193,9 @@ static void test_invalid_values(void **state)
 		   DDA_K_INVALID_VALUE, "UTF-8");
 	expect_one(SEED("INSERT", "2025-07-12T08:00:00", "", "a", ""), DDA_K_INVALID_VALUE,
 		   "empty");
+	/* Bytes JSON never holds mean binary data: UNREADABLE, not text. */
+	expect_one("\x89PNG\r\n\x1a\n\x01\xff", DDA_K_UNREADABLE, "not text");
+	expect_one("{\"a\":\"\x01\xff\"}", DDA_K_UNREADABLE, "not text");
 }
 
 static void test_image_mismatch(void **state)
@@ -239,6 +242,13 @@ static void test_object_name(void **state)
 	assert_int_equal(g.kinds[0], DDA_K_KEY_MISMATCH);
 	assert_int_equal(g.nrec, 1);
 	assert_int_equal(g.counts.valid, 1);
+	got_release(&g);
+	/* A NUL in a key value is shown escaped, not cut. */
+	rec = SEED("INSERT", "2025-07-12T08:10:00", "a\\u0000b", "x",
+		   ",\"newImage\":" IMG("a\\u0000b", "x", ""));
+	decode_as(&g, rec, DDA_CHUNK_DOC, "audit-logs/2025/07/12/08/a-x.json", NULL);
+	assert_int_equal(g.nano, 1);
+	assert_non_null(strstr(g.details[0], "(expected 'a\\x00b-x.json')"));
 	got_release(&g);
 }
 
