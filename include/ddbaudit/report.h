@@ -27,6 +27,10 @@ struct dda_report_info {
 	const json_t *options;	   /* the options in effect, as a JSON object */
 	size_t md_top;		   /* 0 = DDA_REPORT_MD_TOP */
 	const char *manifest_name; /* file name of the manifest, or NULL */
+	/* A manifest already written and fsynced under a temporary name in the
+	 * report directory, renamed to manifest_name by dda_report_write_dir
+	 * with the reports; NULL when there is none to rename. */
+	const char *manifest_tmp;
 	/* The severity at which findings fail the run (--fail-on), or
 	 * DDA_SEV__COUNT for never: it decides the verdict. */
 	int fail_on;
@@ -36,7 +40,13 @@ DDA_API int dda_report_write(int format, const struct dda_report_info *info,
 			     const struct dda_result *res, FILE *out, struct dda_error *err);
 
 /* Writes report.json, anomalies.csv and report.md into dir (which must
- * exist), each through a temporary file renamed into place. */
+ * exist) as one set: each is written to a temporary file and fsynced; then,
+ * holding an flock on dir/.lock, info->manifest_tmp (if any), the CSV, the
+ * Markdown and report.json are renamed into place, in that order, and dir
+ * is fsynced. On failure no final name was touched unless the rename phase
+ * itself failed, and no temporary report file is left (the manifest's stays
+ * the caller's). Of two runs on one dir, the set of the later rename phase
+ * stands whole. */
 DDA_API int dda_report_write_dir(const struct dda_report_info *info, const struct dda_result *res,
 				 const char *dir, struct dda_error *err);
 

@@ -3,6 +3,9 @@
  * Exit 1 when an error was found on the item, or when no item of the log has
  * the key's attribute names (a --key typo must not look like a quiet item). */
 #include "cli/cli.h"
+#include "report/report_impl.h"
+
+#include <errno.h>
 
 /* DynamoDB keys are at most 2048 + 1024 bytes of values with 255-byte names:
  * a serialized key fits with room to spare. */
@@ -85,10 +88,11 @@ static bool on_event(const struct dda_anomaly *a, const struct dda_buf *key, con
 	       a->obj == k->obj && a->index == k->index;
 }
 
-static const char *object_key(const struct dda_result *res, uint32_t obj)
+/* The object's key as text (docs/report.md: names that are not UTF-8). */
+static const char *object_key(const struct dda_result *res, uint32_t obj, struct dda_buf *tmp)
 {
 	const struct dda_object *o = dda_objtab_get(res->objs, obj);
-	return o ? o->key : "";
+	return o ? dda__name_text(tmp, o->key) : "";
 }
 
 static json_t *event_json(const struct dda_result *res, const struct dda_buf *key,
@@ -101,15 +105,19 @@ static json_t *event_json(const struct dda_result *res, const struct dda_buf *ke
 		const struct dda_anomaly *a = &res->anomalies[i];
 		if (!on_event(a, key, k))
 			continue;
-		json_t *j =
-		    json_pack("{ssssss}", "kind", dda_kind_name(a->kind), "severity",
-			      dda_severity_name(a->severity), "detail", a->detail ? a->detail : "");
+		json_t *j = json_pack("{ssssso}", "kind", dda_kind_name(a->kind), "severity",
+				      dda_severity_name(a->severity), "detail",
+				      dda__report_text(a->detail ? a->detail : ""));
 		if (j && a->diff)
 			json_object_set(j, "diff", a->diff);
 		json_array_append_new(anomalies, j);
 	}
-	json_t *obj = json_pack("{ssso}", "key", o ? o->key : "", "version",
-				o && o->version ? json_string(o->version) : json_null());
+	json_t *obj = json_object();
+	if (obj && (dda__report_set_name(obj, "key", o ? o->key : "") ||
+		    dda__report_set_name(obj, "version", o ? o->version : NULL))) {
+		json_decref(obj);
+		obj = NULL;
+	}
 	return json_pack("{sssssosIsIsssOsOso}", "eventName", dda_event_name_str(k->event), "time",
 			 dda_time_format(k->time, true, t), "object", obj, "line",
 			 (json_int_t)k->line, "index", (json_int_t)k->index, "verdict",
@@ -118,18 +126,29 @@ static json_t *event_json(const struct dda_result *res, const struct dda_buf *ke
 			 k->new_image ? k->new_image : json_null(), "anomalies", anomalies);
 }
 
-static int print_json(const struct dda_result *res, const struct dda_buf *key, struct hist *h)
+static int print_json(const struct cli *c, const struct dda_result *res,
+		      const struct dda_buf *key, struct hist *h)
 {
 	json_t *events = json_array();
-	for (size_t i = 0; i < h->norder; i++)
-		json_array_append_new(events, event_json(res, key, &h->v[h->order[i]]));
+	for (size_t i = 0; events && i < h->norder; i++) {
+		json_t *e = event_json(res, key, &h->v[h->order[i]]);
+		/* A timeline never leaves an event out silently. */
+		if (!e || json_array_append_new(events, e)) {
+			json_decref(events);
+			events = NULL;
+		}
+	}
 	json_t *item = dda_canon_to_json(key->ptr, key->len);
 	json_t *doc = json_pack("{sososI}", "item", item ? item : json_null(), "events", events,
 				"count", (json_int_t)h->norder);
-	int rc = !doc || json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	if (!doc) {
+		dda__cli_error(c, "out of memory");
+		return EXIT_RUNTIME;
+	}
+	int rc = json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(doc);
 	fputc('\n', stdout);
-	return rc ? EXIT_RUNTIME : 0;
+	return rc ? EXIT_RUNTIME : 0; /* the write error is said by the caller */
 }
 
 /* One line per changed attribute: "  ~ Version: {"N":"1"} -> {"N":"2"}". */
@@ -162,15 +181,16 @@ static void print_changes(const struct kept *k)
 
 static void print_text(const struct dda_result *res, const struct dda_buf *key, struct hist *h)
 {
-	struct dda_buf text;
+	struct dda_buf text, tmp;
 	char t[DDA_TIME_STRLEN];
 	dda_buf_init(&text, 1 << 16);
+	dda_buf_init(&tmp, 1 << 20);
 	dda_canon_key_text(key->ptr, key->len, &text);
 	printf("item %s: %zu events\n", text.ptr ? text.ptr : "", h->norder);
 	for (size_t i = 0; i < h->norder; i++) {
 		const struct kept *k = &h->v[h->order[i]];
 		printf("  %s  %-6s  %s%s\n", dda_time_format(k->time, true, t),
-		       dda_event_name_str(k->event), object_key(res, k->obj),
+		       dda_event_name_str(k->event), object_key(res, k->obj, &tmp),
 		       k->verdict == DDA_V_DUPLICATE ? "  (duplicate)" : "");
 		if (k->verdict != DDA_V_DUPLICATE)
 			print_changes(k);
@@ -178,10 +198,12 @@ static void print_text(const struct dda_result *res, const struct dda_buf *key, 
 			const struct dda_anomaly *a = &res->anomalies[j];
 			if (on_event(a, key, k))
 				printf("      ! %s (%s): %s\n", dda_kind_name(a->kind),
-				       dda_severity_name(a->severity), a->detail ? a->detail : "");
+				       dda_severity_name(a->severity),
+				       dda__text_utf8(&tmp, a->detail));
 		}
 	}
 	dda_buf_release(&text);
+	dda_buf_release(&tmp);
 }
 
 static int describe_attr(struct dda_buf *out, const char *name, const json_t *av)
@@ -355,16 +377,23 @@ int dda__cmd_history(int argc, char **argv, struct cli *c)
 		if (res.fatal.code)
 			dda__cli_error(c, "%s", res.fatal.msg);
 		if (c->format == DDA_FMT_JSON)
-			status = print_json(&res, &key, &h);
+			status = print_json(c, &res, &key, &h);
 		else
 			print_text(&res, &key, &h);
+		/* A timeline cut short (stdout full or closed) is a failure, never
+		 * a quiet item. */
+		if (fflush(stdout) || ferror(stdout)) {
+			dda__cli_error(c, "cannot write the history to stdout: %s",
+				       strerror(errno));
+			status = EXIT_RUNTIME;
+		}
 		if (!status)
 			status = run_errors(c, &res);
 		if (!status && !h.norder)
 			status = no_events(c, &key, &h);
 		if (!status && item_has_error(&res, &key))
 			status = EXIT_ANOMALIES;
-		if (res.fatal.code)
+		if (res.fatal.code || ferror(stdout))
 			status = EXIT_RUNTIME;
 	}
 	dda_result_release(&res);

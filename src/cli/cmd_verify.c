@@ -40,35 +40,50 @@ static int write_reports(struct cli *c, const struct dda_report_info *info,
 	return 0;
 }
 
+/* With --report, the manifest is written by the audit under a temporary
+ * name in DIR and renamed with the reports (dda_report_write_dir). */
+static int open_manifest(struct cli *c, struct dda__afile *man)
+{
+	struct dda_error err = {0};
+	struct dda_buf path;
+	dda_buf_init(&path, 4096);
+	int rc = dda__cli_make_dir(c->report_dir, &err);
+	if (!rc && dda_buf_addf(&path, "%s/manifest.ndjson", c->report_dir))
+		rc = dda_error_set(&err, DDA_ETOOBIG, "report path too long");
+	if (!rc)
+		rc = dda__afile_open(man, path.ptr, &err);
+	if (rc)
+		dda__cli_error(c, "%s", err.msg);
+	else
+		c->audit.manifest_path = man->tmp.ptr;
+	dda_buf_release(&path);
+	return rc ? EXIT_RUNTIME : 0;
+}
+
 int dda__cmd_verify(int argc, char **argv, struct cli *c)
 {
 	struct dda_error err = {0};
 	struct dda_result res;
-	struct dda_buf manifest;
+	struct dda__afile man;
 	(void)argc;
 	(void)argv;
-	dda_buf_init(&manifest, 4096);
+	dda__afile_init(&man);
 	if (c->format == DDA_FMT__COUNT) {
 		dda__cli_error(c, "--format text applies to history; use json, csv or md");
 		return EXIT_USAGE;
 	}
-	if (c->report_dir) {
-		if (dda__cli_make_dir(c->report_dir, &err) ||
-		    dda_buf_addf(&manifest, "%s/manifest.ndjson", c->report_dir)) {
-			dda__cli_error(c, "%s", err.msg[0] ? err.msg : "report path too long");
-			dda_buf_release(&manifest);
-			return EXIT_RUNTIME;
-		}
-		c->audit.manifest_path = manifest.ptr;
-	}
+	if (c->report_dir && open_manifest(c, &man))
+		return EXIT_RUNTIME;
 	c->audit.progress = dda__cli_progress;
 	c->audit.ctx = c;
 	dda__cli_catch_signals(c);
 	int rc = dda_audit_run(&c->audit, &res, &err);
+	if (!rc && c->report_dir)
+		rc = dda__afile_finish(&man, &err);
 	if (rc) {
 		dda__cli_error(c, "%s", err.msg);
 		dda_result_release(&res);
-		dda_buf_release(&manifest);
+		dda__afile_discard(&man);
 		return dda__cli_exit_for(rc);
 	}
 	if (res.fatal.code)
@@ -78,6 +93,7 @@ int dda__cmd_verify(int argc, char **argv, struct cli *c)
 	    .range = c->audit.src.range,
 	    .options = c->options,
 	    .manifest_name = "manifest.ndjson",
+	    .manifest_tmp = c->report_dir ? man.tmp.ptr : NULL,
 	    .fail_on = c->fail_on,
 	};
 	int status = write_reports(c, &info, &res);
@@ -85,6 +101,7 @@ int dda__cmd_verify(int argc, char **argv, struct cli *c)
 		status = dda__cli_verdict(c, &res);
 	summary_line(c, &res, status);
 	dda_result_release(&res);
-	dda_buf_release(&manifest);
+	dda__afile_discard(&man);
+	c->audit.manifest_path = NULL;
 	return status;
 }

@@ -2,6 +2,10 @@
  * argv[1], each implemented in its own cmd_<name>.c. */
 #include "cli/cli.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
 static const struct command commands[] = {
     {"ls", dda__cmd_ls, OPT_RANGE | OPT_TEXT_FORMAT, "ls SOURCE [range] [--format text|json]",
      "list the audit objects of a time range",
@@ -82,7 +86,49 @@ static int help_command(int argc, char **argv)
 	return EXIT_CLEAN;
 }
 
-int main(int argc, char **argv)
+/* Makes sure file descriptors 0, 1 and 2 are open. A closed one would be
+ * handed out by the next open() (the manifest, a DLQ file) and receive what
+ * was meant for stdout. A closed one is taken by /dev/null opened so that
+ * its use fails (stdin write-only, stdout and stderr read-only): output to a
+ * closed stdout is a write error (EBADF), as it would have been. */
+static int occupy_std_fds(void)
+{
+	for (int fd = 0; fd <= 2; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		int got = open("/dev/null", (fd == 0 ? O_WRONLY : O_RDONLY) | O_NOCTTY);
+		if (got < 0)
+			return -1;
+		/* The lowest free descriptor: fd itself, as the lower ones are open. */
+		if (got != fd) {
+			close(got);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Output that could not be written is a failure, not a success with a
+ * short listing: the buffered tail is flushed and closed here, and any write
+ * error on stdout, earlier or now, makes the run a runtime failure. */
+static int close_stdout(int status)
+{
+	bool failed = ferror(stdout) != 0;
+	int e = 0;
+	if (fflush(stdout))
+		failed = true, e = errno;
+	if (fclose(stdout) && !failed)
+		failed = true, e = errno;
+	if (!failed)
+		return status;
+	/* A command that failed already said why (often this very error). */
+	if (status != EXIT_RUNTIME)
+		fprintf(stderr, "ddbaudit: cannot write to stdout%s%s\n", e ? ": " : "",
+			e ? strerror(e) : "");
+	return EXIT_RUNTIME;
+}
+
+static int run(int argc, char **argv)
 {
 	if (argc < 2) {
 		usage(stderr);
@@ -108,4 +154,11 @@ int main(int argc, char **argv)
 		rc = EXIT_CLEAN;
 	dda__cli_release(&c);
 	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	if (occupy_std_fds())
+		return EXIT_RUNTIME; /* no /dev/null: nowhere safe to say so either */
+	return close_stdout(run(argc, argv));
 }

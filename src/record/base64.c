@@ -50,19 +50,5 @@ int dda_base64_decode(const char *s, size_t n, struct dda_buf *out)
 
 int dda_base64_encode(const void *p, size_t n, struct dda_buf *out)
 {
-	static const char tab[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	const unsigned char *s = p;
-	int rc = dda_buf_grow(out, (n + 2) / 3 * 4);
-	for (size_t i = 0; i < n && !rc; i += 3) {
-		unsigned w = (unsigned)s[i] << 16;
-		if (i + 1 < n)
-			w |= (unsigned)s[i + 1] << 8;
-		if (i + 2 < n)
-			w |= s[i + 2];
-		char q[4] = {tab[w >> 18 & 63], tab[w >> 12 & 63],
-			     i + 1 < n ? tab[w >> 6 & 63] : '=', i + 2 < n ? tab[w & 63] : '='};
-		rc = dda_buf_add(out, q, 4);
-	}
-	return rc;
+	return dda__base64_encode(p, n, out);
 }

@@ -43,50 +43,73 @@ int dda_report_write(int format, const struct dda_report_info *info, const struc
 	return rc;
 }
 
-/* Writes through "<name>.tmp" and renames, so a reader (or a crash) never
- * sees half a report. */
-static int write_one(int format, const struct dda_report_info *info, const struct dda_result *res,
-		     const char *dir, struct dda_error *err)
+/* Writes one report into a temporary file beside its final name; the caller
+ * renames it (with the rest of the set) or discards it. */
+static int write_tmp(int format, const struct dda_report_info *info, const struct dda_result *res,
+		     const char *dir, struct dda__afile *a, struct dda_error *err)
 {
-	struct dda_buf path, tmp;
+	struct dda_buf path;
 	dda_buf_init(&path, 4096);
-	dda_buf_init(&tmp, 4096);
 	int rc = dda_buf_addf(&path, "%s/%s", dir, formats[format].file);
-	if (!rc)
-		rc = dda_buf_addf(&tmp, "%s.tmp", path.ptr);
 	if (rc) {
-		rc = dda_error_set(err, rc, "report path too long");
-		goto out;
+		dda_buf_release(&path);
+		return dda_error_set(err, rc, "report path too long");
 	}
-	FILE *f = fopen(tmp.ptr, "wb");
-	if (!f) {
-		rc =
-		    dda_error_set(err, DDA_EIO, "cannot create '%s': %s", tmp.ptr, strerror(errno));
-		goto out;
-	}
-	rc = dda_report_write(format, info, res, f, err);
-	if (fclose(f) && !rc)
-		rc = dda_error_set(err, DDA_EIO, "cannot write '%s': %s", tmp.ptr, strerror(errno));
-	if (!rc && rename(tmp.ptr, path.ptr))
-		rc =
-		    dda_error_set(err, DDA_EIO, "cannot rename '%s': %s", tmp.ptr, strerror(errno));
-	if (rc)
-		unlink(tmp.ptr);
-out:
+	rc = dda__afile_open(a, path.ptr, err);
+	FILE *f = rc ? NULL : dda__afile_stream(a, err);
+	if (!rc && !f)
+		rc = DDA_EIO;
+	if (!rc)
+		rc = dda_report_write(format, info, res, f, err);
+	if (!rc)
+		rc = dda__afile_finish(a, err);
 	dda_buf_release(&path);
-	dda_buf_release(&tmp);
+	return rc;
+}
+
+/* The rename phase, under DIR/.lock so that of two runs on one directory
+ * the last one's whole set stands: the manifest first and report.json (which
+ * holds the manifest's digest) last. */
+static int rename_set(const struct dda_report_info *info, const char *dir,
+		      struct dda__afile *files, struct dda_error *err)
+{
+	static const int order[] = {DDA_FMT_CSV, DDA_FMT_MD, DDA_FMT_JSON};
+	struct dda_buf man;
+	int lock = -1;
+	dda_buf_init(&man, 4096);
+	int rc = dda__dir_lock(dir, &lock, err);
+	if (!rc && info->manifest_tmp) {
+		rc = dda_buf_addf(&man, "%s/%s", dir,
+				  info->manifest_name ? info->manifest_name : "manifest.ndjson");
+		if (rc)
+			rc = dda_error_set(err, rc, "report path too long");
+		else if (rename(info->manifest_tmp, man.ptr))
+			rc = dda_error_set(err, DDA_EIO, "cannot rename '%s' to '%s': %s",
+					   info->manifest_tmp, man.ptr, strerror(errno));
+	}
+	for (size_t i = 0; !rc && i < DDA_ARRAY_SIZE(order); i++)
+		rc = dda__afile_rename(&files[order[i]], err);
+	if (!rc)
+		rc = dda__dir_sync(files[DDA_FMT_JSON].path.ptr, err);
+	dda__dir_unlock(lock);
+	dda_buf_release(&man);
 	return rc;
 }
 
 int dda_report_write_dir(const struct dda_report_info *info, const struct dda_result *res,
 			 const char *dir, struct dda_error *err)
 {
-	for (int f = 0; f < DDA_FMT__COUNT; f++) {
-		int rc = write_one(f, info, res, dir, err);
-		if (rc)
-			return rc;
-	}
-	return 0;
+	struct dda__afile files[DDA_FMT__COUNT];
+	int rc = 0;
+	for (int f = 0; f < DDA_FMT__COUNT; f++)
+		dda__afile_init(&files[f]);
+	for (int f = 0; !rc && f < DDA_FMT__COUNT; f++)
+		rc = write_tmp(f, info, res, dir, &files[f], err);
+	if (!rc)
+		rc = rename_set(info, dir, files, err);
+	for (int f = 0; f < DDA_FMT__COUNT; f++)
+		dda__afile_discard(&files[f]);
+	return rc;
 }
 
 const char *dda__report_item_text(const struct dda_anomaly *a, struct dda_buf *b)
@@ -95,4 +118,38 @@ const char *dda__report_item_text(const struct dda_anomaly *a, struct dda_buf *b
 	if (!a->key || dda_canon_key_text(a->key, a->key_len, b) || !b->ptr)
 		return "";
 	return b->ptr;
+}
+
+int dda__report_set_name(json_t *obj, const char *member, const char *s)
+{
+	if (!s)
+		return json_object_set_new(obj, member, json_null()) ? DDA_ENOMEM : 0;
+	size_t n = strlen(s);
+	if (dda__utf8_valid(s, n))
+		return json_object_set_new(obj, member, json_stringn(s, n)) ? DDA_ENOMEM : 0;
+	struct dda_buf text, b64, name;
+	dda_buf_init(&text, DDA_BUF_UNLIMITED);
+	dda_buf_init(&b64, DDA_BUF_UNLIMITED);
+	dda_buf_init(&name, 256);
+	int rc = dda__name_escape(&text, s, n);
+	if (!rc)
+		rc = dda__base64_encode(s, n, &b64);
+	if (!rc)
+		rc = dda_buf_addf(&name, "%s_b64", member);
+	if (!rc && (json_object_set_new(obj, member, json_stringn(text.ptr, text.len)) ||
+		    json_object_set_new(obj, name.ptr, json_stringn(b64.ptr, b64.len))))
+		rc = DDA_ENOMEM;
+	dda_buf_release(&text);
+	dda_buf_release(&b64);
+	dda_buf_release(&name);
+	return rc;
+}
+
+json_t *dda__report_text(const char *s)
+{
+	struct dda_buf tmp;
+	dda_buf_init(&tmp, DDA_BUF_UNLIMITED);
+	json_t *j = json_string(dda__text_utf8(&tmp, s));
+	dda_buf_release(&tmp);
+	return j;
 }

@@ -1,4 +1,5 @@
-/* The CSV report: one anomaly a row, RFC 4180 quoting, a header line. */
+/* The CSV report: one anomaly a row, RFC 4180 quoting, a header line.
+ * Names that are not plain UTF-8 are escaped (docs/report.md). */
 #include "report/report_impl.h"
 
 static void field(FILE *out, const char *s, bool last)
@@ -22,9 +23,10 @@ static void field(FILE *out, const char *s, bool last)
 int dda__report_csv(const struct dda_report_info *info, const struct dda_result *res, FILE *out,
 		    struct dda_error *err)
 {
-	struct dda_buf item;
+	struct dda_buf item, tmp;
 	char t[DDA_TIME_STRLEN], num[32], hex[2 * DDA_DIGEST_LEN + 1], hex2[sizeof(hex)];
 	dda_buf_init(&item, 1 << 20);
+	dda_buf_init(&tmp, 1 << 20);
 	fputs("kind,severity,provisional,item,object_key,object_version,line,time,detail,"
 	      "expected_digest,found_digest\n",
 	      out);
@@ -36,13 +38,13 @@ int dda__report_csv(const struct dda_report_info *info, const struct dda_result 
 		field(out, dda_severity_name(a->severity), false);
 		field(out, a->provisional ? "true" : "false", false);
 		field(out, dda__report_item_text(a, &item), false);
-		field(out, o ? o->key : "", false);
-		field(out, o && o->version ? o->version : "", false);
+		field(out, o ? dda__name_text(&tmp, o->key) : "", false);
+		field(out, o ? dda__name_text(&tmp, o->version) : "", false);
 		snprintf(num, sizeof(num), "%llu", (unsigned long long)a->line);
 		field(out, a->line ? num : "", false);
 		field(out, a->time == DDA_TIME_NONE ? "" : dda_time_format(a->time, true, t),
 		      false);
-		field(out, a->detail ? a->detail : "", false);
+		field(out, dda__text_utf8(&tmp, a->detail), false);
 		if (a->has_expected)
 			dda__hex(a->expected, DDA_DIGEST_LEN, hex);
 		if (a->has_found)
@@ -51,6 +53,7 @@ int dda__report_csv(const struct dda_report_info *info, const struct dda_result 
 		field(out, a->has_found ? hex2 : "", true);
 	}
 	dda_buf_release(&item);
+	dda_buf_release(&tmp);
 	(void)info;
 	(void)err;
 	return 0;

@@ -16,4 +16,13 @@ int dda__report_md(const struct dda_report_info *info, const struct dda_result *
  * the result lives in b. */
 const char *dda__report_item_text(const struct dda_anomaly *a, struct dda_buf *b);
 
+/* Sets obj[member] to a name (an object key, a version, a file name) as
+ * docs/report.md shows names: as is when valid UTF-8, else escaped (see
+ * dda__name_escape) with obj[member + "_b64"] holding its exact bytes; null
+ * for NULL. Returns 0 or DDA_ENOMEM. */
+int dda__report_set_name(json_t *obj, const char *member, const char *s);
+/* Free text (a message) as a JSON string (new), escaped when it is not
+ * valid UTF-8: jansson refuses such strings, which would drop the member. */
+json_t *dda__report_text(const char *s);
+
 #endif

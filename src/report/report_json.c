@@ -2,15 +2,12 @@
  * names are stable; later versions only add fields. */
 #include "report/report_impl.h"
 
+#include <errno.h>
+
 static json_t *time_or_null(int64_t t, bool frac)
 {
 	char buf[DDA_TIME_STRLEN];
 	return t == DDA_TIME_NONE ? json_null() : json_string(dda_time_format(t, frac, buf));
-}
-
-static json_t *str_or_null(const char *s)
-{
-	return s ? json_string(s) : json_null();
 }
 
 static json_t *digest_or_null(bool has, const uint8_t *d)
@@ -87,19 +84,25 @@ static json_t *object_json(const struct dda_result *res, uint32_t obj)
 	const struct dda_object *o = obj != DDA_NO_OBJECT ? dda_objtab_get(res->objs, obj) : NULL;
 	if (!o)
 		return json_null();
-	return json_pack("{sssoso}", "key", o->key, "version", str_or_null(o->version), "etag",
-			 str_or_null(o->etag));
+	json_t *j = json_object();
+	if (j && (dda__report_set_name(j, "key", o->key) ||
+		  dda__report_set_name(j, "version", o->version) ||
+		  dda__report_set_name(j, "etag", o->etag))) {
+		json_decref(j);
+		j = NULL;
+	}
+	return j;
 }
 
 static json_t *anomaly_json(const struct dda_result *res, const struct dda_anomaly *a)
 {
 	json_t *item = a->key ? dda_canon_to_json(a->key, a->key_len) : NULL;
 	json_t *j =
-	    json_pack("{sssssosososIsIsssososb}", "kind", dda_kind_name(a->kind), "severity",
+	    json_pack("{sssssosososIsIsosososb}", "kind", dda_kind_name(a->kind), "severity",
 		      dda_severity_name(a->severity), "item", item ? item : json_null(), "object",
 		      object_json(res, a->obj), "time", time_or_null(a->time, true), "line",
 		      (json_int_t)a->line, "index", (json_int_t)a->index, "detail",
-		      a->detail ? a->detail : "", "expected_digest",
+		      dda__report_text(a->detail ? a->detail : ""), "expected_digest",
 		      digest_or_null(a->has_expected, a->expected), "found_digest",
 		      digest_or_null(a->has_found, a->found), "provisional", a->provisional);
 	if (j && a->diff)
@@ -114,7 +117,8 @@ static json_t *anomaly_json(const struct dda_result *res, const struct dda_anoma
 /* The bucket's settings that decide whether audit objects can be lost. */
 static json_t *bucket_json(const struct dda_source_facts *f)
 {
-	return json_pack("{sssssssssosbsIsI}", "name", f->bucket, "prefix", f->prefix,
+	return json_pack("{sssosssssosbsIsI}", "name", f->bucket, "prefix",
+			 dda__report_text(f->prefix),
 			 "versioning", f->versioning[0] ? f->versioning : "unknown",
 			 "object_lock", f->object_lock[0] ? f->object_lock : "unknown",
 			 "default_retention", f->retention[0] ? json_string(f->retention) : json_null(),
@@ -125,21 +129,40 @@ static json_t *bucket_json(const struct dda_source_facts *f)
 
 json_t *dda_report_json(const struct dda_report_info *info, const struct dda_result *res)
 {
+	/* An anomaly that cannot be built fails the report: a report must never
+	 * count a finding its list leaves out. */
 	json_t *anomalies = json_array();
-	for (size_t i = 0; anomalies && i < res->nanomalies; i++)
-		json_array_append_new(anomalies, anomaly_json(res, &res->anomalies[i]));
+	for (size_t i = 0; anomalies && i < res->nanomalies; i++) {
+		json_t *a = anomaly_json(res, &res->anomalies[i]);
+		if (!a || json_array_append_new(anomalies, a)) {
+			json_decref(anomalies);
+			anomalies = NULL;
+		}
+	}
 	json_t *options = info->options ? json_deep_copy(info->options) : json_object();
-	json_t *run = json_pack(
-	    "{sososss{soso}sosb}", "started", time_or_null(res->started, false), "finished",
-	    time_or_null(res->finished, false), "source", info->source ? info->source : "", "range",
-	    "from", time_or_null(info->range.from, false), "to",
-	    time_or_null(info->range.to, false), "options", options, "complete", !res->fatal.code);
+	json_t *run = json_pack("{sososo}", "started", time_or_null(res->started, false),
+				"finished", time_or_null(res->finished, false), "source",
+				json_null());
+	if (run && dda__report_set_name(run, "source", info->source ? info->source : "")) {
+		json_decref(run);
+		run = NULL;
+	}
+	if (run)
+		json_object_set_new(run, "range",
+				    json_pack("{soso}", "from", time_or_null(info->range.from, false),
+					      "to", time_or_null(info->range.to, false)));
+	if (run) {
+		json_object_set_new(run, "options", options);
+		json_object_set_new(run, "complete", json_boolean(!res->fatal.code));
+	} else {
+		json_decref(options);
+	}
 	if (run)
 		json_object_set_new(
 		    run, "verdict",
 		    json_string(dda_run_verdict_name(dda_result_verdict(res, info->fail_on))));
 	if (run && res->fatal.code)
-		json_object_set_new(run, "error", json_string(res->fatal.msg));
+		json_object_set_new(run, "error", dda__report_text(res->fatal.msg));
 	if (run && res->source.s3)
 		json_object_set_new(run, "bucket", bucket_json(&res->source));
 	json_t *manifest = json_null();
@@ -162,6 +185,7 @@ int dda__report_json(const struct dda_report_info *info, const struct dda_result
 	int rc = json_dumpf(j, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
 	json_decref(j);
 	if (rc || fputc('\n', out) == EOF)
-		return dda_error_set(err, DDA_EIO, "cannot write the JSON report");
+		return dda_error_set(err, DDA_EIO, "cannot write the JSON report: %s",
+				     strerror(errno));
 	return 0;
 }

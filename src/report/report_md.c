@@ -5,11 +5,12 @@
 
 #include <stdlib.h>
 
-/* Table cells must not break the table: '|' and newlines are escaped. */
+/* Table cells must not break the table: '|' and newlines are escaped. A
+ * cell cut at max bytes is never cut inside a UTF-8 sequence. */
 static void cell(FILE *out, const char *s, size_t max)
 {
 	size_t n = 0;
-	for (; *s && n < max; s++, n++) {
+	for (; *s && (n < max || ((unsigned char)*s & 0xc0) == 0x80); s++, n++) {
 		if (*s == '|')
 			fputs("\\|", out);
 		else if (*s == '\n' || *s == '\r')
@@ -36,17 +37,20 @@ static void summary(FILE *out, const struct dda_report_info *info, const struct 
 	char from[DDA_TIME_STRLEN], to[DDA_TIME_STRLEN];
 	int sev = dda_result_max_severity(res);
 	int verdict = dda_result_verdict(res, info->fail_on);
+	struct dda_buf tmp;
+	dda_buf_init(&tmp, 1 << 20);
 	fprintf(out, "# ddbaudit report\n\n**Verdict: %s**", dda_run_verdict_name(verdict));
 	if (verdict == DDA_RUN_INCOMPLETE)
 		fprintf(out, ": not everything was read (%s); the findings below cover only what "
 			     "was read",
-			res->fatal.msg);
+			dda__text_utf8(&tmp, res->fatal.msg));
 	else if (sev >= 0)
 		fprintf(out, " (%s found)",
 			sev == DDA_SEV_ERROR	 ? "errors"
 			: sev == DDA_SEV_WARNING ? "warnings"
 						 : "only info findings");
-	fprintf(out, "\n\n- Source: `%s`\n", info->source ? info->source : "");
+	fprintf(out, "\n\n- Source: `%s`\n", dda__name_text(&tmp, info->source));
+	dda_buf_release(&tmp);
 	if (res->source.s3)
 		fprintf(out, "- Bucket `%s`: versioning %s, Object Lock %s%s%s\n",
 			res->source.bucket,
@@ -108,8 +112,9 @@ static int top(FILE *out, const struct dda_report_info *info, const struct dda_r
 	for (size_t i = 0; i < n; i++)
 		order[i] = &res->anomalies[i];
 	dda__sort(order, n, sizeof(*order), cmp_severity);
-	struct dda_buf item;
+	struct dda_buf item, tmp;
 	dda_buf_init(&item, 1 << 20);
+	dda_buf_init(&tmp, 1 << 20);
 	fprintf(out, "## Top anomalies\n\n");
 	if (n > max)
 		fprintf(out, "The %zu most severe of %zu; the JSON and CSV reports list all.\n\n",
@@ -123,15 +128,16 @@ static int top(FILE *out, const struct dda_report_info *info, const struct dda_r
 			dda_kind_name(a->kind));
 		cell(out, dda__report_item_text(a, &item), 80);
 		fputs(" | ", out);
-		cell(out, o ? o->key : "", 100);
+		cell(out, o ? dda__name_text(&tmp, o->key) : "", 100);
 		if (o && a->line > 1)
 			fprintf(out, ":%llu", (unsigned long long)a->line);
 		fputs(" | ", out);
-		cell(out, a->detail ? a->detail : "", 200);
+		cell(out, dda__text_utf8(&tmp, a->detail), 200);
 		fputs(" |\n", out);
 	}
 	fputc('\n', out);
 	dda_buf_release(&item);
+	dda_buf_release(&tmp);
 	free(order);
 	return 0;
 }

@@ -84,6 +84,66 @@ void dda__patch_u32(struct dda_buf *b, size_t at);
 /* Appends s as a JSON string literal (with quotes) to b. */
 int dda__json_quote(struct dda_buf *b, const char *s, size_t n);
 
+/* Names (object keys, file names, version ids) are bytes; outputs are UTF-8.
+ * The escape is lossless: each backslash doubled, each byte that is not part
+ * of valid UTF-8 (RFC 3629) as the text \xHH (uppercase hex), valid UTF-8
+ * as is (docs/report.md, "Names that are not UTF-8"). */
+bool dda__utf8_valid(const char *s, size_t n);
+/* Whether a name is shown as is in text outputs: valid UTF-8, no backslash. */
+bool dda__name_plain(const char *s, size_t n);
+/* Appends the escape of s[0..n) to out (NUL-terminated, even when empty). */
+int dda__name_escape(struct dda_buf *out, const char *s, size_t n);
+/* A name for a text output (CSV, Markdown, listings): s itself when plain,
+ * else its escape, built in tmp; "" for NULL or when tmp failed. The result
+ * is borrowed from s or tmp. */
+const char *dda__name_text(struct dda_buf *tmp, const char *s);
+/* Free text (messages that may quote a name) made valid UTF-8: s itself when
+ * valid, else its escape in tmp. Borrowed from s or tmp. */
+const char *dda__text_utf8(struct dda_buf *tmp, const char *s);
+/* Appends `"member":"..."` for a name to a JSON object being built: the name
+ * as is when it is valid UTF-8, else its escape followed by
+ * `,"member_b64":"..."`, the exact bytes in base64. */
+int dda__json_name(struct dda_buf *out, const char *member, const char *s, size_t n);
+/* Appends the standard base64 (RFC 4648, '=' padded) of p[0..n) to out. */
+int dda__base64_encode(const void *p, size_t n, struct dda_buf *out);
+
+/* An output file that is whole or absent (git's lockfile): written under a
+ * unique temporary name (".NAME.RANDOM.tmp", created O_EXCL) in the final
+ * name's directory, fsynced, then renamed over the final name and the
+ * directory fsynced. Until the rename, the final name is untouched; a failed
+ * or discarded file leaves nothing behind. Usage: open, write (through
+ * dda__afile_stream, or by the temporary path, tmp.ptr), then commit (or
+ * finish now and rename later, as a set does), and always discard. */
+struct dda__afile {
+	int fd;		     /* the temporary file, -1 once closed */
+	FILE *f;	     /* stdio over fd, once asked for */
+	struct dda_buf tmp;  /* the temporary path */
+	struct dda_buf path; /* the final path */
+	bool finished;	     /* flushed, fsynced and closed */
+	bool renamed;
+};
+/* An empty handle: discard is then a no-op. open initializes too. */
+void dda__afile_init(struct dda__afile *a);
+int dda__afile_open(struct dda__afile *a, const char *path, struct dda_error *err);
+/* A stdio stream over the temporary file (owned by a), or NULL. */
+FILE *dda__afile_stream(struct dda__afile *a, struct dda_error *err);
+/* Flushes, fsyncs and closes the temporary file: every write error, the
+ * deferred ones of close included, is reported here. */
+int dda__afile_finish(struct dda__afile *a, struct dda_error *err);
+/* Renames a finished file over its final name (no directory sync). */
+int dda__afile_rename(struct dda__afile *a, struct dda_error *err);
+/* finish (unless done), rename, then fsync the directory. */
+int dda__afile_commit(struct dda__afile *a, struct dda_error *err);
+/* Closes, removes the temporary file unless renamed, frees; the handle is
+ * left as dda__afile_init leaves it. */
+void dda__afile_discard(struct dda__afile *a);
+/* fsyncs the directory that holds path, so that a rename in it lasts. */
+int dda__dir_sync(const char *path, struct dda_error *err);
+/* Takes an exclusive flock on DIR/.lock (created if missing), waiting for
+ * another holder; *fd gets the lock, released by dda__dir_unlock. */
+int dda__dir_lock(const char *dir, int *fd, struct dda_error *err);
+void dda__dir_unlock(int fd);
+
 #include "util/banned.h"
 
 #endif
