@@ -5,9 +5,12 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <dirent.h>
+#include <unistd.h>
 
 #include "util/util.h"
 #include "ddbaudit/report.h"
+#include "ddbaudit/canon.h"
 
 #define GOLDEN DDA_TEST_DATA "/golden/"
 
@@ -243,12 +246,148 @@ static void test_verdict(void **state)
 	assert_true(dda_object_in_range(&o, &open));
 }
 
+static char *to_text(int format, const struct dda_report_info *info,
+		     const struct dda_result *res)
+{
+	struct dda_error err = {0};
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	assert_non_null(f);
+	assert_int_equal(dda_report_write(format, info, res, f, &err), 0);
+	fclose(f);
+	assert_true(dda__utf8_valid(out, len));
+	return out;
+}
+
+/* Names that are not UTF-8 are in every format, escaped; JSON carries the
+ * exact bytes in *_b64. Before, the anomaly was left out of report.json. */
+static void test_names_not_utf8(void **state)
+{
+	(void)state;
+	struct dda_result res;
+	build(&res);
+	struct dda_object o3 = {.key = "logs/2025/07/12/08/bad-\xff\\.json",
+				.version = "v\xe2\x82",
+				.size = 3,
+				.last_modified = t("2025-07-12T08:00:01Z")};
+	assert_int_equal(dda_objtab_add(res.objs, &o3), 2);
+	res.anomalies[1].obj = 2;
+	free(res.anomalies[1].detail);
+	res.anomalies[1].detail = strdup("cannot read 'bad-\xff\\.json'");
+	struct dda_report_info info = {.source = "dir-\xfe", .range = {DDA_TIME_NONE, DDA_TIME_NONE}};
+	json_t *j = dda_report_json(&info, &res);
+	assert_non_null(j);
+	json_t *run = json_object_get(j, "run");
+	assert_string_equal(json_string_value(json_object_get(run, "source")), "dir-\\xFE");
+	assert_string_equal(json_string_value(json_object_get(run, "source_b64")), "ZGlyLf4=");
+	json_t *an = json_object_get(j, "anomalies");
+	assert_int_equal(json_array_size(an), 3);
+	json_t *obj = json_object_get(json_array_get(an, 1), "object");
+	assert_string_equal(json_string_value(json_object_get(obj, "key")),
+			    "logs/2025/07/12/08/bad-\\xFF\\\\.json");
+	struct dda_buf b64;
+	dda_buf_init(&b64, 4096);
+	assert_int_equal(dda_base64_encode(o3.key, strlen(o3.key), &b64), 0);
+	assert_string_equal(json_string_value(json_object_get(obj, "key_b64")), b64.ptr);
+	assert_string_equal(json_string_value(json_object_get(obj, "version")), "v\\xE2\\x82");
+	assert_non_null(json_object_get(obj, "version_b64"));
+	assert_string_equal(json_string_value(json_object_get(json_array_get(an, 1), "detail")),
+			    "cannot read 'bad-\\xFF\\\\.json'");
+	/* Valid names have no *_b64 member. */
+	json_t *obj0 = json_object_get(json_array_get(an, 0), "object");
+	assert_null(json_object_get(obj0, "key_b64"));
+	json_decref(j);
+	char *csv = to_text(DDA_FMT_CSV, &info, &res);
+	assert_non_null(strstr(csv, ",logs/2025/07/12/08/bad-\\xFF\\\\.json,v\\xE2\\x82,"));
+	free(csv);
+	char *md = to_text(DDA_FMT_MD, &info, &res);
+	assert_non_null(strstr(md, "| logs/2025/07/12/08/bad-\\xFF\\\\.json |"));
+	assert_non_null(strstr(md, "`dir-\\xFE`"));
+	free(md);
+	dda_buf_release(&b64);
+	dda_result_release(&res);
+}
+
+/* A cell cut at its width is never cut inside a UTF-8 sequence. */
+static void test_md_cut_is_utf8(void **state)
+{
+	(void)state;
+	struct dda_result res;
+	build(&res);
+	free(res.anomalies[1].detail);
+	char long_detail[1024] = "x";
+	for (size_t i = 1; i + 2 < sizeof(long_detail); i += 2)
+		memcpy(long_detail + i, "\xc3\xa9", 2);
+	res.anomalies[1].detail = strdup(long_detail);
+	struct dda_report_info info = {.source = "s", .range = {DDA_TIME_NONE, DDA_TIME_NONE}};
+	free(to_text(DDA_FMT_MD, &info, &res));
+	dda_result_release(&res);
+}
+
+static size_t entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	size_t n = 0;
+	for (struct dirent *e; (e = readdir(d));)
+		n += e->d_name[0] != '.' || !strcmp(e->d_name, ".lock");
+	closedir(d);
+	return n;
+}
+
+/* --report DIR: the set is renamed into place with the manifest; a failed
+ * rename phase leaves no temporary file and no final name. */
+static void test_write_dir(void **state)
+{
+	(void)state;
+	char tmpl[] = "/tmp/dda-report-XXXXXX";
+	char *dir = mkdtemp(tmpl);
+	assert_non_null(dir);
+	struct dda_result res;
+	struct dda_error err = {0};
+	build(&res);
+	char man[512], path[600];
+	snprintf(man, sizeof(man), "%s/.manifest.tmp", dir);
+	struct dda_report_info info = {.source = "s",
+				       .range = {DDA_TIME_NONE, DDA_TIME_NONE},
+				       .manifest_name = "manifest.ndjson",
+				       .manifest_tmp = man};
+	/* No manifest to rename: nothing lands. */
+	assert_int_equal(dda_report_write_dir(&info, &res, dir, &err), DDA_EIO);
+	assert_non_null(strstr(err.msg, ".manifest.tmp"));
+	assert_int_equal(entries(dir), 1); /* .lock */
+	FILE *f = fopen(man, "wb");
+	assert_non_null(f);
+	fputs("{}\n", f);
+	fclose(f);
+	dda_error_clear(&err);
+	assert_int_equal(dda_report_write_dir(&info, &res, dir, &err), 0);
+	assert_int_equal(entries(dir), 5);
+	snprintf(path, sizeof(path), "%s/manifest.ndjson", dir);
+	struct dda_buf got;
+	dda_buf_init(&got, 1 << 20);
+	assert_int_equal(dda__read_file(path, &got, &err), 0);
+	assert_string_equal(got.ptr, "{}\n");
+	static const char *const names[] = {"manifest.ndjson", "report.json", "report.md",
+					    "anomalies.csv", ".lock"};
+	for (size_t i = 0; i < DDA_ARRAY_SIZE(names); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		assert_int_equal(unlink(path), 0);
+	}
+	assert_int_equal(rmdir(dir), 0);
+	dda_buf_release(&got);
+	dda_result_release(&res);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_json_golden), cmocka_unit_test(test_csv_golden),
 	    cmocka_unit_test(test_md_golden),	cmocka_unit_test(test_json_content),
 	    cmocka_unit_test(test_formats),	cmocka_unit_test(test_verdict),
+	    cmocka_unit_test(test_names_not_utf8), cmocka_unit_test(test_md_cut_is_utf8),
+	    cmocka_unit_test(test_write_dir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "util/util.h"
 #include "util/log.h"
@@ -203,6 +206,168 @@ static void test_log(void **state)
 	assert_string_equal(url, "https://host/b/k@1");
 }
 
+static void test_utf8_valid(void **state)
+{
+	(void)state;
+	assert_true(dda__utf8_valid("", 0));
+	assert_true(dda__utf8_valid("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14));
+	assert_false(dda__utf8_valid("\xff", 1));
+	assert_false(dda__utf8_valid("\xe2\x82", 2));	  /* cut short */
+	assert_false(dda__utf8_valid("\xc0\xaf", 2));	  /* overlong '/' */
+	assert_false(dda__utf8_valid("\xed\xa0\x80", 3)); /* a surrogate */
+	assert_false(dda__utf8_valid("\xf4\x90\x80\x80", 4)); /* above U+10FFFF */
+	assert_true(dda__name_plain("a/b c", 5));
+	assert_false(dda__name_plain("a\\b", 3));
+}
+
+static void test_name_escape(void **state)
+{
+	(void)state;
+	struct dda_buf b;
+	dda_buf_init(&b, 1 << 10);
+	/* Invalid bytes as \xHH, backslashes doubled, valid UTF-8 as is. */
+	assert_int_equal(dda__name_escape(&b, "a\\x\xff\xe2\x82-\xc3\xa9", 9), 0);
+	assert_string_equal(b.ptr, "a\\\\x\\xFF\\xE2\\x82-\xc3\xa9");
+	dda_buf_reset(&b);
+	assert_int_equal(dda__name_escape(&b, "", 0), 0);
+	assert_non_null(b.ptr);
+	assert_string_equal(b.ptr, "");
+	/* Plain names are not copied; others are, and NULL is "". */
+	const char *plain = "2025/07/12/08/u-a.json";
+	assert_ptr_equal(dda__name_text(&b, plain), plain);
+	assert_string_equal(dda__name_text(&b, "k\\\xfe"), "k\\\\\\xFE");
+	assert_string_equal(dda__name_text(&b, NULL), "");
+	/* Messages keep their backslashes unless they must be escaped. */
+	const char *msg = "cannot read 'a\\b'";
+	assert_ptr_equal(dda__text_utf8(&b, msg), msg);
+	assert_string_equal(dda__text_utf8(&b, "'\xff'"), "'\\xFF'");
+	dda_buf_release(&b);
+}
+
+static void test_json_name(void **state)
+{
+	(void)state;
+	struct dda_buf b;
+	dda_buf_init(&b, 1 << 10);
+	assert_int_equal(dda__json_name(&b, "key", "a\"\\b", 4), 0);
+	assert_string_equal(b.ptr, "\"key\":\"a\\\"\\\\b\"");
+	dda_buf_reset(&b);
+	assert_int_equal(dda__json_name(&b, "key", "x\xff", 2), 0);
+	assert_string_equal(b.ptr, "\"key\":\"x\\\\xFF\",\"key_b64\":\"eP8=\"");
+	dda_buf_reset(&b);
+	assert_int_equal(dda__base64_encode("ab", 2, &b), 0);
+	assert_string_equal(b.ptr, "YWI=");
+	dda_buf_release(&b);
+}
+
+static char *temp_dir(void)
+{
+	char tmpl[] = "/tmp/dda-afile-XXXXXX";
+	char *d = mkdtemp(tmpl);
+	assert_non_null(d);
+	return strdup(d);
+}
+
+static size_t dir_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	size_t n = 0;
+	for (struct dirent *e; (e = readdir(d));)
+		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+	closedir(d);
+	return n;
+}
+
+static void test_afile(void **state)
+{
+	(void)state;
+	char *dir = temp_dir();
+	char path[512];
+	struct dda_error err = {0};
+	struct dda__afile a;
+	snprintf(path, sizeof(path), "%s/out.txt", dir);
+	/* The final name is untouched until the rename. */
+	FILE *old = fopen(path, "wb");
+	assert_non_null(old);
+	fputs("old\n", old);
+	fclose(old);
+	assert_int_equal(dda__afile_open(&a, path, &err), 0);
+	assert_non_null(strstr(a.tmp.ptr, "/.out.txt."));
+	FILE *f = dda__afile_stream(&a, &err);
+	assert_non_null(f);
+	fputs("new\n", f);
+	assert_int_equal(dda__afile_finish(&a, &err), 0);
+	struct dda_buf got;
+	dda_buf_init(&got, 1 << 10);
+	assert_int_equal(dda__read_file(path, &got, &err), 0);
+	assert_string_equal(got.ptr, "old\n");
+	assert_int_equal(dda__afile_commit(&a, &err), 0);
+	dda__afile_discard(&a);
+	dda_buf_reset(&got);
+	assert_int_equal(dda__read_file(path, &got, &err), 0);
+	assert_string_equal(got.ptr, "new\n");
+	assert_int_equal(dir_entries(dir), 1);
+	/* Discarded before the rename: nothing is left, the old file stands. */
+	assert_int_equal(dda__afile_open(&a, path, &err), 0);
+	assert_int_equal(dir_entries(dir), 2);
+	dda__afile_discard(&a);
+	assert_int_equal(dir_entries(dir), 1);
+	dda__afile_discard(&a); /* again: a no-op */
+	/* A directory that does not exist: an error naming the file. */
+	char missing[600];
+	snprintf(missing, sizeof(missing), "%s/no/such/file", dir);
+	assert_int_equal(dda__afile_open(&a, missing, &err), DDA_EIO);
+	assert_non_null(strstr(err.msg, "no/such/file"));
+	dda__afile_discard(&a);
+	/* The lock is a file beside the set; it can be taken again once released. */
+	int lock;
+	assert_int_equal(dda__dir_lock(dir, &lock, &err), 0);
+	dda__dir_unlock(lock);
+	assert_int_equal(dda__dir_lock(dir, &lock, &err), 0);
+	dda__dir_unlock(lock);
+	assert_int_equal(dir_entries(dir), 2);
+	char lockpath[600];
+	snprintf(lockpath, sizeof(lockpath), "%s/.lock", dir);
+	unlink(lockpath);
+	unlink(path);
+	rmdir(dir);
+	dda_buf_release(&got);
+	free(dir);
+}
+
+static void test_afile_full_disk(void **state)
+{
+	(void)state;
+	/* A full disk in a unit test: the temporary file's fd is swapped for
+	 * /dev/full (the e2e test uses a tiny tmpfs). */
+	struct dda__afile a;
+	struct dda_error err = {0};
+	char *dir = temp_dir();
+	char path[512];
+	snprintf(path, sizeof(path), "%s/out.txt", dir);
+	assert_int_equal(dda__afile_open(&a, path, &err), 0);
+	/* The write error surfaces at finish; discard still removes the
+	 * temporary file. */
+	int full = open("/dev/full", O_WRONLY);
+	if (full < 0) {
+		print_message("SKIPPED part: /dev/full is missing\n");
+	} else {
+		dup2(full, a.fd);
+		close(full);
+		FILE *f = dda__afile_stream(&a, &err);
+		assert_non_null(f);
+		fputs("data", f);
+		assert_int_equal(dda__afile_finish(&a, &err), DDA_EIO);
+		assert_non_null(strstr(err.msg, "No space left on device"));
+		assert_int_not_equal(dda__afile_rename(&a, &err), 0);
+	}
+	dda__afile_discard(&a);
+	assert_int_equal(dir_entries(dir), 0);
+	rmdir(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -210,7 +375,9 @@ int main(void)
 	    cmocka_unit_test(test_time_parse), cmocka_unit_test(test_time_format),
 	    cmocka_unit_test(test_duration),   cmocka_unit_test(test_range),
 	    cmocka_unit_test(test_arena),      cmocka_unit_test(test_json_quote),
-	    cmocka_unit_test(test_log),
+	    cmocka_unit_test(test_log),        cmocka_unit_test(test_utf8_valid),
+	    cmocka_unit_test(test_name_escape), cmocka_unit_test(test_json_name),
+	    cmocka_unit_test(test_afile),      cmocka_unit_test(test_afile_full_disk),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
