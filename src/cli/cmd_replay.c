@@ -354,6 +354,34 @@ static int check_options(struct cli *c)
 	return 0;
 }
 
+/* The files a replay appends to and a resume depends on (the file:
+ * target, a file DLQ) must end with a whole line: a line torn by an
+ * earlier run (killed, or out of space, while writing it) is cut, and
+ * said so, before anything is appended. Its records were never
+ * acknowledged, so the resume sends them again. */
+static int cut_torn_tails(const struct cli *c, struct dda_error *err)
+{
+	const struct replay_args *r = &c->replay;
+	const char *paths[2][2] = {
+	    {"target", !strncmp(r->target, "file:", 5) ? r->target + 5 : NULL},
+	    {"DLQ", r->dlq && !strncmp(r->dlq, "file:", 5) ? r->dlq + 5 : NULL},
+	};
+	for (size_t i = 0; i < DDA_ARRAY_SIZE(paths); i++) {
+		uint64_t cut = 0;
+		if (!paths[i][1])
+			continue;
+		if (dda__file_cut_torn_tail(paths[i][1], &cut, err))
+			return err->code;
+		if (cut)
+			dda__cli_warn(c,
+				      "the %s '%s' ended with a torn line (%llu bytes without a "
+				      "newline, left by a run that stopped while writing it): it "
+				      "was cut, and its records are sent again",
+				      paths[i][0], paths[i][1], (unsigned long long)cut);
+	}
+	return 0;
+}
+
 /* Everything that can be checked before the source is read (and in a dry
  * run): the target answers, the DLQ exists, every output can be written,
  * a checkpoint belongs to these arguments. */
@@ -365,7 +393,9 @@ static int preflight(struct cli *c, struct dda_replay_opts *ro, struct dda_targe
 	int rc = 0;
 	/* Local files first: nothing goes over the network for a run whose
 	 * report could not be written. */
-	if (report)
+	if (!strcmp(r->target, "-"))
+		rc = dda__target_stdout_check(&err);
+	if (!rc && report)
 		rc = dda__output_check("report", report, &err);
 	if (!rc && r->checkpoint)
 		rc = dda__output_check("checkpoint", r->checkpoint, &err);
@@ -373,6 +403,8 @@ static int preflight(struct cli *c, struct dda_replay_opts *ro, struct dda_targe
 		rc = dda__checkpoint_check_args(r->checkpoint, ro->arguments, &err);
 	if (!rc && r->dlq && !strncmp(r->dlq, "file:", 5))
 		rc = dda__output_check("DLQ", r->dlq + 5, &err);
+	if (!rc && !r->dry_run)
+		rc = cut_torn_tails(c, &err);
 	if (!rc)
 		rc = dda__target_lambda_api(&ro->target, &err);
 	if (!rc)
@@ -459,7 +491,7 @@ int dda__cmd_replay(int argc, char **argv, struct cli *c)
 	struct dda_replay_opts ro = {.target = {r->target, r->timeout_ms,
 						c->audit.src.aws.no_verify_ssl,
 						c->audit.src.aws.ca_bundle, &c->audit.src.aws,
-						r->lambda_endpoint, NULL},
+						r->lambda_endpoint, NULL, NULL},
 				     .batch_size = r->batch_size,
 				     .max_retries = r->max_retries,
 				     .max_record_age = r->max_record_age,

@@ -12,13 +12,73 @@
 #include <string.h>
 #include <unistd.h>
 
-/* v2 names its arguments one by one, so a refusal can say which differs. */
-#define CHECKPOINT_FORMAT "ddbaudit.checkpoint/v2"
+/* v2 names its arguments one by one, so a refusal can say which differs;
+ * v3's plan digest also covers the bytes of every record and the size and
+ * ETag of its object, so a source that changed in place is refused. */
+#define CHECKPOINT_FORMAT "ddbaudit.checkpoint/v3"
 
 static const char *str(const json_t *doc, const char *name)
 {
 	const char *s = json_string_value(json_object_get(doc, name));
 	return s ? s : "";
+}
+
+static void show(const json_t *v, char *out, size_t cap);
+
+/* A count in a checkpoint: a JSON integer from 0 to max. A real (1e300),
+ * a string or a negative number is never read as 0, which would resend
+ * what was acknowledged. */
+static bool count_ok(const json_t *v, json_int_t max)
+{
+	return json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) <= max;
+}
+
+static bool hex_ok(const json_t *v, size_t digits)
+{
+	const char *s = json_string_value(v);
+	return s && strlen(s) == digits && strspn(s, "0123456789abcdef") == digits;
+}
+
+/* Every field a resume reads, checked before any is used: what is wrong,
+ * or NULL. why holds the message's detail. */
+static const char *check_fields(const json_t *doc, char *why, size_t cap)
+{
+	const json_t *lanes = json_object_get(doc, "lanes"), *held = json_object_get(doc, "held");
+	const json_t *v;
+	size_t i;
+	const char *id = json_string_value(json_object_get(doc, "runId"));
+	if (!id || strlen(id) != 36)
+		return "its runId is not a run id";
+	if (!json_is_object(json_object_get(doc, "arguments")))
+		return "it does not name its arguments";
+	if (!hex_ok(json_object_get(doc, "plan"), 64))
+		return "its plan digest is not 64 hex digits";
+	if (!count_ok(json_object_get(doc, "records"), (json_int_t)1 << 53)) {
+		show(json_object_get(doc, "records"), why, cap);
+		return "its record count is not an integer in range";
+	}
+	if (!json_is_array(lanes) || !json_array_size(lanes) ||
+	    json_array_size(lanes) > DDA_REPLAY_MAX_LANES)
+		return "its lanes are not a list of 1 to 256 positions";
+	json_array_foreach(lanes, i, v)
+	{
+		if (!count_ok(v, (json_int_t)1 << 53)) {
+			char val[200];
+			show(v, val, sizeof(val));
+			snprintf(why, cap, "lane %zu is %s", i, val);
+			return "a lane position is not an integer in range";
+		}
+	}
+	if (!json_is_array(held))
+		return "its held items are not a list";
+	json_array_foreach(held, i, v)
+	{
+		if (!hex_ok(v, 16)) {
+			show(v, why, cap);
+			return "a held item is not 16 hex digits";
+		}
+	}
+	return NULL;
 }
 
 static json_t *load(const char *path, struct dda_error *err, bool *missing)
@@ -38,6 +98,16 @@ static json_t *load(const char *path, struct dda_error *err, bool *missing)
 			      older ? "written by another version of ddbaudit"
 				    : "not a ddbaudit checkpoint",
 			      doc ? str(doc, "format") : je.text);
+		json_decref(doc);
+		return NULL;
+	}
+	char why[256] = "";
+	const char *bad = check_fields(doc, why, sizeof(why));
+	if (bad) {
+		dda_error_set(err, DDA_EINVAL,
+			      "cannot resume from '%s': %s%s%s%s; it is damaged: remove it to start "
+			      "over",
+			      path, bad, why[0] ? " (" : "", why, why[0] ? ")" : "");
 		json_decref(doc);
 		return NULL;
 	}
@@ -126,22 +196,30 @@ int dda__checkpoint_load(const char *path, struct dda_plan *p, const struct dda_
 	int rc = o->arguments ? compare_args(path, json_object_get(doc, "arguments"),
 					     o->arguments, err)
 			      : 0;
-	if (!rc && strcmp(str(doc, "plan"), plan))
+	json_int_t then = json_integer_value(json_object_get(doc, "records"));
+	if (!rc && strcmp(str(doc, "plan"), plan) && (size_t)then != p->n)
 		rc = dda_error_set(err, DDA_EINVAL,
 				   "cannot resume from '%s': the source changed since it was "
 				   "written (%lld records planned then, %zu now); remove it to "
 				   "start over",
-				   path, (long long)json_integer_value(json_object_get(doc, "records")),
-				   p->n);
+				   path, (long long)then, p->n);
+	else if (!rc && strcmp(str(doc, "plan"), plan))
+		rc = dda_error_set(err, DDA_EINVAL,
+				   "cannot resume from '%s': the source changed since it was "
+				   "written (the same %zu records, but their bytes or their "
+				   "objects' sizes or ETags differ); remove it to start over",
+				   path, p->n);
 	else if (!rc && json_array_size(lanes) != (size_t)p->lanes)
 		rc = dda_error_set(err, DDA_EINVAL, "cannot resume from '%s': wrong lane count",
 				   path);
 	for (int l = 0; !rc && l < p->lanes; l++) {
 		json_int_t pos = json_integer_value(json_array_get(lanes, (size_t)l));
-		if (pos < 0 || (size_t)pos > p->lane_start[l + 1] - p->lane_start[l])
+		size_t len = p->lane_start[l + 1] - p->lane_start[l];
+		if (pos < 0 || (size_t)pos > len)
 			rc = dda_error_set(err, DDA_EINVAL,
-					   "cannot resume from '%s': lane %d is out of range", path,
-					   l);
+					   "cannot resume from '%s': lane %d is at %lld, past its %zu "
+					   "records; it is damaged: remove it to start over",
+					   path, l, (long long)pos, len);
 		else
 			lane_pos[l] = (size_t)pos;
 	}
@@ -149,11 +227,8 @@ int dda__checkpoint_load(const char *path, struct dda_plan *p, const struct dda_
 	*held = !rc && n ? calloc(n, sizeof(**held)) : NULL;
 	if (!rc && n && !*held)
 		rc = dda_error_set(err, DDA_ENOMEM, "out of memory");
-	for (size_t i = 0; !rc && i < n; i++)
-		(*held)[i] = strtoull(json_is_string(json_array_get(hl, i))
-					  ? json_string_value(json_array_get(hl, i))
-					  : "0",
-				      NULL, 16);
+	for (size_t i = 0; !rc && i < n; i++) /* 16 hex digits: load() checked */
+		(*held)[i] = strtoull(json_string_value(json_array_get(hl, i)), NULL, 16);
 	*nheld = rc ? 0 : n;
 	json_decref(doc);
 	return rc;

@@ -226,7 +226,12 @@ static int halt(struct lane *ln, size_t a, size_t b, const char *why, int attemp
 	pthread_mutex_lock(&sh->mu);
 	atomic_store(&sh->stop, 1);
 	sh->st->stopped = true;
-	if (!sh->fail.code && res->fault == DDA_FAULT_CONFIG)
+	if (!sh->fail.code && res->fault == DDA_FAULT_WRITE)
+		dda_error_set(&sh->fail, DDA_EIO,
+			      "target %s: %s (the run stops at once, lane %d at record %zu; nothing "
+			      "from there on is acknowledged: make room or fix it, and run again)",
+			      sh->o->target.spec, res->msg, ln->id, a - base);
+	else if (!sh->fail.code && res->fault == DDA_FAULT_CONFIG)
 		dda_error_set(&sh->fail, DDA_EIO,
 			      "target %s: %s (a configuration error: the run stops at once, "
 			      "lane %d at record %zu; fix it and run again)",
@@ -337,7 +342,7 @@ static int64_t throttle_wait(const struct shared *sh, struct lane *ln,
 }
 
 static const char *const fault_names[] = {"", "function error", "transport failure",
-					  "throttled", "configuration error"};
+					  "throttled", "configuration error", "write error"};
 
 /* -v: what happened to a send that did not succeed, and what comes next. */
 static void note_failure(struct lane *ln, size_t a, size_t b, const struct dda_send_result *res,
@@ -383,7 +388,12 @@ static int attempt(struct lane *ln, size_t a, size_t b, struct dda_error *err)
 		a = upto;
 		if (a == b)
 			return 0;
-		if (res.fault == DDA_FAULT_CONFIG) {
+		/* A send that failed while the run stops (an exec: batch ended
+		 * by the signal) is neither retried nor parked: the resume
+		 * sends it again. */
+		if (stopping(sh))
+			return 1;
+		if (res.fault == DDA_FAULT_CONFIG || res.fault == DDA_FAULT_WRITE) {
 			note_failure(ln, a, b, &res, "the run stops", -1);
 			return halt(ln, a, b, "were refused", tries + throttles + 1, &res);
 		}
@@ -455,7 +465,10 @@ static void *lane_main(void *arg)
 	}
 	pthread_mutex_lock(&sh->mu);
 	if (rc < 0) {
+		/* A DLQ or checkpoint that cannot be written: the run stops
+		 * with what it did so far reported, as any stop is. */
 		atomic_store(&sh->stop, 1);
+		sh->st->stopped = true;
 		if (!sh->fail.code)
 			sh->fail = err;
 	}
@@ -522,6 +535,7 @@ int dda__replay_run(struct dda_plan *p, const struct dda_replay_opts *o,
 {
 	struct shared sh = {.p = p, .o = o, .st = st};
 	struct dda_target_opts topts = o->target;
+	topts.stop = o->stop; /* an exec: batch ends with the run */
 	struct lane lanes[DDA_REPLAY_MAX_LANES];
 	pthread_t th[DDA_REPLAY_MAX_LANES];
 	int started = 0, rc = 0;

@@ -1,5 +1,5 @@
-/* The on-failure destination: file:PATH (a line a message, appended and
- * synced) or sqs:QUEUE_URL (SendMessage, AWS's JSON protocol, its MD5
+/* The on-failure destination: file:PATH (a line a message, appended whole
+ * or not at all, and synced) or sqs:QUEUE_URL (SendMessage, AWS's JSON protocol, its MD5
  * checked as the SDKs check it). A message is written before the records
  * it holds are counted as done, so a failure here stops the run instead
  * of losing them. */
@@ -10,6 +10,8 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +19,8 @@
 
 struct dda_dlq {
 	const char *spec;
-	FILE *file;
+	int fd; /* file:, or -1 */
+	bool regular;
 	struct dda_aws_api *api;
 	CURL *easy;
 	char *queue_url;
@@ -85,12 +88,16 @@ int dda__dlq_open(struct dda_dlq **out, const char *spec, const struct dda_targe
 	if (!d)
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
 	d->spec = spec;
+	d->fd = -1;
 	int rc = 0;
 	if (!strncmp(spec, "file:", 5)) {
-		d->file = fopen(spec + 5, "ab");
-		if (!d->file)
+		struct stat st;
+		d->fd = open(spec + 5, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (d->fd < 0)
 			rc = dda_error_set(err, DDA_EIO, "cannot open the DLQ '%s': %s", spec + 5,
 					   strerror(errno));
+		else
+			d->regular = !fstat(d->fd, &st) && S_ISREG(st.st_mode);
 	} else {
 		rc = open_sqs(d, t, err);
 	}
@@ -210,13 +217,13 @@ static int sqs_check_queue(struct dda_dlq *d, struct dda_error *err)
 
 int dda__dlq_put(struct dda_dlq *d, const char *text, size_t len, struct dda_error *err)
 {
-	if (d->file) {
-		bool bad = fwrite(text, 1, len, d->file) != len || fputc('\n', d->file) < 0 ||
-			   fflush(d->file) || fdatasync(fileno(d->file));
-		return bad ? dda_error_set(err, DDA_EIO, "cannot write the DLQ '%s': %s",
+	if (d->fd >= 0)
+		return dda__append_line(d->fd, d->regular, text, len)
+			   ? dda_error_set(err, DDA_EIO,
+					   "cannot write the DLQ '%s': %s; the records of the "
+					   "failed batch are not acknowledged",
 					   d->spec + 5, strerror(errno))
 			   : 0;
-	}
 	/* A few tries, spaced out: a throttled or restarting queue is common. */
 	char msg[512] = "";
 	int rc = 0;
@@ -235,7 +242,7 @@ int dda__dlq_close(struct dda_dlq *d, struct dda_error *err)
 	int rc = 0;
 	if (!d)
 		return 0;
-	if (d->file && fclose(d->file) && err)
+	if (d->fd >= 0 && close(d->fd) && err)
 		rc = dda_error_set(err, DDA_EIO, "cannot write the DLQ: %s", strerror(errno));
 	if (d->easy)
 		curl_easy_cleanup(d->easy);

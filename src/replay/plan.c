@@ -109,6 +109,14 @@ int dda__plan_on_record(void *ctx, const struct dda_record *r)
 		return DDA_ETOOBIG;
 	}
 	size_t len = text.len;
+	/* What a checkpoint must find unchanged: the bytes sent, and the
+	 * object they came from as stored (a changed object is another
+	 * source, even where the record's bytes happen to be the same). */
+	const struct dda_object *ob = r->object;
+	uint64_t body[3] = {dda__hash64(text.ptr, len),
+			    ob && ob->etag ? dda__hash64(ob->etag, strlen(ob->etag)) : 0,
+			    ob ? (uint64_t)ob->size : 0};
+	e.body = dda__hash64(body, sizeof(body));
 	e.len = (uint32_t)len;
 	e.seq_at = (uint32_t)seq_at;
 	e.item = dda__hash64(r->key, r->key_len);
@@ -251,7 +259,8 @@ int dda__plan_finish(struct dda_plan *p, int lanes, struct dda_error *err)
 	if (dda__sha256_init(&h))
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
 	for (size_t i = 0; i < p->n; i++) {
-		uint64_t f[4] = {p->v[i].seq, p->v[i].lane, p->v[i].item, (uint64_t)p->v[i].len};
+		uint64_t f[5] = {p->v[i].seq, p->v[i].lane, p->v[i].item, (uint64_t)p->v[i].len,
+				 p->v[i].body};
 		dda__sha256_update(&h, f, sizeof(f));
 	}
 	dda__sha256_final(&h, p->digest);

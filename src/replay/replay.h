@@ -71,6 +71,7 @@ struct dda_planned {
 	int64_t time;	  /* change time */
 	uint64_t ord;	  /* position in history order; UINT64_MAX = not an event */
 	uint64_t seq;	  /* rank-based sequence number, set by dda__plan_finish */
+	uint64_t body;	  /* hash of the bytes sent and of the object's ETag and size */
 	uint16_t lane;
 	uint8_t event;
 };
@@ -88,7 +89,7 @@ struct dda_plan {
 	uint64_t selected, duplicates, filtered;
 	size_t lane_start[DDA_REPLAY_MAX_LANES + 1];
 	int lanes;
-	uint8_t digest[32]; /* of every record's sequence, lane, item and size */
+	uint8_t digest[32]; /* of every record's sequence, lane, item, size and body */
 	struct dda_error err;
 };
 
@@ -136,9 +137,11 @@ enum dda_send_outcome { DDA_SEND_OK, DDA_SEND_FAILED, DDA_SEND_PARTIAL };
  *           --max-record-age only;
  * CONFIG    nothing will work until someone fixes it (refused, DNS, TLS
  *           verification, 401/403/404/413, a command not found): the run
- *           stops at once, before anything goes to a DLQ. */
+ *           stops at once, before anything goes to a DLQ;
+ * WRITE     a file: target (or stdout) cannot be written (no space, a
+ *           closed descriptor, a reader gone): stops the run at once too. */
 enum dda_fault { DDA_FAULT_NONE, DDA_FAULT_FUNCTION, DDA_FAULT_TRANSPORT, DDA_FAULT_THROTTLE,
-		 DDA_FAULT_CONFIG };
+		 DDA_FAULT_CONFIG, DDA_FAULT_WRITE };
 struct dda_send_result {
 	int outcome;
 	int fault;			       /* enum dda_fault, FAILED only */
@@ -163,6 +166,7 @@ struct dda_target_opts {
 	const struct dda_aws_opts *aws; /* region, profile: Lambda and SQS */
 	const char *lambda_endpoint;	/* --lambda-endpoint-url */
 	struct dda_aws_api *lambda;	/* set by dda__replay_run for lambda: */
+	volatile int *stop;		/* set by dda__replay_run: a signal stops the run */
 };
 /* For lambda: targets, resolves the endpoint and credentials into
  * o->lambda (the caller frees it with dda__aws_api_free); 0 otherwise. */
@@ -202,6 +206,13 @@ struct dda_target_info {
  * spec that cannot work. */
 int dda__target_preflight(const struct dda_target_opts *o, struct dda_target_info *info,
 			  struct dda_error *err);
+/* Cuts a torn last line (bytes after the last newline: an earlier run
+ * stopped mid-write) from a file a replay appends to, so the next line
+ * does not continue it; *cut says how many bytes went. A missing file or
+ * one that is not regular is left alone. 0 or DDA_EIO. */
+int dda__file_cut_torn_tail(const char *path, uint64_t *cut, struct dda_error *err);
+/* --target -: stdout must be open for writing (0, or DDA_EIO saying why). */
+int dda__target_stdout_check(struct dda_error *err);
 /* Checks that path can be written (created in its directory, or
  * replaced): 0 or DDA_EIO saying which output (what) and why. */
 int dda__output_check(const char *what, const char *path, struct dda_error *err);

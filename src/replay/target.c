@@ -46,28 +46,71 @@ void dda__target_free(struct dda_target *t)
 		t->free(t);
 }
 
+/* Messages quote what targets answered: bytes that are not printable
+ * ASCII become '?', so that a message is always valid UTF-8 (the DLQ line
+ * and the report are JSON) and never moves a terminal's cursor. */
+static void printable(char *msg)
+{
+	for (unsigned char *p = (unsigned char *)msg; *p; p++)
+		if (*p < 0x20 || *p > 0x7e)
+			*p = '?';
+}
+
 int dda__target_send(struct dda_target *t, const char *body, size_t len,
 		     struct dda_send_result *res)
 {
 	memset(res, 0, sizeof(*res));
 	res->status = -1;
-	return t->send(t, body, len, res);
+	int rc = t->send(t, body, len, res);
+	printable(res->msg);
+	return rc;
 }
 
-/* Lambda's rules: no answer, or no (or an empty) batchItemFailures list, is
- * success; a list names the failed records, and the batch is retried from
- * the lowest; an entry without a usable itemIdentifier, or naming a record
- * that is not in the batch, fails the whole batch. */
+/* Lambda's rules: no answer (empty, or only white space), JSON null, or no
+ * (or an empty) batchItemFailures list is success; a list names the failed
+ * records, and the batch is retried from the lowest; an entry without a
+ * usable itemIdentifier, or naming a record that is not in the batch, fails
+ * the whole batch, and so does an answer that is not JSON ("an invalid JSON
+ * response" is a complete failure for Lambda too). An answer over the cap
+ * cannot be read whole: whatever it says, it is a failure, never a success
+ * (a padded partial-failure answer must not acknowledge the batch). */
 void dda__parse_item_failures(const char *body, size_t len,
 			      bool (*known)(void *ctx, const char *id), void *ctx,
 			      struct dda_send_result *res)
 {
-	json_t *doc = len ? json_loadb(body, len, JSON_DECODE_ANY, NULL) : NULL;
-	json_t *list = json_object_get(doc, "batchItemFailures");
-	size_t i;
+	json_error_t je;
+	size_t i, sp = 0;
 	json_t *f;
 	res->outcome = DDA_SEND_OK;
-	if (!json_is_array(list) || !json_array_size(list)) {
+	while (sp < len && body[sp] && strchr(" \t\r\n", body[sp]))
+		sp++;
+	if (sp == len)
+		return;
+	res->outcome = DDA_SEND_FAILED;
+	res->fault = DDA_FAULT_FUNCTION;
+	if (len > DDA_TARGET_MAX_ANSWER) {
+		snprintf(res->msg, sizeof(res->msg),
+			 "the answer is over %d bytes (the cap on an answer): it cannot be read "
+			 "as an acknowledgement",
+			 DDA_TARGET_MAX_ANSWER);
+		return;
+	}
+	json_t *doc = json_loadb(body, len, JSON_DECODE_ANY, &je);
+	if (!doc) {
+		snprintf(res->msg, sizeof(res->msg), "the answer is not JSON (%s at byte %d)",
+			 je.text, je.position);
+		printable(res->msg);
+		return;
+	}
+	json_t *list = json_object_get(doc, "batchItemFailures");
+	if (list && !json_is_array(list) && !json_is_null(list)) {
+		snprintf(res->msg, sizeof(res->msg), "batchItemFailures is not a list");
+		json_decref(doc);
+		return;
+	}
+	res->outcome = DDA_SEND_OK;
+	res->fault = DDA_FAULT_NONE;
+	if (!json_array_size(list)) {
 		json_decref(doc);
 		return;
 	}

@@ -1,6 +1,10 @@
 /* exec:COMMAND: one process per batch (/bin/sh -c COMMAND), the batch on its
  * stdin, its stdout read as the answer; exit status 0 is success. stderr is
- * left to the processor (it reaches ours). DDBAUDIT_LANE tells it its lane. */
+ * left to the processor (it reaches ours). DDBAUDIT_LANE tells it its lane.
+ * Each batch's process runs in a process group of its own, so that a batch
+ * that times out (or a run stopped by a signal) ends with everything it
+ * started: a grandchild left running would hold our pipes (and the stderr
+ * we share with it) open for ever. */
 #define _GNU_SOURCE /* pipe2: close-on-exec from the start, as lanes fork at once */
 #include "replay/target_impl.h"
 
@@ -15,10 +19,16 @@
 #include <time.h>
 #include <unistd.h>
 
+/* How long a batch's process group has between SIGTERM and SIGKILL. */
+#define EXEC_KILL_GRACE_MS 5000
+/* How often a running batch looks at the stop flag. */
+#define EXEC_POLL_MS 100
+
 struct exec_target {
 	struct dda_target base;
 	const char *command;
 	long timeout_ms;
+	volatile int *stop; /* set by SIGINT/SIGTERM: the batch is ended */
 	char lane[32];
 	char **envp; /* the environment plus DDBAUDIT_LANE, made once */
 	struct dda_buf answer;
@@ -38,12 +48,17 @@ static pid_t spawn(struct exec_target *x, int *in, int *out)
 	}
 	pid_t pid = fork();
 	if (pid == 0) {
-		/* Only async-signal-safe calls between fork and exec. */
+		/* Only async-signal-safe calls between fork and exec. Its own
+		 * process group, set on both sides so that neither order of
+		 * the two processes running leaves a window. */
+		setpgid(0, 0);
 		dup2(a[0], 0);
 		dup2(b[1], 1);
 		execve("/bin/sh", (char *[]){"sh", "-c", (char *)x->command, NULL}, x->envp);
 		_exit(127);
 	}
+	if (pid > 0)
+		setpgid(pid, pid);
 	close(a[0]);
 	close(b[1]);
 	if (pid < 0) {
@@ -64,8 +79,8 @@ static int64_t now_ms(void)
 }
 
 /* Feeds stdin and drains stdout together, so a processor that answers while
- * it reads cannot deadlock with us. Closes both pipes. Returns 0, or -1 on
- * timeout. */
+ * it reads cannot deadlock with us. Closes both pipes. Returns 0, -1 on
+ * timeout, or -2 when the run is stopping. */
 static int pump(struct exec_target *x, int in, int out, const char *body, size_t len)
 {
 	size_t sent = 0;
@@ -75,13 +90,17 @@ static int pump(struct exec_target *x, int in, int out, const char *body, size_t
 	while (out >= 0) {
 		struct pollfd p[2] = {{out, POLLIN, 0}, {in, POLLOUT, 0}};
 		int64_t left = deadline - now_ms();
-		int n = left > 0 ? poll(p, in >= 0 ? 2 : 1, (int)DDA_MIN(left, 1000)) : -1;
-		if (left <= 0 || (n < 0 && errno != EINTR)) {
+		bool stop = x->stop && *x->stop;
+		int n = left > 0 && !stop ? poll(p, in >= 0 ? 2 : 1, (int)DDA_MIN(left, EXEC_POLL_MS))
+					  : -1;
+		if (stop || left <= 0 || (n < 0 && errno != EINTR)) {
 			if (in >= 0)
 				close(in);
 			close(out);
-			return -1;
+			return stop ? -2 : -1;
 		}
+		if (n <= 0)
+			continue;
 		if (in >= 0 && p[1].revents) {
 			ssize_t w = write(in, body + sent, len - sent);
 			if (w > 0)
@@ -94,10 +113,11 @@ static int pump(struct exec_target *x, int in, int out, const char *body, size_t
 		if (p[0].revents) {
 			ssize_t r = read(out, buf, sizeof(buf));
 			if (r > 0) {
-				size_t room = DDA_TARGET_MAX_ANSWER - x->answer.len;
-				/* Past the cap the rest is not needed to read a
-				 * batchItemFailures answer; a failed append is
-				 * sticky and checked once the command ended. */
+				size_t room = DDA_TARGET_ANSWER_KEEP - x->answer.len;
+				/* Past the cap (and the byte that tells it) the rest
+				 * is not needed: an answer over the cap fails the
+				 * batch; a failed append is sticky and checked once
+				 * the command ended. */
 				if (room && dda_buf_add(&x->answer, buf, DDA_MIN((size_t)r, room)))
 					continue;
 			} else if (r == 0 || errno != EINTR) {
@@ -109,6 +129,31 @@ static int pump(struct exec_target *x, int in, int out, const char *body, size_t
 	if (in >= 0)
 		close(in);
 	return 0;
+}
+
+/* Ends a batch's process group: SIGTERM, then SIGKILL once the shell has
+ * ended or the grace period is over. The shell is not reaped before the
+ * SIGKILL: as a zombie it keeps its process group id from being reused by
+ * an unrelated process. A group that could not be made (setpgid failed in
+ * both processes) is the shell alone. */
+static void kill_group(pid_t pid)
+{
+	if (kill(-pid, SIGTERM) && errno == ESRCH) {
+		kill(pid, SIGKILL);
+		return;
+	}
+	int64_t end = now_ms() + EXEC_KILL_GRACE_MS;
+	for (;;) {
+		siginfo_t si;
+		memset(&si, 0, sizeof(si));
+		if (!waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) && si.si_pid == pid)
+			break;
+		if (now_ms() >= end)
+			break;
+		struct timespec ts = {0, 20 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	kill(-pid, SIGKILL);
 }
 
 static int exec_send(struct dda_target *t, const char *body, size_t len,
@@ -125,16 +170,22 @@ static int exec_send(struct dda_target *t, const char *body, size_t len,
 			 strerror(errno));
 		return 0;
 	}
-	bool timed_out = pump(x, in, out, body, len) != 0;
-	if (timed_out)
-		kill(pid, SIGKILL);
+	int ended = pump(x, in, out, body, len);
+	if (ended)
+		kill_group(pid);
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
-	if (timed_out) {
+	if (ended) {
 		res->outcome = DDA_SEND_FAILED;
 		res->fault = DDA_FAULT_TRANSPORT;
-		snprintf(res->msg, sizeof(res->msg), "'%s' took over %ld ms and was killed",
-			 x->command, x->timeout_ms);
+		if (ended == -2)
+			snprintf(res->msg, sizeof(res->msg),
+				 "'%s' was ended with its process group: the run is stopping",
+				 x->command);
+		else
+			snprintf(res->msg, sizeof(res->msg),
+				 "'%s' took over %ld ms and was killed with its process group",
+				 x->command, x->timeout_ms);
 		return 0;
 	}
 	res->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
@@ -178,8 +229,9 @@ int dda__target_exec_new(struct dda_target **out, const struct dda_target_opts *
 	x->base.free = exec_free;
 	x->command = o->spec + 5;
 	x->timeout_ms = dda__target_timeout_ms(o);
+	x->stop = o->stop;
 	snprintf(x->lane, sizeof(x->lane), "DDBAUDIT_LANE=%d", lane);
-	dda_buf_init(&x->answer, DDA_TARGET_MAX_ANSWER);
+	dda_buf_init(&x->answer, DDA_TARGET_ANSWER_KEEP);
 	size_t n = 0;
 	while (environ && environ[n])
 		n++;

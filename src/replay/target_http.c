@@ -64,9 +64,10 @@ static size_t on_body(char *p, size_t size, size_t n, void *ctx)
 {
 	struct dda_buf *b = ctx;
 	size_t len = size * n;
-	size_t room = DDA_TARGET_MAX_ANSWER - DDA_MIN(b->len, DDA_TARGET_MAX_ANSWER);
-	/* Past the cap the rest is not needed; running out of memory aborts the
-	 * transfer, which fails the batch rather than reading no answer. */
+	size_t room = b->max - DDA_MIN(b->len, b->max);
+	/* Past the buffer's maximum the rest is not needed (one byte over the
+	 * answer cap already fails the batch); running out of memory aborts
+	 * the transfer, which fails the batch rather than reading no answer. */
 	if (room && dda_buf_add(b, p, DDA_MIN(len, room)))
 		return 0;
 	return len;
@@ -147,7 +148,7 @@ int dda__target_http_new(struct dda_target **out, const struct dda_target_opts *
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
 	h->base.send = http_send;
 	h->base.free = http_free;
-	dda_buf_init(&h->answer, DDA_TARGET_MAX_ANSWER);
+	dda_buf_init(&h->answer, DDA_TARGET_ANSWER_KEEP);
 	h->easy = dda__target_curl_new(o, o->spec, &h->answer);
 	h->headers = curl_slist_append(NULL, "Content-Type: application/json");
 	if (h->headers)

@@ -5,8 +5,11 @@
 
 #include "replay/replay.h"
 
-/* Bytes of a target's answer kept for ReportBatchItemFailures and messages. */
+/* Bytes of a target's answer read for ReportBatchItemFailures and messages.
+ * Answer buffers keep one byte more (DDA_TARGET_ANSWER_KEEP), which tells an
+ * answer over the cap: that one is a failed batch, never an acknowledgement. */
 #define DDA_TARGET_MAX_ANSWER (1 << 20)
+#define DDA_TARGET_ANSWER_KEEP (DDA_TARGET_MAX_ANSWER + 1)
 
 struct dda_target {
 	int (*send)(struct dda_target *t, const char *body, size_t len,
@@ -37,6 +40,11 @@ int dda__curl_fault(int curl_code);
 void dda__header_retry_after(const char *line, size_t len, int64_t *retry_after);
 
 int dda__target_file_new(struct dda_target **out, const char *path, struct dda_error *err);
+/* Appends p and a newline to fd as one whole line or nothing: a failed
+ * write (no space, a closed descriptor) takes back what it wrote of the
+ * line on a regular file, which is also synced (fdatasync) before it
+ * counts. 0, or -1 with errno. */
+int dda__append_line(int fd, bool regular, const char *p, size_t n);
 int dda__target_http_new(struct dda_target **out, const struct dda_target_opts *o,
 			 struct dda_error *err);
 int dda__target_lambda_new(struct dda_target **out, const struct dda_target_opts *o,

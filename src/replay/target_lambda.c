@@ -201,7 +201,7 @@ int dda__target_lambda_new(struct dda_target **out, const struct dda_target_opts
 	l->base.send = lambda_send;
 	l->base.free = lambda_free;
 	l->api = o->lambda;
-	dda_buf_init(&l->answer, DDA_TARGET_MAX_ANSWER);
+	dda_buf_init(&l->answer, DDA_TARGET_ANSWER_KEEP);
 	int rc = function_paths(l->api, o->spec, "/invocations", &l->path, &l->query, &l->url);
 	if (!rc) {
 		l->easy = dda__target_curl_new(o, l->url, &l->answer);
@@ -230,7 +230,7 @@ int dda__target_lambda_preflight(const struct dda_target_opts *o, struct dda_tar
 	memset(&res, 0, sizeof(res));
 	l.api = o->lambda;
 	l.retry_after = -1;
-	dda_buf_init(&l.answer, DDA_TARGET_MAX_ANSWER);
+	dda_buf_init(&l.answer, DDA_TARGET_ANSWER_KEEP);
 	int rc = function_paths(l.api, o->spec, "", &l.path, &l.query, &l.url);
 	struct curl_slist *hl = NULL;
 	if (!rc && !(l.easy = dda__target_curl_new(o, l.url, &l.answer)))

@@ -6,7 +6,9 @@ sequence number (500), or a partial failure (batchItemFailures) naming a
 sequence number the first time it is seen; and to take a while per batch.
 
 It can also throttle the first N batches (429 with a Retry-After), and it
-counts the OPTIONS requests a preflight sends.
+counts the OPTIONS requests a preflight sends. A hostile processor answers
+its batches with whatever `answer` gives (bytes, or a function of the
+batch's records): text that is not JSON, a padded partial failure.
 
 As a Lambda endpoint (lambda_creds set) it answers the Invoke API: every
 request's SigV4 signature is recomputed with botocore from the headers it
@@ -88,6 +90,7 @@ class TargetServer:
         self.sqs_creds = None     # (key, secret, token): act as SQS
         self.sqs_regions = []     # the region each SQS request was signed for
         self.sqs_messages = []
+        self.answer = None        # the 2xx body for accepted batches: bytes or f(records)
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -244,6 +247,11 @@ class TargetServer:
                         except Exception as e:  # the processor failed: so does the batch
                             return (500, str(e).encode())
                     server.accepted += records
+                    answer = server.answer
+                if answer is not None:
+                    body = answer(records) if callable(answer) else answer
+                    hdrs = [("X-Amz-Executed-Version", server.executed_version)]
+                    return (200, body, hdrs if server.lambda_creds else [])
                 if server.lambda_creds:
                     return (200, b"null", [("X-Amz-Executed-Version", server.executed_version)])
                 return (200, b"")

@@ -14,7 +14,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* A record in the shape of the operator examples of Lambda's docs. */
@@ -374,7 +379,13 @@ static void test_item_failures(void **state)
 	    {"null", DDA_SEND_OK, NULL},
 	    {"{\"batchItemFailures\":[]}", DDA_SEND_OK, NULL},
 	    {"{\"statusCode\":200}", DDA_SEND_OK, NULL},
-	    {"not json at all", DDA_SEND_OK, NULL},
+	    {" \r\n\t", DDA_SEND_OK, NULL},
+	    {"{\"batchItemFailures\":null}", DDA_SEND_OK, NULL},
+	    /* issue 10: a 2xx answer that is not JSON is a failure, as Lambda
+	     * treats "an invalid JSON response" */
+	    {"not json at all", DDA_SEND_FAILED, NULL},
+	    {"{\"batchItemFailures\":[{\"itemIdentifier\":\"1", DDA_SEND_FAILED, NULL},
+	    {"{\"batchItemFailures\":\"100000000000000000004\"}", DDA_SEND_FAILED, NULL},
 	    {"{\"batchItemFailures\":[{\"itemIdentifier\":\"100000000000000000009\"},"
 	     "{\"itemIdentifier\":\"100000000000000000004\"}]}",
 	     DDA_SEND_PARTIAL, "100000000000000000004"},
@@ -399,7 +410,35 @@ static void test_item_failures(void **state)
 			fail_msg("'%s': outcome %d, want %d", v[i].body, r.outcome, v[i].outcome);
 		if (v[i].first)
 			assert_string_equal(r.first_failed, v[i].first);
+		if (r.outcome == DDA_SEND_FAILED && (!r.msg[0] || r.fault != DDA_FAULT_FUNCTION))
+			fail_msg("'%s': a failure without a message or a function fault", v[i].body);
 	}
+}
+
+/* issue 10: a partial-failure answer padded past the cap cannot be read
+ * whole, so it fails the batch instead of acknowledging every record. */
+static void test_item_failures_over_the_cap(void **state)
+{
+	(void)state;
+	static const char head[] =
+	    "{\"batchItemFailures\":[{\"itemIdentifier\":\"100000000000000000004\"}],\"pad\":\"";
+	size_t n = DDA_TARGET_ANSWER_KEEP;
+	char *body = malloc(n + 1);
+	assert_non_null(body);
+	memset(body, 'x', n);
+	memcpy(body, head, sizeof(head) - 1);
+	body[n] = '\0';
+	struct dda_send_result r = {0};
+	dda__parse_item_failures(body, n, known_id, NULL, &r);
+	assert_int_equal(r.outcome, DDA_SEND_FAILED);
+	assert_int_equal(r.fault, DDA_FAULT_FUNCTION);
+	assert_non_null(strstr(r.msg, "over"));
+	/* At the cap exactly it is read (and here, not JSON: still failed). */
+	memset(&r, 0, sizeof(r));
+	dda__parse_item_failures(body, DDA_TARGET_MAX_ANSWER, known_id, NULL, &r);
+	assert_int_equal(r.outcome, DDA_SEND_FAILED);
+	assert_non_null(strstr(r.msg, "not JSON"));
+	free(body);
 }
 
 /* The fast writer gives json_dumps's bytes, escapes included. */
@@ -606,6 +645,132 @@ static void test_output_check(void **state)
 
 /* A checkpoint refused for other arguments names the one that differs;
  * one of another format version says so. */
+#define RUN_ID "0b6a8c2e-1f3d-4e5a-9b7c-2d4e6f8a0b1c"
+
+/* Writes text as the checkpoint at path. */
+static void put_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	assert_true(fputs(text, f) >= 0);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* issue 10: every field a resume reads is checked; a lane position of
+ * 1e300 or "x" used to be read as 0, resending what was acknowledged. */
+static void test_checkpoint_fields_are_strict(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/ddbaudit-test-XXXXXX", path[256], text[1024];
+	static const char *const bad[][2] = {
+	    {"\"lanes\":[1e300,0]", "lane 0 is 1"},
+	    {"\"lanes\":[\"x\",0]", "lane 0 is 'x'"},
+	    {"\"lanes\":[0,-1]", "lane 1 is -1"},
+	    {"\"lanes\":[2.0,0]", "lane 0 is 2.0"},
+	    {"\"lanes\":[]", "lanes are not a list"},
+	    {"\"lanes\":[0,0],\"records\":\"8\"", "record count"},
+	    {"\"lanes\":[0,0],\"held\":[\"00ff\"]", "held item"},
+	    {"\"lanes\":[0,0],\"held\":[\"00FF00FF00FF00FZ\"]", "held item"},
+	};
+	static const char head[] =
+	    "{\"format\":\"ddbaudit.checkpoint/v3\",\"runId\":\"" RUN_ID "\",\"arguments\":{},"
+	    "\"plan\":\"0000000000000000000000000000000000000000000000000000000000000000\",";
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/ck.json", dir);
+	json_t *args = json_object();
+	/* A sound one passes, and its positions are read. */
+	snprintf(text, sizeof(text), "%s\"records\":8,\"lanes\":[3,1],\"held\":[]}", head);
+	put_file(path, text);
+	struct dda_error err = {0};
+	assert_int_equal(dda__checkpoint_check_args(path, args, &err), 0);
+	for (size_t i = 0; i < DDA_ARRAY_SIZE(bad); i++) {
+		/* the later "records" and "held" keys win in jansson: last one read */
+		snprintf(text, sizeof(text), "%s\"records\":8,\"held\":[],%s}", head, bad[i][0]);
+		put_file(path, text);
+		err = (struct dda_error){0};
+		if (dda__checkpoint_check_args(path, args, &err) != DDA_EINVAL)
+			fail_msg("%s: accepted", bad[i][0]);
+		if (!strstr(err.msg, bad[i][1]) || !strstr(err.msg, "damaged"))
+			fail_msg("%s: '%s' does not say '%s'", bad[i][0], err.msg, bad[i][1]);
+	}
+	json_decref(args);
+	unlink(path);
+	rmdir(dir);
+}
+
+static off_t file_size(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) ? -1 : st.st_size;
+}
+
+/* issue 10: a torn last line (no newline) is cut before anything is
+ * appended; whole lines are left alone. */
+static void test_cut_torn_tail(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/ddbaudit-test-XXXXXX", path[256];
+	static const struct {
+		const char *text;
+		uint64_t cut;
+	} v[] = {{"", 0}, {"{\"a\":1}\n", 0}, {"{\"a\":1}\n{\"b\":", 5}, {"no newline", 10}};
+	struct dda_error err = {0};
+	uint64_t cut = 99;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/out.ndjson", dir);
+	assert_int_equal(dda__file_cut_torn_tail(path, &cut, &err), 0); /* missing */
+	assert_int_equal(cut, 0);
+	for (size_t i = 0; i < DDA_ARRAY_SIZE(v); i++) {
+		put_file(path, v[i].text);
+		assert_int_equal(dda__file_cut_torn_tail(path, &cut, &err), 0);
+		assert_int_equal(cut, v[i].cut);
+		assert_int_equal(file_size(path), (off_t)(strlen(v[i].text) - v[i].cut));
+	}
+	unlink(path);
+	rmdir(dir);
+}
+
+/* issue 10: an append that runs out of room takes back what it wrote, so
+ * the file still ends with a whole line. A child process, as the file size
+ * limit (EFBIG, SIGXFSZ ignored) stands in for a full disk. */
+static void test_append_line_whole_or_nothing(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/ddbaudit-test-XXXXXX", path[256];
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/out.ndjson", dir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(dda__append_line(fd, true, "0123", 4), 0);
+	assert_int_equal(file_size(path), 5);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct rlimit rl = {12, 12};
+		signal(SIGXFSZ, SIG_IGN);
+		if (setrlimit(RLIMIT_FSIZE, &rl))
+			_exit(2);
+		int rc = dda__append_line(fd, true, "abcdefghij", 10);
+		_exit(rc == -1 && errno == EFBIG ? 0 : 1);
+	}
+	int st = 0;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_int_equal(file_size(path), 5); /* the partial "abcdefg" was taken back */
+	/* A descriptor that cannot be written fails (EBADF), never pretends. */
+	int ro = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(ro >= 0);
+	errno = 0;
+	assert_int_equal(dda__append_line(ro, true, "x", 1), -1);
+	assert_int_equal(errno, EBADF);
+	assert_int_equal(file_size(path), 5);
+	close(ro);
+	close(fd);
+	unlink(path);
+	rmdir(dir);
+}
+
 static void test_checkpoint_arguments(void **state)
 {
 	(void)state;
@@ -620,6 +785,7 @@ static void test_checkpoint_arguments(void **state)
 	memset(&p, 0, sizeof(p));
 	memset(&o, 0, sizeof(o));
 	p.lanes = 1;
+	snprintf(p.synth.run_id, sizeof(p.synth.run_id), "%s", RUN_ID);
 	json_t *had = json_pack("{sssisn}", "SOURCE", "s3://b/p/", "--parallelism", 1, "--key");
 	json_t *same = json_deep_copy(had);
 	json_t *other = json_pack("{sssisn}", "SOURCE", "s3://b/p/", "--parallelism", 2, "--key");
@@ -655,6 +821,7 @@ int main(void)
 	    cmocka_unit_test(test_filter_operators),	  cmocka_unit_test(test_filter_rejects),
 	    cmocka_unit_test(test_size_bytes_documented), cmocka_unit_test(test_item_size_rules),
 	    cmocka_unit_test(test_item_failures),
+	    cmocka_unit_test(test_item_failures_over_the_cap),
 	    cmocka_unit_test(test_json_write_matches_jansson),
 	    cmocka_unit_test(test_raw_and_tree_records_agree),
 	    cmocka_unit_test(test_retry_after),
@@ -662,6 +829,9 @@ int main(void)
 	    cmocka_unit_test(test_target_timeout),
 	    cmocka_unit_test(test_output_check),
 	    cmocka_unit_test(test_checkpoint_arguments),
+	    cmocka_unit_test(test_checkpoint_fields_are_strict),
+	    cmocka_unit_test(test_cut_torn_tail),
+	    cmocka_unit_test(test_append_line_whole_or_nothing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
