@@ -48,6 +48,10 @@ struct dda_object {
 	uint8_t sha256[32];    /* of the stored bytes; valid once the object ended */
 	bool sha_valid;
 	struct dda_export_info exp; /* an export's data file, or zero */
+	/* Where the object sits in its source when its key does not say it
+	 * alone: an archive's entry number (1-based; archives may hold several
+	 * entries of one name). 0 when the key is enough. */
+	uint64_t pos;
 };
 
 /* The object table: objects get dense ids in the order they are added.

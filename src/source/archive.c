@@ -10,6 +10,11 @@
 #define ARCHIVE_BLOCK (1u << 20)
 /* Directories looked at for an export's manifests (see load_export). */
 #define MAX_CHECKED_ROOTS 4096
+/* Tar hard links are read as the entry they name, found by reading the
+ * archive again from the start: a bound on how many such passes one run
+ * makes, and on a chain of links to links. */
+#define MAX_LINKS 1024
+#define MAX_LINK_DEPTH 8
 
 /* What ddbaudit documents it reads, for the refusal of anything else. */
 #define ARCHIVE_FORMATS "tar, gzip-compressed tar and zip archives"
@@ -27,6 +32,7 @@ struct archive_source {
 	char **checked; /* candidate export roots already looked for */
 	size_t nchecked;
 	struct dda_buf missing; /* key of a listed export file not found */
+	uint32_t links;		/* hard links followed (MAX_LINKS) */
 };
 
 static struct archive *open_archive(const char *path, struct dda_error *err)
@@ -57,9 +63,9 @@ static struct archive *open_archive(const char *path, struct dda_error *err)
 	return a;
 }
 
-static const char *entry_key(struct archive_entry *e)
+/* A path as stored in an archive, without "./" and leading '/'. */
+static const char *clean_path(const char *name)
 {
-	const char *name = archive_entry_pathname(e);
 	if (!name)
 		return NULL;
 	while (name[0] == '.' && name[1] == '/')
@@ -67,6 +73,21 @@ static const char *entry_key(struct archive_entry *e)
 	while (*name == '/')
 		name++;
 	return name;
+}
+
+static const char *entry_key(struct archive_entry *e)
+{
+	return clean_path(archive_entry_pathname(e));
+}
+
+/* The entry a tar hard link names, for an entry that is one (a link that
+ * carries data of its own, as pax allows, is read as it is). */
+static const char *link_target(struct archive_entry *e)
+{
+	const char *t = clean_path(archive_entry_hardlink(e));
+	if (!t || !*t || (archive_entry_size_is_set(e) && archive_entry_size(e) > 0))
+		return NULL;
+	return t;
 }
 
 /* Reads the current entry's data into b (bounded by b->max). */
@@ -79,6 +100,106 @@ static int read_data(struct archive *a, struct dda_buf *b, int64_t size)
 		rc = dda_buf_add(b, block, (size_t)n);
 	if (!rc && n < 0)
 		return DDA_EFORMAT;
+	return rc;
+}
+
+/* Opens the archive again at entry pos (1-based): *e is that entry and the
+ * handle is ready to read its data. NULL on failure (err set). */
+static struct archive *seek_entry(struct archive_source *s, uint64_t pos,
+				  struct archive_entry **e, struct dda_error *err)
+{
+	if (!pos) {
+		dda_error_set(err, DDA_ENOTFOUND, "no such entry");
+		return NULL;
+	}
+	struct archive *a = open_archive(s->path, err);
+	for (uint64_t i = 0; a && i < pos; i++) {
+		int r = archive_read_next_header(a, e);
+		if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
+			dda_error_set(err, DDA_EFORMAT, "archive '%s' no longer has entry %llu",
+				      s->path, (unsigned long long)pos);
+			archive_read_free(a);
+			a = NULL;
+		}
+	}
+	return a;
+}
+
+/* The position of the entry a hard link at entry `before` names: the last
+ * entry of that name before it, links followed. Returns 0 or an error. */
+static int resolve_link(struct archive_source *s, const char *target, uint64_t before,
+			uint64_t *pos, struct dda_error *err)
+{
+	char name[4096], next[4096];
+	snprintf(name, sizeof(name), "%s", target);
+	for (int depth = 0; depth < MAX_LINK_DEPTH; depth++) {
+		if (s->links == MAX_LINKS)
+			return dda_error_set(err, DDA_ETOOBIG,
+					     "hard link not followed: more than %d in the archive",
+					     MAX_LINKS);
+		s->links++;
+		struct archive *a = open_archive(s->path, err);
+		if (!a)
+			return err->code;
+		struct archive_entry *e;
+		uint64_t found = 0;
+		int r;
+		for (uint64_t i = 1; i < before && ((r = archive_read_next_header(a, &e)) ==
+							ARCHIVE_OK ||
+						    r == ARCHIVE_WARN);
+		     i++) {
+			const char *k = entry_key(e), *t = link_target(e);
+			if (!k || strcmp(k, name) || (archive_entry_filetype(e) != AE_IFREG && !t))
+				continue;
+			found = i;
+			snprintf(next, sizeof(next), "%s", t ? t : "");
+		}
+		archive_read_free(a);
+		if (!found)
+			return dda_error_set(err, DDA_ENOTFOUND,
+					     "hard link to '%.200s', which no entry before it holds",
+					     name);
+		if (!*next) {
+			*pos = found;
+			return 0;
+		}
+		memcpy(name, next, sizeof(name));
+		before = found;
+	}
+	return dda_error_set(err, DDA_ETOOBIG, "hard link not followed: a chain of more than %d",
+			     MAX_LINK_DEPTH);
+}
+
+/* Reads the data of entry pos (of the entry it links to, for a hard link)
+ * into stored. Returns 0 or an error with its message in err. */
+static int read_at(struct archive_source *s, uint64_t pos, struct dda_buf *stored,
+		   struct dda_error *err)
+{
+	struct archive_entry *e;
+	struct archive *a = seek_entry(s, pos, &e, err);
+	if (!a)
+		return err->code;
+	const char *t = link_target(e);
+	if (t) {
+		char name[4096];
+		uint64_t at = 0;
+		snprintf(name, sizeof(name), "%s", t);
+		archive_read_free(a);
+		int rc = resolve_link(s, name, pos, &at, err);
+		if (rc)
+			return rc;
+		if (!(a = seek_entry(s, at, &e, err)))
+			return err->code;
+	}
+	int rc = read_data(a, stored, archive_entry_size_is_set(e) ? archive_entry_size(e) : -1);
+	if (rc == DDA_EFORMAT)
+		dda_error_set(err, rc, "archive entry is damaged: %.200s", archive_error_string(a));
+	else if (rc == DDA_ETOOBIG)
+		dda_error_set(err, rc, "object is over the %zu-byte cap (--max-object-bytes)",
+			      stored->max);
+	else if (rc)
+		dda_error_set(err, rc, "out of memory");
+	archive_read_free(a);
 	return rc;
 }
 
@@ -187,6 +308,27 @@ static int damaged(struct archive_source *s, struct dda_error *err)
 			     s->path, (unsigned long long)s->entries, archive_error_string(s->a));
 }
 
+/* A hard link's object: the bytes of the entry it names (read again from
+ * the archive), or UNREADABLE saying why not. Takes stored. */
+static int read_link(struct archive_source *s, struct dda_chunk *c, struct dda_object *o,
+		     struct dda_buf *stored, struct dda_error *err)
+{
+	struct dda_error lerr = {0};
+	int rc = read_at(s, o->pos, stored, &lerr);
+	if (rc == DDA_ENOMEM) {
+		dda_buf_release(stored);
+		return dda_error_set(err, rc, "out of memory");
+	}
+	if (rc) {
+		c->status = DDA_CHUNK_UNREADABLE;
+		snprintf(c->msg, sizeof(c->msg), "%.250s", lerr.msg);
+	} else {
+		dda__object_finish(c, o, stored, s->base.opts.max_object_bytes, &s->sha);
+	}
+	dda_buf_release(stored);
+	return 1;
+}
+
 static int archive_next(struct dda_source *src, struct dda_chunk *c, struct dda_error *err)
 {
 	struct archive_source *s = (struct archive_source *)src;
@@ -211,14 +353,16 @@ static int archive_next(struct dda_source *src, struct dda_chunk *c, struct dda_
 			return damaged(s, err);
 		s->entries++;
 		const char *key = entry_key(e);
-		if (archive_entry_filetype(e) != AE_IFREG || !key || !*key)
+		bool link = link_target(e) != NULL;
+		if ((archive_entry_filetype(e) != AE_IFREG && !link) || !key || !*key)
 			continue;
 		if (dda__key_pruned(&src->opts.range, key)) {
 			src->objects_skipped++;
 			continue;
 		}
 		int64_t size = archive_entry_size_is_set(e) ? archive_entry_size(e) : -1;
-		struct dda_object meta = {.key = key, .size = size, .last_modified = DDA_TIME_NONE};
+		struct dda_object meta = {
+		    .key = key, .size = size, .last_modified = DDA_TIME_NONE, .pos = s->entries};
 		bool unlisted = false;
 		int x = export_facts(s, key, &meta.exp, &unlisted, err);
 		if (x < 0)
@@ -248,6 +392,8 @@ static int archive_next(struct dda_source *src, struct dda_chunk *c, struct dda_
 		}
 		struct dda_buf stored;
 		dda_buf_init(&stored, max);
+		if (link)
+			return read_link(s, c, o, &stored, err);
 		int rc = read_data(s->a, &stored, size);
 		if (rc == DDA_EFORMAT) {
 			dda_buf_release(&stored);
@@ -278,35 +424,22 @@ static int archive_next(struct dda_source *src, struct dda_chunk *c, struct dda_
 	return 0;
 }
 
-/* Re-reads one entry by scanning the archive again: slow, used only for
- * the handful of objects a GAP diff needs. */
+/* Re-reads one entry, by its position (names may repeat), by scanning the
+ * archive again: slow, used only for the handful of objects a GAP diff
+ * needs. */
 static int archive_reread(struct dda_source *src, uint32_t obj, struct dda_buf *out,
 			  struct dda_error *err)
 {
 	struct archive_source *s = (struct archive_source *)src;
 	const struct dda_object *o = dda_objtab_get(src->objs, obj);
-	if (!o)
+	if (!o || !o->pos)
 		return DDA_ENOTFOUND;
-	struct archive *a = open_archive(s->path, err);
-	if (!a)
-		return DDA_EFORMAT;
-	struct archive_entry *e;
-	int rc = DDA_ENOTFOUND;
-	int r;
-	/* ARCHIVE_WARN comes with names in another charset: still an entry. */
-	while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
-		const char *key = entry_key(e);
-		if (!key || strcmp(key, o->key))
-			continue;
-		struct dda_buf stored;
-		dda_buf_init(&stored, src->opts.max_object_bytes);
-		rc = read_data(a, &stored, archive_entry_size(e));
-		if (!rc)
-			rc = dda__object_bytes(&stored, out, src->opts.max_object_bytes, err);
-		dda_buf_release(&stored);
-		break;
-	}
-	archive_read_free(a);
+	struct dda_buf stored;
+	dda_buf_init(&stored, src->opts.max_object_bytes);
+	int rc = read_at(s, o->pos, &stored, err);
+	if (!rc)
+		rc = dda__object_bytes(&stored, out, src->opts.max_object_bytes, err);
+	dda_buf_release(&stored);
 	return rc;
 }
 

@@ -1,7 +1,7 @@
-"""Hostile input, end to end (issue 10, cases 1 and 11): NDJSON lines of
+"""Hostile input, end to end (issue 10, cases 1, 11 and 12): NDJSON lines of
 megabytes (read whole up to --max-object-bytes, one finding past it, never a
 hang), replay reading back its own file: target and DLQ, a NUL inside a key,
-binary objects."""
+binary objects, and archives with duplicate entry names or hard links."""
 import csv
 import gzip
 import io
@@ -9,7 +9,10 @@ import json
 import os
 import random
 import subprocess
+import tarfile
 import threading
+import warnings
+import zipfile
 from harness import BINARY, Case, main, run, verify_json
 from target_server import TargetServer
 
@@ -268,6 +271,69 @@ class KeysAndBinaryTest(Case):
         status, rep, err = verify_json(os.path.join(self.dir, "audit-logs"), "--settle", "0")
         bad = [a for a in rep["anomalies"] if a["object"]["key"].endswith("v-1.json")]
         self.assertEqual([a["kind"] for a in bad], ["INVALID_VALUE"])
+
+
+class ArchiveEntriesTest(Case):
+    """Case 12: entries are objects by position, not by name."""
+
+    def entries(self):
+        """Two entries named u-a.json: the second continues the first with
+        a gap (Version 2 is missing)."""
+        first = line(seed("u", "a", 1, "2025-07-12T08:10:00.000001"))
+        second = line(seed("u", "a", 3, "2025-07-12T08:20:00.000001", old=2, event="MODIFY"))
+        return [(HOUR + "u-a.json", first), (HOUR + "u-a.json", second)]
+
+    def make_tar(self, name, entries, mode="w"):
+        path = self.path(name)
+        with tarfile.open(path, mode) as t:
+            for n, data in entries:
+                info = tarfile.TarInfo(n)
+                info.size = len(data)
+                info.mtime = 1752307200
+                t.addfile(info, io.BytesIO(data))
+        return path
+
+    def make_zip(self, name, entries):
+        path = self.path(name)
+        with zipfile.ZipFile(path, "w") as z:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "Duplicate name": on purpose
+                for n, data in entries:
+                    z.writestr(n, data)
+        return path
+
+    def test_a_gap_diff_rereads_the_entry_it_is_about(self):
+        archives = [self.make_tar("dup.tar", self.entries()),
+                    self.make_tar("dup.tar.gz", self.entries(), "w:gz"),
+                    self.make_zip("dup.zip", self.entries())]
+        for path in archives:
+            with self.subTest(os.path.basename(path)):
+                status, rep, err = verify_json(path, "--settle", "0")
+                self.assertEqual(status, 1, err)
+                self.assertEqual(rep["summary"]["objects"], 2)
+                [gap] = [a for a in rep["anomalies"] if a["kind"] == "GAP"]
+                self.assertEqual(gap["diff"]["changed"]["Version"],
+                                 {"expected": {"N": "1"}, "found": {"N": "2"}}, gap)
+
+    def test_hard_links_are_read_as_the_linked_entry(self):
+        path = self.path("links.tar")
+        data = line(seed("u", "a"))
+        with tarfile.open(path, "w") as t:
+            info = tarfile.TarInfo(HOUR + "u-a.json")
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+            link = tarfile.TarInfo("audit-logs/2025/07/12/09/u-a.json")
+            link.type = tarfile.LNKTYPE
+            link.linkname = HOUR + "u-a.json"
+            t.addfile(link)
+        status, rep, err = verify_json(path, "--settle", "0")
+        self.assertNoCrash(status, err)
+        self.assertEqual(rep["summary"]["objects"], 2)
+        self.assertEqual(rep["summary"]["records"], 2, rep["anomalies"])
+        kinds = sorted(a["kind"] for a in rep["anomalies"])
+        # The same change filed twice: a duplicate, and outside its hour.
+        self.assertNotIn("UNREADABLE", kinds)
+        self.assertEqual(rep["summary"]["duplicates"], 1, rep["anomalies"])
 
 
 if __name__ == "__main__":

@@ -304,6 +304,62 @@ static void test_archives(void **state)
 	}
 }
 
+static void add_entry(struct archive *a, const char *name, const char *data, const char *link)
+{
+	struct archive_entry *e = archive_entry_new();
+	archive_entry_set_pathname(e, name);
+	archive_entry_set_filetype(e, AE_IFREG);
+	archive_entry_set_perm(e, 0644);
+	archive_entry_set_size(e, link ? 0 : (la_int64_t)strlen(data));
+	if (link)
+		archive_entry_set_hardlink(e, link);
+	assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
+	if (!link)
+		assert_int_equal(archive_write_data(a, data, strlen(data)), (la_ssize_t)strlen(data));
+	archive_entry_free(e);
+}
+
+/* Entries are objects by position: two of one name are read again each as
+ * itself; a hard link reads as the last entry of its target's name before
+ * it; a link to nothing is UNREADABLE. */
+static void test_archive_duplicates_and_links(void **state)
+{
+	char spec[512];
+	snprintf(spec, sizeof(spec), "%s/dup.tar", root);
+	struct archive *a = archive_write_new();
+	archive_write_set_format(a, ARCHIVE_FORMAT_TAR_USTAR);
+	assert_int_equal(archive_write_open_filename(a, spec), ARCHIVE_OK);
+	add_entry(a, "x/a.json", "{\"v\":1}", NULL);
+	add_entry(a, "x/a.json", "{\"v\":2}", NULL);
+	add_entry(a, "x/b.json", NULL, "x/a.json");
+	add_entry(a, "x/a.json", "{\"v\":3}", NULL);
+	add_entry(a, "x/c.json", NULL, "x/b.json");
+	add_entry(a, "x/d.json", NULL, "x/none.json");
+	archive_write_close(a);
+	archive_write_free(a);
+	struct seen s;
+	struct dda_objtab *t = dda_objtab_new();
+	struct dda_source_opts o = opts();
+	struct dda_source *src;
+	assert_int_equal(collect(spec, &o, &s, &src, t), 0);
+	assert_int_equal(s.n, 6);
+	const char *want[] = {"{\"v\":1}", "{\"v\":2}", "{\"v\":2}", "{\"v\":3}", "{\"v\":2}"};
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(s.status[i], DDA_CHUNK_OK);
+		assert_string_equal(s.data[i], want[i]);
+		struct dda_buf again;
+		struct dda_error err = {0};
+		dda_buf_init(&again, 0);
+		assert_int_equal(src->ops->reread(src, (uint32_t)i, &again, &err), 0);
+		assert_int_equal(again.len, strlen(want[i]));
+		assert_memory_equal(again.ptr, want[i], again.len);
+		dda_buf_release(&again);
+	}
+	assert_int_equal(s.status[5], DDA_CHUNK_UNREADABLE);
+	dda_source_free(src);
+	dda_objtab_free(t);
+}
+
 static void test_damaged_archive(void **state)
 {
 	/* Enough incompressible entries that the damage comes well after the
@@ -558,6 +614,7 @@ int main(void)
 	    cmocka_unit_test(test_key_hour),	  cmocka_unit_test(test_dir_order_keys_and_gzip),
 	    cmocka_unit_test(test_dir_pruning),	  cmocka_unit_test(test_oversize_and_bomb),
 	    cmocka_unit_test(test_archives),	  cmocka_unit_test(test_damaged_archive),
+	    cmocka_unit_test(test_archive_duplicates_and_links),
 	    cmocka_unit_test(test_ndjson_chunks), cmocka_unit_test(test_ndjson_long_line),
 	    cmocka_unit_test(test_ndjson_lines_around_the_cap),
 	    cmocka_unit_test(test_ndjson_line_slots),
