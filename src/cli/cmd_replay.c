@@ -97,19 +97,27 @@ static int report_path(const struct cli *c, struct dda_buf *out)
 	return rc;
 }
 
-/* Whole or absent: a temporary file beside it, renamed over it. */
+/* Whole or absent, as verify's reports: a unique temporary file beside it,
+ * fsynced and renamed over it (two runs never share a temporary name). */
 static int write_report(const struct cli *c, const char *path, json_t *doc)
 {
 	if (!path || !doc)
 		return 0;
-	char tmp[8192];
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	if (json_dump_file(doc, tmp, JSON_INDENT(2) | JSON_PRESERVE_ORDER) || rename(tmp, path)) {
-		dda__cli_error(c, "cannot write the report '%s': %s", path, strerror(errno));
-		unlink(tmp);
-		return EXIT_RUNTIME;
-	}
-	return 0;
+	struct dda_error err = {0};
+	struct dda__afile a;
+	int rc = dda__afile_open(&a, path, &err);
+	FILE *f = rc ? NULL : dda__afile_stream(&a, &err);
+	if (f && (json_dumpf(doc, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER) ||
+		  fputc('\n', f) == EOF))
+		rc = dda_error_set(&err, DDA_EIO, "cannot write '%s': %s", path, strerror(errno));
+	if (!rc && !f)
+		rc = DDA_EIO;
+	if (!rc)
+		rc = dda__afile_commit(&a, &err);
+	dda__afile_discard(&a);
+	if (rc)
+		dda__cli_error(c, "cannot write the report: %s", err.msg);
+	return rc ? EXIT_RUNTIME : 0;
 }
 
 static void summary(const struct cli *c, const struct dda_plan *p,
