@@ -163,15 +163,17 @@ int dda__dir_lock(const char *dir, int *fd, struct dda_error *err)
 		return dda_error_set(err, rc, "path too long: '%s'", dir);
 	}
 	*fd = open(path.ptr, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
-	/* flock waits only for another run's rename phase: a few renames and
-	 * fsyncs, never for anything a peer controls. */
-	int r = -1;
-	if (*fd >= 0)
-		while ((r = flock(*fd, LOCK_EX)) && errno == EINTR)
-			;
+	/* flock waits for another run's rename phase (a few renames and fsyncs)
+	 * or a reader's shared lock. A signal ends the wait (the CLI's handlers
+	 * do not restart calls): a stop asked for is never swallowed here. */
+	int r = *fd >= 0 ? flock(*fd, LOCK_EX) : -1;
 	if (r) {
-		rc = dda_error_set(err, DDA_EIO, "cannot lock '%s': %s", path.ptr,
-				   strerror(errno));
+		if (errno == EINTR)
+			rc = dda_error_set(err, DDA_EINTR,
+					   "interrupted while waiting for the lock '%s'", path.ptr);
+		else
+			rc = dda_error_set(err, DDA_EIO, "cannot lock '%s': %s", path.ptr,
+					   strerror(errno));
 		if (*fd >= 0)
 			close(*fd);
 		*fd = -1;

@@ -140,7 +140,8 @@ void dda__afile_discard(struct dda__afile *a);
 /* fsyncs the directory that holds path, so that a rename in it lasts. */
 int dda__dir_sync(const char *path, struct dda_error *err);
 /* Takes an exclusive flock on DIR/.lock (created if missing), waiting for
- * another holder; *fd gets the lock, released by dda__dir_unlock. */
+ * another holder; *fd gets the lock, released by dda__dir_unlock. A signal
+ * during the wait (a handler without SA_RESTART) gives DDA_EINTR. */
 int dda__dir_lock(const char *dir, int *fd, struct dda_error *err);
 void dda__dir_unlock(int fd);
 

@@ -4,6 +4,7 @@ write errors on stdout (full or closed) that fail the run, and names that are
 not UTF-8 reported losslessly in every format."""
 import base64
 import csv
+import fcntl
 import hashlib
 import io
 import json
@@ -13,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import tarfile
+import time
 from harness import BINARY, ROOT, Case, main, run
 
 SAMPLES = os.path.join(ROOT, "samples", "audit-logs")
@@ -100,6 +102,52 @@ class ConcurrentRunsTest(OutputCase):
             with self.subTest(trial=trial):
                 rep = self.check_set(rdir)
                 self.assertIn(rep["run"]["source"], (SAMPLES, small))
+
+
+class LockTest(OutputCase):
+    """Case 6: the rename phase holds DIR/.lock; waiting for it can be
+    interrupted (a stop is never swallowed) and leaves nothing behind."""
+
+    def blocked_on_lock(self, p):
+        """Waits until p is queued for an flock (/proc/locks marks a waiter
+        with '->'), so that what follows happens while it waits."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with open("/proc/locks") as f:
+                if any("->" in line and f" {p.pid} " in line for line in f):
+                    return
+            self.assertIsNone(p.poll(), "the run ended instead of waiting for the lock")
+            time.sleep(0.01)
+        self.fail("the run never waited for DIR/.lock")
+
+    def start_locked(self):
+        rdir = os.path.join(self.dir, "rep")
+        os.makedirs(rdir)
+        lock = os.open(os.path.join(rdir, ".lock"), os.O_RDWR | os.O_CREAT)
+        self.addCleanup(os.close, lock)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        p = subprocess.Popen([BINARY, "verify", SAMPLES, "--report", rdir],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.addCleanup(p.kill)
+        self.blocked_on_lock(p)
+        # Written and waiting: only temporary files so far.
+        self.assertFalse(SET & set(os.listdir(rdir)))
+        return rdir, lock, p
+
+    def test_the_set_lands_once_the_lock_is_free(self):
+        rdir, lock, p = self.start_locked()
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        _, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 1, err)
+        self.check_set(rdir)
+
+    def test_a_signal_ends_the_wait(self):
+        rdir, lock, p = self.start_locked()
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=30)
+        self.assertEqual(p.returncode, 3, err)
+        self.assertIn("interrupted while waiting for the lock", err.decode())
+        self.assertEqual(os.listdir(rdir), [".lock"], "temporary files left behind")
 
 
 class FullDiskTest(OutputCase):
