@@ -183,7 +183,9 @@ class FullDiskTest(OutputCase):
         rdir = os.path.join(self.mnt, "rep")
         preexec = None
         if not self.mount(size):
-            print(f"NOTE: tmpfs mount refused; RLIMIT_FSIZE={limit} stands in for a full disk")
+            # Per-file limit: the manifest, the largest file, is the one that fails.
+            print(f"NOTE: tmpfs mount refused (not root?); RLIMIT_FSIZE={limit} stands in "
+                  "for a full disk, and it is the manifest's write that fails")
 
             def preexec():
                 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
