@@ -6,8 +6,6 @@
 #include "replay/replay.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -234,25 +232,11 @@ int dda__checkpoint_load(const char *path, struct dda_plan *p, const struct dda_
 	return rc;
 }
 
-static int sync_dir(const char *path)
-{
-	char *copy = strdup(path);
-	if (!copy)
-		return -1;
-	int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	free(copy);
-	if (fd < 0)
-		return -1;
-	int rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
 int dda__checkpoint_save(const char *path, const struct dda_plan *p,
 			 const struct dda_replay_opts *o, const size_t *lane_pos,
 			 const uint64_t *held, size_t nheld, struct dda_error *err)
 {
-	char plan[65], tmp[4200], h[17];
+	char plan[65], h[17];
 	dda__hex(p->digest, 32, plan);
 	json_t *lanes = json_array(), *hl = json_array();
 	for (int l = 0; l < p->lanes; l++)
@@ -269,16 +253,19 @@ int dda__checkpoint_save(const char *path, const struct dda_plan *p,
 	json_decref(doc);
 	if (!text)
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	FILE *f = fopen(tmp, "wb");
-	bool bad = !f || fputs(text, f) < 0 || fputc('\n', f) < 0 || fflush(f) ||
-		   fsync(fileno(f));
-	int e = errno;
+	/* A unique temporary name: two runs (or a crash's leftover) never
+	 * write into one another's file before the rename. */
+	struct dda__afile a;
+	struct dda_error why = {0};
+	int rc = dda__afile_open(&a, path, &why);
+	FILE *f = rc ? NULL : dda__afile_stream(&a, &why);
+	if (!rc && (!f || fputs(text, f) < 0 || fputc('\n', f) < 0))
+		rc = dda_error_set(&why, DDA_EIO, "%s", strerror(errno));
+	if (!rc)
+		rc = dda__afile_commit(&a, &why);
+	dda__afile_discard(&a);
 	free(text);
-	if (f && fclose(f))
-		bad = true;
-	if (bad || rename(tmp, path) || sync_dir(path))
-		return dda_error_set(err, DDA_EIO, "cannot write the checkpoint '%s': %s", path,
-				     strerror(bad ? e : errno));
-	return 0;
+	return rc ? dda_error_set(err, DDA_EIO, "cannot write the checkpoint '%s': %s", path,
+				  why.msg)
+		  : 0;
 }
