@@ -64,7 +64,28 @@ def manifests():
             "summary_only": json.dumps(full)}
 
 
+def ndjson_cap_seeds():
+    """fuzz_ndjson's inputs: a byte choosing the cap (1 + 4 * b), a byte whose
+    low bit gzips the rest, then lines of the cap's length -1, 0 and +1 (LF and
+    CRLF), a batch line, and a last line without a newline."""
+    cap = 1 + 4 * 25
+    rec = json.dumps({"timestamp": "2025-07-12T08:00:00", "eventName": "INSERT",
+                      "userId": "u", "activityId": "a"})
+    lines = ["x" * (cap - 1), "y" * cap, "z" * (cap + 1), "w" * (cap - 1) + "\r",
+             "v" * cap + "\r", rec, json.dumps({"Records": [{"a": 1}, {"b": [1, 2]}, 3]})]
+    text = "\n".join(lines) + "\n" + "t" * (cap + 7)
+    out = {}
+    for flags in (0, 1):
+        out["cap-%d" % flags] = bytes([25, flags]) + text.encode()
+    out["cap-endless"] = bytes([0, 0]) + b"q" * 300
+    return out
+
+
 def main():
+    os.makedirs(os.path.join(HERE, "corpus", "ndjson"), exist_ok=True)
+    for name, data in ndjson_cap_seeds().items():
+        with open(os.path.join(HERE, "corpus", "ndjson", name), "wb") as f:
+            f.write(data)
     for corpus in ("decode", "scan"):
         for name, text in seeds().items():
             with open(os.path.join(HERE, "corpus", corpus, name), "w") as f:
