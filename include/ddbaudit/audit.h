@@ -56,7 +56,9 @@ struct dda_audit_opts {
 	int (*visit)(void *ctx, const struct dda_event_view *e);
 	void *ctx;
 	/* Set from a signal handler to stop reading early (what was read is
-	 * still analysed and reported). */
+	 * still analysed and reported, res->fatal says DDA_EINTR). It also
+	 * ends an S3 source's requests in flight, unless src.aws.stop names
+	 * another flag. */
 	volatile int *stop;
 };
 

@@ -16,6 +16,10 @@ struct dda_aws_opts {
 	bool no_verify_ssl;	  /* --no-verify-ssl */
 	const char *ca_bundle;	  /* --ca-bundle */
 	bool versions;		  /* --versions: every version of every key */
+	/* The run's stop flag (set from a signal handler), or NULL: every
+	 * request to AWS made with these options, credentials' included, ends
+	 * as soon as it is nonzero, whatever the peer does. Borrowed. */
+	volatile int *stop;
 };
 
 #endif

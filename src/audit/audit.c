@@ -797,7 +797,11 @@ int dda_audit_run(const struct dda_audit_opts *o, struct dda_result *res, struct
 	a->o = o;
 	a->res = res;
 	pthread_mutex_init(&a->hook_mu, NULL);
-	int rc = dda_source_open(&a->src, o->source, res->objs, &o->src, err);
+	/* The run's stop flag also ends the source's network waits. */
+	struct dda_source_opts so = o->src;
+	if (!so.aws.stop)
+		so.aws.stop = o->stop;
+	int rc = dda_source_open(&a->src, o->source, res->objs, &so, err);
 	if (!rc)
 		rc = manifest_open(&m, o->manifest_path, err);
 	if (!rc)

@@ -36,6 +36,8 @@ int dda__aws_api_new(struct dda_aws_api **out, const char *service, const struct
 	}
 	snprintf(a->service, sizeof(a->service), "%s", service);
 	a->env = *env;
+	if (!a->env.stop && o)
+		a->env.stop = o->stop;
 	const char *flag = o && o->profile && *o->profile ? o->profile : NULL;
 	a->profile_flag = flag ? strdup(flag) : NULL;
 	a->region = dda__aws_region(env, dda__aws_profile(env, flag), o ? o->region : NULL);
@@ -67,10 +69,11 @@ int dda__aws_api_new(struct dda_aws_api **out, const char *service, const struct
 			rc = dda_error_set(err, DDA_ENOMEM, "out of memory");
 	}
 	dda__http_opts_default(&a->retry);
+	a->retry.stop = a->env.stop;
 	if (!rc)
 		rc = dda__aws_retry_opts(env, dda__aws_profile(env, flag), &a->retry, err);
 	if (!rc)
-		rc = dda__creds_resolve(env, a->profile_flag, a->region, &a->creds, err);
+		rc = dda__creds_resolve(&a->env, a->profile_flag, a->region, &a->creds, err);
 	if (rc) {
 		dda__aws_api_free(a);
 		return rc;

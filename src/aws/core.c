@@ -249,7 +249,7 @@ int dda__aws_fetch(const struct dda_aws_fetch *f, struct dda_http_response *resp
 		return rc;
 	rc = dda__http_submit(h, &req);
 	if (!rc)
-		rc = dda__http_run(h, NULL, err);
+		rc = dda__http_run(h, f->opts->stop, err);
 	dda__http_free(h);
 	if (!rc && !c.done)
 		rc = dda_error_set(err, DDA_EINTERNAL, "a request to '%s' never finished", f->url);

@@ -84,7 +84,7 @@ struct dda_aws_fetch {
 	const char *url;
 	const char *headers;
 	dda_slice body;
-	const struct dda_http_opts *opts; /* attempts, timeouts, backoff */
+	const struct dda_http_opts *opts; /* attempts, timeouts, backoff, stop flag */
 	size_t max_body;
 };
 int dda__aws_fetch(const struct dda_aws_fetch *f, struct dda_http_response *resp,

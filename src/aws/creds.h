@@ -17,6 +17,10 @@ const char *dda__process_env(void *ctx, const char *name);
 struct dda_env {
 	dda_getenv_fn get;
 	void *ctx;
+	/* The run's stop flag, or NULL: requests made for credentials (STS,
+	 * SSO, the container endpoint, instance metadata) end when it is set.
+	 * Borrowed. */
+	volatile int *stop;
 };
 
 /* A set of credentials. Strings are owned; release wipes the secrets. */

@@ -120,6 +120,7 @@ static int sts_assume(const struct chain *ch, const struct role *r, const struct
 	o.concurrency = 1;
 	o.connect_timeout_ms = 5000;
 	o.timeout_ms = 30000;
+	o.stop = ch->env->stop;
 	if (!rc)
 		rc = dda__aws_retry_opts(ch->env, r->profile, &o, err);
 	if (!rc) {

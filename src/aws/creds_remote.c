@@ -33,6 +33,7 @@ static const char *env_get(const struct dda_env *env, const char *name)
 
 struct call {
 	struct dda_http_response resp;
+	volatile int *stop; /* the run's, from the environment */
 };
 
 /* Makes one request (with `attempts` tries) and waits for its answer. The
@@ -47,6 +48,7 @@ static int fetch(struct call *c, const char *method, const char *url, const char
 	o.connect_timeout_ms = timeout_ms;
 	o.timeout_ms = 4 * timeout_ms;
 	o.backoff_base = 50 * 1000;
+	o.stop = c->stop;
 	struct dda_aws_fetch f = {method, url, headers, body, &o, ANSWER_MAX};
 	return dda__aws_fetch(&f, &c->resp, err);
 }
@@ -174,7 +176,7 @@ static int assume_role(const struct dda_env *env, const char *file, const char *
 	if (!token)
 		return DDA_EAUTH;
 	struct dda_buf url, body;
-	struct call c = {0};
+	struct call c = {.stop = env->stop};
 	char session[64];
 	dda_buf_init(&url, 8192);
 	dda_buf_init(&body, 256 << 10);
@@ -290,7 +292,7 @@ int dda__creds_from_container(const struct dda_env *env, struct dda_creds *out,
 		else
 			rc = dda_buf_addf(&hdr, "Authorization: %s\n", tok);
 	}
-	struct call c = {0};
+	struct call c = {.stop = env->stop};
 	if (!rc)
 		rc = fetch(&c, "GET", url.ptr, hdr.ptr, (dda_slice){NULL, 0}, 3, 2000, err);
 	if (!rc && c.resp.status != 200) {
@@ -337,11 +339,11 @@ static bool truthy(const char *v)
  * line in hdr, 1 for "go on with IMDSv1" (refused with 403/404/405, timed
  * out, unreachable, any other status), or an error (400: a bad request is
  * not something v1 would mend). */
-static int imds_token(const char *base, size_t bl, int attempts, long tmo, struct dda_buf *hdr,
-		      struct dda_error *err)
+static int imds_token(const struct dda_env *env, const char *base, size_t bl, int attempts,
+		      long tmo, struct dda_buf *hdr, struct dda_error *err)
 {
 	struct dda_buf url;
-	struct call c = {0};
+	struct call c = {.stop = env->stop};
 	dda_buf_init(&url, 8192);
 	int rc = dda_buf_addf(&url, "%.*s/latest/api/token", (int)bl, base);
 	if (!rc)
@@ -378,13 +380,13 @@ int dda__creds_from_imds(const struct dda_env *env, const char *profile, struct 
 	long tmo;
 	imds_limits(env, &attempts, &tmo);
 	struct dda_buf url, hdr;
-	struct call c = {0};
+	struct call c = {.stop = env->stop};
 	char role[256] = "";
 	const char *provider = dda__provider_imds;
 	dda_buf_init(&url, 8192);
 	dda_buf_init(&hdr, 8192);
 	/* 1: a session token, or IMDSv1 where botocore would fall back. */
-	int rc = imds_token(base, bl, attempts, tmo, &hdr, err);
+	int rc = imds_token(env, base, bl, attempts, tmo, &hdr, err);
 	if (rc == 1) {
 		char *off = profile ? dda__aws_profile_get(env, profile, "ec2_metadata_v1_disabled",
 							   DDA_PROFILE_CONFIG)

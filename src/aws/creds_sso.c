@@ -201,6 +201,7 @@ static int get_role_credentials(const struct dda_env *env, const char *profile,
 	o.concurrency = 1;
 	o.connect_timeout_ms = 5000;
 	o.timeout_ms = 30000;
+	o.stop = env->stop;
 	if (!rc)
 		rc = dda__aws_retry_opts(env, profile, &o, err);
 	if (!rc) {

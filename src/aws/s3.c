@@ -40,6 +40,8 @@ int dda__s3_new(struct dda_s3 **out, const struct dda_aws_opts *o, const struct 
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
 	const char *profile = dda__aws_profile(env, o->profile);
 	s->env = *env;
+	if (!s->env.stop)
+		s->env.stop = o->stop;
 	s->region = dda__aws_region(env, profile, o->region);
 	if (!s->region)
 		s->region = strdup("us-east-1"); /* as the CLI's S3 commands default */
@@ -56,11 +58,12 @@ int dda__s3_new(struct dda_s3 **out, const struct dda_aws_opts *o, const struct 
 	if (o->concurrency > 0)
 		ho.concurrency = o->concurrency;
 	ho.no_verify_ssl = o->no_verify_ssl;
+	ho.stop = o->stop;
 	ho.ca_bundle = o->ca_bundle && *o->ca_bundle ? o->ca_bundle : env->get(env->ctx, "AWS_CA_BUNDLE");
 	if (!rc)
 		rc = dda__aws_retry_opts(env, profile, &ho, err);
 	if (!rc)
-		rc = dda__creds_resolve(env, s->profile_flag, s->region, &s->creds, err);
+		rc = dda__creds_resolve(&s->env, s->profile_flag, s->region, &s->creds, err);
 	if (!rc)
 		rc = dda__http_new(&s->http, &ho, err);
 	if (rc) {

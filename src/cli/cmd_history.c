@@ -369,6 +369,7 @@ int dda__cmd_history(int argc, char **argv, struct cli *c)
 	c->audit.on_record = on_record;
 	c->audit.visit = on_visit;
 	c->audit.ctx = &h;
+	dda__cli_catch_signals(c);
 	int rc = dda_audit_run(&c->audit, &res, &err);
 	if (rc) {
 		dda__cli_error(c, "%s", err.msg);

@@ -89,10 +89,15 @@ int dda__cmd_ls(int argc, char **argv, struct cli *c)
 		dda__cli_error(c, "out of memory");
 		return EXIT_RUNTIME;
 	}
+	dda__cli_catch_signals(c); /* a listing that never ends can be stopped */
 	struct dda_source_opts so = c->audit.src;
 	so.list_only = true; /* as aws s3 ls: list, never fetch */
 	int rc = dda_source_open(&src, c->source, objs, &so, &err);
 	while (!rc) {
+		if (*c->audit.stop) {
+			rc = dda_error_set(&err, DDA_EINTR, "interrupted: the listing is incomplete");
+			break;
+		}
 		int got = dda_source_next(src, &chunk, &err);
 		if (got <= 0) {
 			rc = got;

@@ -499,7 +499,7 @@ int dda__cmd_replay(int argc, char **argv, struct cli *c)
 	struct dda_replay_opts ro = {.target = {r->target, r->timeout_ms,
 						c->audit.src.aws.no_verify_ssl,
 						c->audit.src.aws.ca_bundle, &c->audit.src.aws,
-						r->lambda_endpoint, NULL, NULL},
+						r->lambda_endpoint, NULL, NULL, NULL},
 				     .batch_size = r->batch_size,
 				     .max_retries = r->max_retries,
 				     .max_record_age = r->max_record_age,

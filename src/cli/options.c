@@ -923,8 +923,7 @@ int dda__cli_verdict(const struct cli *c, const struct dda_result *res)
 	return sev >= 0 && sev >= c->fail_on ? EXIT_ANOMALIES : EXIT_CLEAN;
 }
 
-/* A signal handler may only touch a volatile sig_atomic_t-like flag; the
- * audit polls it between chunks. */
+/* A signal handler may only touch a volatile sig_atomic_t-like flag. */
 static volatile int *stop_flag;
 static volatile int stop_storage;
 
@@ -942,7 +941,10 @@ void dda__cli_catch_signals(struct cli *c)
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
 	stop_flag = &stop_storage;
+	/* The audit polls it between chunks; every request to AWS (S3, STS,
+	 * SSO, Lambda, SQS) polls it while it waits on the network. */
 	c->audit.stop = stop_flag;
+	c->audit.src.aws.stop = stop_flag;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 }

@@ -433,8 +433,15 @@ static int start_due(struct dda_http *h, int64_t now)
 	return 0;
 }
 
+static bool stopped(const volatile int *stop)
+{
+	return stop && *stop;
+}
+
 int dda__http_step(struct dda_http *h, int timeout_ms, struct dda_error *err)
 {
+	if (stopped(h->o.stop))
+		return dda_error_set(err, DDA_EINTR, "interrupted");
 	start_due(h, dda_time_now());
 	int running;
 	if (curl_multi_perform(h->multi, &running) != CURLM_OK)
@@ -463,8 +470,10 @@ int dda__http_step(struct dda_http *h, int timeout_ms, struct dda_error *err)
 
 int dda__http_run(struct dda_http *h, volatile int *stop, struct dda_error *err)
 {
+	if (!stop)
+		stop = h->o.stop;
 	for (;;) {
-		if (stop && *stop)
+		if (stopped(stop))
 			return dda_error_set(err, DDA_EINTR, "interrupted");
 		int left = dda__http_step(h, POLL_MS, err);
 		if (left <= 0)

@@ -21,6 +21,11 @@ struct dda_http_opts {
 	const char *ca_bundle;	 /* or NULL for the system's */
 	uint64_t seed;		 /* jitter seed; 0 picks one from the clock */
 	const struct dda_log *log; /* retries, and every request at DEBUG; borrowed */
+	/* The run's stop flag (set by a signal handler), or NULL: once it is
+	 * nonzero, run and step end at once with DDA_EINTR, whatever the
+	 * transfers in flight are doing (a peer that never answers, or trickles
+	 * a byte at a time, holds no one). Borrowed. */
+	volatile int *stop;
 };
 
 void dda__http_opts_default(struct dda_http_opts *o);
@@ -68,14 +73,17 @@ void dda__http_free(struct dda_http *h);
 /* Queues a request; it stays borrowed until its done callback has run. */
 int dda__http_submit(struct dda_http *h, struct dda_http_request *r);
 
-/* Runs until every queued request is done (or *stop becomes nonzero).
- * Returns 0 or DDA_EINTR / an internal curl failure. */
+/* Runs until every queued request is done, or until *stop (or the engine's
+ * own opts.stop, when stop is NULL) becomes nonzero: then DDA_EINTR, with
+ * the transfers in flight left for dda__http_free to end. Returns 0 or
+ * DDA_EINTR / an internal curl failure. */
 int dda__http_run(struct dda_http *h, volatile int *stop, struct dda_error *err);
 
 /* One turn of the engine: starts what is due, moves transfers on, calls
  * done callbacks, and waits at most timeout_ms for something to happen.
- * Returns the number of requests not yet done, or a negative error. For
- * callers that consume results as they come (the S3 source). */
+ * Returns the number of requests not yet done, or a negative error
+ * (DDA_EINTR once opts.stop is set). For callers that consume results as
+ * they come (the S3 source). */
 int dda__http_step(struct dda_http *h, int timeout_ms, struct dda_error *err);
 
 /* Where retries (and, at DDA_LOG_DEBUG, every request) are logged from now

@@ -33,6 +33,7 @@ struct shared {
 	size_t nlat, lat_cap;
 	struct dda_error fail;
 	atomic_int stop; /* read by every lane without the lock */
+	volatile int abort; /* the drain is over: sends in flight are cut short */
 	pthread_cond_t slot; /* --max-inflight: a send finished */
 	int inflight;
 	pthread_cond_t lane_done; /* a lane thread ended */
@@ -389,8 +390,9 @@ static int attempt(struct lane *ln, size_t a, size_t b, struct dda_error *err)
 		if (a == b)
 			return 0;
 		/* A send that failed while the run stops (an exec: batch ended
-		 * by the signal) is neither retried nor parked: the resume
-		 * sends it again. */
+		 * by the signal, an HTTP or Lambda send cut short after the
+		 * drain) is neither retried nor parked: the resume sends it
+		 * again. */
 		if (stopping(sh))
 			return 1;
 		if (res.fault == DDA_FAULT_CONFIG || res.fault == DDA_FAULT_WRITE) {
@@ -483,8 +485,15 @@ static void *lane_main(void *arg)
 static void watch(struct shared *sh, int64_t t0)
 {
 	const struct dda_replay_opts *o = sh->o;
+	int64_t stopped_at = 0;
 	pthread_mutex_lock(&sh->mu);
 	while (sh->lanes_running > 0) {
+		/* A stopped run lets its sends in flight be answered, for a
+		 * while: then they are cut short, whatever the target does. */
+		if (!stopped_at && stopping(sh))
+			stopped_at = dda_time_now();
+		if (stopped_at && dda_time_now() - stopped_at >= DDA_REPLAY_DRAIN_US)
+			sh->abort = 1;
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_nsec += 500 * 1000 * 1000;
@@ -525,7 +534,7 @@ int dda__target_lambda_api(struct dda_target_opts *t, struct dda_error *err)
 {
 	if (strncmp(t->spec, "lambda:", 7) || t->lambda)
 		return 0;
-	struct dda_env env = {dda__process_env, NULL};
+	struct dda_env env = {dda__process_env, NULL, NULL};
 	return dda__aws_api_new(&t->lambda, "lambda", t->aws, t->lambda_endpoint, NULL, NULL, &env,
 				err);
 }
@@ -536,6 +545,7 @@ int dda__replay_run(struct dda_plan *p, const struct dda_replay_opts *o,
 	struct shared sh = {.p = p, .o = o, .st = st};
 	struct dda_target_opts topts = o->target;
 	topts.stop = o->stop; /* an exec: batch ends with the run */
+	topts.abort = &sh.abort;
 	struct lane lanes[DDA_REPLAY_MAX_LANES];
 	pthread_t th[DDA_REPLAY_MAX_LANES];
 	int started = 0, rc = 0;

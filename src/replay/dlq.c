@@ -56,7 +56,7 @@ static int open_sqs(struct dda_dlq *d, const struct dda_target_opts *t, struct d
 	struct dda_aws_opts aws = t->aws ? *t->aws : (struct dda_aws_opts){0};
 	if (region[0])
 		aws.region = region;
-	struct dda_env env = {dda__process_env, NULL};
+	struct dda_env env = {dda__process_env, NULL, NULL};
 	int rc = dda__aws_api_new(&d->api, "sqs", &aws, NULL, origin, region, &env, err);
 	if (rc)
 		return rc;

@@ -167,7 +167,15 @@ struct dda_target_opts {
 	const char *lambda_endpoint;	/* --lambda-endpoint-url */
 	struct dda_aws_api *lambda;	/* set by dda__replay_run for lambda: */
 	volatile int *stop;		/* set by dda__replay_run: a signal stops the run */
+	/* Set by dda__replay_run once a stopped run has let the sends in
+	 * flight drain for DDA_REPLAY_DRAIN_US: they are cut short then (a
+	 * target that never answers holds no one). NULL: never. */
+	volatile int *abort;
 };
+/* How long a stopped replay waits for its sends in flight to be answered
+ * (and acknowledged, so that a resume does not send them again) before it
+ * cuts them short. */
+#define DDA_REPLAY_DRAIN_US (2 * DDA_USEC_PER_SEC)
 /* For lambda: targets, resolves the endpoint and credentials into
  * o->lambda (the caller frees it with dda__aws_api_free); 0 otherwise. */
 int dda__target_lambda_api(struct dda_target_opts *o, struct dda_error *err);

@@ -111,6 +111,16 @@ void dda__target_http_outcome(long status, const struct dda_buf *answer, const c
 	res->answer_len = answer->len;
 }
 
+/* curl asks this at least once a second, also while a peer is silent: a
+ * nonzero answer aborts the transfer, once a stopped run's drain is over. */
+static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	const struct dda_target_opts *o = ctx;
+	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	return o->abort && *o->abort;
+}
+
 void *dda__target_curl_new(const struct dda_target_opts *o, const char *url,
 			   struct dda_buf *answer)
 {
@@ -128,6 +138,10 @@ void *dda__target_curl_new(const struct dda_target_opts *o, const char *url,
 	if (o->ca_bundle)
 		curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_bundle);
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	/* o outlives the handle (the run's target options). */
+	curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(e, CURLOPT_XFERINFODATA, (void *)o);
 	return e;
 }
 

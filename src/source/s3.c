@@ -323,6 +323,18 @@ static int versioning_finding(struct s3_source *s)
 	    lock);
 }
 
+/* Runs the engine until its requests are done or the run's stop flag is
+ * set (a signal): an interrupted run names what it was doing. */
+static int run(struct s3_source *s, const char *doing, const char *key, struct dda_error *err)
+{
+	struct dda_error e = {0};
+	int rc = dda__http_run(dda__s3_http(s->s3), s->base.opts.aws.stop, &e);
+	if (rc == DDA_EINTR)
+		return dda_error_set(err, rc, "interrupted while %s s3://%s/%s", doing, s->bucket,
+				     key);
+	return rc ? dda_error_set(err, rc, "%s", e.msg) : 0;
+}
+
 static void get_done(struct dda_s3_call *c, struct dda_http_response *r);
 static bool md5_matches(const struct dda_buf *body, const char *etag);
 
@@ -338,7 +350,7 @@ static int get_sync(struct s3_source *s, const char *key, const char *version, c
 				version && s->base.opts.aws.versions ? 1 : 0, max + 1, get_done,
 				&sl);
 	if (!rc)
-		rc = dda__http_run(dda__s3_http(s->s3), NULL, err);
+		rc = run(s, "reading", key, err);
 	else
 		dda_error_set(err, rc, "out of memory");
 	if (!rc && (sl.status != 200 || sl.err))
@@ -461,7 +473,7 @@ static int list_all(struct s3_source *s, struct dda_error *err)
 		s->listing_left++;
 	}
 	query_bucket(s);
-	rc = dda__http_run(dda__s3_http(s->s3), NULL, err);
+	rc = run(s, "listing", s->prefix, err);
 	if (!rc && s->fail.code)
 		rc = dda_error_set(err, s->fail.code, "%s", s->fail.msg);
 	if (!rc && versioning_finding(s))
@@ -703,13 +715,16 @@ static int s3_next(struct dda_source *src, struct dda_chunk *c, struct dda_error
 		struct slot *sl = &s->slots[s->next_yield % s->nslots];
 		const struct dda_s3_entry *e = &s->all.v[s->next_yield];
 		if (!sl->done) {
-			rc = dda__http_step(dda__s3_http(s->s3), 200, err);
+			struct dda_error serr = {0};
+			rc = dda__http_step(dda__s3_http(s->s3), 200, &serr);
+			if (rc == DDA_EINTR)
+				return dda_error_set(err, rc, "interrupted while reading s3://%s/%s",
+						     s->bucket, e->key);
 			if (rc < 0)
-				return rc;
+				return dda_error_set(err, rc, "%s", serr.msg);
 			continue;
 		}
 		s->next_yield++;
-		(void)e;
 		if (sl->marker && (rc = marker_finding(s, sl->idx, err)))
 			return rc;
 		if (sl->skip || sl->marker)
@@ -786,7 +801,7 @@ int dda__s3_open(struct dda_source **out, const char *spec, const struct dda_sou
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
 	s->bucket = strndup(b, blen);
 	s->prefix = strdup(slash ? slash + 1 : "");
-	struct dda_env env = {dda__process_env, NULL};
+	struct dda_env env = {dda__process_env, NULL, NULL};
 	int rc = s->bucket && s->prefix ? 0 : dda_error_set(err, DDA_ENOMEM, "out of memory");
 	if (!rc)
 		rc = dda__s3_new(&s->s3, &opts->aws, &env, err);

@@ -23,7 +23,7 @@ static void test_endpoint_region_retry(void **state)
 			       "AWS_ENDPOINT_URL=http://127.0.0.1:9999", "AWS_MAX_ATTEMPTS=2",
 			       "AWS_SHARED_CREDENTIALS_FILE=/nonexistent/c",
 			       "AWS_CONFIG_FILE=/nonexistent/f"}};
-	struct dda_env env = {fake_get, &fe};
+	struct dda_env env = {fake_get, &fe, NULL};
 	struct dda_error err = {0};
 	struct dda_aws_api *a;
 	assert_int_equal(dda__aws_api_new(&a, "lambda", NULL, NULL, NULL, NULL, &env, &err), 0);
@@ -81,7 +81,7 @@ static void test_explicit_profile(void **state)
 	fclose(f);
 	struct fake_env fe = {{"AWS_ACCESS_KEY_ID=AKIDENV", "AWS_SECRET_ACCESS_KEY=envsecret", var,
 			       "AWS_CONFIG_FILE=/nonexistent/f", "AWS_EC2_METADATA_DISABLED=true"}};
-	struct dda_env env = {fake_get, &fe};
+	struct dda_env env = {fake_get, &fe, NULL};
 	struct dda_aws_opts o = {.profile = "ops", .region = "us-west-2"};
 	struct dda_error err = {0};
 	struct dda_aws_api *a;

@@ -71,7 +71,7 @@ static void test_environment(void **state)
 {
 	struct fake_env fe = {{"AWS_ACCESS_KEY_ID=AKIDENV", "AWS_SECRET_ACCESS_KEY=secretenv",
 			       "AWS_SESSION_TOKEN=tok"}};
-	struct dda_env env = {fake_get, &fe};
+	struct dda_env env = {fake_get, &fe, NULL};
 	struct dda_creds c;
 	struct dda_error err = {0};
 	assert_int_equal(dda__creds_from_env(&env, &c, &err), 0);
@@ -94,7 +94,7 @@ static void test_environment(void **state)
 static void test_profiles(void **state)
 {
 	struct fake_env fe = {{cred_var, conf_var}};
-	struct dda_env env = {fake_get, &fe};
+	struct dda_env env = {fake_get, &fe, NULL};
 	struct dda_creds c;
 	struct dda_error err = {0};
 	assert_int_equal(dda__creds_from_profile(&env, "default", &c, &err), 0);
@@ -119,7 +119,7 @@ static void test_profiles(void **state)
 static void test_default_paths_from_home(void **state)
 {
 	struct fake_env fe = {{"HOME=/home/someone"}};
-	struct dda_env env = {fake_get, &fe};
+	struct dda_env env = {fake_get, &fe, NULL};
 	char *p = dda__aws_credentials_file(&env), *q = dda__aws_config_file(&env);
 	assert_string_equal(p, "/home/someone/.aws/credentials");
 	assert_string_equal(q, "/home/someone/.aws/config");
@@ -130,7 +130,7 @@ static void test_default_paths_from_home(void **state)
 static void test_region_and_profile(void **state)
 {
 	struct fake_env fe = {{cred_var, conf_var}};
-	struct dda_env env = {fake_get, &fe};
+	struct dda_env env = {fake_get, &fe, NULL};
 	char *r = dda__aws_region(&env, "default", NULL);
 	assert_string_equal(r, "eu-west-1");
 	free(r);
@@ -220,7 +220,7 @@ static void test_json_answer(void **state)
 static void test_refresh(void **state)
 {
 	struct fake_env fe = {{"AWS_ACCESS_KEY_ID=AKIDNEW", "AWS_SECRET_ACCESS_KEY=new"}};
-	struct dda_env env = {fake_get, &fe};
+	struct dda_env env = {fake_get, &fe, NULL};
 	struct dda_error err = {0};
 	struct dda_creds c;
 	int64_t now = dda_time_from_civil(2026, 11, 24, 12, 0, 0) * DDA_USEC_PER_SEC;
@@ -230,7 +230,7 @@ static void test_refresh(void **state)
 	dda__creds_release(&c);
 
 	/* Container credentials ten minutes from expiry: kept. */
-	struct dda_env none = {fake_get, &(struct fake_env){{"HOME=/nonexistent"}}};
+	struct dda_env none = {fake_get, &(struct fake_env){{"HOME=/nonexistent", NULL}}, NULL};
 	const char *j = "{\"AccessKeyId\":\"OLD\",\"SecretAccessKey\":\"old\"}";
 	assert_int_equal(dda__creds_parse_json(j, strlen(j), dda__provider_container, &c, &err), 0);
 	c.expiration = now + 10 * 60 * DDA_USEC_PER_SEC;

@@ -136,7 +136,7 @@ static void test_profile_variables(void **state)
 	(void)state;
 	struct fake_env a = {{"AWS_DEFAULT_PROFILE=ops"}};
 	struct fake_env b = {{"AWS_DEFAULT_PROFILE=ops", "AWS_PROFILE=dev"}};
-	struct dda_env env = {fake_get, &a};
+	struct dda_env env = {fake_get, &a, NULL};
 	assert_string_equal(dda__aws_profile(&env, NULL), "ops");
 	env.ctx = &b;
 	assert_string_equal(dda__aws_profile(&env, NULL), "dev");
@@ -148,7 +148,7 @@ static void test_profile_merge(void **state)
 {
 	(void)state;
 	struct fake_env fe = {{cred_var, conf_var}};
-	struct dda_env env = {fake_get, &fe};
+	struct dda_env env = {fake_get, &fe, NULL};
 	char *v = dda__aws_profile_get(&env, "merged", "region", DDA_PROFILE_ANY);
 	assert_string_equal(v, "from-credentials-file");
 	free(v);
@@ -167,7 +167,7 @@ static void test_explicit_profile_ignores_env_keys(void **state)
 	struct fake_env fe = {{cred_var, conf_var, home_var, "AWS_ACCESS_KEY_ID=AKIDENV",
 			       "AWS_SECRET_ACCESS_KEY=envsecret", "AWS_PROFILE=dev",
 			       "AWS_EC2_METADATA_DISABLED=true"}};
-	struct dda_env env = {fake_get, &fe};
+	struct dda_env env = {fake_get, &fe, NULL};
 	struct dda_creds c;
 	struct dda_error err = {0};
 	assert_int_equal(dda__creds_resolve(&env, NULL, NULL, &c, &err), 0);
@@ -187,7 +187,7 @@ static void test_process(void **state)
 {
 	(void)state;
 	struct fake_env fe = {{cred_var, conf_var, home_var, "AWS_EC2_METADATA_DISABLED=true"}};
-	struct dda_env env = {fake_get, &fe};
+	struct dda_env env = {fake_get, &fe, NULL};
 	struct dda_creds c;
 	struct dda_error err = {0};
 	assert_int_equal(dda__creds_resolve(&env, "proc", NULL, &c, &err), 0);
@@ -307,7 +307,7 @@ static void test_role_profile_refusals(void **state)
 	/* STS would be a closed port: none of these may get that far. */
 	struct fake_env fe = {{cred_var, conf_var, home_var, "AWS_ENDPOINT_URL_STS=http://127.0.0.1:9",
 			       "AWS_EC2_METADATA_DISABLED=true"}};
-	struct dda_env env = {fake_get, &fe};
+	struct dda_env env = {fake_get, &fe, NULL};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct dda_creds c;
 		struct dda_error err = {0};
@@ -323,7 +323,7 @@ static void test_sso_settings(void **state)
 {
 	(void)state;
 	struct fake_env fe = {{cred_var, conf_var, home_var, "AWS_EC2_METADATA_DISABLED=true"}};
-	struct dda_env env = {fake_get, &fe};
+	struct dda_env env = {fake_get, &fe, NULL};
 	struct dda_creds c;
 	struct dda_error err = {0};
 	assert_int_equal(dda__creds_from_sso(&env, "dev", &c, &err), 1);
@@ -384,7 +384,7 @@ static void test_retry_settings(void **state)
 	struct dda_http_opts o;
 	struct dda_error err = {0};
 	struct fake_env none = {{"HOME=/nonexistent"}};
-	struct dda_env env = {fake_get, &none};
+	struct dda_env env = {fake_get, &none, NULL};
 	dda__http_opts_default(&o);
 	assert_int_equal(dda__aws_retry_opts(&env, "default", &o, &err), 0);
 	assert_int_equal(o.max_attempts, 5);
@@ -457,7 +457,7 @@ static void test_endpoints(void **state)
 	assert_int_equal(dda__aws_endpoint_parse("ftp://x", "STS", &ep, &err), DDA_EINVAL);
 	assert_non_null(strstr(err.msg, "STS"));
 	struct fake_env fe = {{"AWS_ENDPOINT_URL=http://all", "AWS_ENDPOINT_URL_SSO=http://sso"}};
-	struct dda_env env = {fake_get, &fe};
+	struct dda_env env = {fake_get, &fe, NULL};
 	assert_string_equal(dda__aws_endpoint_override(&env, "SSO", NULL), "http://sso");
 	assert_string_equal(dda__aws_endpoint_override(&env, "STS", NULL), "http://all");
 	assert_string_equal(dda__aws_endpoint_override(&env, "STS", "http://flag"), "http://flag");

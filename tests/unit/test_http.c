@@ -11,6 +11,9 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -233,6 +236,50 @@ static void test_many_and_reuse(void **state)
 	dda__http_free(h);
 }
 
+/* The stop flag ends a run whose peer never answers: a listening socket
+ * nobody accepts from holds the connection open forever. The flag is set
+ * once the request is being made (from its prepare callback), as a signal
+ * would; run returns DDA_EINTR with the request not done, and freeing the
+ * engine ends the transfer. */
+static volatile int stop_flag;
+
+static int prepare_then_stop(void *ctx, const struct dda_http_request *r, struct dda_buf *hdrs)
+{
+	stop_flag = 1;
+	return prepare(ctx, r, hdrs);
+}
+
+static void test_stop_flag_ends_a_silent_peer(void **state)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof(a);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(fd, 4), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+	struct dda_http_opts o;
+	struct dda_http *h;
+	struct dda_error err = {0};
+	dda__http_opts_default(&o);
+	o.stop = &stop_flag;
+	stop_flag = 0;
+	assert_int_equal(dda__http_new(&h, &o, &err), 0);
+	struct call c;
+	memset(&c, 0, sizeof(c));
+	snprintf(c.url, sizeof(c.url), "http://127.0.0.1:%d/never", ntohs(a.sin_port));
+	c.req = (struct dda_http_request){"GET", c.url, {NULL, 0}, 1024, prepare_then_stop, done,
+					  &c};
+	assert_int_equal(dda__http_submit(h, &c.req), 0);
+	assert_int_equal(dda__http_run(h, NULL, &err), DDA_EINTR);
+	assert_string_equal(err.msg, "interrupted");
+	assert_int_equal(c.prepared, 1);
+	assert_int_equal(c.status, 0); /* never done */
+	struct dda_error serr = {0};
+	assert_int_equal(dda__http_step(h, 200, &serr), DDA_EINTR);
+	dda__http_free(h);
+	close(fd);
+}
+
 static void test_backoff_bounds(void **state)
 {
 	struct dda_http_opts o;
@@ -256,6 +303,7 @@ int main(void)
 	    cmocka_unit_test(test_ok_and_headers),	cmocka_unit_test(test_retries),
 	    cmocka_unit_test(test_retry_after_and_cap), cmocka_unit_test(test_connection_refused),
 	    cmocka_unit_test(test_many_and_reuse),	cmocka_unit_test(test_backoff_bounds),
+	    cmocka_unit_test(test_stop_flag_ends_a_silent_peer),
 	};
 	return cmocka_run_group_tests(tests, start_server, stop_server);
 }

@@ -34,7 +34,7 @@ static void check(const struct dda_aws_opts *o, const char *var1, const char *va
 	struct fake_env fe = {{"AWS_ACCESS_KEY_ID=AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY=secret",
 			       "AWS_SHARED_CREDENTIALS_FILE=/nonexistent/credentials",
 			       "AWS_CONFIG_FILE=/nonexistent/config", var1, var2, NULL}};
-	struct dda_env env = {fake_get, &fe};
+	struct dda_env env = {fake_get, &fe, NULL};
 	struct dda_error err = {0};
 	struct dda_s3 *s3;
 	struct dda_s3_call c;
@@ -115,7 +115,7 @@ static void test_bad_endpoint(void **state)
 {
 	struct fake_env fe = {{"AWS_ACCESS_KEY_ID=AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY=secret",
 			       NULL}};
-	struct dda_env env = {fake_get, &fe};
+	struct dda_env env = {fake_get, &fe, NULL};
 	struct dda_aws_opts o = {.endpoint_url = "localhost:9000"};
 	struct dda_error err = {0};
 	struct dda_s3 *s3 = NULL;
