@@ -1,5 +1,6 @@
 /* The AWS client core (see core.h): what every service client shares. */
 #include "aws/core.h"
+#include "util/log.h"
 
 #include <ctype.h>
 #include <openssl/crypto.h>
@@ -66,6 +67,9 @@ int dda__aws_sign(const struct dda_aws_sign_req *r, const struct dda_creds *c,
 		return DDA_EINVAL;
 	if (!c->access_key || !c->secret_key)
 		return DDA_EAUTH;
+	/* Whatever is signed with may come back in an answer: from now on no
+	 * message shows it. */
+	dda__creds_register(c);
 	dda__amz_date(r->now, date);
 	for (size_t i = 0; i < r->nextra; i++)
 		h[nh++] = r->extra[i];

@@ -1,6 +1,7 @@
 /* Credentials from the environment and the shared files, the profile and
  * region in effect, and a small reader for the AWS INI files. */
 #include "aws/creds.h"
+#include "util/log.h"
 
 #include <ctype.h>
 #include <openssl/crypto.h>
@@ -35,6 +36,12 @@ void dda__creds_release(struct dda_creds *c)
 	dda__wipe_free(c->secret_key);
 	dda__wipe_free(c->session_token);
 	memset(c, 0, sizeof(*c));
+}
+
+void dda__creds_register(const struct dda_creds *c)
+{
+	dda__secret_add(c->secret_key);
+	dda__secret_add(c->session_token);
 }
 
 int dda__creds_fill(struct dda_creds *out, const char *ak, const char *sk, const char *token,

@@ -33,6 +33,9 @@ struct dda_creds {
 };
 
 void dda__creds_release(struct dda_creds *c);
+/* Registers c's secret key and session token as secrets no message may
+ * show (see dda__redact). */
+void dda__creds_register(const struct dda_creds *c);
 
 /* Each provider returns 0 with *out filled, 1 when it is not configured
  * (try the next one), or a negative error (detail in err) when it is

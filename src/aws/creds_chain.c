@@ -315,6 +315,8 @@ int dda__creds_resolve(const struct dda_env *env, const char *profile_flag, cons
 				   "the config file), the container credentials endpoint and EC2 "
 				   "instance metadata)",
 				   named ? "" : "the environment, ", profile);
+	if (!rc)
+		dda__creds_register(out);
 	return rc;
 }
 
@@ -334,6 +336,7 @@ int dda__creds_refresh(const struct dda_env *env, const char *profile_flag, cons
 		     ? dda__creds_from_imds(env, profile, &fresh, &ferr)
 		     : dda__creds_resolve(env, profile_flag, region, &fresh, &ferr);
 	if (rc == 0) {
+		dda__creds_register(&fresh);
 		dda__creds_release(c);
 		*c = fresh;
 		return 0;

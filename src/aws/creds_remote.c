@@ -6,6 +6,7 @@
 #include "aws/creds.h"
 #include "aws/core.h"
 #include "aws/s3.h"
+#include "util/log.h"
 #include "aws/s3_xml.h"
 #include "aws/sigv4.h"
 #include "net/http.h"
@@ -175,6 +176,7 @@ static int assume_role(const struct dda_env *env, const char *file, const char *
 	char *token = read_token(file, err, "web identity token file");
 	if (!token)
 		return DDA_EAUTH;
+	dda__secret_add(token);
 	struct dda_buf url, body;
 	struct call c = {.stop = env->stop};
 	char session[64];
@@ -285,6 +287,7 @@ int dda__creds_from_container(const struct dda_env *env, struct dda_creds *out,
 		rc = ftok ? 0 : DDA_EAUTH;
 		tok = ftok;
 	}
+	dda__secret_add(tok);
 	if (!rc && tok) {
 		if (strpbrk(tok, "\r\n"))
 			rc = dda_error_set(err, DDA_EAUTH,
@@ -359,6 +362,7 @@ static int imds_token(const struct dda_env *env, const char *base, size_t bl, in
 		const char *t = c.resp.body.ptr ? c.resp.body.ptr : "";
 		rc = dda_buf_addf(hdr, "X-aws-ec2-metadata-token: %.*s\n",
 				  (int)strcspn(t, "\r\n"), t);
+		dda__secret_add(t);
 	}
 	wipe_body(&c.resp.body);
 	dda_buf_release(&url);

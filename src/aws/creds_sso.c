@@ -5,6 +5,7 @@
 #include "aws/core.h"
 #include "aws/creds.h"
 #include "aws/s3.h"
+#include "util/log.h"
 
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -197,6 +198,7 @@ static int get_role_credentials(const struct dda_env *env, const char *profile,
 		rc = dda_error_set(err, DDA_EAUTH, "the cached SSO token has a line break");
 	if (!rc)
 		rc = dda_buf_addf(&hdr, "x-amz-sso_bearer_token: %s\n", token);
+	dda__secret_add(token);
 	dda__http_opts_default(&o);
 	o.concurrency = 1;
 	o.connect_timeout_ms = 5000;

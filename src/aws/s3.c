@@ -276,10 +276,16 @@ void dda__s3_describe(const struct dda_http_response *r, char *out, size_t cap)
 	char code[64], msg[256];
 	if (!r->status) {
 		snprintf(out, cap, "%s", r->errmsg[0] ? r->errmsg : "no answer");
+		dda__redact(out, cap);
 		return;
 	}
 	dda__s3_parse_error(r->body.ptr, r->body.len, code, sizeof(code), msg, sizeof(msg));
+	/* A peer's words may echo the request's secrets: redacted before the
+	 * message is cut to size in out, and again after. */
+	dda__redact(code, sizeof(code));
+	dda__redact(msg, sizeof(msg));
 	snprintf(out, cap, "HTTP %ld%s%s%s%s%s%s%s", r->status, code[0] ? " " : "", code,
 		 msg[0] ? ": " : "", msg, r->bucket_region[0] ? " (the bucket is in " : "",
 		 r->bucket_region, r->bucket_region[0] ? ")" : "");
+	dda__redact(out, cap);
 }

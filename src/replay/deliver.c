@@ -10,6 +10,7 @@
  * moves the lane's checkpoint. */
 #include "replay/dlq.h"
 #include "aws/api.h"
+#include "util/log.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -317,6 +318,9 @@ static void send_batch(struct lane *ln, size_t a, size_t b, bool retry,
 		struct batch_ref ref = {sh->p, a, b};
 		dda__parse_item_failures(res->answer, res->answer_len, in_batch, &ref, res);
 	}
+	/* The target's words go to the DLQ, the logs and the report: an answer
+	 * that echoes a signed request's secrets must not take them there. */
+	dda__redact(res->msg, sizeof(res->msg));
 	pthread_mutex_lock(&sh->mu);
 	leave(sh);
 	note_latency(sh, (double)(dda_time_now() - t0) / 1000.0);

@@ -1,5 +1,6 @@
 /* The bounded growable buffer (struct dda_buf) and the error record. */
 #include "util/util.h"
+#include "util/log.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -153,6 +154,8 @@ int dda_error_set(struct dda_error *err, int code, const char *fmt, ...)
 	err->code = code;
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 	va_end(ap);
+	/* Messages carry what peers answered, which may echo a secret. */
+	dda__redact(err->msg, sizeof(err->msg));
 	return code;
 }
 

@@ -16,6 +16,7 @@ import threading
 import http.server
 import socketserver
 import urllib.parse
+from xml.sax.saxutils import escape as xml_escape
 
 from harness import BINARY, ROOT, Case, main
 
@@ -24,6 +25,12 @@ from harness import BINARY, ROOT, Case, main
 HOLD_SECONDS = 600
 # A bound on "ends within a second or two", generous for loaded machines.
 WAIT = 30
+
+# Realistic secrets: long, with '/', '+' and '=' that a query string encodes.
+SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"
+SESSION_TOKEN = ("IQoJb3JpZ2luX2VjEPz//////////wEaCXVzLWVhc3QtMSJHMEUCIQD+sessiontoken"
+                 "+Wl2Ff8bXJ0a2VuZXhhbXBsZQ==")
+OTHER_TOKEN = "FwoGZXIvYXdzEPresignedTokenOfSomeoneElse"
 
 RECORD = json.dumps({
     "timestamp": "2025-07-12T08:00:00.000001", "eventName": "INSERT", "userId": "u1",
@@ -74,6 +81,22 @@ class HostileS3:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def echo(self, status, code, q):
+                """An error that echoes what was asked: a secret among the
+                request's headers or query comes back in the body, with a
+                presigned URL's token and the secret key for good measure."""
+                heads = "; ".join(f"{k}: {v}" for k, v in self.headers.items())
+                # S3's messages are read up to 255 bytes: what comes last is
+                # cut, leaving the start of a secret at the end.
+                text = (f"X-Amz-Security-Token={OTHER_TOKEN} token "
+                        f"{self.headers.get('X-Amz-Security-Token')} secret {SECRET_KEY} "
+                        f"url X-Amz-Security-Token%3D{urllib.parse.quote(SESSION_TOKEN, safe='')}"
+                        f"&X-Amz-Credential=AKIDEXAMPLE json {json.dumps({'k': SECRET_KEY})} "
+                        f"asked {self.path} with {heads}")
+                body = (f"<?xml version=\"1.0\"?><Error><Code>{code}</Code>"
+                        f"<Message>{xml_escape(text)}</Message></Error>").encode()
+                self.send(status, body)
+
             def stall(self, mode, length):
                 if mode == "silent":
                     srv.stalled.set()
@@ -107,11 +130,15 @@ class HostileS3:
                                           b"</Code></Error>")
                 if "list-type" in q or "versions" in q:
                     return self.list(q)
+                if srv.get_mode == "echo":
+                    return self.echo(404, "NoSuchKey", q)
                 if srv.get_mode != "ok":
                     return self.stall(srv.get_mode, len(RECORD))
                 self.send(200, RECORD, "application/json")
 
             def list(self, q):
+                if srv.list_mode == "echo":
+                    return self.echo(403, "AccessDenied", q)
                 if srv.list_mode in ("silent", "trickle"):
                     return self.stall(srv.list_mode, 1 << 20)
                 if srv.list_mode == "endless":
@@ -283,6 +310,92 @@ class SignalTest(Case):
         self.assertEqual(status, 3, err)
         self.assertIn("interrupted", err)
         self.assertTrue(any(p == "/" for p, _ in server.requests), server.requests)
+
+
+class SecretTest(Case):
+    """Case 14: a server that echoes the request's headers and query string
+    (the session token among them), a presigned URL's token and the secret
+    key into its errors: none of them reaches stderr, the -v log, stdout or
+    any report file."""
+
+    def setUp(self):
+        super().setUp()
+        self.env = aws_env(AWS_SECRET_ACCESS_KEY=SECRET_KEY, AWS_SESSION_TOKEN=SESSION_TOKEN)
+
+    def forms(self):
+        for s in (SECRET_KEY, SESSION_TOKEN):
+            yield s
+            yield urllib.parse.quote(s, safe="")
+            yield s.replace("/", "\\/")
+            yield s[:20]
+        yield OTHER_TOKEN
+
+    def assertNoSecret(self, *texts):
+        for text in texts:
+            for form in self.forms():
+                self.assertNotIn(form.encode() if isinstance(text, bytes) else form, text)
+
+    def run_cli(self, *args):
+        p = subprocess.run([BINARY, *args], capture_output=True, env=self.env, timeout=120)
+        return p.returncode, p.stdout, p.stderr
+
+    def report_files(self, report):
+        for name in sorted(os.listdir(report)):
+            with open(os.path.join(report, name), "rb") as f:
+                yield name, f.read()
+
+    def test_listing_error_echoes_secrets(self):
+        server = HostileS3(list_mode="echo")
+        self.addCleanup(server.stop)
+        report = os.path.join(self.dir, "report")
+        status, out, err = self.run_cli("verify", "s3://b/audit-logs/", *RANGE, "-v", "-v",
+                                        "--endpoint-url", server.url, "--report", report)
+        self.assertEqual(status, 3, err)
+        # The request did carry the token: the echo had something to leak.
+        self.assertTrue(any(h.get("X-Amz-Security-Token") == SESSION_TOKEN
+                            for _, h in server.requests), server.requests)
+        self.assertIn(b"AccessDenied", err)
+        self.assertIn(b"[redacted]", err)
+        self.assertNoSecret(out, err)
+        files = dict(self.report_files(report))
+        self.assertIn("report.json", files)
+        self.assertIn(b"[redacted]", files["report.json"])
+        for name, data in files.items():
+            with self.subTest(file=name):
+                self.assertNoSecret(data)
+
+    def test_object_error_echoes_secrets(self):
+        """A 404 for a listed object is an UNREADABLE finding whose detail
+        quotes S3's message: it lands in every report format."""
+        server = HostileS3(get_mode="echo")
+        self.addCleanup(server.stop)
+        report = os.path.join(self.dir, "report")
+        status, out, err = self.run_cli("verify", "s3://b/audit-logs/", *RANGE, "-v", "-v",
+                                        "--endpoint-url", server.url, "--report", report,
+                                        "--format", "json")
+        self.assertIn(status, (1, 3), err)
+        self.assertNoSecret(out, err)
+        files = dict(self.report_files(report))
+        rep = json.loads(files["report.json"])
+        gone = [a for a in rep["anomalies"] if a["kind"] == "UNREADABLE"]
+        self.assertTrue(gone, rep["anomalies"])
+        self.assertIn("NoSuchKey", gone[0]["detail"])
+        self.assertIn("[redacted]", gone[0]["detail"])
+        for name, data in files.items():
+            with self.subTest(file=name):
+                self.assertNoSecret(data)
+
+    def test_ls_and_history_echo(self):
+        server = HostileS3(list_mode="echo")
+        self.addCleanup(server.stop)
+        for args in (("ls", "s3://b/audit-logs/", "--format", "json"),
+                     ("history", "s3://b/audit-logs/", *RANGE, "--key", "UserId=u1,ActivityId=a",
+                      "--format", "json")):
+            with self.subTest(command=args[0]):
+                status, out, err = self.run_cli(*args, "-v", "--endpoint-url", server.url)
+                self.assertEqual(status, 3, err)
+                self.assertIn(b"[redacted]", err)
+                self.assertNoSecret(out, err)
 
 
 if __name__ == "__main__":

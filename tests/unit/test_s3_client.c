@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "aws/s3.h"
+#include "aws/creds.h"
+#include "util/log.h"
 #include "unit/fake_env.h"
 
 
@@ -124,6 +126,60 @@ static void test_bad_endpoint(void **state)
 	assert_non_null(strstr(err.msg, "invalid S3 endpoint 'localhost:9000'"));
 }
 
+/* Secrets registered by the credential layer never reach a message: raw,
+ * URI-encoded, JSON-escaped, cut short at the end of a message, and any
+ * X-Amz-Security-Token value whoever it belongs to. */
+static void test_redaction(void **state)
+{
+	static const char key[] = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+	static const char token[] = "IQoJb3JpZ2luX2VjEPz//////////wEaCXVz+abc==";
+	struct dda_creds c = {.secret_key = (char *)key, .session_token = (char *)token};
+	char m[512];
+	dda__secrets_clear();
+	dda__creds_register(&c);
+	snprintf(m, sizeof(m), "a %s b %s c", key, token);
+	dda__redact(m, sizeof(m));
+	assert_string_equal(m, "a [redacted] b [redacted] c");
+	snprintf(m, sizeof(m), "q=IQoJb3JpZ2luX2VjEPz%%2F%%2F%%2F%%2F%%2F%%2F%%2F%%2F%%2F%%2FwEaCXVz%%2Babc%%3D%%3D&x");
+	dda__redact(m, sizeof(m));
+	assert_string_equal(m, "q=[redacted]&x");
+	snprintf(m, sizeof(m), "{\"k\": \"wJalrXUtnFEMI\\/K7MDENG\\/bPxRfiCYEXAMPLEKEY\"}");
+	dda__redact(m, sizeof(m));
+	assert_string_equal(m, "{\"k\": \"[redacted]\"}");
+	/* Cut short by a "%.20s": the start of the secret at the end. */
+	snprintf(m, sizeof(m), "HTTP 403: %.20s", token);
+	dda__redact(m, sizeof(m));
+	assert_string_equal(m, "HTTP 403: [redacted]");
+	/* Someone else's token in a presigned URL, a header or an element. */
+	snprintf(m, sizeof(m), "u?X-Amz-Security-Token=other-token&a=1 x-amz-security-token: t2 "
+			       "<X-Amz-Security-Token>abcdefghijkl</X-Amz-Security-Token>");
+	dda__redact(m, sizeof(m));
+	assert_string_equal(m, "u?X-Amz-Security-Token=[redacted]&a=1 x-amz-security-token: ** "
+			       "<X-Amz-Security-Token>[redacted]</X-Amz-Security-Token>");
+	/* Short values are no secrets (they would redact ordinary words). */
+	dda__secret_add("testing");
+	snprintf(m, sizeof(m), "testing");
+	dda__redact(m, sizeof(m));
+	assert_string_equal(m, "testing");
+	/* An S3 error's message is described redacted. */
+	struct dda_http_response r = {.status = 403};
+	dda_buf_init(&r.body, 1 << 16);
+	assert_int_equal(dda_buf_addf(&r.body,
+				      "<Error><Code>AccessDenied</Code><Message>sent %s</Message></Error>",
+				      token),
+			 0);
+	dda__s3_describe(&r, m, sizeof(m));
+	assert_string_equal(m, "HTTP 403 AccessDenied: sent [redacted]");
+	dda_buf_release(&r.body);
+	struct dda_error err = {0};
+	dda_error_set(&err, DDA_EIO, "cannot: %s", key);
+	assert_string_equal(err.msg, "cannot: [redacted]");
+	dda__secrets_clear();
+	snprintf(m, sizeof(m), "%s", key);
+	dda__redact(m, sizeof(m));
+	assert_string_equal(m, key); /* forgotten */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -133,6 +189,7 @@ int main(void)
 	    cmocka_unit_test(test_region_order),
 	    cmocka_unit_test(test_endpoint_order),
 	    cmocka_unit_test(test_bad_endpoint),
+	    cmocka_unit_test(test_redaction),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
