@@ -1074,7 +1074,10 @@ int dda_key_schema_parse(const char *spec, struct dda_decoder_opts *opts, struct
 		bool role_ok =
 		    !colon || ((size_t)(p + len - colon - 1) == strlen(roles[nk < 2 ? nk : 0]) &&
 			       !memcmp(colon + 1, roles[nk < 2 ? nk : 0], len - nlen - 1));
-		if (nk >= DDA_MAX_KEY_ATTRS || !nlen || nlen >= DDA_KEY_NAME_MAX || !role_ok)
+		/* DynamoDB attribute names are UTF-8; a name that is not could
+		 * match no record and could not be written in the report. */
+		if (nk >= DDA_MAX_KEY_ATTRS || !nlen || nlen >= DDA_KEY_NAME_MAX || !role_ok ||
+		    !dda__utf8_valid(p, nlen))
 			return dda_error_set(
 			    err, DDA_EINVAL,
 			    "invalid --key-schema '%s' (expected NAME:HASH[,NAME:RANGE])", spec);

@@ -42,9 +42,19 @@ bool dda__utf8_valid(const char *s, size_t n)
 	return true;
 }
 
+/* A control character (a newline, a tab, an escape) would break a listing's
+ * one line per name or a terminal: escaped like a byte that is not UTF-8. */
+static bool is_control(unsigned char c)
+{
+	return c < 0x20 || c == 0x7f;
+}
+
 bool dda__name_plain(const char *s, size_t n)
 {
-	return !memchr(s, '\\', n) && dda__utf8_valid(s, n);
+	for (size_t i = 0; i < n; i++)
+		if (s[i] == '\\' || is_control((unsigned char)s[i]))
+			return false;
+	return dda__utf8_valid(s, n);
 }
 
 int dda__name_escape(struct dda_buf *out, const char *s, size_t n)
@@ -56,7 +66,7 @@ int dda__name_escape(struct dda_buf *out, const char *s, size_t n)
 		size_t k = utf8_seq(p, end);
 		if (k == 1 && *p == '\\') {
 			rc = dda_buf_add(out, "\\\\", 2);
-		} else if (k) {
+		} else if (k && !(k == 1 && is_control(*p))) {
 			rc = dda_buf_add(out, p, k);
 		} else {
 			char esc[4] = {'\\', 'x', hex[*p >> 4], hex[*p & 15]};

@@ -31,7 +31,8 @@ def record(user, act, ts="2025-07-12T08:10:00.000001"):
 
 def escape(name):
     """The documented escape of a name (docs/report.md): backslashes doubled,
-    bytes outside valid UTF-8 as \\xHH, valid UTF-8 as is."""
+    bytes outside valid UTF-8 and control characters as \\xHH, other valid
+    UTF-8 as is."""
     out, i = [], 0
     while i < len(name):
         for n in (1, 2, 3, 4):
@@ -40,7 +41,7 @@ def escape(name):
                 break
             except UnicodeDecodeError:
                 ch = None
-        if ch is None:
+        if ch is None or ch < " " or ch == "\x7f":
             out.append("\\x%02X" % name[i])
             i += 1
         else:
@@ -254,7 +255,7 @@ class NotUtf8Test(OutputCase):
     every format; counts agree everywhere."""
 
     NAMES = [b"bad-\xff.json", b"cut-\xe2\x82.json", b"back\\slash-\xfe.json",
-             "caf\u00e9-ok.json".encode()]
+             "caf\u00e9-ok.json".encode(), b"new\nline\ttab.json"]
 
     def tree(self, root):
         """Writes one good record under each name and a planted UNREADABLE
@@ -311,6 +312,9 @@ class NotUtf8Test(OutputCase):
         status, out, err = run("ls", source)
         self.assertEqual(status, 0, err)
         self.assertIn(escape(planted), out.decode("utf-8"))
+        # One line per object: the newline in a name is escaped, not written.
+        self.assertEqual(len(out.splitlines()), len(keys), out)
+        self.assertIn(escape(HOUR + b"new\nline\ttab.json"), out.decode("utf-8"))
         status, out, err = run("ls", source, "--format", "json")
         self.assertEqual(status, 0, err)
         listed = [json.loads(line) for line in out.splitlines()]
@@ -325,6 +329,14 @@ class NotUtf8Test(OutputCase):
                                          .split(b"/")[-1] for e in events})
         status, out, err = run("history", source, "--key", "UserId=u,ActivityId=a")
         self.assertIn(escape(HOUR + b"bad-\xff.json"), out.decode("utf-8"))
+
+    def test_key_schema_name_not_utf8_is_refused(self):
+        # An attribute name is UTF-8 in DynamoDB; one that is not would match
+        # no record and could not be written in report.json's run.options.
+        status, _, err = run("verify", SAMPLES.encode(), "--key-schema",
+                             b"bad\xff:HASH")
+        self.assertEqual(status, 2, err)
+        self.assertIn("--key-schema", err)
 
     def test_tar_archive_with_invalid_utf8_entry_names(self):
         tree = os.path.join(self.dir.encode(), b"tree")

@@ -218,6 +218,10 @@ static void test_utf8_valid(void **state)
 	assert_false(dda__utf8_valid("\xf4\x90\x80\x80", 4)); /* above U+10FFFF */
 	assert_true(dda__name_plain("a/b c", 5));
 	assert_false(dda__name_plain("a\\b", 3));
+	/* A control character would split a listing's line: not plain. */
+	assert_false(dda__name_plain("a\nb", 3));
+	assert_false(dda__name_plain("a\x7f", 2));
+	assert_true(dda__name_plain("a\xc2\x85", 3)); /* U+0085 is valid UTF-8 text */
 }
 
 static void test_name_escape(void **state)
@@ -232,6 +236,10 @@ static void test_name_escape(void **state)
 	assert_int_equal(dda__name_escape(&b, "", 0), 0);
 	assert_non_null(b.ptr);
 	assert_string_equal(b.ptr, "");
+	/* Control characters as \xHH too: one name stays on one line. */
+	assert_int_equal(dda__name_escape(&b, "a\nb\tc\x1b", 6), 0);
+	assert_string_equal(b.ptr, "a\\x0Ab\\x09c\\x1B");
+	dda_buf_reset(&b);
 	/* Plain names are not copied; others are, and NULL is "". */
 	const char *plain = "2025/07/12/08/u-a.json";
 	assert_ptr_equal(dda__name_text(&b, plain), plain);
