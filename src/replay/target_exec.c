@@ -81,10 +81,10 @@ static int64_t now_ms(void)
 /* Feeds stdin and drains stdout together, so a processor that answers while
  * it reads cannot deadlock with us. Closes both pipes. Returns 0, -1 on
  * timeout, or -2 when the run is stopping. */
-static int pump(struct exec_target *x, int in, int out, const char *body, size_t len)
+static int pump(struct exec_target *x, int in, int out, const char *body, size_t len,
+		int64_t deadline)
 {
 	size_t sent = 0;
-	int64_t deadline = now_ms() + x->timeout_ms;
 	char buf[65536];
 	fcntl(in, F_SETFL, O_NONBLOCK);
 	while (out >= 0) {
@@ -131,6 +131,31 @@ static int pump(struct exec_target *x, int in, int out, const char *body, size_t
 	return 0;
 }
 
+/* Waits for the shell to end, without reaping it, until the deadline or
+ * the stop flag (NULL: none): a processor that closed its stdout may still
+ * run for ever. Returns 0 once it ended, -1 on timeout, -2 on stop. */
+static int wait_exit(volatile int *stop, pid_t pid, int64_t deadline)
+{
+	long step_ms = 1;
+	for (;;) {
+		siginfo_t si;
+		memset(&si, 0, sizeof(si));
+		if (!waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) && si.si_pid == pid)
+			return 0;
+		if (stop && *stop)
+			return -2;
+		int64_t left = deadline - now_ms();
+		if (left <= 0)
+			return -1;
+		/* Most processors end as they close stdout: look again soon,
+		 * then less often, never past the deadline. */
+		long ms = (long)DDA_MIN((int64_t)step_ms, left);
+		struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+		nanosleep(&ts, NULL);
+		step_ms = DDA_MIN(step_ms * 2, (long)EXEC_POLL_MS);
+	}
+}
+
 /* Ends a batch's process group: SIGTERM, then SIGKILL once the shell has
  * ended or the grace period is over. The shell is not reaped before the
  * SIGKILL: as a zombie it keeps its process group id from being reused by
@@ -142,17 +167,7 @@ static void kill_group(pid_t pid)
 		kill(pid, SIGKILL);
 		return;
 	}
-	int64_t end = now_ms() + EXEC_KILL_GRACE_MS;
-	for (;;) {
-		siginfo_t si;
-		memset(&si, 0, sizeof(si));
-		if (!waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) && si.si_pid == pid)
-			break;
-		if (now_ms() >= end)
-			break;
-		struct timespec ts = {0, 20 * 1000 * 1000};
-		nanosleep(&ts, NULL);
-	}
+	wait_exit(NULL, pid, now_ms() + EXEC_KILL_GRACE_MS);
 	kill(-pid, SIGKILL);
 }
 
@@ -170,7 +185,10 @@ static int exec_send(struct dda_target *t, const char *body, size_t len,
 			 strerror(errno));
 		return 0;
 	}
-	int ended = pump(x, in, out, body, len);
+	int64_t deadline = now_ms() + x->timeout_ms;
+	int ended = pump(x, in, out, body, len, deadline);
+	if (!ended)
+		ended = wait_exit(x->stop, pid, deadline);
 	if (ended)
 		kill_group(pid);
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
