@@ -65,15 +65,21 @@ int dda__cmd_verify(int argc, char **argv, struct cli *c)
 	struct dda_error err = {0};
 	struct dda_result res;
 	struct dda__afile man;
+	struct dda__cli_metrics met;
 	(void)argc;
 	(void)argv;
 	dda__afile_init(&man);
+	dda__cli_metrics_init(&met);
 	if (c->format == DDA_FMT__COUNT) {
 		dda__cli_error(c, "--format text applies to history; use json, csv or md");
 		return EXIT_USAGE;
 	}
-	if (c->report_dir && open_manifest(c, &man))
+	if (dda__cli_metrics_begin(c, &met))
 		return EXIT_RUNTIME;
+	if (c->report_dir && open_manifest(c, &man)) {
+		dda__cli_metrics_release(&met);
+		return EXIT_RUNTIME;
+	}
 	c->audit.progress = dda__cli_progress;
 	c->audit.ctx = c;
 	dda__cli_catch_signals(c);
@@ -82,9 +88,12 @@ int dda__cmd_verify(int argc, char **argv, struct cli *c)
 		rc = dda__afile_finish(&man, &err);
 	if (rc) {
 		dda__cli_error(c, "%s", err.msg);
+		/* A run that read nothing is still a run the monitoring sees. */
+		int status = dda__cli_metrics_end(c, &met, &res, dda__cli_exit_for(rc));
 		dda_result_release(&res);
 		dda__afile_discard(&man);
-		return dda__cli_exit_for(rc);
+		dda__cli_metrics_release(&met);
+		return status;
 	}
 	if (res.fatal.code)
 		dda__cli_error(c, "%s; the audit is incomplete", res.fatal.msg);
@@ -99,9 +108,11 @@ int dda__cmd_verify(int argc, char **argv, struct cli *c)
 	int status = write_reports(c, &info, &res);
 	if (!status)
 		status = dda__cli_verdict(c, &res);
+	status = dda__cli_metrics_end(c, &met, &res, status);
 	summary_line(c, &res, status);
 	dda_result_release(&res);
 	dda__afile_discard(&man);
+	dda__cli_metrics_release(&met);
 	c->audit.manifest_path = NULL;
 	return status;
 }

@@ -140,7 +140,7 @@ static int run(int argc, char **argv)
 		return help_command(argc, argv);
 	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V") ||
 	    !strcmp(argv[1], "version")) {
-		printf("ddbaudit %s\n", dda_version());
+		dda__cli_print_version();
 		return EXIT_CLEAN;
 	}
 	const struct command *cmd = find_command(argv[1]);

@@ -36,6 +36,7 @@ enum {
 	O_CA_BUNDLE,
 	O_ALLOW_EMPTY,
 	O_EXPECT_EVERY,
+	O_METRICS,
 	O_TARGET,
 	O_PARALLELISM,
 	O_BATCH_SIZE,
@@ -84,6 +85,7 @@ static const struct option long_opts[] = {
     {"ca-bundle", required_argument, NULL, O_CA_BUNDLE},
     {"allow-empty", no_argument, NULL, O_ALLOW_EMPTY},
     {"expect-every", required_argument, NULL, O_EXPECT_EVERY},
+    {"metrics", required_argument, NULL, O_METRICS},
     {"target", required_argument, NULL, O_TARGET},
     {"parallelism", required_argument, NULL, O_PARALLELISM},
     {"batch-size", required_argument, NULL, O_BATCH_SIZE},
@@ -177,7 +179,13 @@ void dda__cli_help(const struct command *cmd)
 		       "  --allow-empty          a range without records is not EMPTY_RANGE\n"
 		       "                         (quiet tables)\n"
 		       "  --expect-every HOURS   each slot of HOURS (1h, 6h, 1d: whole hours) of\n"
-		       "                         the range without an object is MISSING_HOUR\n");
+		       "                         the range without an object is MISSING_HOUR\n"
+		       "monitoring:\n"
+		       "  --metrics FILE|emf     write the run's metrics: FILE in Prometheus text\n"
+		       "                         format (for node_exporter's textfile collector;\n"
+		       "                         counters carry on from the previous FILE), or emf:\n"
+		       "                         one CloudWatch Embedded Metric Format line on\n"
+		       "                         stderr; written for failed runs too\n");
 	if (cmd->opts & OPT_REPLAY)
 		printf(
 		    "replay:\n"
@@ -598,6 +606,9 @@ static int set_option(struct cli *c, int opt, const char *arg, int64_t *now_arg)
 	case O_ALLOW_EMPTY:
 		a->allow_empty = true;
 		return 0;
+	case O_METRICS:
+		c->metrics = arg;
+		return 0;
 	case O_EXPECT_EVERY: {
 		int64_t d;
 		if (!dda_duration_parse(arg, &d) && d > 0 && d % DDA_USEC_PER_HOUR == 0 &&
@@ -683,6 +694,7 @@ static bool allowed(const struct command *cmd, int opt)
 	case O_FAIL_ON:
 	case O_NO_DIFF:
 	case O_EXPECT_EVERY:
+	case O_METRICS:
 		return cmd->opts & OPT_REPORT;
 	case O_ALLOW_EMPTY:
 		return cmd->opts & (OPT_REPORT | OPT_REPLAY);
@@ -861,7 +873,7 @@ int dda__cli_parse(int argc, char **argv, const struct command *cmd, struct cli 
 			return -1;
 		}
 		if (opt == 'V') {
-			printf("ddbaudit %s\n", dda_version());
+			dda__cli_print_version();
 			return -1;
 		}
 		if (opt == '?' || opt == ':')
@@ -913,6 +925,11 @@ void dda__cli_progress(void *ctx, const struct dda_progress *p)
 		c->is_tty ? "\r\033[K" : "", (unsigned long long)p->objects,
 		(unsigned long long)p->records, secs > 0 ? (double)p->records / secs : 0.0, secs,
 		c->is_tty ? "" : "\n");
+}
+
+void dda__cli_print_version(void)
+{
+	printf("ddbaudit %s (commit %s)\n", dda_version(), dda__cli_commit());
 }
 
 int dda__cli_verdict(const struct cli *c, const struct dda_result *res)
