@@ -368,7 +368,10 @@ class DocsAgreeTest(Case):
     COMMANDS = ("ls", "verify", "history", "replay")
 
     def takes(self, cmd, option):
-        _, _, err = run(cmd, self.path("no-such-source"), f"--{option}=x")
+        # The value is a path in the test's directory: an option that names an
+        # output (--metrics is written even by a failed run) must not write
+        # into the working directory, the source tree.
+        _, _, err = run(cmd, self.path("no-such-source"), f"--{option}={self.path('x')}")
         return "unknown option" not in err and "does not apply" not in err
 
     def test_help_and_man_page_agree(self):
