@@ -121,6 +121,9 @@ struct dda_source_facts {
 	uint64_t versions_read;	   /* versions beyond a key's first that were read */
 	uint64_t delete_markers;   /* seen in a versions listing, never read */
 	uint64_t overwritten_keys; /* keys holding more than one version */
+	/* Keys a listing returned outside the prefix it was asked for: a peer
+	 * that lies. They are ignored (never read), and counted here. */
+	uint64_t keys_outside_prefix;
 };
 
 /* What a source learns beside the objects' bytes: facts about where they

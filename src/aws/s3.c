@@ -274,7 +274,9 @@ void dda__s3_call_release(struct dda_s3_call *c)
 void dda__s3_describe(const struct dda_http_response *r, char *out, size_t cap)
 {
 	char code[64], msg[256];
-	if (!r->status) {
+	/* A transfer that failed after its status line (a body cut short) is
+	 * told by its error, not by the status it began with. */
+	if (!r->status || (r->err && r->errmsg[0])) {
 		snprintf(out, cap, "%s", r->errmsg[0] ? r->errmsg : "no answer");
 		dda__redact(out, cap);
 		return;

@@ -344,6 +344,10 @@ static int start(struct dda_http *h, struct xfer *x)
 	curl_easy_reset(e);
 	x->easy = e;
 	curl_easy_setopt(e, CURLOPT_URL, x->req->url);
+	/* The path is sent as it was built and signed: curl would otherwise
+	 * squash "/../" and "/./" (an S3 key may hold them), fetching another
+	 * object than the one listed, or one whose signature no longer fits. */
+	curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
 	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, x->req->method);
 	if (!strcmp(x->req->method, "HEAD"))
 		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
@@ -405,7 +409,16 @@ static void finish(struct dda_http *h, struct xfer *x, CURLcode code)
 	log_attempt(h, x, code, DDA_LOG_DEBUG, -1);
 	if (!x->resp.err && code != CURLE_OK)
 		x->resp.err = DDA_EIO;
-	if (code != CURLE_OK)
+	curl_off_t expected = -1;
+	if (code == CURLE_PARTIAL_FILE &&
+	    curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &expected) == CURLE_OK &&
+	    expected >= 0)
+		/* Said plainly: the status line alone (200) would read as success. */
+		snprintf(x->resp.errmsg, sizeof(x->resp.errmsg),
+			 "HTTP %ld, but the body ended after %zu of %lld bytes (%d attempt%s)",
+			 x->resp.status, x->resp.body.len, (long long)expected, x->resp.attempts,
+			 x->resp.attempts == 1 ? "" : "s");
+	else if (code != CURLE_OK)
 		snprintf(x->resp.errmsg, sizeof(x->resp.errmsg), "%s",
 			 x->curl_err[0] ? x->curl_err : curl_easy_strerror(code));
 	else if (x->resp.err == DDA_ETOOBIG)

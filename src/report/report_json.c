@@ -117,14 +117,15 @@ static json_t *anomaly_json(const struct dda_result *res, const struct dda_anoma
 /* The bucket's settings that decide whether audit objects can be lost. */
 static json_t *bucket_json(const struct dda_source_facts *f)
 {
-	return json_pack("{sssosssssosbsIsI}", "name", f->bucket, "prefix",
+	return json_pack("{sssosssssosbsIsIsI}", "name", f->bucket, "prefix",
 			 dda__report_text(f->prefix),
 			 "versioning", f->versioning[0] ? f->versioning : "unknown",
 			 "object_lock", f->object_lock[0] ? f->object_lock : "unknown",
 			 "default_retention", f->retention[0] ? json_string(f->retention) : json_null(),
 			 "versions_listed", f->versions, "overwritten_keys",
 			 (json_int_t)f->overwritten_keys, "delete_markers",
-			 (json_int_t)f->delete_markers);
+			 (json_int_t)f->delete_markers, "keys_outside_prefix",
+			 (json_int_t)f->keys_outside_prefix);
 }
 
 json_t *dda_report_json(const struct dda_report_info *info, const struct dda_result *res)

@@ -58,6 +58,10 @@ static void summary(FILE *out, const struct dda_report_info *info, const struct 
 			res->source.object_lock[0] ? res->source.object_lock : "unknown",
 			res->source.retention[0] ? ", default retention " : "",
 			res->source.retention);
+	if (res->source.keys_outside_prefix)
+		fprintf(out,
+			"- The listing returned %llu keys outside the prefix: ignored, not read\n",
+			(unsigned long long)res->source.keys_outside_prefix);
 	if (info->range.from == DDA_TIME_NONE && info->range.to == DDA_TIME_NONE)
 		fprintf(out, "- Range: every record of the source (no range given)\n");
 	else

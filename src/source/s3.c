@@ -88,7 +88,19 @@ static void list_done(struct dda_s3_call *c, struct dda_http_response *r)
 	struct dda_s3_listing page = {0};
 	/* Parse into a page of our own: markers belong to this job. */
 	int rc = dda__s3_parse_listing(r->body.ptr, r->body.len, &page, &s->fail);
+	size_t plen = strlen(j->prefix);
 	for (size_t i = 0; !rc && i < page.n; i++) {
+		if (strncmp(page.v[i].key, j->prefix, plen)) {
+			/* Not under the prefix asked for: not the source's, whatever
+			 * the peer says. Left in the page, released with it. */
+			if (!s->base.facts.keys_outside_prefix++)
+				dda__log(&s->base.opts.log, DDA_LOG_INFO,
+					 "the listing of s3://%s/%s returned a key outside its "
+					 "prefix ('%.200s'): ignored (keys outside the prefix are "
+					 "counted in the report)",
+					 s->bucket, j->prefix, page.v[i].key);
+			continue;
+		}
 		if (s->all.n == s->all.cap) {
 			size_t cap = s->all.cap ? s->all.cap * 2 : 4096;
 			struct dda_s3_entry *nv = realloc(s->all.v, cap * sizeof(*nv));

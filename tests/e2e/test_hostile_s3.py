@@ -398,5 +398,173 @@ class SecretTest(Case):
                 self.assertNoSecret(out, err)
 
 
+def sigv4_matches(method, base, raw_path, headers, secret, region="us-east-1"):
+    """Whether the request's Authorization is what botocore signs for the
+    same path, query and signed headers: botocore is the oracle."""
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    auth = headers.get("Authorization", "")
+    signed = auth.split("SignedHeaders=")[1].split(",")[0].split(";")
+    want = auth.split("Signature=")[1]
+    lower = {k.lower(): v for k, v in headers.items()}
+    req = AWSRequest(method=method, url=base + raw_path,
+                     headers={h: lower[h] for h in signed if h in lower})
+    req.context["timestamp"] = lower["x-amz-date"]
+    signer = S3SigV4Auth(Credentials("AKIDEXAMPLE", secret), "s3", region)
+    canonical = signer.canonical_request(req)
+    return signer.signature(signer.string_to_sign(req, canonical), req) == want
+
+
+class KeyedS3:
+    """An S3 whose listing (encoding-type=url, as asked) holds `keys` and, when
+    given, `foreign` keys outside the prefix asked for; an object GET finds
+    its key from the raw path (so a path curl normalised finds nothing) and
+    checks the signature with botocore. `short` keys answer with a body that
+    ends early: Content-Length says the whole object, the connection closes
+    after a few bytes."""
+
+    def __init__(self, keys, foreign=(), short=()):
+        self.keys, self.foreign, self.short = dict(keys), list(foreign), set(short)
+        self.gets = []          # (raw path, key found or None, signature ok)
+        srv = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def send(self, status, body, length=None):
+                self.send_response(status)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(body) if length is None else length))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                raw, _, query = self.path.partition("?")
+                q = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+                if "versioning" in q:
+                    return self.send(200, b"<VersioningConfiguration><Status>Enabled</Status>"
+                                          b"</VersioningConfiguration>")
+                if "object-lock" in q:
+                    return self.send(404, b"<Error><Code>ObjectLockConfigurationNotFoundError"
+                                          b"</Code></Error>")
+                if "list-type" in q:
+                    prefix = q.get("prefix", "")
+                    keys = [k for k in sorted(srv.keys) if k.startswith(prefix)]
+                    keys += srv.foreign if keys else []
+                    items = "".join(
+                        f"<Contents><Key>{urllib.parse.quote(k, safe='/')}</Key>"
+                        f"<LastModified>2025-07-12T08:00:01.000Z</LastModified>"
+                        f"<ETag>&quot;x&quot;</ETag><Size>{len(srv.keys.get(k, b''))}</Size>"
+                        f"</Contents>" for k in keys)
+                    return self.send(200, (
+                        '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult>'
+                        f"<Name>b</Name><EncodingType>url</EncodingType>"
+                        f"<IsTruncated>false</IsTruncated>{items}</ListBucketResult>").encode())
+                key = urllib.parse.unquote(raw[len("/b/"):]) if raw.startswith("/b/") else None
+                ok = sigv4_matches("GET", srv.url, self.path, dict(self.headers), SECRET_KEY)
+                srv.gets.append((raw, key if key in srv.keys else None, ok))
+                if key not in srv.keys or not ok:
+                    return self.send(404 if ok else 403,
+                                     b"<Error><Code>NoSuchKey</Code></Error>" if ok else
+                                     b"<Error><Code>SignatureDoesNotMatch</Code></Error>")
+                body = srv.keys[key]
+                if key in srv.short:
+                    self.send(200, body[:10], length=len(body))
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                self.send(200, body)
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request, client_address):
+                pass
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def record(user):
+    return json.dumps({
+        "timestamp": "2025-07-12T08:00:00.000001", "eventName": "INSERT", "userId": user,
+        "activityId": "a", "awsRegion": "us-east-1", "eventSource": "aws:dynamodb",
+        "newImage": {"UserId": {"S": user}, "ActivityId": {"S": "a"}}}).encode()
+
+
+class KeyTest(Case):
+    """Case 13: what a listing returns is taken as listed, and only under the
+    prefix asked for; a body that ends early says so."""
+    HOUR = "audit-logs/2025/07/12/08/"
+
+    def verify(self, server, *extra):
+        report = os.path.join(self.dir, "report")
+        p = subprocess.run([BINARY, "verify", "s3://b/audit-logs/", *RANGE, "--endpoint-url",
+                            server.url, "--report", report, *extra], capture_output=True,
+                           env=aws_env(AWS_SECRET_ACCESS_KEY=SECRET_KEY), timeout=120)
+        err = p.stderr.decode("utf-8", "replace")
+        with open(os.path.join(report, "report.json")) as f:
+            return p.returncode, json.load(f), err
+
+    def serve(self, **kw):
+        server = KeyedS3(**kw)
+        self.addCleanup(server.stop)
+        return server
+
+    def test_dot_segments_and_odd_keys_are_fetched_as_listed(self):
+        """curl used to squash "/../" and "/./" in the path: the GET asked
+        for another key than the one listed (or one whose signature did not
+        fit) and the object was reported gone."""
+        odd = [self.HOUR + "x/../u1-a.json", self.HOUR + "./u2-a.json",
+               self.HOUR + "x//u3-a.json", self.HOUR + "u4%2Fa.json",
+               self.HOUR + "x/./../u5 a+b.json"]
+        keys = {k: record(f"u{i + 1}") for i, k in enumerate(odd)}
+        server = self.serve(keys=keys)
+        status, rep, err = self.verify(server)
+        # Read, every one: the only findings are the names, which are not
+        # the writer's <userId>-<activityId>.json.
+        self.assertEqual(status, 1, err)
+        self.assertEqual({a["kind"] for a in rep["anomalies"]}, {"KEY_MISMATCH"}, err)
+        self.assertEqual(rep["summary"]["objects"], len(odd))
+        self.assertEqual(rep["summary"]["valid"], len(odd), rep["summary"])
+        self.assertEqual(sorted(k for _, k, _ in server.gets), sorted(odd), server.gets)
+        self.assertTrue(all(ok for _, _, ok in server.gets), server.gets)
+
+    def test_keys_outside_the_prefix_are_ignored_and_counted(self):
+        keys = {self.HOUR + "u1-a.json": record("u1")}
+        foreign = ["other/2025/07/12/08/u9-a.json", "audit-logsX/2025/07/12/08/u8-a.json",
+                   "../audit-logs/2025/07/12/08/u7-a.json"]
+        server = self.serve(keys=keys, foreign=foreign)
+        status, rep, err = self.verify(server, "--format", "md")
+        self.assertEqual(status, 0, err)
+        self.assertEqual(rep["summary"]["objects"], 1)
+        # Each hour prefix listed answers the same foreign keys.
+        self.assertGreaterEqual(rep["run"]["bucket"]["keys_outside_prefix"], len(foreign))
+        self.assertEqual([k for _, k, _ in server.gets], [self.HOUR + "u1-a.json"])
+        with open(os.path.join(self.dir, "report", "report.md")) as f:
+            self.assertIn("keys outside the prefix: ignored", f.read())
+
+    def test_a_body_that_ends_early_says_so(self):
+        """It used to be reported as "HTTP 200"."""
+        key = self.HOUR + "u1-a.json"
+        server = self.serve(keys={key: record("u1")}, short=[key])
+        status, rep, err = self.verify(server)
+        self.assertEqual(status, 3, err)
+        n = len(record("u1"))
+        self.assertIn(f"the body ended after 10 of {n} bytes", err)
+        self.assertIn(f"the body ended after 10 of {n} bytes", rep["run"]["error"])
+        self.assertFalse(rep["run"]["complete"])
+        self.assertEqual(rep["run"]["verdict"], "incomplete")
+
+
 if __name__ == "__main__":
     main()
