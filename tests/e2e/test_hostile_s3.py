@@ -53,6 +53,48 @@ def listing(keys, token=None, next_token=None):
             f"<MaxKeys>1000</MaxKeys>{more}{items}</ListBucketResult>").encode()
 
 
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def send(self, status, body, ctype="application/xml", length=None):
+        """An answer whose Content-Length is `length` when given (a body
+        that ends early), else the body's."""
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body) if length is None else length))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+    def bucket_settings(self, q):
+        """Answers the bucket's versioning (on) and Object Lock (none)
+        questions; False for any other request."""
+        if "versioning" in q:
+            self.send(200, b"<VersioningConfiguration><Status>Enabled</Status>"
+                           b"</VersioningConfiguration>")
+        elif "object-lock" in q:
+            self.send(404, b"<Error><Code>ObjectLockConfigurationNotFoundError</Code></Error>")
+        else:
+            return False
+        return True
+
+
+def serve(handler):
+    """Starts a threaded server for handler on a free loopback port: (server, url)."""
+    class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+        daemon_threads = True
+
+        def handle_error(self, request, client_address):
+            pass  # dropped and stalled connections are what these servers are for
+
+    server = Server(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
 class HostileS3:
     """A one-bucket S3 on loopback whose listing (`list_mode`) or object GET
     (`get_mode`) is answered "ok", "silent" (the request is read, nothing is
@@ -68,18 +110,7 @@ class HostileS3:
         self.requests = []
         srv = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def send(self, status, body, ctype="application/xml"):
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+        class Handler(QuietHandler):
 
             def echo(self, status, code, q):
                 """An error that echoes what was asked: a secret among the
@@ -122,12 +153,8 @@ class HostileS3:
                 u = urllib.parse.urlsplit(self.path)
                 q = dict(urllib.parse.parse_qsl(u.query, keep_blank_values=True))
                 srv.requests.append((self.path, dict(self.headers)))
-                if "versioning" in q:
-                    return self.send(200, b"<VersioningConfiguration>"
-                                          b"<Status>Enabled</Status></VersioningConfiguration>")
-                if "object-lock" in q:
-                    return self.send(404, b"<Error><Code>ObjectLockConfigurationNotFoundError"
-                                          b"</Code></Error>")
+                if self.bucket_settings(q):
+                    return
                 if "list-type" in q or "versions" in q:
                     return self.list(q)
                 if srv.get_mode == "echo":
@@ -159,15 +186,7 @@ class HostileS3:
             def do_OPTIONS(self):  # a replay target's preflight
                 self.send(200, b"")
 
-        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request, client_address):
-                pass
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.url = serve(Handler)
 
     def stop(self):
         self.closing.set()
@@ -429,28 +448,12 @@ class KeyedS3:
         self.gets = []          # (raw path, key found or None, signature ok)
         srv = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def send(self, status, body, length=None):
-                self.send_response(status)
-                self.send_header("Content-Type", "application/xml")
-                self.send_header("Content-Length", str(len(body) if length is None else length))
-                self.end_headers()
-                self.wfile.write(body)
-
+        class Handler(QuietHandler):
             def do_GET(self):
                 raw, _, query = self.path.partition("?")
                 q = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
-                if "versioning" in q:
-                    return self.send(200, b"<VersioningConfiguration><Status>Enabled</Status>"
-                                          b"</VersioningConfiguration>")
-                if "object-lock" in q:
-                    return self.send(404, b"<Error><Code>ObjectLockConfigurationNotFoundError"
-                                          b"</Code></Error>")
+                if self.bucket_settings(q):
+                    return
                 if "list-type" in q:
                     prefix = q.get("prefix", "")
                     keys = [k for k in sorted(srv.keys) if k.startswith(prefix)]
@@ -479,15 +482,7 @@ class KeyedS3:
                     return
                 self.send(200, body)
 
-        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request, client_address):
-                pass
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.url = serve(Handler)
 
     def stop(self):
         self.server.shutdown()
