@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "ddbaudit/baseline.h"
 #include "ddbaudit/common.h"
 #include "ddbaudit/history.h"
 #include "ddbaudit/record.h"
@@ -60,6 +61,11 @@ struct dda_audit_opts {
 	 * ends an S3 source's requests in flight, unless src.aws.stop names
 	 * another flag. */
 	volatile int *stop;
+	/* Noise control (docs/noise.md): findings of the kinds in ignore (bit
+	 * 1 << kind) and those a live baseline entry matches leave the list and
+	 * the verdict, counted in dda_summary.ignored and .suppressed. */
+	uint64_t ignore;
+	const struct dda_baseline *baseline; /* borrowed, or NULL */
 };
 
 DDA_API void dda_audit_opts_default(struct dda_audit_opts *o);
@@ -83,6 +89,8 @@ struct dda_summary {
 	 * reports them, so adjacent runs never report one finding twice. */
 	uint64_t deferred;
 	uint64_t states; /* item states read from full exports (not changes) */
+	uint64_t ignored[DDA_K__COUNT];	   /* by kind: --ignore */
+	uint64_t suppressed[DDA_K__COUNT]; /* by kind: matched by a baseline entry */
 };
 
 struct dda_hour_stat {
@@ -108,6 +116,7 @@ struct dda_result {
 	struct dda_error fatal;
 	size_t peak_history_bytes;
 	struct dda_source_facts source; /* where the objects came from (S3 bucket) */
+	struct dda_baseline_stats baseline;
 };
 
 /* Runs an audit. Returns 0 when a result was produced (which may carry a

@@ -13,5 +13,6 @@
 #include "ddbaudit/history.h"
 #include "ddbaudit/report.h"
 #include "ddbaudit/audit.h"
+#include "ddbaudit/baseline.h"
 
 #endif

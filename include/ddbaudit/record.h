@@ -29,12 +29,15 @@ enum dda_kind {
 	DDA_K_EXPORT_MISMATCH, /* an export's data disagrees with its manifests */
 	DDA_K_EMPTY_RANGE,  /* the range or source holds no records */
 	DDA_K_MISSING_HOUR, /* --expect-every: a slot of the range without an object */
+	DDA_K_BASELINE_EXPIRED, /* a --baseline entry past its expiry */
 	DDA_K__COUNT
 };
 
 enum dda_severity { DDA_SEV_INFO, DDA_SEV_WARNING, DDA_SEV_ERROR, DDA_SEV__COUNT };
 
 DDA_API const char *dda_kind_name(int kind);
+/* Returns the kind named name ("GAP"), or -1. */
+DDA_API int dda_kind_parse(const char *name);
 DDA_API int dda_kind_severity(int kind);
 DDA_API const char *dda_severity_name(int sev);
 /* Returns the severity for "error", "warning", "info"; -1 otherwise. */

@@ -655,6 +655,8 @@ static int finish(struct audit *a, struct dda__anomaly_vec *all, struct dda__hou
 	dda__sort(hours->v, hours->n, sizeof(*hours->v), cmp_hour);
 	struct dda__audit_ctx x = {a->o, res, all, hours};
 	int rc = dda__complete(&x);
+	if (!rc)
+		rc = dda__noise_filter(&x);
 	if (rc)
 		return rc;
 	dda__sort(all->v, all->n, sizeof(*all->v), cmp_anomaly);

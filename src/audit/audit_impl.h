@@ -33,4 +33,10 @@ struct dda__audit_ctx {
  * cannot be made leaves res->fatal set. */
 int dda__complete(struct dda__audit_ctx *x);
 
+/* Noise control (baseline.c): adds a BASELINE_EXPIRED finding for each
+ * expired entry, then takes the ignored and baseline-matched findings out
+ * of x->all, counting them by kind. Runs before severities are counted.
+ * 0 or DDA_ENOMEM. */
+int dda__noise_filter(struct dda__audit_ctx *x);
+
 #endif

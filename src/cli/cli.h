@@ -59,6 +59,9 @@ struct cli {
 	const char *metrics; /* --metrics FILE or "emf", or NULL */
 	struct replay_args replay;
 	json_t *options; /* options in effect, for the report */
+	const char *baseline_path;    /* --baseline */
+	struct dda_baseline *baseline; /* loaded from baseline_path, owned */
+	const char *write_baseline;   /* --write-baseline */
 	bool is_tty;
 };
 

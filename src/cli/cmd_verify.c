@@ -16,6 +16,36 @@ static void summary_line(const struct cli *c, const struct dda_result *res, int 
 		(unsigned long long)s->items, (unsigned long long)s->anomalies[DDA_SEV_ERROR],
 		(unsigned long long)s->anomalies[DDA_SEV_WARNING],
 		(unsigned long long)s->anomalies[DDA_SEV_INFO], status);
+	uint64_t ignored = 0, suppressed = 0;
+	for (int k = 0; k < DDA_K__COUNT; k++) {
+		ignored += s->ignored[k];
+		suppressed += s->suppressed[k];
+	}
+	if (ignored || suppressed || res->baseline.expired)
+		fprintf(stderr,
+			"ddbaudit: verify: not counted: %llu ignored, %llu suppressed by the "
+			"baseline; %llu baseline entries expired\n",
+			(unsigned long long)ignored, (unsigned long long)suppressed,
+			(unsigned long long)res->baseline.expired);
+}
+
+/* New baseline entries expire: a known finding is re-examined, not
+ * forgotten. */
+#define WRITE_BASELINE_TTL (30 * 24 * DDA_USEC_PER_HOUR)
+
+static int write_baseline(const struct cli *c, const struct dda_result *res)
+{
+	struct dda_error err = {0};
+	char t[DDA_TIME_STRLEN], reason[96];
+	int64_t now = c->audit.now;
+	snprintf(reason, sizeof(reason),
+		 "accepted by --write-baseline at %s: replace with the real reason",
+		 dda_time_format(now, false, t));
+	if (!dda_baseline_write(c->baseline, res, now, now + WRITE_BASELINE_TTL, reason,
+				c->write_baseline, &err))
+		return 0;
+	dda__cli_error(c, "%s", err.msg);
+	return EXIT_RUNTIME;
 }
 
 static int write_reports(struct cli *c, const struct dda_report_info *info,
@@ -106,6 +136,8 @@ int dda__cmd_verify(int argc, char **argv, struct cli *c)
 	    .fail_on = c->fail_on,
 	};
 	int status = write_reports(c, &info, &res);
+	if (!status && c->write_baseline)
+		status = write_baseline(c, &res);
 	if (!status)
 		status = dda__cli_verdict(c, &res);
 	status = dda__cli_metrics_end(c, &met, &res, status);

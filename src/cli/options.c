@@ -37,6 +37,9 @@ enum {
 	O_ALLOW_EMPTY,
 	O_EXPECT_EVERY,
 	O_METRICS,
+	O_IGNORE,
+	O_BASELINE,
+	O_WRITE_BASELINE,
 	O_TARGET,
 	O_PARALLELISM,
 	O_BATCH_SIZE,
@@ -86,6 +89,9 @@ static const struct option long_opts[] = {
     {"allow-empty", no_argument, NULL, O_ALLOW_EMPTY},
     {"expect-every", required_argument, NULL, O_EXPECT_EVERY},
     {"metrics", required_argument, NULL, O_METRICS},
+    {"ignore", required_argument, NULL, O_IGNORE},
+    {"baseline", required_argument, NULL, O_BASELINE},
+    {"write-baseline", required_argument, NULL, O_WRITE_BASELINE},
     {"target", required_argument, NULL, O_TARGET},
     {"parallelism", required_argument, NULL, O_PARALLELISM},
     {"batch-size", required_argument, NULL, O_BATCH_SIZE},
@@ -185,7 +191,20 @@ void dda__cli_help(const struct command *cmd)
 		       "                         format (for node_exporter's textfile collector;\n"
 		       "                         counters carry on from the previous FILE), or emf:\n"
 		       "                         one CloudWatch Embedded Metric Format line on\n"
-		       "                         stderr; written for failed runs too\n");
+		       "                         stderr; written for failed runs too\n"
+		       "noise control:\n"
+		       "  --ignore KIND[,KIND]   findings of these kinds leave the report and the\n"
+		       "                         verdict, counted in summary.ignored; kinds that\n"
+		       "                         mean lost input (UNREADABLE, INVALID_RECORD,\n"
+		       "                         INVALID_VALUE, EMPTY_RANGE, MISSING_HOUR) are\n"
+		       "                         refused\n"
+		       "  --baseline FILE        known findings to suppress (NDJSON: kind, item,\n"
+		       "                         object, expires, reason a line), counted in\n"
+		       "                         summary.suppressed; an expired entry is\n"
+		       "                         BASELINE_EXPIRED\n"
+		       "  --write-baseline FILE  write a baseline accepting this run's findings\n"
+		       "                         (and the live entries of --baseline), expiring\n"
+		       "                         in 30 days: edit the reasons\n");
 	if (cmd->opts & OPT_REPLAY)
 		printf(
 		    "replay:\n"
@@ -619,6 +638,17 @@ static int set_option(struct cli *c, int opt, const char *arg, int64_t *now_arg)
 		dda__cli_error(c, "invalid --expect-every '%s' (whole hours: 1h, 6h, 1d)", arg);
 		return EXIT_USAGE;
 	}
+	case O_IGNORE:
+		if (!dda_ignore_parse(arg, &a->ignore, &err))
+			return 0;
+		dda__cli_error(c, "%s", err.msg);
+		return EXIT_USAGE;
+	case O_BASELINE:
+		c->baseline_path = arg;
+		return 0;
+	case O_WRITE_BASELINE:
+		c->write_baseline = arg;
+		return 0;
 	case 'q':
 		c->verbose = -1;
 		return 0;
@@ -695,6 +725,9 @@ static bool allowed(const struct command *cmd, int opt)
 	case O_NO_DIFF:
 	case O_EXPECT_EVERY:
 	case O_METRICS:
+	case O_IGNORE:
+	case O_BASELINE:
+	case O_WRITE_BASELINE:
 		return cmd->opts & OPT_REPORT;
 	case O_ALLOW_EMPTY:
 		return cmd->opts & (OPT_REPORT | OPT_REPLAY);
@@ -768,6 +801,22 @@ static int bad_option(struct cli *c, int opt, const char *word)
 	return EXIT_USAGE;
 }
 
+/* The noise options in effect: the kinds ignored, the baseline file. */
+static void noise_json(json_t *j, const struct cli *c)
+{
+	json_t *ignore = json_array();
+	for (int k = 0; ignore && k < DDA_K__COUNT; k++)
+		if ((c->audit.ignore >> k) & 1)
+			json_array_append_new(ignore, json_string(dda_kind_name(k)));
+	struct dda_buf tmp;
+	dda_buf_init(&tmp, DDA_BUF_UNLIMITED);
+	json_object_set_new(j, "ignore", ignore);
+	json_object_set_new(j, "baseline",
+			    c->baseline_path ? json_string(dda__name_text(&tmp, c->baseline_path))
+					     : json_null());
+	dda_buf_release(&tmp);
+}
+
 static json_t *options_json(const struct cli *c)
 {
 	char t[DDA_TIME_STRLEN];
@@ -809,6 +858,22 @@ static void start_verbose(struct cli *c)
 		 r->to == DDA_TIME_NONE ? "the end" : dda_time_format(r->to, false, to));
 }
 
+/* A baseline that cannot be read or parsed is a usage error: exit 2 with
+ * the file and line, before anything is read. */
+static int load_baseline(struct cli *c)
+{
+	struct dda_error err = {0};
+	if (!c->baseline_path)
+		return 0;
+	int rc = dda_baseline_load(c->baseline_path, &c->baseline, &err);
+	if (!rc) {
+		c->audit.baseline = c->baseline;
+		return 0;
+	}
+	dda__cli_error(c, "%s", err.msg);
+	return dda__cli_exit_for(rc);
+}
+
 /* Cross-option checks once everything is parsed. */
 static int finish_options(struct cli *c, int64_t now_arg)
 {
@@ -837,7 +902,9 @@ static int finish_options(struct cli *c, int64_t now_arg)
 		dda__cli_warn(c, "--versions only applies to S3 sources; a local copy holds one "
 				 "version per key");
 	c->options = options_json(c);
-	return 0;
+	if (c->options)
+		noise_json(c->options, c);
+	return load_baseline(c);
 }
 
 int dda__cli_parse(int argc, char **argv, const struct command *cmd, struct cli *c)
@@ -905,6 +972,9 @@ void dda__cli_release(struct cli *c)
 {
 	json_decref(c->options);
 	c->options = NULL;
+	dda_baseline_free(c->baseline);
+	c->baseline = NULL;
+	c->audit.baseline = NULL;
 }
 
 void dda__cli_progress(void *ctx, const struct dda_progress *p)

@@ -23,6 +23,7 @@ static const struct {
     [DDA_K_EXPORT_MISMATCH] = {"EXPORT_MISMATCH", DDA_SEV_ERROR},
     [DDA_K_EMPTY_RANGE] = {"EMPTY_RANGE", DDA_SEV_ERROR},
     [DDA_K_MISSING_HOUR] = {"MISSING_HOUR", DDA_SEV_ERROR},
+    [DDA_K_BASELINE_EXPIRED] = {"BASELINE_EXPIRED", DDA_SEV_WARNING},
 };
 
 const char *dda_kind_name(int kind)
@@ -37,6 +38,14 @@ int dda_kind_severity(int kind)
 	if (kind < 0 || kind >= DDA_K__COUNT)
 		return DDA_SEV_ERROR;
 	return kinds[kind].severity;
+}
+
+int dda_kind_parse(const char *name)
+{
+	for (int k = 0; k < DDA_K__COUNT; k++)
+		if (!strcmp(name, kinds[k].name))
+			return k;
+	return -1;
 }
 
 const char *dda_severity_name(int sev)

@@ -153,3 +153,39 @@ json_t *dda__report_text(const char *s)
 	dda_buf_release(&tmp);
 	return j;
 }
+
+bool dda__report_folded(int kind)
+{
+	return kind == DDA_K_UNKNOWN_PRIOR;
+}
+
+void dda__report_aggregate(const struct dda_result *res, int kind, struct dda__aggregate *ag)
+{
+	memset(ag, 0, sizeof(*ag));
+	ag->first = SIZE_MAX;
+	ag->provisional = true;
+	for (size_t i = 0; i < res->nanomalies; i++) {
+		const struct dda_anomaly *a = &res->anomalies[i];
+		if (a->kind != kind)
+			continue;
+		if (!ag->count++)
+			ag->first = i;
+		if (ag->nsample < DDA_REPORT_SAMPLE)
+			ag->sample[ag->nsample++] = i;
+		ag->provisional = ag->provisional && a->provisional;
+	}
+	if (!ag->count)
+		ag->provisional = false;
+}
+
+const char *dda__report_aggregate_detail(const struct dda__aggregate *ag, struct dda_buf *tmp)
+{
+	dda_buf_reset(tmp);
+	if (dda_buf_addf(tmp,
+			 "%zu item%s whose first event in the run is a MODIFY or REMOVE: the "
+			 "prior state is unknown (one finding for all; anomalies.csv lists "
+			 "each)",
+			 ag->count, ag->count == 1 ? "" : "s"))
+		return "";
+	return tmp->ptr;
+}

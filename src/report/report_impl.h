@@ -25,4 +25,22 @@ int dda__report_set_name(json_t *obj, const char *member, const char *s);
  * valid UTF-8: jansson refuses such strings, which would drop the member. */
 json_t *dda__report_text(const char *s);
 
+/* UNKNOWN_PRIOR is expected of every item a run meets for the first time,
+ * so report.json and report.md list it as one finding standing for all of
+ * them (count, a sample); the CSV and the summary counts keep one per item
+ * (docs/noise.md). */
+#define DDA_REPORT_SAMPLE 10
+struct dda__aggregate {
+	size_t count;	/* findings of the kind */
+	size_t first;	/* index in res->anomalies of the first, where the list shows it */
+	size_t sample[DDA_REPORT_SAMPLE]; /* indexes of the first few */
+	size_t nsample;
+	bool provisional; /* every one of them is provisional */
+};
+/* True for a kind the JSON and Markdown lists fold into one entry. */
+bool dda__report_folded(int kind);
+void dda__report_aggregate(const struct dda_result *res, int kind, struct dda__aggregate *ag);
+/* The folded entry's one-line detail, in tmp. */
+const char *dda__report_aggregate_detail(const struct dda__aggregate *ag, struct dda_buf *tmp);
+
 #endif

@@ -19,13 +19,20 @@ static json_t *digest_or_null(bool has, const uint8_t *d)
 	return json_string(hex);
 }
 
+/* Counts by kind name, kinds with none left out. */
+static json_t *kind_counts(const uint64_t *by_kind)
+{
+	json_t *j = json_object();
+	for (int k = 0; j && k < DDA_K__COUNT; k++)
+		if (by_kind[k])
+			json_object_set_new(j, dda_kind_name(k),
+					    json_integer((json_int_t)by_kind[k]));
+	return j;
+}
+
 static json_t *summary_base(const struct dda_summary *s)
 {
-	json_t *by_kind = json_object();
-	for (int k = 0; k < DDA_K__COUNT; k++)
-		if (s->by_kind[k])
-			json_object_set_new(by_kind, dda_kind_name(k),
-					    json_integer((json_int_t)s->by_kind[k]));
+	json_t *by_kind = kind_counts(s->by_kind);
 	/* One key and value a line, as the schema reads. */
 	/* clang-format off */
 	return json_pack("{sIsIsIsIsIsIsIsIs{sIsIsI}s{sIsIsI}sosIsI}",
@@ -58,6 +65,12 @@ static json_t *summary_more(json_t *j, const struct dda_summary *s)
 		json_object_set_new(j, "deferred", json_integer((json_int_t)s->deferred));
 	if (j)
 		json_object_set_new(j, "states", json_integer((json_int_t)s->states));
+	/* Findings that --ignore or a baseline took out of the list and the
+	 * verdict: counted here, never gone without a trace. */
+	if (j)
+		json_object_set_new(j, "ignored", kind_counts(s->ignored));
+	if (j)
+		json_object_set_new(j, "suppressed", kind_counts(s->suppressed));
 	return j;
 }
 
@@ -114,6 +127,60 @@ static json_t *anomaly_json(const struct dda_result *res, const struct dda_anoma
 	return j;
 }
 
+/* The one entry that stands for every finding of a folded kind: the fields
+ * of any anomaly (item and object null), its count and a sample. */
+static json_t *aggregate_json(const struct dda_result *res, int kind,
+			      const struct dda__aggregate *ag)
+{
+	struct dda_buf tmp;
+	json_t *sample = json_array();
+	for (size_t i = 0; sample && i < ag->nsample; i++) {
+		const struct dda_anomaly *a = &res->anomalies[ag->sample[i]];
+		json_t *item = a->key ? dda_canon_to_json(a->key, a->key_len) : NULL;
+		json_t *s = json_pack("{sosososI}", "item", item ? item : json_null(), "object",
+				      object_json(res, a->obj), "time", time_or_null(a->time, true),
+				      "line", (json_int_t)a->line);
+		if (!s || json_array_append_new(sample, s)) {
+			json_decref(sample);
+			sample = NULL;
+		}
+	}
+	dda_buf_init(&tmp, 4096);
+	json_t *j = json_pack(
+	    "{sssssosososIsIsssososbsIso}", "kind", dda_kind_name(kind), "severity",
+	    dda_severity_name(dda_kind_severity(kind)), "item", json_null(), "object",
+	    json_null(), "time", json_null(), "line", (json_int_t)0, "index", (json_int_t)0,
+	    "detail", dda__report_aggregate_detail(ag, &tmp), "expected_digest", json_null(),
+	    "found_digest", json_null(), "provisional", ag->provisional, "count",
+	    (json_int_t)ag->count, "sample", sample);
+	dda_buf_release(&tmp);
+	return j;
+}
+
+/* The anomalies as report.json lists them: UNKNOWN_PRIOR once, where its
+ * first finding is. An entry that cannot be built fails the list. */
+static json_t *anomalies_json(const struct dda_result *res)
+{
+	struct dda__aggregate ag;
+	json_t *list = json_array();
+	dda__report_aggregate(res, DDA_K_UNKNOWN_PRIOR, &ag);
+	for (size_t i = 0; list && i < res->nanomalies; i++) {
+		const struct dda_anomaly *a = &res->anomalies[i];
+		json_t *j;
+		if (!dda__report_folded(a->kind))
+			j = anomaly_json(res, a);
+		else if (i == ag.first)
+			j = aggregate_json(res, a->kind, &ag);
+		else
+			continue;
+		if (!j || json_array_append_new(list, j)) {
+			json_decref(list);
+			list = NULL;
+		}
+	}
+	return list;
+}
+
 /* The bucket's settings that decide whether audit objects can be lost. */
 static json_t *bucket_json(const struct dda_source_facts *f)
 {
@@ -128,18 +195,23 @@ static json_t *bucket_json(const struct dda_source_facts *f)
 			 (json_int_t)f->keys_outside_prefix);
 }
 
+/* What the run made of its --baseline: which file (by digest), and which
+ * entries are stale (matched nothing here) so they can be pruned. */
+static json_t *baseline_json(const struct dda_baseline_stats *b)
+{
+	json_t *lines = json_array();
+	for (size_t i = 0; lines && i < b->nunused_lines; i++)
+		json_array_append_new(lines, json_integer((json_int_t)b->unused_lines[i]));
+	return json_pack("{sssIsIsIsIso}", "sha256", b->sha256, "entries", (json_int_t)b->entries,
+			 "matched", (json_int_t)b->matched, "expired", (json_int_t)b->expired,
+			 "unused", (json_int_t)b->unused, "unused_lines", lines);
+}
+
 json_t *dda_report_json(const struct dda_report_info *info, const struct dda_result *res)
 {
 	/* An anomaly that cannot be built fails the report: a report must never
 	 * count a finding its list leaves out. */
-	json_t *anomalies = json_array();
-	for (size_t i = 0; anomalies && i < res->nanomalies; i++) {
-		json_t *a = anomaly_json(res, &res->anomalies[i]);
-		if (!a || json_array_append_new(anomalies, a)) {
-			json_decref(anomalies);
-			anomalies = NULL;
-		}
-	}
+	json_t *anomalies = anomalies_json(res);
 	json_t *options = info->options ? json_deep_copy(info->options) : json_object();
 	json_t *run = json_pack("{sososo}", "started", time_or_null(res->started, false),
 				"finished", time_or_null(res->finished, false), "source",
@@ -166,6 +238,8 @@ json_t *dda_report_json(const struct dda_report_info *info, const struct dda_res
 		json_object_set_new(run, "error", dda__report_text(res->fatal.msg));
 	if (run && res->source.s3)
 		json_object_set_new(run, "bucket", bucket_json(&res->source));
+	if (run && res->baseline.used)
+		json_object_set_new(run, "baseline", baseline_json(&res->baseline));
 	json_t *manifest = json_null();
 	if (res->has_manifest)
 		manifest = json_pack("{ssss}", "path",

@@ -105,40 +105,92 @@ static void by_kind(FILE *out, const struct dda_result *res)
 	fputc('\n', out);
 }
 
+/* What report.json and report.md do not count as findings: --ignore and
+ * the baseline's work, and the baseline's own state. */
+static void not_counted(FILE *out, const struct dda_result *res)
+{
+	const struct dda_summary *s = &res->sum;
+	const struct dda_baseline_stats *b = &res->baseline;
+	bool any = false;
+	for (int k = 0; k < DDA_K__COUNT; k++)
+		any = any || s->ignored[k] || s->suppressed[k];
+	if (!any && !b->used)
+		return;
+	fprintf(out, "## Not counted\n\n");
+	if (any)
+		fprintf(out, "| kind | ignored (--ignore) | suppressed (baseline) |\n"
+			     "|---|---:|---:|\n");
+	for (int k = 0; k < DDA_K__COUNT; k++)
+		if (s->ignored[k] || s->suppressed[k])
+			fprintf(out, "| %s | %llu | %llu |\n", dda_kind_name(k),
+				(unsigned long long)s->ignored[k],
+				(unsigned long long)s->suppressed[k]);
+	if (any)
+		fputc('\n', out);
+	if (b->used) {
+		fprintf(out,
+			"Baseline: %llu entries (SHA-256 `%s`): %llu matched, %llu expired, "
+			"%llu unused",
+			(unsigned long long)b->entries, b->sha256, (unsigned long long)b->matched,
+			(unsigned long long)b->expired, (unsigned long long)b->unused);
+		for (size_t i = 0; i < b->nunused_lines; i++)
+			fprintf(out, "%s%llu", i ? ", " : " (lines ",
+				(unsigned long long)b->unused_lines[i]);
+		fprintf(out, "%s.\n\n",
+			b->nunused_lines < b->unused ? ", ...)" : b->nunused_lines ? ")" : "");
+	}
+}
+
+/* One row: an anomaly, or the entry standing for a folded kind. */
+static void top_row(FILE *out, const struct dda_result *res, const struct dda_anomaly *a,
+		    const struct dda__aggregate *ag, struct dda_buf *item, struct dda_buf *tmp)
+{
+	const struct dda_object *o =
+	    a->obj != DDA_NO_OBJECT ? dda_objtab_get(res->objs, a->obj) : NULL;
+	fprintf(out, "| %s | %s | ", dda_severity_name(a->severity), dda_kind_name(a->kind));
+	if (dda__report_folded(a->kind)) {
+		fprintf(out, "%zu items, the first ", ag->count);
+		cell(out, dda__report_item_text(a, item), 80);
+		fputs(" | | ", out);
+		cell(out, dda__report_aggregate_detail(ag, tmp), 200);
+		fputs(" |\n", out);
+		return;
+	}
+	cell(out, dda__report_item_text(a, item), 80);
+	fputs(" | ", out);
+	cell(out, o ? dda__name_text(tmp, o->key) : "", 100);
+	if (o && a->line > 1)
+		fprintf(out, ":%llu", (unsigned long long)a->line);
+	fputs(" | ", out);
+	cell(out, dda__text_utf8(tmp, a->detail), 200);
+	fputs(" |\n", out);
+}
+
 static int top(FILE *out, const struct dda_report_info *info, const struct dda_result *res)
 {
-	size_t n = res->nanomalies, max = info->md_top ? info->md_top : DDA_REPORT_MD_TOP;
-	if (!n)
+	size_t n = 0, max = info->md_top ? info->md_top : DDA_REPORT_MD_TOP;
+	struct dda__aggregate ag;
+	if (!res->nanomalies)
 		return 0;
-	const struct dda_anomaly **order = malloc(n * sizeof(*order));
+	const struct dda_anomaly **order = malloc(res->nanomalies * sizeof(*order));
 	if (!order)
 		return DDA_ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		order[i] = &res->anomalies[i];
+	dda__report_aggregate(res, DDA_K_UNKNOWN_PRIOR, &ag);
+	for (size_t i = 0; i < res->nanomalies; i++)
+		if (!dda__report_folded(res->anomalies[i].kind) || i == ag.first)
+			order[n++] = &res->anomalies[i];
 	dda__sort(order, n, sizeof(*order), cmp_severity);
 	struct dda_buf item, tmp;
 	dda_buf_init(&item, 1 << 20);
 	dda_buf_init(&tmp, 1 << 20);
 	fprintf(out, "## Top anomalies\n\n");
 	if (n > max)
-		fprintf(out, "The %zu most severe of %zu; the JSON and CSV reports list all.\n\n",
-			max, n);
+		fprintf(out,
+			"The %zu most severe of %zu; the JSON and CSV reports list all.\n\n", max,
+			n);
 	fprintf(out, "| severity | kind | item | object | detail |\n|---|---|---|---|---|\n");
-	for (size_t i = 0; i < n && i < max; i++) {
-		const struct dda_anomaly *a = order[i];
-		const struct dda_object *o =
-		    a->obj != DDA_NO_OBJECT ? dda_objtab_get(res->objs, a->obj) : NULL;
-		fprintf(out, "| %s | %s | ", dda_severity_name(a->severity),
-			dda_kind_name(a->kind));
-		cell(out, dda__report_item_text(a, &item), 80);
-		fputs(" | ", out);
-		cell(out, o ? dda__name_text(&tmp, o->key) : "", 100);
-		if (o && a->line > 1)
-			fprintf(out, ":%llu", (unsigned long long)a->line);
-		fputs(" | ", out);
-		cell(out, dda__text_utf8(&tmp, a->detail), 200);
-		fputs(" |\n", out);
-	}
+	for (size_t i = 0; i < n && i < max; i++)
+		top_row(out, res, order[i], &ag, &item, &tmp);
 	fputc('\n', out);
 	dda_buf_release(&item);
 	dda_buf_release(&tmp);
@@ -175,6 +227,7 @@ int dda__report_md(const struct dda_report_info *info, const struct dda_result *
 {
 	summary(out, info, res);
 	by_kind(out, res);
+	not_counted(out, res);
 	if (top(out, info, res))
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
 	hours(out, res);
