@@ -86,18 +86,13 @@ static int get_text(json_t *e, const char *member, bool allow_empty, char **out,
 {
 	json_t *v = json_object_get(e, member);
 	if (!json_is_string(v)) {
-		snprintf(why, whylen, "\"%s\" %s", member,
-			 v ? "must be a string" : "is missing");
+		snprintf(why, whylen, "\"%s\" %s", member, v ? "must be a string" : "is missing");
 		return DDA_EINVAL;
 	}
 	size_t n = json_string_length(v);
 	if (n > DDA_BASELINE_MAX_FIELD || (!n && !allow_empty)) {
 		snprintf(why, whylen, "\"%s\" must be %s", member,
 			 n ? "at most 4096 bytes" : "non-empty");
-		return DDA_EINVAL;
-	}
-	if (memchr(json_string_value(v), '\0', n)) {
-		snprintf(why, whylen, "\"%s\" holds a NUL", member);
 		return DDA_EINVAL;
 	}
 	*out = strdup(json_string_value(v));
@@ -118,8 +113,10 @@ static int get_expiry(json_t *e, int64_t *out, char *why, size_t whylen)
 			     : "must be a string");
 		return DDA_EINVAL;
 	}
+	/* The last time a report can write (and read back) is 9999-12-31. */
+	int64_t last = dda_time_from_civil(9999, 12, 31, 23, 59, 59) * DDA_USEC_PER_SEC;
 	if (n == 10)
-		*out += 24 * DDA_USEC_PER_HOUR;
+		*out = DDA_MIN(*out + 24 * DDA_USEC_PER_HOUR, last);
 	return 0;
 }
 
@@ -200,6 +197,7 @@ static int add_line(struct dda_baseline *b, const char *p, size_t n, uint64_t li
 		b->v = nv;
 		*cap = ncap;
 	}
+	/* Without JSON_ALLOW_NUL, strings hold no NUL: they are C strings. */
 	json_t *j = json_loadb(p, n, JSON_REJECT_DUPLICATES, &jerr);
 	if (!j) {
 		snprintf(why, whylen, "not JSON: %s", jerr.text);
@@ -284,8 +282,7 @@ int dda_baseline_load(const char *path, struct dda_baseline **out, struct dda_er
 		snprintf(msg, sizeof(msg), "%s", err->msg);
 		dda_error_clear(err);
 		rc = dda_error_set(err, DDA_EINVAL, "--baseline: %s", msg);
-	}
-	else if (!rc)
+	} else if (!rc)
 		rc = dda_baseline_parse(text.ptr ? text.ptr : "", text.len, path, out, err);
 	dda_buf_release(&text);
 	return rc;
@@ -362,8 +359,8 @@ static bool suppressed(struct dda__audit_ctx *x, const struct dda_anomaly *an, u
 	dda_buf_reset(item);
 	if (an->key && (dda_canon_key_text(an->key, an->key_len, item) || !item->ptr))
 		return false;
-	size_t i = match(b, an->kind, an->key ? item->ptr : "", ob ? dda__name_text(tmp, ob->key) : "",
-			 x->o->now);
+	size_t i = match(b, an->kind, an->key ? item->ptr : "",
+			 ob ? dda__name_text(tmp, ob->key) : "", x->o->now);
 	if (i == SIZE_MAX)
 		return false;
 	hits[i]++;
@@ -537,9 +534,8 @@ static int write_lines(struct lines *l, int64_t now, const char *path, struct dd
 	return rc;
 }
 
-int dda_baseline_write(const struct dda_baseline *prev, const struct dda_result *res,
-		       int64_t now, int64_t expires, const char *reason, const char *path,
-		       struct dda_error *err)
+int dda_baseline_write(const struct dda_baseline *prev, const struct dda_result *res, int64_t now,
+		       int64_t expires, const char *reason, const char *path, struct dda_error *err)
 {
 	struct lines l = {0};
 	int rc = 0;

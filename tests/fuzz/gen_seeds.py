@@ -81,6 +81,17 @@ def ndjson_cap_seeds():
     return out
 
 
+def baselines():
+    """--baseline files: entries with globs, comments, dates, a loss kind."""
+    gap = {"kind": "GAP", "item": "ActivityId=a1,UserId=u\\*1", "object": "audit-logs/2025/*",
+           "expires": "2026-12-31", "reason": "INC-1"}
+    bad = {"kind": "UNREADABLE", "item": "", "object": "audit-logs/2025/07/12/10/x.json",
+           "expires": "2026-12-31T12:00:00Z", "reason": "cut"}
+    return {"entries": "# known\n\n" + json.dumps(gap) + "\r\n" + json.dumps(bad) + "\n",
+            "one": json.dumps(dict(gap, kind="DUPLICATE", item="*", object="*")),
+            "bad_member": json.dumps(dict(gap, extra=1)) + "\n"}
+
+
 def main():
     os.makedirs(os.path.join(HERE, "corpus", "ndjson"), exist_ok=True)
     for name, data in ndjson_cap_seeds().items():
@@ -93,6 +104,10 @@ def main():
     os.makedirs(os.path.join(HERE, "corpus", "export"), exist_ok=True)
     for name, text in manifests().items():
         with open(os.path.join(HERE, "corpus", "export", name), "w") as f:
+            f.write(text)
+    os.makedirs(os.path.join(HERE, "corpus", "baseline"), exist_ok=True)
+    for name, text in baselines().items():
+        with open(os.path.join(HERE, "corpus", "baseline", name), "w") as f:
             f.write(text)
 
 
