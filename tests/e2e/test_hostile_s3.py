@@ -19,6 +19,7 @@ import urllib.parse
 from xml.sax.saxutils import escape as xml_escape
 
 from harness import BINARY, ROOT, Case, main
+from moto import MotoCase
 
 # How long a stalled answer is held: far past every wait of the test, so
 # that only the signal can end the run.
@@ -559,6 +560,29 @@ class KeyTest(Case):
         self.assertIn(f"the body ended after 10 of {n} bytes", rep["run"]["error"])
         self.assertFalse(rep["run"]["complete"])
         self.assertEqual(rep["run"]["verdict"], "incomplete")
+
+
+class MotoKeyTest(MotoCase):
+    """The same keys stored by a real S3 implementation (moto): put with
+    boto3, listed and fetched by ddbaudit, every object's own bytes."""
+
+    def test_dot_segment_keys_round_trip(self):
+        hour = "audit-logs/2025/07/12/08/"
+        odd = [hour + "x/../u1-a.json", hour + "./u2-a.json", hour + "x//u3-a.json",
+               hour + "u4%2Fa.json"]
+        self.s3.create_bucket(Bucket="odd-keys")
+        for i, k in enumerate(odd):
+            self.s3.put_object(Bucket="odd-keys", Key=k, Body=record(f"u{i + 1}"))
+        p = subprocess.run([BINARY, "verify", "s3://odd-keys/audit-logs/", *RANGE,
+                            "--endpoint-url", self.moto.url, "--format", "json"],
+                           capture_output=True, timeout=120)
+        err = p.stderr.decode("utf-8", "replace")
+        self.assertEqual(p.returncode, 1, err)
+        rep = json.loads(p.stdout)
+        self.assertEqual(rep["summary"]["objects"], len(odd), err)
+        self.assertEqual(rep["summary"]["valid"], len(odd), rep["anomalies"])
+        self.assertEqual({a["kind"] for a in rep["anomalies"]},
+                         {"KEY_MISMATCH", "UNVERSIONED_BUCKET"}, rep["anomalies"])
 
 
 if __name__ == "__main__":
