@@ -9,10 +9,15 @@
 #include "aws/api.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/rand.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* The files a run locks: the file: target, a file DLQ, the checkpoint. */
+#define REPLAY_LOCKS 3
 
 static void new_run_id(char out[37])
 {
@@ -390,11 +395,52 @@ static int cut_torn_tails(const struct cli *c, struct dda_error *err)
 	return 0;
 }
 
+/* One run at a time on the files a replay appends to and on its
+ * checkpoint: a second one (cron overlapping itself) would send every
+ * record again, interleave its lines, and its torn-line cut could cut a
+ * line this run is writing. Each is locked (flock, released when the
+ * process ends, however it ends) for the run; the checkpoint through
+ * CHECKPOINT.lock beside it, as the checkpoint itself is replaced by a
+ * rename after every batch. A run that finds one locked is refused. */
+static int lock_outputs(const struct cli *c, int locks[REPLAY_LOCKS], struct dda_error *err)
+{
+	const struct replay_args *r = &c->replay;
+	struct dda_buf ck;
+	dda_buf_init(&ck, 8192);
+	if (r->checkpoint && dda_buf_addf(&ck, "%s.lock", r->checkpoint))
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	const char *paths[REPLAY_LOCKS][2] = {
+	    {"target", !strncmp(r->target, "file:", 5) ? r->target + 5 : NULL},
+	    {"DLQ", r->dlq && !strncmp(r->dlq, "file:", 5) ? r->dlq + 5 : NULL},
+	    {"checkpoint", r->checkpoint ? ck.ptr : NULL},
+	};
+	int rc = 0;
+	for (size_t i = 0; !rc && i < REPLAY_LOCKS; i++) {
+		const char *path = paths[i][1];
+		if (!path)
+			continue;
+		locks[i] = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK, 0644);
+		struct stat st;
+		if (locks[i] < 0)
+			rc = dda_error_set(err, DDA_EIO, "cannot open the %s '%s': %s", paths[i][0],
+					   path, strerror(errno));
+		else if (!fstat(locks[i], &st) && !S_ISREG(st.st_mode))
+			continue; /* a FIFO or a device: nothing to lock or cut */
+		else if (flock(locks[i], LOCK_EX | LOCK_NB))
+			rc = dda_error_set(err, DDA_EIO,
+					   "the %s '%s' is in use by another replay (locked): one "
+					   "run at a time; wait for it, or stop it",
+					   paths[i][0], path);
+	}
+	dda_buf_release(&ck);
+	return rc;
+}
+
 /* Everything that can be checked before the source is read (and in a dry
  * run): the target answers, the DLQ exists, every output can be written,
  * a checkpoint belongs to these arguments. */
 static int preflight(struct cli *c, struct dda_replay_opts *ro, struct dda_target_info *info,
-		     const char *report)
+		     const char *report, int locks[REPLAY_LOCKS])
 {
 	struct replay_args *r = &c->replay;
 	struct dda_error err = {0};
@@ -411,14 +457,17 @@ static int preflight(struct cli *c, struct dda_replay_opts *ro, struct dda_targe
 		rc = dda__checkpoint_check_args(r->checkpoint, ro->arguments, &err);
 	if (!rc && r->dlq && !strncmp(r->dlq, "file:", 5))
 		rc = dda__output_check("DLQ", r->dlq + 5, &err);
-	if (!rc && !r->dry_run)
-		rc = cut_torn_tails(c, &err);
 	if (!rc)
 		rc = dda__target_lambda_api(&ro->target, &err);
 	if (!rc)
 		rc = dda__target_preflight(&ro->target, info, &err);
 	if (!rc && info->note[0])
 		dda__cli_warn(c, "%s", info->note);
+	/* Only a run that can start takes the files it appends to. */
+	if (!rc && !r->dry_run)
+		rc = lock_outputs(c, locks, &err);
+	if (!rc && !r->dry_run)
+		rc = cut_torn_tails(c, &err);
 	/* The DLQ is opened now (an SQS queue must exist); a dry run closes it
 	 * again having written nothing. */
 	if (!rc && r->dlq && (!r->dry_run || !strncmp(r->dlq, "sqs:", 4)))
@@ -517,6 +566,7 @@ int dda__cmd_replay(int argc, char **argv, struct cli *c)
 	struct dda_target_info info;
 	struct dda_buf filter_text, report;
 	struct dda_filter *filter = NULL;
+	int locks[REPLAY_LOCKS] = {-1, -1, -1};
 	(void)argc;
 	(void)argv;
 	int status = check_options(c);
@@ -532,7 +582,7 @@ int dda__cmd_replay(int argc, char **argv, struct cli *c)
 	status =
 	    args ? report_path(c, &report) : (dda__cli_error(c, "out of memory"), EXIT_RUNTIME);
 	if (!status)
-		status = preflight(c, &ro, &info, report.ptr);
+		status = preflight(c, &ro, &info, report.ptr, locks);
 	if (!status) {
 		ro.function_arn = info.function_arn;
 		so.filter = filter;
@@ -554,5 +604,8 @@ out:
 	}
 	dda_buf_release(&filter_text);
 	dda_buf_release(&report);
+	for (size_t i = 0; i < REPLAY_LOCKS; i++)
+		if (locks[i] >= 0)
+			close(locks[i]); /* the locks go with them */
 	return status;
 }

@@ -338,6 +338,46 @@ sys.stdin.read()
         self.assertIn("stdout", err)
         self.assertFalse(os.path.exists(dlq) and os.path.getsize(dlq))
 
+    def test_a_second_run_on_the_same_files_is_refused_while_one_runs(self):
+        """Two replays with one checkpoint (cron overlapping itself) would
+        both send every record, and the second one's torn-line cut could cut
+        the line the first is writing: the second is refused (exit 3) before
+        it touches anything, and the first goes on undisturbed."""
+        started, gate, out = self.path("started"), self.path("gate"), self.path("out.ndjson")
+        script = self.write("gate.py", f"""
+import os, sys, time
+batch = sys.stdin.read()
+open({started!r}, "w").close()
+deadline = time.monotonic() + {PATIENCE}
+while not os.path.exists({gate!r}) and time.monotonic() < deadline:
+    time.sleep(0.01)
+with open({out!r}, "a") as f:
+    f.write(batch + "\\n")
+""")
+        ck, dlq = self.path("ck.json"), self.path("dlq.ndjson")
+        args = [BINARY, "replay", SAMPLES, "--settle", "0", "-q", "--target",
+                f"exec:python3 {script}", "--batch-size", "50", "--checkpoint", ck,
+                "--dlq", "file:" + dlq]
+        first = subprocess.Popen(args, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + PATIENCE
+            while not os.path.exists(started) and first.poll() is None and \
+                    time.monotonic() < deadline:
+                time.sleep(0.01)  # waiting for the first batch to be at the target
+            self.assertTrue(os.path.exists(started), "the first run never sent a batch")
+            second = subprocess.run(args, capture_output=True, timeout=PATIENCE)
+            err = second.stderr.decode()
+            self.assertEqual(second.returncode, 3, err)
+            self.assertIn("in use by another replay", err)
+        finally:
+            open(gate, "w").close()
+            _, first_err = first.communicate(timeout=PATIENCE)
+        self.assertEqual(first.returncode, 0, first_err.decode())
+        with open(out) as f:
+            got = [r["eventID"] for line in f if line.strip()
+                   for r in json.loads(line)["Records"]]
+        self.assertEqual(sorted(got), sorted(r["eventID"] for r in self.reference()))
+
     # -- case 8: answers that must not be trusted --------------------------
 
     def test_a_2xx_answer_that_is_not_json_fails_the_batch(self):
