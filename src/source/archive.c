@@ -105,8 +105,8 @@ static int read_data(struct archive *a, struct dda_buf *b, int64_t size)
 
 /* Opens the archive again at entry pos (1-based): *e is that entry and the
  * handle is ready to read its data. NULL on failure (err set). */
-static struct archive *seek_entry(struct archive_source *s, uint64_t pos,
-				  struct archive_entry **e, struct dda_error *err)
+static struct archive *seek_entry(struct archive_source *s, uint64_t pos, struct archive_entry **e,
+				  struct dda_error *err)
 {
 	if (!pos) {
 		dda_error_set(err, DDA_ENOTFOUND, "no such entry");
@@ -143,11 +143,10 @@ static int resolve_link(struct archive_source *s, const char *target, uint64_t b
 			return err->code;
 		struct archive_entry *e;
 		uint64_t found = 0;
-		int r;
-		for (uint64_t i = 1; i < before && ((r = archive_read_next_header(a, &e)) ==
-							ARCHIVE_OK ||
-						    r == ARCHIVE_WARN);
-		     i++) {
+		for (uint64_t i = 1; i < before; i++) {
+			int r = archive_read_next_header(a, &e);
+			if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
+				break;
 			const char *k = entry_key(e), *t = link_target(e);
 			if (!k || strcmp(k, name) || (archive_entry_filetype(e) != AE_IFREG && !t))
 				continue;
@@ -156,9 +155,9 @@ static int resolve_link(struct archive_source *s, const char *target, uint64_t b
 		}
 		archive_read_free(a);
 		if (!found)
-			return dda_error_set(err, DDA_ENOTFOUND,
-					     "hard link to '%.200s', which no entry before it holds",
-					     name);
+			return dda_error_set(
+			    err, DDA_ENOTFOUND,
+			    "hard link to '%.200s', which no entry before it holds", name);
 		if (!*next) {
 			*pos = found;
 			return 0;

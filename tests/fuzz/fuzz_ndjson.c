@@ -64,8 +64,8 @@ static unsigned char *gzip_of(const uint8_t *p, size_t n, size_t *out)
 
 /* What the reader must hand out for text p[0..n) with the cap: the lines
  * within it (want) and the numbers of those over it (bad). */
-static void reference(const uint8_t *p, size_t n, size_t cap, struct dda_buf *want,
-		      uint64_t *bad, size_t *nbad, size_t maxbad)
+static void reference(const uint8_t *p, size_t n, size_t cap, struct dda_buf *want, uint64_t *bad,
+		      size_t *nbad, size_t maxbad)
 {
 	uint64_t line = 1;
 	size_t start = 0;
@@ -141,7 +141,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		index = c.first_index;
 		lasts += c.last;
 		if (c.status == DDA_CHUNK_UNREADABLE) {
-			gave_up = gave_up || strstr(c.msg, "no end of line") || !strstr(c.msg, "cap");
+			gave_up =
+			    gave_up || strstr(c.msg, "no end of line") || !strstr(c.msg, "cap");
 			if (nbad < DDA_ARRAY_SIZE(bad))
 				bad[nbad++] = c.first_line;
 			line++;

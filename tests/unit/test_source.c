@@ -315,7 +315,8 @@ static void add_entry(struct archive *a, const char *name, const char *data, con
 		archive_entry_set_hardlink(e, link);
 	assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
 	if (!link)
-		assert_int_equal(archive_write_data(a, data, strlen(data)), (la_ssize_t)strlen(data));
+		assert_int_equal(archive_write_data(a, data, strlen(data)),
+				 (la_ssize_t)strlen(data));
 	archive_entry_free(e);
 }
 
@@ -537,7 +538,8 @@ static void test_ndjson_lines_around_the_cap(void **state)
 		if (c.status == DDA_CHUNK_UNREADABLE) {
 			unreadable++;
 			assert_int_equal(c.first_line, 5);
-			assert_non_null(strstr(c.msg, "line 5 is longer than the 3000000-byte cap"));
+			assert_non_null(
+			    strstr(c.msg, "line 5 is longer than the 3000000-byte cap"));
 			line++;
 		}
 		for (size_t i = 0; i < c.data.len; i++)
@@ -560,7 +562,8 @@ static void test_ndjson_line_slots(void **state)
 	const char *rec = "{\"eventName\":\"INSERT\",\"newImage\":{\"L\":{\"L\":[1,2,3]}}}";
 	assert_int_equal(dda__ndjson_line_slots(rec, strlen(rec)), 1);
 	assert_int_equal(dda__ndjson_line_slots(" \t\r", 3), 0);
-	const char *batch = "{\"Records\":[{\"a\":[1,2],\"b\":\"x,y\"},{\"c\":1},{\"d\":\"\\\"]\"}]}";
+	const char *batch =
+	    "{\"Records\":[{\"a\":[1,2],\"b\":\"x,y\"},{\"c\":1},{\"d\":\"\\\"]\"}]}";
 	assert_true(dda__ndjson_line_slots(batch, strlen(batch)) >= 3);
 	const char *dlq = "{\"DDBStreamBatchInfo\":{},\"ddbaudit\":{\"Records\":[{},{},{},{}]}}";
 	assert_true(dda__ndjson_line_slots(dlq, strlen(dlq)) >= 4);
@@ -611,14 +614,19 @@ static void test_open_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_key_hour),	  cmocka_unit_test(test_dir_order_keys_and_gzip),
-	    cmocka_unit_test(test_dir_pruning),	  cmocka_unit_test(test_oversize_and_bomb),
-	    cmocka_unit_test(test_archives),	  cmocka_unit_test(test_damaged_archive),
+	    cmocka_unit_test(test_key_hour),
+	    cmocka_unit_test(test_dir_order_keys_and_gzip),
+	    cmocka_unit_test(test_dir_pruning),
+	    cmocka_unit_test(test_oversize_and_bomb),
+	    cmocka_unit_test(test_archives),
+	    cmocka_unit_test(test_damaged_archive),
 	    cmocka_unit_test(test_archive_duplicates_and_links),
-	    cmocka_unit_test(test_ndjson_chunks), cmocka_unit_test(test_ndjson_long_line),
+	    cmocka_unit_test(test_ndjson_chunks),
+	    cmocka_unit_test(test_ndjson_long_line),
 	    cmocka_unit_test(test_ndjson_lines_around_the_cap),
 	    cmocka_unit_test(test_ndjson_line_slots),
-	    cmocka_unit_test(test_gunzip),	  cmocka_unit_test(test_open_errors),
+	    cmocka_unit_test(test_gunzip),
+	    cmocka_unit_test(test_open_errors),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
