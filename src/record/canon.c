@@ -447,7 +447,7 @@ static int add_escaped(struct dda_buf *out, const char *s, size_t n)
 	for (size_t i = 0; i < n && !rc; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (c < 0x20 || c == 0x7f) {
-			rc = dda_buf_addf(out, "\\x%02x", c);
+			rc = dda_buf_addf(out, "\\x%02X", c);
 			continue;
 		}
 		if (special(s[i]))

@@ -621,7 +621,7 @@ static int add_shown(struct dda_buf *b, const char *p, size_t n)
 	int rc = 0;
 	for (size_t i = 0; i < n && !rc; i++) {
 		unsigned char c = (unsigned char)p[i];
-		rc = c < 0x20 || c == 0x7f ? dda_buf_addf(b, "\\x%02x", c) : dda_buf_addc(b, p[i]);
+		rc = c < 0x20 || c == 0x7f ? dda_buf_addf(b, "\\x%02X", c) : dda_buf_addc(b, p[i]);
 	}
 	return rc;
 }

@@ -217,7 +217,7 @@ static void test_keys(void **state)
 	dda_buf_reset(&text);
 	assert_int_equal(dda_canon_key_text(k.ptr, k.len, &text), 0);
 	assert_int_equal(strlen(text.ptr), text.len);
-	assert_string_equal(text.ptr, "ActivityId=x\\\\x41,UserId=a\\x00b\\x0a");
+	assert_string_equal(text.ptr, "ActivityId=x\\\\x41,UserId=a\\x00b\\x0A");
 	key_of(text.ptr, &k2);
 	assert_int_equal(k.len, k2.len);
 	assert_memory_equal(k.ptr, k2.ptr, k.len);
