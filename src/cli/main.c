@@ -143,6 +143,10 @@ static int run(int argc, char **argv)
 		dda__cli_print_version();
 		return EXIT_CLEAN;
 	}
+	/* Hidden: the build generates the shell completions with it. */
+	if (!strcmp(argv[1], "--completions"))
+		return dda__cli_completions(argc > 2 ? argv[2] : NULL, commands,
+					    DDA_ARRAY_SIZE(commands));
 	const struct command *cmd = find_command(argv[1]);
 	if (!cmd)
 		return unknown_command(argv[1]);

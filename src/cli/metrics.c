@@ -149,8 +149,7 @@ static int anomalies(struct out *o, const struct run *r, bool total)
 }
 
 /* The amounts: a counter over all runs and a gauge for the last one. */
-static int amount(struct out *o, const char *what, const char *unit, uint64_t v,
-		  const char *help)
+static int amount(struct out *o, const char *what, const char *unit, uint64_t v, const char *help)
 {
 	char total[96], last[96];
 	snprintf(total, sizeof(total), "ddbaudit_%s%s_total", what, unit);
@@ -169,8 +168,8 @@ static int amount(struct out *o, const char *what, const char *unit, uint64_t v,
 static int verdicts(struct out *o, const struct run *r)
 {
 	char l[64];
-	int rc = family(o, "ddbaudit_runs_total", "counter",
-			"Runs that wrote this file, by verdict.");
+	int rc =
+	    family(o, "ddbaudit_runs_total", "counter", "Runs that wrote this file, by verdict.");
 	for (int v = DDA_RUN_CLEAN; v <= DDA_RUN_INCOMPLETE && !rc; v++) {
 		snprintf(l, sizeof(l), "verdict=\"%s\"", dda_run_verdict_name(v));
 		rc = counter(o, "ddbaudit_runs_total", l, v == r->verdict);
@@ -247,8 +246,8 @@ static int prometheus_text(struct out *o, const struct run *r)
 	return rc;
 }
 
-static void run_of(struct run *r, const struct cli *c, const struct dda_result *res,
-		   int status, int64_t started)
+static void run_of(struct run *r, const struct cli *c, const struct dda_result *res, int status,
+		   int64_t started)
 {
 	memset(r, 0, sizeof(*r));
 	r->sum = &res->sum;
@@ -304,8 +303,7 @@ out:
 	return rc;
 }
 
-static void emf_metric(json_t *defs, json_t *root, const char *name, const char *unit,
-		       double v)
+static void emf_metric(json_t *defs, json_t *root, const char *name, const char *unit, double v)
 {
 	json_array_append_new(defs, json_pack("{ssss}", "Name", name, "Unit", unit));
 	json_object_set_new(root, name, json_real(v));
@@ -326,12 +324,12 @@ static int write_emf(struct cli *c, const struct run *r, struct dda_error *err)
 	snprintf(source, sizeof(source), "%.*s", (int)cut, u);
 	const char *ns = getenv("AWS_EMF_NAMESPACE");
 	json_t *defs = json_array();
-	json_t *root = json_pack(
-	    "{s{sIs[{sss[[ss]]so}]}ssssssssss}", "_aws", "Timestamp",
-	    (json_int_t)(r->finished / 1000), "CloudWatchMetrics", "Namespace",
-	    ns && *ns ? ns : "ddbaudit", "Dimensions", "Command", "Source", "Metrics", defs,
-	    "Command", c->cmd, "Source", source, "Verdict", dda_run_verdict_name(r->verdict),
-	    "Version", dda_version(), "Commit", dda__cli_commit());
+	json_t *root = json_pack("{s{sIs[{sss[[ss]]so}]}ssssssssss}", "_aws", "Timestamp",
+				 (json_int_t)(r->finished / 1000), "CloudWatchMetrics", "Namespace",
+				 ns && *ns ? ns : "ddbaudit", "Dimensions", "Command", "Source",
+				 "Metrics", defs, "Command", c->cmd, "Source", source, "Verdict",
+				 dda_run_verdict_name(r->verdict), "Version", dda_version(),
+				 "Commit", dda__cli_commit());
 	dda_buf_release(&tmp);
 	if (!root)
 		return dda_error_set(err, DDA_ENOMEM, "cannot build the metrics line");
@@ -384,16 +382,16 @@ int dda__cli_metrics_begin(struct cli *c, struct dda__cli_metrics *m)
 	return 0;
 }
 
-int dda__cli_metrics_end(struct cli *c, struct dda__cli_metrics *m,
-			 const struct dda_result *res, int status)
+int dda__cli_metrics_end(struct cli *c, struct dda__cli_metrics *m, const struct dda_result *res,
+			 int status)
 {
 	struct dda_error err = {0};
 	struct run r;
 	if (!m->path)
 		return status;
 	run_of(&r, c, res, status, m->started);
-	int rc = !strcmp(m->path, "emf") ? write_emf(c, &r, &err)
-					  : write_prometheus(c, m, &r, &err);
+	int rc =
+	    !strcmp(m->path, "emf") ? write_emf(c, &r, &err) : write_prometheus(c, m, &r, &err);
 	if (!rc)
 		return status;
 	dda__cli_error(c, "--metrics: %s", err.msg);

@@ -748,6 +748,14 @@ static bool allowed(const struct command *cmd, int opt)
 	return true;
 }
 
+void dda__cli_each_option(const struct command *cmd,
+			  void (*fn)(void *ctx, const char *name, bool takes_arg), void *ctx)
+{
+	for (const struct option *o = long_opts; o->name; o++)
+		if (allowed(cmd, o->val))
+			fn(ctx, o->name, o->has_arg == required_argument);
+}
+
 /* An unknown long option: the options of cmd it abbreviates, else the one
  * nearest to it. */
 static void unknown_long_option(struct cli *c, const char *word)

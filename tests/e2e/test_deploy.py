@@ -1,0 +1,389 @@
+"""The deployable units: `cmake --install` (tool, man page, completions,
+library and headers a program links against), the CPack .deb installed with
+dpkg and run, the shell completions, the systemd service and timer
+(systemd-analyze verify), the Kubernetes CronJob, the AWS Batch job
+definition and the Dockerfile, whose ddbaudit arguments are run for real
+against the samples. And --version naming the commit."""
+import fcntl
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from harness import BINARY, Case, ROOT, main, run
+
+BUILD = os.environ.get("DDA_BUILD_DIR") or os.path.dirname(BINARY)
+DEPLOY = os.path.join(ROOT, "samples", "deploy")
+SAMPLES = os.path.join(ROOT, "samples", "audit-logs")
+with open(os.path.join(ROOT, "samples", "expected.json")) as f:
+    EXPECTED = json.load(f)
+
+try:
+    import yaml
+except ImportError:
+    sys.path.append("/usr/lib/python3/dist-packages")  # Debian's python3-yaml
+    try:
+        import yaml
+    except ImportError:
+        yaml = None
+
+
+def sh(*args, **kw):
+    return subprocess.run(args, capture_output=True, text=True, timeout=300, **kw)
+
+
+def cache_value(name):
+    with open(os.path.join(BUILD, "CMakeCache.txt")) as f:
+        for line in f:
+            if line.startswith(name + ":"):
+                return line.split("=", 1)[1].strip()
+    return ""
+
+
+class DeployCase(Case):
+    def need(self, tool):
+        path = shutil.which(tool)
+        if not path:
+            self.skipTest(f"SKIPPED: {tool} is not installed")
+        return path
+
+    def run_args(self, args, what):
+        """Runs the tool with a unit's arguments: they must be options it
+        takes, and the audit of the samples must find the samples' damage."""
+        status, out, err = run(*args)
+        self.assertEqual(status, 1, f"{what}: {args}: {err}")
+        return out, err
+
+
+class InstallTest(DeployCase):
+    def test_cmake_install_layout_and_library(self):
+        prefix = os.path.join(self.dir, "prefix")
+        p = sh("cmake", "--install", BUILD, "--prefix", prefix)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        want = ["bin/ddbaudit", "share/man/man1/ddbaudit.1",
+                "share/bash-completion/completions/ddbaudit",
+                "share/zsh/vendor-completions/_ddbaudit",
+                "share/doc/ddbaudit/README.md", "share/doc/ddbaudit/operations.md",
+                "share/doc/ddbaudit/deploy/ddbaudit.service",
+                "share/doc/ddbaudit/deploy/Dockerfile",
+                "lib/libddbaudit.a", "include/ddbaudit/ddbaudit.h",
+                "lib/pkgconfig/ddbaudit.pc"]
+        for rel in want:
+            self.assertTrue(os.path.isfile(os.path.join(prefix, rel)), rel)
+        tool = os.path.join(prefix, "bin", "ddbaudit")
+        self.assertTrue(os.access(tool, os.X_OK))
+        self.assertEqual(sh(tool, "--version").stdout, run("--version")[1].decode())
+        with open(os.path.join(prefix, "share/man/man1/ddbaudit.1")) as f:
+            self.assertTrue(f.read().startswith(".TH DDBAUDIT 1"))
+        with open(os.path.join(prefix, "share/bash-completion/completions/ddbaudit")) as f:
+            self.assertEqual(f.read(), run("--completions", "bash")[1].decode())
+
+        # A program builds against the installed library through pkg-config.
+        self.need("pkg-config")
+        prog = self.write("use.c", '#include <ddbaudit/ddbaudit.h>\n#include <stdio.h>\n'
+                          'int main(void) { puts(dda_version()); return 0; }\n')
+        env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(prefix, "lib", "pkgconfig"))
+        flags = sh("pkg-config", "--cflags", "--libs", "ddbaudit", env=env)
+        self.assertEqual(flags.returncode, 0, flags.stderr)
+        includes = {os.path.realpath(f[2:]) for f in shlex.split(flags.stdout)
+                    if f.startswith("-I")}
+        self.assertIn(os.path.realpath(os.path.join(prefix, "include")), includes)
+        cc = cache_value("CMAKE_C_COMPILER") or "cc"
+        extra = []
+        if cache_value("DDA_SANITIZE") == "ON":
+            extra.append("-fsanitize=address,undefined")
+        if cache_value("DDA_FUZZ") == "ON":
+            extra.append("-fsanitize=fuzzer-no-link")
+        exe = os.path.join(self.dir, "use")
+        p = sh(cc, *extra, prog, "-o", exe, *shlex.split(flags.stdout))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(sh(exe).stdout.strip(), run("--version")[1].decode().split()[1])
+
+
+class CompletionTest(DeployCase):
+    def bash_complete(self, *words):
+        """COMPREPLY for the last word of `ddbaudit WORDS...`."""
+        script = os.path.join(BUILD, "completions", "ddbaudit")
+        line = ["ddbaudit", *words]
+        p = sh("bash", "-c",
+               'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); '
+               '_ddbaudit; printf "%s\\n" "${COMPREPLY[@]}"',
+               "bash", script, *line, cwd=self.dir)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return [l for l in p.stdout.splitlines() if l]
+
+    def test_bash(self):
+        self.need("bash")
+        self.assertEqual(self.bash_complete("ver"), ["verify"])
+        self.assertEqual(self.bash_complete("verify", "x", "--met"), ["--metrics"])
+        self.assertEqual(self.bash_complete("ls", "x", "--met"), [])  # not an ls option
+        self.assertEqual(self.bash_complete("replay", "x", "--dl"), ["--dlq"])
+        self.assertEqual(sorted(self.bash_complete("history", "x", "--ke")),
+                         ["--key", "--key-schema"])
+        self.write("reports/.keep", "")
+        self.assertEqual(self.bash_complete("verify", "x", "--report", "rep"), ["reports"])
+
+    def test_every_option_of_each_help_is_completed(self):
+        script = run("--completions", "bash")[1].decode()
+        for cmd in ("ls", "verify", "history", "replay"):
+            m = re.search(rf"^    {cmd}\) opts=\"([^\"]*)\"", script, re.M)
+            completed = set(m.group(1).split())
+            helped = set(re.findall(r"^  (?:-\w, )?(--[a-z][a-z-]*)", run(cmd, "--help")[1]
+                                    .decode(), re.M))
+            self.assertEqual(helped - completed, set(), f"{cmd}: in --help, not completed")
+            self.assertEqual(completed - helped, set(), f"{cmd}: completed, not in --help")
+
+    def test_zsh(self):
+        zsh = self.need("zsh")
+        script = os.path.join(BUILD, "completions", "_ddbaudit")
+        p = sh(zsh, "-n", script)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        # The completion system's helpers stubbed to print what they are given.
+        probe = ('_arguments() { print -rl -- "$@" }; _describe() { print -r -- describe }; '
+                 'words=(ddbaudit verify x --m); CURRENT=4; source "$1"')
+        p = sh(zsh, "-f", "-c", probe, "zsh", script)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("--metrics:value:_files", p.stdout.splitlines())
+        self.assertIn("--versions", p.stdout.splitlines())
+        p = sh(zsh, "-f", "-c", probe.replace("verify", "ls"), "zsh", script)
+        self.assertNotIn("--metrics:value:_files", p.stdout.splitlines())
+        # The commands with their summaries (quotes in them included).
+        p = sh(zsh, "-f", "-c", '_describe() { print -rl -- "${commands[@]}" }; '
+               'words=(ddbaudit hi); CURRENT=2; source "$1"', "zsh", script)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("history:show one item's timeline with its images",
+                      p.stdout.splitlines())
+        self.assertIn("help:show a command's options", p.stdout.splitlines())
+
+    def test_bad_shell(self):
+        status, _, err = run("--completions", "fish")
+        self.assertEqual(status, 2)
+        self.assertIn("bash or zsh", err)
+
+
+class DebTest(DeployCase):
+    def test_deb_builds_installs_runs_and_removes(self):
+        self.need("cpack")
+        dpkg_deb = self.need("dpkg-deb")
+        out = os.path.join(self.dir, "pkg")
+        p = sh("cpack", "-G", "DEB", "-B", out, cwd=BUILD)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        debs = [f for f in os.listdir(out) if f.endswith(".deb")]
+        self.assertEqual(len(debs), 1, debs)
+        deb = os.path.join(out, debs[0])
+        info = sh(dpkg_deb, "-f", deb).stdout
+        self.assertRegex(info, r"(?m)^Package: ddbaudit$")
+        self.assertRegex(info, r"(?m)^Depends: .*libcurl")
+        self.assertRegex(info, r"(?m)^Depends: .*libjansson")
+        files = sh(dpkg_deb, "-c", deb).stdout
+        for path in ("./usr/bin/ddbaudit", "./usr/share/man/man1/ddbaudit.1",
+                     "./usr/share/bash-completion/completions/ddbaudit",
+                     "./usr/share/doc/ddbaudit/deploy/ddbaudit.timer"):
+            self.assertIn(path, files)
+        self.assertNotIn("libddbaudit.a", files)  # the dev component is not in it
+
+        if os.geteuid() != 0 or not shutil.which("dpkg"):
+            # Without root, the package is unpacked and run from there.
+            print("SKIPPED: dpkg -i needs root; checking the unpacked package",
+                  file=sys.stderr)
+            root = os.path.join(self.dir, "root")
+            self.assertEqual(sh(dpkg_deb, "-x", deb, root).returncode, 0)
+            self.check_installed(os.path.join(root, "usr"))
+            return
+        self.install_and_check(deb)
+
+    def install_and_check(self, deb):
+        # dpkg's frontend lock, taken as apt takes it, keeps a concurrent apt
+        # or another run of this test out from install to removal; dpkg is
+        # told that its frontend holds it.
+        with open("/var/lib/dpkg/lock-frontend", "w") as lock:
+            fcntl.lockf(lock, fcntl.LOCK_EX)
+            env = dict(os.environ, DPKG_FRONTEND_LOCKED="1")
+            status = sh("dpkg-query", "-W", "-f=${Status}", "ddbaudit", env=env).stdout
+            if "installed" in status and "not-installed" not in status:
+                self.skipTest("SKIPPED: a ddbaudit package is already installed on this "
+                              "machine; not replacing it")
+            p = sh("dpkg", "-i", deb, env=env)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            try:
+                self.check_installed("/usr")
+                if shutil.which("systemd-analyze"):
+                    d = "/usr/share/doc/ddbaudit/deploy"
+                    p = sh("systemd-analyze", "verify", "--man=no",
+                           f"{d}/ddbaudit.service", f"{d}/ddbaudit.timer")
+                    self.assertEqual((p.returncode, p.stderr), (0, ""))
+            finally:
+                p = sh("dpkg", "--purge", "ddbaudit", env=env)
+                self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertFalse(os.path.exists("/usr/bin/ddbaudit"))
+
+    def check_installed(self, usr):
+        tool = os.path.join(usr, "bin", "ddbaudit")
+        p = sh(tool, "--version")
+        self.assertEqual(p.stdout, run("--version")[1].decode())
+        p = sh(tool, "verify", SAMPLES, "--settle", "0", "--format", "json", "-q")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["summary"]["records"], EXPECTED["records"])
+
+
+class SystemdTest(DeployCase):
+    def unit(self, name):
+        with open(os.path.join(DEPLOY, name)) as f:
+            return f.read()
+
+    def test_verify_units(self):
+        analyze = self.need("systemd-analyze")
+        # verify checks that ExecStart's program exists: the one just built.
+        service = self.unit("ddbaudit.service").replace("/usr/bin/ddbaudit", BINARY)
+        self.write("ddbaudit.service", service)
+        self.write("ddbaudit.timer", self.unit("ddbaudit.timer"))
+        p = sh(analyze, "verify", "--man=no", self.path("ddbaudit.service"),
+               self.path("ddbaudit.timer"))
+        # Unknown keys and bad values are only warnings: none is allowed.
+        self.assertEqual((p.returncode, p.stderr), (0, ""))
+        p = sh(analyze, "calendar", "*-*-* 01:30:00 UTC")
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_service_arguments_run(self):
+        service = self.unit("ddbaudit.service")
+        self.assertRegex(service, r"(?m)^Type=oneshot$")
+        self.assertRegex(self.unit("ddbaudit.timer"), r"(?m)^Persistent=true$")
+        exec_line = re.search(r"(?m)^ExecStart=((?:[^\n]*\\\n)*[^\n]*)", service).group(1)
+        args = shlex.split(exec_line.replace("\\\n", " "))
+        self.assertEqual(args[:2], ["/usr/bin/ddbaudit", "verify"])
+        env = {"DDBAUDIT_SOURCE": SAMPLES, "STATE_DIRECTORY": self.dir,
+               "DDBAUDIT_METRICS": self.path("textfile", "ddbaudit.prom")}
+        args = [re.sub(r"\$\{(\w+)\}", lambda m: env[m.group(1)], a) for a in args[1:]]
+        # The samples are from 2025: widen --since to reach them.
+        args[args.index("--since") + 1] = "20000h"
+        self.run_args(args, "ddbaudit.service")
+        self.assertTrue(os.path.isfile(env["DDBAUDIT_METRICS"]))
+        self.assertTrue(os.path.isfile(os.path.join(self.dir, "last-run", "report.json")))
+        with open(os.path.join(DEPLOY, "ddbaudit.env")) as f:
+            names = re.findall(r"(?m)^(\w+)=", f.read())
+        self.assertIn("DDBAUDIT_SOURCE", names)
+        self.assertIn("DDBAUDIT_METRICS", names)
+
+
+class KubernetesTest(DeployCase):
+    def setUp(self):
+        super().setUp()
+        if yaml is None:
+            self.skipTest("SKIPPED: PyYAML (Debian python3-yaml) is not installed")
+
+    def test_cronjob(self):
+        with open(os.path.join(DEPLOY, "kubernetes-cronjob.yaml")) as f:
+            docs = list(yaml.safe_load_all(f))
+        self.assertEqual(len(docs), 1)
+        cj = docs[0]
+        self.assertEqual((cj["apiVersion"], cj["kind"]), ("batch/v1", "CronJob"))
+        self.assertTrue(cj["metadata"]["name"])
+        spec = cj["spec"]
+        self.assertEqual(len(spec["schedule"].split()), 5)
+        self.assertEqual(spec["concurrencyPolicy"], "Forbid")
+        pod = spec["jobTemplate"]["spec"]["template"]["spec"]
+        self.assertIn(pod["restartPolicy"], ("Never", "OnFailure"))
+        self.assertTrue(pod["securityContext"]["runAsNonRoot"])
+        self.assertNotEqual(pod["securityContext"]["runAsUser"], 0)
+        (c,) = pod["containers"]
+        self.assertTrue(c["name"] and c["image"])
+        self.assertFalse(c["securityContext"]["allowPrivilegeEscalation"])
+        mounts = {m["name"] for m in c.get("volumeMounts", [])}
+        self.assertLessEqual(mounts, {v["name"] for v in pod.get("volumes", [])})
+        args = list(c["args"])
+        self.assertEqual(args[0], "verify")
+        args[1] = SAMPLES
+        args[args.index("--since") + 1] = "20000h"
+        args[args.index("--report") + 1] = self.path("reports")
+        _, err = self.run_args(args + ["--settle", "0"], "CronJob")
+        if "emf" in args:
+            self.assertTrue(any(l.startswith('{"_aws"') for l in err.splitlines()))
+
+
+class BatchTest(DeployCase):
+    def test_job_definition(self):
+        with open(os.path.join(DEPLOY, "aws-batch-job-definition.json")) as f:
+            jd = json.load(f)
+        # RegisterJobDefinition's required members and Fargate's rules.
+        self.assertRegex(jd["jobDefinitionName"], r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+        self.assertEqual(jd["type"], "container")
+        cp = jd["containerProperties"]
+        self.assertTrue(cp["image"])
+        self.assertIn("FARGATE", jd["platformCapabilities"])
+        self.assertTrue(cp["executionRoleArn"].startswith("arn:aws:iam::"))
+        res = {r["type"]: r["value"] for r in cp["resourceRequirements"]}
+        self.assertEqual(set(res), {"VCPU", "MEMORY"})
+        self.assertTrue(all(isinstance(v, str) for v in res.values()))
+        self.assertGreaterEqual(jd["timeout"]["attemptDurationSeconds"], 60)
+        rs = jd["retryStrategy"]
+        self.assertTrue(1 <= rs["attempts"] <= 10)
+        self.assertLessEqual(len(rs["evaluateOnExit"]), 5)
+        for e in rs["evaluateOnExit"]:
+            self.assertIn(e["action"], ("RETRY", "EXIT"))
+        self.assertNotEqual(cp.get("user"), "0")
+        # Ref:: placeholders are filled from parameters, as Batch does.
+        params = jd["parameters"]
+        args = [params[a[5:]] if a.startswith("Ref::") else a for a in cp["command"]]
+        self.assertEqual(args[0], "verify")
+        args[1] = SAMPLES
+        args[args.index("--since") + 1] = "20000h"
+        out, _ = self.run_args(args + ["--settle", "0"], "Batch job")
+        self.assertEqual(json.loads(out)["summary"]["records"], EXPECTED["records"])
+
+
+class DockerfileTest(DeployCase):
+    def test_multi_stage_slim_non_root(self):
+        with open(os.path.join(DEPLOY, "Dockerfile")) as f:
+            text = f.read()
+        lines = [l.strip() for l in text.replace("\\\n", " ").splitlines()
+                 if l.strip() and not l.lstrip().startswith("#")]
+        stages = [l.split()[1:] for l in lines if l.upper().startswith("FROM ")]
+        self.assertGreaterEqual(len(stages), 2)
+        for s in stages:
+            self.assertEqual(s[0], "debian:12-slim")
+        names = {s[2] for s in stages if len(s) == 3 and s[1].upper() == "AS"}
+        for l in lines:
+            m = re.match(r"COPY --from=(\S+)", l)
+            if m:
+                self.assertIn(m.group(1), names)
+        final = lines[max(i for i, l in enumerate(lines) if l.upper().startswith("FROM ")):]
+        users = [l.split()[1] for l in final if l.upper().startswith("USER ")]
+        self.assertTrue(users, "the final stage sets no USER")
+        self.assertNotIn(users[-1].split(":")[0], ("0", "root"))
+        entry = [l for l in final if l.upper().startswith("ENTRYPOINT ")]
+        self.assertEqual(json.loads(entry[-1].split(None, 1)[1]), ["/usr/bin/ddbaudit"])
+        if not shutil.which("docker"):
+            print("SKIPPED: docker is not installed; the Dockerfile is checked, not built",
+                  file=sys.stderr)
+
+
+class VersionTest(DeployCase):
+    def test_version_names_the_commit(self):
+        out = run("--version")[1].decode()
+        m = re.match(r"^ddbaudit \d+\.\d+\.\d+ \(commit ([0-9a-f]{7,40}|unknown)\)\n$", out)
+        self.assertTrue(m, out)
+        git = shutil.which("git")
+        if git and sh(git, "-C", ROOT, "rev-parse", "--show-toplevel").returncode == 0:
+            head = sh(git, "-C", ROOT, "rev-parse", "HEAD").stdout.strip()
+            self.assertTrue(head.startswith(m.group(1)), (head, out))
+
+    def test_outside_git_is_unknown_unless_given(self):
+        src = os.path.join(self.dir, "src")
+        shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+            ".git", "build*", "samples", "bench", "tests"))
+        os.makedirs(os.path.join(src, "tests"))
+        for commit, want in ((None, "unknown"), ("0123456789ab", "0123456789ab")):
+            b = os.path.join(self.dir, f"b-{want}")
+            args = ["cmake", "-S", src, "-B", b, "-DDDA_TESTS=OFF"]
+            if commit:
+                args.append(f"-DDDA_COMMIT={commit}")
+            p = sh(*args)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            with open(os.path.join(b, "generated", "commit.c")) as f:
+                self.assertIn(f'return "{want}";', f.read())
+
+
+if __name__ == "__main__":
+    main()
