@@ -223,6 +223,21 @@ static int build_info(struct out *o)
 	return rc;
 }
 
+/* Findings left out of the report by --ignore or a --baseline entry: a
+ * series per kind that had any, so that hidden findings stay visible. */
+static int hidden(struct out *o, const char *name, const char *help, const uint64_t *by_kind)
+{
+	char l[96];
+	int rc = family(o, name, "gauge", help);
+	for (int k = 0; k < DDA_K__COUNT && !rc; k++) {
+		if (!by_kind[k])
+			continue;
+		snprintf(l, sizeof(l), "kind=\"%s\"", dda_kind_name(k));
+		rc = gauge(o, name, l, (double)by_kind[k]);
+	}
+	return rc;
+}
+
 static int prometheus_text(struct out *o, const struct run *r)
 {
 	const struct dda_summary *s = r->sum;
@@ -243,6 +258,13 @@ static int prometheus_text(struct out *o, const struct run *r)
 		rc = anomalies(o, r, true);
 	if (!rc)
 		rc = anomalies(o, r, false);
+	if (!rc)
+		rc = hidden(o, "ddbaudit_last_run_ignored_anomalies",
+			    "Findings of the last run left out by --ignore, by kind.", s->ignored);
+	if (!rc)
+		rc = hidden(o, "ddbaudit_last_run_suppressed_anomalies",
+			    "Findings of the last run matched by a --baseline entry, by kind.",
+			    s->suppressed);
 	return rc;
 }
 
@@ -345,6 +367,13 @@ static int write_emf(struct cli *c, const struct run *r, struct dda_error *err)
 						"ErrorAnomalies"};
 	for (int v = 0; v < DDA_SEV__COUNT; v++)
 		emf_metric(defs, root, sev_names[v], "Count", (double)s->anomalies[v]);
+	uint64_t ignored = 0, suppressed = 0;
+	for (int k = 0; k < DDA_K__COUNT; k++) {
+		ignored += s->ignored[k];
+		suppressed += s->suppressed[k];
+	}
+	emf_metric(defs, root, "IgnoredAnomalies", "Count", (double)ignored);
+	emf_metric(defs, root, "SuppressedAnomalies", "Count", (double)suppressed);
 	for (int k = 0; k < DDA_K__COUNT; k++) {
 		uint64_t n = 0;
 		for (int v = 0; v < DDA_SEV__COUNT; v++)

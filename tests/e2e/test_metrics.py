@@ -201,6 +201,16 @@ class PrometheusTest(Case):
         labels = dict(next(ls for (n, ls) in s if n == "ddbaudit_records_total"))
         self.assertEqual(labels["source"], self.dir + '/a\\\\b\\xFF')
 
+    def test_ignored_and_suppressed_findings_stay_visible(self):
+        status, _, err = self.verify(SAMPLES, "--ignore", "DUPLICATE")
+        self.assertEqual(status, 1, err)
+        text, s, types = parse(self.prom)
+        self.assertEqual(types["ddbaudit_last_run_ignored_anomalies"], "gauge")
+        self.assertEqual(value(s, "ddbaudit_last_run_ignored_anomalies", kind="DUPLICATE"),
+                         EXPECTED["by_kind"]["DUPLICATE"])
+        self.assertEqual(value(s, "ddbaudit_last_run_anomalies", kind="DUPLICATE"), 0)
+        self.assertNotIn("ddbaudit_last_run_suppressed_anomalies{", text)
+
     def test_unwritable_path_fails_before_reading(self):
         bad = os.path.join(self.dir, "no-such-dir", "ddbaudit.prom")
         status, _, err = run("verify", SAMPLES, "--metrics", bad, "-q")
@@ -263,6 +273,7 @@ class EmfTest(Case):
         self.assertEqual(doc["Source"], SAMPLES)
         units = {m["Name"]: m["Unit"] for m in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
         self.assertEqual((units["Duration"], units["Bytes"]), ("Seconds", "Bytes"))
+        self.assertEqual((doc["IgnoredAnomalies"], doc["SuppressedAnomalies"]), (0, 0))
 
     def test_failed_run_and_namespace(self):
         os.environ["AWS_EMF_NAMESPACE"] = "Audit/Nightly"
