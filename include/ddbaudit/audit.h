@@ -66,6 +66,12 @@ struct dda_audit_opts {
 	 * the verdict, counted in dda_summary.ignored and .suppressed. */
 	uint64_t ignore;
 	const struct dda_baseline *baseline; /* borrowed, or NULL */
+	/* State carried across runs (--state): passed to the history as
+	 * dda_history_opts describes. */
+	void *state_ctx;
+	int (*prior)(void *state_ctx, const uint8_t *key, size_t key_len,
+		     struct dda_carried *out);
+	int (*end)(void *state_ctx, const struct dda_item_end *end);
 };
 
 DDA_API void dda_audit_opts_default(struct dda_audit_opts *o);

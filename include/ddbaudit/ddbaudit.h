@@ -11,6 +11,7 @@
 #include "ddbaudit/source.h"
 #include "ddbaudit/record.h"
 #include "ddbaudit/history.h"
+#include "ddbaudit/state.h"
 #include "ddbaudit/report.h"
 #include "ddbaudit/audit.h"
 #include "ddbaudit/baseline.h"

@@ -53,6 +53,38 @@ struct dda_history_stats {
 	uint64_t states;      /* item states (full exports), among events */
 };
 
+/* The order in which items are checked and a state file is sorted: by
+ * dda_history_key_hash, then by key bytes (memcmp, the shorter first). The
+ * hash is fixed (docs/state.md specifies it): a state written by one
+ * version is read by the next in the same order. */
+DDA_API uint64_t dda_history_key_hash(const uint8_t *key, size_t key_len);
+DDA_API int dda_history_key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
+
+/* An item's state as an earlier run left it. Borrowed pointers, valid
+ * until the next call of prior. */
+struct dda_carried {
+	bool found;	    /* the item was seen by an earlier run */
+	bool present;	    /* it exists (false after a REMOVE) */
+	bool digest_known;  /* present, and the digest of its image is known */
+	uint8_t digest[DDA_DIGEST_LEN];
+	int event;	    /* enum dda_event_name of its last change */
+	int64_t time;	    /* that change's time */
+	const char *object; /* the object that held it */
+	uint64_t change_fp; /* fingerprint of that change (retries across runs) */
+};
+
+/* An item's state after this run. object is borrowed for the call. */
+struct dda_item_end {
+	const uint8_t *key;
+	size_t key_len;
+	bool present, digest_known;
+	const uint8_t *digest;
+	int event;
+	int64_t time;
+	const char *object;
+	uint64_t change_fp;
+};
+
 struct dda_history_opts {
 	/* Events at or after this time are still settling: a missing change
 	 * found among them is provisional (warning). DDA_TIME_NONE: none. */
@@ -64,6 +96,15 @@ struct dda_history_opts {
 	int (*anomaly)(void *ctx, struct dda_anomaly *a);
 	/* Optional: called for each event in history order. */
 	int (*visit)(void *ctx, const struct dda_event_view *e);
+	/* Optional, for state carried across runs (--state). Items are checked
+	 * in dda_history_key_order; prior is called once with each item's key,
+	 * in that order, before its events, and fills *out with what an
+	 * earlier run left (out->found false: never seen). end is called once
+	 * with each item's state after its events. Both share state_ctx. */
+	void *state_ctx;
+	int (*prior)(void *state_ctx, const uint8_t *key, size_t key_len,
+		     struct dda_carried *out);
+	int (*end)(void *state_ctx, const struct dda_item_end *end);
 };
 
 /* Orders every item's events and checks each link. Returns 0 or the first

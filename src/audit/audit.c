@@ -548,6 +548,9 @@ static int analyze(struct audit *a, struct dda__anomaly_vec *all, struct dda_err
 	    .ctx = &c,
 	    .anomaly = history_anomaly,
 	    .visit = o->visit ? history_visit : NULL,
+	    .state_ctx = o->state_ctx,
+	    .prior = o->prior,
+	    .end = o->end,
 	};
 	struct dda_history_stats st;
 	int rc = dda_history_analyze(h, &ho, &st);

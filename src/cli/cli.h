@@ -58,6 +58,8 @@ struct cli {
 	const char *since;
 	const char *metrics; /* --metrics FILE or "emf", or NULL */
 	struct replay_args replay;
+	const char *state_path; /* --state */
+	bool since_state;	/* --since-state */
 	json_t *options; /* options in effect, for the report */
 	const char *baseline_path;    /* --baseline */
 	struct dda_baseline *baseline; /* loaded from baseline_path, owned */
@@ -134,6 +136,16 @@ void dda__cli_each_option(const struct command *cmd,
 int dda__cli_completions(const char *shell, const struct command *cmds, size_t n);
 /* --version: "ddbaudit VERSION (commit COMMIT)" on stdout. */
 void dda__cli_print_version(void);
+
+/* --state (cli_state.c): opens and locks the state, sets the range from
+ * it and hooks it into c->audit; *st is NULL without --state. Returns 0 or
+ * an exit status (EXIT_CLEAN: nothing to audit yet). */
+int dda__cli_state_start(struct cli *c, struct dda_state **st);
+/* After the audit: the rest of the old state; 0 or EXIT_RUNTIME. */
+int dda__cli_state_drain(struct cli *c, struct dda_state *st);
+/* After the reports: the new state replaces the old; 0 or EXIT_RUNTIME. */
+int dda__cli_state_commit(struct cli *c, struct dda_state *st,
+			  const struct dda_report_info *info, const struct dda_result *res);
 
 /* Installs SIGINT/SIGTERM handlers that set c->audit.stop. */
 void dda__cli_catch_signals(struct cli *c);

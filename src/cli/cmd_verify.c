@@ -96,6 +96,7 @@ int dda__cmd_verify(int argc, char **argv, struct cli *c)
 	struct dda_result res;
 	struct dda__afile man;
 	struct dda__cli_metrics met;
+	struct dda_state *st = NULL;
 	(void)argc;
 	(void)argv;
 	dda__afile_init(&man);
@@ -104,10 +105,20 @@ int dda__cmd_verify(int argc, char **argv, struct cli *c)
 		dda__cli_error(c, "--format text applies to history; use json, csv or md");
 		return EXIT_USAGE;
 	}
-	if (dda__cli_metrics_begin(c, &met))
+	/* Before the metrics: a run refused by the state's lock must not
+	 * overwrite the metrics of the run that holds it. */
+	if (c->state_path) {
+		int s = dda__cli_state_start(c, &st);
+		if (s)
+			return s;
+	}
+	if (dda__cli_metrics_begin(c, &met)) {
+		dda_state_free(st);
 		return EXIT_RUNTIME;
+	}
 	if (c->report_dir && open_manifest(c, &man)) {
 		dda__cli_metrics_release(&met);
+		dda_state_free(st);
 		return EXIT_RUNTIME;
 	}
 	c->audit.progress = dda__cli_progress;
@@ -117,16 +128,24 @@ int dda__cmd_verify(int argc, char **argv, struct cli *c)
 	if (!rc && c->report_dir)
 		rc = dda__afile_finish(&man, &err);
 	if (rc) {
-		dda__cli_error(c, "%s", err.msg);
+		const struct dda_error *se = st ? dda_state_error(st) : NULL;
+		dda__cli_error(c, "%s", se && se->code ? se->msg : err.msg);
 		/* A run that read nothing is still a run the monitoring sees. */
 		int status = dda__cli_metrics_end(c, &met, &res, dda__cli_exit_for(rc));
 		dda_result_release(&res);
 		dda__afile_discard(&man);
 		dda__cli_metrics_release(&met);
+		dda_state_free(st);
 		return status;
 	}
 	if (res.fatal.code)
-		dda__cli_error(c, "%s; the audit is incomplete", res.fatal.msg);
+		dda__cli_error(c, "%s; the audit is incomplete%s", res.fatal.msg,
+			       st ? " and the state is left as it was" : "");
+	/* An incomplete run never advances the state: the next run must
+	 * audit what this one could not read. */
+	int status = 0;
+	if (st && !res.fatal.code)
+		status = dda__cli_state_drain(c, st);
 	struct dda_report_info info = {
 	    .source = c->source,
 	    .range = c->audit.src.range,
@@ -135,9 +154,14 @@ int dda__cmd_verify(int argc, char **argv, struct cli *c)
 	    .manifest_tmp = c->report_dir ? man.tmp.ptr : NULL,
 	    .fail_on = c->fail_on,
 	};
-	int status = write_reports(c, &info, &res);
+	if (!status)
+		status = write_reports(c, &info, &res);
 	if (!status && c->write_baseline)
 		status = write_baseline(c, &res);
+	/* Findings (exit 1) are what the run is for, not a failure: the state
+	 * advances past them. */
+	if (!status && st && !res.fatal.code)
+		status = dda__cli_state_commit(c, st, &info, &res);
 	if (!status)
 		status = dda__cli_verdict(c, &res);
 	status = dda__cli_metrics_end(c, &met, &res, status);
@@ -145,6 +169,7 @@ int dda__cmd_verify(int argc, char **argv, struct cli *c)
 	dda_result_release(&res);
 	dda__afile_discard(&man);
 	dda__cli_metrics_release(&met);
+	dda_state_free(st);
 	c->audit.manifest_path = NULL;
 	return status;
 }

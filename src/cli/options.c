@@ -40,6 +40,8 @@ enum {
 	O_IGNORE,
 	O_BASELINE,
 	O_WRITE_BASELINE,
+	O_STATE,
+	O_SINCE_STATE,
 	O_TARGET,
 	O_PARALLELISM,
 	O_BATCH_SIZE,
@@ -92,6 +94,8 @@ static const struct option long_opts[] = {
     {"ignore", required_argument, NULL, O_IGNORE},
     {"baseline", required_argument, NULL, O_BASELINE},
     {"write-baseline", required_argument, NULL, O_WRITE_BASELINE},
+    {"state", required_argument, NULL, O_STATE},
+    {"since-state", no_argument, NULL, O_SINCE_STATE},
     {"target", required_argument, NULL, O_TARGET},
     {"parallelism", required_argument, NULL, O_PARALLELISM},
     {"batch-size", required_argument, NULL, O_BATCH_SIZE},
@@ -204,7 +208,16 @@ void dda__cli_help(const struct command *cmd)
 		       "                         BASELINE_EXPIRED\n"
 		       "  --write-baseline FILE  write a baseline accepting this run's findings\n"
 		       "                         (and the live entries of --baseline), expiring\n"
-		       "                         in 30 days: edit the reasons\n");
+		       "                         in 30 days: edit the reasons\n"
+		       "state across runs (cron):\n"
+		       "  --state PATH           carry each item's state from run to run in PATH\n"
+		       "                         (gzip'd NDJSON, rewritten atomically after the\n"
+		       "                         report; locked: a concurrent run is refused):\n"
+		       "                         a change lost across runs is a GAP, and\n"
+		       "                         UNKNOWN_PRIOR is only for items never seen\n"
+		       "  --since-state          audit from the state's watermark to now minus\n"
+		       "                         --settle, in whole hours (catches up missed\n"
+		       "                         runs); the first run gives --from instead\n");
 	if (cmd->opts & OPT_REPLAY)
 		printf(
 		    "replay:\n"
@@ -628,6 +641,12 @@ static int set_option(struct cli *c, int opt, const char *arg, int64_t *now_arg)
 	case O_METRICS:
 		c->metrics = arg;
 		return 0;
+	case O_STATE:
+		c->state_path = arg;
+		return 0;
+	case O_SINCE_STATE:
+		c->since_state = true;
+		return 0;
 	case O_EXPECT_EVERY: {
 		int64_t d;
 		if (!dda_duration_parse(arg, &d) && d > 0 && d % DDA_USEC_PER_HOUR == 0 &&
@@ -728,6 +747,8 @@ static bool allowed(const struct command *cmd, int opt)
 	case O_IGNORE:
 	case O_BASELINE:
 	case O_WRITE_BASELINE:
+	case O_STATE:
+	case O_SINCE_STATE:
 		return cmd->opts & OPT_REPORT;
 	case O_ALLOW_EMPTY:
 		return cmd->opts & (OPT_REPORT | OPT_REPLAY);
@@ -897,6 +918,13 @@ static int finish_options(struct cli *c, int64_t now_arg)
 		if (parse_duration_arg(c, "--since", c->since, &d))
 			return EXIT_USAGE;
 		a->src.range.from = a->now - d;
+	}
+	if (c->since_state && (!c->state_path || c->since || a->src.range.from != DDA_TIME_NONE ||
+			       a->src.range.to != DDA_TIME_NONE)) {
+		dda__cli_error(c, c->state_path ? "--since-state takes the range from the state: "
+						  "it cannot be combined with --from, --to or --since"
+						: "--since-state needs --state PATH");
+		return EXIT_USAGE;
 	}
 	if (a->src.range.from != DDA_TIME_NONE && a->src.range.to != DDA_TIME_NONE &&
 	    a->src.range.from >= a->src.range.to) {

@@ -164,6 +164,22 @@ int dda_history_merge(struct dda_history *into, struct dda_history *from)
 
 /* ---- ordering ---- */
 
+uint64_t dda_history_key_hash(const uint8_t *key, size_t key_len)
+{
+	return dda__hash64(key, key_len);
+}
+
+int dda_history_key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	uint64_t ha = dda__hash64(a, alen), hb = dda__hash64(b, blen);
+	if (ha != hb)
+		return ha < hb ? -1 : 1;
+	int c = memcmp(a, b, DDA_MIN(alen, blen));
+	if (c)
+		return c < 0 ? -1 : 1;
+	return alen < blen ? -1 : alen > blen;
+}
+
 struct sort_ctx {
 	const struct dda_history *h;
 	const struct dda_objtab *objs;
@@ -333,6 +349,8 @@ struct checker {
 	struct fpset changes; /* (event, old, new) fingerprints applied */
 	struct fpset seqs;    /* sequence numbers seen */
 	struct item_state st;
+	struct dda_carried carried; /* what an earlier run left (--state) */
+	uint64_t last_fp;	    /* fingerprint of the last change applied */
 	int rc;
 };
 
@@ -426,10 +444,30 @@ static bool is_duplicate(struct checker *ck, const struct event *e, uint64_t fp,
 	return fpset_has(&ck->changes, fp) && !links(&ck->st, e);
 }
 
+/* The last change applied, for messages: "MODIFY at TIME", and when an
+ * earlier run left it, where that run found it. */
+static const char *prev_text(const struct checker *ck, char *buf, size_t size)
+{
+	char t[DDA_TIME_STRLEN];
+	const struct event *p = ck->st.prev;
+	if (p)
+		snprintf(buf, size, "%s at %s", dda_event_name_str(p->event),
+			 dda_time_format(p->time, true, t));
+	else
+		snprintf(buf, size, "%s at %s (carried by the state from '%s')",
+			 dda_event_name_str(ck->carried.event),
+			 dda_time_format(ck->carried.time, true, t),
+			 ck->carried.object ? ck->carried.object : "");
+	return buf;
+}
+
+/* A carried object name may be long; messages are bounded anyway. */
+#define PREV_TEXT_MAX 1400
+
 static void check_link(struct checker *ck, const struct event *e)
 {
 	struct item_state *st = &ck->st;
-	char t[DDA_TIME_STRLEN];
+	char pt[PREV_TEXT_MAX];
 	const char *name = dda_event_name_str(e->event);
 	if (e->event == DDA_EV_STATE) {
 		/* A known state: never UNKNOWN_PRIOR; after other events it must
@@ -437,11 +475,10 @@ static void check_link(struct checker *ck, const struct event *e)
 		if (st->known && !links(st, e))
 			report(ck, e, DDA_K_GAP,
 			       st->present ? "the export's item differs from the item's state "
-					     "after %s at %s: changes are missing before the export"
-					   : "the export holds the item, removed by %s at %s: "
+					     "after %s: changes are missing before the export"
+					   : "the export holds the item, removed by %s: "
 					     "changes are missing before the export",
-			       dda_event_name_str(st->prev->event),
-			       dda_time_format(st->prev->time, true, t));
+			       prev_text(ck, pt, sizeof(pt)));
 		return;
 	}
 	if (!st->known) {
@@ -453,21 +490,20 @@ static void check_link(struct checker *ck, const struct event *e)
 	if (e->event == DDA_EV_INSERT) {
 		if (st->present)
 			report(ck, e, DDA_K_DOUBLE_INSERT,
-			       "INSERT while the item exists (last changed at %s)",
-			       dda_time_format(st->prev->time, true, t));
+			       "INSERT while the item exists (last changed by %s)",
+			       prev_text(ck, pt, sizeof(pt)));
 		return;
 	}
 	if (!st->present) {
-		report(ck, e, DDA_K_MODIFY_AFTER_REMOVE, "%s after the item was removed at %s",
-		       name, dda_time_format(st->prev->time, true, t));
+		report(ck, e, DDA_K_MODIFY_AFTER_REMOVE, "%s after the item was removed by %s",
+		       name, prev_text(ck, pt, sizeof(pt)));
 		return;
 	}
 	if (!links(st, e))
 		report(ck, e, DDA_K_GAP,
-		       "%s's old image differs from the item's state after %s at %s: "
+		       "%s's old image differs from the item's state after %s: "
 		       "changes are missing in between",
-		       name, dda_event_name_str(st->prev->event),
-		       dda_time_format(st->prev->time, true, t));
+		       name, prev_text(ck, pt, sizeof(pt)));
 }
 
 static void apply(struct item_state *st, const struct event *e)
@@ -530,6 +566,7 @@ static void process(struct checker *ck, const struct event *e)
 		report(ck, e, DDA_K_NO_OP_MODIFY, "MODIFY whose old and new images are equal");
 	if (fpset_add(&ck->changes, fp) || (e->seq && fpset_add(&ck->seqs, seqfp)))
 		ck->rc = DDA_ENOMEM;
+	ck->last_fp = fp;
 	apply(&ck->st, e);
 	visit(ck, e, DDA_V_APPLIED);
 }
@@ -561,13 +598,72 @@ static void process_ties(struct checker *ck, const struct sortent *run, size_t n
 		free(done);
 }
 
+/* Starts an item from what an earlier run left of it: its state, and its
+ * last change, so that a retry of that change in this run is a DUPLICATE
+ * as it would be in one run over both ranges. */
+static void start_item(struct checker *ck, const struct event *first)
+{
+	struct dda_carried *c = &ck->carried;
+	memset(c, 0, sizeof(*c));
+	if (!ck->opts->prior)
+		return;
+	int rc = ck->opts->prior(ck->opts->state_ctx, first->key, first->key_len, c);
+	if (rc) {
+		ck->rc = rc;
+		return;
+	}
+	if (!c->found)
+		return;
+	struct item_state *st = &ck->st;
+	st->known = true;
+	st->present = c->present;
+	st->cur_unknown = c->present && !c->digest_known;
+	if (st->present && c->digest_known)
+		memcpy(st->cur, c->digest, DDA_DIGEST_LEN);
+	ck->last_fp = c->change_fp;
+	if (c->change_fp && fpset_add(&ck->changes, c->change_fp))
+		ck->rc = DDA_ENOMEM;
+}
+
+static void end_item(struct checker *ck, const struct event *first)
+{
+	const struct item_state *st = &ck->st;
+	const struct dda_carried *c = &ck->carried;
+	if (!ck->opts->end || ck->rc)
+		return;
+	struct dda_item_end end = {
+	    .key = first->key,
+	    .key_len = first->key_len,
+	    .present = st->present,
+	    .digest_known = st->present && !st->cur_unknown,
+	    .digest = st->cur,
+	    .change_fp = ck->last_fp,
+	};
+	if (st->prev) {
+		const struct dda_object *ob =
+		    ck->opts->objs ? dda_objtab_get(ck->opts->objs, st->prev->obj) : NULL;
+		end.event = st->prev->event;
+		end.time = st->prev->time;
+		end.object = ob ? ob->key : "";
+	} else {
+		end.event = c->event;
+		end.time = c->time;
+		end.object = c->object;
+	}
+	int rc = ck->opts->end(ck->opts->state_ctx, &end);
+	if (rc)
+		ck->rc = rc;
+}
+
 static void check_item(struct checker *ck, const struct sortent *ev, size_t n)
 {
 	memset(&ck->st, 0, sizeof(ck->st));
+	ck->last_fp = 0;
 	if (fpset_clear(&ck->changes) || fpset_clear(&ck->seqs)) {
 		ck->rc = DDA_ENOMEM;
 		return;
 	}
+	start_item(ck, ev[0].e);
 	ck->stats->items++;
 	for (size_t i = 0; i < n && !ck->rc;) {
 		size_t j = i + 1;
@@ -579,6 +675,7 @@ static void check_item(struct checker *ck, const struct sortent *ev, size_t n)
 			process_ties(ck, ev + i, j - i);
 		i = j;
 	}
+	end_item(ck, ev[0].e);
 }
 
 int dda_history_analyze(struct dda_history *h, const struct dda_history_opts *opts,

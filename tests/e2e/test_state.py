@@ -1,0 +1,298 @@
+"""State across runs (--state, --since-state): a day audited in chained runs
+finds what one run over the day finds, gaps across the runs' boundaries
+included and no UNKNOWN_PRIOR for items seen earlier; a state that is corrupt,
+truncated, of another table or of a newer format is exit 3 and left as it
+was; so is the state of a run that fails; a concurrent run is refused."""
+import fcntl
+import gzip
+import json
+import os
+import shutil
+from harness import Case, ROOT, main, run, verify_json
+
+SAMPLES = os.path.join(ROOT, "samples", "audit-logs")
+NOW = ["--now", "2026-01-01T00:00Z"]
+RUNS = [("2025-07-12T06:00Z", "2025-07-12T08:00Z"),
+        ("2025-07-12T08:00Z", "2025-07-12T10:00Z"),
+        ("2025-07-12T10:00Z", "2025-07-12T12:00Z")]
+
+
+def findings(report):
+    return sorted((a["kind"], json.dumps(a.get("item"), sort_keys=True),
+                   (a.get("object") or {}).get("key")) for a in report["anomalies"])
+
+
+def read_state(path):
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def write_state(path, lines):
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        for line in lines:
+            f.write(json.dumps(line, separators=(",", ":")) + "\n")
+
+
+class StateCase(Case):
+    def copy_samples(self):
+        dst = os.path.join(self.dir, "audit-logs")
+        shutil.copytree(SAMPLES, dst)
+        return dst
+
+    def chained(self, source, state, *extra):
+        """The three two-hour runs; returns their findings and reports."""
+        got, reports = [], []
+        for frm, to in RUNS:
+            status, rep, err = verify_json(source, "--from", frm, "--to", to, "--state", state,
+                                           *NOW, *extra)
+            self.assertIn(status, (0, 1), err)
+            got += findings(rep)
+            reports.append(rep)
+        return sorted(got), reports
+
+    def one_run(self, source):
+        status, rep, err = verify_json(source, "--from", RUNS[0][0], "--to", RUNS[-1][1], *NOW)
+        self.assertIn(status, (0, 1), err)
+        return findings(rep)
+
+    def made_state(self, source=SAMPLES):
+        """A state after the first two runs, and its bytes."""
+        state = os.path.join(self.dir, "state.ndjson.gz")
+        for frm, to in RUNS[:2]:
+            status, _, err = verify_json(source, "--from", frm, "--to", to, "--state", state,
+                                         *NOW)
+            self.assertIn(status, (0, 1), err)
+        with open(state, "rb") as f:
+            return state, f.read()
+
+    def assertRefused(self, state, before, text, *args):
+        """The third run exits 3 naming the problem; the state is unchanged."""
+        status, out, err = run("verify", SAMPLES, "--from", RUNS[2][0], "--to", RUNS[2][1],
+                               "--state", state, *NOW, *args)
+        self.assertNoCrash(status, err)
+        self.assertEqual(status, 3, err)
+        self.assertIn(text, err)
+        with open(state, "rb") as f:
+            self.assertEqual(f.read(), before)
+        leftovers = [n for n in os.listdir(os.path.dirname(state)) if n.endswith(".tmp")]
+        self.assertEqual(leftovers, [])
+
+
+class ChainTest(StateCase):
+    def test_three_runs_find_what_one_run_finds(self):
+        state = os.path.join(self.dir, "state.ndjson.gz")
+        got, reports = self.chained(SAMPLES, state)
+        self.assertEqual(got, self.one_run(SAMPLES))
+        self.assertNotIn("UNKNOWN_PRIOR", [k for k, _, _ in got])
+        # user901's retry at 08:00:30 repeats a change of the first run: a
+        # DUPLICATE, as in one run, never a GAP or an UNKNOWN_PRIOR.
+        dup = [f for f in findings(reports[1]) if f[0] == "DUPLICATE"]
+        self.assertEqual(len(dup), 1)
+        self.assertIn("user901", dup[0][1])
+
+    def test_without_state_the_boundary_forgets(self):
+        """The issue's symptom: each run alone calls carried items unknown."""
+        status, rep, err = verify_json(SAMPLES, "--from", RUNS[1][0], "--to", RUNS[1][1],
+                                       *NOW)
+        self.assertIn(status, (0, 1), err)
+        self.assertIn("UNKNOWN_PRIOR", [k for k, _, _ in findings(rep)])
+
+    def lose_a_change_at_the_boundary(self, source):
+        """Deletes an item's last change of the first run whose next change
+        is in the second; returns (deleted key, the key carried, the GAP's key)."""
+        events = {}
+        for dirpath, _, names in os.walk(source):
+            for name in names:
+                path = os.path.join(dirpath, name)
+                try:
+                    with open(path, "rb") as f:
+                        rec = json.loads(f.read())
+                except ValueError:
+                    continue
+                if not isinstance(rec, dict) or "timestamp" not in rec:
+                    continue
+                item = (rec["userId"], rec["activityId"])
+                events.setdefault(item, []).append(
+                    (rec["timestamp"], rec["eventName"], os.path.relpath(path, source)))
+        for item, evs in sorted(events.items()):
+            evs.sort()
+            for k in range(1, len(evs) - 1):
+                t, name, rel = evs[k]
+                if (name == "MODIFY" and "T07:" in t and evs[k - 1][0] >= "2025-07-12T06"
+                        and "T08:" <= evs[k + 1][0][10:14] < "T10:"
+                        and evs[k + 1][1] == "MODIFY" and evs[k - 1][1] != "REMOVE"):
+                    os.remove(os.path.join(source, rel))
+                    return rel, evs[k - 1][2], evs[k + 1][2]
+        self.fail("no item with a change to lose at 08:00 in the samples")
+
+    def test_a_change_lost_across_the_boundary_is_a_gap(self):
+        source = self.copy_samples()
+        lost, carried, after = self.lose_a_change_at_the_boundary(source)
+        state = os.path.join(self.dir, "state.ndjson.gz")
+        got, reports = self.chained(source, state)
+        self.assertEqual(got, self.one_run(source))
+        gaps = [a for a in reports[1]["anomalies"] if a["kind"] == "GAP"
+                and a["object"]["key"].endswith(after)]
+        self.assertEqual(len(gaps), 1, reports[1]["anomalies"])
+        # The detail names what the state carried: the first run's object.
+        self.assertIn("carried by the state from", gaps[0]["detail"])
+        self.assertIn(carried, gaps[0]["detail"])
+
+    def test_the_state_file(self):
+        state, _ = self.made_state()
+        lines = read_state(state)
+        head, items, trailer = lines[0], lines[1:-1], lines[-1]
+        self.assertEqual(head["format"], "ddbaudit.state")
+        self.assertEqual(head["version"], 1)
+        self.assertEqual(head["watermark"], "2025-07-12T10:00:00.000000Z")
+        self.assertEqual(head["table"]["key_schema"], ["UserId", "ActivityId"])
+        self.assertEqual(trailer["items"], len(items))
+        self.assertTrue(trailer["trailer"])
+        self.assertEqual(len(trailer["report_sha256"]), 64)
+        self.assertEqual(len(trailer["previous_report_sha256"]), 64)
+        self.assertTrue(all(set(i) >= {"k", "p", "e", "t", "o", "c"} for i in items))
+        # Removed items are absent and carry no digest.
+        self.assertTrue(all(("d" in i) == i["p"] for i in items))
+
+    def test_the_run_chain_links_reports(self):
+        state = os.path.join(self.dir, "state.ndjson.gz")
+        report = os.path.join(self.dir, "report")
+        digests = []
+        for frm, to in RUNS[:2]:
+            status, _, err = run("verify", SAMPLES, "--from", frm, "--to", to, "--state", state,
+                                 "--report", report, *NOW)
+            self.assertIn(status, (0, 1), err)
+            with open(os.path.join(report, "report.json"), "rb") as f:
+                import hashlib
+                digests.append(hashlib.sha256(f.read()).hexdigest())
+            trailer = read_state(state)[-1]
+            self.assertEqual(trailer["report_sha256"], digests[-1])
+        self.assertEqual(trailer["previous_report_sha256"], digests[0])
+
+
+class SinceStateTest(StateCase):
+    def test_since_state_catches_up(self):
+        state, _ = self.made_state()
+        # A run at 12:20 with the default 15m settle audits 10:00 to 12:00.
+        status, rep, err = verify_json(SAMPLES, "--state", state, "--since-state",
+                                       "--now", "2025-07-12T12:20Z")
+        self.assertIn(status, (0, 1), err)
+        self.assertEqual(rep["run"]["range"]["from"], "2025-07-12T10:00:00Z")
+        self.assertEqual(rep["run"]["range"]["to"], "2025-07-12T12:00:00Z")
+        self.assertEqual(read_state(state)[0]["watermark"], "2025-07-12T12:00:00.000000Z")
+        # Nothing new has settled: exit 0, the state untouched.
+        with open(state, "rb") as f:
+            before = f.read()
+        status, _, err = run("verify", SAMPLES, "--state", state, "--since-state",
+                             "--now", "2025-07-12T12:50Z")
+        self.assertEqual(status, 0, err)
+        self.assertIn("nothing to audit", err)
+        with open(state, "rb") as f:
+            self.assertEqual(f.read(), before)
+
+    def test_since_state_needs_a_state(self):
+        state = os.path.join(self.dir, "none.gz")
+        status, _, err = run("verify", SAMPLES, "--state", state, "--since-state")
+        self.assertEqual(status, 2, err)
+        self.assertIn("--from", err)
+        status, _, err = run("verify", SAMPLES, "--since-state")
+        self.assertEqual(status, 2, err)
+        self.assertIn("--since-state needs --state", err)
+
+    def test_a_range_before_the_watermark_is_refused(self):
+        state, before = self.made_state()
+        status, _, err = run("verify", SAMPLES, "--from", RUNS[0][0], "--to", RUNS[0][1],
+                             "--state", state, *NOW)
+        self.assertEqual(status, 2, err)
+        self.assertIn("watermark 2025-07-12T10:00:00Z", err)
+        with open(state, "rb") as f:
+            self.assertEqual(f.read(), before)
+
+
+class RefusalTest(StateCase):
+    def test_corrupt_state(self):
+        state, _ = self.made_state()
+        with open(state, "wb") as f:
+            f.write(b"this is not a state\n")
+        self.assertRefused(state, b"this is not a state\n", "is not a ddbaudit state")
+
+    def test_garbage_gzip(self):
+        state, before = self.made_state()
+        data = bytearray(before)
+        data[len(data) // 2] ^= 0xFF
+        with open(state, "wb") as f:
+            f.write(bytes(data))
+        self.assertRefused(state, bytes(data), "corrupt")
+
+    def test_truncated_state(self):
+        state, before = self.made_state()
+        cut = before[: len(before) * 2 // 3]
+        with open(state, "wb") as f:
+            f.write(cut)
+        self.assertRefused(state, cut, "'" + state + "'")
+
+    def test_truncated_at_a_line(self):
+        """Whole lines lost (a gzip stream that ends cleanly): the trailer says so."""
+        state, _ = self.made_state()
+        lines = read_state(state)
+        write_state(state, lines[:-3] + lines[-1:])
+        with open(state, "rb") as f:
+            before = f.read()
+        self.assertRefused(state, before, "counts other items")
+        write_state(state, lines[:-1])
+        with open(state, "rb") as f:
+            before = f.read()
+        self.assertRefused(state, before, "trailer is missing")
+
+    def test_altered_item(self):
+        state, _ = self.made_state()
+        lines = read_state(state)
+        lines[3]["p"] = not lines[3]["p"]
+        write_state(state, lines)
+        with open(state, "rb") as f:
+            before = f.read()
+        self.assertRefused(state, before, "SHA-256 does not match")
+
+    def test_foreign_table(self):
+        state, before = self.made_state()
+        self.assertRefused(state, before, "belongs to another table", "--key-schema",
+                           "UserId:HASH")
+        lines = read_state(state)
+        lines[0]["table"]["source"] = "s3://another-bucket/audit-logs"
+        write_state(state, lines)
+        with open(state, "rb") as f:
+            before = f.read()
+        self.assertRefused(state, before, "belongs to another table")
+
+    def test_newer_version(self):
+        state, _ = self.made_state()
+        lines = read_state(state)
+        lines[0]["version"] = 99
+        write_state(state, lines)
+        with open(state, "rb") as f:
+            before = f.read()
+        self.assertRefused(state, before, "written by a newer ddbaudit")
+
+    def test_a_failed_run_leaves_the_state(self):
+        """The reports cannot be written (report.json is a directory): exit 3,
+        and the state is the one before the run."""
+        state, before = self.made_state()
+        report = os.path.join(self.dir, "report")
+        os.makedirs(os.path.join(report, "report.json"))
+        self.assertRefused(state, before, "report.json", "--report", report)
+
+    def test_a_concurrent_run_is_refused(self):
+        state, before = self.made_state()
+        with open(state + ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            lock.write("pid 4242 on testhost since 2025-07-12T12:00:00Z\n")
+            lock.flush()
+            self.assertRefused(state, before, "in use by another run (pid 4242 on testhost")
+        # Released: the run goes ahead.
+        status, _, err = run("verify", SAMPLES, "--from", RUNS[2][0], "--to", RUNS[2][1],
+                             "--state", state, *NOW)
+        self.assertEqual(status, 1, err)
+
+
+if __name__ == "__main__":
+    main()
