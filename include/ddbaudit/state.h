@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "ddbaudit/common.h"
+#include "ddbaudit/aws.h"
 #include "ddbaudit/history.h"
 
 #define DDA_STATE_FORMAT "ddbaudit.state"
@@ -30,6 +31,9 @@ struct dda_state_identity {
 	const char *source;			  /* SOURCE as given; a trailing '/' is ignored */
 	const char *key_names[DDA_MAX_KEY_ATTRS]; /* borrowed */
 	size_t nkeys;
+	/* Not part of the identity: how to reach an s3:// state (borrowed,
+	 * may be NULL for a local one). */
+	const struct dda_aws_opts *aws;
 };
 
 /* What a state says of the run that wrote it. */
@@ -47,11 +51,12 @@ struct dda_state_run {
 
 struct dda_state;
 
-/* Opens the state at path (a local file) for one run: takes the lock
- * path.lock at once or fails (DDA_EIO naming the holder), and reads the
- * header of the state when one exists. A state that is not one, of a newer
- * format version or of another table is DDA_EFORMAT. *out is new, freed
- * with dda_state_free. */
+/* Opens the state at path for one run: a local file, locked by path.lock,
+ * or s3://BUCKET/KEY, locked by the object KEY.lock and downloaded to a
+ * temporary file. The lock is taken at once or the open fails (DDA_EIO
+ * naming the holder). Reads the header of the state when one exists. A state that is not one, of a
+ * newer format version or of another table is DDA_EFORMAT. *out is new, freed with dda_state_free.
+ */
 DDA_API int dda_state_open(struct dda_state **out, const char *path,
 			   const struct dda_state_identity *id, struct dda_error *err);
 /* The previous run, or NULL when there is no state yet (borrowed). */

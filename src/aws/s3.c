@@ -103,9 +103,21 @@ static int prepare(void *ctx, const struct dda_http_request *r, struct dda_buf *
 	int64_t now = dda_time_now();
 	if (dda__creds_refresh(&s->env, s->profile_flag, s->region, &s->creds, now, &s->cred_err))
 		return DDA_EAUTH;
-	struct dda_aws_sign_req sr = {r->method,    c->host,   c->path, c->query, NULL, 0,
-				      EMPTY_SHA256, c->region, "s3",	true,	  now};
-	return dda__aws_sign(&sr, &s->creds, hdrs);
+	struct dda_aws_sign_req sr = {r->method,
+				      c->host,
+				      c->path,
+				      c->query,
+				      c->extra,
+				      c->nextra,
+				      c->payload_sha256[0] ? c->payload_sha256 : EMPTY_SHA256,
+				      c->region,
+				      "s3",
+				      true,
+				      now};
+	int rc = dda__aws_sign(&sr, &s->creds, hdrs);
+	for (size_t i = 0; !rc && i < c->nextra; i++)
+		rc = dda_buf_addf(hdrs, "%s: %s\n", c->extra[i].name, c->extra[i].value);
+	return rc;
 }
 
 const char *dda__s3_bucket_region(const struct dda_s3 *s, const char *bucket)
@@ -258,6 +270,27 @@ int dda__s3_submit(struct dda_s3_call *c, struct dda_s3 *s3, const char *method,
 		return rc;
 	}
 	return dda__http_submit(s3->http, &c->http);
+}
+
+int dda__s3_submit_body(struct dda_s3_call *c, struct dda_s3 *s3, const char *method,
+			const char *bucket, const char *key, const struct dda_kv *extra,
+			size_t nextra, dda_slice body, size_t max_body, dda_s3_done_fn done,
+			void *ctx)
+{
+	uint8_t d[DDA_SHA256_LEN];
+	char hex[2 * DDA_SHA256_LEN + 1];
+	dda__sha256(body.ptr ? body.ptr : "", body.len, d);
+	dda__hex(d, sizeof(d), hex);
+	/* Queued at once: the body and headers go in before the engine runs,
+	 * which happens only after this returns. */
+	int rc = dda__s3_submit(c, s3, method, bucket, key, NULL, 0, max_body, done, ctx);
+	if (rc)
+		return rc;
+	c->extra = extra;
+	c->nextra = nextra;
+	memcpy(c->payload_sha256, hex, sizeof(hex));
+	c->http.body = body;
+	return 0;
 }
 
 void dda__s3_call_release(struct dda_s3_call *c)

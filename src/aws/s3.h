@@ -32,6 +32,9 @@ struct dda_s3_call {
 	char *bucket, *key;
 	char region[32]; /* the region the request is signed for */
 	bool redirected; /* a wrong-region answer was followed once */
+	const struct dda_kv *extra; /* headers signed and sent, borrowed */
+	size_t nextra;
+	char payload_sha256[65];
 	dda_s3_done_fn done;
 	void *ctx;
 };
@@ -45,6 +48,12 @@ struct dda_s3_call {
 int dda__s3_submit(struct dda_s3_call *c, struct dda_s3 *s3, const char *method, const char *bucket,
 		   const char *key, const struct dda_kv *q, size_t nq, size_t max_body,
 		   dda_s3_done_fn done, void *ctx);
+/* As dda__s3_submit, with a request body and extra headers (If-Match,
+ * If-None-Match, ...), both borrowed until done has run: for PUTs. */
+int dda__s3_submit_body(struct dda_s3_call *c, struct dda_s3 *s3, const char *method,
+			const char *bucket, const char *key, const struct dda_kv *extra,
+			size_t nextra, dda_slice body, size_t max_body, dda_s3_done_fn done,
+			void *ctx);
 void dda__s3_call_release(struct dda_s3_call *c);
 
 /* The region requests to bucket are signed for: the one S3 named in a

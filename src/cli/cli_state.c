@@ -55,7 +55,8 @@ int dda__cli_state_start(struct cli *c, struct dda_state **out)
 {
 	struct dda_error err = {0};
 	struct dda_state *st = NULL;
-	struct dda_state_identity id = {.source = c->source, .nkeys = c->audit.dec.nkeys};
+	struct dda_state_identity id = {
+	    .source = c->source, .nkeys = c->audit.dec.nkeys, .aws = &c->audit.src.aws};
 	for (size_t i = 0; i < id.nkeys && i < DDA_MAX_KEY_ATTRS; i++)
 		id.key_names[i] = c->audit.dec.key_names[i];
 	*out = NULL;

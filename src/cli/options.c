@@ -215,6 +215,8 @@ void dda__cli_help(const struct command *cmd)
 		       "                         report; locked: a concurrent run is refused):\n"
 		       "                         a change lost across runs is a GAP, and\n"
 		       "                         UNKNOWN_PRIOR is only for items never seen\n"
+		       "                         PATH may be s3://BUCKET/KEY (lock object KEY.lock,\n"
+		       "                         conditional PUT)\n"
 		       "  --since-state          audit from the state's watermark to now minus\n"
 		       "                         --settle, in whole hours (catches up missed\n"
 		       "                         runs); the first run gives --from instead\n");

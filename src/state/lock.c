@@ -13,7 +13,7 @@
 /* What a holder writes: "pid 123 on host since 2025-07-12T08:00:00Z". */
 #define HOLDER_MAX 256
 
-static void holder_text(char *out, size_t size)
+void dda__state_holder(char *out, size_t size)
 {
 	char host[128] = "";
 	char t[DDA_TIME_STRLEN];
@@ -55,7 +55,7 @@ int dda__state_lock(const char *path, int *fd, struct dda_error *err)
 		close(f);
 		goto out;
 	}
-	holder_text(holder, sizeof(holder));
+	dda__state_holder(holder, sizeof(holder));
 	size_t hl = strlen(holder);
 	holder[hl++] = '\n';
 	/* The holder's name is a courtesy for the message above: failing to

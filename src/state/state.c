@@ -37,6 +37,9 @@ struct reader {
 struct dda_state {
 	char *path;
 	int lock_fd;
+	struct dda__state_remote *remote; /* an s3:// state, or NULL */
+	char *read_path;		  /* the local file read: path, or a download */
+	bool tmpdir;			  /* read_path is in a directory of our own */
 	struct dda_state_identity id;
 	char *source_norm; /* id.source without a trailing '/' */
 	bool exists;
@@ -250,7 +253,7 @@ static int open_reader(struct dda_state *s, struct dda_error *err)
 {
 	struct reader *r = &s->r;
 	dda_slice line;
-	int fd = open(s->path, O_RDONLY | O_CLOEXEC);
+	int fd = open(s->read_path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT)
 		return 0;
 	if (fd < 0)
@@ -298,6 +301,43 @@ static char *normalize_source(const char *src)
 	return copy_bytes(src, n);
 }
 
+static int open_local(struct dda_state *s, struct dda_error *err)
+{
+	s->read_path = copy_bytes(s->path, strlen(s->path));
+	if (!s->read_path)
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	return dda__state_lock(s->path, &s->lock_fd, err);
+}
+
+/* Where an S3 state is downloaded to and its successor written: a private
+ * temporary directory's file, so names never collide. */
+static int open_remote(struct dda_state *s, struct dda_error *err)
+{
+	char holder[256];
+	bool exists = false;
+	const char *tmp = getenv("TMPDIR");
+	struct dda_buf p;
+	dda_buf_init(&p, 8192);
+	int rc = dda_buf_addf(&p, "%s/ddbaudit-state-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!rc && !mkdtemp(p.ptr))
+		rc = dda_error_set(err, DDA_EIO, "cannot create a temporary directory '%s': %s",
+				   p.ptr, strerror(errno));
+	else if (rc)
+		rc = dda_error_set(err, rc, "TMPDIR too long");
+	if (!rc && dda_buf_adds(&p, "/state.gz"))
+		rc = dda_error_set(err, DDA_ETOOBIG, "TMPDIR too long");
+	s->read_path = rc ? NULL : dda_buf_take(&p, NULL);
+	dda_buf_release(&p);
+	if (rc)
+		return rc;
+	s->tmpdir = true;
+	dda__state_holder(holder, sizeof(holder));
+	rc = dda__state_remote_open(&s->remote, s->path, s->id.aws, holder, err);
+	if (!rc)
+		rc = dda__state_remote_fetch(s->remote, s->read_path, &exists, err);
+	return rc;
+}
+
 int dda_state_open(struct dda_state **out, const char *path, const struct dda_state_identity *id,
 		   struct dda_error *err)
 {
@@ -319,7 +359,7 @@ int dda_state_open(struct dda_state **out, const char *path, const struct dda_st
 	if (!s->path || !s->source_norm)
 		rc = dda_error_set(err, DDA_ENOMEM, "out of memory");
 	if (!rc)
-		rc = dda__state_lock(path, &s->lock_fd, err);
+		rc = strncmp(path, "s3://", 5) ? open_local(s, err) : open_remote(s, err);
 	if (!rc)
 		rc = open_reader(s, err);
 	if (rc) {
@@ -391,7 +431,9 @@ static char *header_text(const struct dda_state *s, int64_t watermark, int64_t s
 
 int dda_state_begin(struct dda_state *s, int64_t watermark, int64_t started, struct dda_error *err)
 {
-	int rc = dda__afile_open(&s->af, s->path, err);
+	/* A local state is written beside itself (so the rename is atomic),
+	 * an S3 one beside its download. */
+	int rc = dda__afile_open(&s->af, s->remote ? s->read_path : s->path, err);
 	if (rc)
 		return rc;
 	int fd = dup(s->af.fd);
@@ -543,7 +585,13 @@ int dda_state_commit(struct dda_state *s, const char *report_sha256, const char 
 		return dda_error_set(err, rc, "%s", s->err.msg);
 	if (zrc != Z_OK)
 		return dda_error_set(err, DDA_EIO, "cannot write the state '%s'", s->path);
-	rc = dda__afile_commit(&s->af, err);
+	if (s->remote) {
+		rc = dda__afile_finish(&s->af, err);
+		if (!rc)
+			rc = dda__state_remote_put(s->remote, s->af.tmp.ptr, err);
+	} else {
+		rc = dda__afile_commit(&s->af, err);
+	}
 	if (!rc)
 		s->committed = true;
 	return rc;
@@ -566,6 +614,16 @@ void dda_state_free(struct dda_state *s)
 	dda_buf_release(&s->line);
 	dda_buf_release(&s->carried_obj);
 	dda__state_unlock(s->lock_fd);
+	if (s->tmpdir) {
+		/* The download and its directory; the new state's temporary file
+		 * went with the discard above. */
+		unlink(s->read_path);
+		char *slash = strrchr(s->read_path, '/');
+		*slash = '\0';
+		rmdir(s->read_path);
+	}
+	dda__state_remote_free(s->remote);
+	free(s->read_path);
 	free(s->path);
 	free(s->source_norm);
 	free(s);

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 from harness import Case, ROOT, main, run, verify_json
+from moto import MotoCase, upload_tree
 
 SAMPLES = os.path.join(ROOT, "samples", "audit-logs")
 NOW = ["--now", "2026-01-01T00:00Z"]
@@ -292,6 +293,84 @@ class RefusalTest(StateCase):
         status, _, err = run("verify", SAMPLES, "--from", RUNS[2][0], "--to", RUNS[2][1],
                              "--state", state, *NOW)
         self.assertEqual(status, 1, err)
+
+
+class S3StateTest(MotoCase):
+    """A state in S3: the chain works the same, the lock object refuses a
+    concurrent run, the commit is conditional on the ETag read."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.s3.create_bucket(Bucket="audit")
+        upload_tree(cls.s3, "audit", SAMPLES, "audit-logs/")
+        cls.s3.create_bucket(Bucket="states")
+
+    def aws(self):
+        return ["--endpoint-url", self.moto.url]
+
+    def state_url(self):
+        return "s3://states/" + self._testMethodName + "/orders.state.gz"
+
+    def state_key(self):
+        return self._testMethodName + "/orders.state.gz"
+
+    def run_range(self, frm, to, *extra):
+        return verify_json("s3://audit/audit-logs/", "--from", frm, "--to", to, "--state",
+                           self.state_url(), *self.aws(), *NOW, *extra)
+
+    def test_chain_through_s3(self):
+        # UNVERSIONED_BUCKET is about the bucket, said by every run here.
+        def items(rep):
+            return [f for f in findings(rep) if f[0] != "UNVERSIONED_BUCKET"]
+        got = []
+        for frm, to in RUNS:
+            status, rep, err = self.run_range(frm, to)
+            self.assertIn(status, (0, 1), err)
+            got += items(rep)
+        status, rep, err = verify_json("s3://audit/audit-logs/", "--from", RUNS[0][0], "--to",
+                                       RUNS[-1][1], *self.aws(), *NOW)
+        self.assertIn(status, (0, 1), err)
+        self.assertEqual(sorted(got), items(rep))
+        self.assertNotIn("UNKNOWN_PRIOR", [k for k, _, _ in got])
+        body = self.s3.get_object(Bucket="states", Key=self.state_key())["Body"].read()
+        lines = [json.loads(x) for x in gzip.decompress(body).decode().splitlines()]
+        self.assertEqual(lines[0]["watermark"], "2025-07-12T12:00:00.000000Z")
+        self.assertEqual(lines[-1]["bucket"]["versioning"] in ("Disabled", "unknown", ""), True)
+        # The lock object is gone once the runs ended.
+        listed = self.s3.list_objects_v2(Bucket="states", Prefix=self._testMethodName)
+        self.assertEqual([o["Key"] for o in listed.get("Contents", [])], [self.state_key()])
+
+    def test_a_concurrent_run_is_refused(self):
+        status, _, err = self.run_range(*RUNS[0])
+        self.assertIn(status, (0, 1), err)
+        before = self.s3.get_object(Bucket="states", Key=self.state_key())["Body"].read()
+        # Another run holds the lock object.
+        self.s3.put_object(Bucket="states", Key=self.state_key() + ".lock",
+                           Body=b"pid 4242 on otherhost since 2025-07-13T02:15:00Z\n")
+        status, out, err = run("verify", "s3://audit/audit-logs/", "--from", RUNS[1][0],
+                               "--to", RUNS[1][1], "--state", self.state_url(), *self.aws(),
+                               *NOW)
+        self.assertNoCrash(status, err)
+        self.assertEqual(status, 3, err)
+        self.assertIn("in use by another run (pid 4242 on otherhost", err)
+        self.assertIn(self.state_key() + ".lock", err)
+        after = self.s3.get_object(Bucket="states", Key=self.state_key())["Body"].read()
+        self.assertEqual(after, before)
+        # The holder's lock is not ours to remove.
+        self.s3.head_object(Bucket="states", Key=self.state_key() + ".lock")
+        self.s3.delete_object(Bucket="states", Key=self.state_key() + ".lock")
+        status, _, err = self.run_range(*RUNS[1])
+        self.assertIn(status, (0, 1), err)
+
+    def test_a_corrupt_state_in_s3_is_refused(self):
+        self.s3.put_object(Bucket="states", Key=self.state_key(), Body=b"garbage\n")
+        status, _, err = run("verify", "s3://audit/audit-logs/", "--from", RUNS[0][0], "--to",
+                             RUNS[0][1], "--state", self.state_url(), *self.aws(), *NOW)
+        self.assertEqual(status, 3, err)
+        self.assertIn("is not a ddbaudit state", err)
+        body = self.s3.get_object(Bucket="states", Key=self.state_key())["Body"].read()
+        self.assertEqual(body, b"garbage\n")
 
 
 if __name__ == "__main__":
