@@ -109,6 +109,30 @@ def main():
     for name, text in baselines().items():
         with open(os.path.join(HERE, "corpus", "baseline", name), "w") as f:
             f.write(text)
+    os.makedirs(os.path.join(HERE, "corpus", "state"), exist_ok=True)
+    for name, text in states().items():
+        with open(os.path.join(HERE, "corpus", "state", name), "w") as f:
+            f.write(text)
+
+
+def states():
+    """--state files (plain NDJSON, which the reader takes as gzip does): a
+    valid one-item state with its trailer's SHA-256, and damaged variants."""
+    import base64
+    import hashlib
+    head = ('{"format":"ddbaudit.state","version":1,"tool":"ddbaudit 0.1.0","table":'
+            '{"source":"src","key_schema":["UserId","ActivityId"]},'
+            '"watermark_us":1752314400000000,"started_us":1752314400000000}\n')
+    item = ('{"k":"%s","p":true,"d":"%s","e":"MODIFY","t":1752310000000000,'
+            '"o":"audit-logs/2025/07/12/09/user1-a.json","c":"0595756ff56df9a5"}\n'
+            % (base64.b64encode(b"user1").decode(), "ab" * 32))
+    body = head + item
+    trailer = ('{"trailer":true,"items":1,"report_sha256":"","previous_report_sha256":"",'
+               '"bucket":{"versioning":"","object_lock":""},"sha256":"%s"}\n'
+               % hashlib.sha256(body.encode()).hexdigest())
+    return {"valid": body + trailer, "no_trailer": body,
+            "newer": head.replace('"version":1', '"version":2') + item + trailer,
+            "empty_items": head + trailer.replace('"items":1', '"items":0')}
 
 
 if __name__ == "__main__":
