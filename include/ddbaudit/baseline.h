@@ -55,6 +55,13 @@ struct dda_baseline_stats {
 };
 
 struct dda_result;
+/* Takes the findings of kind out of a finished result, as a baseline would
+ * have: out of the list, the severity, kind and hour counts, into
+ * sum.suppressed. For findings an earlier run of a --state chain already
+ * reported (UNVERSIONED_BUCKET while the bucket's setting is unchanged).
+ * Returns how many were taken. */
+DDA_API size_t dda_result_suppress_kind(struct dda_result *res, int kind);
+
 /* Writes a baseline that accepts the findings of res: the live (unexpired
  * at now) entries of prev (may be NULL) as they are, then one entry for
  * each finding listed in res that a baseline can hold, sorted and without

@@ -433,6 +433,43 @@ int dda__noise_filter(struct dda__audit_ctx *x)
 	return rc;
 }
 
+static struct dda_hour_stat *hour_of(struct dda_result *res, const struct dda_anomaly *an)
+{
+	const struct dda_object *ob =
+	    an->obj != DDA_NO_OBJECT ? dda_objtab_get(res->objs, an->obj) : NULL;
+	int64_t hour = ob ? ob->hour : an->kind == DDA_K_MISSING_HOUR ? an->time : DDA_TIME_NONE;
+	for (size_t i = 0; hour != DDA_TIME_NONE && i < res->nhours; i++)
+		if (res->hours[i].hour == hour)
+			return &res->hours[i];
+	return NULL;
+}
+
+size_t dda_result_suppress_kind(struct dda_result *res, int kind)
+{
+	size_t kept = 0, taken = 0;
+	if (kind < 0 || kind >= DDA_K__COUNT)
+		return 0;
+	for (size_t i = 0; i < res->nanomalies; i++) {
+		struct dda_anomaly *an = &res->anomalies[i];
+		if (an->kind != kind) {
+			res->anomalies[kept++] = *an;
+			continue;
+		}
+		struct dda_hour_stat *h = hour_of(res, an);
+		if (h && h->anomalies)
+			h->anomalies--;
+		if (res->sum.anomalies[an->severity])
+			res->sum.anomalies[an->severity]--;
+		if (res->sum.by_kind[kind])
+			res->sum.by_kind[kind]--;
+		res->sum.suppressed[kind]++;
+		dda_anomaly_release(an);
+		taken++;
+	}
+	res->nanomalies = kept;
+	return taken;
+}
+
 /* ---- writing ---- */
 
 /* A name as a glob that matches only itself. */

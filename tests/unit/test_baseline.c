@@ -286,12 +286,32 @@ static void test_report_folds_unknown_prior(void **state)
 	dda_result_release(&res);
 }
 
+/* A finding an earlier run of the state chain reported leaves the list and
+ * every count but summary.suppressed. */
+static void test_suppress_kind(void **state)
+{
+	(void)state;
+	struct dda_result res;
+	build(&res, DDA_K_UNVERSIONED_BUCKET, 2);
+	assert_int_equal(dda_result_suppress_kind(&res, DDA_K_GAP), 0);
+	assert_int_equal(res.nanomalies, 2);
+	assert_int_equal(dda_result_suppress_kind(&res, DDA_K_UNVERSIONED_BUCKET), 2);
+	assert_int_equal(res.nanomalies, 0);
+	assert_int_equal(res.sum.by_kind[DDA_K_UNVERSIONED_BUCKET], 0);
+	assert_int_equal(res.sum.anomalies[DDA_SEV_WARNING], 0);
+	assert_int_equal(res.sum.suppressed[DDA_K_UNVERSIONED_BUCKET], 2);
+	assert_int_equal(dda_result_verdict(&res, DDA_SEV_WARNING), DDA_RUN_CLEAN);
+	assert_int_equal(dda_result_suppress_kind(&res, DDA_K__COUNT), 0);
+	dda_result_release(&res);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_kind_names), cmocka_unit_test(test_ignore_parse),
-	    cmocka_unit_test(test_parse),      cmocka_unit_test(test_load),
-	    cmocka_unit_test(test_write),      cmocka_unit_test(test_report_folds_unknown_prior),
+	    cmocka_unit_test(test_kind_names),	  cmocka_unit_test(test_ignore_parse),
+	    cmocka_unit_test(test_parse),	  cmocka_unit_test(test_load),
+	    cmocka_unit_test(test_write),	  cmocka_unit_test(test_report_folds_unknown_prior),
+	    cmocka_unit_test(test_suppress_kind),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
