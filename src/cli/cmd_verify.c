@@ -90,6 +90,35 @@ static int open_manifest(struct cli *c, struct dda__afile *man)
 	return rc ? EXIT_RUNTIME : 0;
 }
 
+/* UNVERSIONED_BUCKET once per --state chain: listed when the chain first
+ * sees the bucket's versioning setting and when it changes, counted in
+ * summary.suppressed while it stays the same (docs/noise.md). A setting
+ * that could not be read is never the same as the last one. */
+static void known_bucket_setting(const struct dda_state *st, struct dda_result *res)
+{
+	const struct dda_state_run *prior = dda_state_prior(st);
+	const struct dda_source_facts *f = &res->source;
+	if (!prior || !f->s3 || !f->versioning[0] || !prior->versioning[0])
+		return;
+	if (!strcmp(prior->versioning, f->versioning)) {
+		dda_result_suppress_kind(res, DDA_K_UNVERSIONED_BUCKET);
+		return;
+	}
+	for (size_t i = 0; i < res->nanomalies; i++) {
+		struct dda_anomaly *an = &res->anomalies[i];
+		struct dda_buf d;
+		if (an->kind != DDA_K_UNVERSIONED_BUCKET)
+			continue;
+		dda_buf_init(&d, 1 << 16);
+		if (!dda_buf_addf(&d, "%s (changed: the state's last run saw versioning %s)",
+				  an->detail ? an->detail : "", prior->versioning)) {
+			free(an->detail);
+			an->detail = dda_buf_take(&d, NULL);
+		}
+		dda_buf_release(&d);
+	}
+}
+
 int dda__cmd_verify(int argc, char **argv, struct cli *c)
 {
 	struct dda_error err = {0};
@@ -146,6 +175,8 @@ int dda__cmd_verify(int argc, char **argv, struct cli *c)
 	int status = 0;
 	if (st && !res.fatal.code)
 		status = dda__cli_state_drain(c, st);
+	if (!status && st && !res.fatal.code)
+		known_bucket_setting(st, &res);
 	struct dda_report_info info = {
 	    .source = c->source,
 	    .range = c->audit.src.range,

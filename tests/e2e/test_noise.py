@@ -7,6 +7,7 @@ import os
 import shutil
 import tarfile
 from harness import ROOT, Case, main, run, verify_json
+from moto import MotoCase, upload_tree
 
 SAMPLES = os.path.join(ROOT, "samples", "audit-logs")
 # What the samples hold when read whole (samples/expected.json lists them).
@@ -327,6 +328,60 @@ class BaselineTest(Case):
                          [x["item"] for x in rep["anomalies"][0]["sample"]])
         status, rep, err = verify_json(log, "--baseline", only("*"))
         self.assertEqual(rep["summary"]["suppressed"], {"UNKNOWN_PRIOR": 3})
+
+
+class UnversionedAlongTheStateChainTest(MotoCase):
+    """UNVERSIONED_BUCKET is said when a --state chain first sees the setting
+    and when it changes, not every night; without --state, every run says it."""
+
+    def setUp(self):
+        super().setUp()
+        self.s3.create_bucket(Bucket="chain")
+        upload_tree(self.s3, "chain", SAMPLES, "audit-logs/")
+        self.state = self.path("state", "audit.state")
+
+    def night(self, hour, *extra):
+        status, rep, err = verify_json(
+            "s3://chain/audit-logs/", "--endpoint-url", self.moto.url, "--settle", "0",
+            "--now", "2025-07-14T00:00Z", "--from", "2025-07-12T%02d:00Z" % hour,
+            "--to", "2025-07-12T%02d:00Z" % (hour + 1), "--allow-empty", "--fail-on", "never",
+            *extra)
+        self.assertEqual(status, 0, err)
+        return rep
+
+    def said(self, rep):
+        return rep["summary"]["by_kind"].get("UNVERSIONED_BUCKET", 0)
+
+    def test_said_when_first_seen_and_when_changed(self):
+        if b"--state" not in run("verify", "--help")[1]:
+            self.skipTest("SKIPPED: verify --state is not built in")
+        rep = self.night(8, "--state", self.state)
+        self.assertEqual(self.said(rep), 1)
+        self.assertEqual(rep["summary"]["suppressed"], {})
+        # The same setting the next night: counted, not listed.
+        rep = self.night(9, "--state", self.state)
+        self.assertEqual(self.said(rep), 0)
+        self.assertEqual(rep["summary"]["suppressed"], {"UNVERSIONED_BUCKET": 1})
+        self.assertEqual(rep["run"]["bucket"]["versioning"], "Disabled")
+        self.assertNotIn("UNVERSIONED_BUCKET", [a["kind"] for a in rep["anomalies"]])
+        # Without the state, a run knows nothing of earlier ones: it says it.
+        self.assertEqual(self.said(self.night(9)), 1)
+        # Versioning on: nothing to say. Then suspended: a change, said again.
+        self.s3.put_bucket_versioning(Bucket="chain",
+                                      VersioningConfiguration={"Status": "Enabled"})
+        rep = self.night(10, "--state", self.state)
+        self.assertEqual(self.said(rep), 0)
+        self.assertEqual(rep["summary"]["suppressed"], {})
+        self.s3.put_bucket_versioning(Bucket="chain",
+                                      VersioningConfiguration={"Status": "Suspended"})
+        rep = self.night(11, "--state", self.state)
+        self.assertEqual(rep["run"]["bucket"]["versioning"], "Suspended")
+        self.assertEqual(self.said(rep), 1)
+        found = [a for a in rep["anomalies"] if a["kind"] == "UNVERSIONED_BUCKET"][0]
+        self.assertIn("changed: the state's last run saw versioning Enabled", found["detail"])
+        rep = self.night(12, "--state", self.state)
+        self.assertEqual(self.said(rep), 0)
+        self.assertEqual(rep["summary"]["suppressed"], {"UNVERSIONED_BUCKET": 1})
 
 
 if __name__ == "__main__":
