@@ -59,6 +59,10 @@ int dda__s3_new(struct dda_s3 **out, const struct dda_aws_opts *o, const struct 
 		ho.concurrency = o->concurrency;
 	ho.no_verify_ssl = o->no_verify_ssl;
 	ho.stop = o->stop;
+	/* A GET or a listing page ends within a minute plus its size at 64 KiB/s
+	 * (about 5 minutes for a 16 MiB object), then is retried: a peer that
+	 * trickles bytes cannot hold a cron run forever. */
+	ho.min_bytes_per_second = 64 << 10;
 	ho.ca_bundle = o->ca_bundle && *o->ca_bundle ? o->ca_bundle : env->get(env->ctx, "AWS_CA_BUNDLE");
 	if (!rc)
 		rc = dda__aws_retry_opts(env, profile, &ho, err);

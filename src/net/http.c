@@ -5,6 +5,7 @@
 #include "util/log.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 
@@ -41,6 +42,7 @@ void dda__http_opts_default(struct dda_http_opts *o)
 	o->concurrency = 64;
 	o->connect_timeout_ms = 10000;
 	o->low_speed_seconds = 30;
+	o->attempt_base_ms = 60000;
 	o->max_attempts = 5;
 	o->backoff_base = 100 * 1000;
 	o->backoff_cap = 20 * DDA_USEC_PER_SEC;
@@ -327,6 +329,21 @@ static int make_headers(struct xfer *x)
 	return x->hdrs ? 0 : DDA_ENOMEM;
 }
 
+/* The whole-attempt limit of a request: the engine's, else one scaled to the
+ * largest body the request accepts, else none (the low-speed floor only). */
+static long attempt_limit_ms(const struct dda_http_opts *o, size_t max_body)
+{
+	if (o->timeout_ms > 0)
+		return o->timeout_ms;
+	if (o->min_bytes_per_second <= 0 || !max_body)
+		return 0;
+	uint64_t ms = (uint64_t)max_body / (uint64_t)o->min_bytes_per_second * 1000 +
+		      (uint64_t)max_body % (uint64_t)o->min_bytes_per_second * 1000 /
+			  (uint64_t)o->min_bytes_per_second;
+	ms += (uint64_t)DDA_MAX(o->attempt_base_ms, 0);
+	return (long)DDA_MIN(ms, (uint64_t)LONG_MAX);
+}
+
 static int start(struct dda_http *h, struct xfer *x)
 {
 	const struct dda_http_opts *o = &h->o;
@@ -366,8 +383,9 @@ static int start(struct dda_http *h, struct xfer *x)
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
 	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, o->low_speed_seconds);
-	if (o->timeout_ms > 0)
-		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms);
+	long limit = attempt_limit_ms(o, x->req->max_body);
+	if (limit > 0)
+		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, limit);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, o->no_verify_ssl ? 0L : 1L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, o->no_verify_ssl ? 0L : 2L);

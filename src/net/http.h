@@ -14,6 +14,12 @@ struct dda_http_opts {
 	long connect_timeout_ms; /* default 10 s */
 	long low_speed_seconds;	 /* abort a transfer stalled this long (default 30) */
 	long timeout_ms;	 /* whole-attempt limit, 0 for none (the default) */
+	/* Without timeout_ms, a request with a max_body gets a whole-attempt
+	 * limit of attempt_base_ms plus max_body at this many bytes a second,
+	 * so a peer that trickles just above the low-speed floor cannot hold a
+	 * run forever; 0 for no such limit (the default). */
+	long min_bytes_per_second;
+	long attempt_base_ms; /* default 60 s */
 	int max_attempts;	 /* attempts per request, the first included (default 5) */
 	int64_t backoff_base;	 /* first backoff ceiling, microseconds (default 100 ms) */
 	int64_t backoff_cap;	 /* largest backoff, microseconds (default 20 s) */

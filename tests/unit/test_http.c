@@ -280,6 +280,31 @@ static void test_stop_flag_ends_a_silent_peer(void **state)
 	close(fd);
 }
 
+/* A peer trickling above the low-speed floor is ended by the attempt limit
+ * scaled to the request's max_body, then retried, then given up. */
+static void test_attempt_limit_ends_a_trickle(void **state)
+{
+	struct dda_http_opts o;
+	struct dda_http *h;
+	struct dda_error err = {0};
+	dda__http_opts_default(&o);
+	o.min_bytes_per_second = 64 << 10;
+	o.attempt_base_ms = 300;
+	o.max_attempts = 2;
+	o.backoff_base = 1000;
+	assert_int_equal(dda__http_new(&h, &o, &err), 0);
+	struct call c;
+	memset(&c, 0, sizeof(c));
+	snprintf(c.url, sizeof(c.url), "http://127.0.0.1:%d/trickle", port);
+	/* 300 ms + 1024 B at 64 KiB/s: about 316 ms an attempt. */
+	c.req = (struct dda_http_request){"GET", c.url, {NULL, 0}, 1024, prepare, done, &c};
+	assert_int_equal(dda__http_submit(h, &c.req), 0);
+	run(h);
+	assert_int_equal(c.attempts, 2);
+	assert_int_not_equal(c.err, 0);
+	dda__http_free(h);
+}
+
 static void test_backoff_bounds(void **state)
 {
 	struct dda_http_opts o;
@@ -304,6 +329,7 @@ int main(void)
 	    cmocka_unit_test(test_retry_after_and_cap), cmocka_unit_test(test_connection_refused),
 	    cmocka_unit_test(test_many_and_reuse),	cmocka_unit_test(test_backoff_bounds),
 	    cmocka_unit_test(test_stop_flag_ends_a_silent_peer),
+	    cmocka_unit_test(test_attempt_limit_ends_a_trickle),
 	};
 	return cmocka_run_group_tests(tests, start_server, stop_server);
 }

@@ -10,6 +10,7 @@ Paths (ID keeps per-request-family counters):
   /truncate/N/ID              promise 100 bytes, send 10 and close, N times, then 200
   /s3timeout/ID               400 with an S3 RequestTimeout error once, then 200
   /big/N                      N bytes
+  /trickle                    promise 1000 bytes, send one every 0.1 s (100 s in all)
   /headers                    the request headers, as text
   /count/ID                   how many requests ID has had
   /connections                how many TCP connections were accepted
@@ -19,6 +20,7 @@ import http.server
 import socketserver
 import sys
 import threading
+import time
 
 counts = {}
 connections = 0
@@ -89,6 +91,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if seen("/".join(p)) == 1:
                 return self.reply(400, b"<Error><Code>RequestTimeout</Code></Error>")
             return self.reply(200, b"ok")
+        if p[0] == "trickle":
+            # Fast enough for any low-speed floor of a byte a second, far
+            # too slow to finish: only a whole-attempt limit ends it.
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            try:
+                for _ in range(1000):
+                    self.wfile.write(b"t")
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:
+                pass  # the client gave up, as it should
+            self.close_connection = True
+            return
         if p[0] == "big":
             return self.reply(200, b"b" * int(p[1]))
         if p[0] == "headers":
