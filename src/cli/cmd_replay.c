@@ -476,6 +476,11 @@ static int preflight(struct cli *c, struct dda_replay_opts *ro, struct dda_targe
 		rc = dda__dlq_close(ro->dlq_open, &err);
 		ro->dlq_open = NULL;
 	}
+	if (rc && c->audit.stop && *c->audit.stop) {
+		dda__cli_error(c, "interrupted before the replay started, nothing was sent (%s)",
+			       err.msg);
+		return EXIT_RUNTIME;
+	}
 	if (rc) {
 		dda__cli_error(c, "%s", err.msg);
 		return dda__cli_exit_for(rc);
@@ -581,16 +586,26 @@ int dda__cmd_replay(int argc, char **argv, struct cli *c)
 	ro.arguments = args;
 	status =
 	    args ? report_path(c, &report) : (dda__cli_error(c, "out of memory"), EXIT_RUNTIME);
+	/* Signals are caught before the preflight, which may wait on the
+	 * network (OPTIONS, GetFunction, the SQS queue): a SIGTERM there ends
+	 * the run with status 3, and with nothing in flight to drain, the
+	 * preflight's requests are cut short at once. */
+	dda__cli_catch_signals(c);
+	ro.stop = c->audit.stop;
+	ro.target.abort = c->audit.stop;
 	if (!status)
 		status = preflight(c, &ro, &info, report.ptr, locks);
+	ro.target.abort = NULL; /* the delivery sets its own, after the drain */
+	if (!status && *ro.stop) {
+		dda__cli_error(c, "interrupted before the replay started: nothing was sent");
+		status = EXIT_RUNTIME;
+	}
 	if (!status) {
 		ro.function_arn = info.function_arn;
 		so.filter = filter;
 		if (!r->checkpoint || !dda__checkpoint_run_id(r->checkpoint, so.run_id))
 			new_run_id(so.run_id);
 		signal(SIGPIPE, SIG_IGN); /* a processor that exits early is a failed batch */
-		dda__cli_catch_signals(c);
-		ro.stop = c->audit.stop;
 		status = run(c, &so, &ro, report.ptr);
 	}
 	json_decref(args);

@@ -103,8 +103,9 @@ class HostileS3:
     listings, "endless" (every page truncated, with a new token). `stalled`
     is set once a stalled answer has begun (or, endless, after 3 pages)."""
 
-    def __init__(self, list_mode="ok", get_mode="ok"):
+    def __init__(self, list_mode="ok", get_mode="ok", options_mode="ok"):
         self.list_mode, self.get_mode = list_mode, get_mode
+        self.options_mode = options_mode  # a replay target's preflight
         self.stalled = threading.Event()
         self.closing = threading.Event()
         self.pages = 0
@@ -185,6 +186,8 @@ class HostileS3:
                 self.stall("silent", 0)
 
             def do_OPTIONS(self):  # a replay target's preflight
+                if srv.options_mode != "ok":
+                    return self.stall(srv.options_mode, 0)
                 self.send(200, b"")
 
         self.server, self.url = serve(Handler)
@@ -314,6 +317,20 @@ class SignalTest(Case):
         status, _, err = self.interrupt(server, proc)
         self.assertEqual(status, 3, err)
         self.assertIn("interrupted", err)
+        self.assertFalse(os.path.exists(dlq) and os.path.getsize(dlq), err)
+
+    def test_replay_preflight_that_never_answers(self):
+        """The target's preflight (OPTIONS) happens before anything is read:
+        a signal there ends the run with status 3, not by the signal's
+        default action, and nothing is sent or written."""
+        server = self.hostile(options_mode="silent")
+        dlq = os.path.join(self.dir, "dlq.ndjson")
+        proc = self.start("replay", os.path.join(ROOT, "samples", "audit-logs"), "--settle", "0",
+                          "--target", server.url + "/invoke", "--dlq", "file:" + dlq)
+        status, _, err = self.interrupt(server, proc)
+        self.assertEqual(status, 3, err)
+        self.assertIn("interrupted", err)
+        self.assertFalse(any(p == "/invoke" for p, _ in server.requests), server.requests)
         self.assertFalse(os.path.exists(dlq) and os.path.getsize(dlq), err)
 
     def test_sts_that_never_answers(self):
