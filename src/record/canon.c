@@ -458,17 +458,6 @@ static int add_escaped(struct dda_buf *out, const char *s, size_t n)
 	return rc;
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int dda_canon_key_text(const void *ser, size_t n, struct dda_buf *out)
 {
 	struct reader r = {ser, (const uint8_t *)ser + n};
@@ -508,9 +497,9 @@ static const char *unescape_until(const char *p, const char *end, char stop, str
 {
 	*found = false;
 	while (p < end) {
-		if (*p == '\\' && p + 3 < end && p[1] == 'x' && hex_digit(p[2]) >= 0 &&
-		    hex_digit(p[3]) >= 0) {
-			if (dda_buf_addc(out, (char)(hex_digit(p[2]) * 16 + hex_digit(p[3]))))
+		if (*p == '\\' && p + 3 < end && p[1] == 'x' && dda__hex_value(p[2]) >= 0 &&
+		    dda__hex_value(p[3]) >= 0) {
+			if (dda_buf_addc(out, (char)(dda__hex_value(p[2]) * 16 + dda__hex_value(p[3]))))
 				return end;
 			p += 4;
 			continue;

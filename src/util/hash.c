@@ -59,6 +59,17 @@ void dda__hex(const uint8_t *p, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
+int dda__hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* FNV-1a over 8-byte words with a final avalanche (splitmix64's mixer):
  * fast, and good enough for hash tables keyed by item keys. */
 uint64_t dda__hash64(const void *p, size_t n)

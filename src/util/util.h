@@ -34,6 +34,8 @@ int dda__sha256_digest(struct dda__sha256 *h, const void *p, size_t n, uint8_t o
 void dda__sha256(const void *p, size_t n, uint8_t out[DDA_SHA256_LEN]);
 /* Lowercase hex of n bytes into out (2n+1 bytes). */
 void dda__hex(const uint8_t *p, size_t n, char *out);
+/* The value of one hex digit (either case), or -1. */
+int dda__hex_value(char c);
 
 /* Writes the explanation of a rejected input into why (which may be NULL)
  * and returns DDA_EFORMAT, or DDA_ENOMEM when memory ran out. An explanation
