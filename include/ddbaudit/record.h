@@ -30,6 +30,7 @@ enum dda_kind {
 	DDA_K_EMPTY_RANGE,  /* the range or source holds no records */
 	DDA_K_MISSING_HOUR, /* --expect-every: a slot of the range without an object */
 	DDA_K_BASELINE_EXPIRED, /* a --baseline entry past its expiry */
+	DDA_K_LATE_OBJECT, /* written into an hour an earlier run audited (--state) */
 	DDA_K__COUNT
 };
 

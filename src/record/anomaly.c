@@ -24,6 +24,7 @@ static const struct {
     [DDA_K_EMPTY_RANGE] = {"EMPTY_RANGE", DDA_SEV_ERROR},
     [DDA_K_MISSING_HOUR] = {"MISSING_HOUR", DDA_SEV_ERROR},
     [DDA_K_BASELINE_EXPIRED] = {"BASELINE_EXPIRED", DDA_SEV_WARNING},
+    [DDA_K_LATE_OBJECT] = {"LATE_OBJECT", DDA_SEV_INFO},
 };
 
 const char *dda_kind_name(int kind)
