@@ -29,6 +29,10 @@ DDA_API size_t dda_history_bytes(const struct dda_history *h);
 enum dda_verdict {
 	DDA_V_APPLIED,	 /* the event changed the item's state */
 	DDA_V_DUPLICATE, /* the same change recorded again: counted once */
+	/* A change of a late object (dda_object.late) no later than the state
+	 * an earlier run carried for its item: that state is past it, so it is
+	 * not applied. */
+	DDA_V_SUPERSEDED,
 };
 
 /* A view of one event, in history order. */

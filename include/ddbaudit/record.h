@@ -145,6 +145,9 @@ struct dda_decoder_opts {
 	const char *key_fields[DDA_MAX_KEY_ATTRS];
 	size_t nkeys;
 	struct dda_range range;
+	/* Records of late objects (dda_object.late) are taken from late_from
+	 * on, before the range: their changes belong to earlier hours. */
+	int64_t late_from;
 	bool check_prefix; /* PREFIX_SKEW and object-name KEY_MISMATCH checks */
 	/* Always take the jansson path: records then carry their images (the
 	 * fast path for seed records computes digests without them). */

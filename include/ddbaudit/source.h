@@ -52,6 +52,9 @@ struct dda_object {
 	 * alone: an archive's entry number (1-based; archives may hold several
 	 * entries of one name). 0 when the key is enough. */
 	uint64_t pos;
+	/* Written into an hour before the range after an earlier run audited
+	 * that hour (dda_source_opts.late): read for its late changes. */
+	bool late;
 };
 
 /* The object table: objects get dense ids in the order they are added.
@@ -106,6 +109,12 @@ struct dda_source_opts {
 	/* The run's now (--now), where an open range ends; DDA_TIME_NONE or 0
 	 * means the clock's. */
 	int64_t now;
+	/* Late objects (verify --state): the hours from late_from up to the
+	 * range are listed too, and their objects last modified after
+	 * late_after (when the previous run started) are read as late objects
+	 * (dda_object.late, noted DDA_FACT_LATE); the others there are not. */
+	bool late;
+	int64_t late_from, late_after;
 };
 
 /* What a source learnt about where its objects live, for the report. For
@@ -136,6 +145,7 @@ enum dda_source_fact {
 	DDA_FACT_OVERWRITTEN,	      /* a key holds several versions, or a delete marker */
 	DDA_FACT_METADATA_UNREADABLE, /* export metadata missing or broken */
 	DDA_FACT_METADATA_MISMATCH,   /* data disagrees with its export's metadata */
+	DDA_FACT_LATE,		      /* written into an hour an earlier run audited */
 };
 
 /* One fact, about an object (obj) or the whole source (UINT32_MAX). */

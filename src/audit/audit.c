@@ -251,6 +251,8 @@ static int manifest_line(struct dda_buf *line, const struct dda_object *ob,
 	if (!rc)
 		rc = dda_buf_adds(line, dda_object_in_range(ob, range) ? ",\"in_range\":true"
 								       : ",\"in_range\":false");
+	if (!rc && ob->late)
+		rc = dda_buf_adds(line, ",\"late\":true");
 	if (!rc)
 		rc = dda_buf_adds(line, "}\n");
 	return rc;
@@ -574,6 +576,7 @@ static const struct {
     [DDA_FACT_OVERWRITTEN] = {DDA_K_OVERWRITTEN, DDA_SEV_WARNING},
     [DDA_FACT_METADATA_UNREADABLE] = {DDA_K_UNREADABLE, DDA_SEV_ERROR},
     [DDA_FACT_METADATA_MISMATCH] = {DDA_K_EXPORT_MISMATCH, DDA_SEV_ERROR},
+    [DDA_FACT_LATE] = {DDA_K_LATE_OBJECT, DDA_SEV_INFO},
 };
 
 static int take_findings(struct audit *a, struct dda__anomaly_vec *all)

@@ -48,7 +48,8 @@ const char *dda_run_verdict_name(int verdict)
 /* A finding about an object of a slack hour belongs to this run only when
  * its record's time is in the range; anything else (an unreadable object, a
  * record without a time, an overwritten key) is reported by the run whose
- * range holds that hour. */
+ * range holds that hour. A late object's findings are this run's: the run
+ * that audited its hour never saw it. */
 static void defer_slack(struct dda__audit_ctx *x)
 {
 	const struct dda_range *r = &x->o->src.range;
@@ -58,7 +59,7 @@ static void defer_slack(struct dda__audit_ctx *x)
 		struct dda_anomaly *an = &all->v[i];
 		const struct dda_object *ob =
 		    an->obj != DDA_NO_OBJECT ? dda_objtab_get(x->res->objs, an->obj) : NULL;
-		if (ob && !dda_object_in_range(ob, r) &&
+		if (ob && !ob->late && !dda_object_in_range(ob, r) &&
 		    (an->time == DDA_TIME_NONE || !dda_range_contains(r, an->time))) {
 			dda_anomaly_release(an);
 			x->res->sum.deferred++;

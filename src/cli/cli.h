@@ -60,6 +60,8 @@ struct cli {
 	struct replay_args replay;
 	const char *state_path; /* --state */
 	bool since_state;	/* --since-state */
+	int64_t late_window;	/* --late-window, microseconds (0: none) */
+	bool late_window_given;
 	json_t *options; /* options in effect, for the report */
 	const char *baseline_path;    /* --baseline */
 	struct dda_baseline *baseline; /* loaded from baseline_path, owned */

@@ -5,6 +5,21 @@
 
 #include <errno.h>
 
+/* Objects written into already-audited hours after the previous run
+ * started are looked for over --late-window before the range: read as late
+ * objects, their changes are folded into the chains (docs/state.md). */
+static void late_window(struct cli *c, const struct dda_state_run *prior)
+{
+	struct dda_source_opts *src = &c->audit.src;
+	if (!prior || c->late_window <= 0 || src->range.from == DDA_TIME_NONE)
+		return;
+	int64_t from = src->range.from - c->late_window;
+	src->late = true;
+	src->late_from = from - (((from % DDA_USEC_PER_HOUR) + DDA_USEC_PER_HOUR) % DDA_USEC_PER_HOUR);
+	src->late_after = prior->started;
+	c->audit.dec.late_from = src->late_from;
+}
+
 /* The range a state allows: it starts at the watermark (earlier changes
  * are in the state already; applying them twice would report them as
  * GAPs or DUPLICATEs). */
@@ -48,6 +63,7 @@ static int state_range(struct cli *c, const struct dda_state_run *prior)
 			      dda_time_format(r->from, false, ft));
 	}
 	c->audit.dec.range = *r;
+	late_window(c, prior);
 	return 0;
 }
 
@@ -76,8 +92,11 @@ int dda__cli_state_start(struct cli *c, struct dda_state **out)
 		dda_state_free(st);
 		return EXIT_RUNTIME;
 	}
-	if (c->options)
+	if (c->options) {
 		json_object_set_new(c->options, "state", json_string(c->state_path));
+		json_object_set_new(c->options, "late_window_seconds",
+				    json_integer(c->late_window / DDA_USEC_PER_SEC));
+	}
 	c->audit.state_ctx = st;
 	c->audit.prior = dda_state_prior_hook;
 	c->audit.end = dda_state_end_hook;

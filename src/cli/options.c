@@ -42,6 +42,7 @@ enum {
 	O_WRITE_BASELINE,
 	O_STATE,
 	O_SINCE_STATE,
+	O_LATE_WINDOW,
 	O_TARGET,
 	O_PARALLELISM,
 	O_BATCH_SIZE,
@@ -96,6 +97,7 @@ static const struct option long_opts[] = {
     {"write-baseline", required_argument, NULL, O_WRITE_BASELINE},
     {"state", required_argument, NULL, O_STATE},
     {"since-state", no_argument, NULL, O_SINCE_STATE},
+    {"late-window", required_argument, NULL, O_LATE_WINDOW},
     {"target", required_argument, NULL, O_TARGET},
     {"parallelism", required_argument, NULL, O_PARALLELISM},
     {"batch-size", required_argument, NULL, O_BATCH_SIZE},
@@ -219,7 +221,11 @@ void dda__cli_help(const struct command *cmd)
 		       "                         conditional PUT)\n"
 		       "  --since-state          audit from the state's watermark to now minus\n"
 		       "                         --settle, in whole hours (catches up missed\n"
-		       "                         runs); the first run gives --from instead\n");
+		       "                         runs); the first run gives --from instead\n"
+		       "  --late-window DURATION look back this far before the range (default 24h;\n"
+		       "                         0 = never) for objects written into hours an\n"
+		       "                         earlier run audited: LATE_OBJECT, their changes\n"
+		       "                         folded into the chains\n");
 	if (cmd->opts & OPT_REPLAY)
 		printf(
 		    "replay:\n"
@@ -649,6 +655,12 @@ static int set_option(struct cli *c, int opt, const char *arg, int64_t *now_arg)
 	case O_SINCE_STATE:
 		c->since_state = true;
 		return 0;
+	case O_LATE_WINDOW:
+		c->late_window_given = true;
+		c->late_window = 0;
+		if (strcmp(arg, "0") && parse_duration_arg(c, "--late-window", arg, &c->late_window))
+			return EXIT_USAGE;
+		return 0;
 	case O_EXPECT_EVERY: {
 		int64_t d;
 		if (!dda_duration_parse(arg, &d) && d > 0 && d % DDA_USEC_PER_HOUR == 0 &&
@@ -751,6 +763,7 @@ static bool allowed(const struct command *cmd, int opt)
 	case O_WRITE_BASELINE:
 	case O_STATE:
 	case O_SINCE_STATE:
+	case O_LATE_WINDOW:
 		return cmd->opts & OPT_REPORT;
 	case O_ALLOW_EMPTY:
 		return cmd->opts & (OPT_REPORT | OPT_REPLAY);
@@ -921,6 +934,11 @@ static int finish_options(struct cli *c, int64_t now_arg)
 			return EXIT_USAGE;
 		a->src.range.from = a->now - d;
 	}
+	if (c->late_window_given && !c->state_path) {
+		dda__cli_error(c, "--late-window needs --state PATH (late objects are found "
+				  "against the previous run)");
+		return EXIT_USAGE;
+	}
 	if (c->since_state && (!c->state_path || c->since || a->src.range.from != DDA_TIME_NONE ||
 			       a->src.range.to != DDA_TIME_NONE)) {
 		dda__cli_error(c, c->state_path ? "--since-state takes the range from the state: "
@@ -954,6 +972,7 @@ int dda__cli_parse(int argc, char **argv, const struct command *cmd, struct cli 
 	c->format = -1;
 	c->fail_on = DDA_SEV_ERROR;
 	c->progress = 2;
+	c->late_window = 24 * DDA_USEC_PER_HOUR;
 	c->is_tty = isatty(2);
 	dda_audit_opts_default(&c->audit);
 	c->replay = (struct replay_args){.view = DDA_VIEW_NEW_AND_OLD, .event_mask = 7,

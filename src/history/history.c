@@ -544,6 +544,29 @@ static int visit(struct checker *ck, const struct event *e, int verdict)
 	return rc;
 }
 
+/* A change read from a late object that is no later than the state an
+ * earlier run carried for its item: the chain went past it, so it cannot be
+ * applied. The carried change itself, read again, is not news; any other is
+ * listed (it may explain a GAP that earlier run reported). True when e was
+ * taken care of here. */
+static bool superseded(struct checker *ck, const struct event *e, uint64_t fp)
+{
+	const struct dda_carried *c = &ck->carried;
+	const struct dda_object *ob =
+	    ck->opts->objs ? dda_objtab_get(ck->opts->objs, e->obj) : NULL;
+	if (!ob || !ob->late || !c->found || ck->st.prev || e->time > c->time)
+		return false;
+	if (fp != c->change_fp) {
+		char pt[PREV_TEXT_MAX];
+		report(ck, e, DDA_K_LATE_OBJECT,
+		       "%s written late is no later than the item's state, %s: not applied (it "
+		       "may explain a GAP an earlier run reported)",
+		       dda_event_name_str(e->event), prev_text(ck, pt, sizeof(pt)));
+	}
+	visit(ck, e, DDA_V_SUPERSEDED);
+	return true;
+}
+
 static void process(struct checker *ck, const struct event *e)
 {
 	uint64_t fp = change_fp(e), seqfp = 0;
@@ -552,6 +575,8 @@ static void process(struct checker *ck, const struct event *e)
 		ck->stats->states++;
 	else
 		ck->stats->by_event[e->event]++;
+	if (superseded(ck, e, fp))
+		return;
 	if (is_duplicate(ck, e, fp, &seqfp)) {
 		ck->stats->duplicates++;
 		report(ck, e, DDA_K_DUPLICATE, "%s recorded again%s: counted once",

@@ -64,6 +64,7 @@ void dda_decoder_opts_default(struct dda_decoder_opts *opts)
 	opts->nkeys = 2;
 	opts->range.from = DDA_TIME_NONE;
 	opts->range.to = DDA_TIME_NONE;
+	opts->late_from = DDA_TIME_NONE;
 	opts->check_prefix = true;
 }
 
@@ -176,7 +177,11 @@ static int parse_event_name(const char *s, size_t n)
  * findings are only ever about records of the range. Returns 1 to drop. */
 static int out_of_range(struct run *r, const struct fields *f)
 {
-	return !dda_range_contains(&r->d->opts.range, f->time);
+	struct dda_range range = r->d->opts.range;
+	int64_t late_from = r->d->opts.late_from;
+	if (r->o && r->o->late && late_from != DDA_TIME_NONE && late_from < range.from)
+		range.from = late_from;
+	return !dda_range_contains(&range, f->time);
 }
 
 /* Shared by the dialects: eventName must be present and known. */
@@ -811,7 +816,9 @@ static bool try_fast(struct run *r, const char *p, size_t n, bool whole, size_t 
 {
 	struct dda_decoder *d = r->d;
 	struct dda__scan_out so;
-	if (!d->scan)
+	/* The fast path knows the range alone: late objects (rare) take the
+	 * full path, which reaches back to late_from for them. */
+	if (!d->scan || (r->o && r->o->late))
 		return false;
 	int sr = dda__scan_seed(d->scan, &d->opts, p, n, whole, &so);
 	if (sr != DDA_SCAN_RECORD && sr != DDA_SCAN_FILTERED)

@@ -355,23 +355,26 @@ static int archive_next(struct dda_source *src, struct dda_chunk *c, struct dda_
 		bool link = link_target(e) != NULL;
 		if ((archive_entry_filetype(e) != AE_IFREG && !link) || !key || !*key)
 			continue;
-		if (dda__key_pruned(&src->opts.range, key)) {
-			src->objects_skipped++;
+		int64_t mtime = archive_entry_mtime_is_set(e)
+				    ? (int64_t)archive_entry_mtime(e) * DDA_USEC_PER_SEC +
+					  archive_entry_mtime_nsec(e) / 1000
+				    : DDA_TIME_NONE;
+		enum dda__use use = dda__object_use(src, key, mtime);
+		if (use == DDA__USE_SKIP)
 			continue;
-		}
 		int64_t size = archive_entry_size_is_set(e) ? archive_entry_size(e) : -1;
-		struct dda_object meta = {
-		    .key = key, .size = size, .last_modified = DDA_TIME_NONE, .pos = s->entries};
+		struct dda_object meta = {.key = key,
+					  .size = size,
+					  .last_modified = mtime,
+					  .pos = s->entries,
+					  .late = use == DDA__USE_LATE};
 		bool unlisted = false;
 		int x = export_facts(s, key, &meta.exp, &unlisted, err);
 		if (x < 0)
 			return x;
 		if (x == DDA__EXP_META)
 			continue; /* export bookkeeping, not an object */
-		if (archive_entry_mtime_is_set(e))
-			meta.last_modified = (int64_t)archive_entry_mtime(e) * DDA_USEC_PER_SEC +
-					     archive_entry_mtime_nsec(e) / 1000;
-		int64_t id = dda_objtab_add(src->objs, &meta);
+		int64_t id = dda__object_add(src, &meta);
 		if (id < 0)
 			return dda_error_set(err, (int)id, "out of memory");
 		struct dda_object *o = dda_objtab_get(src->objs, (uint32_t)id);

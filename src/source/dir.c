@@ -193,11 +193,12 @@ static int read_fd(int fd, size_t size, struct dda_buf *b)
 }
 
 /* Reads one file into a chunk, registering its object. */
-static int emit_file(struct dir_source *s, int dirfd, const char *name, struct dda_chunk *c,
-		     struct dda_error *err)
+static int emit_file(struct dir_source *s, int dirfd, const char *name, bool late,
+		     struct dda_chunk *c, struct dda_error *err)
 {
 	size_t max = s->base.opts.max_object_bytes;
-	struct dda_object meta = {.key = s->path.ptr, .size = -1, .last_modified = DDA_TIME_NONE};
+	struct dda_object meta = {
+	    .key = s->path.ptr, .size = -1, .last_modified = DDA_TIME_NONE, .late = late};
 	bool unlisted = false;
 	if (dda__exports_classify(s->exports, s->path.ptr, &meta.exp, &unlisted) == DDA__EXP_META)
 		return 0; /* export bookkeeping, not an object */
@@ -209,7 +210,7 @@ static int emit_file(struct dir_source *s, int dirfd, const char *name, struct d
 		meta.last_modified =
 		    (int64_t)st.st_mtim.tv_sec * DDA_USEC_PER_SEC + st.st_mtim.tv_nsec / 1000;
 	}
-	int64_t id = dda_objtab_add(s->base.objs, &meta);
+	int64_t id = dda__object_add(&s->base, &meta);
 	if (id < 0) {
 		if (fd >= 0)
 			close(fd);
@@ -338,6 +339,7 @@ static int check_export(struct dir_source *s, struct frame *f, struct dda_error 
 static int dir_next(struct dda_source *src, struct dda_chunk *c, struct dda_error *err)
 {
 	struct dir_source *s = (struct dir_source *)src;
+	struct dda_range listed = dda__list_range(&src->opts);
 	while (s->depth > 0) {
 		struct frame *f = &s->stack[s->depth - 1];
 		if (!f->checked) {
@@ -374,7 +376,7 @@ static int dir_next(struct dda_source *src, struct dda_chunk *c, struct dda_erro
 			int state = classify(f, name, &child, &start, &end);
 			/* start != end only for a year, month, day or hour directory. */
 			if (start != end &&
-			    !dda_range_wants(&src->opts.range, start * DDA_USEC_PER_SEC,
+			    !dda_range_wants(&listed, start * DDA_USEC_PER_SEC,
 					     end * DDA_USEC_PER_SEC)) {
 				src->prefixes_skipped++;
 				continue;
@@ -389,11 +391,12 @@ static int dir_next(struct dda_source *src, struct dda_chunk *c, struct dda_erro
 			continue;
 		if (!S_ISREG(st.st_mode))
 			continue;
-		if (dda__key_pruned(&src->opts.range, s->path.ptr)) {
-			src->objects_skipped++;
+		enum dda__use use = dda__object_use(
+		    src, s->path.ptr,
+		    (int64_t)st.st_mtim.tv_sec * DDA_USEC_PER_SEC + st.st_mtim.tv_nsec / 1000);
+		if (use == DDA__USE_SKIP)
 			continue;
-		}
-		int rc = emit_file(s, f->fd, name, c, err);
+		int rc = emit_file(s, f->fd, name, use == DDA__USE_LATE, c, err);
 		if (rc)
 			return rc;
 	}

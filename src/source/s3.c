@@ -195,7 +195,8 @@ static int submit_list(struct list_job *j)
  * directory to put hours under. */
 static int plan_prefixes(struct s3_source *s, char ***out, size_t *n)
 {
-	const struct dda_range *r = &s->base.opts.range;
+	const struct dda_range listed = dda__list_range(&s->base.opts);
+	const struct dda_range *r = &listed;
 	size_t plen = strlen(s->prefix);
 	int64_t hour = DDA_USEC_PER_HOUR;
 	/* A DynamoDB export is not laid out by hour: its data is listed whole
@@ -535,10 +536,8 @@ static enum entry_use entry_use(struct s3_source *s, const struct dda_s3_entry *
 	if (dda__export_meta_name(slash ? slash + 1 : e->key) &&
 	    dda__exports_classify(s->exports, e->key, &info, &unlisted) == DDA__EXP_META)
 		return USE_SKIP; /* export bookkeeping, not an object */
-	if (dda__key_pruned(&s->base.opts.range, e->key)) {
-		s->base.objects_skipped++;
+	if (dda__object_use(&s->base, e->key, e->last_modified) == DDA__USE_SKIP)
 		return USE_SKIP;
-	}
 	return e->delete_marker ? USE_MARKER : USE_READ;
 }
 
@@ -600,7 +599,8 @@ static int64_t add_object(struct s3_source *s, const struct dda_s3_entry *e,
 				  .last_modified = e->last_modified};
 	if (exp)
 		meta.exp = *exp;
-	return dda_objtab_add(s->base.objs, &meta);
+	meta.late = dda__late_key(&s->base.opts, e->key, e->last_modified);
+	return dda__object_add(&s->base, &meta);
 }
 
 /* The versions listed for entry i's key: [*first, *end) in s->all, and how

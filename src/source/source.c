@@ -119,3 +119,69 @@ void dda_source_free(struct dda_source *s)
 	free(s->notes);
 	s->ops->free(s);
 }
+
+struct dda_range dda__list_range(const struct dda_source_opts *o)
+{
+	struct dda_range r = o->range;
+	if (o->late && r.from != DDA_TIME_NONE && o->late_from < r.from)
+		r.from = o->late_from + DDA_PREFIX_SLACK; /* slack added back by the listers */
+	return r;
+}
+
+/* Whether an object was written after the previous run started. S3 gives
+ * LastModified in whole seconds (truncated), so a whole-second time may be
+ * up to a second later than it says: such an object is taken as late rather
+ * than risk losing its change. */
+static bool written_after(int64_t lm, int64_t after)
+{
+	if (lm % DDA_USEC_PER_SEC == 0)
+		lm += DDA_USEC_PER_SEC - 1;
+	return lm > after;
+}
+
+static enum dda__use key_use(const struct dda_source_opts *o, const char *key, int64_t lm)
+{
+	struct dda_range listed = dda__list_range(o);
+	int64_t hour;
+	uint32_t off;
+	if (dda__key_pruned(&listed, key))
+		return DDA__USE_SKIP;
+	/* Only hours wholly before the range can hold late objects. */
+	if (!o->late || o->range.from == DDA_TIME_NONE ||
+	    !dda_key_hour(key, strlen(key), &hour, &off) ||
+	    hour + DDA_USEC_PER_HOUR > o->range.from)
+		return DDA__USE_READ;
+	if (lm != DDA_TIME_NONE && written_after(lm, o->late_after))
+		return DDA__USE_LATE;
+	/* Not late: read only in the slack hour before the range. */
+	return dda__key_pruned(&o->range, key) ? DDA__USE_SKIP : DDA__USE_READ;
+}
+
+enum dda__use dda__object_use(struct dda_source *s, const char *key, int64_t lm)
+{
+	enum dda__use use = key_use(&s->opts, key, lm);
+	if (use == DDA__USE_SKIP)
+		s->objects_skipped++;
+	return use;
+}
+
+bool dda__late_key(const struct dda_source_opts *o, const char *key, int64_t lm)
+{
+	return key_use(o, key, lm) == DDA__USE_LATE;
+}
+
+int64_t dda__object_add(struct dda_source *s, const struct dda_object *meta)
+{
+	int64_t id = dda_objtab_add(s->objs, meta);
+	if (id < 0 || !meta->late)
+		return id;
+	const struct dda_object *ob = dda_objtab_get(s->objs, (uint32_t)id);
+	char lm[DDA_TIME_STRLEN], started[DDA_TIME_STRLEN], hour[DDA_TIME_STRLEN];
+	int rc = dda__source_note(
+	    s, DDA_FACT_LATE, (uint32_t)id,
+	    "written at %s into the hour of %s, which an earlier run audited (the last run "
+	    "started at %s): read now, its changes are folded into their items' chains",
+	    dda_time_format(ob->last_modified, true, lm), dda_time_format(ob->hour, false, hour),
+	    dda_time_format(s->opts.late_after, false, started));
+	return rc ? rc : id;
+}

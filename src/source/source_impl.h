@@ -20,6 +20,23 @@ int dda__object_bytes(struct dda_buf *stored, struct dda_buf *out, size_t max,
 /* True for a key the range excludes (its hour prefix is outside it). */
 bool dda__key_pruned(const struct dda_range *r, const char *key);
 
+/* The range whose hours a source lists: its range, reaching back to
+ * late_from when late objects are looked for. */
+struct dda_range dda__list_range(const struct dda_source_opts *o);
+
+/* What a source does with an object, from its key and LastModified (lm,
+ * DDA_TIME_NONE unknown): read it, read it as a late object, or skip it
+ * (outside the listed hours, or an object of the look-back hours that was
+ * not written late; counted in objects_skipped). */
+enum dda__use { DDA__USE_READ, DDA__USE_LATE, DDA__USE_SKIP };
+enum dda__use dda__object_use(struct dda_source *s, const char *key, int64_t lm);
+/* The same decision without counting: true for a late object. */
+bool dda__late_key(const struct dda_source_opts *o, const char *key, int64_t lm);
+
+/* Adds an object to the table; a late one (meta->late) is noted
+ * DDA_FACT_LATE. Returns the id (>= 0) or DDA_ENOMEM. */
+int64_t dda__object_add(struct dda_source *s, const struct dda_object *meta);
+
 /* Records a fact about the source or an object (enum dda_source_fact, with
  * a printf-style detail) for the audit to report. Returns 0 or DDA_ENOMEM. */
 int dda__source_note(struct dda_source *s, int fact, uint32_t obj, const char *fmt, ...)

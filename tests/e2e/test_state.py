@@ -23,6 +23,27 @@ def findings(report):
                    (a.get("object") or {}).get("key")) for a in report["anomalies"])
 
 
+def records(source):
+    """Every seed record of a tree: {(user, activity): [(time, event, relpath)]},
+    each item's list in time order."""
+    events = {}
+    for dirpath, _, names in os.walk(source):
+        for name in names:
+            path = os.path.join(dirpath, name)
+            try:
+                with open(path, "rb") as f:
+                    rec = json.loads(f.read())
+            except ValueError:
+                continue
+            if not isinstance(rec, dict) or "timestamp" not in rec:
+                continue
+            events.setdefault((rec["userId"], rec["activityId"]), []).append(
+                (rec["timestamp"], rec["eventName"], os.path.relpath(path, source)))
+    for evs in events.values():
+        evs.sort()
+    return events
+
+
 def read_state(path):
     with gzip.open(path, "rt", encoding="utf-8") as f:
         return [json.loads(line) for line in f]
@@ -101,22 +122,8 @@ class ChainTest(StateCase):
     def lose_a_change_at_the_boundary(self, source):
         """Deletes an item's last change of the first run whose next change
         is in the second; returns (deleted key, the key carried, the GAP's key)."""
-        events = {}
-        for dirpath, _, names in os.walk(source):
-            for name in names:
-                path = os.path.join(dirpath, name)
-                try:
-                    with open(path, "rb") as f:
-                        rec = json.loads(f.read())
-                except ValueError:
-                    continue
-                if not isinstance(rec, dict) or "timestamp" not in rec:
-                    continue
-                item = (rec["userId"], rec["activityId"])
-                events.setdefault(item, []).append(
-                    (rec["timestamp"], rec["eventName"], os.path.relpath(path, source)))
+        events = records(source)
         for item, evs in sorted(events.items()):
-            evs.sort()
             for k in range(1, len(evs) - 1):
                 t, name, rel = evs[k]
                 if (name == "MODIFY" and "T07:" in t and evs[k - 1][0] >= "2025-07-12T06"
