@@ -40,6 +40,13 @@ DDA_API const char *dda_kind_name(int kind);
 /* Returns the kind named name ("GAP"), or -1. */
 DDA_API int dda_kind_parse(const char *name);
 DDA_API int dda_kind_severity(int kind);
+/* The legend of a kind for readers of a report (static strings): what it
+ * means (one sentence), what to do (a lowercase clause), and both as one
+ * line ("MEANING What to do: ACTION"). An unknown kind gets a line that
+ * says so. */
+DDA_API const char *dda_kind_meaning(int kind);
+DDA_API const char *dda_kind_action(int kind);
+DDA_API const char *dda_kind_legend(int kind);
 DDA_API const char *dda_severity_name(int sev);
 /* Returns the severity for "error", "warning", "info"; -1 otherwise. */
 DDA_API int dda_severity_parse(const char *s);

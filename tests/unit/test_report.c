@@ -380,6 +380,24 @@ static void test_write_dir(void **state)
 	dda_result_release(&res);
 }
 
+/* Every kind has a legend, one line that a Markdown table cell or an HTML
+ * paragraph can hold as is, made of its meaning and what to do. */
+static void test_kind_legend(void **state)
+{
+	char want[1024];
+	(void)state;
+	for (int k = 0; k < DDA_K__COUNT; k++) {
+		const char *m = dda_kind_meaning(k), *a = dda_kind_action(k);
+		assert_true(strlen(m) > 20 && strlen(a) > 5);
+		assert_true(m[strlen(m) - 1] == '.' && a[strlen(a) - 1] == '.');
+		snprintf(want, sizeof(want), "%s What to do: %s", m, a);
+		assert_string_equal(dda_kind_legend(k), want);
+		assert_null(strpbrk(want, "|\n\r<>&`"));
+	}
+	assert_non_null(strstr(dda_kind_legend(DDA_K__COUNT), "does not know"));
+	assert_non_null(strstr(dda_kind_legend(-1), "does not know"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -387,7 +405,7 @@ int main(void)
 	    cmocka_unit_test(test_md_golden),	cmocka_unit_test(test_json_content),
 	    cmocka_unit_test(test_formats),	cmocka_unit_test(test_verdict),
 	    cmocka_unit_test(test_names_not_utf8), cmocka_unit_test(test_md_cut_is_utf8),
-	    cmocka_unit_test(test_write_dir),
+	    cmocka_unit_test(test_write_dir),	cmocka_unit_test(test_kind_legend),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
