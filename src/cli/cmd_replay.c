@@ -146,7 +146,8 @@ static void summary(const struct cli *c, const struct dda_plan *p,
 struct source_use {
 	bool s3;
 	uint64_t objects, keys, hours;
-	bool empty; /* EMPTY_RANGE: the range holds no records */
+	uint64_t bytes; /* of the audit objects read */
+	bool empty;	/* EMPTY_RANGE: the range holds no records */
 };
 
 /* List prices (US East, N. Virginia, November 2026) for the estimate. */
@@ -324,6 +325,7 @@ static int plan_run(struct cli *c, struct dda_plan *p, struct dda_buf *key, stru
 	use->objects = res.sum.objects + res.source.versions_read;
 	use->hours = res.nhours;
 	use->keys = res.sum.objects;
+	use->bytes = res.sum.bytes;
 	dda_result_release(&res);
 	if (!status && dda__plan_finish(p, c->replay.parallelism, &err)) {
 		dda__cli_error(c, "%s", err.msg);
@@ -440,7 +442,7 @@ static int lock_outputs(const struct cli *c, int locks[REPLAY_LOCKS], struct dda
  * run): the target answers, the DLQ exists, every output can be written,
  * a checkpoint belongs to these arguments. */
 static int preflight(struct cli *c, struct dda_replay_opts *ro, struct dda_target_info *info,
-		     const char *report, int locks[REPLAY_LOCKS])
+		     const char *report, int locks[REPLAY_LOCKS], bool *busy)
 {
 	struct replay_args *r = &c->replay;
 	struct dda_error err = {0};
@@ -464,8 +466,10 @@ static int preflight(struct cli *c, struct dda_replay_opts *ro, struct dda_targe
 	if (!rc && info->note[0])
 		dda__cli_warn(c, "%s", info->note);
 	/* Only a run that can start takes the files it appends to. */
-	if (!rc && !r->dry_run)
+	if (!rc && !r->dry_run) {
 		rc = lock_outputs(c, locks, &err);
+		*busy = rc != 0;
+	}
 	if (!rc && !r->dry_run)
 		rc = cut_torn_tails(c, &err);
 	/* The DLQ is opened now (an SQS queue must exist); a dry run closes it
@@ -488,12 +492,40 @@ static int preflight(struct cli *c, struct dda_replay_opts *ro, struct dda_targe
 	return 0;
 }
 
+/* --metrics: what the source, the plan and the delivery amounted to. */
+static void plan_figures(struct dda__cli_replay_figures *f, const struct dda_plan *p,
+			 const struct source_use *use)
+{
+	f->objects = use->keys;
+	f->read_bytes = use->bytes;
+	f->planned = p->n;
+	f->duplicates = p->duplicates;
+	f->filtered = p->filtered;
+	for (size_t i = 0; i < p->n; i++)
+		f->planned_bytes += p->v[i].len;
+}
+
+static void delivery_figures(struct dda__cli_replay_figures *f, const struct dda_replay_stats *st)
+{
+	f->acknowledged = st->acked;
+	f->resumed = st->resumed;
+	f->dead_lettered = st->dlq;
+	f->dropped = st->dropped;
+	f->batches = st->batches;
+	f->retries = st->retries;
+	f->throttles = st->throttles;
+	f->bisections = st->bisections;
+	f->p50_seconds = st->p50_ms / 1e3;
+	f->p99_seconds = st->p99_ms / 1e3;
+	f->delivery_seconds = st->seconds;
+}
+
 /* The run itself, once everything is checked: read, plan, deliver. */
 static int run(struct cli *c, struct dda_synth_opts *so, struct dda_replay_opts *ro,
-	       const char *report)
+	       const char *report, struct dda__cli_replay_figures *fig)
 {
 	struct dda_plan plan;
-	struct dda_replay_stats st;
+	struct dda_replay_stats st = {0};
 	struct dda_error err = {0};
 	struct dda_buf key;
 	if (dda__plan_init(&plan, so, &err)) {
@@ -504,6 +536,10 @@ static int run(struct cli *c, struct dda_synth_opts *so, struct dda_replay_opts 
 	dda_buf_init(&key, 1 << 16);
 	struct source_use use = {0};
 	int status = plan_run(c, &plan, &key, &use);
+	fig->objects = use.keys;
+	fig->read_bytes = use.bytes;
+	if (!status)
+		plan_figures(fig, &plan, &use);
 	if (!status && c->replay.dry_run) {
 		status = dry_run(c, &plan, ro, &use, report);
 		if (!status && use.empty)
@@ -511,7 +547,9 @@ static int run(struct cli *c, struct dda_synth_opts *so, struct dda_replay_opts 
 	} else if (!status && dda__replay_run(&plan, ro, &st, &err)) {
 		dda__cli_error(c, "%s", err.msg);
 		status = dda__cli_exit_for(err.code);
+		delivery_figures(fig, &st);
 	} else if (!status) {
+		delivery_figures(fig, &st);
 		if (err.code)
 			dda__cli_error(c, "%s", err.msg);
 		if (st.interrupted)
@@ -572,12 +610,16 @@ int dda__cmd_replay(int argc, char **argv, struct cli *c)
 	struct dda_buf filter_text, report;
 	struct dda_filter *filter = NULL;
 	int locks[REPLAY_LOCKS] = {-1, -1, -1};
+	struct dda__cli_metrics met;
+	struct dda__cli_replay_figures fig = {0};
+	bool busy = false;
 	(void)argc;
 	(void)argv;
 	int status = check_options(c);
 	if (status)
 		return status;
 	ro.on_failure = r->on_failure;
+	dda__cli_metrics_init(&met);
 	dda_buf_init(&filter_text, 1 << 20);
 	dda_buf_init(&report, 1 << 16);
 	if (r->filter && (status = load_filter(c, &filter_text, &filter)))
@@ -593,8 +635,14 @@ int dda__cmd_replay(int argc, char **argv, struct cli *c)
 	dda__cli_catch_signals(c);
 	ro.stop = c->audit.stop;
 	ro.target.abort = c->audit.stop;
+	/* A dry run delivers nothing: metrics of it would count a run that
+	 * did not happen and move the last success. */
+	if (!status && c->metrics && r->dry_run)
+		dda__cli_warn(c, "--metrics: a dry run writes no metrics");
+	else if (!status)
+		status = dda__cli_metrics_begin(c, &met);
 	if (!status)
-		status = preflight(c, &ro, &info, report.ptr, locks);
+		status = preflight(c, &ro, &info, report.ptr, locks, &busy);
 	ro.target.abort = NULL; /* the delivery sets its own, after the drain */
 	if (!status && *ro.stop) {
 		dda__cli_error(c, "interrupted before the replay started: nothing was sent");
@@ -606,7 +654,7 @@ int dda__cmd_replay(int argc, char **argv, struct cli *c)
 		if (!r->checkpoint || !dda__checkpoint_run_id(r->checkpoint, so.run_id))
 			new_run_id(so.run_id);
 		signal(SIGPIPE, SIG_IGN); /* a processor that exits early is a failed batch */
-		status = run(c, &so, &ro, report.ptr);
+		status = run(c, &so, &ro, report.ptr, &fig);
 	}
 	json_decref(args);
 out:
@@ -617,6 +665,11 @@ out:
 		dda__cli_error(c, "%s", cerr.msg);
 		status = EXIT_RUNTIME;
 	}
+	/* A run refused because another holds the files it would append to
+	 * leaves that run's metrics alone. */
+	if (met.path && !busy)
+		status = dda__cli_metrics_replay_end(c, &met, &fig, status);
+	dda__cli_metrics_release(&met);
 	dda_buf_release(&filter_text);
 	dda_buf_release(&report);
 	for (size_t i = 0; i < REPLAY_LOCKS; i++)

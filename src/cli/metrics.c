@@ -1,7 +1,7 @@
-/* --metrics: what a run did, for monitoring. A Prometheus text file for
- * node_exporter's textfile collector (written whole or not at all), or one
- * CloudWatch Embedded Metric Format line on stderr. docs/operations.md
- * lists every metric. */
+/* --metrics: what a run of verify or replay did, for monitoring. A
+ * Prometheus text file for node_exporter's textfile collector (written whole
+ * or not at all), or one CloudWatch Embedded Metric Format line on stderr.
+ * docs/operations.md lists every metric. */
 #include "cli/cli.h"
 
 #include <math.h>
@@ -15,14 +15,27 @@
 /* CloudWatch refuses dimension values longer than this. */
 #define EMF_DIMENSION_MAX 1024
 
-/* What one run amounts to. */
+/* A replay's run outcomes, by exit status as verify's verdicts are: every
+ * record acknowledged; records dead-lettered, dropped, or none to send; a
+ * run that stopped early or could not start. */
+static const char *const replay_outcomes[] = {"clean", "failures", "incomplete"};
+
+/* What one run amounts to: a verify's result or a replay's figures. */
 struct run {
-	const struct dda_summary *sum;
+	const char *prefix; /* of the run's metric names: "ddbaudit", "ddbaudit_replay" */
+	const struct dda_summary *sum;		  /* verify, else NULL */
+	const struct dda__cli_replay_figures *rf; /* replay, else NULL */
 	uint64_t by_kind_sev[DDA_K__COUNT][DDA_SEV__COUNT];
-	int verdict; /* enum dda_run_verdict */
+	int verdict; /* enum dda_run_verdict; for a replay, replay_outcomes' index */
 	int status;  /* exit status */
 	int64_t started, finished;
 };
+
+/* The name of the verdict (verify) or outcome (replay) v. */
+static const char *verdict_name(const struct run *r, int v)
+{
+	return r->rf ? replay_outcomes[v] : dda_run_verdict_name(v);
+}
 
 /* The labels every series of one run carries, already escaped. */
 struct out {
@@ -148,69 +161,105 @@ static int anomalies(struct out *o, const struct run *r, bool total)
 	return rc;
 }
 
-/* The amounts: a counter over all runs and a gauge for the last one. */
-static int amount(struct out *o, const char *what, const char *unit, uint64_t v, const char *help)
+/* Metric names are PREFIX_NAME; ours are short. */
+#define METRIC_NAME_MAX 96
+
+/* A counter over all runs and a gauge for the last one, by label: the
+ * counter PREFIX_WHAT_total and the gauge PREFIX_last_run_WHAT, one series
+ * each per label value (label NULL: one series, of values[0]). */
+static int amounts(struct out *o, const struct run *r, const char *what, const char *label,
+		   const char *const *names, const uint64_t *values, int n, const char *help)
 {
-	char total[96], last[96];
-	snprintf(total, sizeof(total), "ddbaudit_%s%s_total", what, unit);
-	snprintf(last, sizeof(last), "ddbaudit_last_run_%s%s", what, unit);
-	char h[160];
+	char total[METRIC_NAME_MAX], last[METRIC_NAME_MAX], h[192], l[96];
+	snprintf(total, sizeof(total), "%s_%s_total", r->prefix, what);
+	snprintf(last, sizeof(last), "%s_last_run_%s", r->prefix, what);
 	snprintf(h, sizeof(h), "%s, over every run that wrote this file.", help);
 	int rc = family(o, total, "counter", h);
-	if (!rc)
-		rc = counter(o, total, NULL, v);
+	for (int i = 0; i < n && !rc; i++) {
+		snprintf(l, sizeof(l), "%s=\"%s\"", label ? label : "", label ? names[i] : "");
+		rc = counter(o, total, label ? l : NULL, values[i]);
+	}
 	snprintf(h, sizeof(h), "%s by the last run.", help);
 	if (!rc)
 		rc = family(o, last, "gauge", h);
-	return rc ? rc : gauge(o, last, NULL, (double)v);
-}
-
-static int verdicts(struct out *o, const struct run *r)
-{
-	char l[64];
-	int rc =
-	    family(o, "ddbaudit_runs_total", "counter", "Runs that wrote this file, by verdict.");
-	for (int v = DDA_RUN_CLEAN; v <= DDA_RUN_INCOMPLETE && !rc; v++) {
-		snprintf(l, sizeof(l), "verdict=\"%s\"", dda_run_verdict_name(v));
-		rc = counter(o, "ddbaudit_runs_total", l, v == r->verdict);
-	}
-	if (!rc)
-		rc = family(o, "ddbaudit_last_run_verdict", "gauge",
-			    "The last run's verdict: 1 for the verdict it had, 0 for the others.");
-	for (int v = DDA_RUN_CLEAN; v <= DDA_RUN_INCOMPLETE && !rc; v++) {
-		snprintf(l, sizeof(l), "verdict=\"%s\"", dda_run_verdict_name(v));
-		rc = gauge(o, "ddbaudit_last_run_verdict", l, v == r->verdict);
+	for (int i = 0; i < n && !rc; i++) {
+		snprintf(l, sizeof(l), "%s=\"%s\"", label ? label : "", label ? names[i] : "");
+		rc = gauge(o, last, label ? l : NULL, (double)values[i]);
 	}
 	return rc;
 }
 
-/* A run succeeded when it read everything it had to (clean or findings);
- * otherwise the previous success is carried over, 0 when there was none. */
+/* The amounts without a label: a counter over all runs and a gauge. */
+static int amount(struct out *o, const struct run *r, const char *what, uint64_t v,
+		  const char *help)
+{
+	return amounts(o, r, what, NULL, NULL, &v, 1, help);
+}
+
+/* PREFIX_runs_total and PREFIX_last_run_verdict (verify) or
+ * PREFIX_last_run_outcome (replay), by the verdict's name. */
+static int verdicts(struct out *o, const struct run *r)
+{
+	const char *what = r->rf ? "outcome" : "verdict";
+	char name[METRIC_NAME_MAX], l[64], h[128];
+	snprintf(name, sizeof(name), "%s_runs_total", r->prefix);
+	snprintf(h, sizeof(h), "Runs that wrote this file, by %s.", what);
+	int rc = family(o, name, "counter", h);
+	for (int v = DDA_RUN_CLEAN; v <= DDA_RUN_INCOMPLETE && !rc; v++) {
+		snprintf(l, sizeof(l), "%s=\"%s\"", what, verdict_name(r, v));
+		rc = counter(o, name, l, v == r->verdict);
+	}
+	snprintf(name, sizeof(name), "%s_last_run_%s", r->prefix, what);
+	snprintf(h, sizeof(h), "The last run's %s: 1 for the %s it had, 0 for the others.", what,
+		 what);
+	if (!rc)
+		rc = family(o, name, "gauge", h);
+	for (int v = DDA_RUN_CLEAN; v <= DDA_RUN_INCOMPLETE && !rc; v++) {
+		snprintf(l, sizeof(l), "%s=\"%s\"", what, verdict_name(r, v));
+		rc = gauge(o, name, l, v == r->verdict);
+	}
+	return rc;
+}
+
+/* A gauge family of one series without labels beyond the base ones. */
+static int single(struct out *o, const struct run *r, const char *what, const char *help, double v)
+{
+	char name[METRIC_NAME_MAX];
+	snprintf(name, sizeof(name), "%s_%s", r->prefix, what);
+	int rc = family(o, name, "gauge", help);
+	return rc ? rc : gauge(o, name, NULL, v);
+}
+
+/* A run succeeded when it did everything it had to (verify: read
+ * everything, clean or findings; replay: every planned record acknowledged
+ * or parked as asked); otherwise the previous success is carried over, 0
+ * when there was none. */
 static int times(struct out *o, const struct run *r)
 {
+	char name[METRIC_NAME_MAX];
 	double fin = (double)r->finished / 1e6;
-	int rc = family(o, "ddbaudit_last_run_timestamp_seconds", "gauge",
-			"When the last run ended, in seconds since the epoch.");
+	int rc = single(o, r, "last_run_timestamp_seconds",
+			"When the last run ended, in seconds since the epoch.", fin);
+	snprintf(name, sizeof(name), "%s_last_success_timestamp_seconds", r->prefix);
 	if (!rc)
-		rc = gauge(o, "ddbaudit_last_run_timestamp_seconds", NULL, fin);
+		rc =
+		    family(o, name, "gauge",
+			   r->rf ? "When the last complete run (outcome clean or failures) ended."
+				 : "When the last complete run (verdict clean or findings) ended.");
 	if (!rc)
-		rc = family(o, "ddbaudit_last_success_timestamp_seconds", "gauge",
-			    "When the last complete run (verdict clean or findings) ended.");
-	if (!rc)
-		rc = series_key(o, "ddbaudit_last_success_timestamp_seconds", NULL);
+		rc = series_key(o, name, NULL);
 	double last = r->verdict == DDA_RUN_INCOMPLETE ? old_value(o, o->key.ptr) : fin;
 	if (!rc)
-		rc = gauge(o, "ddbaudit_last_success_timestamp_seconds", NULL, DDA_MAX(last, 0));
+		rc = gauge(o, name, NULL, DDA_MAX(last, 0));
 	if (!rc)
-		rc = family(o, "ddbaudit_last_run_duration_seconds", "gauge",
-			    "How long the last run took.");
+		rc = single(o, r, "last_run_duration_seconds", "How long the last run took.",
+			    (double)(r->finished - r->started) / 1e6);
 	if (!rc)
-		rc = gauge(o, "ddbaudit_last_run_duration_seconds", NULL,
-			   (double)(r->finished - r->started) / 1e6);
-	if (!rc)
-		rc = family(o, "ddbaudit_last_run_exit_code", "gauge",
-			    "The last run's exit status (0 clean, 1 findings, 3 failure).");
-	return rc ? rc : gauge(o, "ddbaudit_last_run_exit_code", NULL, r->status);
+		rc = single(o, r, "last_run_exit_code",
+			    r->rf ? "The last run's exit status (0 clean, 1 failures, 3 failure)."
+				  : "The last run's exit status (0 clean, 1 findings, 3 failure).",
+			    r->status);
+	return rc;
 }
 
 static int build_info(struct out *o)
@@ -238,22 +287,28 @@ static int hidden(struct out *o, const char *name, const char *help, const uint6
 	return rc;
 }
 
-static int prometheus_text(struct out *o, const struct run *r)
+/* The families every run writes first: who wrote the file, how the run
+ * ended, and what it read. */
+static int run_head(struct out *o, const struct run *r, uint64_t objects, uint64_t bytes)
 {
-	const struct dda_summary *s = r->sum;
 	int rc = build_info(o);
 	if (!rc)
 		rc = verdicts(o, r);
 	if (!rc)
 		rc = times(o, r);
 	if (!rc)
-		rc = amount(o, "objects", "", s->objects, "Audit objects read");
+		rc = amount(o, r, "objects", objects, "Audit objects read");
+	return rc ? rc : amount(o, r, "read_bytes", bytes, "Bytes of audit objects read");
+}
+
+static int verify_text(struct out *o, const struct run *r)
+{
+	const struct dda_summary *s = r->sum;
+	int rc = run_head(o, r, s->objects, s->bytes);
 	if (!rc)
-		rc = amount(o, "records", "", s->records, "Records decoded");
+		rc = amount(o, r, "records", s->records, "Records decoded");
 	if (!rc)
-		rc = amount(o, "read", "_bytes", s->bytes, "Bytes of audit objects read");
-	if (!rc)
-		rc = amount(o, "items", "", s->items, "Items whose history was checked");
+		rc = amount(o, r, "items", s->items, "Items whose history was checked");
 	if (!rc)
 		rc = anomalies(o, r, true);
 	if (!rc)
@@ -268,10 +323,72 @@ static int prometheus_text(struct out *o, const struct run *r)
 	return rc;
 }
 
+/* The records a replay planned, by what became of them; "failed" are the
+ * ones neither acknowledged nor parked (the run stopped), which a resume
+ * sends. */
+static const char *const record_outcomes[] = {"delivered", "resumed", "dead_lettered", "dropped",
+					      "failed"};
+static const char *const skip_reasons[] = {"duplicate", "filtered"};
+
+static int replay_records(struct out *o, const struct run *r)
+{
+	const struct dda__cli_replay_figures *f = r->rf;
+	uint64_t done = f->acknowledged + f->resumed + f->dead_lettered + f->dropped;
+	const uint64_t by_outcome[] = {f->acknowledged, f->resumed, f->dead_lettered, f->dropped,
+				       f->planned > done ? f->planned - done : 0};
+	const uint64_t skipped[] = {f->duplicates, f->filtered};
+	int rc = amounts(o, r, "records", "outcome", record_outcomes, by_outcome,
+			 DDA_ARRAY_SIZE(by_outcome), "Planned stream records by outcome");
+	if (!rc)
+		rc = amounts(o, r, "skipped_records", "reason", skip_reasons, skipped,
+			     DDA_ARRAY_SIZE(skipped), "Changes left out of the plan by reason");
+	return rc;
+}
+
+/* Batch latency: the time a target took to answer a batch, as quantiles
+ * of the last run (gauges, not a summary: they are not kept across runs). */
+static int replay_latency(struct out *o, const struct run *r)
+{
+	char name[METRIC_NAME_MAX];
+	snprintf(name, sizeof(name), "%s_last_run_batch_latency_seconds", r->prefix);
+	int rc = family(o, name, "gauge",
+			"Quantiles of the time the target took to answer a batch, last run.");
+	if (!rc)
+		rc = gauge(o, name, "quantile=\"0.5\"", r->rf->p50_seconds);
+	return rc ? rc : gauge(o, name, "quantile=\"0.99\"", r->rf->p99_seconds);
+}
+
+static int replay_text(struct out *o, const struct run *r)
+{
+	const struct dda__cli_replay_figures *f = r->rf;
+	int rc = run_head(o, r, f->objects, f->read_bytes);
+	if (!rc)
+		rc = replay_records(o, r);
+	if (!rc)
+		rc = amount(o, r, "record_bytes", f->planned_bytes,
+			    "Bytes of the planned stream records");
+	if (!rc)
+		rc = amount(o, r, "batches", f->batches, "Batch requests sent, retries included");
+	if (!rc)
+		rc = amount(o, r, "retries", f->retries, "Batch requests that were retries");
+	if (!rc)
+		rc = amount(o, r, "throttles", f->throttles,
+			    "Batch requests the target throttled (429, 503)");
+	if (!rc)
+		rc = amount(o, r, "bisections", f->bisections,
+			    "Failing batches split to isolate a bad record");
+	if (!rc)
+		rc = single(o, r, "last_run_delivery_seconds",
+			    "How long the last run's delivery took (reading not included).",
+			    f->delivery_seconds);
+	return rc ? rc : replay_latency(o, r);
+}
+
 static void run_of(struct run *r, const struct cli *c, const struct dda_result *res, int status,
 		   int64_t started)
 {
 	memset(r, 0, sizeof(*r));
+	r->prefix = "ddbaudit";
 	r->sum = &res->sum;
 	for (size_t i = 0; i < res->nanomalies; i++) {
 		const struct dda_anomaly *a = &res->anomalies[i];
@@ -305,7 +422,7 @@ static int write_prometheus(struct cli *c, struct dda__cli_metrics *m, const str
 	if (!rc)
 		rc = dda_buf_addc(&o.base, '"');
 	if (!rc)
-		rc = prometheus_text(&o, r);
+		rc = r->rf ? replay_text(&o, r) : verify_text(&o, r);
 	if (rc) {
 		rc = dda_error_set(err, rc, "cannot build the metrics: %s", dda_strerror(rc));
 		goto out;
@@ -331,34 +448,9 @@ static void emf_metric(json_t *defs, json_t *root, const char *name, const char 
 	json_object_set_new(root, name, json_real(v));
 }
 
-/* One line of CloudWatch's Embedded Metric Format: metric values as
- * members of the object, described by the _aws metadata. */
-static int write_emf(struct cli *c, const struct run *r, struct dda_error *err)
+static void emf_verify(json_t *defs, json_t *root, const struct run *r)
 {
-	struct dda_buf tmp;
-	dda_buf_init(&tmp, DDA_BUF_UNLIMITED);
-	char source[EMF_DIMENSION_MAX + 1];
-	const char *u = dda__text_utf8(&tmp, c->source ? c->source : "");
-	size_t cut = strlen(u);
-	if (cut > EMF_DIMENSION_MAX) /* cut before a character, not inside one */
-		for (cut = EMF_DIMENSION_MAX; cut && (u[cut] & 0xC0) == 0x80; cut--)
-			;
-	snprintf(source, sizeof(source), "%.*s", (int)cut, u);
-	const char *ns = getenv("AWS_EMF_NAMESPACE");
-	json_t *defs = json_array();
-	json_t *root = json_pack("{s{sIs[{sss[[ss]]so}]}ssssssssss}", "_aws", "Timestamp",
-				 (json_int_t)(r->finished / 1000), "CloudWatchMetrics", "Namespace",
-				 ns && *ns ? ns : "ddbaudit", "Dimensions", "Command", "Source",
-				 "Metrics", defs, "Command", c->cmd, "Source", source, "Verdict",
-				 dda_run_verdict_name(r->verdict), "Version", dda_version(),
-				 "Commit", dda__cli_commit());
-	dda_buf_release(&tmp);
-	if (!root)
-		return dda_error_set(err, DDA_ENOMEM, "cannot build the metrics line");
 	const struct dda_summary *s = r->sum;
-	emf_metric(defs, root, "Success", "Count", r->verdict != DDA_RUN_INCOMPLETE);
-	emf_metric(defs, root, "ExitCode", "None", r->status);
-	emf_metric(defs, root, "Duration", "Seconds", (double)(r->finished - r->started) / 1e6);
 	emf_metric(defs, root, "Objects", "Count", (double)s->objects);
 	emf_metric(defs, root, "Records", "Count", (double)s->records);
 	emf_metric(defs, root, "Bytes", "Bytes", (double)s->bytes);
@@ -380,6 +472,64 @@ static int write_emf(struct cli *c, const struct run *r, struct dda_error *err)
 			n += r->by_kind_sev[k][v];
 		emf_metric(defs, root, dda_kind_name(k), "Count", (double)n);
 	}
+}
+
+static void emf_replay(json_t *defs, json_t *root, const struct run *r)
+{
+	const struct dda__cli_replay_figures *f = r->rf;
+	uint64_t done = f->acknowledged + f->resumed + f->dead_lettered + f->dropped;
+	emf_metric(defs, root, "Objects", "Count", (double)f->objects);
+	emf_metric(defs, root, "Bytes", "Bytes", (double)f->read_bytes);
+	emf_metric(defs, root, "Records", "Count", (double)f->planned);
+	emf_metric(defs, root, "RecordBytes", "Bytes", (double)f->planned_bytes);
+	emf_metric(defs, root, "Delivered", "Count", (double)f->acknowledged);
+	emf_metric(defs, root, "Resumed", "Count", (double)f->resumed);
+	emf_metric(defs, root, "DeadLettered", "Count", (double)f->dead_lettered);
+	emf_metric(defs, root, "Dropped", "Count", (double)f->dropped);
+	emf_metric(defs, root, "Failed", "Count",
+		   (double)(f->planned > done ? f->planned - done : 0));
+	emf_metric(defs, root, "DuplicatesSkipped", "Count", (double)f->duplicates);
+	emf_metric(defs, root, "FilteredOut", "Count", (double)f->filtered);
+	emf_metric(defs, root, "Batches", "Count", (double)f->batches);
+	emf_metric(defs, root, "Retries", "Count", (double)f->retries);
+	emf_metric(defs, root, "Throttles", "Count", (double)f->throttles);
+	emf_metric(defs, root, "Bisections", "Count", (double)f->bisections);
+	emf_metric(defs, root, "DeliveryDuration", "Seconds", f->delivery_seconds);
+	emf_metric(defs, root, "BatchLatencyP50", "Seconds", f->p50_seconds);
+	emf_metric(defs, root, "BatchLatencyP99", "Seconds", f->p99_seconds);
+}
+
+/* One line of CloudWatch's Embedded Metric Format: metric values as
+ * members of the object, described by the _aws metadata. */
+static int write_emf(struct cli *c, const struct run *r, struct dda_error *err)
+{
+	struct dda_buf tmp;
+	dda_buf_init(&tmp, DDA_BUF_UNLIMITED);
+	char source[EMF_DIMENSION_MAX + 1];
+	const char *u = dda__text_utf8(&tmp, c->source ? c->source : "");
+	size_t cut = strlen(u);
+	if (cut > EMF_DIMENSION_MAX) /* cut before a character, not inside one */
+		for (cut = EMF_DIMENSION_MAX; cut && (u[cut] & 0xC0) == 0x80; cut--)
+			;
+	snprintf(source, sizeof(source), "%.*s", (int)cut, u);
+	const char *ns = getenv("AWS_EMF_NAMESPACE");
+	json_t *defs = json_array();
+	json_t *root = json_pack("{s{sIs[{sss[[ss]]so}]}ssssssssss}", "_aws", "Timestamp",
+				 (json_int_t)(r->finished / 1000), "CloudWatchMetrics", "Namespace",
+				 ns && *ns ? ns : "ddbaudit", "Dimensions", "Command", "Source",
+				 "Metrics", defs, "Command", c->cmd, "Source", source,
+				 r->rf ? "Outcome" : "Verdict", verdict_name(r, r->verdict),
+				 "Version", dda_version(), "Commit", dda__cli_commit());
+	dda_buf_release(&tmp);
+	if (!root)
+		return dda_error_set(err, DDA_ENOMEM, "cannot build the metrics line");
+	emf_metric(defs, root, "Success", "Count", r->verdict != DDA_RUN_INCOMPLETE);
+	emf_metric(defs, root, "ExitCode", "None", r->status);
+	emf_metric(defs, root, "Duration", "Seconds", (double)(r->finished - r->started) / 1e6);
+	if (r->rf)
+		emf_replay(defs, root, r);
+	else
+		emf_verify(defs, root, r);
 	char *line = json_dumps(root, JSON_COMPACT);
 	json_decref(root);
 	if (!line)
@@ -411,20 +561,43 @@ int dda__cli_metrics_begin(struct cli *c, struct dda__cli_metrics *m)
 	return 0;
 }
 
+/* Writes r where --metrics says; the exit status the run ends with. */
+static int write_run(struct cli *c, struct dda__cli_metrics *m, const struct run *r)
+{
+	struct dda_error err = {0};
+	int rc = !strcmp(m->path, "emf") ? write_emf(c, r, &err) : write_prometheus(c, m, r, &err);
+	if (!rc)
+		return r->status;
+	dda__cli_error(c, "--metrics: %s", err.msg);
+	return EXIT_RUNTIME;
+}
+
 int dda__cli_metrics_end(struct cli *c, struct dda__cli_metrics *m, const struct dda_result *res,
 			 int status)
 {
-	struct dda_error err = {0};
 	struct run r;
 	if (!m->path)
 		return status;
 	run_of(&r, c, res, status, m->started);
-	int rc =
-	    !strcmp(m->path, "emf") ? write_emf(c, &r, &err) : write_prometheus(c, m, &r, &err);
-	if (!rc)
+	return write_run(c, m, &r);
+}
+
+int dda__cli_metrics_replay_end(struct cli *c, struct dda__cli_metrics *m,
+				const struct dda__cli_replay_figures *f, int status)
+{
+	struct run r;
+	if (!m->path)
 		return status;
-	dda__cli_error(c, "--metrics: %s", err.msg);
-	return EXIT_RUNTIME;
+	memset(&r, 0, sizeof(r));
+	r.prefix = "ddbaudit_replay";
+	r.rf = f;
+	r.status = status;
+	r.verdict = status == EXIT_CLEAN       ? DDA_RUN_CLEAN
+		    : status == EXIT_ANOMALIES ? DDA_RUN_FINDINGS
+					       : DDA_RUN_INCOMPLETE;
+	r.started = m->started;
+	r.finished = dda_time_now();
+	return write_run(c, m, &r);
 }
 
 void dda__cli_metrics_release(struct dda__cli_metrics *m)

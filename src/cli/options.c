@@ -271,6 +271,11 @@ void dda__cli_help(const struct command *cmd)
 		    "  --target-timeout SECS  per batch (default 900 for lambda:, else 60)\n"
 		    "  --report DIR           write report.json (the delivery summary) into DIR;\n"
 		    "                         a path ending in .json is the file itself\n"
+		    "  --metrics FILE|emf     write the run's metrics (records by outcome,\n"
+		    "                         retries, latency): FILE in Prometheus text format,\n"
+		    "                         counters carried on from the previous FILE, or\n"
+		    "                         emf: one CloudWatch EMF line on stderr; written for\n"
+		    "                         failed runs too, not for --dry-run\n"
 		    "Before the source is read (also with --dry-run) the target, the DLQ and\n"
 		    "every output are checked; a configuration error (refused, DNS, 401/403,\n"
 		    "404, 413) stops the run at once with exit 3. Throttles (429, 503) are\n"
@@ -757,7 +762,6 @@ static bool allowed(const struct command *cmd, int opt)
 	case O_FAIL_ON:
 	case O_NO_DIFF:
 	case O_EXPECT_EVERY:
-	case O_METRICS:
 	case O_IGNORE:
 	case O_BASELINE:
 	case O_WRITE_BASELINE:
@@ -766,6 +770,7 @@ static bool allowed(const struct command *cmd, int opt)
 	case O_LATE_WINDOW:
 		return cmd->opts & OPT_REPORT;
 	case O_ALLOW_EMPTY:
+	case O_METRICS:
 		return cmd->opts & (OPT_REPORT | OPT_REPLAY);
 	case O_FORMAT:
 		return cmd->opts & (OPT_REPORT | OPT_TEXT_FORMAT);
