@@ -19,12 +19,16 @@ class Rule:
     None, by dropping the connection before answering; when it is "corrupt",
     by changing one byte of the upstream's body (headers, ETag included, left
     as they are); when it is "rewrite", by passing the upstream's body and the
-    request's query (a dict) through `rewrite`, which returns the new body."""
+    request's query (a dict) through `rewrite`, which returns the new body; when
+    it is "hold", by holding the request (its `arrived` event set) until the
+    test sets `release`, then forwarding it as it came: a test pauses a client
+    there and lets another go ahead, without sleeping."""
 
     def __init__(self, method, path_contains, status, times, every=1, rewrite=None):
         self.method, self.path_contains = method, path_contains
         self.status, self.times, self.every = status, times, every
         self.rewrite = rewrite
+        self.arrived, self.release = threading.Event(), threading.Event()
         self.seen = {}      # request -> attempts failed so far
         self.matched = 0    # distinct requests matched
 
@@ -70,6 +74,10 @@ class FaultProxy:
                                 None)
                     if rule:
                         proxy.injected += 1
+                if rule and rule.status == "hold":
+                    rule.arrived.set()
+                    rule.release.wait(120)  # a bound, should the test die first
+                    rule = None
                 if rule and rule.status is None:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)

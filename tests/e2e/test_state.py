@@ -8,7 +8,10 @@ import gzip
 import json
 import os
 import shutil
-from harness import Case, ROOT, main, run, verify_json
+import subprocess
+import urllib.parse
+from fault_proxy import FaultProxy, Rule
+from harness import BINARY, Case, ROOT, main, run, verify_json
 from moto import MotoCase, upload_tree
 
 SAMPLES = os.path.join(ROOT, "samples", "audit-logs")
@@ -302,6 +305,22 @@ class RefusalTest(StateCase):
         self.assertEqual(status, 1, err)
 
 
+class HoldStatePut(Rule):
+    """Holds the first PUT of exactly the state object (not its lock object,
+    whose name begins with the state's)."""
+
+    def __init__(self, key):
+        super().__init__("PUT", key, "hold", 1)
+        self.key = key
+
+    def applies(self, method, target):
+        path = urllib.parse.unquote(urllib.parse.urlsplit(target).path)
+        if method != "PUT" or not path.endswith("/" + self.key) or self.matched:
+            return False
+        self.matched = 1
+        return True
+
+
 class S3StateTest(MotoCase):
     """A state in S3: the chain works the same, the lock object refuses a
     concurrent run, the commit is conditional on the ETag read."""
@@ -368,6 +387,58 @@ class S3StateTest(MotoCase):
         self.s3.head_object(Bucket="states", Key=self.state_key() + ".lock")
         self.s3.delete_object(Bucket="states", Key=self.state_key() + ".lock")
         status, _, err = self.run_range(*RUNS[1])
+        self.assertIn(status, (0, 1), err)
+
+    def test_two_runs_that_read_the_same_state_cannot_both_commit(self):
+        """The conditional PUT behind the lock: run A reads the state (ETag E)
+        and is held by a proxy at its commit; its lock object is removed (an
+        operator who took it for a stale one); run B reads the same state,
+        commits with If-Match E and ends; then A's commit, with If-Match E
+        too, gets 412: A exits 3 saying so, and B's state stays."""
+        status, _, err = self.run_range(*RUNS[0])
+        self.assertIn(status, (0, 1), err)
+        etag = self.s3.head_object(Bucket="states", Key=self.state_key())["ETag"]
+        proxy = FaultProxy(self.moto.url)
+        self.addCleanup(proxy.stop)
+        hold = HoldStatePut(self.state_key())
+        proxy.rules.append(hold)
+        self.addCleanup(hold.release.set)
+        args = ["verify", "s3://audit/audit-logs/", "--from", RUNS[1][0], "--to", RUNS[1][1],
+                "--state", self.state_url(), *NOW, "--format", "json"]
+        a = subprocess.Popen([BINARY, *args, "--endpoint-url", proxy.url],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(lambda: a.poll() is None and a.kill())
+        self.assertTrue(hold.arrived.wait(120), "run A never committed its state")
+        self.assertIsNone(a.poll())
+        # A has read E and written its reports: its lock is there, the state is E.
+        self.s3.head_object(Bucket="states", Key=self.state_key() + ".lock")
+        self.assertEqual(self.s3.head_object(Bucket="states", Key=self.state_key())["ETag"],
+                         etag)
+        self.s3.delete_object(Bucket="states", Key=self.state_key() + ".lock")
+
+        status, out, err = run(*args, *self.aws())
+        self.assertIn(status, (0, 1), err)
+        b_state = self.s3.get_object(Bucket="states", Key=self.state_key())
+        self.assertNotEqual(b_state["ETag"], etag)
+        b_bytes = b_state["Body"].read()
+
+        hold.release.set()
+        _, a_err = a.communicate(timeout=120)
+        a_err = a_err.decode("utf-8", "replace")
+        self.assertNoCrash(a.returncode, a_err)
+        self.assertEqual(a.returncode, 3, a_err)
+        self.assertIn("the state '" + self.state_url() + "' changed since this run read it "
+                      "(another run wrote it): this run's state is not written", a_err)
+        # A sent its PUT once, through the proxy: S3 (moto) answered it 412.
+        puts = [p for m, p, _ in proxy.log if m == "PUT" and p.endswith("/" + self.state_key())]
+        self.assertEqual(len(puts), 1)
+        after = self.s3.get_object(Bucket="states", Key=self.state_key())
+        self.assertEqual(after["ETag"], b_state["ETag"])
+        self.assertEqual(after["Body"].read(), b_bytes)
+        lines = [json.loads(x) for x in gzip.decompress(b_bytes).decode().splitlines()]
+        self.assertEqual(lines[0]["watermark"], "2025-07-12T10:00:00.000000Z")
+        # The chain goes on from B's state.
+        status, _, err = self.run_range(*RUNS[2])
         self.assertIn(status, (0, 1), err)
 
     def test_a_corrupt_state_in_s3_is_refused(self):
