@@ -145,6 +145,10 @@ enum dda_run_verdict { DDA_RUN_CLEAN, DDA_RUN_FINDINGS, DDA_RUN_INCOMPLETE };
 DDA_API int dda_result_verdict(const struct dda_result *res, int fail_on);
 DDA_API const char *dda_run_verdict_name(int verdict);
 
+/* Adds findings to a finished result (taking them; released on failure),
+ * in the result's order, counted as the run's own. 0 or DDA_ENOMEM. */
+DDA_API int dda_result_add(struct dda_result *res, struct dda_anomaly *v, size_t n);
+
 /* True when an object belongs to the range: its hour prefix overlaps it,
  * or it has no hour prefix, or the range is open. Objects of the slack
  * hours around a range are read for processing delay but are not in it. */

@@ -15,5 +15,6 @@
 #include "ddbaudit/report.h"
 #include "ddbaudit/audit.h"
 #include "ddbaudit/baseline.h"
+#include "ddbaudit/reconcile.h"
 
 #endif

@@ -87,6 +87,9 @@ struct dda_item_end {
 	int64_t time;
 	const char *object;
 	uint64_t change_fp;
+	/* The last change's object id and position in this run, or
+	 * DDA_NO_OBJECT when it is the one an earlier run carried. */
+	uint32_t obj, index;
 };
 
 struct dda_history_opts {

@@ -31,6 +31,9 @@ enum dda_kind {
 	DDA_K_MISSING_HOUR, /* --expect-every: a slot of the range without an object */
 	DDA_K_BASELINE_EXPIRED, /* a --baseline entry past its expiry */
 	DDA_K_LATE_OBJECT, /* written into an hour an earlier run audited (--state) */
+	DDA_K_UNLOGGED_ITEM, /* reconcile: in the table, never in the log */
+	DDA_K_MISSING_ITEM,  /* reconcile: the log says it exists, the table lacks it */
+	DDA_K_STATE_DRIFT,   /* reconcile: in both, with different images */
 	DDA_K__COUNT
 };
 

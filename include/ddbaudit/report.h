@@ -34,6 +34,9 @@ struct dda_report_info {
 	/* The severity at which findings fail the run (--fail-on), or
 	 * DDA_SEV__COUNT for never: it decides the verdict. */
 	int fail_on;
+	/* Members a command adds at the top of report.json ("reconcile"), or
+	 * NULL. */
+	const json_t *extra;
 };
 
 DDA_API int dda_report_write(int format, const struct dda_report_info *info,

@@ -393,7 +393,7 @@ static int cmp_hour(const void *pa, const void *pb)
 	return a->hour < b->hour ? -1 : a->hour > b->hour;
 }
 
-static int cmp_anomaly(const void *pa, const void *pb)
+int dda__anomaly_cmp(const void *pa, const void *pb)
 {
 	const struct dda_anomaly *a = pa, *b = pb;
 	if (a->obj != b->obj)
@@ -665,7 +665,7 @@ static int finish(struct audit *a, struct dda__anomaly_vec *all, struct dda__hou
 		rc = dda__noise_filter(&x);
 	if (rc)
 		return rc;
-	dda__sort(all->v, all->n, sizeof(*all->v), cmp_anomaly);
+	dda__sort(all->v, all->n, sizeof(*all->v), dda__anomaly_cmp);
 	for (size_t i = 0; i < all->n; i++) {
 		const struct dda_anomaly *an = &all->v[i];
 		res->sum.anomalies[an->severity]++;

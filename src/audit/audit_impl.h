@@ -16,6 +16,9 @@ struct dda__hour_vec {
 	size_t n, cap;
 };
 
+/* The order of a result's findings: by object, position, kind, time. */
+int dda__anomaly_cmp(const void *pa, const void *pb);
+
 /* Appends a (taken: on failure it is released); 0 or DDA_ENOMEM. */
 int dda__anomaly_push(struct dda__anomaly_vec *v, struct dda_anomaly *a);
 

@@ -470,6 +470,29 @@ size_t dda_result_suppress_kind(struct dda_result *res, int kind)
 	return taken;
 }
 
+int dda_result_add(struct dda_result *res, struct dda_anomaly *v, size_t n)
+{
+	if (!n)
+		return 0;
+	struct dda_anomaly *nv = realloc(res->anomalies, (res->nanomalies + n) * sizeof(*nv));
+	if (!nv) {
+		for (size_t i = 0; i < n; i++)
+			dda_anomaly_release(&v[i]);
+		return DDA_ENOMEM;
+	}
+	res->anomalies = nv;
+	for (size_t i = 0; i < n; i++) {
+		struct dda_hour_stat *h = hour_of(res, &v[i]);
+		if (h)
+			h->anomalies++;
+		res->sum.anomalies[v[i].severity]++;
+		res->sum.by_kind[v[i].kind]++;
+		res->anomalies[res->nanomalies++] = v[i];
+	}
+	qsort(res->anomalies, res->nanomalies, sizeof(*nv), dda__anomaly_cmp);
+	return 0;
+}
+
 /* ---- writing ---- */
 
 /* A name as a glob that matches only itself. */

@@ -24,6 +24,7 @@ enum {
 	OPT_TEXT_FORMAT = 1 << 3, /* --format text|json */
 	OPT_DECODE = 1 << 4,
 	OPT_REPLAY = 1 << 5,
+	OPT_TABLE = 1 << 7, /* reconcile: --table ddb://, scan options */
 };
 
 /* replay's own options, as given. */
@@ -38,6 +39,13 @@ struct replay_args {
 	long timeout_ms;
 	double max_rps;
 	bool bisect, no_marker, dry_run;
+};
+
+/* reconcile's own options. */
+struct table_args {
+	int segments;
+	bool consistent;
+	double max_rcu;
 };
 
 struct command;
@@ -58,6 +66,7 @@ struct cli {
 	const char *since;
 	const char *metrics; /* --metrics FILE or "emf", or NULL */
 	struct replay_args replay;
+	struct table_args table; /* reconcile; the table itself is replay.table */
 	const char *state_path; /* --state */
 	bool since_state;	/* --since-state */
 	int64_t late_window;	/* --late-window, microseconds (0: none) */
@@ -108,6 +117,12 @@ int dda__cmd_ls(int argc, char **argv, struct cli *c);
 int dda__cmd_verify(int argc, char **argv, struct cli *c);
 int dda__cmd_history(int argc, char **argv, struct cli *c);
 int dda__cmd_replay(int argc, char **argv, struct cli *c);
+int dda__cmd_reconcile(int argc, char **argv, struct cli *c);
+
+/* The reports of a finished run: --report DIR and/or stdout (--format, by
+ * default Markdown when there is no DIR). 0 or an exit status. */
+int dda__cli_write_reports(struct cli *c, const struct dda_report_info *info,
+			   const struct dda_result *res);
 
 /* Exit status of a finished run: runtime failure, anomalies at or above
  * --fail-on, or clean. */

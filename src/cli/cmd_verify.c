@@ -48,8 +48,8 @@ static int write_baseline(const struct cli *c, const struct dda_result *res)
 	return EXIT_RUNTIME;
 }
 
-static int write_reports(struct cli *c, const struct dda_report_info *info,
-			 const struct dda_result *res)
+int dda__cli_write_reports(struct cli *c, const struct dda_report_info *info,
+			   const struct dda_result *res)
 {
 	struct dda_error err = {0};
 	if (c->report_dir && dda_report_write_dir(info, res, c->report_dir, &err)) {
@@ -186,7 +186,7 @@ int dda__cmd_verify(int argc, char **argv, struct cli *c)
 	    .fail_on = c->fail_on,
 	};
 	if (!status)
-		status = write_reports(c, &info, &res);
+		status = dda__cli_write_reports(c, &info, &res);
 	if (!status && c->write_baseline)
 		status = write_baseline(c, &res);
 	/* Findings (exit 1) are what the run is for, not a failure: the state

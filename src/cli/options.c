@@ -64,6 +64,9 @@ enum {
 	O_MAX_INFLIGHT,
 	O_DRY_RUN,
 	O_LAMBDA_ENDPOINT_URL,
+	O_SCAN_SEGMENTS,
+	O_CONSISTENT_READ,
+	O_MAX_RCU,
 };
 
 static const struct option long_opts[] = {
@@ -110,6 +113,9 @@ static const struct option long_opts[] = {
     {"view", required_argument, NULL, O_VIEW},
     {"stream-arn", required_argument, NULL, O_STREAM_ARN},
     {"table", required_argument, NULL, O_TABLE},
+    {"scan-segments", required_argument, NULL, O_SCAN_SEGMENTS},
+    {"consistent-read", no_argument, NULL, O_CONSISTENT_READ},
+    {"max-rcu", required_argument, NULL, O_MAX_RCU},
     {"no-replay-marker", no_argument, NULL, O_NO_MARKER},
     {"event-types", required_argument, NULL, O_EVENT_TYPES},
     {"max-rps", required_argument, NULL, O_MAX_RPS},
@@ -301,6 +307,14 @@ void dda__cli_help(const struct command *cmd)
 		    "                         only there are provisional warnings\n"
 		    "  --now TIME             take TIME as now (for --since and --settle)\n"
 		    "  --threads N            decoding threads (default: one per core)\n");
+	if (cmd->opts & OPT_TABLE)
+		printf("table:\n"
+		       "  --table ddb://TABLE    the live table (or a table ARN); its endpoint is\n"
+		       "                         AWS_ENDPOINT_URL_DYNAMODB, else AWS_ENDPOINT_URL\n"
+		       "  --scan-segments N      parallel Scan segments (default 4, at most 64)\n"
+		       "  --consistent-read      strongly consistent Scan (twice the read capacity)\n"
+		       "  --max-rcu N            read capacity units a second at most (default:\n"
+		       "                         unpaced; throttling is always waited out)\n");
 	printf(
 	    "input:\n"
 	    "  --max-object-bytes N   larger objects (and NDJSON lines) are reported\n"
@@ -505,6 +519,25 @@ static int set_replay_option(struct cli *c, int opt, const char *arg)
 		return 0;
 	case O_EVENT_TYPES:
 		return parse_event_types(c, arg);
+	case O_SCAN_SEGMENTS:
+		if (parse_count(c, "--scan-segments", arg, 1, &n))
+			return EXIT_USAGE;
+		if (n > 64) {
+			dda__cli_error(c, "invalid --scan-segments '%s' (1 to 64)", arg);
+			return EXIT_USAGE;
+		}
+		c->table.segments = (int)n;
+		return 0;
+	case O_CONSISTENT_READ:
+		c->table.consistent = true;
+		return 0;
+	case O_MAX_RCU:
+		c->table.max_rcu = strtod(arg, &end);
+		if (end != arg && !*end && c->table.max_rcu > 0)
+			return 0;
+		dda__cli_error(c, "invalid --max-rcu '%s' (read capacity units a second, above 0)",
+			       arg);
+		return EXIT_USAGE;
 	case O_MAX_RPS:
 		r->max_rps = strtod(arg, &end);
 		if (end != arg && !*end && r->max_rps > 0)
@@ -783,6 +816,12 @@ static bool allowed(const struct command *cmd, int opt)
 	case O_NOW:
 	case O_THREADS:
 		return cmd->opts & OPT_DECODE;
+	case O_TABLE:
+		return cmd->opts & (OPT_REPLAY | OPT_TABLE);
+	case O_SCAN_SEGMENTS:
+	case O_CONSISTENT_READ:
+	case O_MAX_RCU:
+		return cmd->opts & OPT_TABLE;
 	}
 	if (opt >= O_TARGET)
 		return cmd->opts & OPT_REPLAY;
@@ -983,6 +1022,7 @@ int dda__cli_parse(int argc, char **argv, const struct command *cmd, struct cli 
 	c->replay = (struct replay_args){.view = DDA_VIEW_NEW_AND_OLD, .event_mask = 7,
 					 .parallelism = 1, .batch_size = 100, .max_retries = 3,
 					 .max_record_age = -1, .on_failure = DDA_FAIL_DEFAULT};
+	c->table = (struct table_args){.segments = 4};
 	int64_t now_arg = DDA_TIME_NONE;
 	int opt;
 	optind = 1;

@@ -663,6 +663,8 @@ static void end_item(struct checker *ck, const struct event *first)
 	    .digest_known = st->present && !st->cur_unknown,
 	    .digest = st->cur,
 	    .change_fp = ck->last_fp,
+	    .obj = st->prev ? st->prev->obj : DDA_NO_OBJECT,
+	    .index = st->prev ? st->prev->index : 0,
 	};
 	if (st->prev) {
 		const struct dda_object *ob =

@@ -98,6 +98,19 @@ static const struct {
 			    "An object was written into an hour an earlier --state run had "
 			    "already audited; its changes are folded in now.",
 			    "a writer that delivers late: raise --settle to its worst delay."),
+    [DDA_K_UNLOGGED_ITEM] = K("UNLOGGED_ITEM", DDA_SEV_ERROR,
+			      "reconcile: the table holds an item the log has no change of.",
+			      "find who writes the table behind the stream; for items older "
+			      "than the log, reconcile against an export taken when it began."),
+    [DDA_K_MISSING_ITEM] = K("MISSING_ITEM", DDA_SEV_ERROR,
+			     "reconcile: the log says the item exists; the table does not have "
+			     "it.",
+			     "restore the item, and find the delete that left no record."),
+    [DDA_K_STATE_DRIFT] = K("STATE_DRIFT", DDA_SEV_ERROR,
+			    "reconcile: the item's image in the table differs from the log's "
+			    "last one (or the log removed it and the table still has it).",
+			    "compare with ddbaudit history --key: a change the log lost, or a "
+			    "write behind the stream."),
 };
 
 #undef K

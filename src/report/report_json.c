@@ -245,10 +245,16 @@ json_t *dda_report_json(const struct dda_report_info *info, const struct dda_res
 		manifest = json_pack("{ssss}", "path",
 				     info->manifest_name ? info->manifest_name : "manifest.ndjson",
 				     "sha256", res->manifest_sha256);
-	return json_pack("{sss{ssss}sososososo}", "schema", DDA_REPORT_SCHEMA, "tool", "name",
-			 "ddbaudit", "version", dda_version(), "run", run, "summary",
-			 summary_json(&res->sum), "hours", hours_json(res), "anomalies", anomalies,
-			 "manifest", manifest);
+	json_t *j = json_pack("{sss{ssss}sososososo}", "schema", DDA_REPORT_SCHEMA, "tool", "name",
+			      "ddbaudit", "version", dda_version(), "run", run, "summary",
+			      summary_json(&res->sum), "hours", hours_json(res), "anomalies",
+			      anomalies, "manifest", manifest);
+	/* A command's own section (reconcile's), beside the others. */
+	if (j && info->extra && json_object_update_missing(j, (json_t *)info->extra)) {
+		json_decref(j);
+		j = NULL;
+	}
+	return j;
 }
 
 int dda__report_json(const struct dda_report_info *info, const struct dda_result *res, FILE *out,
