@@ -25,6 +25,7 @@ enum {
 	OPT_DECODE = 1 << 4,
 	OPT_REPLAY = 1 << 5,
 	OPT_TABLE = 1 << 7, /* reconcile: --table ddb://, scan options */
+	OPT_STATE = 1 << 8, /* verify's cron options: --state, --metrics, --write-baseline */
 };
 
 /* replay's own options, as given. */

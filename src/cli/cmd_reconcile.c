@@ -17,19 +17,8 @@ static json_t *stats_json(const struct dda_reconcile_stats *st, const struct dda
 	    "scan_finished", dda_time_format(st->scan_finished, false, b));
 }
 
-/* Options of verify that mean nothing here are refused, not ignored. */
 static int refuse_options(struct cli *c)
 {
-	const char *bad = c->state_path	     ? "--state"
-			  : c->since_state   ? "--since-state"
-			  : c->write_baseline ? "--write-baseline"
-			  : c->late_window_given ? "--late-window"
-			  : c->metrics	      ? "--metrics"
-					      : NULL;
-	if (bad) {
-		dda__cli_error(c, "%s does not apply to reconcile", bad);
-		return EXIT_USAGE;
-	}
 	if (!c->replay.table) {
 		dda__cli_error(c, "reconcile needs --table ddb://TABLE (the live table)");
 		return EXIT_USAGE;

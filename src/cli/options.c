@@ -198,12 +198,6 @@ void dda__cli_help(const struct command *cmd)
 		       "                         (quiet tables)\n"
 		       "  --expect-every HOURS   each slot of HOURS (1h, 6h, 1d: whole hours) of\n"
 		       "                         the range without an object is MISSING_HOUR\n"
-		       "monitoring:\n"
-		       "  --metrics FILE|emf     write the run's metrics: FILE in Prometheus text\n"
-		       "                         format (for node_exporter's textfile collector;\n"
-		       "                         counters carry on from the previous FILE), or emf:\n"
-		       "                         one CloudWatch Embedded Metric Format line on\n"
-		       "                         stderr; written for failed runs too\n"
 		       "noise control:\n"
 		       "  --ignore KIND[,KIND]   findings of these kinds leave the report and the\n"
 		       "                         verdict, counted in summary.ignored; kinds that\n"
@@ -213,10 +207,17 @@ void dda__cli_help(const struct command *cmd)
 		       "  --baseline FILE        known findings to suppress (NDJSON: kind, item,\n"
 		       "                         object, expires, reason a line), counted in\n"
 		       "                         summary.suppressed; an expired entry is\n"
-		       "                         BASELINE_EXPIRED\n"
-		       "  --write-baseline FILE  write a baseline accepting this run's findings\n"
+		       "                         BASELINE_EXPIRED\n");
+	if (cmd->opts & OPT_STATE)
+		printf("  --write-baseline FILE  write a baseline accepting this run's findings\n"
 		       "                         (and the live entries of --baseline), expiring\n"
 		       "                         in 30 days: edit the reasons\n"
+		       "monitoring:\n"
+		       "  --metrics FILE|emf     write the run's metrics: FILE in Prometheus text\n"
+		       "                         format (for node_exporter's textfile collector;\n"
+		       "                         counters carry on from the previous FILE), or emf:\n"
+		       "                         one CloudWatch Embedded Metric Format line on\n"
+		       "                         stderr; written for failed runs too\n"
 		       "state across runs (cron):\n"
 		       "  --state PATH           carry each item's state from run to run in PATH\n"
 		       "                         (gzip'd NDJSON, rewritten atomically after the\n"
@@ -797,13 +798,15 @@ static bool allowed(const struct command *cmd, int opt)
 	case O_EXPECT_EVERY:
 	case O_IGNORE:
 	case O_BASELINE:
+		return cmd->opts & OPT_REPORT;
 	case O_WRITE_BASELINE:
 	case O_STATE:
 	case O_SINCE_STATE:
 	case O_LATE_WINDOW:
-		return cmd->opts & OPT_REPORT;
-	case O_ALLOW_EMPTY:
+		return cmd->opts & OPT_STATE;
 	case O_METRICS:
+		return cmd->opts & (OPT_STATE | OPT_REPLAY);
+	case O_ALLOW_EMPTY:
 		return cmd->opts & (OPT_REPORT | OPT_REPLAY);
 	case O_FORMAT:
 		return cmd->opts & (OPT_REPORT | OPT_TEXT_FORMAT);
