@@ -37,6 +37,29 @@ struct dda_report_info {
 	/* Members a command adds at the top of report.json ("reconcile"), or
 	 * NULL. */
 	const json_t *extra;
+
+	/* Run metadata, so that a report stands on its own (docs/report.md,
+	 * "The run"). Each is given once: the report's bytes depend only on
+	 * info and the result. */
+	int64_t generated_at;	  /* 0: res->finished */
+	const char *command_line; /* shell-quoted argv, secrets redacted; NULL unknown */
+	const char *commit;	  /* the build's commit; NULL unknown */
+	const char *host;	  /* NULL unknown */
+	bool versions;		  /* --versions */
+	struct dda_report_caller {
+		/* Who ran it (STS GetCallerIdentity): account, arn and user_id
+		 * all set, or account NULL and reason saying why not known. */
+		const char *account, *arn, *user_id;
+		const char *reason;
+	} caller;
+	struct dda_report_state {
+		const char *path; /* --state; NULL when none was used */
+		/* The report of the run that wrote the state, "" or NULL for the
+		 * first run of a chain. */
+		const char *previous_report_sha256;
+		int64_t previous_watermark; /* DDA_TIME_NONE for the first run */
+		int64_t watermark;	    /* the one this run writes */
+	} state;
 };
 
 DDA_API int dda_report_write(int format, const struct dda_report_info *info,

@@ -4,13 +4,11 @@
 #include "aws/core.h"
 #include "aws/creds.h"
 #include "aws/s3.h"
+#include "aws/sts.h"
 
 #include <stdlib.h>
 
 const char *const dda__provider_assume_role = "assume role (STS AssumeRole)";
-
-/* STS answers at most a few KiB. */
-#define STS_ANSWER_MAX ((size_t)1 << 20)
 
 struct chain {
 	const struct dda_env *env;
@@ -77,16 +75,10 @@ struct role {
 static int sts_assume(const struct chain *ch, const struct role *r, const struct dda_creds *src,
 		      struct dda_creds *out, struct dda_error *err)
 {
-	struct dda_buf url, body, hdrs;
-	struct dda_aws_endpoint ep = {0};
 	struct dda_http_response resp = {0};
 	struct dda_http_opts o;
-	uint8_t digest[32];
-	char hash[65], session[64];
+	char session[64];
 	const char *region = ch->region ? ch->region : "us-east-1";
-	dda_buf_init(&url, 8192);
-	dda_buf_init(&body, 64 << 10);
-	dda_buf_init(&hdrs, 64 << 10);
 	snprintf(session, sizeof(session), "botocore-session-%lld",
 		 (long long)(dda_time_now() / DDA_USEC_PER_SEC));
 	struct dda_kv q[6] = {{"Action", "AssumeRole"},
@@ -98,35 +90,15 @@ static int sts_assume(const struct chain *ch, const struct role *r, const struct
 		q[nq++] = (struct dda_kv){"ExternalId", r->external_id};
 	if (r->duration)
 		q[nq++] = (struct dda_kv){"DurationSeconds", r->duration};
-	int rc = dda__sts_url(ch->env, region, &url);
-	if (!rc)
-		rc = dda__aws_endpoint_parse(url.ptr, "STS", &ep, err);
-	if (!rc)
-		rc = dda__sigv4_query(&body, q, nq);
-	if (!rc) {
-		static const char ctype[] = "application/x-www-form-urlencoded; charset=utf-8";
-		struct dda_kv extra = {"content-type", ctype};
-		dda__sha256(body.ptr, body.len, digest);
-		dda__hex(digest, 32, hash);
-		char path[2048];
-		snprintf(path, sizeof(path), "%s/", ep.prefix);
-		struct dda_aws_sign_req sr = {"POST", ep.host, path,  "",	 &extra, 1, hash,
-					      region, "sts",   false, dda_time_now()};
-		rc = dda_buf_addf(&hdrs, "Content-Type: %s\n", ctype);
-		if (!rc)
-			rc = dda__aws_sign(&sr, src, &hdrs);
-	}
 	dda__http_opts_default(&o);
 	o.concurrency = 1;
 	o.connect_timeout_ms = 5000;
 	o.timeout_ms = 30000;
 	o.stop = ch->env->stop;
-	if (!rc)
-		rc = dda__aws_retry_opts(ch->env, r->profile, &o, err);
+	int rc = dda__aws_retry_opts(ch->env, r->profile, &o, err);
 	if (!rc) {
-		struct dda_aws_fetch f = {"POST", url.ptr, hdrs.ptr, (dda_slice){body.ptr, body.len},
-					  &o,	  STS_ANSWER_MAX};
-		rc = dda__aws_fetch(&f, &resp, err);
+		struct dda_sts_call c = {ch->env, NULL, region, src, q, nq, &o};
+		rc = dda__sts_post(&c, &resp, err);
 	}
 	if (!rc && resp.status != 200) {
 		char why[512];
@@ -142,10 +114,6 @@ static int sts_assume(const struct chain *ch, const struct role *r, const struct
 		dda_error_set(err, rc, "profile '%s': cannot call STS AssumeRole: %s", r->profile,
 			      dda_strerror(rc));
 	dda__aws_wipe_buf(&resp.body);
-	dda__aws_wipe_buf(&hdrs);
-	dda__aws_wipe_buf(&body);
-	dda_buf_release(&url);
-	dda__aws_endpoint_release(&ep);
 	return rc;
 }
 

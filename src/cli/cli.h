@@ -70,6 +70,7 @@ struct cli {
 	struct table_args table; /* reconcile; the table itself is replay.table */
 	const char *state_path; /* --state */
 	bool since_state;	/* --since-state */
+	int64_t state_watermark; /* the watermark this run writes into the state */
 	int64_t late_window;	/* --late-window, microseconds (0: none) */
 	bool late_window_given;
 	json_t *options; /* options in effect, for the report */

@@ -87,6 +87,7 @@ int dda__cli_state_start(struct cli *c, struct dda_state **out)
 	}
 	const struct dda_range *r = &c->audit.src.range;
 	int64_t watermark = r->to != DDA_TIME_NONE ? r->to : c->audit.now;
+	c->state_watermark = watermark;
 	if (dda_state_begin(st, watermark, dda_time_now(), &err)) {
 		dda__cli_error(c, "%s", err.msg);
 		dda_state_free(st);

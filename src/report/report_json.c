@@ -207,6 +207,55 @@ static json_t *baseline_json(const struct dda_baseline_stats *b)
 			 "unused", (json_int_t)b->unused, "unused_lines", lines);
 }
 
+static json_t *string_or_null(const char *s)
+{
+	return s ? dda__report_text(s) : json_null();
+}
+
+/* Who ran the audit, as STS said, or why that is not known. */
+static json_t *caller_json(const struct dda_report_caller *c)
+{
+	if (c->account)
+		return json_pack("{sssososo}", "status", "known", "account",
+				 string_or_null(c->account), "arn", string_or_null(c->arn),
+				 "user_id", string_or_null(c->user_id));
+	return json_pack("{ssso}", "status", "unknown", "reason",
+			 dda__report_text(c->reason ? c->reason : "not asked"));
+}
+
+/* The link of a --state chain: which state, the report before this one. */
+static json_t *state_json(const struct dda_report_state *st)
+{
+	const char *prev = st->previous_report_sha256;
+	json_t *j = json_pack("{sososo}", "previous_report_sha256",
+			      prev && *prev ? json_string(prev) : json_null(), "previous_watermark",
+			      time_or_null(st->previous_watermark, false), "watermark",
+			      time_or_null(st->watermark, false));
+	if (j && dda__report_set_name(j, "path", st->path)) {
+		json_decref(j);
+		j = NULL;
+	}
+	return j;
+}
+
+/* The run's metadata added to v1 after its first fields (docs/report.md). */
+static void run_metadata(json_t *run, const struct dda_report_info *info,
+			 const struct dda_result *res)
+{
+	int64_t at = info->generated_at ? info->generated_at : res->finished;
+	json_object_set_new(run, "generated_at", time_or_null(at, false));
+	json_object_set_new(run, "command_line", string_or_null(info->command_line));
+	json_object_set_new(run, "tool",
+			    json_pack("{ssso}", "version", dda_version(), "commit",
+				      string_or_null(info->commit)));
+	if (dda__report_set_name(run, "host", info->host))
+		json_object_set_new(run, "host", json_null());
+	json_object_set_new(run, "caller", caller_json(&info->caller));
+	json_object_set_new(run, "versions", json_boolean(info->versions));
+	if (info->state.path)
+		json_object_set_new(run, "state", state_json(&info->state));
+}
+
 json_t *dda_report_json(const struct dda_report_info *info, const struct dda_result *res)
 {
 	/* An anomaly that cannot be built fails the report: a report must never
@@ -240,6 +289,8 @@ json_t *dda_report_json(const struct dda_report_info *info, const struct dda_res
 		json_object_set_new(run, "bucket", bucket_json(&res->source));
 	if (run && res->baseline.used)
 		json_object_set_new(run, "baseline", baseline_json(&res->baseline));
+	if (run)
+		run_metadata(run, info, res);
 	json_t *manifest = json_null();
 	if (res->has_manifest)
 		manifest = json_pack("{ssss}", "path",

@@ -5,21 +5,35 @@
 
 #include <stdlib.h>
 
-/* Table cells must not break the table: '|' and newlines are escaped. A
- * cell cut at max bytes is never cut inside a UTF-8 sequence. */
-static void cell(FILE *out, const char *s, size_t max)
+/* Table cells must not break the table or carry markup: '|' is escaped,
+ * newlines become spaces and '<' is escaped so that no tag is ever
+ * rendered. A cell is written whole, never cut. */
+static void cell(FILE *out, const char *s)
 {
-	size_t n = 0;
-	for (; *s && (n < max || ((unsigned char)*s & 0xc0) == 0x80); s++, n++) {
-		if (*s == '|')
-			fputs("\\|", out);
-		else if (*s == '\n' || *s == '\r')
-			fputc(' ', out);
-		else
-			fputc(*s, out);
+	for (; *s; s++) {
+		if (*s == '|' || *s == '<')
+			fputc('\\', out);
+		fputc(*s == '\n' || *s == '\r' ? ' ' : *s, out);
 	}
-	if (*s)
-		fputs("...", out);
+}
+
+/* s as an inline code span: fenced by more backticks than it holds in a
+ * row, newlines as spaces (names come escaped, so only messages have any). */
+static void code(FILE *out, const char *s)
+{
+	size_t run = 0, longest = 0;
+	for (const char *p = s; *p; p++) {
+		run = *p == '`' ? run + 1 : 0;
+		longest = DDA_MAX(longest, run);
+	}
+	for (size_t i = 0; i <= longest; i++)
+		fputc('`', out);
+	fputs(s[0] == '`' ? " " : "", out);
+	for (const char *p = s; *p; p++)
+		fputc(*p == '\n' || *p == '\r' ? ' ' : *p, out);
+	fputs(*s && s[strlen(s) - 1] == '`' ? " " : "", out);
+	for (size_t i = 0; i <= longest; i++)
+		fputc('`', out);
 }
 
 static int cmp_severity(const void *pa, const void *pb)
@@ -31,47 +45,132 @@ static int cmp_severity(const void *pa, const void *pb)
 	return a < b ? -1 : a > b;
 }
 
-static void summary(FILE *out, const struct dda_report_info *info, const struct dda_result *res)
+static void verdict_line(FILE *out, const struct dda_report_info *info,
+			 const struct dda_result *res, struct dda_buf *tmp)
 {
-	const struct dda_summary *s = &res->sum;
-	char from[DDA_TIME_STRLEN], to[DDA_TIME_STRLEN];
 	int sev = dda_result_max_severity(res);
 	int verdict = dda_result_verdict(res, info->fail_on);
-	struct dda_buf tmp;
-	dda_buf_init(&tmp, 1 << 20);
 	fprintf(out, "# ddbaudit report\n\n**Verdict: %s**", dda_run_verdict_name(verdict));
 	if (verdict == DDA_RUN_INCOMPLETE)
 		fprintf(out, ": not everything was read (%s); the findings below cover only what "
 			     "was read",
-			dda__text_utf8(&tmp, res->fatal.msg));
+			dda__text_utf8(tmp, res->fatal.msg));
 	else if (sev >= 0)
 		fprintf(out, " (%s found)",
 			sev == DDA_SEV_ERROR	 ? "errors"
 			: sev == DDA_SEV_WARNING ? "warnings"
 						 : "only info findings");
-	fprintf(out, "\n\n- Source: `%s`\n", dda__name_text(&tmp, info->source));
-	dda_buf_release(&tmp);
-	if (res->source.s3)
-		fprintf(out, "- Bucket `%s`: versioning %s, Object Lock %s%s%s\n",
-			res->source.bucket,
-			res->source.versioning[0] ? res->source.versioning : "unknown",
-			res->source.object_lock[0] ? res->source.object_lock : "unknown",
-			res->source.retention[0] ? ", default retention " : "",
-			res->source.retention);
-	if (res->source.keys_outside_prefix)
+	fputs("\n\n", out);
+}
+
+/* "- Label: `value`" for a name or a message, "unknown" for NULL. */
+static void code_item(FILE *out, const char *label, const char *s, bool name, struct dda_buf *tmp)
+{
+	fprintf(out, "- %s: ", label);
+	if (s)
+		code(out, name ? dda__name_text(tmp, s) : dda__text_utf8(tmp, s));
+	else
+		fputs("unknown", out);
+	fputc('\n', out);
+}
+
+static void caller_item(FILE *out, const struct dda_report_caller *c, struct dda_buf *tmp)
+{
+	if (!c->account) {
+		fprintf(out, "- Caller: unknown (%s)\n",
+			dda__text_utf8(tmp, c->reason ? c->reason : "not asked"));
+		return;
+	}
+	fprintf(out, "- Caller: account %s, ARN ", c->account);
+	code(out, c->arn ? c->arn : "");
+	fputs(", user id ", out);
+	code(out, c->user_id ? c->user_id : "");
+	fputc('\n', out);
+}
+
+static void range_item(FILE *out, const struct dda_range *r)
+{
+	char from[DDA_TIME_STRLEN], to[DDA_TIME_STRLEN];
+	if (r->from == DDA_TIME_NONE && r->to == DDA_TIME_NONE) {
+		fprintf(out, "- Range: open: every record of the source, from the beginning\n");
+		return;
+	}
+	fprintf(out, "- Range: from %s to %s\n",
+		r->from == DDA_TIME_NONE ? "the beginning" : dda_time_format(r->from, false, from),
+		r->to == DDA_TIME_NONE ? "open (the run's now)"
+				       : dda_time_format(r->to, false, to));
+}
+
+static void bucket_items(FILE *out, const struct dda_source_facts *f)
+{
+	if (f->s3)
+		fprintf(out, "- Bucket `%s`: versioning %s, Object Lock %s%s%s\n", f->bucket,
+			f->versioning[0] ? f->versioning : "unknown",
+			f->object_lock[0] ? f->object_lock : "unknown",
+			f->retention[0] ? ", default retention " : "", f->retention);
+	if (f->keys_outside_prefix)
 		fprintf(out,
 			"- The listing returned %llu keys outside the prefix: ignored, not read\n",
-			(unsigned long long)res->source.keys_outside_prefix);
-	if (info->range.from == DDA_TIME_NONE && info->range.to == DDA_TIME_NONE)
-		fprintf(out, "- Range: every record of the source (no range given)\n");
+			(unsigned long long)f->keys_outside_prefix);
+}
+
+static void state_item(FILE *out, const struct dda_report_state *st, struct dda_buf *tmp)
+{
+	char wm[DDA_TIME_STRLEN];
+	const char *prev = st->previous_report_sha256;
+	if (!st->path)
+		return;
+	fputs("- State: ", out);
+	code(out, dda__name_text(tmp, st->path));
+	if (prev && *prev)
+		fprintf(out, ", previous report SHA-256 `%s`", prev);
 	else
-		fprintf(out, "- Range: %s to %s\n",
-			info->range.from == DDA_TIME_NONE
-			    ? "the first record"
-			    : dda_time_format(info->range.from, false, from),
-			info->range.to == DDA_TIME_NONE ? "now"
-							: dda_time_format(info->range.to, false, to));
-	fprintf(out, "- ddbaudit %s\n\n", dda_version());
+		fputs(", the first run of its chain", out);
+	if (st->previous_watermark != DDA_TIME_NONE)
+		fprintf(out, ", audited before up to %s",
+			dda_time_format(st->previous_watermark, false, wm));
+	if (st->watermark != DDA_TIME_NONE)
+		fprintf(out, ", now up to %s", dda_time_format(st->watermark, false, wm));
+	fputc('\n', out);
+}
+
+/* Everything an auditor asks before reading the findings: when, by whom,
+ * with what, over what, and whether all of it was read. */
+static void metadata(FILE *out, const struct dda_report_info *info, const struct dda_result *res,
+		     struct dda_buf *tmp)
+{
+	char at[DDA_TIME_STRLEN];
+	int64_t gen = info->generated_at ? info->generated_at : res->finished;
+	fprintf(out, "- Generated at: %s\n",
+		gen == DDA_TIME_NONE ? "unknown" : dda_time_format(gen, false, at));
+	code_item(out, "Command line", info->command_line, false, tmp);
+	fprintf(out, "- ddbaudit %s (commit %s)\n", dda_version(),
+		info->commit ? info->commit : "unknown");
+	code_item(out, "Host", info->host, true, tmp);
+	caller_item(out, &info->caller, tmp);
+	code_item(out, "Source", info->source ? info->source : "", true, tmp);
+	bucket_items(out, &res->source);
+	range_item(out, &info->range);
+	fprintf(out, "- Versions: %s\n",
+		info->versions ? "every version of every key (`--versions`)"
+			       : "the current version of each key (no `--versions`)");
+	if (res->fatal.code)
+		fprintf(out, "- Completeness: incomplete (%s)\n",
+			dda__text_utf8(tmp, res->fatal.msg));
+	else
+		fputs("- Completeness: complete: everything in the range was read\n", out);
+	state_item(out, &info->state, tmp);
+	fputc('\n', out);
+}
+
+static void summary(FILE *out, const struct dda_report_info *info, const struct dda_result *res)
+{
+	const struct dda_summary *s = &res->sum;
+	struct dda_buf tmp;
+	dda_buf_init(&tmp, 1 << 20);
+	verdict_line(out, info, res, &tmp);
+	metadata(out, info, res, &tmp);
+	dda_buf_release(&tmp);
 	fprintf(out, "| | count |\n|---|---:|\n");
 	fprintf(out, "| objects | %llu |\n| bytes | %llu |\n| records | %llu |\n",
 		(unsigned long long)s->objects, (unsigned long long)s->bytes,
@@ -141,6 +240,25 @@ static void not_counted(FILE *out, const struct dda_result *res)
 	}
 }
 
+/* One line for each kind this report names (counted, ignored or
+ * suppressed): what it means and what to do. */
+static void legend(FILE *out, const struct dda_result *res)
+{
+	const struct dda_summary *s = &res->sum;
+	bool any = false;
+	for (int k = 0; k < DDA_K__COUNT; k++) {
+		if (!s->by_kind[k] && !s->ignored[k] && !s->suppressed[k])
+			continue;
+		if (!any)
+			fputs("## What the kinds mean\n\n", out);
+		any = true;
+		fprintf(out, "- **%s** (%s): %s\n", dda_kind_name(k),
+			dda_severity_name(dda_kind_severity(k)), dda_kind_legend(k));
+	}
+	if (any)
+		fputc('\n', out);
+}
+
 /* One row: an anomaly, or the entry standing for a folded kind. */
 static void top_row(FILE *out, const struct dda_result *res, const struct dda_anomaly *a,
 		    const struct dda__aggregate *ag, struct dda_buf *item, struct dda_buf *tmp)
@@ -150,19 +268,19 @@ static void top_row(FILE *out, const struct dda_result *res, const struct dda_an
 	fprintf(out, "| %s | %s | ", dda_severity_name(a->severity), dda_kind_name(a->kind));
 	if (dda__report_folded(a->kind)) {
 		fprintf(out, "%zu items, the first ", ag->count);
-		cell(out, dda__report_item_text(a, item), 80);
+		cell(out, dda__report_item_text(a, item));
 		fputs(" | | ", out);
-		cell(out, dda__report_aggregate_detail(ag, tmp), 200);
+		cell(out, dda__report_aggregate_detail(ag, tmp));
 		fputs(" |\n", out);
 		return;
 	}
-	cell(out, dda__report_item_text(a, item), 80);
+	cell(out, dda__report_item_text(a, item));
 	fputs(" | ", out);
-	cell(out, o ? dda__name_text(tmp, o->key) : "", 100);
+	cell(out, o ? dda__name_text(tmp, o->key) : "");
 	if (o && a->line > 1)
 		fprintf(out, ":%llu", (unsigned long long)a->line);
 	fputs(" | ", out);
-	cell(out, dda__text_utf8(tmp, a->detail), 200);
+	cell(out, dda__text_utf8(tmp, a->detail));
 	fputs(" |\n", out);
 }
 
@@ -228,6 +346,7 @@ int dda__report_md(const struct dda_report_info *info, const struct dda_result *
 	summary(out, info, res);
 	by_kind(out, res);
 	not_counted(out, res);
+	legend(out, res);
 	if (top(out, info, res))
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
 	hours(out, res);

@@ -85,7 +85,7 @@ class UnknownPriorTest(Case):
         with open(os.path.join(rdir, "report.md")) as f:
             md = f.read()
         self.assertIn("| info | UNKNOWN_PRIOR | 5000 items, the first ", md)
-        self.assertEqual(md.count("UNKNOWN_PRIOR"), 2, md)  # by kind, and the one row
+        self.assertEqual(md.count("UNKNOWN_PRIOR"), 3, md)  # by kind, the legend, the one row
 
     def test_folded_entry_sits_among_the_other_findings(self):
         """Other kinds stay listed one by one; the counts of the list, the

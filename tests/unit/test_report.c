@@ -141,6 +141,19 @@ static void check(int format, const char *name)
 	    .options = opts,
 	    .manifest_name = "manifest.ndjson",
 	    .fail_on = DDA_SEV_ERROR,
+	    .generated_at = t("2025-07-13T02:00:05Z"),
+	    .command_line = "ddbaudit verify samples/audit-logs --from 2025-07-12 --to "
+			    "2025-07-13 --state 'st ate.gz' --report 'out|`x`'",
+	    .commit = "0123abcd",
+	    .host = "auditor-1",
+	    .caller = {.account = "123456789012",
+		       .arn = "arn:aws:iam::123456789012:user/auditor",
+		       .user_id = "AIDAEXAMPLE"},
+	    .state = {.path = "st ate.gz",
+		      .previous_report_sha256 = "9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e"
+						"9e9e9e9e9e9e",
+		      .previous_watermark = t("2025-07-12T00:00Z"),
+		      .watermark = t("2025-07-13T00:00Z")},
 	};
 	char *out = NULL;
 	size_t len = 0;
@@ -309,8 +322,10 @@ static void test_names_not_utf8(void **state)
 	dda_result_release(&res);
 }
 
-/* A cell cut at its width is never cut inside a UTF-8 sequence. */
-static void test_md_cut_is_utf8(void **state)
+/* Details, items and keys are printed whole (a long detail was cut at
+ * "..." once), with the markup that would break a table escaped, and an
+ * open range and an unknown caller said in words. */
+static void test_md_whole_and_escaped(void **state)
 {
 	(void)state;
 	struct dda_result res;
@@ -320,8 +335,41 @@ static void test_md_cut_is_utf8(void **state)
 	for (size_t i = 1; i + 2 < sizeof(long_detail); i += 2)
 		memcpy(long_detail + i, "\xc3\xa9", 2);
 	res.anomalies[1].detail = strdup(long_detail);
-	struct dda_report_info info = {.source = "s", .range = {DDA_TIME_NONE, DDA_TIME_NONE}};
-	free(to_text(DDA_FMT_MD, &info, &res));
+	free(res.anomalies[2].detail);
+	res.anomalies[2].detail = strdup("a <script>|b\nc");
+	struct dda_report_info info = {.source = "s",
+				       .range = {DDA_TIME_NONE, DDA_TIME_NONE},
+				       .caller = {.reason = "local source: no AWS call made"}};
+	char *md = to_text(DDA_FMT_MD, &info, &res);
+	assert_non_null(strstr(md, long_detail));
+	assert_non_null(strstr(md, "| a \\<script>\\|b c |"));
+	assert_null(strstr(md, "..."));
+	assert_non_null(strstr(md, "- Range: open: every record of the source, from the beginning\n"));
+	assert_non_null(strstr(md, "- Caller: unknown (local source: no AWS call made)\n"));
+	assert_non_null(strstr(md, "- Versions: the current version of each key"));
+	assert_null(strstr(md, "- State:"));
+	/* The legend names each kind found, once, in the words of the catalogue. */
+	assert_non_null(strstr(md, dda_kind_legend(DDA_K_GAP)));
+	assert_non_null(strstr(md, dda_kind_legend(DDA_K_DUPLICATE)));
+	assert_null(strstr(md, dda_kind_legend(DDA_K_UNKNOWN_PRIOR)));
+	free(md);
+	info.range.from = t("2025-07-12T00:00Z");
+	md = to_text(DDA_FMT_MD, &info, &res);
+	assert_non_null(strstr(md, "- Range: from 2025-07-12T00:00:00Z to open (the run's now)\n"));
+	free(md);
+	info.range = (struct dda_range){DDA_TIME_NONE, t("2025-07-12T00:00Z")};
+	md = to_text(DDA_FMT_MD, &info, &res);
+	assert_non_null(strstr(md, "- Range: from the beginning to 2025-07-12T00:00:00Z\n"));
+	free(md);
+	/* JSON: an unknown caller with its reason, no state link, null range ends. */
+	json_t *j = dda_report_json(&info, &res);
+	json_t *run = json_object_get(j, "run");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(run, "caller"),
+							       "status")),
+			    "unknown");
+	assert_null(json_object_get(run, "state"));
+	assert_true(json_is_null(json_object_get(json_object_get(run, "range"), "from")));
+	json_decref(j);
 	dda_result_release(&res);
 }
 
@@ -404,7 +452,7 @@ int main(void)
 	    cmocka_unit_test(test_json_golden), cmocka_unit_test(test_csv_golden),
 	    cmocka_unit_test(test_md_golden),	cmocka_unit_test(test_json_content),
 	    cmocka_unit_test(test_formats),	cmocka_unit_test(test_verdict),
-	    cmocka_unit_test(test_names_not_utf8), cmocka_unit_test(test_md_cut_is_utf8),
+	    cmocka_unit_test(test_names_not_utf8), cmocka_unit_test(test_md_whole_and_escaped),
 	    cmocka_unit_test(test_write_dir),	cmocka_unit_test(test_kind_legend),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
