@@ -25,6 +25,15 @@ struct dda_progress {
 	bool done;
 };
 
+/* Reads records of a finished run again (dda_audit_opts.finished). */
+struct dda_audit_fetch;
+/* The images of the record at (obj, index), new references (NULL when the
+ * record has none); DDA_ENOTFOUND when there is no such record,
+ * DDA_EUNSUPPORTED when the source cannot be read again (stdin). Fetching
+ * in object order reads each object once. */
+DDA_API int dda_audit_fetch(struct dda_audit_fetch *f, uint32_t obj, uint32_t index,
+			    json_t **old_image, json_t **new_image);
+
 struct dda_audit_opts {
 	const char *source; /* as given on the command line */
 	struct dda_source_opts src;
@@ -72,6 +81,12 @@ struct dda_audit_opts {
 	int (*prior)(void *state_ctx, const uint8_t *key, size_t key_len,
 		     struct dda_carried *out);
 	int (*end)(void *state_ctx, const struct dda_item_end *end);
+	/* Called once the result is complete, while the source is still open
+	 * (restore writes the images of item states through it), with
+	 * finished_ctx; f is NULL when memory ran out. What it returns is the
+	 * caller's to keep: the run's result stands either way. */
+	int (*finished)(void *ctx, struct dda_audit_fetch *f, struct dda_result *res);
+	void *finished_ctx;
 };
 
 DDA_API void dda_audit_opts_default(struct dda_audit_opts *o);

@@ -16,5 +16,6 @@
 #include "ddbaudit/audit.h"
 #include "ddbaudit/baseline.h"
 #include "ddbaudit/reconcile.h"
+#include "ddbaudit/restore.h"
 
 #endif

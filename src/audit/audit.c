@@ -470,6 +470,101 @@ static int fetch_images(struct audit *a, struct dda_decoder *dec, uint32_t obj, 
 	return rc ? rc : cap->found ? 0 : DDA_ENOTFOUND;
 }
 
+/* Every record of one object, kept while the object is the one fetched. */
+struct fetched {
+	uint32_t index;
+	json_t *old_image, *new_image;
+};
+
+struct dda_audit_fetch {
+	struct audit *a;
+	struct dda_decoder *dec;
+	uint32_t obj; /* whose records are held, or DDA_NO_OBJECT */
+	struct fetched *v;
+	size_t n, cap;
+	int rc;
+};
+
+static void fetch_drop(struct dda_audit_fetch *f)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		json_decref(f->v[i].old_image);
+		json_decref(f->v[i].new_image);
+	}
+	f->n = 0;
+	f->obj = DDA_NO_OBJECT;
+}
+
+static int fetch_record(void *ctx, const struct dda_record *r)
+{
+	struct dda_audit_fetch *f = ctx;
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? 2 * f->cap : 16;
+		struct fetched *nv = realloc(f->v, cap * sizeof(*nv));
+		if (!nv)
+			return DDA_ENOMEM;
+		f->v = nv;
+		f->cap = cap;
+	}
+	f->v[f->n++] = (struct fetched){r->index, r->old_image ? json_deep_copy(r->old_image) : NULL,
+					r->new_image ? json_deep_copy(r->new_image) : NULL};
+	return 0;
+}
+
+int dda_audit_fetch(struct dda_audit_fetch *f, uint32_t obj, uint32_t index, json_t **old_image,
+		    json_t **new_image)
+{
+	*old_image = *new_image = NULL;
+	if (!f)
+		return DDA_ENOMEM;
+	if (!f->a->src->ops->reread)
+		return DDA_EUNSUPPORTED;
+	if (obj != f->obj) {
+		struct dda_chunk c;
+		struct dda_error err = {0};
+		struct dda_decode_counts counts = {0};
+		const struct dda_decode_sink sink = {f, fetch_record, capture_anomaly};
+		fetch_drop(f);
+		dda_chunk_init(&c);
+		c.obj = obj;
+		c.last = true;
+		c.first_line = 1;
+		int rc = f->a->src->ops->reread(f->a->src, obj, &c.data, &err);
+		if (!rc)
+			rc = dda_decode_chunk(f->dec, &c, &sink, &counts);
+		dda_chunk_release(&c);
+		if (rc) {
+			fetch_drop(f);
+			return rc;
+		}
+		f->obj = obj;
+	}
+	for (size_t i = 0; i < f->n; i++) {
+		if (f->v[i].index != index)
+			continue;
+		*old_image = json_incref(f->v[i].old_image);
+		*new_image = json_incref(f->v[i].new_image);
+		return 0;
+	}
+	return DDA_ENOTFOUND;
+}
+
+/* The caller's finishing step; what it returns is its own business (the
+ * result is complete either way). */
+static void run_finished(struct audit *a)
+{
+	struct dda_decoder_opts dopts = a->o->dec;
+	dopts.range.from = dopts.range.to = DDA_TIME_NONE;
+	dopts.check_prefix = false;
+	dopts.need_images = true;
+	struct dda_audit_fetch f = {.a = a, .obj = DDA_NO_OBJECT};
+	f.dec = dda_decoder_new(&dopts, a->res->objs);
+	a->o->finished(a->o->finished_ctx, f.dec ? &f : NULL, a->res);
+	fetch_drop(&f);
+	free(f.v);
+	dda_decoder_free(f.dec);
+}
+
 /* Appends the names in a diff to the anomaly's detail, for humans:
  * "... (changed: Timestamp, Version; added: Tags)". */
 static void describe_diff(struct dda_anomaly *an)
@@ -835,6 +930,8 @@ int dda_audit_run(const struct dda_audit_opts *o, struct dda_result *res, struct
 		int64_t last = 0;
 		progress(a, res->started, &last, true);
 	}
+	if (!rc && o->finished)
+		run_finished(a);
 	if (rc) {
 		for (size_t i = 0; i < all.n; i++)
 			dda_anomaly_release(&all.v[i]);

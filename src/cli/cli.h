@@ -26,6 +26,7 @@ enum {
 	OPT_REPLAY = 1 << 5,
 	OPT_TABLE = 1 << 7, /* reconcile: --table ddb://, scan options */
 	OPT_STATE = 1 << 8, /* verify's cron options: --state, --metrics, --write-baseline */
+	OPT_RESTORE = 1 << 9, /* restore: --at, --to DEST, ... */
 };
 
 /* replay's own options, as given. */
@@ -49,6 +50,14 @@ struct table_args {
 	double max_rcu;
 };
 
+/* restore's own options. */
+struct restore_args {
+	int64_t at;
+	const char *to, *keys_file;
+	bool create, overwrite;
+	double max_wcu;
+};
+
 struct command;
 
 struct cli {
@@ -68,6 +77,7 @@ struct cli {
 	const char *metrics; /* --metrics FILE or "emf", or NULL */
 	struct replay_args replay;
 	struct table_args table; /* reconcile; the table itself is replay.table */
+	struct restore_args restore;
 	const char *state_path; /* --state */
 	bool since_state;	/* --since-state */
 	int64_t state_watermark; /* the watermark this run writes into the state */
@@ -120,6 +130,7 @@ int dda__cmd_verify(int argc, char **argv, struct cli *c);
 int dda__cmd_history(int argc, char **argv, struct cli *c);
 int dda__cmd_replay(int argc, char **argv, struct cli *c);
 int dda__cmd_reconcile(int argc, char **argv, struct cli *c);
+int dda__cmd_restore(int argc, char **argv, struct cli *c);
 
 /* The reports of a finished run: --report DIR and/or stdout (--format, by
  * default Markdown when there is no DIR). 0 or an exit status. */

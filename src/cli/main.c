@@ -34,6 +34,13 @@ static const struct command commands[] = {
      "findings at or above --fail-on (UNLOGGED_ITEM, MISSING_ITEM, STATE_DRIFT are\n"
      "errors), 2 usage error, 3 runtime failure (the table or the log could not be\n"
      "read whole)."},
+    {"restore", dda__cmd_restore, OPT_KEY | OPT_DECODE | OPT_REPORT | OPT_RESTORE,
+     "restore SOURCE --at TIME --to ddb://TABLE|DIR|- [--create] [--key KEY]",
+     "rebuild each item's state as of a time from the log",
+     "0 every state written (and the log clean), 1 written, but\n"
+     "the log has findings at or above --fail-on (uncertain items: see the report), 2\n"
+     "usage error (a table that is not empty or does not exist), 3 runtime failure\n"
+     "(nothing is written from a log that could not be read whole)."},
 };
 
 static void usage(FILE *out)

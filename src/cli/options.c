@@ -67,6 +67,11 @@ enum {
 	O_SCAN_SEGMENTS,
 	O_CONSISTENT_READ,
 	O_MAX_RCU,
+	O_AT,
+	O_CREATE,
+	O_OVERWRITE,
+	O_MAX_WCU,
+	O_KEYS_FILE,
 };
 
 static const struct option long_opts[] = {
@@ -116,6 +121,11 @@ static const struct option long_opts[] = {
     {"scan-segments", required_argument, NULL, O_SCAN_SEGMENTS},
     {"consistent-read", no_argument, NULL, O_CONSISTENT_READ},
     {"max-rcu", required_argument, NULL, O_MAX_RCU},
+    {"at", required_argument, NULL, O_AT},
+    {"create", no_argument, NULL, O_CREATE},
+    {"overwrite", no_argument, NULL, O_OVERWRITE},
+    {"max-wcu", required_argument, NULL, O_MAX_WCU},
+    {"keys-file", required_argument, NULL, O_KEYS_FILE},
     {"no-replay-marker", no_argument, NULL, O_NO_MARKER},
     {"event-types", required_argument, NULL, O_EVENT_TYPES},
     {"max-rps", required_argument, NULL, O_MAX_RPS},
@@ -166,6 +176,7 @@ int dda__cli_exit_for(int err)
 void dda__cli_help(const struct command *cmd)
 {
 	printf("usage: ddbaudit %s\n\n%s.\n\n", cmd->usage, cmd->summary);
+	if (cmd->opts & OPT_RANGE)
 	printf("range:\n"
 	       "  --from TIME            start of the range, ISO-8601: 2025-07-12,\n"
 	       "                         2025-07-12T08:00 (UTC; 'Z' optional) or with an\n"
@@ -306,8 +317,25 @@ void dda__cli_help(const struct command *cmd)
 		    "                         a plain number means minutes): missing changes "
 		    "found\n"
 		    "                         only there are provisional warnings\n"
-		    "  --now TIME             take TIME as now (for --since and --settle)\n"
-		    "  --threads N            decoding threads (default: one per core)\n");
+		    "  --now TIME             take TIME as now (for %s--settle)\n"
+		    "  --threads N            decoding threads (default: one per core)\n",
+		    cmd->opts & OPT_RANGE ? "--since and " : "");
+	if (cmd->opts & OPT_RESTORE)
+		printf("restore:\n"
+		       "  --at TIME              each item's state as of TIME (its changes at or\n"
+		       "                         before TIME, from the empty table)\n"
+		       "  --to DEST              ddb://TABLE (or a table ARN): BatchWriteItem; a\n"
+		       "                         directory: DynamoDB export format (data/*.json.gz\n"
+		       "                         of {\"Item\":...} lines, manifests) for ImportTable;\n"
+		       "                         - : {\"Item\":...} lines on stdout\n"
+		       "  --create               create a table that does not exist (on demand,\n"
+		       "                         keyed as --key-schema)\n"
+		       "  --overwrite            write into a table that holds items; items the\n"
+		       "                         log has removed by TIME are deleted from it\n"
+		       "  --key KEY              only this item\n"
+		       "  --keys-file FILE       only the items of FILE, a --key a line\n"
+		       "  --dry-run              write nothing: print PUT KEY / DELETE KEY a line\n"
+		       "  --max-wcu N            write capacity units a second at most\n");
 	if (cmd->opts & OPT_TABLE)
 		printf("table:\n"
 		       "  --table ddb://TABLE    the live table (or a table ARN); its endpoint is\n"
@@ -449,6 +477,18 @@ static int parse_age(struct cli *c, const char *arg)
 	return EXIT_USAGE;
 }
 
+/* A rate above 0 ("--max-rcu 500"). */
+static int parse_rate(struct cli *c, const char *name, const char *what, const char *arg,
+		      double *out)
+{
+	char *end;
+	*out = strtod(arg, &end);
+	if (end != arg && !*end && *out > 0)
+		return 0;
+	dda__cli_error(c, "invalid %s '%s' (%s a second, above 0)", name, arg, what);
+	return EXIT_USAGE;
+}
+
 static int set_replay_option(struct cli *c, int opt, const char *arg)
 {
 	struct replay_args *r = &c->replay;
@@ -520,6 +560,19 @@ static int set_replay_option(struct cli *c, int opt, const char *arg)
 		return 0;
 	case O_EVENT_TYPES:
 		return parse_event_types(c, arg);
+	case O_AT:
+		return parse_time_arg(c, "--at", arg, &c->restore.at);
+	case O_CREATE:
+		c->restore.create = true;
+		return 0;
+	case O_OVERWRITE:
+		c->restore.overwrite = true;
+		return 0;
+	case O_KEYS_FILE:
+		c->restore.keys_file = arg;
+		return 0;
+	case O_MAX_WCU:
+		return parse_rate(c, "--max-wcu", "write capacity units", arg, &c->restore.max_wcu);
 	case O_SCAN_SEGMENTS:
 		if (parse_count(c, "--scan-segments", arg, 1, &n))
 			return EXIT_USAGE;
@@ -533,12 +586,7 @@ static int set_replay_option(struct cli *c, int opt, const char *arg)
 		c->table.consistent = true;
 		return 0;
 	case O_MAX_RCU:
-		c->table.max_rcu = strtod(arg, &end);
-		if (end != arg && !*end && c->table.max_rcu > 0)
-			return 0;
-		dda__cli_error(c, "invalid --max-rcu '%s' (read capacity units a second, above 0)",
-			       arg);
-		return EXIT_USAGE;
+		return parse_rate(c, "--max-rcu", "read capacity units", arg, &c->table.max_rcu);
 	case O_MAX_RPS:
 		r->max_rps = strtod(arg, &end);
 		if (end != arg && !*end && r->max_rps > 0)
@@ -606,6 +654,10 @@ static int set_option(struct cli *c, int opt, const char *arg, int64_t *now_arg)
 	case O_FROM:
 		return parse_time_arg(c, "--from", arg, &a->src.range.from);
 	case O_TO:
+		if (c->command->opts & OPT_RESTORE) {
+			c->restore.to = arg;
+			return 0;
+		}
 		return parse_time_arg(c, "--to", arg, &a->src.range.to);
 	case O_SINCE:
 		c->since = arg;
@@ -819,6 +871,19 @@ static bool allowed(const struct command *cmd, int opt)
 	case O_NOW:
 	case O_THREADS:
 		return cmd->opts & OPT_DECODE;
+	case O_FROM:
+	case O_SINCE:
+		return cmd->opts & OPT_RANGE;
+	case O_TO:
+		return cmd->opts & (OPT_RANGE | OPT_RESTORE);
+	case O_AT:
+	case O_CREATE:
+	case O_OVERWRITE:
+	case O_MAX_WCU:
+	case O_KEYS_FILE:
+		return cmd->opts & OPT_RESTORE;
+	case O_DRY_RUN:
+		return cmd->opts & (OPT_REPLAY | OPT_RESTORE);
 	case O_TABLE:
 		return cmd->opts & (OPT_REPLAY | OPT_TABLE);
 	case O_SCAN_SEGMENTS:
@@ -1026,6 +1091,7 @@ int dda__cli_parse(int argc, char **argv, const struct command *cmd, struct cli 
 					 .parallelism = 1, .batch_size = 100, .max_retries = 3,
 					 .max_record_age = -1, .on_failure = DDA_FAIL_DEFAULT};
 	c->table = (struct table_args){.segments = 4};
+	c->restore.at = DDA_TIME_NONE;
 	int64_t now_arg = DDA_TIME_NONE;
 	int opt;
 	optind = 1;

@@ -8,6 +8,7 @@ import datetime
 import json
 import os
 import random
+from moto import MotoCase
 
 KEYS = [{"AttributeName": "UserId", "KeyType": "HASH"},
         {"AttributeName": "ActivityId", "KeyType": "RANGE"}]
@@ -71,6 +72,18 @@ class World:
                 self.truth[(user, act)] = cur
         self.changes.sort(key=lambda c: c[0])
 
+    def state_at(self, t):
+        """{key tuple: image} after every change at or before t."""
+        state = {}
+        for when, user, act, ev, _, new in self.changes:
+            if when > t:
+                break
+            if ev == "REMOVE":
+                state.pop((user, act), None)
+            else:
+                state[(user, act)] = new
+        return state
+
     def write_log(self, root):
         """The audit objects under root/audit-logs; returns that directory."""
         base = os.path.join(root, "audit-logs")
@@ -93,3 +106,14 @@ class World:
                 ddb.delete_item(TableName=table, Key=key_of(user, act))
             else:
                 ddb.put_item(TableName=table, Item=new)
+
+
+class DdbCase(MotoCase):
+    """A moto_server for DynamoDB (and S3), with AWS_ENDPOINT_URL_DYNAMODB set
+    for the ddbaudit runs and a boto3 client in self.ddb."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = cls.moto.url
+        cls.ddb = cls.moto.client("dynamodb")

@@ -7,8 +7,7 @@ import datetime
 import json
 import os
 from harness import run, verify_json  # noqa: F401
-from moto import MotoCase
-from ddb_world import World, create_table, key_of, image
+from ddb_world import DdbCase, World, create_table, key_of, image
 
 import random
 
@@ -24,13 +23,7 @@ def found(rep):
                   if a["kind"] in ("UNLOGGED_ITEM", "MISSING_ITEM", "STATE_DRIFT"))
 
 
-class ReconcileTest(MotoCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = cls.moto.url
-        cls.ddb = cls.moto.client("dynamodb")
-
+class ReconcileTest(DdbCase):
     def world(self, name):
         w = World()
         create_table(self.ddb, name)

@@ -1,0 +1,133 @@
+"""ddbaudit restore on moto: a world's table restored at a time T in the
+middle equals the table's true state at T item for item (the world records
+it), into a new table, a directory in export format and NDJSON; a non-empty
+table is refused unless --overwrite, which then also deletes what the log
+removed; --key restores one item; a throttling proxy (refusals and
+UnprocessedItems) loses no write."""
+import datetime
+import glob
+import gzip
+import json
+import os
+import subprocess
+from harness import BINARY, run
+from ddb_world import DdbCase, START, World, create_table
+from ddb_throttle import ThrottleProxy
+
+
+def scan(ddb, table):
+    items, kw = {}, {}
+    while True:
+        page = ddb.scan(TableName=table, **kw)
+        for it in page["Items"]:
+            items[(it["UserId"]["S"], it["ActivityId"]["S"])] = it
+        if "LastEvaluatedKey" not in page:
+            return items
+        kw["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def canon(state):
+    return {k: json.dumps(v, sort_keys=True) for k, v in state.items()}
+
+
+def at(hours, minutes=0):
+    t = START + datetime.timedelta(hours=hours, minutes=minutes)
+    return t, t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class RestoreTest(DdbCase):
+    def setUp(self):
+        super().setUp()
+        self.w = World(items=40)
+        self.log = self.w.write_log(self.dir)
+
+    def restore(self, *args):
+        status, out, err = run("restore", self.log, *args)
+        self.assertNoCrash(status, err)
+        return status, out, err
+
+    def test_a_new_table_equals_the_state_at_t(self):
+        t, text = at(3, 17)
+        want = self.w.state_at(t)
+        self.assertTrue(0 < len(want) < len(self.w.truth) + 40)
+        status, _, err = self.restore("--at", text, "--to", "ddb://restored", "--create")
+        self.assertEqual(status, 0, err)
+        self.assertIn("table created", err)
+        self.assertEqual(canon(scan(self.ddb, "restored")), canon(want))
+        # Not empty any more: refused, and left as it was.
+        status, _, err = self.restore("--at", text, "--to", "ddb://restored")
+        self.assertEqual(status, 2, err)
+        self.assertIn("not empty", err)
+        # --overwrite to a later time: puts and deletes make it that state.
+        t2, text2 = at(5, 40)
+        status, _, err = self.restore("--at", text2, "--to", "ddb://restored", "--overwrite")
+        self.assertEqual(status, 0, err)
+        self.assertEqual(canon(scan(self.ddb, "restored")), canon(self.w.state_at(t2)))
+
+    def test_a_missing_table_needs_create(self):
+        status, _, err = self.restore("--at", at(2)[1], "--to", "ddb://absent")
+        self.assertEqual(status, 2, err)
+        self.assertIn("--create", err)
+
+    def test_export_directory_and_ndjson(self):
+        t, text = at(2, 30)
+        want = canon(self.w.state_at(t))
+        out = os.path.join(self.dir, "export")
+        status, _, err = self.restore("--at", text, "--to", out)
+        self.assertEqual(status, 0, err)
+        got = {}
+        for path in glob.glob(os.path.join(out, "data", "*.json.gz")):
+            with gzip.open(path, "rt") as f:
+                for line in f:
+                    it = json.loads(line)["Item"]
+                    got[(it["UserId"]["S"], it["ActivityId"]["S"])] = it
+        self.assertEqual(canon(got), want)
+        with open(os.path.join(out, "manifest-summary.json")) as f:
+            summary = json.load(f)
+        self.assertEqual(summary["itemCount"], len(want))
+        self.assertEqual(summary["outputFormat"], "DYNAMODB_JSON")
+        status, stdout, err = self.restore("--at", text, "--to", "-")
+        self.assertEqual(status, 0, err)
+        lines = [json.loads(x)["Item"] for x in stdout.decode().splitlines()]
+        self.assertEqual(canon({(i["UserId"]["S"], i["ActivityId"]["S"]): i for i in lines}),
+                         want)
+        # An existing export directory is never written into.
+        status, _, err = self.restore("--at", text, "--to", out)
+        self.assertEqual(status, 3, err)
+        self.assertIn("exists already", err)
+
+    def test_one_key_and_a_dry_run(self):
+        t, text = at(4)
+        state = self.w.state_at(t)
+        (user, act), image = sorted(state.items())[0]
+        key = f"UserId={user},ActivityId={act}"
+        status, stdout, err = self.restore("--at", text, "--to", "-", "--key", key)
+        self.assertEqual(status, 0, err)
+        self.assertEqual([json.loads(x)["Item"] for x in stdout.decode().splitlines()], [image])
+        status, stdout, err = self.restore("--at", text, "--to", "ddb://dry", "--create",
+                                           "--dry-run")
+        self.assertEqual(status, 0, err)
+        self.assertEqual(len(stdout.decode().splitlines()), len(state))
+        self.assertTrue(stdout.decode().startswith("PUT "))
+        self.assertNotIn("dry", self.ddb.list_tables()["TableNames"])
+
+    def test_throttling_loses_no_write(self):
+        proxy = ThrottleProxy(self.moto.url)
+        try:
+            create_table(self.ddb, "throttled")
+            t, text = at(6)
+            env = dict(os.environ, AWS_ENDPOINT_URL_DYNAMODB=proxy.url)
+            p = subprocess.run([BINARY, "restore", self.log, "--at", text, "--to",
+                                "ddb://throttled"], capture_output=True, env=env, timeout=600)
+            err = p.stderr.decode()
+            self.assertEqual(p.returncode, 0, err)
+            self.assertGreater(proxy.refused, 0)
+            self.assertGreater(proxy.unprocessed, 0)
+            self.assertEqual(canon(scan(self.ddb, "throttled")), canon(self.w.state_at(t)))
+        finally:
+            proxy.stop()
+
+
+if __name__ == "__main__":
+    from harness import main
+    main()
