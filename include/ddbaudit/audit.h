@@ -100,6 +100,7 @@ struct dda_summary {
 	uint64_t filtered;
 	uint64_t duplicates;
 	uint64_t items;
+	uint64_t items_by_events[DDA_CHANGE_BUCKETS]; /* see dda_history_stats */
 	uint64_t events[3];
 	uint64_t anomalies[DDA_SEV__COUNT];
 	uint64_t by_kind[DDA_K__COUNT];

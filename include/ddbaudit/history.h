@@ -49,8 +49,13 @@ struct dda_event_view {
 	const uint8_t *old_digest, *new_digest;
 };
 
+/* Items by number of events: bucket i holds the items with 2^i to 2^(i+1)-1
+ * events, the last one those with more (the report's histogram). */
+#define DDA_CHANGE_BUCKETS 12
+
 struct dda_history_stats {
 	uint64_t items;
+	uint64_t items_by_events[DDA_CHANGE_BUCKETS];
 	uint64_t events;
 	uint64_t duplicates;
 	uint64_t by_event[3]; /* INSERT, MODIFY, REMOVE */

@@ -1,6 +1,7 @@
 /* Reports of an audit result: JSON (schema ddbaudit.report/v1,
- * docs/report.md), CSV (one anomaly a row) and Markdown (summary and the top
- * anomalies). One writer per format behind dda_report_write. */
+ * docs/report.md), CSV (one anomaly a row), Markdown (summary and the top
+ * anomalies) and HTML (one self-contained page with everything, for an
+ * auditor). One writer per format behind dda_report_write. */
 #ifndef DDBAUDIT_REPORT_H
 #define DDBAUDIT_REPORT_H
 
@@ -12,12 +13,12 @@
 /* Markdown lists this many anomalies by default: a ticket, not a dump. */
 #define DDA_REPORT_MD_TOP 25
 
-enum dda_report_format { DDA_FMT_JSON, DDA_FMT_CSV, DDA_FMT_MD, DDA_FMT__COUNT };
+enum dda_report_format { DDA_FMT_JSON, DDA_FMT_CSV, DDA_FMT_MD, DDA_FMT_HTML, DDA_FMT__COUNT };
 
-/* Returns the format for "json", "csv", "md"; -1 otherwise. */
+/* Returns the format for "json", "csv", "md", "html"; -1 otherwise. */
 DDA_API int dda_report_format_parse(const char *s);
 /* The file name --report DIR uses for a format: report.json, anomalies.csv,
- * report.md. */
+ * report.md, report.html. */
 DDA_API const char *dda_report_file_name(int format);
 
 /* What the result does not know about its run. Pointers are borrowed. */
@@ -65,10 +66,11 @@ struct dda_report_info {
 DDA_API int dda_report_write(int format, const struct dda_report_info *info,
 			     const struct dda_result *res, FILE *out, struct dda_error *err);
 
-/* Writes report.json, anomalies.csv and report.md into dir (which must
- * exist) as one set: each is written to a temporary file and fsynced; then,
- * holding an flock on dir/.lock, info->manifest_tmp (if any), the CSV, the
- * Markdown and report.json are renamed into place, in that order, and dir
+/* Writes report.json, anomalies.csv, report.md and report.html into dir
+ * (which must exist) as one set: each is written to a temporary file and
+ * fsynced; then, holding an flock on dir/.lock, info->manifest_tmp (if any),
+ * the CSV, the Markdown, the HTML and report.json are renamed into place, in
+ * that order, and dir
  * is fsynced. On failure no final name was touched unless the rename phase
  * itself failed, and no temporary report file is left (the manifest's stays
  * the caller's). Of two runs on one dir, the set of the later rename phase

@@ -654,6 +654,7 @@ static int analyze(struct audit *a, struct dda__anomaly_vec *all, struct dda_err
 	if (rc)
 		return dda_error_set(err, rc, "checking histories failed: %s", dda_strerror(rc));
 	a->res->sum.items = st.items;
+	memcpy(a->res->sum.items_by_events, st.items_by_events, sizeof(st.items_by_events));
 	a->res->sum.duplicates = st.duplicates;
 	memcpy(a->res->sum.events, st.by_event, sizeof(st.by_event));
 	a->res->sum.states = st.states;

@@ -65,7 +65,7 @@ int dda__cli_write_reports(struct cli *c, const struct dda_report_info *info,
 	if (format < 0 && !c->report_dir)
 		format = DDA_FMT_MD;
 	if (format == DDA_FMT__COUNT) {
-		dda__cli_error(c, "--format text applies to history; use json, csv or md");
+		dda__cli_error(c, "--format text applies to history; use json, csv, md or html");
 		return EXIT_USAGE;
 	}
 	if (format >= 0 && dda_report_write(format, info, res, stdout, &err)) {
@@ -238,7 +238,7 @@ int dda__cmd_verify(int argc, char **argv, struct cli *c)
 	dda__afile_init(&man);
 	dda__cli_metrics_init(&met);
 	if (c->format == DDA_FMT__COUNT) {
-		dda__cli_error(c, "--format text applies to history; use json, csv or md");
+		dda__cli_error(c, "--format text applies to history; use json, csv, md or html");
 		return EXIT_USAGE;
 	}
 	/* Before the metrics: a run refused by the state's lock must not

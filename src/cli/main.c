@@ -12,7 +12,7 @@ static const struct command commands[] = {
      "0 listed, 2 usage error, 3 runtime failure (the listing\n"
      "could not be made, or ended early)."},
     {"verify", dda__cmd_verify, OPT_RANGE | OPT_REPORT | OPT_DECODE | OPT_STATE,
-     "verify SOURCE [range] [--report DIR] [--format json|csv|md] [--fail-on LEVEL]",
+     "verify SOURCE [range] [--report DIR] [--format json|csv|md|html] [--fail-on LEVEL]",
      "validate every record, rebuild item histories, report anomalies",
      "0 clean, 1 anomalies at or above --fail-on, 2 usage error,\n"
      "3 runtime failure."},

@@ -196,9 +196,11 @@ void dda__cli_help(const struct command *cmd)
 		    "'{\"UserId\":{\"S\":\"u\"}}'\n");
 	if (cmd->opts & OPT_REPORT)
 		printf("report:\n"
-		       "  --report DIR           write report.json, anomalies.csv, report.md and\n"
-		       "                         manifest.ndjson into DIR (created if missing)\n"
-		       "  --format json|csv|md   write one report to stdout (default: md when no\n"
+		       "  --report DIR           write report.json, anomalies.csv, report.md,\n"
+		       "                         report.html and manifest.ndjson into DIR\n"
+		       "                         (created if missing)\n"
+		       "  --format json|csv|md|html\n"
+		       "                         write one report to stdout (default: md when no\n"
 		       "                         --report is given)\n"
 		       "  --fail-on LEVEL        exit 1 when anomalies at or above LEVEL exist:\n"
 		       "                         error (default), warning, info or never\n"
@@ -639,7 +641,7 @@ static int parse_format(struct cli *c, const char *arg)
 	if (c->format >= 0)
 		return 0;
 	dda__cli_error(c, "invalid --format '%s' (%s)", arg,
-		       report ? "json, csv or md" : "text or json");
+		       report ? "json, csv, md or html" : "text or json");
 	return EXIT_USAGE;
 }
 

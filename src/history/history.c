@@ -692,6 +692,10 @@ static void check_item(struct checker *ck, const struct sortent *ev, size_t n)
 	}
 	start_item(ck, ev[0].e);
 	ck->stats->items++;
+	size_t b = 0;
+	while (b + 1 < DDA_CHANGE_BUCKETS && n >> (b + 1))
+		b++;
+	ck->stats->items_by_events[b]++;
 	for (size_t i = 0; i < n && !ck->rc;) {
 		size_t j = i + 1;
 		while (j < n && !cmp_primary(ev[i].e, ev[j].e))

@@ -14,6 +14,7 @@ static const struct {
     [DDA_FMT_JSON] = {"json", "report.json", dda__report_json},
     [DDA_FMT_CSV] = {"csv", "anomalies.csv", dda__report_csv},
     [DDA_FMT_MD] = {"md", "report.md", dda__report_md},
+    [DDA_FMT_HTML] = {"html", "report.html", dda__report_html},
 };
 
 int dda_report_format_parse(const char *s)
@@ -73,7 +74,7 @@ static int write_tmp(int format, const struct dda_report_info *info, const struc
 static int rename_set(const struct dda_report_info *info, const char *dir,
 		      struct dda__afile *files, struct dda_error *err)
 {
-	static const int order[] = {DDA_FMT_CSV, DDA_FMT_MD, DDA_FMT_JSON};
+	static const int order[] = {DDA_FMT_CSV, DDA_FMT_MD, DDA_FMT_HTML, DDA_FMT_JSON};
 	struct dda_buf man;
 	int lock = -1;
 	dda_buf_init(&man, 4096);

@@ -11,6 +11,8 @@ int dda__report_csv(const struct dda_report_info *info, const struct dda_result 
 		    struct dda_error *err);
 int dda__report_md(const struct dda_report_info *info, const struct dda_result *res, FILE *out,
 		   struct dda_error *err);
+int dda__report_html(const struct dda_report_info *info, const struct dda_result *res, FILE *out,
+		     struct dda_error *err);
 
 /* The item of an anomaly as text ("UserId=u,ActivityId=a"), or "" if none;
  * the result lives in b. */

@@ -112,7 +112,7 @@ class CliTest(Case):
         self.assertEqual(rep["summary"]["records"], 0, err)
 
     def test_invalid_choices_list_the_valid_ones(self):
-        cases = [(["verify", ".", "--format", "xml"], "json, csv or md"),
+        cases = [(["verify", ".", "--format", "xml"], "json, csv, md or html"),
                  (["history", ".", "--key", "A=b", "--format", "md"], "text or json"),
                  (["ls", ".", "--format", "csv"], "text or json"),
                  (["verify", ".", "--fail-on", "bad"], "error, warning, info or never"),

@@ -18,7 +18,7 @@ import time
 from harness import BINARY, ROOT, Case, main, run
 
 SAMPLES = os.path.join(ROOT, "samples", "audit-logs")
-SET = {"report.json", "report.md", "anomalies.csv", "manifest.ndjson"}
+SET = {"report.json", "report.md", "report.html", "anomalies.csv", "manifest.ndjson"}
 HOUR = b"2025/07/12/08/"
 
 
@@ -84,6 +84,10 @@ class OutputCase(Case):
             md = f.read().decode("utf-8")
         self.assertTrue(md.endswith("\n"))
         self.assertIn(rep["manifest"]["sha256"], md, "report.md is from another run")
+        with open(os.path.join(rdir, "report.html"), "rb") as f:
+            html = f.read().decode("utf-8")
+        self.assertTrue(html.endswith("</html>\n"), "report.html is cut")
+        self.assertIn(rep["manifest"]["sha256"], html, "report.html is from another run")
         return rep
 
 

@@ -411,14 +411,14 @@ static void test_write_dir(void **state)
 	fclose(f);
 	dda_error_clear(&err);
 	assert_int_equal(dda_report_write_dir(&info, &res, dir, &err), 0);
-	assert_int_equal(entries(dir), 5);
+	assert_int_equal(entries(dir), 6);
 	snprintf(path, sizeof(path), "%s/manifest.ndjson", dir);
 	struct dda_buf got;
 	dda_buf_init(&got, 1 << 20);
 	assert_int_equal(dda__read_file(path, &got, &err), 0);
 	assert_string_equal(got.ptr, "{}\n");
 	static const char *const names[] = {"manifest.ndjson", "report.json", "report.md",
-					    "anomalies.csv", ".lock"};
+					    "report.html", "anomalies.csv", ".lock"};
 	for (size_t i = 0; i < DDA_ARRAY_SIZE(names); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 		assert_int_equal(unlink(path), 0);
