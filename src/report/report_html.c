@@ -34,9 +34,10 @@ static const char *const palette[] = {
     "#c51b7d", "#878787", "#e08214", "#1b7837", "#35978f",
 };
 
-/* HTML text of valid UTF-8 (the caller makes it so): the five markup
- * characters as references, control characters as \xHH like names. */
-static void esc_utf8(FILE *out, const char *s, size_t n)
+/* HTML text of valid UTF-8 (the caller makes it so): '&', '<' and '>' as
+ * references, and in an attribute value (quoted with '"') the quotes too;
+ * control characters as \xHH like names. */
+static void esc_utf8(FILE *out, const char *s, size_t n, bool attr)
 {
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
@@ -50,14 +51,10 @@ static void esc_utf8(FILE *out, const char *s, size_t n)
 		case '>':
 			fputs("&gt;", out);
 			break;
-		case '"':
-			fputs("&quot;", out);
-			break;
-		case '\'':
-			fputs("&#39;", out);
-			break;
 		default:
-			if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f)
+			if (attr && (c == '"' || c == '\''))
+				fputs(c == '"' ? "&quot;" : "&#39;", out);
+			else if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f)
 				fprintf(out, "\\x%02X", c);
 			else
 				fputc(c, out);
@@ -65,11 +62,18 @@ static void esc_utf8(FILE *out, const char *s, size_t n)
 	}
 }
 
-/* Free text (a message, a JSON string) as HTML. */
+/* Free text (a message, a JSON string) as HTML element content. */
 static void esc(struct html *h, const char *s)
 {
 	s = dda__text_utf8(&h->tmp, s ? s : "");
-	esc_utf8(h->out, s, strlen(s));
+	esc_utf8(h->out, s, strlen(s), false);
+}
+
+/* The same, for an attribute value in double quotes. */
+static void esc_attr(struct html *h, const char *s)
+{
+	s = dda__text_utf8(&h->tmp, s ? s : "");
+	esc_utf8(h->out, s, strlen(s), true);
 }
 
 /* A name (an object key, a version) as HTML, escaped as every output shows
@@ -77,7 +81,7 @@ static void esc(struct html *h, const char *s)
 static void esc_name(struct html *h, const char *s)
 {
 	s = dda__name_text(&h->tmp, s ? s : "");
-	esc_utf8(h->out, s, strlen(s));
+	esc_utf8(h->out, s, strlen(s), false);
 }
 
 static uint64_t num(const json_t *obj, const char *member)
@@ -186,9 +190,9 @@ static void verdict(struct html *h, const json_t *run)
 	const struct dda_range *r = &h->info->range;
 	v = v ? v : "unknown";
 	fputs("<h1>ddbaudit report</h1>\n<p><span class=\"verdict ", h->out);
-	esc(h, v);
+	esc_attr(h, v);
 	fputs("\" id=\"verdict\" data-verdict=\"", h->out);
-	esc(h, v);
+	esc_attr(h, v);
 	fputs("\">Verdict: ", h->out);
 	esc(h, v);
 	fputs("</span></p>\n", h->out);
@@ -502,20 +506,22 @@ static void digest(struct html *h, const char *label, bool has, const uint8_t *d
 	fprintf(h->out, "<div>%s <code>%s</code></div>", label, hex);
 }
 
-/* An object as "key (version v)", with the line when known. */
+/* An object as "key:line", then its version when it has one. The markup of
+ * the rows is lean (unquoted attributes, end tags the parser implies left
+ * out): a report holds one row per finding, 100,000 of them at times. */
 static void object_ref(struct html *h, uint32_t obj, uint64_t line)
 {
 	const struct dda_object *o =
 	    obj != DDA_NO_OBJECT ? dda_objtab_get(h->res->objs, obj) : NULL;
 	if (!o)
 		return;
-	fputs("<span class=\"m\">", h->out);
+	fputs("<span class=m>", h->out);
 	esc_name(h, o->key);
 	if (line)
 		fprintf(h->out, ":%" PRIu64, line);
 	fputs("</span>", h->out);
 	if (o->version) {
-		fputs(" <small>version <span class=\"m\">", h->out);
+		fputs(" <small>version <span class=m>", h->out);
 		esc_name(h, o->version);
 		fputs("</span></small>", h->out);
 	}
@@ -526,19 +532,20 @@ static void item_text(struct html *h, const struct dda_anomaly *a)
 	esc(h, dda__report_item_text(a, &h->item));
 }
 
+/* One finding: its row has the id f<index> the timelines link to. */
 static void anomaly_row(struct html *h, size_t i)
 {
 	const struct dda_anomaly *a = &h->res->anomalies[i];
 	char t[DDA_TIME_STRLEN];
 	const char *sev = dda_severity_name(a->severity);
-	fprintf(h->out, "<tr><td class=\"%s\">%s%s</td><td class=\"m\">", sev, sev,
+	fprintf(h->out, "<tr id=f%zu><td class=%s>%s%s<td class=m>", i, sev, sev,
 		a->provisional ? " (provisional)" : "");
 	item_text(h, a);
 	if (h->timeline && h->timeline[i])
-		fprintf(h->out, " <a href=\"#item-%" PRIu32 "\">timeline</a>", h->timeline[i]);
-	fputs("</td><td>", h->out);
+		fprintf(h->out, " <a href=#item-%" PRIu32 ">timeline</a>", h->timeline[i]);
+	fputs("<td>", h->out);
 	object_ref(h, a->obj, a->line);
-	fprintf(h->out, "</td><td>%s</td><td class=\"d\">",
+	fprintf(h->out, "<td>%s<td class=d>",
 		a->time == DDA_TIME_NONE ? "" : dda_time_format(a->time, true, t));
 	esc(h, a->detail);
 	digest(h, "expected", a->has_expected, a->expected);
@@ -548,7 +555,7 @@ static void anomaly_row(struct html *h, size_t i)
 		object_ref(h, a->prev_obj, 0);
 		fprintf(h->out, " record %" PRIu32 "</div>", a->prev_index);
 	}
-	fputs("</td></tr>\n", h->out);
+	fputc('\n', h->out);
 }
 
 static void kind_group(struct html *h, int k, uint64_t count)
@@ -607,67 +614,66 @@ static bool same_item(const struct dda_anomaly *a, const struct dda_anomaly *b)
 	return a->key_len == b->key_len && !memcmp(a->key, b->key, a->key_len);
 }
 
+static void json_cell(struct html *h, const json_t *v)
+{
+	char *s = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	fputs("<td class=m>", h->out);
+	esc(h, s ? s : "");
+	free(s);
+}
+
+/* The attributes of one part of a diff, a row each: name, expected, found. */
 static void diff_part(struct html *h, const json_t *diff, const char *part, const char *cls)
 {
 	const char *name;
 	const json_t *v;
 	json_object_foreach(json_object_get(diff, part), name, v)
 	{
-		char *s = NULL;
-		fprintf(h->out, "<tr class=\"%s\"><td>%s</td><td class=\"m\">", cls, part);
+		fprintf(h->out, "<tr class=%s><td>%s<td class=m>", cls, part);
 		esc(h, name);
-		fputs("</td><td class=\"m\">", h->out);
-		if (!strcmp(part, "changed")) {
-			s = json_dumps(json_object_get(v, "expected"),
-				       JSON_COMPACT | JSON_ENCODE_ANY);
-			esc(h, s ? s : "");
-			free(s);
-			fputs("</td><td class=\"m\">", h->out);
-			s = json_dumps(json_object_get(v, "found"), JSON_COMPACT | JSON_ENCODE_ANY);
-		} else {
-			s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-			fputs(!strcmp(part, "added") ? "</td><td class=\"m\">" : "", h->out);
-		}
-		esc(h, s ? s : "");
-		free(s);
-		fputs(!strcmp(part, "removed") ? "</td><td></td></tr>\n" : "</td></tr>\n", h->out);
+		bool changed = !strcmp(part, "changed"), added = !strcmp(part, "added");
+		json_cell(h, changed ? json_object_get(v, "expected") : added ? NULL : v);
+		json_cell(h, changed ? json_object_get(v, "found") : added ? v : NULL);
+		fputc('\n', h->out);
 	}
 }
 
 static void diff_table(struct html *h, const json_t *diff)
 {
-	fputs("<table class=\"diff\"><thead><tr><th></th><th>attribute</th><th>expected (the "
-	      "previous event's new image)</th><th>found (this event's old image)</th></tr>"
-	      "</thead><tbody>\n",
-	      h->out);
+	fputs("<table class=diff>\n", h->out);
 	diff_part(h, diff, "removed", "del");
 	diff_part(h, diff, "added", "add");
 	diff_part(h, diff, "changed", "chg");
-	fputs("</tbody></table>", h->out);
+	fputs("</table>", h->out);
 }
 
+/* A finding in its item's timeline, linked to its row; a GAP with its diff
+ * (its detail says the same in words: the row has it), anything else with
+ * its detail. */
 static void timeline_entry(struct html *h, const struct dda_anomaly *a)
 {
 	char t[DDA_TIME_STRLEN];
-	fprintf(h->out, "<li><span class=\"%s\">%s</span> %s ", dda_severity_name(a->severity),
-		dda_kind_name(a->kind),
+	fprintf(h->out, "<li><a href=#f%zu class=%s>%s</a> %s ", (size_t)(a - h->res->anomalies),
+		dda_severity_name(a->severity), dda_kind_name(a->kind),
 		a->time == DDA_TIME_NONE ? "" : dda_time_format(a->time, true, t));
 	object_ref(h, a->obj, a->line);
-	fputs("<div class=\"d\">", h->out);
-	esc(h, a->detail);
-	fputs("</div>", h->out);
 	if (a->prev_obj != DDA_NO_OBJECT) {
-		fputs("<div>expected from ", h->out);
+		fputs(", expected from ", h->out);
 		object_ref(h, a->prev_obj, 0);
-		fprintf(h->out, " record %" PRIu32 "</div>", a->prev_index);
+		fprintf(h->out, " record %" PRIu32, a->prev_index);
 	}
-	if (a->diff)
+	if (a->diff) {
 		diff_table(h, a->diff);
-	else if (a->kind == DDA_K_GAP)
-		fputs("<div><i>no attribute diff (diffs off, or the objects cannot be read "
-		      "again)</i></div>",
+	} else if (a->kind == DDA_K_GAP) {
+		fputs("<div><i>no attribute diff (--no-diff, a source that cannot be read "
+		      "again, or past the run's limit of diffs)</i></div>",
 		      h->out);
-	fputs("</li>\n", h->out);
+	} else {
+		fputs("<div class=d>", h->out);
+		esc(h, a->detail);
+		fputs("</div>", h->out);
+	}
+	fputc('\n', h->out);
 }
 
 /* Numbers the groups of idx[0..n) that hold an error into h->timeline;
@@ -696,8 +702,11 @@ static void timelines_write(struct html *h, const struct dda_anomaly **idx, size
 	const struct dda_anomaly *base = h->res->anomalies;
 	fprintf(h->out,
 		"<h2 id=\"timelines\">Items with an error: %" PRIu32 "</h2>\n<p>Each item's "
-		"findings in time order; a GAP shows what the previous event left (expected) "
-		"against what this event started from (found), attribute by attribute.</p>\n",
+		"findings in time order, each linked to its row above. A GAP's table shows, "
+		"attribute by attribute, what the previous event left (expected) against what "
+		"this event started from (found): <span class=del>removed</span> (expected, not "
+		"found), <span class=add>added</span> (found, not expected), "
+		"<span class=chg>changed</span>.</p>\n",
 		items);
 	for (size_t i = 0; i < n;) {
 		size_t j = i;
@@ -710,7 +719,7 @@ static void timelines_write(struct html *h, const struct dda_anomaly **idx, size
 				"class=\"m\">",
 				no, items <= HTML_OPEN_ROWS ? " open" : "");
 			item_text(h, idx[i]);
-			fprintf(h->out, " (%zu finding%s)</summary><ol class=\"tl\">\n", j - i,
+			fprintf(h->out, " (%zu finding%s)</summary><ol class=tl>\n", j - i,
 				j - i == 1 ? "" : "s");
 			for (size_t x = i; x < j; x++)
 				timeline_entry(h, idx[x]);

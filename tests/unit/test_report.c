@@ -11,27 +11,9 @@
 #include "util/util.h"
 #include "ddbaudit/report.h"
 #include "ddbaudit/canon.h"
+#include "report_fixture.h"
 
 #define GOLDEN DDA_TEST_DATA "/golden/"
-
-static int64_t t(const char *s)
-{
-	int64_t v;
-	assert_int_equal(dda_time_parse(s, strlen(s), &v), 0);
-	return v;
-}
-
-static void key_of(struct dda_anomaly *a, const char *text)
-{
-	struct dda_buf k, why;
-	dda_buf_init(&k, 4096);
-	dda_buf_init(&why, 4096);
-	assert_int_equal(dda_canon_key_parse(text, &k, &why), 0);
-	size_t n;
-	a->key = (uint8_t *)dda_buf_take(&k, &n);
-	a->key_len = (uint32_t)n;
-	dda_buf_release(&why);
-}
 
 static void build(struct dda_result *res)
 {
