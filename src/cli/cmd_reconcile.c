@@ -24,7 +24,7 @@ static int refuse_options(struct cli *c)
 		return EXIT_USAGE;
 	}
 	if (c->format == DDA_FMT__COUNT) {
-		dda__cli_error(c, "--format text applies to history; use json, csv or md");
+		dda__cli_error(c, "--format text applies to history; use json, csv, md or html");
 		return EXIT_USAGE;
 	}
 	return 0;

@@ -28,7 +28,7 @@ static const struct command commands[] = {
      "0 every record acknowledged, 1 some records went to the DLQ,\n"
      "2 usage error, 3 stopped early (runtime failure or interrupted)."},
     {"reconcile", dda__cmd_reconcile, OPT_RANGE | OPT_REPORT | OPT_DECODE | OPT_TABLE,
-     "reconcile SOURCE --table ddb://TABLE [range] [--report DIR] [--format json|csv|md]",
+     "reconcile SOURCE --table ddb://TABLE [range] [--report DIR] [--format json|csv|md|html]",
      "compare each item's state in the log with the live table",
      "0 the log and the table agree (and the log is clean), 1\n"
      "findings at or above --fail-on (UNLOGGED_ITEM, MISSING_ITEM, STATE_DRIFT are\n"
