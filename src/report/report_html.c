@@ -110,7 +110,15 @@ static void head(struct html *h, const char *verdict)
 	      "table{border-collapse:collapse;margin:.4em 0}\n"
 	      "th,td{border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top}\n"
 	      "td.n{text-align:right;font-variant-numeric:tabular-nums}\n"
-	      "details.kind>table{width:100%}\n"
+	      "table.f,table.o{width:100%;table-layout:fixed}\n"
+	      "table.f td:nth-child(2),table.f td:nth-child(3),table.o td,table.diff td{"
+	      "font-family:monospace;word-break:break-all}\n"
+	      "table.f td:nth-child(5){white-space:pre-wrap;word-break:break-word}\n"
+	      "table.f th:nth-child(1){width:6em}table.f th:nth-child(4){width:13em}"
+	      "table.f th:nth-child(5){width:40%}\n"
+	      "table.o th:nth-child(3){width:6em}table.o th:nth-child(4){width:11em}"
+	      "table.o th:nth-child(5){width:5em}table.o th:nth-child(6){width:34em}"
+	      "table.o td:nth-child(3){text-align:right}\n"
 	      "table.kv>tbody>tr>th{background:#f4f4f4;font-weight:normal}\n"
 	      "code,.m{font-family:monospace;word-break:break-all}\n"
 	      ".d{white-space:pre-wrap;word-break:break-word}\n"
@@ -515,15 +523,15 @@ static void object_ref(struct html *h, uint32_t obj, uint64_t line)
 	    obj != DDA_NO_OBJECT ? dda_objtab_get(h->res->objs, obj) : NULL;
 	if (!o)
 		return;
-	fputs("<span class=m>", h->out);
+	fputs("<code>", h->out);
 	esc_name(h, o->key);
 	if (line)
 		fprintf(h->out, ":%" PRIu64, line);
-	fputs("</span>", h->out);
+	fputs("</code>", h->out);
 	if (o->version) {
-		fputs(" <small>version <span class=m>", h->out);
+		fputs(" <small>version <code>", h->out);
 		esc_name(h, o->version);
-		fputs("</span></small>", h->out);
+		fputs("</code></small>", h->out);
 	}
 }
 
@@ -538,14 +546,14 @@ static void anomaly_row(struct html *h, size_t i)
 	const struct dda_anomaly *a = &h->res->anomalies[i];
 	char t[DDA_TIME_STRLEN];
 	const char *sev = dda_severity_name(a->severity);
-	fprintf(h->out, "<tr id=f%zu><td class=%s>%s%s<td class=m>", i, sev, sev,
+	fprintf(h->out, "<tr id=f%zu><td class=%s>%s%s<td>", i, sev, sev,
 		a->provisional ? " (provisional)" : "");
 	item_text(h, a);
 	if (h->timeline && h->timeline[i])
 		fprintf(h->out, " <a href=#item-%" PRIu32 ">timeline</a>", h->timeline[i]);
 	fputs("<td>", h->out);
 	object_ref(h, a->obj, a->line);
-	fprintf(h->out, "<td>%s<td class=d>",
+	fprintf(h->out, "<td>%s<td>",
 		a->time == DDA_TIME_NONE ? "" : dda_time_format(a->time, true, t));
 	esc(h, a->detail);
 	digest(h, "expected", a->has_expected, a->expected);
@@ -565,7 +573,8 @@ static void kind_group(struct html *h, int k, uint64_t count)
 	    h->out,
 	    "<details class=\"kind\" id=\"kind-%s\" data-kind=\"%s\" data-count=\"%" PRIu64
 	    "\"%s><summary><span class=\"sw k%d\"></span>%s <span class=\"%s\">%s</span>: %" PRIu64
-	    "</summary>\n<table><thead><tr><th>severity</th><th>item</th><th>object:line</th>"
+	    "</summary>\n<table "
+	    "class=f><thead><tr><th>severity</th><th>item</th><th>object:line</th>"
 	    "<th>time</th><th>detail</th></tr></thead><tbody>\n",
 	    dda_kind_name(k), dda_kind_name(k), count, count <= HTML_OPEN_ROWS ? " open" : "", k,
 	    dda_kind_name(k), sev, sev, count);
@@ -617,7 +626,7 @@ static bool same_item(const struct dda_anomaly *a, const struct dda_anomaly *b)
 static void json_cell(struct html *h, const json_t *v)
 {
 	char *s = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-	fputs("<td class=m>", h->out);
+	fputs("<td>", h->out);
 	esc(h, s ? s : "");
 	free(s);
 }
@@ -629,7 +638,7 @@ static void diff_part(struct html *h, const json_t *diff, const char *part, cons
 	const json_t *v;
 	json_object_foreach(json_object_get(diff, part), name, v)
 	{
-		fprintf(h->out, "<tr class=%s><td>%s<td class=m>", cls, part);
+		fprintf(h->out, "<tr class=%s><td>%s<td>", cls, part);
 		esc(h, name);
 		bool changed = !strcmp(part, "changed"), added = !strcmp(part, "added");
 		json_cell(h, changed ? json_object_get(v, "expected") : added ? NULL : v);
@@ -665,9 +674,7 @@ static void timeline_entry(struct html *h, const struct dda_anomaly *a)
 	if (a->diff) {
 		diff_table(h, a->diff);
 	} else if (a->kind == DDA_K_GAP) {
-		fputs("<div><i>no attribute diff (--no-diff, a source that cannot be read "
-		      "again, or past the run's limit of diffs)</i></div>",
-		      h->out);
+		fputs("<div><i>no diff</i></div>", h->out);
 	} else {
 		fputs("<div class=d>", h->out);
 		esc(h, a->detail);
@@ -700,14 +707,17 @@ static void timelines_write(struct html *h, const struct dda_anomaly **idx, size
 			    uint32_t items)
 {
 	const struct dda_anomaly *base = h->res->anomalies;
-	fprintf(h->out,
-		"<h2 id=\"timelines\">Items with an error: %" PRIu32 "</h2>\n<p>Each item's "
-		"findings in time order, each linked to its row above. A GAP's table shows, "
-		"attribute by attribute, what the previous event left (expected) against what "
-		"this event started from (found): <span class=del>removed</span> (expected, not "
-		"found), <span class=add>added</span> (found, not expected), "
-		"<span class=chg>changed</span>.</p>\n",
-		items);
+	fprintf(
+	    h->out,
+	    "<h2 id=\"timelines\">Items with an error: %" PRIu32 "</h2>\n<p>Each item's "
+	    "findings in time order, each linked to its row above. A GAP's table shows, "
+	    "attribute by attribute, what the previous event left (expected) against what "
+	    "this event started from (found): <span class=del>removed</span> (expected, not "
+	    "found), <span class=add>added</span> (found, not expected), "
+	    "<span class=chg>changed</span>. A GAP has no diff with --no-diff, from a source that "
+	    "cannot be read again (stdin, an NDJSON stream), or past the run's 10,000 "
+	    "diffs.</p>\n",
+	    items);
 	for (size_t i = 0; i < n;) {
 		size_t j = i;
 		while (j < n && same_item(idx[i], idx[j]))
@@ -756,16 +766,16 @@ static void object_row(struct html *h, const struct dda_object *o)
 {
 	char t[DDA_TIME_STRLEN], hex[2 * DDA_SHA256_LEN + 1];
 	bool in = dda_object_in_range(o, &h->info->range);
-	fputs("<tr><td class=\"m\">", h->out);
+	fputs("<tr><td>", h->out);
 	esc_name(h, o->key);
-	fputs("</td><td class=\"m\">", h->out);
+	fputs("<td>", h->out);
 	if (o->version)
 		esc_name(h, o->version);
-	fprintf(h->out, "</td><td class=\"n\">%" PRId64 "</td><td>%s</td><td>%s%s</td>", o->size,
-		time_text(o->last_modified, t), in ? "range" : "slack", o->late ? ", late" : "");
+	fprintf(h->out, "<td>%" PRId64 "<td>%s<td>%s%s", o->size, time_text(o->last_modified, t),
+		in ? "range" : "slack", o->late ? ", late" : "");
 	if (o->sha_valid)
 		dda__hex(o->sha256, DDA_SHA256_LEN, hex);
-	fprintf(h->out, "<td class=\"m\">%s</td></tr>\n", o->sha_valid ? hex : "not read");
+	fprintf(h->out, "<td>%s\n", o->sha_valid ? hex : "not read");
 }
 
 static void objects(struct html *h)
@@ -776,7 +786,7 @@ static void objects(struct html *h)
 	fprintf(h->out,
 		"<h2 id=\"objects\">Objects read</h2>\n<details id=\"objects-table\" "
 		"data-count=\"%" PRIu32 "\"><summary>%" PRIu32 " objects: %" PRIu32
-		" in the range, %" PRIu32 " in slack hours</summary>\n<table><thead><tr>"
+		" in the range, %" PRIu32 " in slack hours</summary>\n<table class=o><thead><tr>"
 		"<th>key</th><th>version</th><th>bytes</th><th>last modified</th><th>hour</th>"
 		"<th>SHA-256 of the stored bytes</th></tr></thead><tbody>\n",
 		n, n, in, n - in);

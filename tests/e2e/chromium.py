@@ -45,6 +45,7 @@ class Page:
         self.log = []        # (level, source, text) of log entries
         self.exceptions = []
         self.load_seconds = None
+        self.cpu_seconds = None  # the browser's, from opening to closing the page
         self.value = None    # the result of the expression evaluated
         self.png = None
 
@@ -84,6 +85,20 @@ class Browser:
         self.buf = b""
         self.next_id = 0
         self.events = []
+
+    def cpu_seconds(self):
+        """CPU time (user + system) used so far by the browser's processes
+        that are still running (its process group): for benchmarks."""
+        total, tick = 0, os.sysconf("SC_CLK_TCK")
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == self.proc.pid:  # pgrp
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / tick
 
     def close(self):
         try:
@@ -148,6 +163,7 @@ class Browser:
     def open(self, url, expression=None, screenshot=False):
         """Opens url in a new tab and returns a Page."""
         page = Page()
+        cpu = self.cpu_seconds()
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.send("Target.attachToTarget",
                             {"targetId": target, "flatten": True})["sessionId"]
@@ -167,6 +183,7 @@ class Browser:
             r = self.send("Page.captureScreenshot", {"format": "png"}, session=session,
                           deadline=deadline)
             page.png = base64.b64decode(r["data"])
+        page.cpu_seconds = self.cpu_seconds() - cpu
         self.send("Target.closeTarget", {"targetId": target})
         self._collect(page, session)
         return page

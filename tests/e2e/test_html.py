@@ -31,7 +31,7 @@ FIGURES = r"""JSON.stringify({
   items: [...document.querySelectorAll('#chart-items rect')]
            .reduce((s, r) => s + +r.dataset.items, 0),
   objects: [...document.querySelectorAll('#objects-table tbody tr')]
-             .map(tr => [tr.cells[0].textContent, tr.cells[5].textContent]),
+             .map(tr => [tr.cells[0].textContent, tr.cells[5].textContent.trim()]),
   manifest: (document.getElementById('manifest-sha256') || {}).textContent,
   legend: [...document.querySelectorAll('table.legend tbody th a')].map(a => a.textContent),
   diffs: document.querySelectorAll('table.diff').length,
