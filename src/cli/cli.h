@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include "util/util.h"
 #include "ddbaudit/ddbaudit.h"
+#include "aws/sts.h"
 
 /* Exit statuses, as ddbaudit(1) documents them. */
 enum {
@@ -189,6 +190,25 @@ int dda__cli_state_drain(struct cli *c, struct dda_state *st);
 /* After the reports: the new state replaces the old; 0 or EXIT_RUNTIME. */
 int dda__cli_state_commit(struct cli *c, struct dda_state *st,
 			  const struct dda_report_info *info, const struct dda_result *res);
+
+/* The run's metadata for a report (run_meta.c): generated_at, the
+ * command line ("ddbaudit" and argv shell-quoted, registered secrets and a
+ * URL's user:password redacted), commit, host, --versions and the caller.
+ * The caller is asked of STS with the credentials AWS clients use when the
+ * source is s3:// or aws says the run called AWS anyway; otherwise only
+ * with credentials found without the network (none: "local source: no AWS
+ * call made"). Never fatal; bounded by DDA_STS_IDENTITY_TIMEOUT_MS. info's
+ * pointers borrow from m, zero-initialised by the caller and released with
+ * dda__cli_run_meta_release after the reports. */
+struct dda__cli_run_meta {
+	char *command_line;
+	char host[256];
+	struct dda_sts_identity id;
+	struct dda_error why;
+};
+void dda__cli_run_meta(struct cli *c, int argc, char **argv, bool aws, struct dda__cli_run_meta *m,
+		       struct dda_report_info *info);
+void dda__cli_run_meta_release(struct dda__cli_run_meta *m);
 
 /* Installs SIGINT/SIGTERM handlers that set c->audit.stop. */
 void dda__cli_catch_signals(struct cli *c);

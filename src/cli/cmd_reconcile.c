@@ -35,8 +35,7 @@ int dda__cmd_reconcile(int argc, char **argv, struct cli *c)
 	struct dda_error err = {0};
 	struct dda_result res;
 	struct dda_reconcile_stats st;
-	(void)argc;
-	(void)argv;
+	struct dda__cli_run_meta meta = {0};
 	int status = refuse_options(c);
 	if (status)
 		return status;
@@ -65,7 +64,10 @@ int dda__cmd_reconcile(int argc, char **argv, struct cli *c)
 	    .fail_on = c->fail_on,
 	    .extra = extra,
 	};
+	/* The live table was read with AWS credentials: the caller is asked. */
+	dda__cli_run_meta(c, argc, argv, true, &meta, &info);
 	status = extra ? dda__cli_write_reports(c, &info, &res) : EXIT_RUNTIME;
+	dda__cli_run_meta_release(&meta);
 	if (!status)
 		status = dda__cli_verdict(c, &res);
 	if (c->verbose >= 0)

@@ -120,10 +120,12 @@ class MetaChecks:
 class LocalTest(MetaChecks, Case):
     def test_every_field_of_a_local_run_without_credentials(self):
         args = [SAMPLES, *DAY, "--settle", "0"]
-        rep, md, _, out = self.verify(*args)
+        rep, md, _, out = self.verify(*args, rdir="the auditor's report")
         run = rep["run"]
-        self.assertEqual(run["command_line"],
-                         shlex.join(["ddbaudit", "verify", *args, "--report", out]))
+        # Quoted as a shell reads it back.
+        self.assertEqual(shlex.split(run["command_line"]),
+                         ["ddbaudit", "verify", *args, "--report", out])
+        self.assertIn("'\\''", run["command_line"])
         self.assertIn("- Command line: `%s`\n" % run["command_line"], md)
         self.check_tool_and_host(run, md)
         self.assertEqual(run["caller"], {"status": "unknown",
@@ -271,6 +273,34 @@ class S3MetaTest(MetaChecks, MotoCase):
         self.assertEqual(rep["run"]["caller"]["status"], "unknown")
         self.assertIn("STS GetCallerIdentity", rep["run"]["caller"]["reason"])
         self.assertEqual(rep["summary"]["objects"] > 0, True)
+
+
+class ReconcileMetaTest(MetaChecks, MotoCase):
+    def test_reconcile_reports_carry_the_run_too(self):
+        """reconcile reads the live table with AWS credentials: its report
+        names the caller even for a local log."""
+        from ddb_world import World, create_table
+        ddb = self.moto.client("dynamodb")
+        w = World()
+        create_table(ddb, "meta")
+        w.apply(ddb, "meta")
+        log = w.write_log(self.dir)
+        env = clean_env(self.dir, AWS_ACCESS_KEY_ID="AKIDEXAMPLE",
+                        AWS_SECRET_ACCESS_KEY="testing-secret", AWS_REGION="us-east-1",
+                        AWS_ENDPOINT_URL=self.moto.url)
+        out = os.path.join(self.dir, "report")
+        os.makedirs(out)  # reconcile --report does not make DIR (verify does)
+        args = ["reconcile", log, "--table", "ddb://meta", "--report", out]
+        status, err = ddbaudit(args, env)
+        self.assertEqual(status, 0, err)
+        with open(os.path.join(out, "report.json")) as f:
+            run = json.load(f)["run"]
+        with open(os.path.join(out, "report.md")) as f:
+            md = f.read()
+        self.assertEqual(shlex.split(run["command_line"]), ["ddbaudit", *args])
+        self.assertEqual(run["caller"]["status"], "known", run["caller"])
+        self.assertEqual(run["caller"]["account"], ACCOUNT)
+        self.check_tool_and_host(run, md)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "aws/s3_xml.h"
+#include "aws/sts.h"
 
 static void test_list_v2(void **state)
 {
@@ -126,6 +127,43 @@ static void test_hostile(void **state)
 	dda__s3_listing_release(&l);
 }
 
+/* A GetCallerIdentity answer is taken only whole and plausible: what the
+ * report prints as the caller must be what STS said. */
+static void refused(const char *xml)
+{
+	struct dda_sts_identity id;
+	struct dda_error err = {0};
+	assert_int_equal(dda__sts_parse_identity(xml, strlen(xml), &id, &err), DDA_EFORMAT);
+	assert_true(err.msg[0] != '\0');
+	assert_string_equal(id.account, "");
+	assert_string_equal(id.arn, "");
+	assert_string_equal(id.user_id, "");
+}
+
+static void test_sts_identity(void **state)
+{
+	struct dda_sts_identity id;
+	struct dda_error err = {0};
+	const char *ok = "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/"
+			 "2011-06-15/\"><GetCallerIdentityResult>"
+			 "<Arn>arn:aws:sts::123456789012:assumed-role/audit/cron</Arn>"
+			 "<UserId>AROAEXAMPLE:cron</UserId><Account>123456789012</Account>"
+			 "</GetCallerIdentityResult></GetCallerIdentityResponse>";
+	(void)state;
+	assert_int_equal(dda__sts_parse_identity(ok, strlen(ok), &id, &err), 0);
+	assert_string_equal(id.account, "123456789012");
+	assert_string_equal(id.arn, "arn:aws:sts::123456789012:assumed-role/audit/cron");
+	assert_string_equal(id.user_id, "AROAEXAMPLE:cron");
+	refused("<R><Account>12345678901</Account><Arn>arn:x</Arn><UserId>u</UserId></R>");
+	refused("<R><Account>1234567890ab</Account><Arn>arn:x</Arn><UserId>u</UserId></R>");
+	refused("<R><Account>123456789012</Account><Arn>urn:x</Arn><UserId>u</UserId></R>");
+	refused("<R><Account>123456789012</Account><Arn>arn:x</Arn><UserId>u&#10;v</UserId></R>");
+	refused("<R><Account>123456789012</Account><Arn>arn:x</Arn><UserId>u</UserId>");
+	refused("<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY a \"123456789012\">]><R>"
+		"<Account>&a;</Account><Arn>arn:x</Arn><UserId>u</UserId></R>");
+	refused("<ErrorResponse><Error><Code>InvalidClientTokenId</Code></Error></ErrorResponse>");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -133,6 +171,7 @@ int main(void)
 	    cmocka_unit_test(test_versions),
 	    cmocka_unit_test(test_versioning_and_errors),
 	    cmocka_unit_test(test_hostile),
+	    cmocka_unit_test(test_sts_identity),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
