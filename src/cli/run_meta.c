@@ -90,7 +90,6 @@ void dda__cli_run_meta(struct cli *c, int argc, char **argv, bool aws, struct dd
 		dda__cli_warn(c, "the caller's identity is unknown: %s", m->why.msg);
 }
 
-
 void dda__cli_run_meta_release(struct dda__cli_run_meta *m)
 {
 	free(m->command_line);
