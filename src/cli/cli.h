@@ -182,8 +182,9 @@ int dda__cli_completions(const char *shell, const struct command *cmds, size_t n
 void dda__cli_print_version(void);
 
 /* --state (cli_state.c): opens and locks the state, sets the range from
- * it and hooks it into c->audit; *st is NULL without --state. Returns 0 or
- * an exit status (EXIT_CLEAN: nothing to audit yet). */
+ * it and hooks it into c->audit; *st is NULL without --state. Returns 0, an
+ * exit status, or -1 when there is nothing to audit yet (--since-state
+ * before the next hour has settled): the run ends there, with status 0. */
 int dda__cli_state_start(struct cli *c, struct dda_state **st);
 /* After the audit: the rest of the old state; 0 or EXIT_RUNTIME. */
 int dda__cli_state_drain(struct cli *c, struct dda_state *st);

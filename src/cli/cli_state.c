@@ -83,7 +83,7 @@ int dda__cli_state_start(struct cli *c, struct dda_state **out)
 	int status = state_range(c, dda_state_prior(st));
 	if (status) {
 		dda_state_free(st);
-		return status < 0 ? EXIT_CLEAN : status;
+		return status; /* -1: nothing to audit yet */
 	}
 	const struct dda_range *r = &c->audit.src.range;
 	int64_t watermark = r->to != DDA_TIME_NONE ? r->to : c->audit.now;

@@ -146,9 +146,11 @@ int dda__cmd_verify(int argc, char **argv, struct cli *c)
 	/* Before the metrics: a run refused by the state's lock must not
 	 * overwrite the metrics of the run that holds it. */
 	if (c->state_path) {
+		/* Nothing to audit yet is not a run: no audit, no report, no
+		 * metrics (it used to go on and audit an empty range). */
 		int s = dda__cli_state_start(c, &st);
 		if (s)
-			return s;
+			return s < 0 ? EXIT_CLEAN : s;
 	}
 	if (dda__cli_metrics_begin(c, &met)) {
 		dda_state_free(st);

@@ -2,9 +2,14 @@
 library and headers a program links against), the CPack .deb installed with
 dpkg and run, the shell completions, the systemd service and timer
 (systemd-analyze verify), the Kubernetes CronJob, the AWS Batch job
-definition and the Dockerfile, whose ddbaudit arguments are run for real
-against the samples. And --version naming the commit."""
+definition and the Dockerfile. The ddbaudit arguments of each unit are run
+for real against the samples, the way a deployment runs them: the documented
+first run (--from, no state yet), then the nightly one (--since-state), which
+must continue from the watermark the first left in the state, with the
+state's path moved into a temporary directory. And --version naming the
+commit."""
 import fcntl
+import gzip
 import json
 import os
 import re
@@ -19,6 +24,11 @@ DEPLOY = os.path.join(ROOT, "samples", "deploy")
 SAMPLES = os.path.join(ROOT, "samples", "audit-logs")
 with open(os.path.join(ROOT, "samples", "expected.json")) as f:
     EXPECTED = json.load(f)
+# The samples hold 06:00 to 12:00 on 2025-07-12: a first run over the first
+# three hours, then a nightly run at 12:20, which (with the units' --settle
+# 15m, or the default 15m) audits from the watermark, 09:00, to 12:00.
+FIRST_RANGE = ["--from", "2025-07-12T06:00Z", "--to", "2025-07-12T09:00Z"]
+NIGHT = ["--now", "2025-07-12T12:20Z"]
 
 try:
     import yaml
@@ -28,6 +38,19 @@ except ImportError:
         import yaml
     except ImportError:
         yaml = None
+
+
+def read_state(path):
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def report_json(directory):
+    """report() for a unit that writes --report DIR."""
+    def read(_):
+        with open(os.path.join(directory, "report.json")) as f:
+            return json.load(f)
+    return read
 
 
 def sh(*args, **kw):
@@ -49,12 +72,50 @@ class DeployCase(Case):
             self.skipTest(f"SKIPPED: {tool} is not installed")
         return path
 
-    def run_args(self, args, what):
-        """Runs the tool with a unit's arguments: they must be options it
-        takes, and the audit of the samples must find the samples' damage."""
-        status, out, err = run(*args)
-        self.assertEqual(status, 1, f"{what}: {args}: {err}")
-        return out, err
+    def first_run_args(self, args):
+        """The documented first run: --since-state replaced by the range."""
+        self.assertEqual(args.count("--since-state"), 1, args)
+        i = args.index("--since-state")
+        return args[:i] + FIRST_RANGE + args[i + 1:]
+
+    def state_chain(self, first, nightly, what, state, report):
+        """Runs the first run, then the nightly one, as a deployment does;
+        report() gives the report of the run just made (report.json or
+        stdout). The nightly run starts at the first one's watermark, and the
+        two find together what one run over the samples finds."""
+        self.assertFalse(os.path.exists(state))
+        status, out, err = run(*first, *NIGHT)
+        # 06:00 to 09:00 holds only a warning (the retried change).
+        self.assertEqual(status, 0, f"{what}, first run: {first}: {err}")
+        rep1 = report(out)
+        self.assertEqual(rep1["run"]["range"], {"from": "2025-07-12T06:00:00Z",
+                                                "to": "2025-07-12T09:00:00Z"})
+        self.assertEqual(read_state(state)[0]["watermark"], "2025-07-12T09:00:00.000000Z")
+        status, out, nightly_err = run(*nightly, *NIGHT)
+        self.assertEqual(status, 1, f"{what}, nightly run: {nightly}: {nightly_err}")
+        rep2 = report(out)
+        self.assertEqual(rep2["run"]["range"], {"from": "2025-07-12T09:00:00Z",
+                                                "to": "2025-07-12T12:00:00Z"})
+        self.assertEqual(read_state(state)[0]["watermark"], "2025-07-12T12:00:00.000000Z")
+        kinds = sorted(a["kind"] for r in (rep1, rep2) for a in r["anomalies"])
+        self.assertEqual(kinds, sorted(EXPECTED["by_kind"]))
+        # Run again before the next hour has settled: nothing to audit, exit
+        # 0, and nothing written: no report (the last one stays), no metrics
+        # line or file, the state as it was. (This run used to audit an empty
+        # range and replace the report.)
+        with open(state, "rb") as f:
+            before = f.read()
+        status, out, err = run(*nightly, "--now", "2025-07-12T12:50Z")
+        self.assertEqual(status, 0, f"{what}: {err}")
+        self.assertEqual(out, b"")
+        self.assertNotIn('{"_aws"', err)
+        if "-q" not in nightly:
+            self.assertIn("nothing to audit", err)
+        if report is not json.loads:
+            self.assertEqual(report(None), rep2)
+        with open(state, "rb") as f:
+            self.assertEqual(f.read(), before)
+        return rep1, rep2, nightly_err
 
 
 class InstallTest(DeployCase):
@@ -251,25 +312,52 @@ class SystemdTest(DeployCase):
         p = sh(analyze, "calendar", "*-*-* 01:30:00 UTC")
         self.assertEqual(p.returncode, 0, p.stderr)
 
+    @staticmethod
+    def expand(args, env):
+        """systemd's expansion: $NAME alone is split into words, ${NAME} is
+        one word."""
+        out = []
+        for a in args:
+            m = re.fullmatch(r"\$(\w+)", a)
+            if m:
+                out += env[m.group(1)].split()
+            else:
+                out.append(re.sub(r"\$\{(\w+)\}", lambda m: env[m.group(1)], a))
+        return out
+
     def test_service_arguments_run(self):
         service = self.unit("ddbaudit.service")
         self.assertRegex(service, r"(?m)^Type=oneshot$")
+        self.assertRegex(service, r"(?m)^StateDirectory=ddbaudit$")
         self.assertRegex(self.unit("ddbaudit.timer"), r"(?m)^Persistent=true$")
         exec_line = re.search(r"(?m)^ExecStart=((?:[^\n]*\\\n)*[^\n]*)", service).group(1)
         args = shlex.split(exec_line.replace("\\\n", " "))
         self.assertEqual(args[:2], ["/usr/bin/ddbaudit", "verify"])
-        env = {"DDBAUDIT_SOURCE": SAMPLES, "STATE_DIRECTORY": self.dir,
-               "DDBAUDIT_METRICS": self.path("textfile", "ddbaudit.prom")}
-        args = [re.sub(r"\$\{(\w+)\}", lambda m: env[m.group(1)], a) for a in args[1:]]
-        # The samples are from 2025: widen --since to reach them.
-        args[args.index("--since") + 1] = "20000h"
-        self.run_args(args, "ddbaudit.service")
-        self.assertTrue(os.path.isfile(env["DDBAUDIT_METRICS"]))
-        self.assertTrue(os.path.isfile(os.path.join(self.dir, "last-run", "report.json")))
+        # The state is kept in the service's StateDirectory (/var/lib/ddbaudit).
+        self.assertEqual(args[args.index("--state") + 1],
+                         "${STATE_DIRECTORY}/ddbaudit.state.gz")
         with open(os.path.join(DEPLOY, "ddbaudit.env")) as f:
-            names = re.findall(r"(?m)^(\w+)=", f.read())
+            envfile = f.read()
+        names = dict(re.findall(r"(?m)^(\w+)=(.*)$", envfile))
         self.assertIn("DDBAUDIT_SOURCE", names)
         self.assertIn("DDBAUDIT_METRICS", names)
+        self.assertEqual(names["DDBAUDIT_RANGE"], "--since-state")
+        # The first run's form, as the env file documents it (commented out).
+        first = re.search(r"(?m)^# DDBAUDIT_RANGE=(--from \S+ --to \S+)$", envfile)
+        self.assertTrue(first, "ddbaudit.env does not show the first run's range")
+        state_dir = self.path("var-lib-ddbaudit", "x")[:-2]
+        env = {"DDBAUDIT_SOURCE": SAMPLES, "STATE_DIRECTORY": state_dir,
+               "DDBAUDIT_METRICS": self.path("textfile", "ddbaudit.prom")}
+        self.assertEqual(len(self.expand(["$DDBAUDIT_RANGE"],
+                                         {"DDBAUDIT_RANGE": first.group(1)})), 4)
+        nightly = self.expand(args[1:], {**env, "DDBAUDIT_RANGE": names["DDBAUDIT_RANGE"]})
+        first_run = self.expand(args[1:], {**env, "DDBAUDIT_RANGE": " ".join(FIRST_RANGE)})
+        self.state_chain(first_run, nightly, "ddbaudit.service",
+                         os.path.join(state_dir, "ddbaudit.state.gz"),
+                         report_json(os.path.join(state_dir, "last-run")))
+        with open(env["DDBAUDIT_METRICS"]) as f:
+            runs = re.findall(r"(?m)^ddbaudit_runs_total\{[^}]*\} (\d+)$", f.read())
+        self.assertEqual(sum(map(int, runs)), 2)  # the "nothing to audit" run writes none
 
 
 class KubernetesTest(DeployCase):
@@ -300,11 +388,19 @@ class KubernetesTest(DeployCase):
         args = list(c["args"])
         self.assertEqual(args[0], "verify")
         args[1] = SAMPLES
-        args[args.index("--since") + 1] = "20000h"
+        # A pod keeps nothing: the state is in S3, moved here to a local path.
+        state = args.index("--state") + 1
+        self.assertTrue(args[state].startswith("s3://"), args[state])
+        args[state] = self.path("state", "audit-logs.state.gz")
         args[args.index("--report") + 1] = self.path("reports")
-        _, err = self.run_args(args + ["--settle", "0"], "CronJob")
+        _, _, err = self.state_chain(self.first_run_args(args), args, "CronJob", args[state],
+                                     report_json(self.path("reports")))
         if "emf" in args:
             self.assertTrue(any(l.startswith('{"_aws"') for l in err.splitlines()))
+        # The first run's form left in place by mistake is refused, loudly.
+        status, _, err = run(*self.first_run_args(args), *NIGHT)
+        self.assertEqual(status, 2, "a first run again, over audited hours, is refused")
+        self.assertIn("watermark", err)
 
 
 class BatchTest(DeployCase):
@@ -328,14 +424,25 @@ class BatchTest(DeployCase):
         for e in rs["evaluateOnExit"]:
             self.assertIn(e["action"], ("RETRY", "EXIT"))
         self.assertNotEqual(cp.get("user"), "0")
+        # The reports' volume is one the definition declares.
+        volumes = {v["name"] for v in cp.get("volumes", [])}
+        for m in cp.get("mountPoints", []):
+            self.assertIn(m["sourceVolume"], volumes)
         # Ref:: placeholders are filled from parameters, as Batch does.
         params = jd["parameters"]
+        self.assertTrue(params["state"].startswith("s3://"), params["state"])
+        params = dict(params, source=SAMPLES, state=self.path("state", "batch.state.gz"))
         args = [params[a[5:]] if a.startswith("Ref::") else a for a in cp["command"]]
         self.assertEqual(args[0], "verify")
-        args[1] = SAMPLES
-        args[args.index("--since") + 1] = "20000h"
-        out, _ = self.run_args(args + ["--settle", "0"], "Batch job")
-        self.assertEqual(json.loads(out)["summary"]["records"], EXPECTED["records"])
+        report = args.index("--report") + 1
+        self.assertIn(args[report], [m["containerPath"] + "/last-run"
+                                     for m in cp.get("mountPoints", [])])
+        args[report] = self.path("reports")
+        # The report also goes to the logs: stdout is the JSON report.
+        rep1, rep2, _ = self.state_chain(self.first_run_args(args), args, "Batch job",
+                                         params["state"], json.loads)
+        self.assertEqual(rep1["summary"]["records"] + rep2["summary"]["records"],
+                         EXPECTED["records"])
 
 
 class DockerfileTest(DeployCase):
