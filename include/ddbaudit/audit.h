@@ -36,6 +36,9 @@ DDA_API int dda_audit_fetch(struct dda_audit_fetch *f, uint32_t obj, uint32_t in
 
 struct dda_audit_opts {
 	const char *source; /* as given on the command line */
+	/* Read before source, as part of it: a baseline (a full export) whose
+	 * item states start the histories (restore --baseline). NULL: none. */
+	const char *baseline_source;
 	struct dda_source_opts src;
 	struct dda_decoder_opts dec;
 	int threads;		   /* decoding threads; 0 = one per core */

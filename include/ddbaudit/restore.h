@@ -16,6 +16,11 @@
 struct dda_restore_opts {
 	int64_t at;	/* the states as of this time (changes at or before it) */
 	const char *to; /* ddb://TABLE or a table ARN, a directory, or "-" */
+	/* A full DynamoDB export (a directory or s3:// prefix holding
+	 * AWSDynamoDB/<id>/, or that export itself) to start from instead of the
+	 * empty table: its items at its exportTime, then the log's changes after
+	 * it. NULL: none. */
+	const char *baseline;
 	bool create;	/* a table that does not exist is created (on demand) */
 	bool overwrite; /* a table that holds items is written anyway; the log's
 			   items absent at T are deleted from it */
@@ -39,6 +44,7 @@ struct dda_restore_stats {
 	uint64_t throttles;
 	char table[256];
 	bool created;
+	int64_t baseline_time; /* the export's exportTime, or DDA_TIME_NONE */
 };
 
 /* Runs the restore: ao as for dda_audit_run (its range ends after `at`;

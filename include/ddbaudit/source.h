@@ -187,6 +187,11 @@ struct dda_source {
  * object). objs is borrowed and must outlive the source. */
 DDA_API int dda_source_open(struct dda_source **out, const char *spec, struct dda_objtab *objs,
 			    const struct dda_source_opts *opts, struct dda_error *err);
+/* Two sources read as one: every object of `first` (a baseline export),
+ * then every object of `second` (the log), in one object table. */
+DDA_API int dda_source_open_chain(struct dda_source **out, const char *first, const char *second,
+				  struct dda_objtab *objs, const struct dda_source_opts *opts,
+				  struct dda_error *err);
 DDA_API int dda_source_next(struct dda_source *s, struct dda_chunk *c, struct dda_error *err);
 DDA_API void dda_source_free(struct dda_source *s);
 

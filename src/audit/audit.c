@@ -905,7 +905,9 @@ int dda_audit_run(const struct dda_audit_opts *o, struct dda_result *res, struct
 	struct dda_source_opts so = o->src;
 	if (!so.aws.stop)
 		so.aws.stop = o->stop;
-	int rc = dda_source_open(&a->src, o->source, res->objs, &so, err);
+	int rc = o->baseline_source ? dda_source_open_chain(&a->src, o->baseline_source, o->source,
+							    res->objs, &so, err)
+				    : dda_source_open(&a->src, o->source, res->objs, &so, err);
 	if (!rc)
 		rc = manifest_open(&m, o->manifest_path, err);
 	if (!rc)

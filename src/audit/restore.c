@@ -282,9 +282,8 @@ static int dir_open(struct restore *r, struct dda_error *err)
 	struct dda_buf p;
 	dda_buf_init(&p, 1 << 16);
 	int rc = dda_buf_addf(&p, "%s/data", r->ro->to);
-	if (!rc && mkdir(r->ro->to, 0777) && errno != EEXIST)
-		rc = dda_error_set(err, DDA_EIO, "cannot create '%s': %s", r->ro->to,
-				   strerror(errno));
+	if (!rc)
+		rc = dda__make_dir(r->ro->to, err);
 	if (!rc && mkdir(p.ptr, 0777))
 		rc = dda_error_set(err, DDA_EIO,
 				   errno == EEXIST ? "'%s' exists already: restore into a new "
@@ -300,10 +299,11 @@ static int dir_close(struct restore *r)
 {
 	char t[DDA_TIME_STRLEN];
 	int rc = dir_close_file(r);
-	json_t *sum = json_pack("{sssssIsIss}", "version", "2020-06-30", "outputFormat",
-				"DYNAMODB_JSON", "itemCount", (json_int_t)r->st->written,
-				"dataFiles", (json_int_t)r->st->files, "exportTime",
-				dda_time_format(r->ro->at, true, t));
+	json_t *sum = json_pack("{sssssssIsIsss{ss}}", "version", "2020-06-30", "exportType",
+				"FULL_EXPORT", "outputFormat", "DYNAMODB_JSON", "itemCount",
+				(json_int_t)r->st->written, "dataFiles", (json_int_t)r->st->files,
+				"exportTime", dda_time_format(r->ro->at, true, t), "ddbaudit",
+				"restoredFrom", "the audit log, by ddbaudit restore");
 	if (!rc)
 		rc = write_json_file(r, "manifest-files.json", r->files, true);
 	if (!rc)
@@ -413,6 +413,45 @@ static int on_finished(void *ctx, struct dda_audit_fetch *f, struct dda_result *
 	return r->rc = rc;
 }
 
+/* The exportTime of a baseline: that of the first full-export data file
+ * its source yields (the source reads the export's summary first). */
+static int baseline_time(const struct dda_audit_opts *ao, const char *spec, int64_t *out,
+			 struct dda_error *err)
+{
+	struct dda_objtab *objs = dda_objtab_new();
+	struct dda_source *src = NULL;
+	struct dda_source_opts so = ao->src;
+	struct dda_chunk c;
+	so.range.from = so.range.to = DDA_TIME_NONE;
+	so.list_only = true;
+	so.late = false;
+	if (!so.aws.stop)
+		so.aws.stop = ao->stop;
+	*out = DDA_TIME_NONE;
+	dda_chunk_init(&c);
+	int rc = objs ? dda_source_open(&src, spec, objs, &so, err)
+		      : dda_error_set(err, DDA_ENOMEM, "out of memory");
+	while (!rc && *out == DDA_TIME_NONE) {
+		int n = dda_source_next(src, &c, err);
+		if (n <= 0) {
+			rc = n;
+			break;
+		}
+		const struct dda_object *ob = dda_objtab_get(objs, c.obj);
+		if (ob && ob->exp.kind == DDA_EXPORT_FULL)
+			*out = ob->exp.time;
+	}
+	if (!rc && *out == DDA_TIME_NONE)
+		rc = dda_error_set(err, DDA_EINVAL,
+				   "--baseline '%s' holds no full DynamoDB export (AWSDynamoDB/<id>/ "
+				   "with a FULL_EXPORT manifest-summary.json and data files)",
+				   spec);
+	dda_chunk_release(&c);
+	dda_source_free(src);
+	dda_objtab_free(objs);
+	return rc;
+}
+
 int dda_restore_run(struct dda_audit_opts *ao, const struct dda_restore_opts *ro,
 		    struct dda_result *res, struct dda_restore_stats *st, struct dda_error *err)
 {
@@ -425,6 +464,20 @@ int dda_restore_run(struct dda_audit_opts *ao, const struct dda_restore_opts *ro
 										 : OUT_DIR;
 	r.batch = json_array();
 	int rc = r.batch ? 0 : dda_error_set(err, DDA_ENOMEM, "out of memory");
+	st->baseline_time = DDA_TIME_NONE;
+	if (!rc && ro->baseline) {
+		rc = baseline_time(ao, ro->baseline, &st->baseline_time, err);
+		if (!rc && st->baseline_time > ro->at) {
+			char a[DDA_TIME_STRLEN], b[DDA_TIME_STRLEN];
+			rc = dda_error_set(err, DDA_EINVAL,
+					   "the baseline was exported at %s, after --at %s",
+					   dda_time_format(st->baseline_time, true, a),
+					   dda_time_format(ro->at, true, b));
+		}
+		/* The log's changes after the export: the export holds the rest. */
+		ao->src.range.from = ao->dec.range.from = st->baseline_time;
+		ao->baseline_source = ro->baseline;
+	}
 	if (!rc && r.kind == OUT_TABLE)
 		rc = table_open(&r, ao, err);
 	else if (!rc && r.kind == OUT_DIR && !ro->dry_run)
@@ -437,6 +490,7 @@ int dda_restore_run(struct dda_audit_opts *ao, const struct dda_restore_opts *ro
 		ao->finished_ctx = &r;
 		rc = dda_audit_run(ao, res, err);
 		ao->state_ctx = ao->finished_ctx = NULL;
+		ao->baseline_source = NULL;
 		ao->prior = NULL;
 		ao->end = NULL;
 		ao->finished = NULL;

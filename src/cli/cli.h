@@ -54,7 +54,7 @@ struct table_args {
 /* restore's own options. */
 struct restore_args {
 	int64_t at;
-	const char *to, *keys_file;
+	const char *to, *keys_file, *baseline;
 	bool create, overwrite;
 	double max_wcu;
 };

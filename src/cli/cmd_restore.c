@@ -117,6 +117,7 @@ int dda__cmd_restore(int argc, char **argv, struct cli *c)
 	c->audit.dec.range = c->audit.src.range;
 	struct dda_restore_opts ro = {.at = c->restore.at,
 				      .to = c->restore.to,
+				      .baseline = c->restore.baseline,
 				      .create = c->restore.create,
 				      .overwrite = c->restore.overwrite,
 				      .dry_run = c->replay.dry_run,

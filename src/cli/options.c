@@ -216,8 +216,9 @@ void dda__cli_help(const struct command *cmd)
 		       "                         verdict, counted in summary.ignored; kinds that\n"
 		       "                         mean lost input (UNREADABLE, INVALID_RECORD,\n"
 		       "                         INVALID_VALUE, EMPTY_RANGE, MISSING_HOUR) are\n"
-		       "                         refused\n"
-		       "  --baseline FILE        known findings to suppress (NDJSON: kind, item,\n"
+		       "                         refused\n");
+	if ((cmd->opts & OPT_REPORT) && !(cmd->opts & OPT_RESTORE))
+		printf("  --baseline FILE        known findings to suppress (NDJSON: kind, item,\n"
 		       "                         object, expires, reason a line), counted in\n"
 		       "                         summary.suppressed; an expired entry is\n"
 		       "                         BASELINE_EXPIRED\n");
@@ -326,6 +327,9 @@ void dda__cli_help(const struct command *cmd)
 		printf("restore:\n"
 		       "  --at TIME              each item's state as of TIME (its changes at or\n"
 		       "                         before TIME, from the empty table)\n"
+		       "  --baseline EXPORT      start from a full DynamoDB export (a directory or\n"
+		       "                         s3:// prefix holding AWSDynamoDB/<id>/): its items\n"
+		       "                         at its exportTime, then the log's changes after it\n"
 		       "  --to DEST              ddb://TABLE (or a table ARN): BatchWriteItem; a\n"
 		       "                         directory: DynamoDB export format (data/*.json.gz\n"
 		       "                         of {\"Item\":...} lines, manifests) for ImportTable;\n"
@@ -770,7 +774,12 @@ static int set_option(struct cli *c, int opt, const char *arg, int64_t *now_arg)
 		dda__cli_error(c, "%s", err.msg);
 		return EXIT_USAGE;
 	case O_BASELINE:
-		c->baseline_path = arg;
+		/* restore's baseline is an export to start from; verify's, known
+		 * findings. */
+		if (c->command->opts & OPT_RESTORE)
+			c->restore.baseline = arg;
+		else
+			c->baseline_path = arg;
 		return 0;
 	case O_WRITE_BASELINE:
 		c->write_baseline = arg;
@@ -1211,19 +1220,5 @@ void dda__cli_catch_signals(struct cli *c)
 
 int dda__cli_make_dir(const char *path, struct dda_error *err)
 {
-	struct dda_buf p;
-	dda_buf_init(&p, 1 << 16);
-	int rc = dda_buf_adds(&p, path);
-	for (size_t i = 1; !rc && i <= p.len; i++) {
-		if (p.ptr[i] != '/' && p.ptr[i] != '\0')
-			continue;
-		char save = p.ptr[i];
-		p.ptr[i] = '\0';
-		if (mkdir(p.ptr, 0777) && errno != EEXIST)
-			rc = dda_error_set(err, DDA_EIO, "cannot create '%s': %s", p.ptr,
-					   strerror(errno));
-		p.ptr[i] = save;
-	}
-	dda_buf_release(&p);
-	return rc;
+	return dda__make_dir(path, err);
 }

@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <string.h>
 #include <unistd.h>
 
 /* Names are random: a name taken (another run, a crash's leftover) is
@@ -186,4 +188,24 @@ void dda__dir_unlock(int fd)
 {
 	if (fd >= 0)
 		close(fd); /* releases the flock */
+}
+
+/* mkdir -p. */
+int dda__make_dir(const char *path, struct dda_error *err)
+{
+	struct dda_buf p;
+	dda_buf_init(&p, 1 << 16);
+	int rc = dda_buf_adds(&p, path);
+	for (size_t i = 1; !rc && i <= p.len; i++) {
+		if (p.ptr[i] != '/' && p.ptr[i] != '\0')
+			continue;
+		char save = p.ptr[i];
+		p.ptr[i] = '\0';
+		if (mkdir(p.ptr, 0777) && errno != EEXIST)
+			rc = dda_error_set(err, DDA_EIO, "cannot create '%s': %s", p.ptr,
+					   strerror(errno));
+		p.ptr[i] = save;
+	}
+	dda_buf_release(&p);
+	return rc;
 }

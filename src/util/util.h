@@ -140,6 +140,9 @@ int dda__afile_commit(struct dda__afile *a, struct dda_error *err);
  * left as dda__afile_init leaves it. */
 void dda__afile_discard(struct dda__afile *a);
 /* fsyncs the directory that holds path, so that a rename in it lasts. */
+/* mkdir -p: creates path and its missing parents. 0, or DDA_EIO (or
+ * DDA_ENOMEM) with the directory that could not be made in err. */
+int dda__make_dir(const char *path, struct dda_error *err);
 int dda__dir_sync(const char *path, struct dda_error *err);
 /* Takes an exclusive flock on DIR/.lock (created if missing), waiting for
  * another holder; *fd gets the lock, released by dda__dir_unlock. A signal

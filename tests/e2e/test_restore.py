@@ -96,6 +96,36 @@ class RestoreTest(DdbCase):
         self.assertEqual(status, 3, err)
         self.assertIn("exists already", err)
 
+    def test_from_a_full_export_plus_the_log_after_it(self):
+        # A full export of the state at T0 (written by restore itself, in
+        # DynamoDB's export layout), then the log after it, up to T.
+        t0, text0 = at(2, 10)
+        export = os.path.join(self.dir, "exports", "AWSDynamoDB", "01700000000000-abcdef12")
+        status, _, err = self.restore("--at", text0, "--to", export)
+        self.assertEqual(status, 0, err)
+        status, rep, err = run("verify", os.path.join(self.dir, "exports"), "--format", "json")
+        self.assertIn(status, (0, 1), err)
+        self.assertEqual(json.loads(rep)["summary"]["states"], len(self.w.state_at(t0)))
+        t, text = at(4, 45)
+        status, _, err = self.restore("--at", text, "--baseline", os.path.join(self.dir, "exports"),
+                                      "--to", "ddb://from-export", "--create")
+        self.assertEqual(status, 0, err)
+        self.assertEqual(canon(scan(self.ddb, "from-export")), canon(self.w.state_at(t)))
+        # A log whose changes before the export are gone gives the same.
+        trimmed = os.path.join(self.dir, "trimmed")
+        w2 = World(items=40)
+        w2.changes = [c for c in w2.changes if c[0] >= t0]
+        log2 = w2.write_log(trimmed)
+        status, out, err = run("restore", log2, "--at", text, "--baseline", export, "--to", "-")
+        self.assertEqual(status, 0, err)
+        got = {(i["UserId"]["S"], i["ActivityId"]["S"]): i
+               for i in (json.loads(x)["Item"] for x in out.decode().splitlines())}
+        self.assertEqual(canon(got), canon(self.w.state_at(t)))
+        # A baseline taken after --at is refused.
+        status, _, err = self.restore("--at", at(1)[1], "--baseline", export, "--to", "-")
+        self.assertEqual(status, 2, err)
+        self.assertIn("after --at", err)
+
     def test_one_key_and_a_dry_run(self):
         t, text = at(4)
         state = self.w.state_at(t)
