@@ -140,6 +140,10 @@ static int ask(const struct dda_aws_opts *o, const struct dda_env *env, const ch
 	identity_opts(o, &h);
 	struct dda_sts_call c = {env, url, region, creds, q, DDA_ARRAY_SIZE(q), &h};
 	int rc = dda__sts_post(&c, &resp, err);
+	if (rc == DDA_EINTR) {
+		dda_error_clear(err);
+		dda_error_set(err, rc, "interrupted while asking STS GetCallerIdentity");
+	}
 	if (!rc && resp.status != 200) {
 		dda__s3_describe(&resp, why, sizeof(why));
 		rc = dda_error_set(err, resp.status ? DDA_EAUTH : DDA_EIO,
@@ -169,6 +173,7 @@ int dda__sts_caller_identity(const struct dda_aws_opts *o, bool local, struct dd
 	else if (rc < 0) {
 		char why[sizeof(err->msg)];
 		snprintf(why, sizeof(why), "%s", err->msg);
+		dda_error_clear(err);
 		dda_error_set(err, rc, "no credentials to ask STS with: %s", why);
 	}
 	dda__creds_release(&creds);

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import socket
 import subprocess
 import threading
@@ -56,6 +57,7 @@ class Silent:
         self.sock.listen(16)
         self.url = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
         self.conns = []
+        self.connected = threading.Event()
         self.thread = threading.Thread(target=self.serve, daemon=True)
         self.thread.start()
 
@@ -66,6 +68,7 @@ class Silent:
             except OSError:
                 return
             self.conns.append(c)
+            self.connected.set()
 
     def stop(self):
         self.sock.close()
@@ -168,6 +171,48 @@ class LocalTest(MetaChecks, Case):
         self.assertIn("- Caller: unknown (STS GetCallerIdentity failed", md)
         self.assertGreater(len(silent.conns), 0, "STS was never asked")
         self.assertNotIn(SECRET.encode(), raw)
+
+    def test_sigterm_ends_the_wait_for_sts(self):
+        """SIGTERM while STS hangs (the audit itself done) ends the wait at
+        once: the reports are written, the caller unknown, interrupted."""
+        silent = Silent()
+        self.addCleanup(silent.stop)
+        env = clean_env(self.dir, AWS_ACCESS_KEY_ID="AKIDEXAMPLE", AWS_SECRET_ACCESS_KEY=SECRET,
+                        AWS_ENDPOINT_URL_STS=silent.url)
+        out = os.path.join(self.dir, "report")
+        p = subprocess.Popen([BINARY, "verify", SAMPLES, *DAY, "--settle", "0", "--report",
+                              out], env=env, stderr=subprocess.PIPE)
+        self.addCleanup(p.kill)
+        self.assertTrue(silent.connected.wait(60), "STS was never asked")
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 1, err)
+        with open(os.path.join(out, "report.json")) as f:
+            caller = json.load(f)["run"]["caller"]
+        self.assertEqual(caller, {"status": "unknown",
+                                  "reason": "interrupted while asking STS GetCallerIdentity"})
+
+    def test_static_keys_of_the_profile_are_used_for_a_local_source(self):
+        creds = os.path.join(self.dir, "credentials")
+        with open(creds, "w") as f:
+            f.write("[auditor]\naws_access_key_id = AKIDPROFILE\n"
+                    "aws_secret_access_key = %s\n" % SECRET)
+        silent = Silent()
+        self.addCleanup(silent.stop)
+        env = clean_env(self.dir, AWS_SHARED_CREDENTIALS_FILE=creds, AWS_PROFILE="auditor",
+                        AWS_ENDPOINT_URL_STS=silent.url)
+        rep, _, raw, _ = self.verify(SAMPLES, *DAY, "--settle", "0", env=env)
+        self.assertTrue(silent.connected.is_set(), "STS was never asked")
+        self.assertEqual(rep["run"]["caller"]["status"], "unknown")
+        self.assertNotIn(SECRET.encode(), raw)
+
+    def test_broken_credentials_leave_the_caller_unknown(self):
+        env = clean_env(self.dir, AWS_ACCESS_KEY_ID="AKIDONLY")
+        rep, md, _, _ = self.verify(SAMPLES, *DAY, "--settle", "0", env=env)
+        reason = ("no credentials to ask STS with: the environment sets AWS_ACCESS_KEY_ID "
+                  "but not AWS_SECRET_ACCESS_KEY")
+        self.assertEqual(rep["run"]["caller"], {"status": "unknown", "reason": reason})
+        self.assertIn("- Caller: unknown (%s)\n" % reason, md)
 
     def test_an_unreachable_sts_leaves_the_caller_unknown(self):
         with socket.socket() as s:
