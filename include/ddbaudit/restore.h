@@ -25,6 +25,11 @@ struct dda_restore_opts {
 	bool overwrite; /* a table that holds items is written anyway; the log's
 			   items absent at T are deleted from it */
 	bool dry_run;	/* write nothing: print each PUT / DELETE on dry_out */
+	/* Undo (with chosen keys, into a table): write each item back to its
+	 * state at undo_since, on condition that the live item still equals
+	 * the state the log says it has now; an item changed since is refused
+	 * and reported, never clobbered. DDA_TIME_NONE: a plain restore. */
+	int64_t undo_since;
 	FILE *dry_out;
 	FILE *ndjson_out; /* for "-" */
 	double max_wcu;	  /* write capacity a second, 0 = unpaced */
@@ -45,6 +50,7 @@ struct dda_restore_stats {
 	char table[256];
 	bool created;
 	int64_t baseline_time; /* the export's exportTime, or DDA_TIME_NONE */
+	uint64_t undone, unchanged, refused; /* undo: items written back, equal, refused */
 };
 
 /* Runs the restore: ao as for dda_audit_run (its range ends after `at`;

@@ -1,8 +1,6 @@
 /* ddbaudit restore: item states as of a time, from the log (restore.h). */
-#include "audit/audit_impl.h"
-#include "ddb/ddb.h"
+#include "audit/restore_impl.h"
 #include "ddbaudit/canon.h"
-#include "ddbaudit/restore.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -41,6 +39,7 @@ struct restore {
 	gzFile gz;
 	uint64_t in_file;
 	json_t *files; /* manifest-files.json lines */
+	struct dda__undo undo;
 	struct dda_error err;
 	int rc;
 };
@@ -182,8 +181,8 @@ static int table_open(struct restore *r, const struct dda_audit_opts *ao, struct
 	if (!same)
 		return dda_error_set(err, DDA_EINVAL, "table '%s' is not keyed as --key-schema says",
 				     r->t.name);
-	if (r->ro->overwrite)
-		return 0;
+	if (r->ro->overwrite || r->ro->undo_since != DDA_TIME_NONE)
+		return 0; /* undo writes into the live table, item by item */
 	json_t *req = json_pack("{sssi}", "TableName", r->t.name, "Limit", 1), *page = NULL;
 	rc = req ? dda__ddb_call(r->conn, "Scan", req, false, &page, err) : DDA_ENOMEM;
 	if (!rc && json_array_size(json_object_get(page, "Items")))
@@ -386,6 +385,26 @@ static void count_uncertain(struct restore *r, const struct dda_result *res)
 	}
 }
 
+static int on_undo_finished(void *ctx, struct dda_audit_fetch *f, struct dda_result *res)
+{
+	struct restore *r = ctx;
+	r->st->items = r->undo.n;
+	if (res->fatal.code) {
+		r->rc = dda_error_set(&r->err, res->fatal.code,
+				      "the log could not be read whole (%s): nothing was written",
+				      res->fatal.msg);
+		return r->rc;
+	}
+	struct dda__undo_ctx x = {.fetch = f,
+				  .conn = r->conn,
+				  .hash_key = r->ao->dec.key_names[0],
+				  .dry_run = r->ro->dry_run,
+				  .out = r->ro->dry_out,
+				  .st = r->st,
+				  .err = &r->err};
+	return r->rc = dda__undo_run(&r->undo, &x);
+}
+
 static int on_finished(void *ctx, struct dda_audit_fetch *f, struct dda_result *res)
 {
 	struct restore *r = ctx;
@@ -478,17 +497,33 @@ int dda_restore_run(struct dda_audit_opts *ao, const struct dda_restore_opts *ro
 		ao->src.range.from = ao->dec.range.from = st->baseline_time;
 		ao->baseline_source = ro->baseline;
 	}
+	bool undo = ro->undo_since != DDA_TIME_NONE;
+	if (!rc && undo && (r.kind != OUT_TABLE || !ro->nkeys))
+		rc = dda_error_set(err, DDA_EINVAL,
+				   "--undo-since writes chosen items back into their table: give "
+				   "--to ddb://TABLE and --key or --keys-file");
+	if (!rc && undo)
+		rc = dda__undo_init(&r.undo, ro) ? dda_error_set(err, DDA_ENOMEM, "out of memory")
+						 : 0;
 	if (!rc && r.kind == OUT_TABLE)
 		rc = table_open(&r, ao, err);
 	else if (!rc && r.kind == OUT_DIR && !ro->dry_run)
 		rc = dir_open(&r, err);
 	if (!rc) {
+		void *ctx = ao->ctx;
 		ao->state_ctx = &r;
 		ao->prior = no_prior;
-		ao->end = on_end;
-		ao->finished = on_finished;
+		ao->end = undo ? NULL : on_end;
+		ao->finished = undo ? on_undo_finished : on_finished;
 		ao->finished_ctx = &r;
+		if (undo) {
+			ao->visit = dda__undo_visit;
+			ao->progress_ctx = ao->progress_ctx ? ao->progress_ctx : ctx;
+			ao->ctx = &r.undo;
+		}
 		rc = dda_audit_run(ao, res, err);
+		ao->visit = NULL;
+		ao->ctx = ctx;
 		ao->state_ctx = ao->finished_ctx = NULL;
 		ao->baseline_source = NULL;
 		ao->prior = NULL;
@@ -509,6 +544,7 @@ int dda_restore_run(struct dda_audit_opts *ao, const struct dda_restore_opts *ro
 	json_decref(r.files);
 	json_decref(r.batch);
 	free(r.v);
+	dda__undo_release(&r.undo);
 	dda_buf_release(&r.keys);
 	dda__ddb_conn_free(r.conn);
 	dda__ddb_free(r.ddb);

@@ -53,7 +53,7 @@ struct table_args {
 
 /* restore's own options. */
 struct restore_args {
-	int64_t at;
+	int64_t at, undo_since;
 	const char *to, *keys_file, *baseline;
 	bool create, overwrite;
 	double max_wcu;

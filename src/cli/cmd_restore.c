@@ -80,8 +80,14 @@ static int load_keys(struct cli *c, struct keys *k)
 
 static int check_args(struct cli *c)
 {
-	if (c->restore.at == DDA_TIME_NONE || !c->restore.to) {
-		dda__cli_error(c, "restore needs --at TIME and --to ddb://TABLE, a directory or -");
+	bool undo = c->restore.undo_since != DDA_TIME_NONE;
+	if ((c->restore.at == DDA_TIME_NONE) == !undo || !c->restore.to) {
+		dda__cli_error(c, "restore needs --at TIME (or, for chosen keys, --undo-since "
+				  "TIME) and --to ddb://TABLE, a directory or -");
+		return EXIT_USAGE;
+	}
+	if (undo && !c->key_text && !c->restore.keys_file) {
+		dda__cli_error(c, "--undo-since writes chosen items back: give --key or --keys-file");
 		return EXIT_USAGE;
 	}
 	if (!strcmp(c->restore.to, "-") && (c->format >= 0)) {
@@ -112,10 +118,13 @@ int dda__cmd_restore(int argc, char **argv, struct cli *c)
 		keys_release(&keys);
 		return status;
 	}
-	/* Every change at or before --at. */
-	c->audit.src.range.to = c->restore.at + 1;
+	/* Every change at or before --at; for an undo, every change there is. */
+	bool undo = c->restore.undo_since != DDA_TIME_NONE;
+	if (!undo)
+		c->audit.src.range.to = c->restore.at + 1;
 	c->audit.dec.range = c->audit.src.range;
-	struct dda_restore_opts ro = {.at = c->restore.at,
+	struct dda_restore_opts ro = {.at = undo ? c->audit.now : c->restore.at,
+				      .undo_since = c->restore.undo_since,
 				      .to = c->restore.to,
 				      .baseline = c->restore.baseline,
 				      .create = c->restore.create,
@@ -154,7 +163,16 @@ int dda__cmd_restore(int argc, char **argv, struct cli *c)
 	}
 	if (!status)
 		status = dda__cli_verdict(c, &res);
-	if (c->verbose >= 0)
+	if (undo && !rc && st.refused && !status)
+		status = EXIT_ANOMALIES; /* an item changed since was left as it is */
+	if (undo && c->verbose >= 0)
+		fprintf(stderr,
+			"ddbaudit: restore: undo since %s: %llu items chosen; %llu written back, "
+			"%llu unchanged, %llu refused (changed since: left as they are); exit %d\n",
+			dda_time_format(ro.undo_since, true, t), (unsigned long long)st.items,
+			(unsigned long long)st.undone, (unsigned long long)st.unchanged,
+			(unsigned long long)st.refused, status);
+	else if (c->verbose >= 0)
 		fprintf(stderr,
 			"ddbaudit: restore: as of %s: %llu items in the log, %llu present; %llu "
 			"%s, %llu deleted%s%s; %llu uncertain (errors in their history)%s; exit %d\n",

@@ -72,6 +72,7 @@ enum {
 	O_OVERWRITE,
 	O_MAX_WCU,
 	O_KEYS_FILE,
+	O_UNDO_SINCE,
 };
 
 static const struct option long_opts[] = {
@@ -126,6 +127,7 @@ static const struct option long_opts[] = {
     {"overwrite", no_argument, NULL, O_OVERWRITE},
     {"max-wcu", required_argument, NULL, O_MAX_WCU},
     {"keys-file", required_argument, NULL, O_KEYS_FILE},
+    {"undo-since", required_argument, NULL, O_UNDO_SINCE},
     {"no-replay-marker", no_argument, NULL, O_NO_MARKER},
     {"event-types", required_argument, NULL, O_EVENT_TYPES},
     {"max-rps", required_argument, NULL, O_MAX_RPS},
@@ -340,7 +342,12 @@ void dda__cli_help(const struct command *cmd)
 		       "                         log has removed by TIME are deleted from it\n"
 		       "  --key KEY              only this item\n"
 		       "  --keys-file FILE       only the items of FILE, a --key a line\n"
+		       "  --undo-since TIME      with --to ddb://TABLE and chosen keys: write each\n"
+		       "                         item back to its state at TIME, on condition that\n"
+		       "                         the live item still is what the log says it is\n"
+		       "                         now (else REFUSED, left as it is)\n"
 		       "  --dry-run              write nothing: print PUT KEY / DELETE KEY a line\n"
+		       "                         (with --undo-since, with the attribute diff)\n"
 		       "  --max-wcu N            write capacity units a second at most\n");
 	if (cmd->opts & OPT_TABLE)
 		printf("table:\n"
@@ -568,6 +575,8 @@ static int set_replay_option(struct cli *c, int opt, const char *arg)
 		return parse_event_types(c, arg);
 	case O_AT:
 		return parse_time_arg(c, "--at", arg, &c->restore.at);
+	case O_UNDO_SINCE:
+		return parse_time_arg(c, "--undo-since", arg, &c->restore.undo_since);
 	case O_CREATE:
 		c->restore.create = true;
 		return 0;
@@ -892,6 +901,7 @@ static bool allowed(const struct command *cmd, int opt)
 	case O_OVERWRITE:
 	case O_MAX_WCU:
 	case O_KEYS_FILE:
+	case O_UNDO_SINCE:
 		return cmd->opts & OPT_RESTORE;
 	case O_DRY_RUN:
 		return cmd->opts & (OPT_REPLAY | OPT_RESTORE);
@@ -1102,7 +1112,7 @@ int dda__cli_parse(int argc, char **argv, const struct command *cmd, struct cli 
 					 .parallelism = 1, .batch_size = 100, .max_retries = 3,
 					 .max_record_age = -1, .on_failure = DDA_FAIL_DEFAULT};
 	c->table = (struct table_args){.segments = 4};
-	c->restore.at = DDA_TIME_NONE;
+	c->restore.at = c->restore.undo_since = DDA_TIME_NONE;
 	int64_t now_arg = DDA_TIME_NONE;
 	int opt;
 	optind = 1;

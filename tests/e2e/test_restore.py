@@ -126,6 +126,47 @@ class RestoreTest(DdbCase):
         self.assertEqual(status, 2, err)
         self.assertIn("after --at", err)
 
+    def test_undo_chosen_keys_and_refuse_one_changed_since(self):
+        create_table(self.ddb, "live")
+        self.w.apply(self.ddb, "live")
+        t, text = at(4, 30)
+        then, now = self.w.state_at(t), self.w.truth
+        changed = [k for k in sorted(now) if k in then and then[k] != now[k]]
+        born = [k for k in sorted(now) if k not in then]
+        same = [k for k in sorted(now) if then.get(k) == now[k]]
+        self.assertTrue(len(changed) >= 2 and born and same, "the world lacks a case")
+        back, tampered, new, kept = changed[0], changed[1], born[0], same[0]
+        altered = dict(now[tampered], Status={"S": "BEHIND-THE-LOG"})
+        self.ddb.put_item(TableName="live", Item=altered)
+        keys = os.path.join(self.dir, "keys.txt")
+        with open(keys, "w") as f:
+            f.write("# items to undo\n")
+            for u, a in (back, tampered, new, kept):
+                f.write(f"UserId={u},ActivityId={a}\n")
+        before = scan(self.ddb, "live")
+        status, out, err = self.restore("--undo-since", text, "--to", "ddb://live",
+                                        "--keys-file", keys, "--dry-run")
+        self.assertEqual(status, 0, err)
+        self.assertEqual(scan(self.ddb, "live"), before)
+        self.assertIn('"changed"', out.decode())
+        status, out, err = self.restore("--undo-since", text, "--to", "ddb://live",
+                                        "--keys-file", keys)
+        self.assertEqual(status, 1, err)
+        # A line an item: what was done, its key (attributes by name), why.
+        lines = {line.split(" ", 2)[1].rstrip(":"): line.split(" ", 1)[0]
+                 for line in out.decode().splitlines()}
+
+        def k(item):
+            return f"ActivityId={item[1]},UserId={item[0]}"
+        self.assertEqual(lines, {k(back): "PUT", k(tampered): "REFUSED", k(new): "DELETE",
+                                 k(kept): "UNCHANGED"})
+        live = scan(self.ddb, "live")
+        self.assertEqual(live[back], then[back])
+        self.assertEqual(live[tampered], altered)      # never clobbered
+        self.assertNotIn(new, live)
+        self.assertEqual(live[kept], now[kept])
+        self.assertIn("1 refused", err)
+
     def test_one_key_and_a_dry_run(self):
         t, text = at(4)
         state = self.w.state_at(t)
