@@ -17,5 +17,6 @@
 #include "ddbaudit/baseline.h"
 #include "ddbaudit/reconcile.h"
 #include "ddbaudit/restore.h"
+#include "ddbaudit/evidence.h"
 
 #endif

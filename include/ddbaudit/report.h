@@ -61,6 +61,11 @@ struct dda_report_info {
 		int64_t previous_watermark; /* DDA_TIME_NONE for the first run */
 		int64_t watermark;	    /* the one this run writes */
 	} state;
+	/* With --bundle: the bundle's file name, and the SHA-256 (hex) of the
+	 * bundle the previous run of the --state chain wrote, or NULL. They
+	 * make report.json's "evidence" object. */
+	const char *bundle_name;
+	const char *previous_bundle_sha256;
 };
 
 DDA_API int dda_report_write(int format, const struct dda_report_info *info,

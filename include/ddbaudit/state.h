@@ -44,6 +44,7 @@ struct dda_state_run {
 	/* From the trailer: known once dda_state_drain has read it. */
 	char report_sha256[65];	     /* that run's JSON report */
 	char prev_report_sha256[65]; /* the run before it, "" for the first */
+	char bundle_sha256[65];	     /* that run's evidence bundle, "" for none */
 	char versioning[16];	     /* bucket settings as last seen, "" unknown */
 	char object_lock[16];
 	uint64_t items;
@@ -81,6 +82,9 @@ DDA_API int dda_state_drain(struct dda_state *s, struct dda_error *err);
  * the old one, atomically. */
 DDA_API int dda_state_commit(struct dda_state *s, const char *report_sha256, const char *versioning,
 			     const char *object_lock, struct dda_error *err);
+/* Before the commit: the SHA-256 (hex) of the evidence bundle this run
+ * wrote, recorded in the trailer so that the next run's report links it. */
+DDA_API void dda_state_set_bundle(struct dda_state *s, const char *bundle_sha256);
 /* Items written to the new state so far. */
 DDA_API uint64_t dda_state_items(const struct dda_state *s);
 /* Discards an uncommitted new state, releases the lock; NULL is a no-op. */

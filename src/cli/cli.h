@@ -28,6 +28,7 @@ enum {
 	OPT_TABLE = 1 << 7, /* reconcile: --table ddb://, scan options */
 	OPT_STATE = 1 << 8, /* verify's cron options: --state, --metrics, --write-baseline */
 	OPT_RESTORE = 1 << 9, /* restore: --at, --to DEST, ... */
+	OPT_EVIDENCE = 1 << 10, /* evidence ACTION BUNDLE and its checks */
 };
 
 /* replay's own options, as given. */
@@ -88,6 +89,10 @@ struct cli {
 	const char *baseline_path;    /* --baseline */
 	struct dda_baseline *baseline; /* loaded from baseline_path, owned */
 	const char *write_baseline;   /* --write-baseline */
+	const char *bundle;	      /* --bundle */
+	const char *sign_key;	      /* --sign-key */
+	const char *operand;	      /* evidence: the bundle after the action */
+	struct dda_evidence_opts evidence; /* evidence verify's checks */
 	bool is_tty;
 };
 
@@ -137,6 +142,19 @@ int dda__cmd_restore(int argc, char **argv, struct cli *c);
  * default Markdown when there is no DIR). 0 or an exit status. */
 int dda__cli_write_reports(struct cli *c, const struct dda_report_info *info,
 			   const struct dda_result *res);
+int dda__cmd_evidence(int argc, char **argv, struct cli *c);
+
+/* --bundle (cli_bundle.c). begin, before the audit: without --report, has
+ * the audit write its manifest to a temporary file beside the bundle
+ * (man). info: the bundle's name and the previous bundle of the --state
+ * chain (st may be NULL) for report.json. write, after the audit and
+ * before the reports: the bundle, its SHA-256 handed to the state. Each
+ * returns 0 or an exit status, having said why. */
+int dda__cli_bundle_begin(struct cli *c, struct dda__afile *man);
+void dda__cli_bundle_info(const struct cli *c, const struct dda_state *st,
+			  struct dda_report_info *info);
+int dda__cli_bundle_write(struct cli *c, struct dda_state *st, const struct dda_report_info *info,
+			  const struct dda_result *res);
 
 /* Exit status of a finished run: runtime failure, anomalies at or above
  * --fail-on, or clean. */

@@ -156,7 +156,7 @@ int dda__cmd_verify(int argc, char **argv, struct cli *c)
 		dda_state_free(st);
 		return EXIT_RUNTIME;
 	}
-	if (c->report_dir && open_manifest(c, &man)) {
+	if ((c->report_dir && open_manifest(c, &man)) || dda__cli_bundle_begin(c, &man)) {
 		dda__cli_metrics_release(&met);
 		dda_state_free(st);
 		return EXIT_RUNTIME;
@@ -165,7 +165,7 @@ int dda__cmd_verify(int argc, char **argv, struct cli *c)
 	c->audit.ctx = c;
 	dda__cli_catch_signals(c);
 	int rc = dda_audit_run(&c->audit, &res, &err);
-	if (!rc && c->report_dir)
+	if (!rc && (c->report_dir || c->bundle))
 		rc = dda__afile_finish(&man, &err);
 	if (rc) {
 		const struct dda_error *se = st ? dda_state_error(st) : NULL;
@@ -196,11 +196,14 @@ int dda__cmd_verify(int argc, char **argv, struct cli *c)
 	    .manifest_tmp = c->report_dir ? man.tmp.ptr : NULL,
 	    .fail_on = c->fail_on,
 	};
+	dda__cli_bundle_info(c, st, &info);
 	if (!status) {
 		dda__cli_run_meta(c, argc, argv, false, &meta, &info);
 		state_link(c, st, &info);
-		status = dda__cli_write_reports(c, &info, &res);
+		status = dda__cli_bundle_write(c, st, &info, &res);
 	}
+	if (!status)
+		status = dda__cli_write_reports(c, &info, &res);
 	if (!status && c->write_baseline)
 		status = write_baseline(c, &res);
 	/* Findings (exit 1) are what the run is for, not a failure: the state

@@ -41,6 +41,12 @@ static const struct command commands[] = {
      "the log has findings at or above --fail-on (uncertain items: see the report), 2\n"
      "usage error (a table that is not empty or does not exist), 3 runtime failure\n"
      "(nothing is written from a log that could not be read whole)."},
+    {"evidence", dda__cmd_evidence, OPT_EVIDENCE | OPT_TEXT_FORMAT,
+     "evidence verify BUNDLE [--pubkey PEM | --kms KEY_ID] [--previous BUNDLE] [--recheck]",
+     "check an evidence bundle: signature, sums, report against manifest, chain",
+     "0 every check holds, 1 a check failed (each is named), 2 usage\n"
+     "error, 3 a check could not be made (unreadable bundle, key or network) or a\n"
+     "signature is present and no key was given to check it."},
 };
 
 static void usage(FILE *out)

@@ -43,6 +43,12 @@ enum {
 	O_STATE,
 	O_SINCE_STATE,
 	O_LATE_WINDOW,
+	O_BUNDLE,
+	O_SIGN_KEY,
+	O_PUBKEY,
+	O_KMS,
+	O_PREVIOUS,
+	O_RECHECK,
 	O_TARGET,
 	O_PARALLELISM,
 	O_BATCH_SIZE,
@@ -107,6 +113,12 @@ static const struct option long_opts[] = {
     {"state", required_argument, NULL, O_STATE},
     {"since-state", no_argument, NULL, O_SINCE_STATE},
     {"late-window", required_argument, NULL, O_LATE_WINDOW},
+    {"bundle", required_argument, NULL, O_BUNDLE},
+    {"sign-key", required_argument, NULL, O_SIGN_KEY},
+    {"pubkey", required_argument, NULL, O_PUBKEY},
+    {"kms", required_argument, NULL, O_KMS},
+    {"previous", required_argument, NULL, O_PREVIOUS},
+    {"recheck", no_argument, NULL, O_RECHECK},
     {"target", required_argument, NULL, O_TARGET},
     {"parallelism", required_argument, NULL, O_PARALLELISM},
     {"batch-size", required_argument, NULL, O_BATCH_SIZE},
@@ -248,7 +260,15 @@ void dda__cli_help(const struct command *cmd)
 		       "  --late-window DURATION look back this far before the range (default 24h;\n"
 		       "                         0 = never) for objects written into hours an\n"
 		       "                         earlier run audited: LATE_OBJECT, their changes\n"
-		       "                         folded into the chains\n");
+		       "                         folded into the chains\n"
+		       "evidence:\n"
+		       "  --bundle FILE.tar.gz   also write the reports, manifest.ndjson and\n"
+		       "                         SHA256SUMS as one archive (docs/evidence.md);\n"
+		       "                         with --state, report.json links the previous\n"
+		       "                         run's bundle by its SHA-256\n"
+		       "  --sign-key PEM|kms:KEY_ID  sign SHA256SUMS into SHA256SUMS.sig: an\n"
+		       "                         Ed25519 PEM private key, or an AWS KMS key\n"
+		       "                         (ECC_NIST_P256, ECDSA_SHA_256)\n");
 	if (cmd->opts & OPT_REPLAY)
 		printf(
 		    "replay:\n"
@@ -303,7 +323,19 @@ void dda__cli_help(const struct command *cmd)
 		    "every output are checked; a configuration error (refused, DNS, 401/403,\n"
 		    "404, 413) stops the run at once with exit 3. Throttles (429, 503) are\n"
 		    "waited out and never count as retries.\n");
-	if (cmd->opts & OPT_TEXT_FORMAT)
+	if (cmd->opts & OPT_EVIDENCE)
+		printf("checks:\n"
+		       "  --pubkey PEM           check SHA256SUMS.sig with this Ed25519 public key\n"
+		       "  --kms KEY_ID           check it with this KMS key's public key\n"
+		       "                         (GetPublicKey; AWS_ENDPOINT_URL_KMS)\n"
+		       "  --previous BUNDLE      check that report.json links BUNDLE as the\n"
+		       "                         previous run's bundle\n"
+		       "  --recheck              read every object of the manifest again (by\n"
+		       "                         versionId when recorded) from the run's source\n"
+		       "                         and check its SHA-256\n"
+		       "output:\n"
+		       "  --format text|json     a line a check (default), or one JSON document\n");
+	else if (cmd->opts & OPT_TEXT_FORMAT)
 		printf("output:\n"
 		       "  --format text|json     %s\n",
 		       cmd->run == dda__cmd_ls
@@ -357,12 +389,14 @@ void dda__cli_help(const struct command *cmd)
 		       "  --consistent-read      strongly consistent Scan (twice the read capacity)\n"
 		       "  --max-rcu N            read capacity units a second at most (default:\n"
 		       "                         unpaced; throttling is always waited out)\n");
+	if (!(cmd->opts & OPT_EVIDENCE))
+		printf("input:\n"
+		       "  --max-object-bytes N   larger objects (and NDJSON lines) are reported\n"
+		       "                         UNREADABLE, not read (default 16777216)\n"
+		       "  --lines                read a plain file as NDJSON (one record a line)\n"
+		       "  --versions             read every version of every object (S3 "
+		       "sources)\n");
 	printf(
-	    "input:\n"
-	    "  --max-object-bytes N   larger objects (and NDJSON lines) are reported\n"
-	    "                         UNREADABLE, not read (default 16777216)\n"
-	    "  --lines                read a plain file as NDJSON (one record a line)\n"
-	    "  --versions             read every version of every object (S3 sources)\n"
 	    "aws (s3://BUCKET/PREFIX/ sources):\n"
 	    "  --endpoint-url URL     S3 endpoint (else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL);\n"
 	    "                         custom endpoints use path-style addressing\n"
@@ -790,6 +824,24 @@ static int set_option(struct cli *c, int opt, const char *arg, int64_t *now_arg)
 		else
 			c->baseline_path = arg;
 		return 0;
+	case O_BUNDLE:
+		c->bundle = arg;
+		return 0;
+	case O_SIGN_KEY:
+		c->sign_key = arg;
+		return 0;
+	case O_PUBKEY:
+		c->evidence.pubkey = arg;
+		return 0;
+	case O_KMS:
+		c->evidence.kms_key = arg;
+		return 0;
+	case O_PREVIOUS:
+		c->evidence.previous = arg;
+		return 0;
+	case O_RECHECK:
+		c->evidence.recheck = true;
+		return 0;
 	case O_WRITE_BASELINE:
 		c->write_baseline = arg;
 		return 0;
@@ -875,7 +927,18 @@ static bool allowed(const struct command *cmd, int opt)
 	case O_STATE:
 	case O_SINCE_STATE:
 	case O_LATE_WINDOW:
+	case O_BUNDLE:
+	case O_SIGN_KEY:
 		return cmd->opts & OPT_STATE;
+	case O_PUBKEY:
+	case O_KMS:
+	case O_PREVIOUS:
+	case O_RECHECK:
+		return cmd->opts & OPT_EVIDENCE;
+	case O_LINES:
+	case O_MAX_OBJECT_BYTES:
+	case O_VERSIONS:
+		return !(cmd->opts & OPT_EVIDENCE);
 	case O_METRICS:
 		return cmd->opts & (OPT_STATE | OPT_REPLAY);
 	case O_ALLOW_EMPTY:
@@ -1055,6 +1118,7 @@ static int load_baseline(struct cli *c)
 static int finish_options(struct cli *c, int64_t now_arg)
 {
 	struct dda_audit_opts *a = &c->audit;
+	struct dda_error err = {0};
 	if (now_arg != DDA_TIME_NONE)
 		a->now = now_arg;
 	if (c->since) {
@@ -1070,6 +1134,19 @@ static int finish_options(struct cli *c, int64_t now_arg)
 	if (c->late_window_given && !c->state_path) {
 		dda__cli_error(c, "--late-window needs --state PATH (late objects are found "
 				  "against the previous run)");
+		return EXIT_USAGE;
+	}
+	if (c->sign_key && !c->bundle) {
+		dda__cli_error(c, "--sign-key signs a bundle: it needs --bundle FILE.tar.gz");
+		return EXIT_USAGE;
+	}
+	if (c->sign_key && dda_bundle_check_key(c->sign_key, &err)) {
+		dda__cli_error(c, "%s", err.msg);
+		return EXIT_USAGE;
+	}
+	if (c->evidence.pubkey && c->evidence.kms_key) {
+		dda__cli_error(c, "--pubkey and --kms cannot be combined: give the one key the "
+				  "bundle was signed with");
 		return EXIT_USAGE;
 	}
 	if (c->since_state && (!c->state_path || c->since || a->src.range.from != DDA_TIME_NONE ||
@@ -1094,6 +1171,20 @@ static int finish_options(struct cli *c, int64_t now_arg)
 	if (c->options)
 		noise_json(c->options, c);
 	return load_baseline(c);
+}
+
+/* SOURCE, or for evidence its action and the bundle. */
+static bool needs_operand(const struct cli *c)
+{
+	return !c->source || ((c->command->opts & OPT_EVIDENCE) && !c->operand);
+}
+
+static void take_operand(struct cli *c, const char *arg)
+{
+	if (!c->source)
+		c->source = arg;
+	else
+		c->operand = arg;
 }
 
 int dda__cli_parse(int argc, char **argv, const struct command *cmd, struct cli *c)
@@ -1121,8 +1212,8 @@ int dda__cli_parse(int argc, char **argv, const struct command *cmd, struct cli 
 		opt = getopt_long(argc, argv, "+:qvhV", long_opts, NULL);
 		if (opt == -1) {
 			/* Options may follow SOURCE: take it and keep parsing. */
-			if (optind < argc && !c->source && strcmp(argv[optind - 1], "--")) {
-				c->source = argv[optind++];
+			if (optind < argc && needs_operand(c) && strcmp(argv[optind - 1], "--")) {
+				take_operand(c, argv[optind++]);
 				continue;
 			}
 			break;
@@ -1146,8 +1237,8 @@ int dda__cli_parse(int argc, char **argv, const struct command *cmd, struct cli 
 		if (rc)
 			return rc;
 	}
-	if (optind < argc && !c->source)
-		c->source = argv[optind++];
+	while (optind < argc && needs_operand(c))
+		take_operand(c, argv[optind++]);
 	if (optind < argc) {
 		dda__cli_error(c, "unexpected argument '%s'", argv[optind]);
 		return EXIT_USAGE;

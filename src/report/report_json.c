@@ -256,6 +256,15 @@ static void run_metadata(json_t *run, const struct dda_report_info *info,
 		json_object_set_new(run, "state", state_json(&info->state));
 }
 
+/* The bundle this report is part of, and the link to the previous one of
+ * its --state chain (null for the first, or without a state). */
+static json_t *evidence_json(const struct dda_report_info *info)
+{
+	const char *prev = info->previous_bundle_sha256;
+	return json_pack("{ssso}", "bundle", info->bundle_name, "previous_bundle_sha256",
+			 prev && *prev ? json_string(prev) : json_null());
+}
+
 json_t *dda_report_json(const struct dda_report_info *info, const struct dda_result *res)
 {
 	/* An anomaly that cannot be built fails the report: a report must never
@@ -302,6 +311,10 @@ json_t *dda_report_json(const struct dda_report_info *info, const struct dda_res
 			      anomalies, "manifest", manifest);
 	/* A command's own section (reconcile's), beside the others. */
 	if (j && info->extra && json_object_update_missing(j, (json_t *)info->extra)) {
+		json_decref(j);
+		j = NULL;
+	}
+	if (j && info->bundle_name && json_object_set_new(j, "evidence", evidence_json(info))) {
 		json_decref(j);
 		j = NULL;
 	}

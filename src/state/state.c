@@ -53,6 +53,7 @@ struct dda_state {
 	struct dda_buf line;
 	struct dda_buf carried_obj;
 	struct dda_error err;
+	char bundle_sha256[65]; /* this run's bundle, "" for none */
 	bool committed;
 };
 
@@ -193,6 +194,10 @@ static int read_trailer(struct dda_state *s, const dda_slice *line)
 			 json_object_get(t, "report_sha256"));
 		copy_str(s->prior.prev_report_sha256, sizeof(s->prior.prev_report_sha256),
 			 json_object_get(t, "previous_report_sha256"));
+		/* Absent from the states of runs without a bundle, and from
+		 * those written before bundles existed: "". */
+		copy_str(s->prior.bundle_sha256, sizeof(s->prior.bundle_sha256),
+			 json_object_get(t, "bundle_sha256"));
 		copy_str(s->prior.versioning, sizeof(s->prior.versioning),
 			 json_object_get(b, "versioning"));
 		copy_str(s->prior.object_lock, sizeof(s->prior.object_lock),
@@ -573,6 +578,13 @@ int dda_state_commit(struct dda_state *s, const char *report_sha256, const char 
 		      "report_sha256", report_sha256, "previous_report_sha256",
 		      s->prior.report_sha256, "bucket", "versioning", versioning ? versioning : "",
 		      "object_lock", object_lock ? object_lock : "", "sha256", hex);
+	/* Only when this run wrote a bundle: a state without one reads as
+	 * before, by this version and by older ones. */
+	if (t && s->bundle_sha256[0] &&
+	    json_object_set_new(t, "bundle_sha256", json_string(s->bundle_sha256))) {
+		json_decref(t);
+		t = NULL;
+	}
 	char *text = t ? json_dumps(t, JSON_COMPACT) : NULL;
 	json_decref(t);
 	int rc = text ? put_line(s, text, strlen(text), false) : DDA_ENOMEM;
@@ -595,6 +607,11 @@ int dda_state_commit(struct dda_state *s, const char *report_sha256, const char 
 	if (!rc)
 		s->committed = true;
 	return rc;
+}
+
+void dda_state_set_bundle(struct dda_state *s, const char *bundle_sha256)
+{
+	snprintf(s->bundle_sha256, sizeof(s->bundle_sha256), "%s", bundle_sha256);
 }
 
 void dda_state_free(struct dda_state *s)
