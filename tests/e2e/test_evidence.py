@@ -417,6 +417,35 @@ class ChainTest(EvidenceCase):
         self.assertIsNone(rep["evidence"]["previous_bundle_sha256"])
 
 
+class SampleTest(Case):
+    """samples/evidence: the checked-in bundle verifies with stock tools and with
+    ddbaudit, and still matches samples/audit-logs."""
+    SAMPLE = os.path.join(ROOT, "samples", "evidence")
+
+    def test_sample_bundle(self):
+        need_tools("openssl", "tar", "sha256sum")
+        bundle = os.path.join(self.SAMPLE, "sample-bundle.tar.gz")
+        pub = os.path.join(self.SAMPLE, "TEST-KEY-DO-NOT-USE.pub.pem")
+        out = os.path.join(self.dir, "x")
+        os.mkdir(out)
+        subprocess.run(["tar", "-xzf", bundle, "-C", out], check=True)
+        subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=out, check=True)
+        p = subprocess.run(["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", pub, "-rawin",
+                            "-in", "SHA256SUMS", "-sigfile", "SHA256SUMS.sig"], cwd=out,
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        with open(os.path.join(out, "report.json")) as f:
+            self.assertEqual(json.load(f)["run"]["source"], "samples/audit-logs")
+        # The report names its source relative to the repository's root.
+        from harness import BINARY
+        p = subprocess.run([BINARY, "evidence", "verify", bundle, "--pubkey", pub, "--recheck"],
+                           cwd=ROOT, capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("recheck: ok: 223 objects", p.stdout)
+        with open(os.path.join(self.SAMPLE, "TEST-KEY-DO-NOT-USE.pem")) as f:
+            self.assertIn("PRIVATE KEY", f.read())
+
+
 class KmsAndS3Test(MotoCase):
     def setUp(self):
         super().setUp()
