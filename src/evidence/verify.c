@@ -220,29 +220,48 @@ static void check_sums(struct ctx *x, const struct dda_buf *text)
 /* ---- report <-> manifest ---- */
 
 struct manifest_line {
-	const char *key, *version, *sha256;
+	const char *key, *version, *sha256; /* the exact bytes of names */
 	json_int_t size;
 };
 
+/* A name of a manifest line: its exact bytes from "<member>_b64" when the
+ * name is not UTF-8 (docs/report.md), else the string itself. */
+static const char *line_name(json_t *j, const char *member, struct dda_buf *tmp)
+{
+	char b64[32];
+	snprintf(b64, sizeof(b64), "%s_b64", member);
+	const char *raw = json_string_value(json_object_get(j, b64));
+	if (!raw)
+		return json_string_value(json_object_get(j, member));
+	dda_buf_reset(tmp);
+	if (dda_base64_decode(raw, strlen(raw), tmp) || dda_buf_adds(tmp, "") ||
+	    memchr(tmp->ptr, '\0', tmp->len))
+		return NULL;
+	return tmp->ptr;
+}
+
 /* Calls fn for every line of the manifest; a line that is not an object
- * with a key is a failure named by its number. */
+ * with a key (or longer than any manifest line) is a failure named by its
+ * number, and ends the walk. */
 static int each_line(struct ctx *x, const struct dda__entry *e,
 		     int (*fn)(struct ctx *, size_t, const struct manifest_line *, void *),
 		     void *arg)
 {
-	char *line = NULL;
-	size_t cap = 0, lineno = 0;
-	ssize_t len;
-	int rc = 0;
+	char *line = malloc(MANIFEST_LINE_MAX + 2);
+	struct dda_buf key, ver;
+	size_t lineno = 0;
+	int rc = line ? 0 : (x->oom = 1);
+	dda_buf_init(&key, MANIFEST_LINE_MAX);
+	dda_buf_init(&ver, MANIFEST_LINE_MAX);
 	fseek(e->f, 0, SEEK_SET);
-	while (!rc && (len = getline(&line, &cap, e->f)) >= 0) {
+	while (!rc && fgets(line, MANIFEST_LINE_MAX + 2, e->f)) {
+		size_t len = strlen(line);
 		lineno++;
-		json_error_t jerr;
-		json_t *j =
-		    len <= MANIFEST_LINE_MAX ? json_loadb(line, (size_t)len, 0, &jerr) : NULL;
+		bool whole = len && (line[len - 1] == '\n' || feof(e->f));
+		json_t *j = whole ? json_loadb(line, len, 0, NULL) : NULL;
 		struct manifest_line m = {
-		    .key = json_string_value(json_object_get(j, "key")),
-		    .version = json_string_value(json_object_get(j, "versionId")),
+		    .key = line_name(j, "key", &key),
+		    .version = line_name(j, "versionId", &ver),
 		    .sha256 = json_string_value(json_object_get(j, "sha256")),
 		    .size = json_integer_value(json_object_get(j, "size")),
 		};
@@ -250,7 +269,8 @@ static int each_line(struct ctx *x, const struct dda__entry *e,
 			char name[48];
 			snprintf(name, sizeof(name), "manifest line %zu", lineno);
 			add(x, name, DDA_CHECK_FAIL,
-			    "not a manifest line (a JSON object with a key)");
+			    whole ? "not a manifest line (a JSON object with a key)"
+				  : "longer than any manifest line");
 			rc = 1;
 		} else {
 			rc = fn(x, lineno, &m, arg);
@@ -258,6 +278,8 @@ static int each_line(struct ctx *x, const struct dda__entry *e,
 		json_decref(j);
 	}
 	free(line);
+	dda_buf_release(&key);
+	dda_buf_release(&ver);
 	fseek(e->f, 0, SEEK_SET);
 	return rc;
 }
@@ -450,10 +472,12 @@ static int fetch_local(struct recheck *r, const struct manifest_line *m, char he
 	    r->file ? dda_buf_adds(&path, r->root) : dda_buf_addf(&path, "%s/%s", r->root, rel);
 	FILE *f = rc ? NULL : fopen(path.ptr, "rb");
 	if (!f) {
+		int e = rc ? ENAMETOOLONG : errno;
 		snprintf(why, cap, "cannot be read back from '%s': %s", rc ? "" : path.ptr,
-			 rc ? "path too long" : strerror(errno));
+			 strerror(e));
 		dda_buf_release(&path);
-		return errno == ENOENT || errno == EACCES ? DDA_CHECK_FAIL : DDA_CHECK_ERROR;
+		return e == ENOENT || e == EACCES || e == ENOTDIR ? DDA_CHECK_FAIL
+								  : DDA_CHECK_ERROR;
 	}
 	rc = dda__hash_stream(f, d, NULL);
 	fclose(f);

@@ -16,7 +16,6 @@ from harness import Case, ROOT, main, run
 from moto import MotoCase, upload_tree
 
 SAMPLES = os.path.join(ROOT, "samples", "audit-logs")
-REPORTS = {"report.json", "report.md", "anomalies.csv"}
 
 
 def sha256_file(path):
@@ -89,13 +88,16 @@ class EvidenceCase(Case):
 
 class BundleTest(EvidenceCase):
     def test_verifies_with_stock_tools_only(self):
-        path = self.bundle()
+        rdir = os.path.join(self.dir, "r")
+        path = self.bundle("--report", rdir)
         out = os.path.join(self.dir, "x")
         os.mkdir(out)
         subprocess.run(["tar", "-xzf", path, "-C", out], check=True)
         names = set(os.listdir(out))
-        self.assertEqual(names, REPORTS | {"manifest.ndjson", "SHA256SUMS", "SHA256SUMS.sig",
-                                           "SIGNATURE.json"})
+        # Every file --report writes, whatever formats there are, and the sums.
+        reports = set(os.listdir(rdir)) - {".lock"}
+        self.assertIn("report.html", reports)
+        self.assertEqual(names, reports | {"SHA256SUMS", "SHA256SUMS.sig", "SIGNATURE.json"})
         p = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=out, capture_output=True,
                            text=True)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
@@ -140,7 +142,7 @@ class BundleTest(EvidenceCase):
         rdir = os.path.join(self.dir, "r")
         path = self.bundle("--report", rdir)
         m = members(path)
-        for name in REPORTS | {"manifest.ndjson"}:
+        for name in set(os.listdir(rdir)) - {".lock"}:
             with open(os.path.join(rdir, name), "rb") as f:
                 self.assertEqual(f.read(), m[name], name)
 
@@ -356,6 +358,27 @@ class RecheckTest(EvidenceCase):
         status, out, err = self.check(path, "--pubkey", self.pub, "--recheck")
         self.assertEqual(status, 1, out + err)
         self.assertIn("cannot be read back", out)
+
+    def test_names_that_are_not_utf8(self):
+        src = os.path.join(self.dir, "audit-logs")
+        shutil.copytree(SAMPLES, src)
+        hour = os.path.join(src, "2025", "07", "12", "08")
+        odd = os.path.join(os.fsencode(hour), b"caf\xe9-a.json")
+        with open(os.path.join(hour, sorted(os.listdir(hour))[0]), "rb") as f:
+            data = f.read()
+        with open(odd, "wb") as f:
+            f.write(data)
+        path = self.bundle(source=src)
+        man = [json.loads(line) for line in members(path)["manifest.ndjson"].splitlines()]
+        self.assertTrue(any("key_b64" in m for m in man))
+        status, out, err = self.check(path, "--pubkey", self.pub, "--recheck")
+        self.assertEqual(status, 0, out + err)
+        self.assertIn("recheck: ok: 224 objects", out)
+        with open(odd, "wb") as f:
+            f.write(flip(data))
+        status, out, err = self.check(path, "--pubkey", self.pub, "--recheck")
+        self.assertEqual(status, 1, out + err)
+        self.assertIn("caf\\xE9-a.json': its bytes hash to", out)
 
     def test_a_source_that_is_gone(self):
         src = os.path.join(self.dir, "audit-logs")
