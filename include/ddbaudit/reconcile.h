@@ -14,7 +14,10 @@
 #include "ddbaudit/audit.h"
 
 struct dda_reconcile_opts {
-	const char *table; /* ddb://TABLE or a table ARN */
+	const char *table; /* ddb://TABLE or a table ARN, or NULL with export */
+	/* Instead of a table: a full DynamoDB export (as restore --baseline
+	 * takes it), compared with the log's states at its exportTime. */
+	const char *export;
 	int segments;	   /* parallel Scan segments (1..64) */
 	bool consistent;   /* strongly consistent Scan */
 	double max_rcu;	   /* read capacity a second, 0 = unpaced */
@@ -32,6 +35,7 @@ struct dda_reconcile_stats {
 	double rcu;	      /* capacity the reads consumed */
 	uint64_t throttles;
 	int64_t scan_started, scan_finished;
+	int64_t export_time; /* with an export: its exportTime, else DDA_TIME_NONE */
 };
 
 /* Runs the reconcile: ao as for dda_audit_run (its prior/end hooks are

@@ -42,4 +42,10 @@ int dda__complete(struct dda__audit_ctx *x);
  * 0 or DDA_ENOMEM. */
 int dda__noise_filter(struct dda__audit_ctx *x);
 
+/* The exportTime of a baseline (a full DynamoDB export under spec): that
+ * of the first full-export data file its source yields. DDA_EINVAL when
+ * spec holds no full export. */
+int dda__baseline_time(const struct dda_audit_opts *ao, const char *spec, int64_t *out,
+		       struct dda_error *err);
+
 #endif

@@ -10,6 +10,45 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The exportTime of a baseline: that of the first full-export data file
+ * its source yields (the source reads the export's summary first). */
+int dda__baseline_time(const struct dda_audit_opts *ao, const char *spec, int64_t *out,
+			struct dda_error *err)
+{
+	struct dda_objtab *objs = dda_objtab_new();
+	struct dda_source *src = NULL;
+	struct dda_source_opts so = ao->src;
+	struct dda_chunk c;
+	so.range.from = so.range.to = DDA_TIME_NONE;
+	so.list_only = true;
+	so.late = false;
+	if (!so.aws.stop)
+		so.aws.stop = ao->stop;
+	*out = DDA_TIME_NONE;
+	dda_chunk_init(&c);
+	int rc = objs ? dda_source_open(&src, spec, objs, &so, err)
+		      : dda_error_set(err, DDA_ENOMEM, "out of memory");
+	while (!rc && *out == DDA_TIME_NONE) {
+		int n = dda_source_next(src, &c, err);
+		if (n <= 0) {
+			rc = n;
+			break;
+		}
+		const struct dda_object *ob = dda_objtab_get(objs, c.obj);
+		if (ob && ob->exp.kind == DDA_EXPORT_FULL)
+			*out = ob->exp.time;
+	}
+	if (!rc && *out == DDA_TIME_NONE)
+		rc = dda_error_set(err, DDA_EINVAL,
+				   "--baseline '%s' holds no full DynamoDB export (AWSDynamoDB/<id>/ "
+				   "with a FULL_EXPORT manifest-summary.json and data files)",
+				   spec);
+	dda_chunk_release(&c);
+	dda_source_free(src);
+	dda_objtab_free(objs);
+	return rc;
+}
+
 /* One item of either side: its key (in an arena), key hash and digest. */
 struct entry {
 	uint64_t khash;
@@ -158,6 +197,53 @@ static int scan_table(struct dda_ddb *d, const struct dda_ddb_table *t,
 		side_resolve(out);
 		qsort(out->v, out->n, sizeof(*out->v), cmp_entry);
 	}
+	return rc;
+}
+
+static int on_end(void *ctx, const struct dda_item_end *end);
+static int no_prior(void *ctx, const uint8_t *key, size_t key_len, struct dda_carried *out);
+
+/* The export's items (its states, already in key-hash order), read by an
+ * audit of the export alone: its item counts and checksums are checked as
+ * verify checks them, and an export that is not whole is refused. */
+static int read_export(const struct dda_audit_opts *ao, const char *spec, struct side *out,
+		       struct dda_error *err)
+{
+	struct dda_audit_opts eo = *ao;
+	struct dda_result er;
+	eo.source = spec;
+	eo.baseline_source = NULL;
+	eo.src.range.from = eo.src.range.to = DDA_TIME_NONE;
+	eo.dec.range = eo.src.range;
+	eo.src.late = false;
+	eo.manifest_path = NULL;
+	eo.diffs = false;
+	eo.progress = NULL;
+	eo.visit = NULL;
+	eo.finished = NULL;
+	eo.ignore = 0;
+	eo.baseline = NULL;
+	eo.state_ctx = out;
+	eo.prior = no_prior;
+	eo.end = on_end;
+	dda_buf_init(&out->keys, SIZE_MAX / 2);
+	int rc = dda_audit_run(&eo, &er, err);
+	if (!rc && er.fatal.code)
+		rc = dda_error_set(err, er.fatal.code, "the export '%s' could not be read whole: %s",
+				   spec, er.fatal.msg);
+	for (size_t i = 0; !rc && i < er.nanomalies; i++)
+		if (er.anomalies[i].severity == DDA_SEV_ERROR)
+			rc = dda_error_set(err, DDA_EFORMAT, "the export '%s' is not whole: %s: %s",
+					   spec, dda_kind_name(er.anomalies[i].kind),
+					   er.anomalies[i].detail ? er.anomalies[i].detail : "");
+	if (!rc && er.sum.states != out->n)
+		rc = dda_error_set(err, DDA_EFORMAT,
+				   "the export '%s' holds %llu item states for %zu items: an item "
+				   "twice",
+				   spec, (unsigned long long)er.sum.states, out->n);
+	dda_result_release(&er);
+	if (!rc)
+		side_resolve(out);
 	return rc;
 }
 
@@ -379,7 +465,24 @@ int dda_reconcile_run(struct dda_audit_opts *ao, const struct dda_reconcile_opts
 	memset(res, 0, sizeof(*res));
 	if (!dopts.aws.stop)
 		dopts.aws.stop = ao->stop;
-	int rc = dda__ddb_new(&d, ro->table, &dopts, &env, err);
+	int rc = 0;
+	st->export_time = DDA_TIME_NONE;
+	if (ro->export) {
+		rc = dda__baseline_time(ao, ro->export, &st->export_time, err);
+		if (!rc)
+			rc = read_export(ao, ro->export, &tab, err);
+		if (rc) {
+			side_release(&tab);
+			return rc;
+		}
+		snprintf(st->table, sizeof(st->table), "%s", ro->export);
+		st->table_items = tab.n;
+		/* The log's states at the export's time; no item is read again. */
+		st->scan_started = st->scan_finished = INT64_MAX;
+		ao->src.range.to = ao->dec.range.to = st->export_time + 1;
+		goto audit;
+	}
+	rc = dda__ddb_new(&d, ro->table, &dopts, &env, err);
 	if (!rc && !(f.conn = dda__ddb_conn_new(d)))
 		rc = dda_error_set(err, DDA_ENOMEM, "out of memory");
 	if (!rc)
@@ -406,6 +509,7 @@ int dda_reconcile_run(struct dda_audit_opts *ao, const struct dda_reconcile_opts
 	}
 	if (rc)
 		goto out;
+audit:
 	dda_buf_init(&log.keys, SIZE_MAX / 2);
 	ao->state_ctx = &log;
 	ao->prior = no_prior;

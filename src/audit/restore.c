@@ -432,45 +432,6 @@ static int on_finished(void *ctx, struct dda_audit_fetch *f, struct dda_result *
 	return r->rc = rc;
 }
 
-/* The exportTime of a baseline: that of the first full-export data file
- * its source yields (the source reads the export's summary first). */
-static int baseline_time(const struct dda_audit_opts *ao, const char *spec, int64_t *out,
-			 struct dda_error *err)
-{
-	struct dda_objtab *objs = dda_objtab_new();
-	struct dda_source *src = NULL;
-	struct dda_source_opts so = ao->src;
-	struct dda_chunk c;
-	so.range.from = so.range.to = DDA_TIME_NONE;
-	so.list_only = true;
-	so.late = false;
-	if (!so.aws.stop)
-		so.aws.stop = ao->stop;
-	*out = DDA_TIME_NONE;
-	dda_chunk_init(&c);
-	int rc = objs ? dda_source_open(&src, spec, objs, &so, err)
-		      : dda_error_set(err, DDA_ENOMEM, "out of memory");
-	while (!rc && *out == DDA_TIME_NONE) {
-		int n = dda_source_next(src, &c, err);
-		if (n <= 0) {
-			rc = n;
-			break;
-		}
-		const struct dda_object *ob = dda_objtab_get(objs, c.obj);
-		if (ob && ob->exp.kind == DDA_EXPORT_FULL)
-			*out = ob->exp.time;
-	}
-	if (!rc && *out == DDA_TIME_NONE)
-		rc = dda_error_set(err, DDA_EINVAL,
-				   "--baseline '%s' holds no full DynamoDB export (AWSDynamoDB/<id>/ "
-				   "with a FULL_EXPORT manifest-summary.json and data files)",
-				   spec);
-	dda_chunk_release(&c);
-	dda_source_free(src);
-	dda_objtab_free(objs);
-	return rc;
-}
-
 int dda_restore_run(struct dda_audit_opts *ao, const struct dda_restore_opts *ro,
 		    struct dda_result *res, struct dda_restore_stats *st, struct dda_error *err)
 {
@@ -485,7 +446,7 @@ int dda_restore_run(struct dda_audit_opts *ao, const struct dda_restore_opts *ro
 	int rc = r.batch ? 0 : dda_error_set(err, DDA_ENOMEM, "out of memory");
 	st->baseline_time = DDA_TIME_NONE;
 	if (!rc && ro->baseline) {
-		rc = baseline_time(ao, ro->baseline, &st->baseline_time, err);
+		rc = dda__baseline_time(ao, ro->baseline, &st->baseline_time, err);
 		if (!rc && st->baseline_time > ro->at) {
 			char a[DDA_TIME_STRLEN], b[DDA_TIME_STRLEN];
 			rc = dda_error_set(err, DDA_EINVAL,

@@ -5,22 +5,33 @@
 static json_t *stats_json(const struct dda_reconcile_stats *st, const struct dda_reconcile_opts *ro)
 {
 	char a[DDA_TIME_STRLEN], b[DDA_TIME_STRLEN];
-	return json_pack(
-	    "{s{sssssisbsf}s{sIsIsIsIsIsIsIsIsf sI}ssss}", "table", "name", st->table, "arn",
+	bool exp = st->export_time != DDA_TIME_NONE;
+	json_t *j = json_pack(
+	    "{s{sssssisbsf}s{sIsIsIsIsIsIsIsIsf sI}}", "table", "name", st->table, "arn",
 	    st->table_arn, "scan_segments", ro->segments, "consistent_read", ro->consistent,
 	    "max_rcu", ro->max_rcu, "counts", "table_items", (json_int_t)st->table_items,
 	    "log_items", (json_int_t)st->log_items, "matched", (json_int_t)st->matched,
 	    "unknown_image", (json_int_t)st->unknown, "reread", (json_int_t)st->reread,
 	    "unlogged", (json_int_t)st->unlogged, "missing", (json_int_t)st->missing, "drift",
 	    (json_int_t)st->drift, "read_capacity_units", st->rcu, "throttled",
-	    (json_int_t)st->throttles, "scan_started", dda_time_format(st->scan_started, false, a),
-	    "scan_finished", dda_time_format(st->scan_finished, false, b));
+	    (json_int_t)st->throttles);
+	if (j && exp)
+		json_object_set_new(j, "export_time",
+				    json_string(dda_time_format(st->export_time, true, a)));
+	else if (j) {
+		json_object_set_new(j, "scan_started",
+				    json_string(dda_time_format(st->scan_started, false, a)));
+		json_object_set_new(j, "scan_finished",
+				    json_string(dda_time_format(st->scan_finished, false, b)));
+	}
+	return j;
 }
 
 static int refuse_options(struct cli *c)
 {
-	if (!c->replay.table) {
-		dda__cli_error(c, "reconcile needs --table ddb://TABLE (the live table)");
+	if (!c->replay.table == !c->restore.baseline) {
+		dda__cli_error(c, "reconcile needs --table ddb://TABLE (the live table) or "
+				  "--baseline EXPORT (a full export), one of them");
 		return EXIT_USAGE;
 	}
 	if (c->format == DDA_FMT__COUNT) {
@@ -40,6 +51,7 @@ int dda__cmd_reconcile(int argc, char **argv, struct cli *c)
 	if (status)
 		return status;
 	struct dda_reconcile_opts ro = {.table = c->replay.table,
+					.export = c->restore.baseline,
 					.segments = c->table.segments,
 					.consistent = c->table.consistent,
 					.max_rcu = c->table.max_rcu};
@@ -56,7 +68,8 @@ int dda__cmd_reconcile(int argc, char **argv, struct cli *c)
 		dda__cli_error(c, "%s; the reconcile is incomplete", res.fatal.msg);
 	json_t *extra = json_pack("{so}", "reconcile", stats_json(&st, &ro));
 	if (c->options)
-		json_object_set_new(c->options, "table", json_string(c->replay.table));
+		json_object_set_new(c->options, c->replay.table ? "table" : "baseline",
+				    json_string(c->replay.table ? c->replay.table : c->restore.baseline));
 	struct dda_report_info info = {
 	    .source = c->source,
 	    .range = c->audit.src.range,

@@ -231,7 +231,7 @@ void dda__cli_help(const struct command *cmd)
 		       "                         mean lost input (UNREADABLE, INVALID_RECORD,\n"
 		       "                         INVALID_VALUE, EMPTY_RANGE, MISSING_HOUR) are\n"
 		       "                         refused\n");
-	if ((cmd->opts & OPT_REPORT) && !(cmd->opts & OPT_RESTORE))
+	if ((cmd->opts & OPT_REPORT) && !(cmd->opts & (OPT_RESTORE | OPT_TABLE)))
 		printf("  --baseline FILE        known findings to suppress (NDJSON: kind, item,\n"
 		       "                         object, expires, reason a line), counted in\n"
 		       "                         summary.suppressed; an expired entry is\n"
@@ -385,6 +385,9 @@ void dda__cli_help(const struct command *cmd)
 		printf("table:\n"
 		       "  --table ddb://TABLE    the live table (or a table ARN); its endpoint is\n"
 		       "                         AWS_ENDPOINT_URL_DYNAMODB, else AWS_ENDPOINT_URL\n"
+		       "  --baseline EXPORT      instead of a table: a full DynamoDB export (a\n"
+		       "                         directory or s3:// prefix holding AWSDynamoDB/<id>/),\n"
+		       "                         compared with the log's states at its exportTime\n"
 		       "  --scan-segments N      parallel Scan segments (default 4, at most 64)\n"
 		       "  --consistent-read      strongly consistent Scan (twice the read capacity)\n"
 		       "  --max-rcu N            read capacity units a second at most (default:\n"
@@ -819,7 +822,7 @@ static int set_option(struct cli *c, int opt, const char *arg, int64_t *now_arg)
 	case O_BASELINE:
 		/* restore's baseline is an export to start from; verify's, known
 		 * findings. */
-		if (c->command->opts & OPT_RESTORE)
+		if (c->command->opts & (OPT_RESTORE | OPT_TABLE))
 			c->restore.baseline = arg;
 		else
 			c->baseline_path = arg;

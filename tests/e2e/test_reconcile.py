@@ -3,11 +3,15 @@ written change by change as its log says is clean; after writing, deleting
 and changing items behind the log's back, reconcile names exactly those items
 (UNLOGGED_ITEM, MISSING_ITEM, STATE_DRIFT); a key schema that differs from the
 log's and a table that does not exist are refused."""
+import base64
 import datetime
+import gzip
+import hashlib
 import json
 import os
+import shutil
 from harness import run, verify_json  # noqa: F401
-from ddb_world import DdbCase, World, create_table, key_of, image
+from ddb_world import START, DdbCase, World, create_table, key_of, image
 
 import random
 
@@ -87,6 +91,63 @@ class ReconcileTest(DdbCase):
         self.assertEqual(status, 0, err)
         self.assertEqual(rep["reconcile"]["counts"]["reread"], 1)
         self.assertEqual(found(rep), [])
+
+    def write_export(self, items, when):
+        """A full export in AWS's layout: data file, manifests, exportTime."""
+        root = os.path.join(self.dir, "exp", "AWSDynamoDB", "01700000000000-0123abcd")
+        os.makedirs(os.path.join(root, "data"))
+        raw = gzip.compress("".join(json.dumps({"Item": i}) + "\n" for i in items).encode())
+        with open(os.path.join(root, "data", "part0.json.gz"), "wb") as f:
+            f.write(raw)
+        with open(os.path.join(root, "manifest-files.json"), "w") as f:
+            f.write(json.dumps({"itemCount": len(items), "md5Checksum":
+                                base64.b64encode(hashlib.md5(raw).digest()).decode(),
+                                "dataFileS3Key": "AWSDynamoDB/01700000000000-0123abcd/data/"
+                                                 "part0.json.gz"}) + "\n")
+        with open(os.path.join(root, "manifest-summary.json"), "w") as f:
+            json.dump({"version": "2020-06-30", "exportType": "FULL_EXPORT",
+                       "outputFormat": "DYNAMODB_JSON", "itemCount": len(items),
+                       "exportTime": when.strftime("%Y-%m-%dT%H:%M:%S.000Z")}, f)
+        return os.path.join(self.dir, "exp")
+
+    def test_against_an_export(self):
+        w = World()
+        log = w.write_log(self.dir)
+        when = START + datetime.timedelta(hours=3, minutes=20)
+        state = w.state_at(when)
+        status, rep, err = reconcile(log, "--baseline", self.write_export(list(state.values()),
+                                                                          when))
+        self.assertEqual(status, 0, err)
+        counts = rep["reconcile"]["counts"]
+        self.assertEqual(counts["table_items"], len(state))
+        # Items the log removed by then are absent from both: they agree too.
+        self.assertEqual(counts["matched"], counts["log_items"])
+        self.assertEqual(found(rep), [])
+        # An export that disagrees with the log at its time.
+        keys = sorted(state)
+        items = dict(state)
+        del items[keys[0]]
+        items[keys[1]] = dict(items[keys[1]], Amount={"N": "-1"})
+        items[("stranger", "act9")] = {"UserId": {"S": "stranger"}, "ActivityId": {"S": "act9"}}
+        shutil.rmtree(os.path.join(self.dir, "exp"))
+        status, rep, err = reconcile(log, "--baseline", self.write_export(list(items.values()),
+                                                                          when))
+        self.assertEqual(status, 1, err)
+        self.assertEqual(found(rep), sorted([("MISSING_ITEM", keys[0][0]),
+                                             ("STATE_DRIFT", keys[1][0]),
+                                             ("UNLOGGED_ITEM", "stranger")]))
+        self.assertIn("export_time", rep["reconcile"])
+        # An export whose manifest does not match its data is refused.
+        with open(os.path.join(self.dir, "exp", "AWSDynamoDB", "01700000000000-0123abcd",
+                               "manifest-summary.json"), "r+") as f:
+            doc = json.load(f)
+            doc["itemCount"] += 5
+            f.seek(0)
+            f.truncate()
+            json.dump(doc, f)
+        status, _, err = reconcile(log, "--baseline", os.path.join(self.dir, "exp"))
+        self.assertEqual(status, 3, err)
+        self.assertIn("not whole", err)
 
     def test_refusals(self):
         _, log = self.world("refusals")
