@@ -51,7 +51,9 @@ int dda__cli_write_reports(struct cli *c, const struct dda_report_info *info,
 			   const struct dda_result *res)
 {
 	struct dda_error err = {0};
-	if (c->report_dir && dda_report_write_dir(info, res, c->report_dir, &err)) {
+	/* verify made DIR for its manifest already; reconcile and restore here. */
+	if (c->report_dir && (dda__cli_make_dir(c->report_dir, &err) ||
+			      dda_report_write_dir(info, res, c->report_dir, &err))) {
 		dda__cli_error(c, "%s", err.msg);
 		return EXIT_RUNTIME;
 	}

@@ -36,8 +36,11 @@ class ReconcileTest(DdbCase):
 
     def test_a_clean_world_is_clean(self):
         w, log = self.world("clean")
-        status, rep, err = reconcile(log, "--table", "ddb://clean")
+        out = os.path.join(self.dir, "reports", "reconcile")
+        status, rep, err = reconcile(log, "--table", "ddb://clean", "--report", out)
         self.assertEqual(status, 0, err)
+        with open(os.path.join(out, "report.json")) as f:
+            self.assertEqual(json.load(f)["reconcile"], rep["reconcile"])
         counts = rep["reconcile"]["counts"]
         self.assertEqual(counts["table_items"], len(w.truth))
         self.assertEqual(counts["matched"] + counts["unknown_image"], counts["log_items"])
