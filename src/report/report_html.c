@@ -127,7 +127,7 @@ static void head(struct html *h, const char *verdict)
 	      ".incomplete{background:#b2182b;color:#fff}\n"
 	      ".error{color:#b2182b;font-weight:bold}.warning{color:#8c510a}.info{color:#2166ac}\n"
 	      "details{margin:.3em 0}summary{cursor:pointer}\n"
-	      "details.kind>summary,details.item>summary{font-weight:bold}\n"
+	      "details.kind>summary{font-weight:bold}h4{margin:.8em 0 .2em}\n"
 	      ".chart{width:100%;height:160px;border:1px solid #ddd;display:block}\n"
 	      ".hist{width:100%;max-width:720px;display:block}\n"
 	      ".axis{display:flex;justify-content:space-between;font-size:.85em;color:#555}\n"
@@ -511,28 +511,30 @@ static void digest(struct html *h, const char *label, bool has, const uint8_t *d
 	if (!has)
 		return;
 	dda__hex(d, DDA_DIGEST_LEN, hex);
-	fprintf(h->out, "<div>%s <code>%s</code></div>", label, hex);
+	fprintf(h->out, "\n%s %s", label, hex);
 }
 
-/* An object as "key:line", then its version when it has one. The markup of
- * the rows is lean (unquoted attributes, end tags the parser implies left
- * out): a report holds one row per finding, 100,000 of them at times. */
-static void object_ref(struct html *h, uint32_t obj, uint64_t line)
+/* An object as "key:line (version V)", in <code> when code is set. The
+ * markup of the rows is lean (unquoted attributes, end tags the parser
+ * implies left out, text lines rather than elements in a cell): a report
+ * holds one row per finding, 100,000 of them at times, and the browser's
+ * load time follows the number of elements. */
+static void object_ref(struct html *h, uint32_t obj, uint64_t line, bool code)
 {
 	const struct dda_object *o =
 	    obj != DDA_NO_OBJECT ? dda_objtab_get(h->res->objs, obj) : NULL;
 	if (!o)
 		return;
-	fputs("<code>", h->out);
+	fputs(code ? "<code>" : "", h->out);
 	esc_name(h, o->key);
 	if (line)
 		fprintf(h->out, ":%" PRIu64, line);
-	fputs("</code>", h->out);
 	if (o->version) {
-		fputs(" <small>version <code>", h->out);
+		fputs(" (version ", h->out);
 		esc_name(h, o->version);
-		fputs("</code></small>", h->out);
+		fputc(')', h->out);
 	}
+	fputs(code ? "</code>" : "", h->out);
 }
 
 static void item_text(struct html *h, const struct dda_anomaly *a)
@@ -552,16 +554,16 @@ static void anomaly_row(struct html *h, size_t i)
 	if (h->timeline && h->timeline[i])
 		fprintf(h->out, " <a href=#item-%" PRIu32 ">timeline</a>", h->timeline[i]);
 	fputs("<td>", h->out);
-	object_ref(h, a->obj, a->line);
+	object_ref(h, a->obj, a->line, false);
 	fprintf(h->out, "<td>%s<td>",
 		a->time == DDA_TIME_NONE ? "" : dda_time_format(a->time, true, t));
 	esc(h, a->detail);
 	digest(h, "expected", a->has_expected, a->expected);
 	digest(h, "found", a->has_found, a->found);
 	if (a->prev_obj != DDA_NO_OBJECT) {
-		fputs("<div>after ", h->out);
-		object_ref(h, a->prev_obj, 0);
-		fprintf(h->out, " record %" PRIu32 "</div>", a->prev_index);
+		fputs("\nafter ", h->out);
+		object_ref(h, a->prev_obj, 0, false);
+		fprintf(h->out, " record %" PRIu32, a->prev_index);
 	}
 	fputc('\n', h->out);
 }
@@ -665,10 +667,10 @@ static void timeline_entry(struct html *h, const struct dda_anomaly *a)
 	fprintf(h->out, "<li><a href=#f%zu class=%s>%s</a> %s ", (size_t)(a - h->res->anomalies),
 		dda_severity_name(a->severity), dda_kind_name(a->kind),
 		a->time == DDA_TIME_NONE ? "" : dda_time_format(a->time, true, t));
-	object_ref(h, a->obj, a->line);
+	object_ref(h, a->obj, a->line, true);
 	if (a->prev_obj != DDA_NO_OBJECT) {
 		fputs(", expected from ", h->out);
-		object_ref(h, a->prev_obj, 0);
+		object_ref(h, a->prev_obj, 0, true);
 		fprintf(h->out, " record %" PRIu32, a->prev_index);
 	}
 	if (a->diff) {
@@ -718,25 +720,29 @@ static void timelines_write(struct html *h, const struct dda_anomaly **idx, size
 	    "cannot be read again (stdin, an NDJSON stream), or past the run's 10,000 "
 	    "diffs.</p>\n",
 	    items);
+	if (!items)
+		return;
+	/* One <details> for them all, not one an item: each costs the browser a
+	 * shadow tree, and 50,000 of them took most of the page's load time. */
+	fprintf(h->out, "<details id=\"timelines-list\"%s><summary>%" PRIu32 " item%s</summary>\n",
+		items <= HTML_OPEN_ROWS ? " open" : "", items, items == 1 ? "" : "s");
 	for (size_t i = 0; i < n;) {
 		size_t j = i;
 		while (j < n && same_item(idx[i], idx[j]))
 			j++;
 		uint32_t no = h->timeline[idx[i] - base];
 		if (no) {
-			fprintf(h->out,
-				"<details class=\"item\" id=\"item-%" PRIu32 "\"%s><summary "
-				"class=\"m\">",
-				no, items <= HTML_OPEN_ROWS ? " open" : "");
+			fprintf(h->out, "<h4 id=item-%" PRIu32 "><code>", no);
 			item_text(h, idx[i]);
-			fprintf(h->out, " (%zu finding%s)</summary><ol class=tl>\n", j - i,
+			fprintf(h->out, "</code> (%zu finding%s)</h4><ol class=tl>\n", j - i,
 				j - i == 1 ? "" : "s");
 			for (size_t x = i; x < j; x++)
 				timeline_entry(h, idx[x]);
-			fputs("</ol></details>\n", h->out);
+			fputs("</ol>\n", h->out);
 		}
 		i = j;
 	}
+	fputs("</details>\n", h->out);
 }
 
 /* Sorts the findings that name an item by (item, time) and marks those of
