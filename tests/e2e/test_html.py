@@ -36,7 +36,7 @@ FIGURES = r"""JSON.stringify({
   legend: [...document.querySelectorAll('table.legend tbody th a')].map(a => a.textContent),
   diffs: document.querySelectorAll('table.diff').length,
   active: document.querySelectorAll('script,img,iframe,object,embed,link,form,base').length,
-  text: document.body.innerText,
+  text: document.body.textContent,
 })"""
 # A page with nothing on it has a variance near zero; the report's is hundreds.
 MIN_VARIANCE = 50
