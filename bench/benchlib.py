@@ -6,6 +6,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 
@@ -61,3 +62,89 @@ def start_nginx(tmp, port, http_block):
             if time.time() > deadline or proc.poll() is not None:
                 sys.exit("nginx did not start")
             time.sleep(0.05)
+
+
+# Restore and reconcile benchmarks: bench/ddb-log-gen.c writes the log,
+# bench/ddb-responder.c serves the table (both built here with cc).
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def build_c(tmp, name, libs):
+    """Compiles bench/NAME.c into tmp; returns the executable's path."""
+    out = os.path.join(tmp, name)
+    subprocess.run(["cc", "-O2", "-D_GNU_SOURCE", os.path.join(ROOT, "bench", name + ".c"),
+                    "-o", out, *libs], check=True)
+    return out
+
+
+def ddb_log(tmp, items):
+    """The log of ITEMS items (an INSERT and a MODIFY each), cached in bench/data:
+    a directory of objects of 10,000 records."""
+    top = os.path.join(ROOT, "bench", "data", f"ddb-{items}")
+    if not os.path.exists(top):
+        gen = build_c(tmp, "ddb-log-gen", ["-lz"])
+        shutil.rmtree(top + ".tmp", ignore_errors=True)
+        t = timed([gen, str(items), top + ".tmp"])
+        os.replace(top + ".tmp", top)
+        size = sum(os.path.getsize(os.path.join(d, n)) for d, _, ns in os.walk(top) for n in ns)
+        print(f"log: {2 * items:,} records, {size / 1e6:.0f} MB gzipped, "
+              f"written in {t['wall']:.1f} s ({t['cpu']:.1f} s CPU)", flush=True)
+    return top
+
+
+class Responder:
+    """bench/ddb-responder.c serving ITEMS items as table 'items' on a free port;
+    stop() returns its counters (requests, scanned, puts, deletes, put_index_sum)."""
+
+    def __init__(self, tmp, items):
+        exe = build_c(tmp, "ddb-responder", ["-ljansson", "-lpthread"])
+        self.proc = subprocess.Popen([exe, str(items)], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        line = self.proc.stdout.readline().decode().split()
+        if len(line) != 2 or line[0] != "port":
+            sys.exit("ddb-responder did not start")
+        self.endpoint = f"http://127.0.0.1:{line[1]}"
+        self.env = dict(os.environ, AWS_ENDPOINT_URL_DYNAMODB=self.endpoint,
+                        AWS_ENDPOINT_URL_STS=self.endpoint, AWS_ACCESS_KEY_ID="bench",
+                        AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1",
+                        AWS_DEFAULT_REGION="us-east-1")
+
+    def stop(self):
+        self.proc.terminate()
+        err = self.proc.communicate()[1].decode().split()
+        return {err[i]: int(err[i + 1]) for i in range(1, len(err) - 1, 2)}
+
+
+def timed(cmd, env=None, ok=(0,)):
+    """Runs cmd under /usr/bin/time -v; returns wall and CPU seconds, peak RSS
+    (MiB), exit status and stdout. Exits unless the status is in ok."""
+    with tempfile.NamedTemporaryFile("r") as tv:
+        p = subprocess.run(["/usr/bin/time", "-v", "-o", tv.name, *cmd], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        v = {}
+        for line in tv.read().splitlines():
+            k, _, val = line.strip().rpartition(": ")
+            v[k] = val
+    if p.returncode not in ok:
+        sys.exit(f"{' '.join(cmd)}: exit {p.returncode} (expected {ok}):\n"
+                 f"{p.stderr.decode()[-3000:]}")
+    h, m, s = (["0"] * 3 + v["Elapsed (wall clock) time (h:mm:ss or m:ss)"].split(":"))[-3:]
+    return {"wall": int(h) * 3600 + int(m) * 60 + float(s),
+            "cpu": float(v["User time (seconds)"]) + float(v["System time (seconds)"]),
+            "rss": int(v["Maximum resident set size (kbytes)"]) / 1024.0,
+            "rc": p.returncode, "stdout": p.stdout, "stderr": p.stderr}
+
+
+def print_rows(title, items, rows):
+    """Prints a Markdown table of rows, (label, timed() result); when the last
+    row is the peer's, each row's speed is given as a multiple of the peer's."""
+    print(f"\n{title}: {items:,} items, {os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.1f}\n")
+    print("| client | wall s | items/s | CPU s | peak RSS MiB | vs peer |")
+    print("|---|---:|---:|---:|---:|---:|")
+    peer = rows[-1][1]["wall"] if rows[-1][0].startswith("peer") else None
+    for label, r in rows:
+        ratio = f"{peer / r['wall']:.1f}x" if peer else ""
+        print(f"| {label} | {r['wall']:.2f} | {items / r['wall']:,.0f} | {r['cpu']:.2f} "
+              f"| {r['rss']:.0f} | {ratio} |")
