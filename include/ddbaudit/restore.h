@@ -33,6 +33,13 @@ struct dda_restore_opts {
 	FILE *dry_out;
 	FILE *ndjson_out; /* for "-" */
 	double max_wcu;	  /* write capacity a second, 0 = unpaced */
+	/* Into a table: progress kept in this file (rewritten atomically every
+	 * 1,000 items written and at the end); a run with the same arguments
+	 * goes on after the last item it records. NULL: none. */
+	const char *checkpoint;
+	/* Called about every 1,000 items written, and once at the end. */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total, bool finished);
+	void *progress_ctx;
 	/* Only these items (canonical key serializations), or all when n is 0. */
 	const uint8_t *const *keys;
 	const size_t *key_lens;
@@ -51,6 +58,8 @@ struct dda_restore_stats {
 	bool created;
 	int64_t baseline_time; /* the export's exportTime, or DDA_TIME_NONE */
 	uint64_t undone, unchanged, refused; /* undo: items written back, equal, refused */
+	uint64_t resumed;		     /* items a checkpoint said were written already */
+	bool restarted; /* a checkpoint did not match the items' order: all written again */
 };
 
 /* Runs the restore: ao as for dda_audit_run (its range ends after `at`;

@@ -40,9 +40,80 @@ struct restore {
 	uint64_t in_file;
 	json_t *files; /* manifest-files.json lines */
 	struct dda__undo undo;
+	/* checkpoint */
+	json_t *ckpt_id;      /* what the checkpoint is of */
+	uint64_t ckpt_done;   /* items written, by a run before */
+	uint64_t ckpt_khash;  /* the key hash of the last of them */
+	uint64_t ckpt_saved;  /* items written when last saved */
 	struct dda_error err;
 	int rc;
 };
+
+#define CHECKPOINT_EVERY 1000
+
+static int save_checkpoint(struct restore *r, uint64_t done, uint64_t khash, bool finished)
+{
+	struct dda__afile a;
+	char hex[17];
+	snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)khash);
+	json_t *doc = json_pack("{sOsIsssb}", "restore", r->ckpt_id, "written", (json_int_t)done,
+				"last_key_hash", hex, "finished", finished);
+	dda__afile_init(&a);
+	FILE *f = NULL;
+	int rc = doc ? dda__afile_open(&a, r->ro->checkpoint, &r->err) : DDA_ENOMEM;
+	if (!rc && !(f = dda__afile_stream(&a, &r->err)))
+		rc = DDA_EIO;
+	if (!rc && (json_dumpf(doc, f, JSON_COMPACT) || fputc('\n', f) == EOF))
+		rc = dda_error_set(&r->err, DDA_EIO, "cannot write the checkpoint '%s'",
+				   r->ro->checkpoint);
+	if (!rc)
+		rc = dda__afile_commit(&a, &r->err);
+	dda__afile_discard(&a);
+	json_decref(doc);
+	if (!rc)
+		r->ckpt_saved = done;
+	return rc;
+}
+
+/* A checkpoint of the same restore: where it stopped. One of another
+ * restore is refused; none yet is a fresh start. */
+static int load_checkpoint(struct restore *r, const struct dda_audit_opts *ao,
+			   struct dda_error *err)
+{
+	char at[DDA_TIME_STRLEN];
+	r->ckpt_id = json_pack("{sssssssI}", "source", ao->source, "to", r->ro->to, "at",
+			       dda_time_format(r->ro->at, true, at), "keys",
+			       (json_int_t)r->ro->nkeys);
+	if (!r->ckpt_id)
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	if (r->ro->baseline)
+		json_object_set_new(r->ckpt_id, "baseline", json_string(r->ro->baseline));
+	json_error_t je;
+	FILE *f = fopen(r->ro->checkpoint, "r");
+	if (!f && errno == ENOENT)
+		return 0;
+	json_t *doc = f ? json_loadf(f, 0, &je) : NULL;
+	if (f)
+		fclose(f);
+	const char *hex = json_string_value(json_object_get(doc, "last_key_hash"));
+	json_t *n = json_object_get(doc, "written");
+	int rc = 0;
+	if (!doc || !hex || !json_is_integer(n) || json_integer_value(n) < 0)
+		rc = dda_error_set(err, DDA_EFORMAT, "the checkpoint '%s' is not one of ddbaudit "
+						     "restore's",
+				   r->ro->checkpoint);
+	else if (!json_equal(json_object_get(doc, "restore"), r->ckpt_id))
+		rc = dda_error_set(err, DDA_EINVAL,
+				   "the checkpoint '%s' is of another restore (source, --to, --at, "
+				   "--baseline or keys differ): give another file or delete it",
+				   r->ro->checkpoint);
+	else {
+		r->ckpt_done = (uint64_t)json_integer_value(n);
+		r->ckpt_khash = strtoull(hex, NULL, 16);
+	}
+	json_decref(doc);
+	return rc;
+}
 
 static bool selected(const struct restore *r, const uint8_t *key, size_t len)
 {
@@ -181,8 +252,8 @@ static int table_open(struct restore *r, const struct dda_audit_opts *ao, struct
 	if (!same)
 		return dda_error_set(err, DDA_EINVAL, "table '%s' is not keyed as --key-schema says",
 				     r->t.name);
-	if (r->ro->overwrite || r->ro->undo_since != DDA_TIME_NONE)
-		return 0; /* undo writes into the live table, item by item */
+	if (r->ro->overwrite || r->ro->undo_since != DDA_TIME_NONE || r->ckpt_done)
+		return 0; /* undo writes item by item; a resumed restore wrote these */
 	json_t *req = json_pack("{sssi}", "TableName", r->t.name, "Limit", 1), *page = NULL;
 	rc = req ? dda__ddb_call(r->conn, "Scan", req, false, &page, err) : DDA_ENOMEM;
 	if (!rc && json_array_size(json_object_get(page, "Items")))
@@ -418,17 +489,40 @@ static int on_finished(void *ctx, struct dda_audit_fetch *f, struct dda_result *
 	}
 	count_uncertain(r, res);
 	qsort(r->v, r->n, sizeof(*r->v), cmp_position);
+	size_t start = 0;
+	if (r->ckpt_done) {
+		/* The same items in the same order as the run that stopped: go on
+		 * after its last; else write them all again (puts are idempotent). */
+		if (r->ckpt_done <= r->n && r->v[r->ckpt_done - 1].khash == r->ckpt_khash)
+			start = (size_t)r->ckpt_done;
+		else
+			r->st->restarted = true;
+	}
+	r->st->resumed = start;
 	int rc = 0;
-	for (size_t i = 0; !rc && i < r->n; i++) {
+	for (size_t i = 0; i < r->n; i++)
 		r->st->present += r->v[i].present;
+	for (size_t i = start; !rc && i < r->n; i++) {
 		rc = write_state(r, f, &r->v[i]);
+		bool flushed = r->kind == OUT_TABLE && !json_array_size(r->batch);
+		if (!rc && r->ro->checkpoint && flushed && i + 1 - r->ckpt_saved >= CHECKPOINT_EVERY)
+			rc = save_checkpoint(r, i + 1, r->v[i].khash, false);
+		if (r->ro->progress && (i + 1) % CHECKPOINT_EVERY == 0)
+			r->ro->progress(r->ro->progress_ctx, i + 1, r->n, false);
 	}
 	if (!rc && r->kind == OUT_TABLE && !r->ro->dry_run)
 		rc = flush_batch(r);
+	if (!rc && r->ro->checkpoint && r->n)
+		rc = save_checkpoint(r, r->n, r->v[r->n - 1].khash, true);
+	if (r->ro->progress)
+		r->ro->progress(r->ro->progress_ctx, r->n, r->n, true);
 	if (!rc && r->kind == OUT_DIR && !r->ro->dry_run)
 		rc = dir_close(r);
 	if (rc && !r->err.code)
 		dda_error_set(&r->err, rc, "%s", dda_strerror(rc));
+	/* A write refused half way is a failure of the run, not of its usage. */
+	if (rc == DDA_EINVAL)
+		rc = r->err.code = DDA_EIO;
 	return r->rc = rc;
 }
 
@@ -466,6 +560,11 @@ int dda_restore_run(struct dda_audit_opts *ao, const struct dda_restore_opts *ro
 	if (!rc && undo)
 		rc = dda__undo_init(&r.undo, ro) ? dda_error_set(err, DDA_ENOMEM, "out of memory")
 						 : 0;
+	if (!rc && ro->checkpoint && (r.kind != OUT_TABLE || undo || ro->dry_run))
+		rc = dda_error_set(err, DDA_EINVAL,
+				   "--checkpoint applies to a restore into a table (--to ddb://)");
+	if (!rc && ro->checkpoint)
+		rc = load_checkpoint(&r, ao, err);
 	if (!rc && r.kind == OUT_TABLE)
 		rc = table_open(&r, ao, err);
 	else if (!rc && r.kind == OUT_DIR && !ro->dry_run)
@@ -504,6 +603,7 @@ int dda_restore_run(struct dda_audit_opts *ao, const struct dda_restore_opts *ro
 		gzclose(r.gz);
 	json_decref(r.files);
 	json_decref(r.batch);
+	json_decref(r.ckpt_id);
 	free(r.v);
 	dda__undo_release(&r.undo);
 	dda_buf_release(&r.keys);

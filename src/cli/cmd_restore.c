@@ -78,6 +78,20 @@ static int load_keys(struct cli *c, struct keys *k)
 	return status;
 }
 
+/* The write phase's progress line, as the reading phase's. */
+static void write_progress(void *ctx, uint64_t done, uint64_t total, bool finished)
+{
+	struct cli *c = ctx;
+	bool show = c->progress == 1 || (c->progress == 2 && c->is_tty && c->verbose >= 0);
+	if (!show)
+		return;
+	if (finished && c->is_tty)
+		fputs("\r\033[K", stderr);
+	else if (!finished)
+		fprintf(stderr, "%swriting: %llu of %llu items%s", c->is_tty ? "\r\033[K" : "",
+			(unsigned long long)done, (unsigned long long)total, c->is_tty ? "" : "\n");
+}
+
 static int check_args(struct cli *c)
 {
 	bool undo = c->restore.undo_since != DDA_TIME_NONE;
@@ -133,6 +147,9 @@ int dda__cmd_restore(int argc, char **argv, struct cli *c)
 				      .dry_out = stdout,
 				      .ndjson_out = stdout,
 				      .max_wcu = c->restore.max_wcu,
+				      .checkpoint = c->replay.checkpoint,
+				      .progress = write_progress,
+				      .progress_ctx = c,
 				      .keys = keys.ptrs,
 				      .key_lens = keys.lens,
 				      .nkeys = keys.n};
@@ -163,6 +180,13 @@ int dda__cmd_restore(int argc, char **argv, struct cli *c)
 	}
 	if (!status)
 		status = dda__cli_verdict(c, &res);
+	if (st.resumed && c->verbose >= 0)
+		fprintf(stderr, "ddbaudit: restore: resumed from the checkpoint: %llu items were "
+				"written by an earlier run\n",
+			(unsigned long long)st.resumed);
+	if (st.restarted)
+		dda__cli_warn(c, "the checkpoint did not match the items' order (the log changed): "
+				 "every item was written again");
 	if (undo && !rc && st.refused && !status)
 		status = EXIT_ANOMALIES; /* an item changed since was left as it is */
 	if (undo && c->verbose >= 0)

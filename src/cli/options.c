@@ -380,7 +380,9 @@ void dda__cli_help(const struct command *cmd)
 		       "                         now (else REFUSED, left as it is)\n"
 		       "  --dry-run              write nothing: print PUT KEY / DELETE KEY a line\n"
 		       "                         (with --undo-since, with the attribute diff)\n"
-		       "  --max-wcu N            write capacity units a second at most\n");
+		       "  --max-wcu N            write capacity units a second at most\n"
+		       "  --checkpoint FILE      into a table: progress kept in FILE (every 1,000\n"
+		       "                         items); the same command goes on where it stopped\n");
 	if (cmd->opts & OPT_TABLE)
 		printf("table:\n"
 		       "  --table ddb://TABLE    the live table (or a table ARN); its endpoint is\n"
@@ -970,6 +972,7 @@ static bool allowed(const struct command *cmd, int opt)
 	case O_UNDO_SINCE:
 		return cmd->opts & OPT_RESTORE;
 	case O_DRY_RUN:
+	case O_CHECKPOINT:
 		return cmd->opts & (OPT_REPLAY | OPT_RESTORE);
 	case O_TABLE:
 		return cmd->opts & (OPT_REPLAY | OPT_TABLE);

@@ -12,7 +12,12 @@ import urllib.parse
 
 
 class ThrottleProxy:
-    def __init__(self, upstream):
+    """fail_after: after that many BatchWriteItem calls are let through, every
+    later one is refused with a 400 ValidationException (a run that dies
+    half way); throttle=False lets the others through untouched."""
+
+    def __init__(self, upstream, fail_after=None, throttle=True):
+        self.fail_after, self.throttle, self.passed = fail_after, throttle, 0
         u = urllib.parse.urlsplit(upstream)
         self.upstream = (u.hostname, u.port)
         self.batches = self.refused = self.unprocessed = 0
@@ -58,6 +63,13 @@ class ThrottleProxy:
         with self.lock:
             self.batches += 1
             n = self.batches
+            if self.fail_after is not None and self.passed >= self.fail_after:
+                return 400, json.dumps({
+                    "__type": "com.amazon.coral.validate#ValidationException",
+                    "message": "injected: the run dies here"}).encode()
+            self.passed += 1
+        if not self.throttle:
+            return self.forward(body, headers)
         if n % 3 == 1:
             with self.lock:
                 self.refused += 1

@@ -167,6 +167,47 @@ class RestoreTest(DdbCase):
         self.assertEqual(live[kept], now[kept])
         self.assertIn("1 refused", err)
 
+    def test_a_stopped_restore_resumes_from_its_checkpoint(self):
+        w = World(items=1300, hours=2, seed=11)
+        log = w.write_log(os.path.join(self.dir, "big"))
+        t, text = at(2)
+        want = canon(w.state_at(t))
+        self.assertGreater(len(want), 1000)
+        ckpt = os.path.join(self.dir, "restore.ckpt")
+        create_table(self.ddb, "resumed")
+        proxy = ThrottleProxy(self.moto.url, fail_after=41, throttle=False)
+        try:
+            env = dict(os.environ, AWS_ENDPOINT_URL_DYNAMODB=proxy.url)
+            p = subprocess.run([BINARY, "restore", log, "--at", text, "--to", "ddb://resumed",
+                                "--checkpoint", ckpt], capture_output=True, env=env,
+                               timeout=600)
+        finally:
+            proxy.stop()
+        self.assertEqual(p.returncode, 3, p.stderr.decode())
+        self.assertIn("injected", p.stderr.decode())
+        with open(ckpt) as f:
+            saved = json.load(f)
+        self.assertFalse(saved["finished"])
+        self.assertGreaterEqual(saved["written"], 1000)
+        partial = scan(self.ddb, "resumed")
+        self.assertLess(len(partial), len(want))
+        # The same command goes on: the table is not empty, and that is fine.
+        status, _, err = self.restore_log(log, "--at", text, "--to", "ddb://resumed",
+                                          "--checkpoint", ckpt)
+        self.assertEqual(status, 0, err)
+        self.assertIn(f"{saved['written']} items were written by an earlier run", err)
+        self.assertEqual(canon(scan(self.ddb, "resumed")), want)
+        # A checkpoint of another restore is refused.
+        status, _, err = self.restore_log(log, "--at", at(1)[1], "--to", "ddb://resumed",
+                                          "--checkpoint", ckpt)
+        self.assertEqual(status, 2, err)
+        self.assertIn("another restore", err)
+
+    def restore_log(self, log, *args):
+        status, out, err = run("restore", log, *args)
+        self.assertNoCrash(status, err)
+        return status, out, err
+
     def test_one_key_and_a_dry_run(self):
         t, text = at(4)
         state = self.w.state_at(t)
