@@ -120,10 +120,11 @@ static void head(struct html *h, const char *verdict)
 	      "table.f td:nth-child(2),table.f td:nth-child(3),table.o td,table.diff td{"
 	      "font-family:monospace;word-break:break-all}\n"
 	      "table.f td:nth-child(5){white-space:pre-wrap;word-break:break-word}\n"
-	      "table.f tr>:nth-child(1){width:6em}table.f tr>:nth-child(4){width:16em}"
-	      "table.f tr>:nth-child(5){width:38%}\n"
+	      "table.diff td:first-child{font-family:inherit;word-break:normal}\n"
+	      "table.f tr>:nth-child(1){width:6em}table.f tr>:nth-child(4){width:14em}"
+	      "table.f tr>:nth-child(5){width:35%}\n"
 	      "table.o tr>:nth-child(3){width:6em}table.o tr>:nth-child(4){width:11em}"
-	      "table.o tr>:nth-child(5){width:5em}table.o tr>:nth-child(6){width:34em}"
+	      "table.o tr>:nth-child(5){width:5em}table.o tr>:nth-child(6){width:25%}"
 	      "table.o td:nth-child(3){text-align:right}\n"
 	      "table.kv>tbody>tr>th{background:#f4f4f4;font-weight:normal}\n"
 	      "code,.m{font-family:monospace;word-break:break-all}\n"
@@ -145,11 +146,11 @@ static void head(struct html *h, const char *verdict)
 	for (int k = 0; k < DDA_K__COUNT; k++)
 		fprintf(out, ".k%d{fill:%s;background:%s}\n", k, palette[k % NCOLORS],
 			palette[k % NCOLORS]);
-	fputs("@media print{body{margin:0;color:#000}*{background:none!important}"
+	fputs("@media print{body{margin:0;color:#000;font-size:10.5px}*{background:none!important}"
 	      ".verdict{border:2px solid #000}"
 	      "details::details-content{display:block;content-visibility:visible}"
 	      ".ch{content-visibility:visible}"
-	      "details>*{display:block}summary{list-style:none}"
+	      "summary{list-style:none}"
 	      "svg rect{print-color-adjust:exact;-webkit-print-color-adjust:exact}"
 	      "tr{break-inside:avoid}}\n</style></head>\n<body>\n",
 	      out);

@@ -160,8 +160,9 @@ class Browser:
                     return self.events.pop(i)
             self.events.append(self._read(deadline))
 
-    def open(self, url, expression=None, screenshot=False):
-        """Opens url in a new tab and returns a Page."""
+    def open(self, url, expression=None, screenshot=False, media=None):
+        """Opens url in a new tab and returns a Page; media "print" lays it
+        out as for printing."""
         page = Page()
         cpu = self.cpu_seconds()
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
@@ -169,6 +170,8 @@ class Browser:
                             {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Network", "Log", "Runtime", "Page"):
             self.send(f"{domain}.enable", session=session)
+        if media:
+            self.send("Emulation.setEmulatedMedia", {"media": media}, session=session)
         self.events = [e for e in self.events if e.get("sessionId") != session]
         start = time.monotonic()
         deadline = start + DEADLINE

@@ -122,6 +122,18 @@ class SamplesHtmlTest(HtmlCase):
         self.assertGreater(chromium.luminance_variance(page.png), MIN_VARIANCE,
                            "the screenshot is blank")
 
+    def test_print_opens_closed_sections(self):
+        rdir, rep = self.report(SAMPLES)
+        url = "file://" + os.path.join(rdir, "report.html")
+        # The objects' section starts closed; on paper every row is laid out.
+        probe = """JSON.stringify([document.getElementById('objects-table').open,
+          [...document.querySelectorAll('#objects-table tbody tr')]
+            .filter(tr => tr.checkVisibility()).length])"""
+        for media, want in (("screen", 0), ("print", rep["summary"]["objects"])):
+            page = self.browser.open(url, expression=probe, media=media)
+            self.assertEqual(page.problems(url), [])
+            self.assertEqual(json.loads(page.value), [False, want], media)
+
     def test_format_html_on_stdout(self):
         status, out, err = run("verify", SAMPLES, "--format", "html", "--settle", "0")
         self.assertEqual(status, 1, err)
