@@ -5,7 +5,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 /* Items a data file of a directory restore holds at most. */
@@ -526,6 +528,76 @@ static int on_finished(void *ctx, struct dda_audit_fetch *f, struct dda_result *
 	return r->rc = rc;
 }
 
+/* A live table as a baseline: its items, scanned, written as a full export
+ * (exportTime: when the scan started) into a temporary directory that the
+ * restore then takes as its baseline. */
+struct snapshot {
+	struct restore w; /* the export writer */
+	pthread_mutex_t mu;
+};
+
+static int snapshot_item(void *ctx, int segment, json_t *item)
+{
+	struct snapshot *sn = ctx;
+	(void)segment;
+	pthread_mutex_lock(&sn->mu);
+	int rc = dir_put(&sn->w, item);
+	if (!rc)
+		sn->w.st->written++;
+	pthread_mutex_unlock(&sn->mu);
+	return rc;
+}
+
+static int snapshot_table(const struct dda_audit_opts *ao, const char *uri, const char *dir,
+			  struct dda_error *err)
+{
+	struct dda_env env = {dda__process_env, NULL, NULL};
+	struct dda_ddb_opts o = {.aws = ao->src.aws};
+	struct dda_ddb *d = NULL;
+	struct dda_restore_stats st = {0};
+	struct dda_restore_opts wo = {.to = dir};
+	struct snapshot sn = {.w = {.ro = &wo, .st = &st, .kind = OUT_DIR}};
+	if (!o.aws.stop)
+		o.aws.stop = ao->stop;
+	pthread_mutex_init(&sn.mu, NULL);
+	int rc = dda__ddb_new(&d, uri, &o, &env, err);
+	if (!rc)
+		rc = dir_open(&sn.w, err);
+	if (!rc) {
+		wo.at = dda_time_now();
+		rc = dda__ddb_scan(d, 4, true, snapshot_item, &sn, err);
+		if (rc && sn.w.err.code)
+			*err = sn.w.err;
+	}
+	if (!rc && (rc = dir_close(&sn.w)))
+		*err = sn.w.err;
+	if (sn.w.gz)
+		gzclose(sn.w.gz);
+	json_decref(sn.w.files);
+	pthread_mutex_destroy(&sn.mu);
+	dda__ddb_free(d);
+	return rc;
+}
+
+/* Removes a snapshot directory: its data files, manifests, itself. */
+static void remove_snapshot(const char *dir)
+{
+	struct dda_buf p;
+	dda_buf_init(&p, 1 << 16);
+	for (unsigned n = 0; n < 100000; n++) {
+		dda_buf_reset(&p);
+		if (dda_buf_addf(&p, "%s/data/%05u.json.gz", dir, n) || unlink(p.ptr))
+			break;
+	}
+	const char *const names[] = {"manifest-files.json", "manifest-summary.json", "data", ""};
+	for (size_t i = 0; i < DDA_ARRAY_SIZE(names); i++) {
+		dda_buf_reset(&p);
+		if (!dda_buf_addf(&p, "%s/%s", dir, names[i]))
+			remove(p.ptr);
+	}
+	dda_buf_release(&p);
+}
+
 int dda_restore_run(struct dda_audit_opts *ao, const struct dda_restore_opts *ro,
 		    struct dda_result *res, struct dda_restore_stats *st, struct dda_error *err)
 {
@@ -539,8 +611,23 @@ int dda_restore_run(struct dda_audit_opts *ao, const struct dda_restore_opts *ro
 	r.batch = json_array();
 	int rc = r.batch ? 0 : dda_error_set(err, DDA_ENOMEM, "out of memory");
 	st->baseline_time = DDA_TIME_NONE;
-	if (!rc && ro->baseline) {
-		rc = dda__baseline_time(ao, ro->baseline, &st->baseline_time, err);
+	const char *baseline = ro->baseline;
+	char snap[4096] = "";
+	if (!rc && baseline && (!strncmp(baseline, "ddb://", 6) || !strncmp(baseline, "arn:", 4))) {
+		const char *tmp = getenv("TMPDIR");
+		snprintf(snap, sizeof(snap), "%s/ddbaudit-baseline-XXXXXX",
+			 tmp && *tmp ? tmp : "/tmp");
+		if (!mkdtemp(snap)) {
+			rc = dda_error_set(err, DDA_EIO, "cannot make a directory under '%s': %s",
+					   tmp && *tmp ? tmp : "/tmp", strerror(errno));
+			snap[0] = '\0';
+		} else {
+			rc = snapshot_table(ao, baseline, snap, err);
+			baseline = snap;
+		}
+	}
+	if (!rc && baseline) {
+		rc = dda__baseline_time(ao, baseline, &st->baseline_time, err);
 		if (!rc && st->baseline_time > ro->at) {
 			char a[DDA_TIME_STRLEN], b[DDA_TIME_STRLEN];
 			rc = dda_error_set(err, DDA_EINVAL,
@@ -550,7 +637,7 @@ int dda_restore_run(struct dda_audit_opts *ao, const struct dda_restore_opts *ro
 		}
 		/* The log's changes after the export: the export holds the rest. */
 		ao->src.range.from = ao->dec.range.from = st->baseline_time;
-		ao->baseline_source = ro->baseline;
+		ao->baseline_source = baseline;
 	}
 	bool undo = ro->undo_since != DDA_TIME_NONE;
 	if (!rc && undo && (r.kind != OUT_TABLE || !ro->nkeys))
@@ -604,6 +691,8 @@ int dda_restore_run(struct dda_audit_opts *ao, const struct dda_restore_opts *ro
 	json_decref(r.files);
 	json_decref(r.batch);
 	json_decref(r.ckpt_id);
+	if (snap[0])
+		remove_snapshot(snap);
 	free(r.v);
 	dda__undo_release(&r.undo);
 	dda_buf_release(&r.keys);

@@ -203,6 +203,48 @@ class RestoreTest(DdbCase):
         self.assertEqual(status, 2, err)
         self.assertIn("another restore", err)
 
+    def test_from_a_live_table_plus_the_log_after_its_scan(self):
+        """--baseline ddb://TABLE: the table as scanned now, then the log's
+        changes after the scan started."""
+        create_table(self.ddb, "base")
+        items = {k: v for k, v in sorted(self.w.truth.items())[:5]}
+        for it in items.values():
+            self.ddb.put_item(TableName="base", Item=it)
+        (a, img_a), (b, img_b) = list(items.items())[:2]
+        later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=10)
+        new_a = dict(img_a, Status={"S": "AFTER"})
+        c = ("late-user", "act0")
+        img_c = {"UserId": {"S": c[0]}, "ActivityId": {"S": c[1]}, "Version": {"N": "1"}}
+        log = os.path.join(self.dir, "after", "audit-logs")
+        for i, (key, ev, old, new) in enumerate([(a, "MODIFY", img_a, new_a),
+                                                 (b, "REMOVE", img_b, None),
+                                                 (c, "INSERT", None, img_c)]):
+            t = later + datetime.timedelta(seconds=i)
+            d = os.path.join(log, t.strftime("%Y/%m/%d/%H"))
+            os.makedirs(d, exist_ok=True)
+            rec = {"timestamp": t.strftime("%Y-%m-%dT%H:%M:%S.%f"), "eventName": ev,
+                   "userId": key[0], "activityId": key[1]}
+            if old:
+                rec["oldImage"] = old
+            if new:
+                rec["newImage"] = new
+            with open(os.path.join(d, f"{key[0]}-{key[1]}.json"), "w") as f:
+                json.dump(rec, f)
+        until = (later + datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        status, out, err = self.restore_log(log, "--at", until, "--baseline", "ddb://base",
+                                            "--to", "-")
+        self.assertEqual(status, 0, err)
+        got = {(i["UserId"]["S"], i["ActivityId"]["S"]): i
+               for i in (json.loads(x)["Item"] for x in out.decode().splitlines())}
+        want = dict(items)
+        want[a] = new_a
+        del want[b]
+        want[c] = img_c
+        self.assertEqual(canon(got), canon(want))
+        leftovers = [n for n in os.listdir(os.environ.get("TMPDIR", "/tmp"))
+                     if n.startswith("ddbaudit-baseline-")]
+        self.assertEqual(leftovers, [])
+
     def restore_log(self, log, *args):
         status, out, err = run("restore", log, *args)
         self.assertNoCrash(status, err)
