@@ -93,6 +93,11 @@ int dda__cmd_reconcile(int argc, char **argv, struct cli *c)
 			(unsigned long long)st.matched, (unsigned long long)st.unlogged,
 			(unsigned long long)st.missing, (unsigned long long)st.drift,
 			(unsigned long long)st.reread, status);
+	if (st.unknown)
+		dda__cli_warn(c,
+			      "%llu items could only be checked for presence: the log holds no new "
+			      "image of their last change (a KEYS_ONLY or OLD_IMAGE stream)",
+			      (unsigned long long)st.unknown);
 	json_decref(extra);
 	dda_result_release(&res);
 	return status;
