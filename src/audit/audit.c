@@ -567,7 +567,7 @@ static void run_finished(struct audit *a)
 
 /* Appends the names in a diff to the anomaly's detail, for humans:
  * "... (changed: Timestamp, Version; added: Tags)". */
-static void describe_diff(struct dda_anomaly *an)
+void dda__describe_diff(struct dda_anomaly *an)
 {
 	static const char *const parts[] = {"changed", "added", "removed"};
 	struct dda_buf d;
@@ -620,7 +620,7 @@ static void add_diffs(struct audit *a, struct dda__anomaly_vec *all)
 		if (!fetch_images(a, dec, an->prev_obj, an->prev_index, &prev) &&
 		    !fetch_images(a, dec, an->obj, an->index, &cur)) {
 			an->diff = dda_canon_diff(prev.new_image, cur.old_image);
-			describe_diff(an);
+			dda__describe_diff(an);
 		}
 		json_decref(prev.old_image);
 		json_decref(prev.new_image);

@@ -42,6 +42,10 @@ int dda__complete(struct dda__audit_ctx *x);
  * 0 or DDA_ENOMEM. */
 int dda__noise_filter(struct dda__audit_ctx *x);
 
+/* Appends the attribute names of an->diff to its detail, for humans:
+ * "... (changed: Timestamp, Version; added: Tags)". */
+void dda__describe_diff(struct dda_anomaly *an);
+
 /* The exportTime of a baseline (a full DynamoDB export under spec): that
  * of the first full-export data file its source yields. DDA_EINVAL when
  * spec holds no full export. */

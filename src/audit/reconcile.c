@@ -451,6 +451,64 @@ static void merge(struct finder *f, const struct side *log, const struct side *t
 	}
 }
 
+/* The attribute diff of each STATE_DRIFT between two images (the log's
+ * last new image, the table's item now), bounded like verify's GAP diffs. */
+static void drift_diffs(struct finder *f, struct dda_audit_fetch *fetch)
+{
+	size_t done = 0;
+	for (size_t i = 0; i < f->found.n && done < DDA_MAX_DIFFS; i++) {
+		struct dda_anomaly *an = &f->found.v[i];
+		json_t *old = NULL, *img = NULL, *live = NULL, *key = NULL;
+		if (an->kind != DDA_K_STATE_DRIFT || !an->has_expected || an->obj == DDA_NO_OBJECT)
+			continue;
+		done++;
+		if (!dda_audit_fetch(fetch, an->obj, an->index, &old, &img) && img && f->conn &&
+		    (key = dda_canon_to_json(an->key, an->key_len)) &&
+		    !dda__ddb_get(f->conn, key, true, &live, &f->err) && live) {
+			an->diff = dda_canon_diff(img, live);
+			dda__describe_diff(an);
+		}
+		json_decref(old);
+		json_decref(img);
+		json_decref(live);
+		json_decref(key);
+		f->err.code = 0; /* a diff that cannot be made is only a diff less */
+		f->err.msg[0] = '\0';
+	}
+}
+
+/* The audit's finished hook: the log's states are known and its objects can
+ * still be read, so the join is made here, with the drifts' diffs. */
+struct join {
+	struct side *log, *tab;
+	struct finder *f;
+	struct dda_reconcile_stats *st;
+	int rc;
+};
+
+static int join_finished(void *ctx, struct dda_audit_fetch *fetch, struct dda_result *res)
+{
+	struct join *j = ctx;
+	struct finder *f = j->f;
+	side_resolve(j->log);
+	j->st->log_items = j->log->n;
+	/* An incomplete log cannot say what the table should hold. */
+	if (res->fatal.code)
+		return 0;
+	int rc = collect_uncertain(f, res);
+	if (!rc) {
+		merge(f, j->log, j->tab, j->st->scan_started);
+		rc = f->rc;
+	}
+	if (!rc && fetch)
+		drift_diffs(f, fetch);
+	if (!rc) {
+		rc = dda_result_add(res, f->found.v, f->found.n);
+		f->found.n = 0;
+	}
+	return j->rc = rc;
+}
+
 int dda_reconcile_run(struct dda_audit_opts *ao, const struct dda_reconcile_opts *ro,
 		      struct dda_result *res, struct dda_reconcile_stats *st,
 		      struct dda_error *err)
@@ -511,39 +569,29 @@ int dda_reconcile_run(struct dda_audit_opts *ao, const struct dda_reconcile_opts
 		goto out;
 audit:
 	dda_buf_init(&log.keys, SIZE_MAX / 2);
+	f.t = &t;
+	struct join j = {.log = &log, .tab = &tab, .f = &f, .st = st};
 	ao->state_ctx = &log;
 	ao->prior = no_prior;
 	ao->end = on_end;
+	ao->finished = join_finished;
+	ao->finished_ctx = &j;
 	rc = dda_audit_run(ao, res, err);
-	ao->state_ctx = NULL;
+	ao->state_ctx = ao->finished_ctx = NULL;
 	ao->prior = NULL;
 	ao->end = NULL;
+	ao->finished = NULL;
 	if (rc)
 		goto out;
-	side_resolve(&log);
-	st->log_items = log.n;
-	/* An incomplete log cannot say what the table should hold. */
-	if (res->fatal.code)
-		goto out;
-	f.t = &t;
-	rc = collect_uncertain(&f, res);
-	if (!rc) {
-		merge(&f, &log, &tab, st->scan_started);
-		rc = f.rc;
-		if (rc && f.err.code)
-			*err = f.err;
-		else if (rc)
-			dda_error_set(err, rc, "out of memory comparing the log with the table");
-	}
-	if (!rc) {
-		rc = dda_result_add(res, f.found.v, f.found.n);
-		f.found.n = 0;
-	}
-	if (rc) {
+	if (j.rc) {
 		/* A result was produced: the failure makes it incomplete. */
+		if (f.err.code)
+			*err = f.err;
+		else
+			dda_error_set(err, j.rc, "comparing the log with the table failed: %s",
+				      dda_strerror(j.rc));
 		if (!res->fatal.code)
 			res->fatal = *err;
-		rc = 0;
 	}
 out:
 	if (d) {

@@ -72,6 +72,9 @@ class ReconcileTest(DdbCase):
                  and a["item"]["UserId"]["S"] == changed[0]][0]
         self.assertIsNotNone(drift["expected_digest"])
         self.assertNotEqual(drift["expected_digest"], drift["found_digest"])
+        # The attribute diff, log's last image against the table's item.
+        self.assertEqual(list(drift["diff"]["changed"]), ["Status"], drift)
+        self.assertIn("changed: Status", drift["detail"])
         self.assertIn(f"{changed[0]}-{changed[1]}.json", drift["object"]["key"])
         counts = rep["reconcile"]["counts"]
         self.assertEqual((counts["unlogged"], counts["missing"], counts["drift"]), (1, 1, 2))
