@@ -122,9 +122,8 @@ int dda__cmd_restore(int argc, char **argv, struct cli *c)
 	struct dda_result res;
 	struct dda_restore_stats st;
 	struct keys keys = {0};
+	struct dda__cli_run_meta meta = {0};
 	char t[DDA_TIME_STRLEN];
-	(void)argc;
-	(void)argv;
 	int status = check_args(c);
 	if (!status)
 		status = load_keys(c, &keys);
@@ -173,7 +172,11 @@ int dda__cmd_restore(int argc, char **argv, struct cli *c)
 					       .options = c->options,
 					       .fail_on = c->fail_on,
 					       .extra = extra};
+		/* A table was written with AWS credentials: the caller is asked. */
+		bool table = !strncmp(ro.to, "ddb://", 6) || !strncmp(ro.to, "arn:", 4);
+		dda__cli_run_meta(c, argc, argv, table, &meta, &info);
 		int s = dda__cli_write_reports(c, &info, &res);
+		dda__cli_run_meta_release(&meta);
 		if (!status)
 			status = s;
 		json_decref(extra);
