@@ -1251,7 +1251,8 @@ int dda__cli_parse(int argc, char **argv, const struct command *cmd, struct cli 
 		return EXIT_USAGE;
 	}
 	if (!c->source) {
-		dda__cli_error(c, "no SOURCE given (usage: ddbaudit %s)", cmd->usage);
+		dda__cli_error(c, "no %s given (usage: ddbaudit %s)",
+			       cmd->opts & OPT_EVIDENCE ? "action" : "SOURCE", cmd->usage);
 		return EXIT_USAGE;
 	}
 	c->audit.source = c->source;

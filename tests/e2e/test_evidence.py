@@ -196,6 +196,20 @@ class VerifyTest(EvidenceCase):
         self.assertEqual((doc["exit"], doc["result"]), (0, "ok"))
         self.assertTrue(all(c["status"] == "ok" for c in doc["checks"]))
 
+    def test_usage_errors(self):
+        path = self.bundle()
+        for args, want in [((), "no action given"), (("check", path), "unknown action 'check'"),
+                           (("verify",), "no BUNDLE given"),
+                           (("verify", path, "--pubkey", self.pub, "--kms", "k"),
+                            "cannot be combined"),
+                           (("verify", path, "--from", "2025-07-12"), "does not apply"),
+                           (("verify", path, "--format", "csv"), "invalid --format")]:
+            with self.subTest(args=args):
+                status, out, err = run("evidence", *args)
+                self.assertEqual(status, 2, err)
+                self.assertIn(want, err)
+                self.assertEqual(out, b"")
+
     def test_signature_present_but_not_checked(self):
         status, out, err = self.check(self.bundle())
         self.assertEqual(status, 3, out + err)
