@@ -99,6 +99,37 @@ static void test_clean_chain(void **state)
 	dda_history_free(h);
 }
 
+/* Items are counted by their number of events on power-of-two buckets: 1,
+ * 2-3, 4-7, ...; the last bucket takes everything above. */
+static void test_items_by_events(void **state)
+{
+	struct dda_history *h = dda_history_new();
+	struct found f;
+	static const int events[] = {1, 2, 3, 5, 4096};
+	char key[16], v[32], w[32];
+	(void)state;
+	for (size_t i = 0; i < DDA_ARRAY_SIZE(events); i++) {
+		snprintf(key, sizeof(key), "k%zu", i);
+		add(h, key, DDA_EV_INSERT, T0, NULL, "v0", 1, NULL);
+		for (int e = 1; e < events[i]; e++) {
+			snprintf(v, sizeof(v), "v%d", e - 1);
+			snprintf(w, sizeof(w), "v%d", e);
+			add(h, key, DDA_EV_MODIFY, T0 + e * SEC, v, w, 1, NULL);
+		}
+	}
+	struct dda_history_stats st = run(h, &f, DDA_TIME_NONE);
+	assert_int_equal(st.items, 5);
+	assert_int_equal(st.items_by_events[0], 1);
+	assert_int_equal(st.items_by_events[1], 2);
+	assert_int_equal(st.items_by_events[2], 1);
+	assert_int_equal(st.items_by_events[DDA_CHANGE_BUCKETS - 1], 1);
+	uint64_t sum = 0;
+	for (int b = 0; b < DDA_CHANGE_BUCKETS; b++)
+		sum += st.items_by_events[b];
+	assert_int_equal(sum, st.items);
+	dda_history_free(h);
+}
+
 static void test_gap(void **state)
 {
 	struct dda_history *h = dda_history_new();
@@ -338,6 +369,7 @@ int main(void)
 	    cmocka_unit_test(test_settle_makes_gap_provisional),
 	    cmocka_unit_test(test_merge_and_grouping),
 	    cmocka_unit_test(test_states),
+	    cmocka_unit_test(test_items_by_events),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
