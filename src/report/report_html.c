@@ -679,17 +679,28 @@ static void diff_part(struct html *h, const json_t *diff, const char *part, cons
 	}
 }
 
-static void diff_table(struct html *h, const json_t *diff)
+/* A diff's table, its header saying what was compared: for a GAP the
+ * previous event's new image against this event's old one, for a
+ * STATE_DRIFT (reconcile) the log's last image against the table's item. */
+static void diff_table(struct html *h, int kind, const json_t *diff)
 {
-	fputs("<table class=diff>\n", h->out);
+	bool gap = kind == DDA_K_GAP, drift = kind == DDA_K_STATE_DRIFT;
+	fprintf(h->out, "<table class=diff>\n<tr><th><th>attribute<th>expected%s<th>found%s\n",
+		gap	? ": the previous event's new image"
+		: drift ? ": the log's last image"
+			: "",
+		gap	? ": this event's old image"
+		: drift ? ": the table's item"
+			: "");
 	diff_part(h, diff, "removed", "del");
 	diff_part(h, diff, "added", "add");
 	diff_part(h, diff, "changed", "chg");
 	fputs("</table>", h->out);
 }
 
-/* A finding in its item's timeline, linked to its row; a GAP with its diff
- * (its detail says the same in words: the row has it), anything else with
+/* A finding in its item's timeline, linked to its row; one with a diff (a
+ * GAP, a STATE_DRIFT) with its diff (its detail says the same in words: the
+ * row has it), anything else with
  * its detail. */
 static void timeline_entry(struct html *h, const struct dda_anomaly *a)
 {
@@ -704,7 +715,7 @@ static void timeline_entry(struct html *h, const struct dda_anomaly *a)
 		fprintf(h->out, " record %" PRIu32, a->prev_index);
 	}
 	if (a->diff) {
-		diff_table(h, a->diff);
+		diff_table(h, a->kind, a->diff);
 	} else if (a->kind == DDA_K_GAP) {
 		fputs("<div><i>no diff</i></div>", h->out);
 	} else {
@@ -744,7 +755,8 @@ static void timelines_write(struct html *h, const struct dda_anomaly **idx, size
 	    "<h2 id=\"timelines\">Items with an error: %" PRIu32 "</h2>\n<p>Each item's "
 	    "findings in time order, each linked to its row above. A GAP's table shows, "
 	    "attribute by attribute, what the previous event left (expected) against what "
-	    "this event started from (found): <span class=del>removed</span> (expected, not "
+	    "this event started from (found); a STATE_DRIFT's, the log's last image against "
+	    "the table's item: <span class=del>removed</span> (expected, not "
 	    "found), <span class=add>added</span> (found, not expected), "
 	    "<span class=chg>changed</span>. A GAP has no diff with --no-diff, from a source that "
 	    "cannot be read again (stdin, an NDJSON stream), or past the run's 10,000 "

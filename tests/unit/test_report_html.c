@@ -149,7 +149,9 @@ static void test_figures(void **state)
 	assert_non_null(strstr(html, "data-kind=\"UNREADABLE\" data-n=\"1\""));
 	assert_non_null(strstr(html, "data-bucket=\"1\" data-items=\"1\""));
 	assert_non_null(strstr(html, "<h4 id=item-1><code>"));
-	assert_non_null(strstr(html, "<table class=diff>"));
+	assert_non_null(strstr(html,
+			       "<table class=diff>\n<tr><th><th>attribute<th>expected: the "
+			       "previous event's new image<th>found: this event's old image"));
 	assert_non_null(strstr(html, "<tr class=add><td>added<td>"));
 	assert_non_null(strstr(html, "2 objects: 1 in the range, 1 in slack hours"));
 	/* One object was never hashed: said so, not an empty cell. */
