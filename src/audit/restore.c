@@ -422,7 +422,12 @@ static int write_state(struct restore *r, struct dda_audit_fetch *f, const struc
 				   "the last change of an item before the restore time has no new "
 				   "image (a log without NEW_IMAGE cannot be restored from)");
 	else if (rc && !r->err.code)
-		dda_error_set(&r->err, rc, "cannot read a change again: %s", dda_strerror(rc));
+		dda_error_set(&r->err, rc, "cannot read a change again: %s",
+			      rc == DDA_EUNSUPPORTED
+				  ? "restore reads each item's last change again from its object, "
+				    "which an NDJSON stream or stdin cannot give: give a directory, an "
+				    "archive or s3:// (or unpack the stream into files)"
+				  : dda_strerror(rc));
 	if (!rc) {
 		r->st->written++;
 		if (r->kind == OUT_TABLE)
