@@ -46,6 +46,12 @@ int dda__noise_filter(struct dda__audit_ctx *x);
  * "... (changed: Timestamp, Version; added: Tags)". */
 void dda__describe_diff(struct dda_anomaly *an);
 
+/* The key hashes of the items with an error among a result's findings,
+ * sorted (malloc'd; *n of them), or NULL when memory ran out; and whether a
+ * hash is among them. */
+uint64_t *dda__error_key_hashes(const struct dda_result *res, size_t *n);
+bool dda__key_hash_listed(const uint64_t *v, size_t n, uint64_t khash);
+
 /* The exportTime of a baseline (a full DynamoDB export under spec): that
  * of the first full-export data file its source yields. DDA_EINVAL when
  * spec holds no full export. */

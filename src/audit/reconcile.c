@@ -201,7 +201,6 @@ static int scan_table(struct dda_ddb *d, const struct dda_ddb_table *t,
 }
 
 static int on_end(void *ctx, const struct dda_item_end *end);
-static int no_prior(void *ctx, const uint8_t *key, size_t key_len, struct dda_carried *out);
 
 /* The export's items (its states, already in key-hash order), read by an
  * audit of the export alone: its item counts and checksums are checked as
@@ -224,7 +223,7 @@ static int read_export(const struct dda_audit_opts *ao, const char *spec, struct
 	eo.ignore = 0;
 	eo.baseline = NULL;
 	eo.state_ctx = out;
-	eo.prior = no_prior;
+	eo.prior = NULL; /* nothing carried: every item starts empty */
 	eo.end = on_end;
 	dda_buf_init(&out->keys, SIZE_MAX / 2);
 	int rc = dda_audit_run(&eo, &er, err);
@@ -266,13 +265,6 @@ static int on_end(void *ctx, const struct dda_item_end *end)
 	return side_push(log, &e, end->key, end->key_len);
 }
 
-static int no_prior(void *ctx, const uint8_t *key, size_t key_len, struct dda_carried *out)
-{
-	(void)ctx, (void)key, (void)key_len;
-	memset(out, 0, sizeof(*out));
-	return 0;
-}
-
 struct finder {
 	struct dda__anomaly_vec found;
 	uint64_t *uncertain; /* key hashes of items with an error in the log, sorted */
@@ -290,24 +282,35 @@ static int cmp_u64(const void *pa, const void *pb)
 	return a < b ? -1 : a > b;
 }
 
-static int collect_uncertain(struct finder *f, const struct dda_result *res)
+uint64_t *dda__error_key_hashes(const struct dda_result *res, size_t *n)
 {
-	f->uncertain = malloc((res->nanomalies + 1) * sizeof(uint64_t));
-	if (!f->uncertain)
-		return DDA_ENOMEM;
+	uint64_t *v = malloc((res->nanomalies + 1) * sizeof(uint64_t));
+	*n = 0;
+	if (!v)
+		return NULL;
 	for (size_t i = 0; i < res->nanomalies; i++) {
 		const struct dda_anomaly *a = &res->anomalies[i];
 		if (a->key && a->severity == DDA_SEV_ERROR)
-			f->uncertain[f->nuncertain++] = dda_history_key_hash(a->key, a->key_len);
+			v[(*n)++] = dda_history_key_hash(a->key, a->key_len);
 	}
-	qsort(f->uncertain, f->nuncertain, sizeof(uint64_t), cmp_u64);
-	return 0;
+	qsort(v, *n, sizeof(uint64_t), cmp_u64);
+	return v;
+}
+
+bool dda__key_hash_listed(const uint64_t *v, size_t n, uint64_t khash)
+{
+	return n && bsearch(&khash, v, n, sizeof(uint64_t), cmp_u64);
+}
+
+static int collect_uncertain(struct finder *f, const struct dda_result *res)
+{
+	f->uncertain = dda__error_key_hashes(res, &f->nuncertain);
+	return f->uncertain ? 0 : DDA_ENOMEM;
 }
 
 static bool uncertain(const struct finder *f, uint64_t khash)
 {
-	return f->nuncertain &&
-	       bsearch(&khash, f->uncertain, f->nuncertain, sizeof(uint64_t), cmp_u64);
+	return dda__key_hash_listed(f->uncertain, f->nuncertain, khash);
 }
 
 DDA_PRINTF(4, 5)
@@ -572,7 +575,7 @@ audit:
 	f.t = &t;
 	struct join j = {.log = &log, .tab = &tab, .f = &f, .st = st};
 	ao->state_ctx = &log;
-	ao->prior = no_prior;
+	ao->prior = NULL; /* nothing carried: every item starts empty */
 	ao->end = on_end;
 	ao->finished = join_finished;
 	ao->finished_ctx = &j;

@@ -152,13 +152,6 @@ static int on_end(void *ctx, const struct dda_item_end *end)
 	return 0;
 }
 
-static int no_prior(void *ctx, const uint8_t *key, size_t key_len, struct dda_carried *out)
-{
-	(void)ctx, (void)key, (void)key_len;
-	memset(out, 0, sizeof(*out));
-	return 0;
-}
-
 static int cmp_position(const void *pa, const void *pb)
 {
 	const struct item *a = pa, *b = pb;
@@ -447,20 +440,17 @@ static int write_state(struct restore *r, struct dda_audit_fetch *f, const struc
 	return rc;
 }
 
-static void count_uncertain(struct restore *r, const struct dda_result *res)
+/* Items with an error among the log's findings: their states are uncertain. */
+static int count_uncertain(struct restore *r, const struct dda_result *res)
 {
-	/* Items (in key order) with an error among the log's findings. */
-	for (size_t i = 0; i < r->n; i++) {
-		const struct item *it = &r->v[i];
-		for (size_t j = 0; j < res->nanomalies; j++) {
-			const struct dda_anomaly *a = &res->anomalies[j];
-			if (a->key && a->severity == DDA_SEV_ERROR && a->key_len == it->key_len &&
-			    !memcmp(a->key, key_of(r, it), it->key_len)) {
-				r->st->uncertain++;
-				break;
-			}
-		}
-	}
+	size_t n;
+	uint64_t *err = dda__error_key_hashes(res, &n);
+	if (!err)
+		return DDA_ENOMEM;
+	for (size_t i = 0; i < r->n; i++)
+		r->st->uncertain += dda__key_hash_listed(err, n, r->v[i].khash);
+	free(err);
+	return 0;
 }
 
 static int on_undo_finished(void *ctx, struct dda_audit_fetch *f, struct dda_result *res)
@@ -494,7 +484,8 @@ static int on_finished(void *ctx, struct dda_audit_fetch *f, struct dda_result *
 				      res->fatal.msg);
 		return r->rc;
 	}
-	count_uncertain(r, res);
+	if (count_uncertain(r, res))
+		return r->rc = dda_error_set(&r->err, DDA_ENOMEM, "out of memory");
 	qsort(r->v, r->n, sizeof(*r->v), cmp_position);
 	size_t start = 0;
 	if (r->ckpt_done) {
@@ -664,7 +655,7 @@ int dda_restore_run(struct dda_audit_opts *ao, const struct dda_restore_opts *ro
 	if (!rc) {
 		void *ctx = ao->ctx;
 		ao->state_ctx = &r;
-		ao->prior = no_prior;
+		ao->prior = NULL; /* nothing carried: every item starts empty */
 		ao->end = undo ? NULL : on_end;
 		ao->finished = undo ? on_undo_finished : on_finished;
 		ao->finished_ctx = &r;
