@@ -90,6 +90,12 @@ struct dda_audit_opts {
 	 * caller's to keep: the run's result stands either way. */
 	int (*finished)(void *ctx, struct dda_audit_fetch *f, struct dda_result *res);
 	void *finished_ctx;
+	/* Bytes the event table may hold before it spills sorted runs into
+	 * tmp_dir (NULL: /tmp); 0: unbounded. memory_limit_source says where
+	 * the figure came from, for the report ("option", "cgroup", ...). */
+	uint64_t memory_limit;
+	const char *memory_limit_source;
+	const char *tmp_dir;
 };
 
 DDA_API void dda_audit_opts_default(struct dda_audit_opts *o);
@@ -140,6 +146,12 @@ struct dda_result {
 	 * result, but the run is incomplete (exit status 3). */
 	struct dda_error fatal;
 	size_t peak_history_bytes;
+	/* The memory limit the run had and what spilling it did (limit 0:
+	 * unbounded); source is borrowed from dda_audit_opts. */
+	struct dda_run_memory {
+		const char *source;
+		struct dda_spill_stats spill;
+	} memory;
 	struct dda_source_facts source; /* where the objects came from (S3 bucket) */
 	struct dda_baseline_stats baseline;
 };

@@ -17,9 +17,39 @@ struct dda_history;
 DDA_API struct dda_history *dda_history_new(void);
 DDA_API void dda_history_free(struct dda_history *h);
 
+/* A memory budget shared by the histories of one run (--memory-limit):
+ * each history counts what its events cost against it (with atomics, so
+ * histories on different threads share one). Past the limit, a history
+ * holding a fair share of it sorts its events in analysis order, writes
+ * them as a compressed run to an unlinked file in dir and frees them;
+ * dda_history_analyze merges the runs with the rest. objs is the table
+ * analysis is given (the order breaks ties by object); it and the budget
+ * are borrowed and must outlive the histories. limit 0: never spill. */
+struct dda_history_budget;
+DDA_API struct dda_history_budget *dda_history_budget_new(uint64_t limit, const char *dir,
+							  const struct dda_objtab *objs);
+DDA_API void dda_history_budget_free(struct dda_history_budget *b);
+/* A history that counts against b (NULL: unbounded, as dda_history_new). */
+DDA_API struct dda_history *dda_history_new_bounded(struct dda_history_budget *b);
+
+struct dda_spill_stats {
+	uint64_t limit;	 /* bytes; 0 = unlimited */
+	uint64_t runs;	 /* runs written while events were added */
+	uint64_t events; /* events in them */
+	uint64_t bytes;	 /* compressed bytes in them */
+};
+DDA_API void dda_history_budget_stats(const struct dda_history_budget *b,
+				      struct dda_spill_stats *out);
+/* The first failure to spill (a tmp dir that cannot be written, a full
+ * disk), or 0. After one, histories spill no more and keep their events:
+ * nothing is lost, but memory is no longer bounded, so the caller should
+ * stop adding. err (may be NULL) gets the message, which names dir. */
+DDA_API int dda_history_budget_error(struct dda_history_budget *b, struct dda_error *err);
+
 /* Records the event of a valid record (copying what it keeps). */
 DDA_API int dda_history_add(struct dda_history *h, const struct dda_record *r);
-/* Moves every event of `from` into `into`; `from` is left empty. */
+/* Moves every event (and spilled run) of `from` into `into`; `from` is left
+ * empty. */
 DDA_API int dda_history_merge(struct dda_history *into, struct dda_history *from);
 DDA_API uint64_t dda_history_count(const struct dda_history *h);
 /* Bytes held, for memory accounting and the benchmark. */
@@ -117,10 +147,14 @@ struct dda_history_opts {
 	int (*prior)(void *state_ctx, const uint8_t *key, size_t key_len,
 		     struct dda_carried *out);
 	int (*end)(void *state_ctx, const struct dda_item_end *end);
+	/* Optional: the detail of a failure to read spilled runs back. */
+	struct dda_error *err;
 };
 
 /* Orders every item's events and checks each link. Returns 0 or the first
- * nonzero value of a callback (or DDA_ENOMEM). */
+ * nonzero value of a callback (or DDA_ENOMEM). With spilled runs, DDA_EIO
+ * or DDA_EFORMAT when one cannot be read back (detail in opts->err): the
+ * items checked before it were whole, the rest are not checked. */
 DDA_API int dda_history_analyze(struct dda_history *h, const struct dda_history_opts *opts,
 				struct dda_history_stats *stats);
 

@@ -56,6 +56,7 @@ struct audit {
 	int nworkers;
 	uint64_t records_done; /* atomically updated by workers */
 	struct dda_source *src;
+	struct dda_history_budget *budget; /* --memory-limit, or NULL */
 };
 
 /* ---- queue ---- */
@@ -329,6 +330,14 @@ static int read_all(struct audit *a, struct manifest *m, struct dda__hour_vec *h
 	int64_t start = dda_time_now(), last = start;
 	int rc = 0;
 	for (;;) {
+		struct dda_error spill_err;
+		if (dda_history_budget_error(a->budget, &spill_err)) {
+			dda_error_set(&a->res->fatal, spill_err.code,
+				      "%s: the event table cannot spill (--memory-limit, --tmp-dir), "
+				      "reading stopped: the report covers only what was read",
+				      spill_err.msg);
+			break;
+		}
 		if (a->o->stop && *a->o->stop) {
 			dda_error_set(&a->res->fatal, DDA_EINTR,
 				      "interrupted: the report covers "
@@ -638,6 +647,7 @@ static int analyze(struct audit *a, struct dda__anomaly_vec *all, struct dda_err
 		if (dda_history_merge(h, a->w[i].hist))
 			return dda_error_set(err, DDA_ENOMEM, "out of memory merging histories");
 	a->res->peak_history_bytes = dda_history_bytes(h);
+	struct dda_error spill_err = {0};
 	struct collect c = {all, o};
 	struct dda_history_opts ho = {
 	    .settle_from = o->settle > 0 ? o->now - o->settle : DDA_TIME_NONE,
@@ -648,11 +658,20 @@ static int analyze(struct audit *a, struct dda__anomaly_vec *all, struct dda_err
 	    .state_ctx = o->state_ctx,
 	    .prior = o->prior,
 	    .end = o->end,
+	    .err = &spill_err,
 	};
 	struct dda_history_stats st;
 	int rc = dda_history_analyze(h, &ho, &st);
-	if (rc)
+	dda_history_budget_stats(a->budget, &a->res->memory.spill);
+	/* A spilled run that cannot be read back: the items before it were
+	 * checked whole, the run is incomplete. */
+	if (rc && spill_err.code) {
+		if (!a->res->fatal.code)
+			dda_error_set(&a->res->fatal, rc, "%s: histories were checked only in part",
+				      spill_err.msg);
+	} else if (rc) {
 		return dda_error_set(err, rc, "checking histories failed: %s", dda_strerror(rc));
+	}
 	a->res->sum.items = st.items;
 	memcpy(a->res->sum.items_by_events, st.items_by_events, sizeof(st.items_by_events));
 	a->res->sum.duplicates = st.duplicates;
@@ -793,7 +812,7 @@ static int start_workers(struct audit *a, int n, struct dda_error *err)
 		dopts.need_images = dopts.need_images || (a->o->on_record && !a->o->on_record_raw);
 		dopts.raw_images = a->o->on_record && a->o->on_record_raw;
 		w->dec = dda_decoder_new(&dopts, a->res->objs);
-		w->hist = dda_history_new();
+		w->hist = dda_history_new_bounded(a->budget);
 		if (!w->dec || !w->hist) {
 			dda_decoder_free(w->dec);
 			dda_history_free(w->hist);
@@ -900,6 +919,14 @@ int dda_audit_run(const struct dda_audit_opts *o, struct dda_result *res, struct
 	}
 	a->o = o;
 	a->res = res;
+	res->memory.source = o->memory_limit_source;
+	res->memory.spill.limit = o->memory_limit;
+	if (o->memory_limit &&
+	    !(a->budget = dda_history_budget_new(o->memory_limit, o->tmp_dir, res->objs))) {
+		queue_destroy(&a->q);
+		free(a);
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	}
 	pthread_mutex_init(&a->hook_mu, NULL);
 	/* The run's stop flag also ends the source's network waits. */
 	struct dda_source_opts so = o->src;
@@ -946,6 +973,7 @@ int dda_audit_run(const struct dda_audit_opts *o, struct dda_result *res, struct
 	dda__sha256_release(&m.sha);
 	dda_buf_release(&m.line);
 	free_workers(a);
+	dda_history_budget_free(a->budget);
 	dda_source_free(a->src);
 	queue_destroy(&a->q);
 	pthread_mutex_destroy(&a->hook_mu);

@@ -125,6 +125,14 @@ void dda__cli_warn(const struct cli *c, const char *fmt, ...) DDA_PRINTF(2, 3);
 /* The progress callback for dda_audit_opts (ctx is the struct cli). */
 void dda__cli_progress(void *ctx, const struct dda_progress *p);
 
+/* --memory-limit (memory.c): a size in bytes with an optional K, M, G or T
+ * (powers of 1024; "KiB" and "KB" read the same), "off" or 0 for none.
+ * 0 or DDA_EINVAL. */
+int dda__cli_parse_size(const char *arg, uint64_t *out);
+/* The default limit, half the memory the process may use, and where that
+ * came from: "cgroup", "memtotal", or "unknown" (limit 0: none). */
+void dda__cli_default_memory(uint64_t *limit, const char **source);
+
 /* Maps a library error to an exit status. */
 int dda__cli_exit_for(int err);
 /* mkdir -p: creates path and its missing parents. 0, or DDA_EIO (or

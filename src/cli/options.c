@@ -49,6 +49,8 @@ enum {
 	O_KMS,
 	O_PREVIOUS,
 	O_RECHECK,
+	O_MEMORY_LIMIT,
+	O_TMP_DIR,
 	O_TARGET,
 	O_PARALLELISM,
 	O_BATCH_SIZE,
@@ -88,6 +90,8 @@ static const struct option long_opts[] = {
     {"key-schema", required_argument, NULL, O_KEY_SCHEMA},
     {"max-object-bytes", required_argument, NULL, O_MAX_OBJECT_BYTES},
     {"threads", required_argument, NULL, O_THREADS},
+    {"memory-limit", required_argument, NULL, O_MEMORY_LIMIT},
+    {"tmp-dir", required_argument, NULL, O_TMP_DIR},
     {"progress", required_argument, NULL, O_PROGRESS},
     {"now", required_argument, NULL, O_NOW},
     {"settle", required_argument, NULL, O_SETTLE},
@@ -355,7 +359,16 @@ void dda__cli_help(const struct command *cmd)
 		    "found\n"
 		    "                         only there are provisional warnings\n"
 		    "  --now TIME             take TIME as now (for %s--settle)\n"
-		    "  --threads N            decoding threads (default: one per core)\n",
+		    "  --threads N            decoding threads (default: one per core)\n"
+		    "memory:\n"
+		    "  --memory-limit SIZE    bytes the event table may hold (K, M, G, T: powers\n"
+		    "                         of 1024; 0 or off: no limit); past it, sorted runs\n"
+		    "                         of events spill to --tmp-dir, compressed, and are\n"
+		    "                         merged back: the same report, more disk and time.\n"
+		    "                         Default: half the memory the process may use (its\n"
+		    "                         cgroup's limit when set, else the machine's)\n"
+		    "  --tmp-dir DIR          where runs spill (default $TMPDIR, else /tmp); an\n"
+		    "                         event takes about 40 to 80 bytes there\n",
 		    cmd->opts & OPT_RANGE ? "--since and " : "");
 	if (cmd->opts & OPT_RESTORE)
 		printf("restore:\n"
@@ -734,6 +747,23 @@ static int set_option(struct cli *c, int opt, const char *arg, int64_t *now_arg)
 			return EXIT_USAGE;
 		a->threads = (int)DDA_MIN(n, 64);
 		return 0;
+	case O_MEMORY_LIMIT:
+		if (dda__cli_parse_size(arg, &a->memory_limit)) {
+			dda__cli_error(c,
+				       "invalid --memory-limit '%s' (bytes, or a number with K, M, G "
+				       "or T: 512M, 2G; 0 or off for no limit)",
+				       arg);
+			return EXIT_USAGE;
+		}
+		a->memory_limit_source = "option";
+		return 0;
+	case O_TMP_DIR:
+		if (!*arg) {
+			dda__cli_error(c, "invalid --tmp-dir '' (a directory)");
+			return EXIT_USAGE;
+		}
+		a->tmp_dir = arg;
+		return 0;
 	case O_PROGRESS:
 		c->progress = !strcmp(arg, "never")    ? 0
 			      : !strcmp(arg, "always") ? 1
@@ -959,6 +989,8 @@ static bool allowed(const struct command *cmd, int opt)
 	case O_SETTLE:
 	case O_NOW:
 	case O_THREADS:
+	case O_MEMORY_LIMIT:
+	case O_TMP_DIR:
 		return cmd->opts & OPT_DECODE;
 	case O_FROM:
 	case O_SINCE:
@@ -1170,6 +1202,10 @@ static int finish_options(struct cli *c, int64_t now_arg)
 	}
 	a->dec.range = a->src.range;
 	a->src.now = a->now; /* an open range ends at the run's now */
+	if (!a->memory_limit_source && (c->command->opts & OPT_DECODE))
+		dda__cli_default_memory(&a->memory_limit, &a->memory_limit_source);
+	if (!a->tmp_dir)
+		a->tmp_dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	start_verbose(c);
 	if (c->versions && c->source && strncmp(c->source, "s3://", 5))
 		dda__cli_warn(c, "--versions only applies to S3 sources; a local copy holds one "

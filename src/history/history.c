@@ -1,88 +1,195 @@
 /* Item histories: compact event storage, ordering, and the link-by-link
- * checks docs/anomalies.md describes (GAP, DUPLICATE, ...). An event keeps its key, digests and a few
- * fields; images are never kept, so memory grows by ~150 bytes an event. */
+ * checks docs/anomalies.md describes (GAP, DUPLICATE, ...). An event keeps
+ * its key, digests and a few fields; images are never kept, so memory grows
+ * by ~150 bytes an event. A history given a budget spills past it: its
+ * events are sorted into a run in a temporary file and freed, and analysis
+ * merges the runs with what is still in memory, in the same order. */
 #include "util/util.h"
-#include "ddbaudit/history.h"
+#include "history/history_impl.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 
 /* Events live in fixed blocks so that growing never copies them. */
 #define EV_BLOCK_SHIFT 14
 #define EV_BLOCK (1u << EV_BLOCK_SHIFT)
-/* A sequence number is a decimal string of at most 40 digits in practice;
- * the bound keeps a hostile one from bloating every event. */
-#define SEQ_MAX 64
+/* Runs merged at once: each open run holds two blocks and an inflate state
+ * (~170 KiB), so 64 of them stay near 11 MiB; more runs are first merged
+ * into fewer, 64 at a time. */
+#define MERGE_FANIN 64
 
-enum ev_flags {
-	F_OLD = 1,
-	F_NEW = 2,
-	F_OLD_UNKNOWN = 4,
-	F_NEW_UNKNOWN = 8,
-	F_TTL = 16,
+/* qsort has no context argument; the sort is given one through a slot in
+ * each element instead of a global. */
+struct sortent {
+	uint64_t khash; /* a copy, so most comparisons never touch the event */
+	const struct dda__event *e;
+	const struct dda_objtab *objs;
 };
 
-struct event {
-	uint64_t khash;
-	const uint8_t *key;
-	const char *seq;
-	int64_t time;
-	uint64_t line;
-	uint32_t key_len;
-	uint32_t obj;
-	uint32_t index;
-	uint16_t seq_len;
-	uint8_t event;
-	uint8_t flags;
-	uint8_t old_digest[DDA_DIGEST_LEN];
-	uint8_t new_digest[DDA_DIGEST_LEN];
+/* What an event costs against a budget: the event, its key and sequence
+ * number in the arena (rounded as the arena rounds), and its slot in the
+ * array it is sorted in (at a spill or at analysis). */
+static uint64_t event_cost(size_t key_len, const char *seq, size_t seq_len)
+{
+	return sizeof(struct dda__event) + sizeof(struct sortent) + ((key_len + 7) & ~(size_t)7) +
+	       (seq ? ((seq_len + 8) & ~(size_t)7) : 0);
+}
+
+struct dda_history_budget {
+	uint64_t limit;
+	char *dir;
+	const struct dda_objtab *objs;
+	/* Updated with atomics by every history's thread. */
+	uint64_t used;
+	uint32_t nhist;
+	uint64_t runs, events, bytes;
+	int failed;
+	/* The first failure to spill, under mu. */
+	pthread_mutex_t mu;
+	struct dda_error err;
 };
 
 struct dda_history {
-	struct event **blocks;
+	struct dda__event **blocks;
 	size_t nblocks, cap_blocks;
 	uint64_t n;
 	struct dda__arena arena;
+	struct dda_history_budget *budget; /* borrowed, or NULL: unbounded */
+	uint64_t bytes;			   /* accounted cost of what is held */
+	uint64_t published;		   /* the part of bytes added to budget->used */
+	struct dda__spill_file **files;	   /* owned; runs point into them */
+	size_t nfiles;
+	struct dda__run *runs;
+	size_t nruns, cap_runs;
 };
+
+struct dda_history_budget *dda_history_budget_new(uint64_t limit, const char *dir,
+						  const struct dda_objtab *objs)
+{
+	struct dda_history_budget *b = calloc(1, sizeof(*b));
+	if (!b)
+		return NULL;
+	b->limit = limit;
+	b->objs = objs;
+	b->dir = strdup(dir && *dir ? dir : "/tmp");
+	if (!b->dir || pthread_mutex_init(&b->mu, NULL)) {
+		free(b->dir);
+		free(b);
+		return NULL;
+	}
+	return b;
+}
+
+void dda_history_budget_free(struct dda_history_budget *b)
+{
+	if (!b)
+		return;
+	pthread_mutex_destroy(&b->mu);
+	free(b->dir);
+	free(b);
+}
+
+void dda_history_budget_stats(const struct dda_history_budget *b, struct dda_spill_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!b)
+		return;
+	out->limit = b->limit;
+	out->runs = __atomic_load_n(&b->runs, __ATOMIC_RELAXED);
+	out->events = __atomic_load_n(&b->events, __ATOMIC_RELAXED);
+	out->bytes = __atomic_load_n(&b->bytes, __ATOMIC_RELAXED);
+}
+
+int dda_history_budget_error(struct dda_history_budget *b, struct dda_error *err)
+{
+	if (!b || !__atomic_load_n(&b->failed, __ATOMIC_ACQUIRE))
+		return 0;
+	pthread_mutex_lock(&b->mu);
+	if (err)
+		*err = b->err;
+	int code = b->err.code;
+	pthread_mutex_unlock(&b->mu);
+	return code;
+}
+
+static void budget_fail(struct dda_history_budget *b, const struct dda_error *err)
+{
+	pthread_mutex_lock(&b->mu);
+	if (!b->err.code)
+		b->err = *err;
+	pthread_mutex_unlock(&b->mu);
+	__atomic_store_n(&b->failed, 1, __ATOMIC_RELEASE);
+}
 
 struct dda_history *dda_history_new(void)
 {
+	return dda_history_new_bounded(NULL);
+}
+
+struct dda_history *dda_history_new_bounded(struct dda_history_budget *b)
+{
 	struct dda_history *h = calloc(1, sizeof(*h));
-	if (h)
-		dda__arena_init(&h->arena);
+	if (!h)
+		return NULL;
+	dda__arena_init(&h->arena);
+	h->budget = b;
+	if (b)
+		__atomic_add_fetch(&b->nhist, 1, __ATOMIC_RELAXED);
 	return h;
+}
+
+static void free_events(struct dda_history *h)
+{
+	for (size_t i = 0; i < h->nblocks; i++)
+		free(h->blocks[i]);
+	h->nblocks = 0;
+	h->n = 0;
+	dda__arena_release(&h->arena);
+	if (h->budget)
+		__atomic_sub_fetch(&h->budget->used, h->published, __ATOMIC_RELAXED);
+	h->bytes = h->published = 0;
 }
 
 void dda_history_free(struct dda_history *h)
 {
 	if (!h)
 		return;
-	for (size_t i = 0; i < h->nblocks; i++)
-		free(h->blocks[i]);
+	free_events(h);
 	free(h->blocks);
-	dda__arena_release(&h->arena);
+	for (size_t i = 0; i < h->nfiles; i++) {
+		dda__spill_file_close(h->files[i]);
+		free(h->files[i]);
+	}
+	free(h->files);
+	free(h->runs);
+	if (h->budget)
+		__atomic_sub_fetch(&h->budget->nhist, 1, __ATOMIC_RELAXED);
 	free(h);
 }
 
 uint64_t dda_history_count(const struct dda_history *h)
 {
-	return h->n;
+	uint64_t n = h->n;
+	for (size_t i = 0; i < h->nruns; i++)
+		n += h->runs[i].events;
+	return n;
 }
 
 size_t dda_history_bytes(const struct dda_history *h)
 {
-	return h->nblocks * EV_BLOCK * sizeof(struct event) + h->arena.used;
+	return h->nblocks * EV_BLOCK * sizeof(struct dda__event) + h->arena.used;
 }
 
-static struct event *ev_at(const struct dda_history *h, uint64_t i)
+static struct dda__event *ev_at(const struct dda_history *h, uint64_t i)
 {
 	return &h->blocks[i >> EV_BLOCK_SHIFT][i & (EV_BLOCK - 1)];
 }
 
-static int push_block(struct dda_history *h, struct event *blk)
+static int push_block(struct dda_history *h, struct dda__event *blk)
 {
 	if (h->nblocks == h->cap_blocks) {
 		size_t cap = h->cap_blocks ? h->cap_blocks * 2 : 16;
-		struct event **nb = realloc(h->blocks, cap * sizeof(*nb));
+		struct dda__event **nb = realloc(h->blocks, cap * sizeof(*nb));
 		if (!nb)
 			return DDA_ENOMEM;
 		h->blocks = nb;
@@ -92,10 +199,10 @@ static int push_block(struct dda_history *h, struct event *blk)
 	return 0;
 }
 
-static struct event *ev_new(struct dda_history *h)
+static struct dda__event *ev_new(struct dda_history *h)
 {
 	if (h->n == (uint64_t)h->nblocks * EV_BLOCK) {
-		struct event *blk = malloc(EV_BLOCK * sizeof(*blk));
+		struct dda__event *blk = malloc(EV_BLOCK * sizeof(*blk));
 		if (!blk || push_block(h, blk)) {
 			free(blk);
 			return NULL;
@@ -104,14 +211,138 @@ static struct event *ev_new(struct dda_history *h)
 	return ev_at(h, h->n++);
 }
 
+static int cmp_sortent(const void *pa, const void *pb);
+
+/* Sorts the events held in memory into a new array (NULL when empty). */
+static int sort_events(const struct dda_history *h, const struct dda_objtab *objs,
+		       struct sortent **out)
+{
+	*out = NULL;
+	if (!h->n)
+		return 0;
+	struct sortent *order = malloc(h->n * sizeof(*order));
+	if (!order)
+		return DDA_ENOMEM;
+	for (uint64_t i = 0; i < h->n; i++) {
+		order[i].e = ev_at(h, i);
+		order[i].khash = order[i].e->khash;
+		order[i].objs = objs;
+	}
+	dda__sort(order, h->n, sizeof(*order), cmp_sortent);
+	*out = order;
+	return 0;
+}
+
+static int add_run(struct dda_history *h, const struct dda__run *run)
+{
+	if (h->nruns == h->cap_runs) {
+		size_t cap = h->cap_runs ? h->cap_runs * 2 : 16;
+		struct dda__run *nr = realloc(h->runs, cap * sizeof(*nr));
+		if (!nr)
+			return DDA_ENOMEM;
+		h->runs = nr;
+		h->cap_runs = cap;
+	}
+	h->runs[h->nruns++] = *run;
+	return 0;
+}
+
+/* The file this history appends runs to, opened at its first spill. */
+static int spill_file(struct dda_history *h, const char *dir, struct dda__spill_file **out,
+		      struct dda_error *err)
+{
+	if (h->nfiles) {
+		*out = h->files[0];
+		return 0;
+	}
+	struct dda__spill_file *f = calloc(1, sizeof(*f));
+	struct dda__spill_file **nf = realloc(h->files, sizeof(*nf));
+	if (nf)
+		h->files = nf;
+	if (!f || !nf) {
+		free(f);
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	}
+	int rc = dda__spill_file_open(f, dir, err);
+	if (rc) {
+		free(f);
+		return rc;
+	}
+	h->files[h->nfiles++] = f;
+	*out = f;
+	return 0;
+}
+
+/* Writes the events held, sorted, as one run, then frees them. On failure
+ * the events stay where they were. */
+static int spill(struct dda_history *h, struct dda_error *err)
+{
+	struct dda_history_budget *b = h->budget;
+	struct sortent *order = NULL;
+	struct dda__spill_file *f = NULL;
+	struct dda__run_writer w;
+	struct dda__run run;
+	bool writer = false;
+	int rc = sort_events(h, b->objs, &order);
+	if (rc)
+		dda_error_set(err, rc, "out of memory sorting events to spill");
+	if (!rc)
+		rc = spill_file(h, b->dir, &f, err);
+	if (!rc) {
+		rc = dda__run_writer_init(&w, f, err);
+		writer = true;
+	}
+	for (uint64_t i = 0; i < h->n && !rc; i++)
+		rc = dda__run_put(&w, order[i].e, err);
+	if (!rc)
+		rc = dda__run_finish(&w, &run, err);
+	if (!rc && add_run(h, &run))
+		rc = dda_error_set(err, DDA_ENOMEM, "out of memory");
+	if (writer)
+		dda__run_writer_release(&w);
+	free(order);
+	if (rc)
+		return rc; /* what was written stays unreferenced in the unlinked file */
+	__atomic_add_fetch(&b->runs, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&b->events, run.events, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&b->bytes, run.len, __ATOMIC_RELAXED);
+	free_events(h);
+	return 0;
+}
+
+/* Publishes what the history grew by since the last time, in steps, and
+ * spills when the budget is passed and this history holds a fair share of
+ * it (one that holds little would only write tiny runs). */
+static void account(struct dda_history *h, uint64_t cost)
+{
+	struct dda_history_budget *b = h->budget;
+	h->bytes += cost;
+	if (!b || !b->limit)
+		return;
+	uint64_t step = DDA_MAX(DDA_MIN(b->limit / 64, (uint64_t)1 << 20), 1024);
+	if (h->bytes - h->published < step)
+		return;
+	uint64_t used = __atomic_add_fetch(&b->used, h->bytes - h->published, __ATOMIC_RELAXED);
+	h->published = h->bytes;
+	uint32_t nhist = DDA_MAX(__atomic_load_n(&b->nhist, __ATOMIC_RELAXED), 1u);
+	if (used <= b->limit || h->bytes < b->limit / (2 * nhist) ||
+	    __atomic_load_n(&b->failed, __ATOMIC_ACQUIRE))
+		return;
+	struct dda_error err = {0};
+	/* The events that could not be written are kept: nothing is dropped,
+	 * and the caller ends the run when it sees the failure. */
+	if (spill(h, &err))
+		budget_fail(b, &err);
+}
+
 int dda_history_add(struct dda_history *h, const struct dda_record *r)
 {
-	struct event *e = ev_new(h);
+	struct dda__event *e = ev_new(h);
 	if (!e)
 		return DDA_ENOMEM;
 	memset(e, 0, sizeof(*e));
 	uint8_t *key = dda__arena_alloc(&h->arena, r->key_len);
-	size_t seq_len = r->seq ? DDA_MIN(r->seq_len, SEQ_MAX) : 0;
+	size_t seq_len = r->seq ? DDA_MIN(r->seq_len, DDA__SEQ_MAX) : 0;
 	char *seq = r->seq ? dda__arena_strndup(&h->arena, r->seq, seq_len) : NULL;
 	if (!key || (r->seq && !seq)) {
 		h->n--;
@@ -128,26 +359,45 @@ int dda_history_add(struct dda_history *h, const struct dda_record *r)
 	e->obj = r->obj;
 	e->index = r->index;
 	e->event = (uint8_t)r->event;
-	e->flags = (r->has_old ? F_OLD : 0) | (r->has_new ? F_NEW : 0) |
-		   (r->old_unknown ? F_OLD_UNKNOWN : 0) | (r->new_unknown ? F_NEW_UNKNOWN : 0) |
-		   (r->ttl ? F_TTL : 0);
+	e->flags = (r->has_old ? DDA__F_OLD : 0) | (r->has_new ? DDA__F_NEW : 0) |
+		   (r->old_unknown ? DDA__F_OLD_UNKNOWN : 0) | (r->new_unknown ? DDA__F_NEW_UNKNOWN : 0) |
+		   (r->ttl ? DDA__F_TTL : 0);
 	if (r->has_old)
 		memcpy(e->old_digest, r->old_digest, DDA_DIGEST_LEN);
 	if (r->has_new)
 		memcpy(e->new_digest, r->new_digest, DDA_DIGEST_LEN);
+	account(h, event_cost(r->key_len, seq, seq_len));
+	return 0;
+}
+
+/* Takes from's spill files and runs. */
+static int take_runs(struct dda_history *into, struct dda_history *from)
+{
+	struct dda__spill_file **nf =
+	    realloc(into->files, (into->nfiles + from->nfiles + 1) * sizeof(*nf));
+	if (!nf)
+		return DDA_ENOMEM;
+	into->files = nf;
+	for (size_t i = 0; i < from->nruns; i++)
+		if (add_run(into, &from->runs[i]))
+			return DDA_ENOMEM;
+	memcpy(into->files + into->nfiles, from->files, from->nfiles * sizeof(*nf));
+	into->nfiles += from->nfiles;
+	from->nfiles = from->nruns = 0;
 	return 0;
 }
 
 /* Copies block by block, freeing each source block at once, so merging
- * needs one block of memory beyond what both histories hold. */
+ * needs one block of memory beyond what both histories hold. What from
+ * counted against the budget is into's now. */
 int dda_history_merge(struct dda_history *into, struct dda_history *from)
 {
-	int rc = 0;
+	int rc = take_runs(into, from);
 	for (size_t b = 0; b < from->nblocks; b++) {
 		uint64_t first = (uint64_t)b * EV_BLOCK;
 		uint64_t n = DDA_MIN((uint64_t)EV_BLOCK, from->n - first);
 		for (uint64_t i = 0; i < n && !rc; i++) {
-			struct event *e = ev_new(into);
+			struct dda__event *e = ev_new(into);
 			if (e)
 				*e = from->blocks[b][i];
 			else
@@ -159,6 +409,12 @@ int dda_history_merge(struct dda_history *into, struct dda_history *from)
 	from->nblocks = 0;
 	from->n = 0;
 	dda__arena_splice(&into->arena, &from->arena);
+	into->bytes += from->bytes;
+	if (into->budget == from->budget)
+		into->published += from->published;
+	else if (from->budget)
+		__atomic_sub_fetch(&from->budget->used, from->published, __ATOMIC_RELAXED);
+	from->bytes = from->published = 0;
 	return rc;
 }
 
@@ -185,7 +441,7 @@ struct sort_ctx {
 	const struct dda_objtab *objs;
 };
 
-static int cmp_key(const struct event *a, const struct event *b)
+static int cmp_key(const struct dda__event *a, const struct dda__event *b)
 {
 	if (a->khash != b->khash)
 		return a->khash < b->khash ? -1 : 1;
@@ -197,7 +453,7 @@ static int cmp_key(const struct event *a, const struct event *b)
 }
 
 /* Sequence numbers compare as decimal integers. */
-static int cmp_seq(const struct event *a, const struct event *b)
+static int cmp_seq(const struct dda__event *a, const struct dda__event *b)
 {
 	if (a->seq_len != b->seq_len)
 		return a->seq_len < b->seq_len ? -1 : 1;
@@ -205,7 +461,7 @@ static int cmp_seq(const struct event *a, const struct event *b)
 }
 
 /* The primary order: sequence number when both have one, else time. */
-static int cmp_primary(const struct event *a, const struct event *b)
+static int cmp_primary(const struct dda__event *a, const struct dda__event *b)
 {
 	if (a->seq && b->seq)
 		return cmp_seq(a, b);
@@ -222,8 +478,8 @@ static int64_t obj_lm(const struct dda_objtab *objs, uint32_t obj)
 
 /* Secondary order: the object's last-modified time, then the order in which
  * objects (and versions) were listed, then the position in the object. */
-static int cmp_secondary(const struct dda_objtab *objs, const struct event *a,
-			 const struct event *b)
+static int cmp_secondary(const struct dda_objtab *objs, const struct dda__event *a,
+			 const struct dda__event *b)
 {
 	if (a->obj != b->obj) {
 		int64_t la = obj_lm(objs, a->obj), lb = obj_lm(objs, b->obj);
@@ -236,20 +492,12 @@ static int cmp_secondary(const struct dda_objtab *objs, const struct event *a,
 	return 0;
 }
 
-/* qsort has no context argument; the sort is given one through a slot in
- * each element instead of a global. */
-struct sortent {
-	uint64_t khash; /* a copy, so most comparisons never touch the event */
-	const struct event *e;
-	const struct dda_objtab *objs;
-};
-
 static int cmp_sortent(const void *pa, const void *pb)
 {
 	const struct sortent *sa = pa, *sb = pb;
 	if (sa->khash != sb->khash)
 		return sa->khash < sb->khash ? -1 : 1;
-	const struct event *a = sa->e, *b = sb->e;
+	const struct dda__event *a = sa->e, *b = sb->e;
 	int c = cmp_key(a, b);
 	if (!c)
 		c = cmp_primary(a, b);
@@ -340,7 +588,7 @@ struct item_state {
 	bool present;	  /* the item exists after the last applied event */
 	bool cur_unknown; /* present, but its image is not known (no new image) */
 	uint8_t cur[DDA_DIGEST_LEN];
-	const struct event *prev;
+	const struct dda__event *prev;
 };
 
 struct checker {
@@ -354,19 +602,19 @@ struct checker {
 	int rc;
 };
 
-static uint64_t change_fp(const struct event *e)
+static uint64_t change_fp(const struct dda__event *e)
 {
 	uint8_t buf[1 + 2 * DDA_DIGEST_LEN] = {e->event};
-	if (e->flags & F_OLD)
+	if (e->flags & DDA__F_OLD)
 		memcpy(buf + 1, e->old_digest, DDA_DIGEST_LEN);
-	if (e->flags & F_NEW)
+	if (e->flags & DDA__F_NEW)
 		memcpy(buf + 1 + DDA_DIGEST_LEN, e->new_digest, DDA_DIGEST_LEN);
 	return dda__hash64(buf, sizeof(buf));
 }
 
 /* Whether e continues from the current state. A state (a full export's
  * item) continues it when it is that state. */
-static bool links(const struct item_state *st, const struct event *e)
+static bool links(const struct item_state *st, const struct dda__event *e)
 {
 	if (e->event == DDA_EV_STATE)
 		return st->present &&
@@ -375,13 +623,13 @@ static bool links(const struct item_state *st, const struct event *e)
 		return !st->present;
 	if (!st->present)
 		return false;
-	if (st->cur_unknown || (e->flags & F_OLD_UNKNOWN))
+	if (st->cur_unknown || (e->flags & DDA__F_OLD_UNKNOWN))
 		return true;
-	return (e->flags & F_OLD) && !memcmp(e->old_digest, st->cur, DDA_DIGEST_LEN);
+	return (e->flags & DDA__F_OLD) && !memcmp(e->old_digest, st->cur, DDA_DIGEST_LEN);
 }
 
 DDA_PRINTF(4, 5)
-static int report(struct checker *ck, const struct event *e, int kind, const char *fmt, ...)
+static int report(struct checker *ck, const struct dda__event *e, int kind, const char *fmt, ...)
 {
 	if (ck->rc)
 		return ck->rc;
@@ -433,7 +681,7 @@ static int report(struct checker *ck, const struct event *e, int kind, const cha
 	return rc;
 }
 
-static bool is_duplicate(struct checker *ck, const struct event *e, uint64_t fp, uint64_t *seqfp)
+static bool is_duplicate(struct checker *ck, const struct dda__event *e, uint64_t fp, uint64_t *seqfp)
 {
 	if (e->seq) {
 		*seqfp = dda__hash64(e->seq, e->seq_len);
@@ -449,7 +697,7 @@ static bool is_duplicate(struct checker *ck, const struct event *e, uint64_t fp,
 static const char *prev_text(const struct checker *ck, char *buf, size_t size)
 {
 	char t[DDA_TIME_STRLEN];
-	const struct event *p = ck->st.prev;
+	const struct dda__event *p = ck->st.prev;
 	if (p)
 		snprintf(buf, size, "%s at %s", dda_event_name_str(p->event),
 			 dda_time_format(p->time, true, t));
@@ -464,7 +712,7 @@ static const char *prev_text(const struct checker *ck, char *buf, size_t size)
 /* A carried object name may be long; messages are bounded anyway. */
 #define PREV_TEXT_MAX 1400
 
-static void check_link(struct checker *ck, const struct event *e)
+static void check_link(struct checker *ck, const struct dda__event *e)
 {
 	struct item_state *st = &ck->st;
 	char pt[PREV_TEXT_MAX];
@@ -506,7 +754,7 @@ static void check_link(struct checker *ck, const struct event *e)
 		       name, prev_text(ck, pt, sizeof(pt)));
 }
 
-static void apply(struct item_state *st, const struct event *e)
+static void apply(struct item_state *st, const struct dda__event *e)
 {
 	st->known = true;
 	st->prev = e;
@@ -515,12 +763,12 @@ static void apply(struct item_state *st, const struct event *e)
 		return;
 	}
 	st->present = true;
-	st->cur_unknown = !(e->flags & F_NEW);
-	if (e->flags & F_NEW)
+	st->cur_unknown = !(e->flags & DDA__F_NEW);
+	if (e->flags & DDA__F_NEW)
 		memcpy(st->cur, e->new_digest, DDA_DIGEST_LEN);
 }
 
-static int visit(struct checker *ck, const struct event *e, int verdict)
+static int visit(struct checker *ck, const struct dda__event *e, int verdict)
 {
 	if (!ck->opts->visit || ck->rc)
 		return ck->rc;
@@ -533,8 +781,8 @@ static int visit(struct checker *ck, const struct event *e, int verdict)
 	    .event = e->event,
 	    .time = e->time,
 	    .verdict = verdict,
-	    .has_old = e->flags & F_OLD,
-	    .has_new = e->flags & F_NEW,
+	    .has_old = e->flags & DDA__F_OLD,
+	    .has_new = e->flags & DDA__F_NEW,
 	    .old_digest = e->old_digest,
 	    .new_digest = e->new_digest,
 	};
@@ -549,7 +797,7 @@ static int visit(struct checker *ck, const struct event *e, int verdict)
  * applied. The carried change itself, read again, is not news; any other is
  * listed (it may explain a GAP that earlier run reported). True when e was
  * taken care of here. */
-static bool superseded(struct checker *ck, const struct event *e, uint64_t fp)
+static bool superseded(struct checker *ck, const struct dda__event *e, uint64_t fp)
 {
 	const struct dda_carried *c = &ck->carried;
 	const struct dda_object *ob =
@@ -567,7 +815,7 @@ static bool superseded(struct checker *ck, const struct event *e, uint64_t fp)
 	return true;
 }
 
-static void process(struct checker *ck, const struct event *e)
+static void process(struct checker *ck, const struct dda__event *e)
 {
 	uint64_t fp = change_fp(e), seqfp = 0;
 	ck->stats->events++;
@@ -586,7 +834,7 @@ static void process(struct checker *ck, const struct event *e)
 		return;
 	}
 	check_link(ck, e);
-	if (e->event == DDA_EV_MODIFY && (e->flags & F_OLD) && (e->flags & F_NEW) &&
+	if (e->event == DDA_EV_MODIFY && (e->flags & DDA__F_OLD) && (e->flags & DDA__F_NEW) &&
 	    !memcmp(e->old_digest, e->new_digest, DDA_DIGEST_LEN))
 		report(ck, e, DDA_K_NO_OP_MODIFY, "MODIFY whose old and new images are equal");
 	if (fpset_add(&ck->changes, fp) || (e->seq && fpset_add(&ck->seqs, seqfp)))
@@ -626,7 +874,7 @@ static void process_ties(struct checker *ck, const struct sortent *run, size_t n
 /* Starts an item from what an earlier run left of it: its state, and its
  * last change, so that a retry of that change in this run is a DUPLICATE
  * as it would be in one run over both ranges. */
-static void start_item(struct checker *ck, const struct event *first)
+static void start_item(struct checker *ck, const struct dda__event *first)
 {
 	struct dda_carried *c = &ck->carried;
 	memset(c, 0, sizeof(*c));
@@ -650,7 +898,7 @@ static void start_item(struct checker *ck, const struct event *first)
 		ck->rc = DDA_ENOMEM;
 }
 
-static void end_item(struct checker *ck, const struct event *first)
+static void end_item(struct checker *ck, const struct dda__event *first)
 {
 	const struct item_state *st = &ck->st;
 	const struct dda_carried *c = &ck->carried;
@@ -709,21 +957,295 @@ static void check_item(struct checker *ck, const struct sortent *ev, size_t n)
 	end_item(ck, ev[0].e);
 }
 
+/* ---- merging spilled runs ---- */
+
+/* The full order of analysis, as cmp_sortent sorts. */
+static int cmp_event(const struct dda_objtab *objs, const struct dda__event *a,
+		     const struct dda__event *b)
+{
+	int c = cmp_key(a, b);
+	if (!c)
+		c = cmp_primary(a, b);
+	if (!c)
+		c = cmp_secondary(objs, a, b);
+	return c;
+}
+
+/* One sorted input of a merge: a run on disk, or the events in memory. */
+struct msource {
+	struct dda__run_reader r;
+	bool is_run;
+	const struct sortent *mem;
+	size_t mem_n, mem_at;
+	const struct dda__event *cur; /* NULL when exhausted */
+};
+
+struct merger {
+	struct msource *src;
+	size_t n;
+	size_t *heap; /* indices into src, a min-heap by cmp_event */
+	size_t nheap;
+	const struct dda_objtab *objs;
+};
+
+static bool heap_less(const struct merger *m, size_t a, size_t b)
+{
+	int c = cmp_event(m->objs, m->src[a].cur, m->src[b].cur);
+	return c ? c < 0 : a < b;
+}
+
+static void sift_down(struct merger *m, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, min = i;
+		if (l < m->nheap && heap_less(m, m->heap[l], m->heap[min]))
+			min = l;
+		if (r < m->nheap && heap_less(m, m->heap[r], m->heap[min]))
+			min = r;
+		if (min == i)
+			return;
+		size_t t = m->heap[i];
+		m->heap[i] = m->heap[min];
+		m->heap[min] = t;
+		i = min;
+	}
+}
+
+static int source_advance(struct msource *s, struct dda_error *err)
+{
+	if (!s->is_run) {
+		s->cur = s->mem_at < s->mem_n ? s->mem[s->mem_at++].e : NULL;
+		return 0;
+	}
+	int rc = dda__run_next(&s->r, err);
+	s->cur = rc == 1 ? &s->r.cur : NULL;
+	return rc < 0 ? rc : 0;
+}
+
+static void merger_release(struct merger *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (m->src[i].is_run)
+			dda__run_reader_release(&m->src[i].r);
+	free(m->src);
+	free(m->heap);
+}
+
+/* Opens a merge of runs and (when mem_n) the sorted events in memory. */
+static int merger_open(struct merger *m, const struct dda__run *runs, size_t nruns,
+		       const struct sortent *mem, size_t mem_n, const struct dda_objtab *objs,
+		       struct dda_error *err)
+{
+	memset(m, 0, sizeof(*m));
+	m->objs = objs;
+	m->src = calloc(nruns + 1, sizeof(*m->src));
+	m->heap = calloc(nruns + 1, sizeof(*m->heap));
+	if (!m->src || !m->heap)
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	int rc = 0;
+	for (size_t i = 0; i < nruns && !rc; i++) {
+		m->src[i].is_run = true;
+		rc = dda__run_reader_init(&m->src[i].r, &runs[i], err);
+		m->n++;
+	}
+	if (mem_n)
+		m->src[m->n++] = (struct msource){.mem = mem, .mem_n = mem_n};
+	for (size_t i = 0; i < m->n && !rc; i++) {
+		rc = source_advance(&m->src[i], err);
+		if (!rc && m->src[i].cur)
+			m->heap[m->nheap++] = i;
+	}
+	for (size_t i = m->nheap / 2; i-- > 0 && !rc;)
+		sift_down(m, i);
+	return rc;
+}
+
+/* The smallest event left (borrowed until merger_pop), or NULL. */
+static const struct dda__event *merger_top(const struct merger *m)
+{
+	return m->nheap ? m->src[m->heap[0]].cur : NULL;
+}
+
+static int merger_pop(struct merger *m, struct dda_error *err)
+{
+	struct msource *s = &m->src[m->heap[0]];
+	int rc = source_advance(s, err);
+	if (rc)
+		return rc;
+	if (!s->cur)
+		m->heap[0] = m->heap[--m->nheap];
+	sift_down(m, 0);
+	return 0;
+}
+
+/* Merges n runs into one, appended to the history's first spill file. */
+static int merge_runs(struct dda_history *h, const struct dda__run *runs, size_t n,
+		      const struct dda_objtab *objs, struct dda__run *out, struct dda_error *err)
+{
+	struct merger m;
+	struct dda__run_writer w;
+	int rc = merger_open(&m, runs, n, NULL, 0, objs, err);
+	bool writer = !rc && !(rc = dda__run_writer_init(&w, h->files[0], err));
+	const struct dda__event *e;
+	while (!rc && (e = merger_top(&m)) != NULL) {
+		rc = dda__run_put(&w, e, err);
+		if (!rc)
+			rc = merger_pop(&m, err);
+	}
+	if (!rc)
+		rc = dda__run_finish(&w, out, err);
+	if (writer)
+		dda__run_writer_release(&w);
+	merger_release(&m);
+	return rc;
+}
+
+/* Merges runs, MERGE_FANIN at a time, until one more input (the events in
+ * memory) still fits in a merge. */
+static int reduce_runs(struct dda_history *h, const struct dda_objtab *objs,
+		       struct dda_error *err)
+{
+	while (h->nruns + 1 > MERGE_FANIN) {
+		struct dda__run merged;
+		int rc = merge_runs(h, h->runs, MERGE_FANIN, objs, &merged, err);
+		if (rc)
+			return rc;
+		memmove(h->runs, h->runs + MERGE_FANIN, (h->nruns - MERGE_FANIN) * sizeof(*h->runs));
+		h->nruns -= MERGE_FANIN;
+		h->runs[h->nruns++] = merged;
+	}
+	return 0;
+}
+
+/* One item's events as they come out of a merge, copied: a run reader's
+ * event lives only until it moves on. */
+struct item {
+	struct dda__event *ev;
+	uint32_t *seq_off; /* where each sequence number is in bytes, or UINT32_MAX */
+	struct sortent *order;
+	size_t n, cap;
+	uint8_t *bytes; /* the key, then the sequence numbers */
+	size_t len, cap_bytes;
+};
+
+static int item_bytes(struct item *it, const void *p, size_t n)
+{
+	if (it->len + n > it->cap_bytes) {
+		size_t cap = DDA_MAX(it->len + n, 2 * it->cap_bytes + 256);
+		uint8_t *nb = realloc(it->bytes, cap);
+		if (!nb)
+			return DDA_ENOMEM;
+		it->bytes = nb;
+		it->cap_bytes = cap;
+	}
+	memcpy(it->bytes + it->len, p, n);
+	it->len += n;
+	return 0;
+}
+
+static int item_grow(struct item *it)
+{
+	size_t cap = it->cap ? 2 * it->cap : 64;
+	struct dda__event *ev = realloc(it->ev, cap * sizeof(*ev));
+	if (ev)
+		it->ev = ev;
+	uint32_t *so = realloc(it->seq_off, cap * sizeof(*so));
+	if (so)
+		it->seq_off = so;
+	struct sortent *o = realloc(it->order, cap * sizeof(*o));
+	if (o)
+		it->order = o;
+	if (!ev || !so || !o)
+		return DDA_ENOMEM;
+	it->cap = cap;
+	return 0;
+}
+
+static bool item_same(const struct item *it, const struct dda__event *e)
+{
+	const struct dda__event *f = &it->ev[0];
+	return f->khash == e->khash && f->key_len == e->key_len &&
+	       !memcmp(it->bytes, e->key, e->key_len);
+}
+
+static int item_add(struct item *it, const struct dda__event *e)
+{
+	if (it->n == it->cap && item_grow(it))
+		return DDA_ENOMEM;
+	if (!it->n && item_bytes(it, e->key, e->key_len))
+		return DDA_ENOMEM;
+	it->seq_off[it->n] = e->seq ? (uint32_t)it->len : UINT32_MAX;
+	if (e->seq && item_bytes(it, e->seq, e->seq_len))
+		return DDA_ENOMEM;
+	it->ev[it->n++] = *e;
+	return 0;
+}
+
+static void item_check(struct checker *ck, struct item *it, const struct dda_objtab *objs)
+{
+	for (size_t i = 0; i < it->n; i++) {
+		struct dda__event *e = &it->ev[i];
+		e->key = it->bytes;
+		e->seq = it->seq_off[i] == UINT32_MAX ? NULL : (const char *)it->bytes + it->seq_off[i];
+		it->order[i] = (struct sortent){e->khash, e, objs};
+	}
+	check_item(ck, it->order, it->n);
+	it->n = it->len = 0;
+}
+
+static void item_release(struct item *it)
+{
+	free(it->ev);
+	free(it->seq_off);
+	free(it->order);
+	free(it->bytes);
+}
+
+/* Checks every item over a merge of the runs and the sorted events in
+ * memory: the same events, in the same order, as one sort would give. An
+ * item is checked once its last event is out, so a run that cannot be read
+ * leaves no item checked with events missing. */
+static int check_merged(struct checker *ck, struct dda_history *h, const struct sortent *order,
+			struct dda_error *err)
+{
+	const struct dda_objtab *objs = ck->opts->objs;
+	struct merger m;
+	struct item it = {0};
+	int rc = reduce_runs(h, objs, err);
+	if (!rc)
+		rc = merger_open(&m, h->runs, h->nruns, order, h->n, objs, err);
+	else
+		memset(&m, 0, sizeof(m));
+	const struct dda__event *e;
+	while (!rc && !ck->rc && (e = merger_top(&m)) != NULL) {
+		if (it.n && !item_same(&it, e))
+			item_check(ck, &it, objs);
+		if (item_add(&it, e))
+			rc = dda_error_set(err, DDA_ENOMEM, "out of memory");
+		if (!rc)
+			rc = merger_pop(&m, err);
+	}
+	if (!rc && !ck->rc && it.n)
+		item_check(ck, &it, objs);
+	item_release(&it);
+	merger_release(&m);
+	return rc;
+}
+
 int dda_history_analyze(struct dda_history *h, const struct dda_history_opts *opts,
 			struct dda_history_stats *stats)
 {
 	memset(stats, 0, sizeof(*stats));
-	struct sortent *order = h->n ? malloc(h->n * sizeof(*order)) : NULL;
-	if (h->n && !order)
+	struct sortent *order;
+	if (sort_events(h, opts->objs, &order))
 		return DDA_ENOMEM;
-	for (uint64_t i = 0; i < h->n; i++) {
-		order[i].e = ev_at(h, i);
-		order[i].khash = order[i].e->khash;
-		order[i].objs = opts->objs;
-	}
-	dda__sort(order, h->n, sizeof(*order), cmp_sortent);
 	struct checker ck = {.opts = opts, .stats = stats};
-	for (uint64_t i = 0; i < h->n && !ck.rc;) {
+	int rc = 0;
+	if (h->nruns) {
+		struct dda_error local = {0};
+		rc = check_merged(&ck, h, order, opts->err ? opts->err : &local);
+	}
+	for (uint64_t i = 0; !h->nruns && i < h->n && !ck.rc;) {
 		uint64_t j = i + 1;
 		while (j < h->n && !cmp_key(order[i].e, order[j].e))
 			j++;
@@ -733,5 +1255,5 @@ int dda_history_analyze(struct dda_history *h, const struct dda_history_opts *op
 	fpset_release(&ck.changes);
 	fpset_release(&ck.seqs);
 	free(order);
-	return ck.rc;
+	return rc ? rc : ck.rc;
 }

@@ -238,6 +238,18 @@ static json_t *state_json(const struct dda_report_state *st)
 	return j;
 }
 
+/* The event table's memory limit and what spilling past it did: the one
+ * part of a report that differs between a spilled run and one that was
+ * not. */
+static json_t *memory_json(const struct dda_run_memory *m)
+{
+	const struct dda_spill_stats *s = &m->spill;
+	return json_pack("{sosos{sIsIsI}}", "limit",
+			 s->limit ? json_integer((json_int_t)s->limit) : json_null(), "limit_source",
+			 string_or_null(m->source), "spilled", "runs", (json_int_t)s->runs, "events",
+			 (json_int_t)s->events, "bytes", (json_int_t)s->bytes);
+}
+
 /* The run's metadata added to v1 after its first fields (docs/report.md). */
 static void run_metadata(json_t *run, const struct dda_report_info *info,
 			 const struct dda_result *res)
@@ -252,6 +264,7 @@ static void run_metadata(json_t *run, const struct dda_report_info *info,
 		json_object_set_new(run, "host", json_null());
 	json_object_set_new(run, "caller", caller_json(&info->caller));
 	json_object_set_new(run, "versions", json_boolean(info->versions));
+	json_object_set_new(run, "memory", memory_json(&res->memory));
 	if (info->state.path)
 		json_object_set_new(run, "state", state_json(&info->state));
 }

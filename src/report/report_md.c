@@ -134,6 +134,26 @@ static void state_item(FILE *out, const struct dda_report_state *st, struct dda_
 	fputc('\n', out);
 }
 
+static void memory_item(FILE *out, const struct dda_run_memory *m)
+{
+	const struct dda_spill_stats *s = &m->spill;
+	if (!s->limit) {
+		fputs("- Memory: no limit on the event table\n", out);
+		return;
+	}
+	fprintf(out, "- Memory: event table limit %.1f MiB (%s)", (double)s->limit / (1 << 20),
+		m->source && !strcmp(m->source, "option") ? "`--memory-limit`"
+		: m->source && !strcmp(m->source, "cgroup")
+		    ? "half the cgroup's memory limit"
+		    : "half the machine's memory");
+	if (s->runs)
+		fprintf(out, "; %llu events spilled in %llu runs, %.1f MiB on disk\n",
+			(unsigned long long)s->events, (unsigned long long)s->runs,
+			(double)s->bytes / (1 << 20));
+	else
+		fputs("; nothing spilled\n", out);
+}
+
 /* Everything an auditor asks before reading the findings: when, by whom,
  * with what, over what, and whether all of it was read. */
 static void metadata(FILE *out, const struct dda_report_info *info, const struct dda_result *res,
@@ -154,6 +174,7 @@ static void metadata(FILE *out, const struct dda_report_info *info, const struct
 	fprintf(out, "- Versions: %s\n",
 		info->versions ? "every version of every key (`--versions`)"
 			       : "the current version of each key (no `--versions`)");
+	memory_item(out, &res->memory);
 	if (res->fatal.code)
 		fprintf(out, "- Completeness: incomplete (%s)\n",
 			dda__text_utf8(tmp, res->fatal.msg));
