@@ -381,8 +381,8 @@ static int take_runs(struct dda_history *into, struct dda_history *from)
 	for (size_t i = 0; i < from->nruns; i++)
 		if (add_run(into, &from->runs[i]))
 			return DDA_ENOMEM;
-	memcpy(into->files + into->nfiles, from->files, from->nfiles * sizeof(*nf));
-	into->nfiles += from->nfiles;
+	for (size_t i = 0; i < from->nfiles; i++)
+		into->files[into->nfiles++] = from->files[i];
 	from->nfiles = from->nruns = 0;
 	return 0;
 }

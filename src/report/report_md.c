@@ -134,22 +134,39 @@ static void state_item(FILE *out, const struct dda_report_state *st, struct dda_
 	fputc('\n', out);
 }
 
+/* "512 bytes", "24.0 KiB", "2.0 GiB". */
+static const char *size_text(uint64_t n, char buf[32])
+{
+	static const char *const units[] = {"KiB", "MiB", "GiB", "TiB"};
+	double v = (double)n;
+	size_t u = 0;
+	if (n < 1024) {
+		snprintf(buf, 32, "%llu bytes", (unsigned long long)n);
+		return buf;
+	}
+	for (v /= 1024; v >= 1024 && u + 1 < DDA_ARRAY_SIZE(units); u++)
+		v /= 1024;
+	snprintf(buf, 32, "%.1f %s", v, units[u]);
+	return buf;
+}
+
 static void memory_item(FILE *out, const struct dda_run_memory *m)
 {
+	char limit[32], disk[32];
 	const struct dda_spill_stats *s = &m->spill;
 	if (!s->limit) {
 		fputs("- Memory: no limit on the event table\n", out);
 		return;
 	}
-	fprintf(out, "- Memory: event table limit %.1f MiB (%s)", (double)s->limit / (1 << 20),
+	fprintf(out, "- Memory: event table limit %s (%s)", size_text(s->limit, limit),
 		m->source && !strcmp(m->source, "option") ? "`--memory-limit`"
 		: m->source && !strcmp(m->source, "cgroup")
 		    ? "half the cgroup's memory limit"
 		    : "half the machine's memory");
 	if (s->runs)
-		fprintf(out, "; %llu events spilled in %llu runs, %.1f MiB on disk\n",
+		fprintf(out, "; %llu events spilled in %llu runs, %s on disk\n",
 			(unsigned long long)s->events, (unsigned long long)s->runs,
-			(double)s->bytes / (1 << 20));
+			size_text(s->bytes, disk));
 	else
 		fputs("; nothing spilled\n", out);
 }

@@ -85,6 +85,10 @@ static void build(struct dda_result *res)
 	res->hours[0] = (struct dda_hour_stat){t("2025-07-12T08:00Z"), 1, 2, 2, true};
 	res->hours[1] = (struct dda_hour_stat){t("2025-07-12T09:00Z"), 1, 1, 1, true};
 	res->has_manifest = true;
+	/* An event table past its --memory-limit: the run metadata says so. */
+	res->memory.source = "option";
+	res->memory.spill = (struct dda_spill_stats){.limit = (uint64_t)2 << 30, .runs = 12,
+						     .events = 30000000, .bytes = 1932735283};
 	memset(res->manifest_sha256, 'f', 64);
 }
 

@@ -207,6 +207,7 @@ struct seen {
 	uint64_t anomalies;
 };
 
+DDA_PRINTF(2, 3)
 static void seen_add(struct seen *s, const char *fmt, ...)
 {
 	char line[256];
