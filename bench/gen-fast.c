@@ -116,7 +116,9 @@ static char *put_image(char *p, uint32_t i, uint32_t v)
 	if (v % 3 == 0) {
 		p = put(p, ",\"Details\":{\"M\":{\"device\":{\"S\":\"");
 		p = put(p, devices[h % 3]);
-		p = put(p, "\"},\"verified\":{\"BOOL\":true},\"steps\":{\"L\":[{\"N\":\"1\"},{\"N\":\"");
+		p = put(
+		    p,
+		    "\"},\"verified\":{\"BOOL\":true},\"steps\":{\"L\":[{\"N\":\"1\"},{\"N\":\"");
 		p = put_u(p, v);
 		p = put(p, "\"}]}}}");
 	}

@@ -360,8 +360,8 @@ int dda_history_add(struct dda_history *h, const struct dda_record *r)
 	e->index = r->index;
 	e->event = (uint8_t)r->event;
 	e->flags = (r->has_old ? DDA__F_OLD : 0) | (r->has_new ? DDA__F_NEW : 0) |
-		   (r->old_unknown ? DDA__F_OLD_UNKNOWN : 0) | (r->new_unknown ? DDA__F_NEW_UNKNOWN : 0) |
-		   (r->ttl ? DDA__F_TTL : 0);
+		   (r->old_unknown ? DDA__F_OLD_UNKNOWN : 0) |
+		   (r->new_unknown ? DDA__F_NEW_UNKNOWN : 0) | (r->ttl ? DDA__F_TTL : 0);
 	if (r->has_old)
 		memcpy(e->old_digest, r->old_digest, DDA_DIGEST_LEN);
 	if (r->has_new)
@@ -681,7 +681,8 @@ static int report(struct checker *ck, const struct dda__event *e, int kind, cons
 	return rc;
 }
 
-static bool is_duplicate(struct checker *ck, const struct dda__event *e, uint64_t fp, uint64_t *seqfp)
+static bool is_duplicate(struct checker *ck, const struct dda__event *e, uint64_t fp,
+			 uint64_t *seqfp)
 {
 	if (e->seq) {
 		*seqfp = dda__hash64(e->seq, e->seq_len);
@@ -1102,15 +1103,15 @@ static int merge_runs(struct dda_history *h, const struct dda__run *runs, size_t
 
 /* Merges runs, MERGE_FANIN at a time, until one more input (the events in
  * memory) still fits in a merge. */
-static int reduce_runs(struct dda_history *h, const struct dda_objtab *objs,
-		       struct dda_error *err)
+static int reduce_runs(struct dda_history *h, const struct dda_objtab *objs, struct dda_error *err)
 {
 	while (h->nruns + 1 > MERGE_FANIN) {
 		struct dda__run merged;
 		int rc = merge_runs(h, h->runs, MERGE_FANIN, objs, &merged, err);
 		if (rc)
 			return rc;
-		memmove(h->runs, h->runs + MERGE_FANIN, (h->nruns - MERGE_FANIN) * sizeof(*h->runs));
+		memmove(h->runs, h->runs + MERGE_FANIN,
+			(h->nruns - MERGE_FANIN) * sizeof(*h->runs));
 		h->nruns -= MERGE_FANIN;
 		h->runs[h->nruns++] = merged;
 	}
@@ -1186,7 +1187,8 @@ static void item_check(struct checker *ck, struct item *it, const struct dda_obj
 	for (size_t i = 0; i < it->n; i++) {
 		struct dda__event *e = &it->ev[i];
 		e->key = it->bytes;
-		e->seq = it->seq_off[i] == UINT32_MAX ? NULL : (const char *)it->bytes + it->seq_off[i];
+		e->seq =
+		    it->seq_off[i] == UINT32_MAX ? NULL : (const char *)it->bytes + it->seq_off[i];
 		it->order[i] = (struct sortent){e->khash, e, objs};
 	}
 	check_item(ck, it->order, it->n);

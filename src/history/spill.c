@@ -36,8 +36,8 @@ int dda__spill_file_open(struct dda__spill_file *f, const char *dir, struct dda_
 	dda_buf_init(&path, 8192);
 	if (dda_buf_addf(&path, "%s/ddbaudit-spill-XXXXXX", dir)) {
 		dda_buf_release(&path);
-		return dda_error_set(err, DDA_EIO, "cannot create a spill file in '%s': path too long",
-				     dir);
+		return dda_error_set(err, DDA_EIO,
+				     "cannot create a spill file in '%s': path too long", dir);
 	}
 	f->fd = mkstemp(path.ptr);
 	int saved = errno;
@@ -65,8 +65,9 @@ static int write_at(struct dda__spill_file *f, const uint8_t *p, size_t n, struc
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
-			return dda_error_set(err, DDA_EIO, "cannot write to the spill file in '%s': %s",
-					     f->dir, w < 0 ? strerror(errno) : "nothing written");
+			return dda_error_set(err, DDA_EIO,
+					     "cannot write to the spill file in '%s': %s", f->dir,
+					     w < 0 ? strerror(errno) : "nothing written");
 		p += w;
 		n -= (size_t)w;
 		off += (uint64_t)w;
@@ -243,7 +244,8 @@ int dda__run_put(struct dda__run_writer *w, const struct dda__event *e, struct d
 		memcpy(o, e->key, e->key_len);
 		o += e->key_len;
 	}
-	o = put_varint(o, zigzag((int64_t)((uint64_t)e->time - (w->have_prev ? (uint64_t)p->time : 0))));
+	o = put_varint(
+	    o, zigzag((int64_t)((uint64_t)e->time - (w->have_prev ? (uint64_t)p->time : 0))));
 	o = put_varint(o, e->line);
 	o = put_varint(o, e->obj);
 	o = put_varint(o, e->index);
@@ -364,7 +366,8 @@ static bool decode_event(struct cur *c, struct dda__event *e, bool have_prev)
 		e->key_len = get_u32(c);
 		e->key = get_bytes(c, e->key_len);
 	}
-	e->time = (int64_t)((uint64_t)unzigzag(get_varint(c)) + (have_prev ? (uint64_t)e->time : 0));
+	e->time =
+	    (int64_t)((uint64_t)unzigzag(get_varint(c)) + (have_prev ? (uint64_t)e->time : 0));
 	e->line = get_varint(c);
 	e->obj = get_u32(c);
 	e->index = get_u32(c);

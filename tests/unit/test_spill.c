@@ -259,7 +259,8 @@ static void fill(struct dda_history *h0, struct dda_history *h1)
 			snprintf(old, sizeof(old), "%u-%u", item, i - (item % 13 == 0 && i == 5));
 			snprintf(new, sizeof(new), "%u-%u", item, i + 1);
 			if (item % 2) {
-				r.seq_len = (size_t)snprintf(seq, sizeof(seq), "%u", 100 + i - (i == 7));
+				r.seq_len =
+				    (size_t)snprintf(seq, sizeof(seq), "%u", 100 + i - (i == 7));
 				r.seq = seq;
 			}
 			r.has_old = r.event != DDA_EV_INSERT;
@@ -277,8 +278,11 @@ static void analyze(struct dda_history_budget *b, struct seen *s, struct dda_his
 	struct dda_error err = {0};
 	fill(h0, h1);
 	assert_int_equal(dda_history_merge(h0, h1), 0);
-	struct dda_history_opts o = {.settle_from = DDA_TIME_NONE, .ctx = s, .anomaly = on_anomaly,
-				     .visit = on_visit, .err = &err};
+	struct dda_history_opts o = {.settle_from = DDA_TIME_NONE,
+				     .ctx = s,
+				     .anomaly = on_anomaly,
+				     .visit = on_visit,
+				     .err = &err};
 	assert_int_equal(dda_history_analyze(h0, &o, st), 0);
 	dda_history_free(h1);
 	dda_history_free(h0);
