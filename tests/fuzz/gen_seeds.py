@@ -109,10 +109,61 @@ def main():
     for name, text in baselines().items():
         with open(os.path.join(HERE, "corpus", "baseline", name), "w") as f:
             f.write(text)
+    os.makedirs(os.path.join(HERE, "corpus", "spill"), exist_ok=True)
+    for name, data in spill_runs().items():
+        with open(os.path.join(HERE, "corpus", "spill", name), "wb") as f:
+            f.write(data)
     os.makedirs(os.path.join(HERE, "corpus", "state"), exist_ok=True)
     for name, text in states().items():
         with open(os.path.join(HERE, "corpus", "state", name), "w") as f:
             f.write(text)
+
+
+def varint(v):
+    out = bytearray()
+    while v >= 0x80:
+        out.append(v & 0x7f | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def spill_runs():
+    """Inputs of fuzz_spill: the count of events a run holds (4 bytes, little
+    endian), then the run: blocks of two little-endian lengths (deflated,
+    raw) and a zlib stream of encoded events (src/history/spill.c)."""
+    import struct
+    import zlib
+
+    def event(key=None, khash_delta=0, ev=1, flags=3, time_delta=0, line=1, obj=0, index=0,
+              seq=None, old=b"o" * 32, new=b"n" * 32, old_is_prev=False):
+        h = (1 if key is None else 0) | (2 if old_is_prev else 0) | (4 if seq is not None else 0)
+        out = bytes([h, ev, flags])
+        if key is not None:
+            out += varint(khash_delta) + varint(len(key)) + key
+        out += varint((time_delta << 1) ^ (time_delta >> 63) & (2**64 - 1))
+        out += varint(line) + varint(obj) + varint(index)
+        if seq is not None:
+            out += varint(len(seq)) + seq
+        if flags & 1 and not old_is_prev:
+            out += old
+        if flags & 2:
+            out += new
+        return out
+
+    def block(raw):
+        z = zlib.compress(raw, 1)
+        return struct.pack("<II", len(z), len(raw)) + z
+
+    one = event(key=b"user1", khash_delta=12345, ev=0, flags=2, time_delta=1752300000000000)
+    chain = one + event(ev=1, time_delta=1000000, old=b"n" * 32, new=b"m" * 32,
+                        old_is_prev=True) + event(ev=2, flags=1, time_delta=5, old_is_prev=True)
+    seqs = event(key=b"k", seq=b"100", flags=0) + event(seq=b"101", flags=16, line=7)
+    return {"one_event": struct.pack("<I", 1) + block(one),
+            "chain": struct.pack("<I", 3) + block(chain),
+            "two_blocks": struct.pack("<I", 5) + block(chain) + block(seqs),
+            "count_wrong": struct.pack("<I", 4) + block(chain),
+            "empty": struct.pack("<I", 0)}
 
 
 def states():
