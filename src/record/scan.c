@@ -21,10 +21,12 @@ struct tok {
 	const char *ptr; /* string bytes (raw if no escapes, else in strs) */
 };
 
+/* A map entry (name, and its value's token in start) or a set element
+ * (its bytes in num at start..end). */
 struct span {
 	const char *name;
 	size_t name_len;
-	size_t start, end; /* of the serialized entry in the output buffer */
+	size_t start, end;
 };
 
 struct dda__scanner {
@@ -32,7 +34,6 @@ struct dda__scanner {
 	uint32_t ntok, cap;
 	struct dda_buf strs; /* decoded strings, reset per record */
 	struct dda_buf ser;  /* serialization of one image */
-	struct dda_buf tmp;  /* sort scratch */
 	struct dda_buf num;  /* number / base64 scratch */
 	struct dda_buf why;
 	struct span *spans;
@@ -47,7 +48,6 @@ struct dda__scanner *dda__scanner_new(void)
 		return NULL;
 	dda_buf_init(&s->strs, DDA_BUF_UNLIMITED);
 	dda_buf_init(&s->ser, DDA_BUF_UNLIMITED);
-	dda_buf_init(&s->tmp, DDA_BUF_UNLIMITED);
 	dda_buf_init(&s->num, DDA_BUF_UNLIMITED);
 	dda_buf_init(&s->why, 4096);
 	return s;
@@ -61,7 +61,6 @@ void dda__scanner_free(struct dda__scanner *s)
 	free(s->spans);
 	dda_buf_release(&s->strs);
 	dda_buf_release(&s->ser);
-	dda_buf_release(&s->tmp);
 	dda_buf_release(&s->num);
 	dda_buf_release(&s->why);
 	dda__sha256_release(&s->sha);
@@ -77,20 +76,25 @@ struct lexer {
 	bool fail;
 };
 
-static struct tok *push(struct lexer *lx, int type)
+static bool grow_tape(struct lexer *lx)
 {
 	struct dda__scanner *s = lx->s;
-	if (s->ntok == s->cap) {
-		uint32_t cap = s->cap ? s->cap * 2 : 256;
-		struct tok *nt =
-		    cap <= SCAN_MAX_TOKENS ? realloc(s->tape, cap * sizeof(*nt)) : NULL;
-		if (!nt) {
-			lx->fail = true;
-			return NULL;
-		}
-		s->tape = nt;
-		s->cap = cap;
+	uint32_t cap = s->cap ? s->cap * 2 : 256;
+	struct tok *nt = cap <= SCAN_MAX_TOKENS ? realloc(s->tape, cap * sizeof(*nt)) : NULL;
+	if (!nt) {
+		lx->fail = true;
+		return false;
 	}
+	s->tape = nt;
+	s->cap = cap;
+	return true;
+}
+
+static inline struct tok *push(struct lexer *lx, int type)
+{
+	struct dda__scanner *s = lx->s;
+	if (s->ntok == s->cap && !grow_tape(lx))
+		return NULL;
 	struct tok *t = &s->tape[s->ntok++];
 	t->type = (uint8_t)type;
 	t->esc = 0;
@@ -100,7 +104,7 @@ static struct tok *push(struct lexer *lx, int type)
 	return t;
 }
 
-static void skip_ws(struct lexer *lx)
+static inline void skip_ws(struct lexer *lx)
 {
 	while (lx->p < lx->end &&
 	       (*lx->p == ' ' || *lx->p == '\n' || *lx->p == '\t' || *lx->p == '\r'))
@@ -137,12 +141,15 @@ static size_t utf8_len(const unsigned char *p, const unsigned char *end)
 	return n;
 }
 
+/* The one-character escapes and what they stand for. */
+static const char esc_from[] = "\"\\/bfnrt", esc_to[] = "\"\\/\b\f\n\r\t";
+
 /* Checks one escape at p (after the backslash); returns its length. */
 static size_t escape_len(const char *p, const char *end)
 {
 	if (p >= end)
 		return 0;
-	if (strchr("\"\\/bfnrt", *p) && *p)
+	if (*p && strchr(esc_from, *p))
 		return 1;
 	if (*p != 'u' || end - p < 5)
 		return 0;
@@ -179,7 +186,7 @@ static void put_utf8(char *out, size_t *n, unsigned cp)
 
 /* Decodes the (already checked) escapes of raw[0..n) into strs. Escapes
  * only shrink, and strs was sized for the whole record up front, so this
- * never reallocates and earlier offsets stay valid. */
+ * never reallocates: the token points into strs at once. */
 static void unescape(struct dda_buf *strs, const char *raw, size_t n, struct tok *t)
 {
 	char *o = strs->ptr + strs->len;
@@ -192,8 +199,7 @@ static void unescape(struct dda_buf *strs, const char *raw, size_t n, struct tok
 		char e = p[1];
 		p += 2;
 		if (e != 'u') {
-			static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
-			o[len++] = to[strchr(from, e) - from];
+			o[len++] = esc_to[strchr(esc_from, e) - esc_from];
 			continue;
 		}
 		unsigned cp = (unsigned)hex4(p);
@@ -206,8 +212,38 @@ static void unescape(struct dda_buf *strs, const char *raw, size_t n, struct tok
 		put_utf8(o, &len, cp);
 	}
 	t->off = strs->len;
+	t->ptr = o;
 	t->count = (uint32_t)len;
 	strs->len += len;
+}
+
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+
+/* Skips the plain bytes of a string (printable ASCII but '"' and '\'),
+ * eight at a time: the first byte of each word that needs a look sets the
+ * high bit of its lane, and lanes above it may be set too (borrows), so the
+ * lowest set lane is exact. Stops short of the end on a partial word. */
+static inline const char *skip_plain(const char *p, const char *end)
+{
+	while (end - p >= 8) {
+		uint64_t x;
+		memcpy(&x, p, 8);
+		uint64_t q = x ^ (ONES * '"'), b = x ^ (ONES * '\\');
+		uint64_t m = (((x - ONES * 0x20) & ~x) | ((q - ONES) & ~q) | ((b - ONES) & ~b) | x) &
+			     HIGHS;
+		if (m) {
+			/* Lanes are bytes in memory order on a little-endian
+			 * machine; elsewhere the byte loop finds the byte. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+			return p + (__builtin_ctzll(m) >> 3);
+#else
+			return p;
+#endif
+		}
+		p += 8;
+	}
+	return p;
 }
 
 static void lex_string(struct lexer *lx)
@@ -218,6 +254,9 @@ static void lex_string(struct lexer *lx)
 	const char *p = ++lx->p;
 	t->ptr = p;
 	while (p < lx->end) {
+		p = skip_plain(p, lx->end);
+		if (p == lx->end)
+			break;
 		unsigned char c = (unsigned char)*p;
 		if (c == '"') {
 			t->count = (uint32_t)(p - t->ptr);
@@ -349,66 +388,149 @@ static void lex_value(struct lexer *lx)
 
 /* ---- pass 2: the record ---- */
 
-static bool str_eq(const struct tok *t, const char *lit)
+/* Whether string token t is the n bytes at lit. */
+static inline bool tok_is(const struct tok *t, const char *lit, size_t n)
 {
-	size_t n = strlen(lit);
 	return t->type == T_STR && t->count == n && !memcmp(t->ptr, lit, n);
 }
+
+#define STR_EQ(t, lit) tok_is((t), lit, sizeof(lit) - 1)
 
 /* The value token of member `name` of the object at o, or 0. */
 static uint32_t member(const struct dda__scanner *s, uint32_t o, const char *name)
 {
+	size_t n = strlen(name);
 	uint32_t i = o + 1;
 	for (uint32_t k = 0; k < s->tape[o].count; k++) {
-		if (str_eq(&s->tape[i], name))
+		if (tok_is(&s->tape[i], name, n))
 			return i + 1;
 		i = s->tape[i + 1].end;
 	}
 	return 0;
 }
 
+/* memcmp order of two names, a proper prefix first. Inline: attribute
+ * names and set elements are short and mostly differ in their first bytes, where a call to
+ * memcmp costs more than the comparison. */
+static inline int cmp_names(const char *a, size_t an, const char *b, size_t bn)
+{
+	size_t n = DDA_MIN(an, bn);
+	for (size_t i = 0; i < n; i++)
+		if (a[i] != b[i])
+			return (unsigned char)a[i] < (unsigned char)b[i] ? -1 : 1;
+	return an < bn ? -1 : an > bn;
+}
+
 static int cmp_slices(const void *pa, const void *pb)
 {
 	const dda_slice *a = pa, *b = pb;
-	int c = memcmp(a->ptr, b->ptr, DDA_MIN(a->len, b->len));
-	if (c)
-		return c;
-	return a->len < b->len ? -1 : a->len > b->len;
+	return cmp_names(a->ptr, a->len, b->ptr, b->len);
+}
+
+/* Objects and sets in records are small (an image has about ten
+ * attributes): there, insertion sort beats qsort's calls through a pointer,
+ * and pairs beat sorting for finding a duplicate. */
+#define SMALL 16
+
+static void sort_slices(dda_slice *a, size_t n)
+{
+	if (n > SMALL) {
+		dda__sort(a, n, sizeof(*a), cmp_slices);
+		return;
+	}
+	for (size_t i = 1; i < n; i++) {
+		dda_slice x = a[i];
+		size_t j = i;
+		for (; j && cmp_slices(&a[j - 1], &x) > 0; j--)
+			a[j] = a[j - 1];
+		a[j] = x;
+	}
+}
+
+/* Whether string token t holds a NUL: only an escape (\u0000) can put
+ * one there, the tokenizer refuses raw control characters. */
+static inline bool has_nul(const struct tok *t)
+{
+	return t->esc && memchr(t->ptr, '\0', t->count);
+}
+
+/* Whether the names of the object at tape[o] are free of NUL and
+ * duplicates. */
+static bool object_names_ok(const struct dda__scanner *s, uint32_t o)
+{
+	const struct tok *t = &s->tape[o];
+	dda_slice small[SMALL];
+	dda_slice *names = t->count <= SMALL ? small : malloc(t->count * sizeof(*names));
+	if (!names)
+		return false;
+	bool ok = true;
+	for (uint32_t i = o + 1, k = 0; k < t->count && ok; k++, i = s->tape[i + 1].end) {
+		names[k] = dda_slice_make(s->tape[i].ptr, s->tape[i].count);
+		ok = !has_nul(&s->tape[i]);
+	}
+	if (ok && t->count > SMALL) {
+		sort_slices(names, t->count);
+		for (uint32_t k = 1; k < t->count && ok; k++)
+			ok = cmp_slices(&names[k - 1], &names[k]) != 0;
+	} else {
+		for (uint32_t k = 1; k < t->count && ok; k++)
+			for (uint32_t j = 0; j < k && ok; j++)
+				ok = names[j].len != names[k].len ||
+				     memcmp(names[j].ptr, names[k].ptr, names[k].len);
+	}
+	if (names != small)
+		free(names);
+	return ok;
 }
 
 /* jansson refuses duplicate member names and NUL inside them: so must we,
  * for every object of the record. */
 static bool names_ok(const struct dda__scanner *s)
 {
-	dda_slice small[32];
 	for (uint32_t o = 0; o < s->ntok; o++) {
 		const struct tok *t = &s->tape[o];
 		if (t->type != T_OBJ || t->count == 0)
 			continue;
-		dda_slice *names = t->count <= 32 ? small : malloc(t->count * sizeof(*names));
-		if (!names)
-			return false;
-		uint32_t i = o + 1;
-		bool ok = true;
-		for (uint32_t k = 0; k < t->count; k++) {
-			names[k] = dda_slice_make(s->tape[i].ptr, s->tape[i].count);
-			ok = ok && !memchr(names[k].ptr, '\0', names[k].len);
-			i = s->tape[i + 1].end;
-		}
-		if (ok && t->count > 1) {
-			dda__sort(names, t->count, sizeof(*names), cmp_slices);
-			for (uint32_t k = 1; k < t->count && ok; k++)
-				ok = cmp_slices(&names[k - 1], &names[k]) != 0;
-		}
-		if (names != small)
-			free(names);
-		if (!ok)
+		if (t->count == 1 ? has_nul(&s->tape[o + 1]) : !object_names_ok(s, o))
 			return false;
 	}
 	return true;
 }
 
 enum { OK = 0, BAIL = 1 };
+
+/* Appends to the serialization: one copy when there is room (the common
+ * case once the buffer has grown), dda_buf's checks otherwise. */
+static inline int out_add(struct dda_buf *b, const void *p, size_t n)
+{
+	if (b->cap - b->len > n) {
+		memcpy(b->ptr + b->len, p, n);
+		b->len += n;
+		b->ptr[b->len] = '\0';
+		return OK;
+	}
+	return dda_buf_add(b, p, n) ? BAIL : OK;
+}
+
+static inline int out_u32(struct dda_buf *b, size_t v)
+{
+	unsigned char p[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+			      (unsigned char)(v >> 8), (unsigned char)v};
+	return out_add(b, p, 4);
+}
+
+/* A tag byte and a u32: the head of every counted value. */
+static inline int out_head(struct dda_buf *b, uint8_t tag, size_t v)
+{
+	unsigned char p[5] = {tag, (unsigned char)(v >> 24), (unsigned char)(v >> 16),
+			      (unsigned char)(v >> 8), (unsigned char)v};
+	return out_add(b, p, 5);
+}
+
+static inline int out_bytes(struct dda_buf *b, const void *p, size_t n)
+{
+	return out_u32(b, n) || out_add(b, p, n) ? BAIL : OK;
+}
 
 /* Spans form a stack shared by nested maps and sets. */
 static int push_span(struct dda__scanner *s, struct span sp)
@@ -433,7 +555,7 @@ static int scalar_bytes(struct dda__scanner *s, const struct tok *t, char tag, s
 	if (t->type != T_STR)
 		return BAIL;
 	if (tag == 'S')
-		return dda_buf_add(out, t->ptr, t->count) ? BAIL : OK;
+		return out_add(out, t->ptr, t->count);
 	dda_buf_reset(&s->why);
 	if (tag == 'N')
 		return dda_number_canon(t->ptr, t->count, out, &s->why) ? BAIL : OK;
@@ -469,13 +591,13 @@ static int ser_set(struct dda__scanner *s, uint32_t v, char tag, uint8_t code)
 		el[k] = dda_slice_make(s->num.ptr + sp->start, sp->end - sp->start);
 	}
 	s->nspans = base;
-	dda__sort(el, n, sizeof(*el), cmp_slices);
-	int rc = dda_buf_addc(&s->ser, (char)code) || dda__put_u32(&s->ser, n) ? BAIL : OK;
+	sort_slices(el, n);
+	int rc = out_head(&s->ser, code, n);
 	for (size_t k = 0; k < n && rc == OK; k++) {
 		if (k && !cmp_slices(&el[k - 1], &el[k]))
 			rc = BAIL; /* a duplicate: INVALID_VALUE, the jansson path says */
-		else if (dda__put_bytes(&s->ser, el[k].ptr, el[k].len))
-			rc = BAIL;
+		else
+			rc = out_bytes(&s->ser, el[k].ptr, el[k].len);
 	}
 	if (el != small)
 		free(el);
@@ -485,48 +607,55 @@ static int ser_set(struct dda__scanner *s, uint32_t v, char tag, uint8_t code)
 static int cmp_spans(const void *pa, const void *pb)
 {
 	const struct span *a = pa, *b = pb;
-	int c = memcmp(a->name, b->name, DDA_MIN(a->name_len, b->name_len));
-	if (c)
-		return c;
-	return a->name_len < b->name_len ? -1 : a->name_len > b->name_len;
+	return cmp_names(a->name, a->name_len, b->name, b->name_len);
 }
 
-/* An M (or the image itself): entries serialized in input order, then put
- * in name order through tmp if they were not already. */
+static void sort_spans(struct span *a, size_t n)
+{
+	if (n > SMALL) {
+		dda__sort(a, n, sizeof(*a), cmp_spans);
+		return;
+	}
+	for (size_t i = 1; i < n; i++) {
+		struct span x = a[i];
+		size_t j = i;
+		for (; j && cmp_spans(&a[j - 1], &x) > 0; j--)
+			a[j] = a[j - 1];
+		a[j] = x;
+	}
+}
+
+/* An M (or the image itself): the names are put in order first (a span
+ * per entry, its `start` the value's token), then each entry is
+ * serialized straight into place. */
 static int ser_map(struct dda__scanner *s, uint32_t o, int depth)
 {
 	const struct tok *t = &s->tape[o];
 	if (t->type != T_OBJ)
 		return BAIL;
-	if (dda_buf_addc(&s->ser, DDA_TAG_M) || dda__put_u32(&s->ser, t->count))
+	uint32_t count = t->count;
+	if (out_head(&s->ser, DDA_TAG_M, count))
 		return BAIL;
-	size_t base = s->nspans, body = s->ser.len;
-	uint32_t i = o + 1;
+	size_t base = s->nspans;
 	bool sorted = true;
-	for (uint32_t k = 0; k < t->count; k++) {
-		const struct tok *name = &s->tape[i];
-		size_t start = s->ser.len;
-		if (dda__put_bytes(&s->ser, name->ptr, name->count) || ser_value(s, i + 1, depth))
-			return BAIL;
-		struct span sp = {name->ptr, name->count, start, s->ser.len};
-		if (k && cmp_spans(&s->spans[s->nspans - 1], &sp) > 0)
+	for (uint32_t i = o + 1, k = 0; k < count; k++, i = s->tape[i + 1].end) {
+		struct span sp = {s->tape[i].ptr, s->tape[i].count, i + 1, 0};
+		if (k && sorted && cmp_spans(&s->spans[s->nspans - 1], &sp) > 0)
 			sorted = false;
 		if (push_span(s, sp))
 			return BAIL;
-		i = s->tape[i + 1].end;
 	}
-	size_t n = s->nspans - base;
-	s->nspans = base;
-	if (sorted)
-		return OK;
-	dda__sort(s->spans + base, n, sizeof(struct span), cmp_spans);
-	dda_buf_reset(&s->tmp);
-	for (size_t k = 0; k < n; k++) {
+	if (!sorted)
+		sort_spans(s->spans + base, count);
+	/* Nested maps push above base + count: entries are read by index,
+	 * as the stack may move. */
+	for (size_t k = 0; k < count; k++) {
 		const struct span *sp = &s->spans[base + k];
-		if (dda_buf_add(&s->tmp, s->ser.ptr + sp->start, sp->end - sp->start))
+		uint32_t v = (uint32_t)sp->start;
+		if (out_bytes(&s->ser, sp->name, sp->name_len) || ser_value(s, v, depth))
 			return BAIL;
 	}
-	memcpy(s->ser.ptr + body, s->tmp.ptr, s->tmp.len);
+	s->nspans = base;
 	return OK;
 }
 
@@ -540,42 +669,52 @@ static int ser_value(struct dda__scanner *s, uint32_t v, int depth)
 	const struct tok *tag = &s->tape[v + 1];
 	uint32_t val = v + 2;
 	const struct tok *t = &s->tape[val];
-	if (tag->count == 1 && strchr("SNB", tag->ptr[0]) && tag->ptr[0]) {
-		static const uint8_t code[] = {
-		    ['S'] = DDA_TAG_S, ['N'] = DDA_TAG_N, ['B'] = DDA_TAG_B};
-		char c = tag->ptr[0];
-		if (dda_buf_addc(&s->ser, (char)code[(unsigned char)c]))
-			return BAIL;
-		size_t at = s->ser.len;
-		if (dda__put_u32(&s->ser, 0) || scalar_bytes(s, t, c, &s->ser))
-			return BAIL;
-		dda__patch_u32(&s->ser, at);
-		return OK;
-	}
-	if (str_eq(tag, "BOOL") && (t->type == T_TRUE || t->type == T_FALSE))
-		return dda_buf_addc(&s->ser, DDA_TAG_BOOL) ||
-			       dda_buf_addc(&s->ser, t->type == T_TRUE ? 1 : 0)
-			   ? BAIL
-			   : OK;
-	if (str_eq(tag, "NULL") && t->type == T_TRUE)
-		return dda_buf_addc(&s->ser, DDA_TAG_NULL) ? BAIL : OK;
-	if (str_eq(tag, "M"))
-		return ser_map(s, val, depth + 1);
-	if (str_eq(tag, "L")) {
-		if (t->type != T_ARR || dda_buf_addc(&s->ser, DDA_TAG_L) ||
-		    dda__put_u32(&s->ser, t->count))
-			return BAIL;
-		for (uint32_t i = val + 1, k = 0; k < t->count; k++, i = s->tape[i].end)
-			if (ser_value(s, i, depth + 1))
+	if (tag->count == 1) {
+		switch (tag->ptr[0]) {
+		case 'S':
+			if (t->type != T_STR)
 				return BAIL;
-		return OK;
+			return out_head(&s->ser, DDA_TAG_S, t->count) ||
+					       out_add(&s->ser, t->ptr, t->count)
+				   ? BAIL
+				   : OK;
+		case 'N':
+		case 'B': {
+			char c = tag->ptr[0];
+			if (out_head(&s->ser, c == 'N' ? DDA_TAG_N : DDA_TAG_B, 0))
+				return BAIL;
+			size_t at = s->ser.len - 4;
+			if (scalar_bytes(s, t, c, &s->ser))
+				return BAIL;
+			dda__patch_u32(&s->ser, at);
+			return OK;
+		}
+		case 'M':
+			return ser_map(s, val, depth + 1);
+		case 'L':
+			if (t->type != T_ARR || out_head(&s->ser, DDA_TAG_L, t->count))
+				return BAIL;
+			for (uint32_t i = val + 1, k = 0; k < t->count; k++, i = s->tape[i].end)
+				if (ser_value(s, i, depth + 1))
+					return BAIL;
+			return OK;
+		}
+		return BAIL;
 	}
-	if (str_eq(tag, "SS"))
+	if (STR_EQ(tag, "SS"))
 		return ser_set(s, val, 'S', DDA_TAG_SS);
-	if (str_eq(tag, "NS"))
+	if (STR_EQ(tag, "NS"))
 		return ser_set(s, val, 'N', DDA_TAG_NS);
-	if (str_eq(tag, "BS"))
+	if (STR_EQ(tag, "BS"))
 		return ser_set(s, val, 'B', DDA_TAG_BS);
+	if (STR_EQ(tag, "BOOL") && (t->type == T_TRUE || t->type == T_FALSE)) {
+		unsigned char b[2] = {DDA_TAG_BOOL, t->type == T_TRUE};
+		return out_add(&s->ser, b, 2);
+	}
+	if (STR_EQ(tag, "NULL") && t->type == T_TRUE) {
+		unsigned char b = DDA_TAG_NULL;
+		return out_add(&s->ser, &b, 1);
+	}
 	return BAIL;
 }
 
@@ -595,7 +734,7 @@ static bool image_key_ok(const struct dda__scanner *s, const struct dda_decoder_
 	for (size_t k = 0; k < o->nkeys; k++) {
 		uint32_t av = member(s, img, o->key_names[k]);
 		if (!av || s->tape[av].type != T_OBJ || s->tape[av].count != 1 ||
-		    !str_eq(&s->tape[av + 1], "S"))
+		    !STR_EQ(&s->tape[av + 1], "S"))
 			return false;
 		const struct tok *v = &s->tape[av + 2];
 		if (v->type != T_STR || v->count != out->klen[k] ||
@@ -606,9 +745,8 @@ static bool image_key_ok(const struct dda__scanner *s, const struct dda_decoder_
 }
 
 /* An optional image: absent or null is none, an object is one. */
-static int get_image(const struct dda__scanner *s, uint32_t rec, const char *name, uint32_t *img)
+static int get_image(const struct dda__scanner *s, uint32_t *img)
 {
-	*img = member(s, rec, name);
 	if (!*img || s->tape[*img].type == T_NULL) {
 		*img = 0;
 		return OK;
@@ -618,40 +756,85 @@ static int get_image(const struct dda__scanner *s, uint32_t rec, const char *nam
 
 static int event_code(const struct tok *t)
 {
-	static const char *const names[] = {"INSERT", "MODIFY", "REMOVE"};
-	for (int i = 0; i < 3; i++)
-		if (str_eq(t, names[i]))
-			return i;
+	if (STR_EQ(t, "INSERT"))
+		return DDA_EV_INSERT;
+	if (STR_EQ(t, "MODIFY"))
+		return DDA_EV_MODIFY;
+	if (STR_EQ(t, "REMOVE"))
+		return DDA_EV_REMOVE;
 	return -1;
+}
+
+/* The record's members that the seed dialect reads: value tokens, 0 when
+ * absent. */
+struct top {
+	uint32_t ts, ev, key[DDA_MAX_KEY_ATTRS], region, source, old_img, new_img;
+	bool other_dialect; /* dynamodb, Metadata or Records */
+};
+
+/* One pass over the record's members (their names are unique: names_ok). */
+static void top_members(const struct dda__scanner *s, const struct dda_decoder_opts *o,
+			struct top *f)
+{
+	size_t klen[DDA_MAX_KEY_ATTRS];
+	for (size_t k = 0; k < o->nkeys; k++)
+		klen[k] = strlen(o->key_fields[k]);
+	memset(f, 0, sizeof(*f));
+	for (uint32_t i = 1, k = 0; k < s->tape[0].count; k++, i = s->tape[i + 1].end) {
+		const struct tok *n = &s->tape[i];
+		uint32_t v = i + 1;
+		if (STR_EQ(n, "timestamp"))
+			f->ts = v;
+		else if (STR_EQ(n, "eventName"))
+			f->ev = v;
+		else if (STR_EQ(n, "awsRegion"))
+			f->region = v;
+		else if (STR_EQ(n, "eventSource"))
+			f->source = v;
+		else if (STR_EQ(n, "oldImage"))
+			f->old_img = v;
+		else if (STR_EQ(n, "newImage"))
+			f->new_img = v;
+		else if (STR_EQ(n, "dynamodb") || STR_EQ(n, "Metadata") || STR_EQ(n, "Records"))
+			f->other_dialect = true;
+		for (size_t j = 0; j < o->nkeys; j++)
+			if (tok_is(n, o->key_fields[j], klen[j]))
+				f->key[j] = v;
+	}
 }
 
 /* The seed dialect's rules, as decode.c applies them, on the tape. */
 static int seed_fields(struct dda__scanner *s, const struct dda_decoder_opts *o,
-		       struct dda__scan_out *out, uint32_t *old_img, uint32_t *new_img)
+		       struct dda__scan_out *out, uint32_t *old_img, uint32_t *new_img,
+		       uint32_t *region)
 {
-	if (s->tape[0].type != T_OBJ || member(s, 0, "dynamodb") || member(s, 0, "Metadata") ||
-	    member(s, 0, "Records"))
+	struct top f;
+	if (s->tape[0].type != T_OBJ)
 		return BAIL;
-	uint32_t ts = member(s, 0, "timestamp");
-	if (!ts || s->tape[ts].type != T_STR ||
-	    dda_time_parse(s->tape[ts].ptr, s->tape[ts].count, &out->time))
+	top_members(s, o, &f);
+	if (f.other_dialect)
+		return BAIL;
+	if (!f.ts || s->tape[f.ts].type != T_STR ||
+	    dda_time_parse(s->tape[f.ts].ptr, s->tape[f.ts].count, &out->time))
 		return BAIL;
 	if (!dda_range_contains(&o->range, out->time))
 		return DDA_SCAN_FILTERED;
-	uint32_t ev = member(s, 0, "eventName");
-	if (!ev || (out->event = event_code(&s->tape[ev])) < 0)
+	if (!f.ev || (out->event = event_code(&s->tape[f.ev])) < 0)
 		return BAIL;
 	for (size_t k = 0; k < o->nkeys; k++) {
-		uint32_t f = member(s, 0, o->key_fields[k]);
-		if (!f || s->tape[f].type != T_STR || !s->tape[f].count)
+		const struct tok *t = &s->tape[f.key[k]];
+		if (!f.key[k] || t->type != T_STR || !t->count)
 			return BAIL;
-		out->kval[k] = s->tape[f].ptr;
-		out->klen[k] = s->tape[f].count;
+		out->kval[k] = t->ptr;
+		out->klen[k] = t->count;
 	}
-	uint32_t region = member(s, 0, "awsRegion"), source = member(s, 0, "eventSource");
-	if ((region && s->tape[region].type != T_STR) || (source && s->tape[source].type != T_STR))
+	if ((f.region && s->tape[f.region].type != T_STR) ||
+	    (f.source && s->tape[f.source].type != T_STR))
 		return BAIL;
-	if (get_image(s, 0, "oldImage", old_img) || get_image(s, 0, "newImage", new_img))
+	*old_img = f.old_img;
+	*new_img = f.new_img;
+	*region = f.region;
+	if (get_image(s, old_img) || get_image(s, new_img))
 		return BAIL;
 	/* The view is NEW_AND_OLD_IMAGES: exactly the images the event implies. */
 	bool want_old = out->event != DDA_EV_INSERT, want_new = out->event != DDA_EV_REMOVE;
@@ -681,13 +864,10 @@ int dda__scan_seed(struct dda__scanner *s, const struct dda_decoder_opts *opts, 
 		if (lx.p != lx.end)
 			return DDA_SCAN_FALLBACK;
 	}
-	for (uint32_t i = 0; i < s->ntok; i++)
-		if (s->tape[i].esc)
-			s->tape[i].ptr = s->strs.ptr + s->tape[i].off;
 	if (!names_ok(s))
 		return DDA_SCAN_FALLBACK;
-	uint32_t old_img = 0, new_img = 0;
-	int rc = seed_fields(s, opts, out, &old_img, &new_img);
+	uint32_t old_img = 0, new_img = 0, region = 0;
+	int rc = seed_fields(s, opts, out, &old_img, &new_img, &region);
 	if (rc)
 		return rc == DDA_SCAN_FILTERED ? DDA_SCAN_FILTERED : DDA_SCAN_FALLBACK;
 	if (old_img &&
@@ -706,7 +886,6 @@ int dda__scan_seed(struct dda__scanner *s, const struct dda_decoder_opts *opts, 
 		out->new_raw_len = s->tape[new_img].off;
 		out->new_size = dda__canon_item_size((const uint8_t *)s->ser.ptr, s->ser.len);
 	}
-	uint32_t region = member(s, 0, "awsRegion");
 	if (region && opts->raw_images) {
 		out->region = s->tape[region].ptr;
 		out->region_len = s->tape[region].count;

@@ -7,6 +7,7 @@
 
 #include "util/util.h"
 #include "ddbaudit/record.h"
+#include "record/scan.h"
 
 #define MAXN 32
 
@@ -114,6 +115,68 @@ static void expect_one(const char *text, int kind, const char *needle)
 		fail_msg("detail '%s' lacks '%s'", g.details[0], needle);
 	assert_int_equal(g.counts.invalid, 1);
 	got_release(&g);
+}
+
+/* The fast path must take the writer's records (a fallback is silent: only
+ * the speed shows it) and digest them as the jansson path does: images in
+ * any attribute order, sets unsorted, nested maps and lists, escapes, more
+ * attributes than its small-object sort handles, as json.dumps spaces them. */
+static void test_fast_path_takes_writer_records(void **state)
+{
+	static const char *const recs[] = {
+	    "{\"timestamp\": \"2025-07-12T00:01:01.089965\", \"eventName\": \"MODIFY\", "
+	    "\"userId\": \"user017382\", \"activityId\": \"act-19\", \"awsRegion\": "
+	    "\"us-east-1\", \"eventSource\": \"aws:dynamodb\", \"oldImage\": {\"UserId\": "
+	    "{\"S\": \"user017382\"}, \"ActivityId\": {\"S\": \"act-19\"}, \"Version\": {\"N\": "
+	    "\"1\"}, \"Tags\": {\"SS\": [\"beta\", \"eu\", \"web\"]}}, \"newImage\": {\"UserId\": "
+	    "{\"S\": \"user017382\"}, \"ActivityId\": {\"S\": \"act-19\"}, \"ActivityType\": "
+	    "{\"S\": \"SEARCH\"}, \"Timestamp\": {\"N\": \"1752278461\"}, \"Version\": {\"N\": "
+	    "\"3\"}, \"IPAddress\": {\"S\": \"10.78.254.193\"}, \"Amount\": {\"N\": \"119.040\"}, "
+	    "\"Tags\": {\"SS\": [\"web\", \"beta\", \"eu\"]}, \"Details\": {\"M\": {\"device\": "
+	    "{\"S\": \"ios\"}, \"verified\": {\"BOOL\": true}, \"steps\": {\"L\": [{\"N\": "
+	    "\"1\"}, {\"N\": \"2\"}]}}}, \"Nothing\": {\"NULL\": true}, \"Blob\": {\"B\": "
+	    "\"AAEC\"}, \"Nums\": {\"NS\": [\"10\", \"9.50\"]}}}",
+	    SEED("INSERT", "2025-07-12T08:27:50Z", "u\\u00e9\\\"", "a",
+		 ",\"newImage\":" IMG("u\\u00e9\\\"", "a",
+					",\"Quote\\\"d\":{\"S\":\"\\ud83d\\ude00 tab\\t\"}")),
+	    SEED("INSERT", "2025-07-12T08:27:50Z", "u", "a",
+		 ",\"newImage\":" IMG("u", "a",
+					",\"a1\":{\"S\":\"1\"},\"z2\":{\"S\":\"2\"},"
+					"\"b3\":{\"S\":\"3\"},\"y4\":{\"S\":\"4\"},"
+					"\"c5\":{\"S\":\"5\"},\"x6\":{\"S\":\"6\"},"
+					"\"d7\":{\"S\":\"7\"},\"w8\":{\"S\":\"8\"},"
+					"\"e9\":{\"S\":\"9\"},\"v10\":{\"S\":\"10\"},"
+					"\"f11\":{\"S\":\"11\"},\"u12\":{\"S\":\"12\"},"
+					"\"g13\":{\"S\":\"13\"},\"t14\":{\"S\":\"14\"},"
+					"\"h15\":{\"S\":\"15\"},\"s16\":{\"S\":\"16\"},"
+					"\"i17\":{\"S\":\"17\"},\"r18\":{\"S\":\"18\"}")),
+	};
+	struct dda_decoder_opts o;
+	dda_decoder_opts_default(&o);
+	struct dda__scanner *sc = dda__scanner_new();
+	assert_non_null(sc);
+	for (size_t i = 0; i < DDA_ARRAY_SIZE(recs); i++) {
+		struct dda__scan_out so;
+		int rc = dda__scan_seed(sc, &o, recs[i], strlen(recs[i]), true, &so);
+		if (rc != DDA_SCAN_RECORD)
+			fail_msg("record %zu: the fast path did not take it (%d)", i, rc);
+		struct got g;
+		struct dda_decoder_opts slow = o;
+		slow.need_images = true;
+		decode_as(&g, recs[i], DDA_CHUNK_DOC, NULL, &slow);
+		assert_int_equal(g.nrec, 1);
+		assert_int_equal(g.nano, 0);
+		assert_memory_equal(so.new_digest, g.rec[0].new_digest, DDA_DIGEST_LEN);
+		if (so.has_old)
+			assert_memory_equal(so.old_digest, g.rec[0].old_digest, DDA_DIGEST_LEN);
+		got_release(&g);
+	}
+	/* A duplicate name in a map is for the jansson path to report. */
+	const char *dup = SEED("INSERT", "2025-07-12T08:27:50Z", "u", "a",
+			       ",\"newImage\":" IMG("u", "a", ",\"x\":{\"S\":\"1\"},\"x\":{\"S\":\"2\"}"));
+	struct dda__scan_out so;
+	assert_int_equal(dda__scan_seed(sc, &o, dup, strlen(dup), true, &so), DDA_SCAN_FALLBACK);
+	dda__scanner_free(sc);
 }
 
 static void test_seed_valid(void **state)
@@ -640,6 +703,7 @@ int main(void)
 	    cmocka_unit_test(test_range_filter),
 	    cmocka_unit_test(test_doc_recovery),
 	    cmocka_unit_test(test_key_schema),
+	    cmocka_unit_test(test_fast_path_takes_writer_records),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
