@@ -1004,12 +1004,14 @@ static void decode_lines(struct run *r)
 	if (!p)
 		return;
 	const char *end = p + r->c->data.len;
+	bool plain = dda__ndjson_plain(p, r->c->data.len);
 	while (p < end && !r->rc) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		const char *le = nl ? nl : end;
 		size_t len = (size_t)(le - p);
 		size_t s = skip_space(p, 0, len, &(uint64_t){0});
-		uint64_t next = (uint64_t)r->index + dda__ndjson_line_slots(p, len);
+		uint64_t next =
+		    (uint64_t)r->index + (plain ? s < len : dda__ndjson_line_slots(p, len));
 		size_t used;
 		if (s < len && !try_fast(r, p, len, true, &used)) {
 			json_error_t je;

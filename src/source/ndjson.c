@@ -48,13 +48,26 @@ static const char *last_nl(const char *p, size_t n)
 	return NULL;
 }
 
+/* Whether p[0..n) holds `what` (at least two bytes long). memchr finds the
+ * candidates: this runs on every line, twice (reader and decoder). */
 static bool has(const char *p, size_t n, const char *what)
 {
 	size_t m = strlen(what);
-	for (size_t i = 0; i + m <= n; i++)
-		if (p[i] == what[0] && !memcmp(p + i, what, m))
+	const char *end = p + n;
+	while ((size_t)(end - p) >= m) {
+		const char *c = memchr(p, what[0], (size_t)(end - p) - m + 1);
+		if (!c)
+			return false;
+		if (!memcmp(c + 1, what + 1, m - 1))
 			return true;
+		p = c + 1;
+	}
 	return false;
+}
+
+bool dda__ndjson_plain(const char *p, size_t n)
+{
+	return !memchr(p, '\\', n) && !has(p, n, "Records");
 }
 
 /* A batch's records are the elements of an array at nesting depth 2 (the
@@ -98,31 +111,33 @@ uint32_t dda__ndjson_line_slots(const char *p, size_t n)
 	return slots > UINT32_MAX ? UINT32_MAX : (uint32_t)slots;
 }
 
-/* The positions the lines in p[0..n) take (see dda__ndjson_line_slots). */
-static uint32_t count_values(const char *p, size_t n)
+static bool blank(const char *p, size_t n)
 {
-	uint64_t v = 0;
-	const char *end = p + n;
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *le = nl ? nl : end;
-		v += dda__ndjson_line_slots(p, (size_t)(le - p));
-		p = nl ? nl + 1 : end;
-	}
-	return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
+			return false;
+	return true;
 }
 
-static uint64_t count_nl(const char *p, size_t n)
+/* Counts the lines of p[0..n) and the positions they take (see
+ * dda__ndjson_line_slots), stopping before the first line longer than max.
+ * Returns the bytes counted: n, or the start of that line. */
+static size_t count_lines(const char *p, size_t n, size_t max, uint64_t *lines,
+			  uint64_t *values)
 {
-	uint64_t k = 0;
-	if (!n)
-		return 0;
-	const char *end = p + n;
-	while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
-		k++;
-		p++;
+	bool plain = dda__ndjson_plain(p, n);
+	size_t start = 0;
+	while (start < n) {
+		const char *nl = memchr(p + start, '\n', n - start);
+		size_t end = nl ? (size_t)(nl - p) : n;
+		if (end - start > max)
+			return start;
+		*lines += nl != NULL;
+		*values += plain ? !blank(p + start, end - start)
+				 : dda__ndjson_line_slots(p + start, end - start);
+		start = end + 1;
 	}
-	return k;
+	return n;
 }
 
 static int register_object(struct ndjson_source *s, struct dda_error *err)
@@ -169,13 +184,19 @@ static void too_long_msg(const struct ndjson_source *s, char *msg, size_t n)
 		 (unsigned long long)s->line, s->base.opts.max_object_bytes);
 }
 
+/* What is known about pending, once its first n bytes are gone. */
+static void shift(struct ndjson_source *s, size_t n)
+{
+	s->nl_end = s->nl_end > n ? s->nl_end - n : 0;
+	s->scanned = s->scanned > n ? s->scanned - n : 0;
+}
+
 /* Drops pending[0..n), keeping what is known about the rest. */
 static void consume(struct ndjson_source *s, size_t n)
 {
 	memmove(s->pending.ptr, s->pending.ptr + n, s->pending.len - n);
 	s->pending.len -= n;
-	s->nl_end = s->nl_end > n ? s->nl_end - n : 0;
-	s->scanned = s->scanned > n ? s->scanned - n : 0;
+	shift(s, n);
 }
 
 /* Reads one step of the stream into pending. Returns 0, or a negative error
@@ -219,20 +240,6 @@ static int fill_pending(struct ndjson_source *s)
 			return rc;
 	}
 	return 0;
-}
-
-/* Offset of the first line in p[0..n) longer than max, or n. */
-static size_t find_long_line(const char *p, size_t n, size_t max)
-{
-	size_t start = 0;
-	while (start < n) {
-		const char *nl = memchr(p + start, '\n', n - start);
-		size_t end = nl ? (size_t)(nl - p) : n;
-		if (end - start > max)
-			return start;
-		start = end + 1;
-	}
-	return n;
 }
 
 /* The line at the start of pending is over the cap and whole in pending:
@@ -308,16 +315,50 @@ static int overlong(struct ndjson_source *s, struct dda_chunk *c, struct dda_err
 	return 1;
 }
 
-/* Hands out pending[0..take) as a chunk of lines. */
-static int hand_out(struct ndjson_source *s, struct dda_chunk *c, size_t take,
-		    struct dda_error *err)
+/* Moves pending[0..take) into out. When those lines are most of pending
+ * (the common case) its buffer itself goes, cut to size, and only the
+ * partial line after them is copied into a new one of the same room: a
+ * gigabyte stream is then not copied once more on the reading thread. */
+static int take_lines(struct ndjson_source *s, struct dda_buf *out, size_t take)
 {
-	dda_buf_init(&c->data, take + 1); /* a chunk's buffer starts with no room */
-	if (take && dda_buf_add(&c->data, s->pending.ptr, take))
+	size_t tail = s->pending.len - take;
+	if (take < tail || !take) {
+		dda_buf_init(out, take + 1); /* a chunk's buffer starts with no room */
+		if (take && dda_buf_add(out, s->pending.ptr, take))
+			return DDA_ENOMEM;
+		consume(s, take);
+		return 0;
+	}
+	struct dda_buf next;
+	dda_buf_init(&next, s->pending.max);
+	if (dda_buf_grow(&next, s->pending.cap - 1) ||
+	    dda_buf_add(&next, s->pending.ptr + take, tail)) {
+		dda_buf_release(&next);
+		return DDA_ENOMEM;
+	}
+	*out = s->pending;
+	out->len = take;
+	out->ptr[take] = '\0';
+	char *fit = realloc(out->ptr, take + 1); /* shrinks in place */
+	if (fit) {
+		out->ptr = fit;
+		out->cap = take + 1;
+	}
+	out->max = out->cap - 1;
+	s->pending = next;
+	shift(s, take);
+	return 0;
+}
+
+/* Hands out pending[0..take) as a chunk of lines, `lines` newlines and
+ * `values` positions. */
+static int hand_out(struct ndjson_source *s, struct dda_chunk *c, size_t take, uint64_t lines,
+		    uint64_t values, struct dda_error *err)
+{
+	if (take_lines(s, &c->data, take))
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
-	s->values += count_values(s->pending.ptr, take);
-	s->line += count_nl(s->pending.ptr, take);
-	consume(s, take);
+	s->values += values;
+	s->line += lines;
 	if (s->eof && !s->pending.len)
 		finish(s, c, false);
 	return 1;
@@ -341,13 +382,15 @@ static int ndjson_next(struct dda_source *src, struct dda_chunk *c, struct dda_e
 	 * own; the lines before a damaged part of the stream still count. */
 	size_t avail = s->eof ? s->pending.len : s->nl_end;
 	if (avail) {
-		size_t long_at = find_long_line(s->pending.ptr, avail, src->opts.max_object_bytes);
-		if (long_at == 0)
+		uint64_t lines = 0, values = 0;
+		size_t take = count_lines(s->pending.ptr, avail, src->opts.max_object_bytes, &lines,
+					  &values);
+		if (take == 0)
 			return long_line(s, c, avail);
-		return hand_out(s, c, long_at, err);
+		return hand_out(s, c, take, lines, values, err);
 	}
 	if (s->eof)
-		return hand_out(s, c, 0, err); /* the end: no bytes, the final metadata */
+		return hand_out(s, c, 0, 0, 0, err); /* the end: no bytes, the final metadata */
 	if (s->rfail) {
 		char msg[DDA_ERROR_MSG_MAX + 64];
 		snprintf(msg, sizeof(msg), "%s after line %llu", s->rmsg,

@@ -2,6 +2,7 @@
 #ifndef DDA_SOURCE_NDJSON_H
 #define DDA_SOURCE_NDJSON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -13,5 +14,10 @@
  * each line's records from the line's first position, so that records in
  * different chunks never share an index, whichever worker decodes them. */
 uint32_t dda__ndjson_line_slots(const char *p, size_t n);
+
+/* Whether no line of p[0..n) names "Records" or holds "\u": then each
+ * line takes 0 positions if blank, else 1 (dda__ndjson_line_slots), and a
+ * chunk of ordinary records needs no look at each line. */
+bool dda__ndjson_plain(const char *p, size_t n);
 
 #endif
