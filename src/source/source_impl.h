@@ -42,6 +42,10 @@ int64_t dda__object_add(struct dda_source *s, const struct dda_object *meta);
 int dda__source_note(struct dda_source *s, int fact, uint32_t obj, const char *fmt, ...)
 	DDA_PRINTF(4, 5);
 
+/* dda_gunzip through zlib alone: what decides every input that libdeflate
+ * does not take (tests/fuzz/fuzz_gzip.c checks that both agree). */
+int dda__gunzip_zlib(const void *p, size_t n, struct dda_buf *out, struct dda_error *err);
+
 /* Streaming gzip-or-plain reader over a file descriptor (NDJSON). */
 struct dda__instream;
 int dda__instream_open(struct dda__instream **out, int fd, struct dda_error *err);

@@ -3,7 +3,7 @@
 corpora: an incremental export line (WriteTimestampMicros as the N value
 AWS writes), full-export items, a NEW_IMAGE export line, and the Lambda
 documentation's example event (no ApproximateCreationDateTime); and
-fuzz_export's export manifests. Run from anywhere; the other seeds in those
+fuzz_export's export manifests; fuzz_gzip's gzip streams. Run from anywhere; the other seeds in those
 corpora are kept as they are."""
 import json
 import os
@@ -81,6 +81,26 @@ def ndjson_cap_seeds():
     return out
 
 
+def gzip_seeds():
+    """fuzz_gzip's inputs: a mode byte (low bit: compress the rest into 1 + (b >> 1 & 3)
+    members at level 1 + (b >> 3 & 7), a header CRC on the first when bit 5 is set, then
+    by b >> 6 truncate, damage a byte or append garbage; clear: the rest as it is), a
+    cap byte (37 bytes a step, 0xff for 16 MiB), then the text or the raw gzip bytes."""
+    import gzip
+    text = "".join(json.dumps({"timestamp": "2025-07-12T08:00:%02d" % i, "eventName": "INSERT",
+                               "userId": "u%d" % i, "activityId": "a"}) + "\n"
+                   for i in range(12)).encode()
+    two = gzip.compress(text[:300], mtime=0) + gzip.compress(text[300:], mtime=0)
+    return {"members3": bytes([1 | 2 << 1 | 5 << 3, 0xff]) + text,
+            "hcrc": bytes([1 | 1 << 5, 0xff]) + text,
+            "truncated": bytes([1 | 1 << 6, 0x40]) + text,
+            "damaged": bytes([1 | 2 << 6, 0x41]) + text,
+            "garbage": bytes([1 | 3 << 6, 0x02]) + text,
+            "capped": bytes([1, 3]) + text,
+            "raw_two_members": bytes([0, 0xff]) + two,
+            "raw_not_gzip": bytes([0, 0xff]) + text[:40]}
+
+
 def baselines():
     """--baseline files: entries with globs, comments, dates, a loss kind."""
     gap = {"kind": "GAP", "item": "ActivityId=a1,UserId=u\\*1", "object": "audit-logs/2025/*",
@@ -105,6 +125,10 @@ def main():
     for name, text in manifests().items():
         with open(os.path.join(HERE, "corpus", "export", name), "w") as f:
             f.write(text)
+    os.makedirs(os.path.join(HERE, "corpus", "gzip"), exist_ok=True)
+    for name, data in gzip_seeds().items():
+        with open(os.path.join(HERE, "corpus", "gzip", name), "wb") as f:
+            f.write(data)
     os.makedirs(os.path.join(HERE, "corpus", "baseline"), exist_ok=True)
     for name, text in baselines().items():
         with open(os.path.join(HERE, "corpus", "baseline", name), "w") as f:
