@@ -12,7 +12,7 @@ struct dda_aws_opts {
 	const char *endpoint_url; /* --endpoint-url */
 	const char *region;	  /* --region */
 	const char *profile;	  /* --profile */
-	int concurrency;	  /* transfers in flight; 0 = 64 */
+	int concurrency;	  /* most transfers in flight (adaptive below); 0 = 256 */
 	bool no_verify_ssl;	  /* --no-verify-ssl */
 	const char *ca_bundle;	  /* --ca-bundle */
 	bool versions;		  /* --versions: every version of every key */

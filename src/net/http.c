@@ -2,6 +2,7 @@
  * retry schedule kept as due times, and curl_multi_poll to wait for either
  * sockets or the next due retry. */
 #include "net/http.h"
+#include "net/window.h"
 #include "util/log.h"
 
 #include <ctype.h>
@@ -21,8 +22,9 @@ struct xfer {
 	struct dda_http_response resp;
 	int64_t retry_after; /* microseconds the server asked for, or -1 */
 	int64_t due;
+	int64_t started; /* when the attempt began, for the window */
 	struct xfer *next;	/* in the pending list */
-	struct xfer *next_live; /* in the list of transfers in curl */
+	struct xfer *next_live, *prev_live; /* in the list of transfers in curl */
 	char curl_err[CURL_ERROR_SIZE];
 };
 
@@ -30,8 +32,14 @@ struct dda_http {
 	CURLM *multi;
 	struct dda_http_opts o;
 	struct xfer *pending; /* waiting to start, sorted by due time */
+	struct xfer *pending_tail;
 	struct xfer *live;    /* started, in the multi handle */
-	int active;
+	struct xfer *spare;   /* finished, kept with their easy handles for reuse */
+	int active, npending, nspare;
+	/* Every slot of the window was busy when this step's answers came, so
+	 * a larger window would have been used: what lets it grow. */
+	bool full;
+	struct dda_window win;
 	uint64_t rng;
 	struct dda_http_stats stats;
 };
@@ -39,7 +47,7 @@ struct dda_http {
 void dda__http_opts_default(struct dda_http_opts *o)
 {
 	memset(o, 0, sizeof(*o));
-	o->concurrency = 64;
+	o->concurrency = DDA_HTTP_CONCURRENCY;
 	o->connect_timeout_ms = 10000;
 	o->low_speed_seconds = 30;
 	o->attempt_base_ms = 60000;
@@ -73,6 +81,10 @@ int dda__http_new(struct dda_http **out, const struct dda_http_opts *o, struct d
 	if (h->o.max_attempts < 1)
 		h->o.max_attempts = 1;
 	h->rng = o->seed ? o->seed : (uint64_t)dda_time_now() | 1;
+	dda__window_init(&h->win, h->o.concurrency, dda_time_now());
+	/* The connection cache holds one connection per transfer the window
+	 * may ever allow, so that a window that grew and shrank reuses them
+	 * rather than closing and opening connections as it moves. */
 	curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)h->o.concurrency);
 	curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)h->o.concurrency);
 	*out = h;
@@ -106,6 +118,45 @@ static void xfer_free(struct xfer *x)
 	free(x);
 }
 
+/* A finished transfer keeps its easy handle (and through it nothing of the
+ * request: curl_easy_reset clears the options, the multi handle keeps the
+ * connections) and its header buffer for the next request, up to one a
+ * transfer the window may allow: no allocation storm per GET. */
+static void xfer_recycle(struct dda_http *h, struct xfer *x)
+{
+	free_headers(x->hdrs);
+	x->hdrs = NULL;
+	wipe_text(&x->hdr_text);
+	dda_buf_reset(&x->hdr_text);
+	dda_buf_release(&x->resp.body);
+	if (h->nspare >= h->o.concurrency) {
+		xfer_free(x);
+		return;
+	}
+	x->next = h->spare;
+	h->spare = x;
+	h->nspare++;
+}
+
+static struct xfer *xfer_get(struct dda_http *h)
+{
+	struct xfer *x = h->spare;
+	if (!x) {
+		x = calloc(1, sizeof(*x));
+		if (x)
+			dda_buf_init(&x->hdr_text, 1 << 16);
+		return x;
+	}
+	h->spare = x->next;
+	h->nspare--;
+	CURL *easy = x->easy;
+	struct dda_buf hdr_text = x->hdr_text;
+	memset(x, 0, sizeof(*x));
+	x->easy = easy;
+	x->hdr_text = hdr_text;
+	return x;
+}
+
 void dda__http_free(struct dda_http *h)
 {
 	if (!h)
@@ -113,6 +164,11 @@ void dda__http_free(struct dda_http *h)
 	while (h->pending) {
 		struct xfer *x = h->pending;
 		h->pending = x->next;
+		xfer_free(x);
+	}
+	while (h->spare) {
+		struct xfer *x = h->spare;
+		h->spare = x->next;
 		xfer_free(x);
 	}
 	/* Transfers cut short by the caller: taken out of curl, never done. */
@@ -165,11 +221,32 @@ static void log_attempt(const struct dda_http *h, const struct xfer *x, CURLcode
 void dda__http_stats(const struct dda_http *h, struct dda_http_stats *out)
 {
 	*out = h->stats;
+	out->window = h->win.cur;
+	out->window_peak = h->win.peak;
+	out->window_cuts = h->win.cuts;
 }
 
-/* Keeps the pending list sorted by due time (retries go behind new work). */
+int dda__http_room(const struct dda_http *h)
+{
+	int room = h->win.cur - h->active - h->npending;
+	return room > 0 ? room : 0;
+}
+
+/* Keeps the pending list sorted by due time (retries go behind new work);
+ * new work is due now, after everything queued, so it goes at the tail at
+ * once. */
 static void enqueue(struct dda_http *h, struct xfer *x)
 {
+	h->npending++;
+	if (!h->pending || h->pending_tail->due <= x->due) {
+		x->next = NULL;
+		if (h->pending_tail)
+			h->pending_tail->next = x;
+		else
+			h->pending = x;
+		h->pending_tail = x;
+		return;
+	}
 	struct xfer **p = &h->pending;
 	while (*p && (*p)->due <= x->due)
 		p = &(*p)->next;
@@ -177,15 +254,24 @@ static void enqueue(struct dda_http *h, struct xfer *x)
 	*p = x;
 }
 
+static struct xfer *dequeue(struct dda_http *h)
+{
+	struct xfer *x = h->pending;
+	h->pending = x->next;
+	if (!h->pending)
+		h->pending_tail = NULL;
+	h->npending--;
+	return x;
+}
+
 int dda__http_submit(struct dda_http *h, struct dda_http_request *r)
 {
-	struct xfer *x = calloc(1, sizeof(*x));
+	struct xfer *x = xfer_get(h);
 	if (!x)
 		return DDA_ENOMEM;
 	x->req = r;
 	x->due = dda_time_now();
 	dda_buf_init(&x->resp.body, r->max_body ? r->max_body : DDA_BUF_UNLIMITED);
-	dda_buf_init(&x->hdr_text, 1 << 16);
 	h->stats.requests++;
 	enqueue(h, x);
 	return 0;
@@ -237,6 +323,28 @@ bool dda__http_retryable(int curl_code, long status, const struct dda_buf *body)
 	if (status == 400 && body && body->ptr)
 		return strstr(body->ptr, "<Code>RequestTimeout</Code>") ||
 		       strstr(body->ptr, "<Code>SlowDown</Code>");
+	return false;
+}
+
+/* S3 and the JSON APIs ask a client to slow down with these codes. */
+static const char *const throttle_codes[] = {
+    "<Code>SlowDown</Code>",	     "<Code>Throttling</Code>",
+    "<Code>RequestLimitExceeded</Code>", "ThrottlingException",
+    "TooManyRequestsException",	     "ProvisionedThroughputExceededException",
+    "RequestThrottled",
+};
+
+bool dda__http_throttled(int curl_code, long status, const struct dda_buf *body)
+{
+	if (curl_code != CURLE_OK)
+		return false;
+	if (status == 429 || status == 503)
+		return true;
+	if (status != 400 || !body || !body->ptr)
+		return false;
+	for (size_t i = 0; i < DDA_ARRAY_SIZE(throttle_codes); i++)
+		if (strstr(body->ptr, throttle_codes[i]))
+			return true;
 	return false;
 }
 
@@ -392,28 +500,61 @@ static int start(struct dda_http *h, struct xfer *x)
 	if (o->ca_bundle)
 		curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_bundle);
 	x->resp.attempts++;
+	x->started = dda_time_now();
 	h->stats.attempts++;
 	if (curl_multi_add_handle(h->multi, e) != CURLM_OK)
 		return DDA_EINTERNAL;
 	x->next_live = h->live;
+	x->prev_live = NULL;
+	if (h->live)
+		h->live->prev_live = x;
 	h->live = x;
 	h->active++;
 	return 0;
 }
 
+/* An answer moves the window; a cut is said (at -v), a plateau at -v -v. */
+static void move_window(struct dda_http *h, struct xfer *x, CURLcode code, bool full)
+{
+	int was = h->win.cur;
+	bool throttled = dda__http_throttled(code, x->resp.status, &x->resp.body);
+	enum dda_window_event ev =
+	    dda__window_answer(&h->win, dda_time_now(), x->started, throttled, full);
+	char url[512];
+	if (ev == DDA_WINDOW_SAME || !dda__log_on(h->o.log, DDA_LOG_INFO))
+		return;
+	dda__log_url(x->req->url, url, sizeof(url));
+	if (ev == DDA_WINDOW_CUT)
+		dda__log(h->o.log, DDA_LOG_INFO,
+			 "%s %s: throttled (HTTP %ld): at most %d transfers in flight from now "
+			 "(was %d)",
+			 x->req->method, url, x->resp.status, h->win.cur, was);
+	else
+		dda__log(h->o.log, DDA_LOG_DEBUG,
+			 "throughput stopped growing with the window: %d transfers in flight "
+			 "(was %d)",
+			 h->win.cur, was);
+}
+
 /* The attempt ended: retry it later, or hand the response over. */
 static void finish(struct dda_http *h, struct xfer *x, CURLcode code)
 {
+	long conns = 0;
 	curl_multi_remove_handle(h->multi, x->easy);
-	for (struct xfer **p = &h->live; *p; p = &(*p)->next_live) {
-		if (*p == x) {
-			*p = x->next_live;
-			break;
-		}
-	}
+	/* Unlinked in O(1): at hundreds of transfers in flight a walk per
+	 * answer would show in the profile. */
+	if (x->prev_live)
+		x->prev_live->next_live = x->next_live;
+	else
+		h->live = x->next_live;
+	if (x->next_live)
+		x->next_live->prev_live = x->prev_live;
 	h->active--;
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->resp.status);
+	if (curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &conns) == CURLE_OK && conns > 0)
+		h->stats.connects += (uint64_t)conns;
 	h->stats.bytes += x->resp.body.len;
+	move_window(h, x, code, h->full);
 	bool again = !x->resp.err && dda__http_retryable(code, x->resp.status, &x->resp.body) &&
 		     x->resp.attempts < h->o.max_attempts;
 	if (again) {
@@ -443,22 +584,21 @@ static void finish(struct dda_http *h, struct xfer *x, CURLcode code)
 		snprintf(x->resp.errmsg, sizeof(x->resp.errmsg), "response over %zu bytes",
 			 x->resp.body.max);
 	x->req->done(x->req->ctx, x->req, &x->resp);
-	xfer_free(x);
+	xfer_recycle(h, x);
 }
 
-/* Starts what is due while there is room. */
+/* Starts what is due while the window has room. */
 static int start_due(struct dda_http *h, int64_t now)
 {
-	while (h->pending && h->active < h->o.concurrency && h->pending->due <= now) {
-		struct xfer *x = h->pending;
-		h->pending = x->next;
+	while (h->pending && h->active < h->win.cur && h->pending->due <= now) {
+		struct xfer *x = dequeue(h);
 		int rc = start(h, x);
 		if (rc) {
 			x->resp.err = rc;
 			snprintf(x->resp.errmsg, sizeof(x->resp.errmsg),
 				 "cannot prepare the request: %s", dda_strerror(rc));
 			x->req->done(x->req->ctx, x->req, &x->resp);
-			xfer_free(x);
+			xfer_recycle(h, x);
 		}
 	}
 	return 0;
@@ -479,6 +619,7 @@ int dda__http_step(struct dda_http *h, int timeout_ms, struct dda_error *err)
 		return dda_error_set(err, DDA_EINTERNAL, "curl_multi_perform failed");
 	CURLMsg *m;
 	int left;
+	h->full = h->active >= h->win.cur;
 	while ((m = curl_multi_info_read(h->multi, &left)) != NULL) {
 		struct xfer *x = NULL;
 		if (m->msg != CURLMSG_DONE)
@@ -487,16 +628,13 @@ int dda__http_step(struct dda_http *h, int timeout_ms, struct dda_error *err)
 		finish(h, x, m->data.result);
 	}
 	long wait = timeout_ms;
-	if (h->pending && h->active < h->o.concurrency) {
+	if (h->pending && h->active < h->win.cur) {
 		int64_t until = h->pending->due - dda_time_now();
 		wait = until <= 0 ? 0 : (long)DDA_MIN(until / 1000, (int64_t)timeout_ms);
 	}
 	if ((h->active || h->pending) && wait > 0)
 		curl_multi_poll(h->multi, NULL, 0, (int)wait, NULL);
-	int n = h->active;
-	for (struct xfer *x = h->pending; x; x = x->next)
-		n++;
-	return n;
+	return h->active + h->npending;
 }
 
 int dda__http_run(struct dda_http *h, volatile int *stop, struct dda_error *err)

@@ -9,8 +9,16 @@
 #include "util/util.h"
 #include "ddbaudit/log.h"
 
+/* The most transfers in flight by default: S3 answers a GET in about 20 ms,
+ * so 256 allow about 12,000 a second; the window starts lower and grows
+ * only while throughput grows (net/window.h). */
+#define DDA_HTTP_CONCURRENCY 256
+
 struct dda_http_opts {
-	int concurrency;	 /* transfers in flight (default 64) */
+	/* The most transfers in flight (default DDA_HTTP_CONCURRENCY): the
+	 * window adapts below it, doubling while throughput grows, halving on
+	 * throttling (503 SlowDown, 429). */
+	int concurrency;
 	long connect_timeout_ms; /* default 10 s */
 	long low_speed_seconds;	 /* abort a transfer stalled this long (default 30) */
 	long timeout_ms;	 /* whole-attempt limit, 0 for none (the default) */
@@ -101,8 +109,21 @@ const struct dda_log *dda__http_log(const struct dda_http *h);
 /* Counters for reports and tests. */
 struct dda_http_stats {
 	uint64_t requests, attempts, retries, bytes;
+	uint64_t connects;    /* connections opened: reused ones are not counted again */
+	int window;	      /* transfers allowed in flight now */
+	int window_peak;      /* the most ever allowed in this engine's life */
+	uint64_t window_cuts; /* times throttling halved the window */
 };
 void dda__http_stats(const struct dda_http *h, struct dda_http_stats *out);
+
+/* How many more requests would start at once: the window less the
+ * transfers in flight and those queued. For callers that keep the engine
+ * fed without queueing far ahead of it (the S3 source). */
+int dda__http_room(const struct dda_http *h);
+
+/* Whether an answer asks the client to slow down (503, 429, a 400 with a
+ * throttling code): the window is halved (exposed for tests). */
+bool dda__http_throttled(int curl_code, long status, const struct dda_buf *body);
 
 /* Whether a finished attempt should be tried again (exposed for tests). */
 bool dda__http_retryable(int curl_code, long status, const struct dda_buf *body);

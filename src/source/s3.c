@@ -541,12 +541,15 @@ static enum entry_use entry_use(struct s3_source *s, const struct dda_s3_entry *
 	return e->delete_marker ? USE_MARKER : USE_READ;
 }
 
-/* Starts GETs for the entries after the last one started, while there is
- * room in the window. */
+/* Starts GETs for the entries after the last one started, while the
+ * engine's window has room (it grows and shrinks with throughput and
+ * throttling) and the slots ahead of the next object to hand out last. */
 static void fill_window(struct s3_source *s)
 {
 	size_t max = s->base.opts.max_object_bytes;
-	while (s->next_fetch < s->all.n && s->next_fetch - s->next_yield < s->nslots) {
+	struct dda_http *http = dda__s3_http(s->s3);
+	while (s->next_fetch < s->all.n && s->next_fetch - s->next_yield < s->nslots &&
+	       dda__http_room(http) > 0) {
 		const struct dda_s3_entry *e = &s->all.v[s->next_fetch];
 		size_t size = e->size > 0 ? (size_t)e->size : 0;
 		if (s->bytes_in_flight && s->bytes_in_flight + size > MAX_BYTES_IN_FLIGHT)
@@ -726,7 +729,9 @@ static int s3_next(struct dda_source *src, struct dda_chunk *c, struct dda_error
 		}
 		struct slot *sl = &s->slots[s->next_yield % s->nslots];
 		const struct dda_s3_entry *e = &s->all.v[s->next_yield];
-		if (!sl->done) {
+		/* Nothing started yet (the window is full of other requests): the
+		 * slot holds an earlier object's state, so wait for room. */
+		if (s->next_yield == s->next_fetch || !sl->done) {
 			struct dda_error serr = {0};
 			rc = dda__http_step(dda__s3_http(s->s3), 200, &serr);
 			if (rc == DDA_EINTR)
@@ -752,9 +757,12 @@ static void s3_free(struct dda_source *src)
 		struct dda_http_stats st;
 		dda__http_stats(dda__s3_http(s->s3), &st);
 		dda__log(&src->opts.log, DDA_LOG_INFO,
-			 "s3://%s: %llu requests, %llu retried, %llu bytes received", s->bucket,
-			 (unsigned long long)st.requests, (unsigned long long)st.retries,
-			 (unsigned long long)st.bytes);
+			 "s3://%s: %llu requests, %llu retried, %llu bytes received; %llu "
+			 "connections opened; window of transfers in flight peaked at %d, ended "
+			 "at %d, cut by throttling %llu times",
+			 s->bucket, (unsigned long long)st.requests, (unsigned long long)st.retries,
+			 (unsigned long long)st.bytes, (unsigned long long)st.connects,
+			 st.window_peak, st.window, (unsigned long long)st.window_cuts);
 	}
 	/* Transfers still in flight point at slots and jobs: end them first. */
 	dda__s3_free(s->s3);
@@ -817,7 +825,11 @@ int dda__s3_open(struct dda_source **out, const char *spec, const struct dda_sou
 	int rc = s->bucket && s->prefix ? 0 : dda_error_set(err, DDA_ENOMEM, "out of memory");
 	if (!rc)
 		rc = dda__s3_new(&s->s3, &opts->aws, &env, err);
-	s->nslots = opts->aws.concurrency > 0 ? (size_t)opts->aws.concurrency : 64;
+	/* Twice the most transfers in flight: an object that is slow to come
+	 * (a retry waiting out its backoff) holds back handing out, not the
+	 * fetching of the objects behind it, until the ring is full. */
+	s->nslots = 2 * (size_t)(opts->aws.concurrency > 0 ? opts->aws.concurrency
+							   : DDA_HTTP_CONCURRENCY);
 	if (!rc && !(s->slots = calloc(s->nslots, sizeof(*s->slots))))
 		rc = dda_error_set(err, DDA_ENOMEM, "out of memory");
 	if (!rc && !(s->exports = dda__exports_new()))

@@ -232,6 +232,57 @@ static void test_many_and_reuse(void **state)
 	get(h, &conns, "/connections");
 	run(h);
 	assert_true(atoi(conns.body) - before <= 8);
+	/* The client's own count agrees: connections follow the window (at
+	 * most 4 here), not the requests. */
+	struct dda_http_stats st;
+	dda__http_stats(h, &st);
+	assert_true(st.connects >= 1 && st.connects <= 8);
+	assert_true(st.window_peak <= 4);
+	assert_int_equal(st.window_cuts, 0);
+	free(c);
+	dda__http_free(h);
+}
+
+/* Answers that ask to slow down (and halve the window), and those that
+ * do not. */
+static void test_throttled(void **state)
+{
+	struct dda_buf b;
+	dda_buf_init(&b, 4096);
+	assert_true(dda__http_throttled(0, 503, &b));
+	assert_true(dda__http_throttled(0, 429, NULL));
+	assert_false(dda__http_throttled(0, 500, &b));
+	assert_false(dda__http_throttled(0, 400, &b));
+	assert_false(dda__http_throttled(7 /* couldn't connect */, 0, &b));
+	assert_int_equal(dda_buf_adds(&b, "<Error><Code>SlowDown</Code></Error>"), 0);
+	assert_true(dda__http_throttled(0, 400, &b));
+	dda_buf_reset(&b);
+	assert_int_equal(dda_buf_adds(&b, "{\"__type\":\"ThrottlingException\"}"), 0);
+	assert_true(dda__http_throttled(0, 400, &b));
+	dda_buf_reset(&b);
+	assert_int_equal(dda_buf_adds(&b, "<Error><Code>RequestTimeout</Code></Error>"), 0);
+	assert_false(dda__http_throttled(0, 400, &b));
+	dda_buf_release(&b);
+}
+
+/* 503 SlowDown halves the window: a client allowed 8 in flight that is
+ * throttled on its first answers ends with fewer, every request done. */
+static void test_slowdown_cuts_the_window(void **state)
+{
+	struct dda_http *h = client(8);
+	struct call *c = calloc(32, sizeof(*c));
+	char path[64];
+	for (int i = 0; i < 32; i++) {
+		snprintf(path, sizeof(path), "/fail/503/1/cut%d", i);
+		get(h, &c[i], path);
+	}
+	run(h);
+	for (int i = 0; i < 32; i++)
+		assert_int_equal(c[i].status, 200);
+	struct dda_http_stats st;
+	dda__http_stats(h, &st);
+	assert_true(st.window_cuts >= 1);
+	assert_true(st.window < 8);
 	free(c);
 	dda__http_free(h);
 }
@@ -330,6 +381,8 @@ int main(void)
 	    cmocka_unit_test(test_many_and_reuse),	cmocka_unit_test(test_backoff_bounds),
 	    cmocka_unit_test(test_stop_flag_ends_a_silent_peer),
 	    cmocka_unit_test(test_attempt_limit_ends_a_trickle),
+	    cmocka_unit_test(test_throttled),
+	    cmocka_unit_test(test_slowdown_cuts_the_window),
 	};
 	return cmocka_run_group_tests(tests, start_server, stop_server);
 }
