@@ -28,7 +28,9 @@
  *
  * usage: s3-responder ROOT [--port P] [--delay-ms D] [--slowdown-rate R]
  *                         [--slowdown-above N]   (prints "port P" once listening) */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
