@@ -59,31 +59,59 @@ static int parse(const char *s, size_t n, struct parsed *x)
 	return p == end ? 0 : DDA_EFORMAT;
 }
 
-/* The significant digits as a view into s; *e is the power of ten of the
- * last of them. Empty for zero. */
-static int significant(const struct parsed *x, struct dda_buf *digits, int64_t *e)
+/* Digits of a number short enough to be gathered on the stack (every
+ * valid one: 38 significant digits, and a few zeros around them). */
+#define SMALL_DIGITS 64
+
+/* The integer and fraction digits, back to back, in small when they fit
+ * or else in digits; *e is the power of ten of the last of them. Returns
+ * them, or NULL when out of memory. */
+static const char *significant(const struct parsed *x, char *small, struct dda_buf *digits,
+			       int64_t *e)
 {
 	*e = x->exp - (int64_t)x->frac_n;
-	int rc = dda_buf_add(digits, x->int_p, x->int_n);
-	if (!rc && x->frac_n)
-		rc = dda_buf_add(digits, x->frac_p, x->frac_n);
-	return rc;
+	if (x->int_n + x->frac_n <= SMALL_DIGITS) {
+		if (x->int_n)
+			memcpy(small, x->int_p, x->int_n);
+		if (x->frac_n)
+			memcpy(small + x->int_n, x->frac_p, x->frac_n);
+		return small;
+	}
+	if (dda_buf_add(digits, x->int_p, x->int_n) ||
+	    (x->frac_n && dda_buf_add(digits, x->frac_p, x->frac_n)))
+		return NULL;
+	return digits->ptr;
+}
+
+/* Whether s[0..n) is a plain integer that is its own canonical form (no
+ * sign, no leading zero, at most 38 digits): most numbers in images. */
+static bool plain_integer(const char *s, size_t n)
+{
+	if (!n || n > DDA_NUMBER_MAX_DIGITS || (s[0] == '0' && n > 1))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
 }
 
 int dda_number_canon(const char *s, size_t n, struct dda_buf *out, struct dda_buf *why)
 {
+	if (plain_integer(s, n))
+		return dda_buf_add(out, s, n);
 	struct parsed x;
 	if (parse(s, n, &x))
 		return dda__explain(why, "'%.*s' is not a number", (int)DDA_MIN(n, 64), s);
 	struct dda_buf dig;
 	dda_buf_init(&dig, n + 1);
 	int64_t e;
-	if (significant(&x, &dig, &e) || !dig.ptr) {
+	char small[SMALL_DIGITS];
+	const char *d = significant(&x, small, &dig, &e);
+	if (!d) {
 		dda_buf_release(&dig);
 		return DDA_ENOMEM;
 	}
-	const char *d = dig.ptr;
-	size_t len = dig.len;
+	size_t len = x.int_n + x.frac_n;
 	while (len && *d == '0') {
 		d++;
 		len--;

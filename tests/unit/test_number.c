@@ -33,6 +33,24 @@ static void reject(const char *in, const char *needle)
 	dda_buf_release(&why);
 }
 
+/* Plain integers are copied as they are; anything else near them (a
+ * leading zero, a sign, 39 digits, more than 64 digits to gather) takes
+ * the general path, with the same results as before. */
+static void test_plain_integers(void **state)
+{
+	expect("7", "7");
+	expect("10", "10");
+	expect("1752278461", "1752278461");
+	expect("007", "7");
+	expect("+7", "7");
+	expect("-10", "-10");
+	expect("99999999999999999999999999999999999999", "99999999999999999999999999999999999999");
+	expect("100000000000000000000000000000000000000", "100000000000000000000000000000000000000");
+	reject("999999999999999999999999999999999999999", "39 significant digits");
+	expect("0000000000000000000000000000000000000000000000000000000000000000001.50000000000000",
+	       "1.5");
+}
+
 static void test_equal_by_value(void **state)
 {
 	const char *one_five[] = {"1.50", "1.5", "15E-1", "+1.5", "0015e-1", "0.15e1", "150e-2"};
@@ -92,6 +110,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_equal_by_value),
+	    cmocka_unit_test(test_plain_integers),
 	    cmocka_unit_test(test_syntax),
 	    cmocka_unit_test(test_limits),
 	};
