@@ -5,7 +5,6 @@
 #include <ctype.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 /* Canonical headers are few; more than this is a bug in the caller. */
 #define MAX_SIGNED_HEADERS 32
@@ -150,10 +149,35 @@ static int canonical_request(const struct dda_sigv4_request *r, struct dda_buf *
 	return rc;
 }
 
-static void hmac(const void *key, size_t klen, const char *msg, uint8_t out[32])
+/* SHA-256's block: HMAC keys are padded (or hashed) to it. */
+#define SHA256_BLOCK 64
+
+/* HMAC-SHA256 (RFC 2104) on the caller's digest context, reused for the
+ * five MACs of a signature: OpenSSL 3's one-shot HMAC() fetches the digest
+ * and allocates a MAC context per call, which was a third of the
+ * allocations of every S3 GET. False when the digest fails. */
+static bool hmac(EVP_MD_CTX *md, const EVP_MD *sha, const void *key, size_t klen, const char *msg,
+		 uint8_t out[32])
 {
-	unsigned int len = 32;
-	HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)msg, strlen(msg), out, &len);
+	uint8_t k[SHA256_BLOCK] = {0}, pad[SHA256_BLOCK], inner[32];
+	unsigned int len = 0;
+	bool ok = true;
+	if (klen > SHA256_BLOCK)
+		ok = EVP_Digest(key, klen, k, &len, sha, NULL);
+	else
+		memcpy(k, key, klen);
+	for (size_t i = 0; i < SHA256_BLOCK; i++)
+		pad[i] = k[i] ^ 0x36;
+	ok = ok && EVP_DigestInit_ex(md, sha, NULL) && EVP_DigestUpdate(md, pad, sizeof(pad)) &&
+	     EVP_DigestUpdate(md, msg, strlen(msg)) && EVP_DigestFinal_ex(md, inner, &len);
+	for (size_t i = 0; i < SHA256_BLOCK; i++)
+		pad[i] = k[i] ^ 0x5c;
+	ok = ok && EVP_DigestInit_ex(md, sha, NULL) && EVP_DigestUpdate(md, pad, sizeof(pad)) &&
+	     EVP_DigestUpdate(md, inner, sizeof(inner)) && EVP_DigestFinal_ex(md, out, &len);
+	OPENSSL_cleanse(k, sizeof(k));
+	OPENSSL_cleanse(pad, sizeof(pad));
+	OPENSSL_cleanse(inner, sizeof(inner));
+	return ok;
 }
 
 int dda__sigv4_sign(const struct dda_sigv4_request *r, const char *access_key,
@@ -162,13 +186,15 @@ int dda__sigv4_sign(const struct dda_sigv4_request *r, const char *access_key,
 	struct dda_buf cr, names, key, sts;
 	uint8_t k[32], digest[32];
 	char date[9], hex[65];
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	EVP_MD *sha = EVP_MD_fetch(NULL, "SHA256", NULL);
 	dda_buf_init(&cr, 1 << 20);
 	dda_buf_init(&names, 4096);
 	dda_buf_init(&key, 1024);
 	dda_buf_init(&sts, 4096);
 	memcpy(date, r->amz_date, 8);
 	date[8] = '\0';
-	int rc = canonical_request(r, &cr, &names);
+	int rc = md && sha ? canonical_request(r, &cr, &names) : DDA_ENOMEM;
 	if (!rc && canonical)
 		rc = dda_buf_add(canonical, cr.ptr, cr.len);
 	if (rc)
@@ -181,11 +207,12 @@ int dda__sigv4_sign(const struct dda_sigv4_request *r, const char *access_key,
 		rc = dda_buf_addf(&key, "AWS4%s", secret_key);
 	if (rc)
 		goto out;
-	hmac(key.ptr, key.len, date, k);
-	hmac(k, 32, r->region, k);
-	hmac(k, 32, r->service, k);
-	hmac(k, 32, "aws4_request", k);
-	hmac(k, 32, sts.ptr, digest);
+	if (!hmac(md, sha, key.ptr, key.len, date, k) || !hmac(md, sha, k, 32, r->region, k) ||
+	    !hmac(md, sha, k, 32, r->service, k) || !hmac(md, sha, k, 32, "aws4_request", k) ||
+	    !hmac(md, sha, k, 32, sts.ptr, digest)) {
+		rc = DDA_EINTERNAL;
+		goto out;
+	}
 	dda__hex(digest, 32, hex);
 	rc = dda_buf_addf(out,
 			  "AWS4-HMAC-SHA256 Credential=%s/%s/%s/%s/aws4_request, "
@@ -200,6 +227,8 @@ out:
 	dda_buf_release(&names);
 	dda_buf_release(&key);
 	dda_buf_release(&sts);
+	EVP_MD_CTX_free(md);
+	EVP_MD_free(sha);
 	return rc;
 }
 
