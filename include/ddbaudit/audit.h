@@ -33,6 +33,13 @@ struct dda_audit_fetch;
  * in object order reads each object once. */
 DDA_API int dda_audit_fetch(struct dda_audit_fetch *f, uint32_t obj, uint32_t index,
 			    json_t **old_image, json_t **new_image);
+/* Reads object obj again and decodes it with dec (the caller's, made with
+ * the options the run decoded with: one a thread), handing its records to
+ * sink (findings are dropped). Safe from several threads at once for
+ * directory and file sources; DDA_EUNSUPPORTED when the source cannot be
+ * read again. Detail in err. */
+DDA_API int dda_audit_fetch_decode(struct dda_audit_fetch *f, struct dda_decoder *dec, uint32_t obj,
+				   const struct dda_decode_sink *sink, struct dda_error *err);
 
 struct dda_audit_opts {
 	const char *source; /* as given on the command line */

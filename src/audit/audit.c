@@ -558,6 +558,25 @@ int dda_audit_fetch(struct dda_audit_fetch *f, uint32_t obj, uint32_t index, jso
 	return DDA_ENOTFOUND;
 }
 
+int dda_audit_fetch_decode(struct dda_audit_fetch *f, struct dda_decoder *dec, uint32_t obj,
+			   const struct dda_decode_sink *sink, struct dda_error *err)
+{
+	if (!f || !f->a->src->ops->reread)
+		return dda_error_set(err, DDA_EUNSUPPORTED, "the source cannot be read again");
+	struct dda_chunk c;
+	struct dda_decode_counts counts = {0};
+	const struct dda_decode_sink s = {sink->ctx, sink->record, capture_anomaly};
+	dda_chunk_init(&c);
+	c.obj = obj;
+	c.last = true;
+	c.first_line = 1;
+	int rc = f->a->src->ops->reread(f->a->src, obj, &c.data, err);
+	if (!rc)
+		rc = dda_decode_chunk(dec, &c, &s, &counts);
+	dda_chunk_release(&c);
+	return rc && !err->code ? dda_error_set(err, rc, "%s", dda_strerror(rc)) : rc;
+}
+
 /* The caller's finishing step; what it returns is its own business (the
  * result is complete either way). */
 static void run_finished(struct audit *a)

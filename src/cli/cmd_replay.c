@@ -272,11 +272,88 @@ static int load_filter(const struct cli *c, struct dda_buf *text, struct dda_fil
 	return 0;
 }
 
-static int plan_run(struct cli *c, struct dda_plan *p, struct dda_buf *key, struct source_use *use)
+/* What happens once the source is read: the result checked, the plan
+ * finished, then a dry run or the delivery. With a source read again
+ * (directory), it runs in the audit's finished hook, while the source is
+ * open; otherwise after the audit. */
+struct after {
+	struct cli *c;
+	struct dda_plan *p;
+	struct dda_replay_opts *ro;
+	const char *report;
+	struct dda__cli_replay_figures *fig;
+	struct source_use use;
+	int status;
+	bool done;
+};
+
+static void check_result(struct after *x, const struct dda_result *res)
 {
+	struct cli *c = x->c;
+	struct source_use *use = &x->use;
+	if (res->fatal.code) {
+		/* A partial read would replay a partial history: refuse. */
+		dda__cli_error(c, "%s; nothing was replayed", res->fatal.msg);
+		x->status = EXIT_RUNTIME;
+	} else if (res->sum.by_kind[DDA_K_EMPTY_RANGE]) {
+		/* A recovery that sends nothing is most often a wrong source,
+		 * prefix or range: say so, and fail like verify does. */
+		use->empty = true;
+		for (size_t i = 0; i < res->nanomalies; i++)
+			if (res->anomalies[i].kind == DDA_K_EMPTY_RANGE)
+				dda__cli_error(c, "nothing to replay: %s", res->anomalies[i].detail);
+	} else if (res->sum.anomalies[DDA_SEV_ERROR] && c->verbose >= 0) {
+		dda__cli_warn(
+		    c,
+		    "the source has %llu error findings (run 'ddbaudit verify' to see them); "
+		    "replaying what is there",
+		    (unsigned long long)res->sum.anomalies[DDA_SEV_ERROR]);
+	}
+	use->s3 = res->source.s3;
+	use->objects = res->sum.objects + res->source.versions_read;
+	use->hours = res->nhours;
+	use->keys = res->sum.objects;
+	use->bytes = res->sum.bytes;
+}
+
+static int deliver_plan(struct after *x);
+
+static void after_audit(struct after *x, struct dda_audit_fetch *f, struct dda_result *res)
+{
+	struct dda_error err = {0};
+	x->done = true;
+	check_result(x, res);
+	x->fig->objects = x->use.keys;
+	x->fig->read_bytes = x->use.bytes;
+	x->p->objs = res->objs;
+	x->p->fetch = f;
+	if (!x->status && dda__plan_finish(x->p, &err)) {
+		dda__cli_error(x->c, "%s", err.msg);
+		x->status = EXIT_RUNTIME;
+	}
+	if (!x->status)
+		x->status = deliver_plan(x);
+	x->p->fetch = NULL;
+}
+
+static int finished_hook(void *ctx, struct dda_audit_fetch *f, struct dda_result *res)
+{
+	struct after *x = ctx;
+	if (!f) {
+		x->done = true;
+		dda__cli_error(x->c, "out of memory");
+		x->status = EXIT_RUNTIME;
+		return DDA_ENOMEM;
+	}
+	after_audit(x, f, res);
+	return 0;
+}
+
+static int plan_run(struct after *x, struct dda_buf *key)
+{
+	struct cli *c = x->c;
 	struct dda_result res;
 	struct dda_error err = {0};
-	int status = 0;
 	if (c->key_text) {
 		struct dda_buf why;
 		dda_buf_init(&why, 4096);
@@ -296,42 +373,25 @@ static int plan_run(struct cli *c, struct dda_plan *p, struct dda_buf *key, stru
 	c->audit.on_record_concurrent = true;
 	c->audit.on_record_raw = true;
 	c->audit.visit = dda__plan_visit;
-	c->audit.ctx = p;
+	c->audit.ctx = x->p;
 	c->audit.diffs = false;
+	/* Records are read again as the audit's workers decoded them. */
+	x->p->dec = c->audit.dec;
+	x->p->dec.raw_images = true;
+	if (x->p->reread) {
+		c->audit.finished = finished_hook;
+		c->audit.finished_ctx = x;
+	}
 	int rc = dda_audit_run(&c->audit, &res, &err);
 	if (rc) {
 		dda__cli_error(c, "%s", err.msg);
+		dda_result_release(&res);
 		return dda__cli_exit_for(rc);
 	}
-	if (res.fatal.code) {
-		/* A partial read would replay a partial history: refuse. */
-		dda__cli_error(c, "%s; nothing was replayed", res.fatal.msg);
-		status = EXIT_RUNTIME;
-	} else if (res.sum.by_kind[DDA_K_EMPTY_RANGE]) {
-		/* A recovery that sends nothing is most often a wrong source,
-		 * prefix or range: say so, and fail like verify does. */
-		use->empty = true;
-		for (size_t i = 0; i < res.nanomalies; i++)
-			if (res.anomalies[i].kind == DDA_K_EMPTY_RANGE)
-				dda__cli_error(c, "nothing to replay: %s", res.anomalies[i].detail);
-	} else if (res.sum.anomalies[DDA_SEV_ERROR] && c->verbose >= 0) {
-		dda__cli_warn(
-		    c,
-		    "the source has %llu error findings (run 'ddbaudit verify' to see them); "
-		    "replaying what is there",
-		    (unsigned long long)res.sum.anomalies[DDA_SEV_ERROR]);
-	}
-	use->s3 = res.source.s3;
-	use->objects = res.sum.objects + res.source.versions_read;
-	use->hours = res.nhours;
-	use->keys = res.sum.objects;
-	use->bytes = res.sum.bytes;
+	if (!x->done)
+		after_audit(x, NULL, &res);
 	dda_result_release(&res);
-	if (!status && dda__plan_finish(p, c->replay.parallelism, &err)) {
-		dda__cli_error(c, "%s", err.msg);
-		status = EXIT_RUNTIME;
-	}
-	return status;
+	return x->status;
 }
 
 /* Usage errors, before anything else: what the options cannot mean. */
@@ -520,59 +580,76 @@ static void delivery_figures(struct dda__cli_replay_figures *f, const struct dda
 	f->delivery_seconds = st->seconds;
 }
 
-/* The run itself, once everything is checked: read, plan, deliver. */
+/* The plan, once finished: a dry run, or the delivery and its summary. */
+static int deliver_plan(struct after *x)
+{
+	struct cli *c = x->c;
+	struct dda_plan *p = x->p;
+	struct dda_replay_opts *ro = x->ro;
+	struct dda_replay_stats st = {0};
+	struct dda_error err = {0};
+	int status = 0;
+	plan_figures(x->fig, p, &x->use);
+	if (c->verbose > 0)
+		fprintf(stderr,
+			"ddbaudit: replay: %zu records planned: %llu spooled (%llu bytes, %.1f a "
+			"record), %llu to be read again from the source\n",
+			p->n, (unsigned long long)p->spooled,
+			(unsigned long long)dda__spool_bytes(p->spool),
+			p->spooled ? (double)dda__spool_bytes(p->spool) / (double)p->spooled : 0.0,
+			(unsigned long long)p->reread_records);
+	if (c->replay.dry_run) {
+		status = dry_run(c, p, ro, &x->use, x->report);
+		if (!status && x->use.empty)
+			status = EXIT_ANOMALIES;
+		return status;
+	}
+	if (dda__replay_run(p, ro, &st, &err)) {
+		dda__cli_error(c, "%s", err.msg);
+		delivery_figures(x->fig, &st);
+		return dda__cli_exit_for(err.code);
+	}
+	delivery_figures(x->fig, &st);
+	if (err.code)
+		dda__cli_error(c, "%s", err.msg);
+	if (st.interrupted)
+		dda__cli_error(c, "interrupted; run again with the same arguments to resume");
+	else if (st.stopped)
+		dda__cli_error(c,
+			       "stopped: nothing was acknowledged past the records that failed; %s",
+			       ro->checkpoint ? "run again with the same arguments to resume there"
+					      : "run again (with --checkpoint to resume where a run "
+						"stops)");
+	summary(c, p, &st);
+	json_t *doc = stats_json(p, &st, err.code ? err.msg : NULL);
+	status = write_report(c, x->report, doc);
+	json_decref(doc);
+	if (!status)
+		status = st.stopped			   ? EXIT_RUNTIME
+			 : st.dlq || st.dropped || x->use.empty ? EXIT_ANOMALIES
+								 : EXIT_CLEAN;
+	return status;
+}
+
+/* The run itself, once everything is checked: read, plan, deliver. A
+ * directory source is read again for its records' bytes; any other is
+ * spooled (docs/replay.md says why). */
 static int run(struct cli *c, struct dda_synth_opts *so, struct dda_replay_opts *ro,
 	       const char *report, struct dda__cli_replay_figures *fig)
 {
 	struct dda_plan plan;
-	struct dda_replay_stats st = {0};
 	struct dda_error err = {0};
 	struct dda_buf key;
-	if (dda__plan_init(&plan, so, &err)) {
+	struct stat sb;
+	if (dda__plan_init(&plan, so, c->replay.parallelism, &err)) {
 		dda__cli_error(c, "%s", err.msg);
 		dda__plan_release(&plan);
 		return EXIT_RUNTIME;
 	}
+	plan.reread = !stat(c->source, &sb) && S_ISDIR(sb.st_mode);
 	dda_buf_init(&key, 1 << 16);
-	struct source_use use = {0};
-	int status = plan_run(c, &plan, &key, &use);
-	fig->objects = use.keys;
-	fig->read_bytes = use.bytes;
-	if (!status)
-		plan_figures(fig, &plan, &use);
-	if (!status && c->replay.dry_run) {
-		status = dry_run(c, &plan, ro, &use, report);
-		if (!status && use.empty)
-			status = EXIT_ANOMALIES;
-	} else if (!status && dda__replay_run(&plan, ro, &st, &err)) {
-		dda__cli_error(c, "%s", err.msg);
-		status = dda__cli_exit_for(err.code);
-		delivery_figures(fig, &st);
-	} else if (!status) {
-		delivery_figures(fig, &st);
-		if (err.code)
-			dda__cli_error(c, "%s", err.msg);
-		if (st.interrupted)
-			dda__cli_error(c,
-				       "interrupted; run again with the same arguments to resume");
-		else if (st.stopped)
-			dda__cli_error(c,
-				       "stopped: nothing was acknowledged past the records that "
-				       "failed; %s",
-				       ro->checkpoint
-					   ? "run again with the same arguments to resume "
-					     "there"
-					   : "run again (with --checkpoint to resume "
-					     "where a run stops)");
-		summary(c, &plan, &st);
-		json_t *doc = stats_json(&plan, &st, err.code ? err.msg : NULL);
-		status = write_report(c, report, doc);
-		json_decref(doc);
-		if (!status)
-			status = st.stopped			     ? EXIT_RUNTIME
-				 : st.dlq || st.dropped || use.empty ? EXIT_ANOMALIES
-								     : EXIT_CLEAN;
-	}
+	struct after x = {.c = c, .p = &plan, .ro = ro, .report = report, .fig = fig};
+	int status = plan_run(&x, &key);
 	dda__plan_release(&plan);
 	dda_buf_release(&key);
 	return status;

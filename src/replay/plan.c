@@ -1,7 +1,10 @@
-/* The replay plan: each selected record's synthetic form is serialized into a
- * spool file as it is decoded (images are never all held in memory), the
- * history analysis then gives each item's order, and the plan is sorted into
- * lanes in delivery order with deterministic sequence numbers. */
+/* The replay plan: a compact event for each selected record (where its
+ * synthesis input is, its item, lane, time, size and digest), its synthesis
+ * input spooled compressed when its source cannot be read again (images are
+ * never all held in memory); the history analysis then gives each item's
+ * order, and the plan is sorted into lanes in delivery order with
+ * deterministic sequence numbers. A record is synthesized again from its
+ * source bytes when its batch is built. */
 #include "replay/replay.h"
 
 #include <errno.h>
@@ -15,34 +18,21 @@ void dda__seq_format(uint64_t seq, char out[DDA_SEQ_DIGITS + 1])
 	snprintf(out, DDA_SEQ_DIGITS + 1, "1%020llu", (unsigned long long)seq);
 }
 
-int dda__plan_init(struct dda_plan *p, const struct dda_synth_opts *o, struct dda_error *err)
+int dda__plan_init(struct dda_plan *p, const struct dda_synth_opts *o, int lanes,
+		   struct dda_error *err)
 {
 	memset(p, 0, sizeof(*p));
 	p->synth = *o;
+	p->spool_lanes = lanes;
 	if (pthread_mutex_init(&p->mu, NULL))
 		return dda_error_set(err, DDA_ENOMEM, "cannot create a lock");
 	p->mu_ready = true;
-	const char *dir = getenv("TMPDIR");
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/ddbaudit-replay-XXXXXX", dir && *dir ? dir : "/tmp");
-	int fd = mkstemp(path);
-	if (fd < 0)
-		return dda_error_set(err, DDA_EIO, "cannot create a spool file in %s: %s",
-				     dir && *dir ? dir : "/tmp", strerror(errno));
-	unlink(path); /* gone when closed, whatever happens */
-	p->spool = fdopen(fd, "w+b");
-	if (!p->spool) {
-		close(fd);
-		return dda_error_set(err, DDA_EIO, "cannot open the spool file: %s",
-				     strerror(errno));
-	}
-	return 0;
+	return dda__spool_new(&p->spool, lanes, err);
 }
 
 void dda__plan_release(struct dda_plan *p)
 {
-	if (p->spool)
-		fclose(p->spool);
+	dda__spool_free(p->spool);
 	free(p->v);
 	if (p->mu_ready)
 		pthread_mutex_destroy(&p->mu);
@@ -79,28 +69,75 @@ static int grow(struct dda_plan *p)
 }
 
 
-/* Runs on every decoding thread at once: the record is built and
- * serialized outside the lock, only appending it to the plan is locked. */
+/* What a checkpoint keeps of a record as it will be sent (its
+ * SequenceNumber zeros, at seq_at): its length and a digest of its bytes and
+ * of the object they came from as stored (a changed object is another
+ * source, even where the record's bytes happen to be the same). */
+static void digest(const struct dda_object *ob, const char *text, size_t len, size_t seq_at,
+		   struct dda_planned *e)
+{
+	uint64_t body[3] = {dda__hash64(text, len),
+			    ob && ob->etag ? dda__hash64(ob->etag, strlen(ob->etag)) : 0,
+			    ob ? (uint64_t)ob->size : 0};
+	e->body = dda__hash64(body, sizeof(body));
+	e->len = (uint32_t)len;
+	e->seq_at = (uint32_t)seq_at;
+}
+
+static int measure(const struct dda_plan *p, const struct dda_object *ob, uint32_t obj,
+		   uint32_t index, const struct dda_synth_in *in, struct dda_buf *text,
+		   struct dda_planned *e)
+{
+	size_t seq_at = 0;
+	int rc = dda__synth_emit(&p->synth, ob, obj, index, in, text, &seq_at);
+	if (!rc)
+		digest(ob, text->ptr, text->len, seq_at, e);
+	return rc;
+}
+
+static bool reread_object(const struct dda_plan *p, const struct dda_object *ob)
+{
+	return p->reread && ob && ob->size >= 0 && ob->size <= DDA_REREAD_MAX;
+}
+
+/* Builds the record's synthesis input and measures the record; wrc is the
+ * first failure. */
+static int plan_one(struct dda_plan *p, const struct dda_record *r, struct dda_buf *in_buf,
+		    struct dda_buf *text, struct dda_planned *e)
+{
+	struct dda_synth_in in;
+	size_t used;
+	json_t *keys = dda__synth_keys(r);
+	if (!keys)
+		return DDA_ENOMEM;
+	e->part = partition_hash(&p->synth, keys);
+	int rc = dda__synth_in_write(&p->synth, r, keys, in_buf);
+	json_decref(keys);
+	if (!rc)
+		rc = dda__synth_in_read(&in, in_buf->ptr, in_buf->len, &used);
+	if (!rc)
+		rc = measure(p, r->object, r->obj, r->index, &in, text, e);
+	return rc;
+}
+
+/* Runs on every decoding thread at once: the record is built and measured
+ * outside the lock; only the spool's and the plan's appends are locked. */
 int dda__plan_on_record(void *ctx, const struct dda_record *r)
 {
 	struct dda_plan *p = ctx;
 	struct dda_planned e = {.obj = r->obj, .index = r->index, .ord = UINT64_MAX};
-	int rc;
+	struct dda_buf in_buf, text;
+	struct dda_error err = {0};
 	if (!selected(p, r))
 		return 0;
-	json_t *keys = dda__synth_keys(r);
-	if (!keys)
-		return DDA_ENOMEM;
-	struct dda_buf text;
 	/* Room for the {"Records":[...]} around it: a record fits in a batch. */
+	dda_buf_init(&in_buf, DDA_REPLAY_MAX_PAYLOAD);
 	dda_buf_init(&text, DDA_REPLAY_MAX_PAYLOAD - 16);
-	size_t seq_at = 0;
-	int wrc = dda__synth_write(&p->synth, r, keys, &text, &seq_at);
-	e.part = partition_hash(&p->synth, keys);
-	json_decref(keys);
-	if (wrc) {
-		dda_buf_release(&text);
-		if (wrc != DDA_ETOOBIG)
+	int rc = plan_one(p, r, &in_buf, &text, &e);
+	dda_buf_release(&text);
+	if (rc) {
+		dda_buf_release(&in_buf);
+		if (rc != DDA_ETOOBIG)
 			return DDA_ENOMEM;
 		pthread_mutex_lock(&p->mu);
 		dda_error_set(&p->err, DDA_ETOOBIG, "a record of %s is over the 6 MB payload limit",
@@ -108,32 +145,26 @@ int dda__plan_on_record(void *ctx, const struct dda_record *r)
 		pthread_mutex_unlock(&p->mu);
 		return DDA_ETOOBIG;
 	}
-	size_t len = text.len;
-	/* What a checkpoint must find unchanged: the bytes sent, and the
-	 * object they came from as stored (a changed object is another
-	 * source, even where the record's bytes happen to be the same). */
-	const struct dda_object *ob = r->object;
-	uint64_t body[3] = {dda__hash64(text.ptr, len),
-			    ob && ob->etag ? dda__hash64(ob->etag, strlen(ob->etag)) : 0,
-			    ob ? (uint64_t)ob->size : 0};
-	e.body = dda__hash64(body, sizeof(body));
-	e.len = (uint32_t)len;
-	e.seq_at = (uint32_t)seq_at;
 	e.item = dda__hash64(r->key, r->key_len);
 	e.time = r->time;
 	e.event = (uint8_t)r->event;
+	e.lane = (uint16_t)(e.part % (uint64_t)p->spool_lanes);
+	e.blk = DDA_PLAN_REREAD;
+	bool spool = !reread_object(p, r->object);
+	if (spool)
+		rc = dda__spool_add(p->spool, e.lane, in_buf.ptr, in_buf.len, &e.blk, &e.at, &err);
+	dda_buf_release(&in_buf);
 	pthread_mutex_lock(&p->mu);
-	rc = grow(p);
+	if (rc && !p->err.code)
+		p->err = err;
+	if (!rc)
+		rc = grow(p);
 	if (!rc) {
-		e.off = (uint64_t)ftello(p->spool);
-		if (fwrite(text.ptr, 1, len, p->spool) != len)
-			rc = dda_error_set(&p->err, DDA_EIO, "cannot write the spool file: %s",
-					   strerror(errno));
-		else
-			p->v[p->n++] = e;
+		p->v[p->n++] = e;
+		p->spooled += spool;
+		p->reread_records += !spool;
 	}
 	pthread_mutex_unlock(&p->mu);
-	dda_buf_release(&text);
 	return rc;
 }
 
@@ -184,21 +215,20 @@ static int by_ord(const void *a, const void *b)
 
 /* --filter, matched against each record exactly as it will be sent, its
  * SequenceNumber included: so sequence numbers are given first, and a
- * record filtered out leaves a gap, as in a filtered stream. */
+ * record filtered out leaves a gap, as in a filtered stream. The plan is in
+ * lane order by then, so that each lane's records are read in order. */
 static int apply_filter(struct dda_plan *p, struct dda_error *err)
 {
 	if (!p->synth.filter)
 		return 0;
-	if (fflush(p->spool))
-		return dda_error_set(err, DDA_EIO, "cannot write the spool file: %s",
-				     strerror(errno));
+	struct dda_plan_reader *rd = NULL;
 	struct dda_buf text;
 	dda_buf_init(&text, DDA_REPLAY_MAX_PAYLOAD);
 	size_t kept = 0;
-	int rc = 0;
+	int rc = dda__plan_reader_new(&rd, p, 1, err);
 	for (size_t i = 0; i < p->n && !rc; i++) {
 		dda_buf_reset(&text);
-		rc = dda__plan_read(p, i, &text, err);
+		rc = dda__plan_read(rd, i, &text, err);
 		json_t *rec = rc ? NULL : json_loadb(text.ptr, text.len, JSON_ALLOW_NUL, NULL);
 		if (!rc && !rec)
 			rc = dda_error_set(err, DDA_ENOMEM, "out of memory");
@@ -208,6 +238,7 @@ static int apply_filter(struct dda_plan *p, struct dda_error *err)
 			p->filtered++;
 		json_decref(rec);
 	}
+	dda__plan_reader_free(rd);
 	dda_buf_release(&text);
 	if (!rc)
 		p->n = kept;
@@ -222,10 +253,13 @@ static int by_time_ord(const void *a, const void *b)
 	return x->ord < y->ord ? -1 : x->ord > y->ord;
 }
 
-int dda__plan_finish(struct dda_plan *p, int lanes, struct dda_error *err)
+int dda__plan_finish(struct dda_plan *p, struct dda_error *err)
 {
 	if (p->err.code)
 		return dda_error_set(err, p->err.code, "%s", p->err.msg);
+	int rc = dda__spool_flush(p->spool, err);
+	if (rc)
+		return rc;
 	if (!p->sorted_by_obj) /* no history visit at all: nothing in range */
 		p->n = 0;
 	/* Keep the events in history order; make each item's times monotonic. */
@@ -239,19 +273,17 @@ int dda__plan_finish(struct dda_plan *p, int lanes, struct dda_error *err)
 	 * time never runs backwards, then history position), so they increase
 	 * along every lane whatever the parallelism. */
 	dda__sort(p->v, p->n, sizeof(*p->v), by_time_ord);
-	p->lanes = lanes;
-	for (size_t i = 0; i < p->n; i++) {
+	p->lanes = p->spool_lanes;
+	for (size_t i = 0; i < p->n; i++)
 		p->v[i].seq = i + 1;
-		p->v[i].lane = (uint16_t)(p->v[i].part % (uint64_t)lanes);
-	}
-	int rc = apply_filter(p, err);
+	dda__sort(p->v, p->n, sizeof(*p->v), by_lane_seq);
+	rc = apply_filter(p, err);
 	if (rc)
 		return rc;
-	dda__sort(p->v, p->n, sizeof(*p->v), by_lane_seq);
 	memset(p->lane_start, 0, sizeof(p->lane_start));
 	for (size_t i = 0; i < p->n; i++)
 		p->lane_start[p->v[i].lane + 1]++;
-	for (int l = 0; l < lanes; l++)
+	for (int l = 0; l < p->lanes; l++)
 		p->lane_start[l + 1] += p->lane_start[l];
 	p->selected = p->n;
 	/* What was planned, to refuse resuming a different plan. */
@@ -265,25 +297,129 @@ int dda__plan_finish(struct dda_plan *p, int lanes, struct dda_error *err)
 	}
 	dda__sha256_final(&h, p->digest);
 	dda__sha256_release(&h);
-	if (fflush(p->spool))
-		return dda_error_set(err, DDA_EIO, "cannot write the spool file: %s",
-				     strerror(errno));
 	return 0;
 }
 
-int dda__plan_read(struct dda_plan *p, size_t i, struct dda_buf *out, struct dda_error *err)
+/* ---- reading records back ---- */
+
+/* One object's records read again: their synthesis inputs, by index. */
+struct reread_rec {
+	uint32_t index;
+	size_t at, len;
+};
+
+struct dda_plan_reader {
+	struct dda_plan *p;
+	struct dda__spool_reader *spool;
+	struct dda_decoder *dec; /* for records read again */
+	uint32_t obj;		 /* whose records recs holds, or DDA_NO_OBJECT */
+	struct dda_buf recs;
+	struct reread_rec *idx;
+	size_t nidx, cap;
+	int rc;
+};
+
+int dda__plan_reader_new(struct dda_plan_reader **out, struct dda_plan *p, int readers,
+			 struct dda_error *err)
 {
-	const struct dda_planned *e = &p->v[i];
-	char seq[DDA_SEQ_DIGITS + 1];
-	size_t at = out->len;
-	if (dda_buf_grow(out, e->len))
+	struct dda_plan_reader *rd = calloc(1, sizeof(*rd));
+	*out = rd;
+	if (!rd)
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
-	if (pread(fileno(p->spool), out->ptr + at, e->len, (off_t)e->off) != (ssize_t)e->len)
-		return dda_error_set(err, DDA_EIO, "cannot read the spool file: %s",
-				     strerror(errno));
+	rd->p = p;
+	rd->obj = DDA_NO_OBJECT;
+	dda_buf_init(&rd->recs, DDA_BUF_UNLIMITED);
+	if (dda__spool_reader_new(&rd->spool, p->spool, readers))
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	if (p->reread_records && !(rd->dec = dda_decoder_new(&p->dec, p->objs)))
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	return 0;
+}
+
+void dda__plan_reader_free(struct dda_plan_reader *rd)
+{
+	if (!rd)
+		return;
+	dda__spool_reader_free(rd->spool);
+	dda_decoder_free(rd->dec);
+	dda_buf_release(&rd->recs);
+	free(rd->idx);
+	free(rd);
+}
+
+/* Every record of the object read again, as synthesis inputs. */
+static int reread_record(void *ctx, const struct dda_record *r)
+{
+	struct dda_plan_reader *rd = ctx;
+	if (rd->nidx == rd->cap) {
+		size_t cap = rd->cap ? 2 * rd->cap : 16;
+		struct reread_rec *nv = realloc(rd->idx, cap * sizeof(*nv));
+		if (!nv)
+			return DDA_ENOMEM;
+		rd->idx = nv;
+		rd->cap = cap;
+	}
+	json_t *keys = dda__synth_keys(r);
+	size_t at = rd->recs.len;
+	int rc = keys ? dda__synth_in_write(&rd->p->synth, r, keys, &rd->recs) : DDA_ENOMEM;
+	json_decref(keys);
+	if (!rc)
+		rd->idx[rd->nidx++] = (struct reread_rec){r->index, at, rd->recs.len - at};
+	return rc;
+}
+
+static int reread_get(struct dda_plan_reader *rd, const struct dda_planned *e, dda_slice *out,
+		      struct dda_error *err)
+{
+	const struct dda_object *ob = dda_objtab_get(rd->p->objs, e->obj);
+	if (rd->obj != e->obj) {
+		const struct dda_decode_sink sink = {rd, reread_record, NULL};
+		rd->obj = DDA_NO_OBJECT;
+		rd->nidx = 0;
+		dda_buf_reset(&rd->recs);
+		int rc = dda_audit_fetch_decode(rd->p->fetch, rd->dec, e->obj, &sink, err);
+		if (rc)
+			return dda_error_set(err, rc, "cannot read '%s' again: %s",
+					     ob ? ob->key : "?", err->msg);
+		rd->obj = e->obj;
+	}
+	for (size_t i = 0; i < rd->nidx; i++) {
+		if (rd->idx[i].index != e->index)
+			continue;
+		*out = dda_slice_make(rd->recs.ptr + rd->idx[i].at, rd->idx[i].len);
+		return 0;
+	}
+	return dda_error_set(err, DDA_EIO, "'%s' changed since it was read: its record %u is gone",
+			     ob ? ob->key : "?", e->index);
+}
+
+int dda__plan_read(struct dda_plan_reader *rd, size_t i, struct dda_buf *out,
+		   struct dda_error *err)
+{
+	const struct dda_plan *p = rd->p;
+	const struct dda_planned *e = &p->v[i];
+	const struct dda_object *ob = p->objs ? dda_objtab_get(p->objs, e->obj) : NULL;
+	struct dda_synth_in in;
+	struct dda_planned got = *e;
+	char seq[DDA_SEQ_DIGITS + 1];
+	dda_slice src;
+	size_t used, at = out->len;
+	int rc = e->blk == DDA_PLAN_REREAD ? reread_get(rd, e, &src, err)
+					   : dda__spool_get(rd->spool, e->blk, e->at, &src, err);
+	if (rc)
+		return rc;
+	if (dda__synth_in_read(&in, src.ptr, src.len, &used))
+		return dda_error_set(err, DDA_EIO, "the spool file is damaged (record %zu)", i);
+	rc = dda__synth_emit(&p->synth, ob, e->obj, e->index, &in, out, &used);
+	if (rc)
+		return dda_error_set(err, rc, "cannot build record %zu: %s", i, dda_strerror(rc));
+	digest(ob, out->ptr + at, out->len - at, used - at, &got);
+	if (got.len != e->len || got.body != e->body || got.seq_at != e->seq_at)
+		return dda_error_set(err, DDA_EIO,
+				     "'%s' changed since it was read (its record %u is not what "
+				     "was planned): nothing from there on is sent",
+				     ob ? ob->key : "?", e->index);
 	dda__seq_format(e->seq, seq);
-	memcpy(out->ptr + at + e->seq_at, seq, DDA_SEQ_DIGITS);
-	out->len += e->len;
-	out->ptr[out->len] = '\0';
+	memcpy(out->ptr + used, seq, DDA_SEQ_DIGITS);
 	return 0;
 }

@@ -60,9 +60,12 @@ int dda__filter_parse(struct dda_filter **out, const char *text, size_t len,
 bool dda__filter_match(const struct dda_filter *f, const json_t *record);
 void dda__filter_free(struct dda_filter *f);
 
-/* One record of the plan. Its bytes live in the spool file. */
+/* A record of the plan is sent as it is synthesized from its synthesis
+ * input: read again from its source object (blk == DDA_PLAN_REREAD), or
+ * from the spool (block blk, at byte at of it inflated). */
+#define DDA_PLAN_REREAD UINT32_MAX
 struct dda_planned {
-	uint64_t off;	  /* in the spool */
+	uint32_t blk, at; /* where the synthesis input is */
 	uint32_t len;	  /* bytes of the serialized record */
 	uint32_t seq_at;  /* offset of the SequenceNumber digits in the record */
 	uint32_t obj, index;
@@ -76,35 +79,108 @@ struct dda_planned {
 	uint8_t event;
 };
 
+/* The spool (spool.c): synthesis inputs of records whose source cannot be
+ * read again, as deflated blocks in an unlinked file of TMPDIR, a stream
+ * of blocks a lane. Adding is thread-safe; reading is, once adding ended
+ * (dda__spool_flush), through one reader a thread. */
+struct dda__spool;
+struct dda__spool_reader;
+int dda__spool_new(struct dda__spool **out, int lanes, struct dda_error *err);
+void dda__spool_free(struct dda__spool *s);
+/* Appends n bytes to lane's blocks; *blk and *at say where they went. */
+int dda__spool_add(struct dda__spool *s, int lane, const void *p, size_t n, uint32_t *blk,
+		   uint32_t *at, struct dda_error *err);
+/* Writes the blocks still open: the spool is complete and read-only. */
+int dda__spool_flush(struct dda__spool *s, struct dda_error *err);
+/* Bytes in the spool file. */
+uint64_t dda__spool_bytes(const struct dda__spool *s);
+/* A reader's cache shares SPOOL_CACHE_BYTES with the others of readers. */
+int dda__spool_reader_new(struct dda__spool_reader **out, const struct dda__spool *s,
+			  int readers);
+void dda__spool_reader_free(struct dda__spool_reader *r);
+/* The bytes from at in block blk (to the block's end), borrowed until the
+ * reader's next call. */
+int dda__spool_get(struct dda__spool_reader *r, uint32_t blk, uint32_t at, dda_slice *out,
+		   struct dda_error *err);
+
+struct dda_audit_fetch;
 /* The plan: every record to send, sorted by lane then delivery order. */
 struct dda_plan {
 	struct dda_synth_opts synth;
 	pthread_mutex_t mu; /* on_record runs on every decoding thread */
 	bool mu_ready;
-	FILE *spool;	    /* unlinked temporary file */
+	struct dda__spool *spool;
+	int spool_lanes;    /* lanes the spool (and the plan) is split into */
+	/* Records of objects of at most DDA_REREAD_MAX bytes are read again
+	 * from the source instead of spooled (a directory source). */
+	bool reread;
+	struct dda_decoder_opts dec; /* how the audit decoded: the same again */
+	const struct dda_objtab *objs;	/* the audit's objects, for synthesis */
+	struct dda_audit_fetch *fetch;	/* while the source is open (reread) */
 	struct dda_planned *v;
 	size_t n, cap;
 	bool sorted_by_obj;
 	uint64_t visits;
 	uint64_t selected, duplicates, filtered;
+	uint64_t spooled, reread_records; /* how the plan's records are kept */
 	size_t lane_start[DDA_REPLAY_MAX_LANES + 1];
 	int lanes;
 	uint8_t digest[32]; /* of every record's sequence, lane, item, size and body */
 	struct dda_error err;
 };
+/* Objects up to this size are read again rather than spooled: reading one
+ * again for each of its records stays cheap. */
+#define DDA_REREAD_MAX (64 * 1024)
 
-/* Sets up an empty plan and its spool (in TMPDIR). */
-int dda__plan_init(struct dda_plan *p, const struct dda_synth_opts *o, struct dda_error *err);
+/* Sets up an empty plan of lanes lanes and its spool (in TMPDIR). */
+int dda__plan_init(struct dda_plan *p, const struct dda_synth_opts *o, int lanes,
+		   struct dda_error *err);
 void dda__plan_release(struct dda_plan *p);
 /* The audit callbacks: pass the plan as ctx. */
 int dda__plan_on_record(void *ctx, const struct dda_record *r);
 int dda__plan_visit(void *ctx, const struct dda_event_view *e);
-/* Drops what is not an event to send, assigns lanes and sequence numbers. */
-int dda__plan_finish(struct dda_plan *p, int lanes, struct dda_error *err);
-/* Reads record i's bytes with its SequenceNumber filled in. */
-int dda__plan_read(struct dda_plan *p, size_t i, struct dda_buf *out, struct dda_error *err);
+/* Drops what is not an event to send, assigns lanes and sequence numbers,
+ * applies --filter. */
+int dda__plan_finish(struct dda_plan *p, struct dda_error *err);
+/* Reads records back, one reader a thread (readers: how many there are). */
+struct dda_plan_reader;
+int dda__plan_reader_new(struct dda_plan_reader **out, struct dda_plan *p, int readers,
+			 struct dda_error *err);
+void dda__plan_reader_free(struct dda_plan_reader *rd);
+/* Appends record i's bytes, with its SequenceNumber filled in, to out:
+ * synthesized again and checked against what was planned (a source that
+ * changed since it was read is DDA_EIO). */
+int dda__plan_read(struct dda_plan_reader *rd, size_t i, struct dda_buf *out,
+		   struct dda_error *err);
 /* The decimal SequenceNumber of a record. */
 void dda__seq_format(uint64_t seq, char out[DDA_SEQ_DIGITS + 1]);
+
+/* What a synthetic record is made from: the parts of a decoded record it
+ * shows, the images as the view keeps them. Views borrowed. */
+struct dda_synth_in {
+	int event;
+	bool ttl, has_new, has_old;
+	bool own_id;	     /* event_id is the record's own (a stream record) */
+	int64_t time;	     /* change time, or DDA_TIME_NONE */
+	uint64_t size;	     /* SizeBytes */
+	dda_slice event_id;  /* with own_id */
+	dda_slice region;    /* the record's awsRegion, or empty */
+	dda_slice keys;	     /* Keys, compact JSON */
+	dda_slice new_image; /* compact JSON, with has_new */
+	dda_slice old_image;
+};
+/* Appends the synthesis input of r (keys: dda__synth_keys(r)) in its
+ * serialized form. */
+int dda__synth_in_write(const struct dda_synth_opts *o, const struct dda_record *r,
+			const json_t *keys, struct dda_buf *out);
+/* Reads one serialized synthesis input from p[0..n): 0 (*used bytes) or
+ * DDA_EFORMAT. */
+int dda__synth_in_read(struct dda_synth_in *in, const char *p, size_t n, size_t *used);
+/* Appends the synthetic stream record of in, whose source is record index
+ * of object obj (ob, NULL when unknown), as dda__synth_write does. */
+int dda__synth_emit(const struct dda_synth_opts *o, const struct dda_object *ob, uint32_t obj,
+		    uint32_t index, const struct dda_synth_in *in, struct dda_buf *out,
+		    size_t *seq_at);
 
 /* The record's Keys: the key attributes with their values as the image
  * wrote them (new reference, NULL on allocation failure). */

@@ -115,34 +115,29 @@ uint64_t dda__item_size(const json_t *map)
 }
 
 /* The same object and position always give the same ID, so a target can
- * de-duplicate a replay that was resumed or run again. */
+ * de-duplicate a replay that was resumed or run again: SHA-256 of
+ * "KEY\0VERSION\0INDEX" (or "#OBJ\0INDEX"), hashed piecewise so that no
+ * buffer can fail. */
 #define DDA_EVENT_ID_MAX 129
-static void event_id(const struct dda_record *r, char out[DDA_EVENT_ID_MAX])
+static void event_id(const struct dda_object *ob, uint32_t obj, uint32_t index,
+		     char out[DDA_EVENT_ID_MAX])
 {
 	uint8_t d[32];
-	if (r->event_id && r->event_id_len && r->event_id_len < DDA_EVENT_ID_MAX) {
-		/* A stream record (a DLQ being re-driven) keeps its identity. */
-		memcpy(out, r->event_id, r->event_id_len);
-		out[r->event_id_len] = '\0';
-		return;
-	}
-	/* SHA-256 of "KEY\0VERSION\0INDEX" (or "#OBJ\0INDEX"), hashed piecewise
-	 * so that no buffer can fail. */
 	char num[48];
 	struct dda__sha256 h = {0};
 	if (dda__sha256_init(&h)) {
-		snprintf(out, DDA_EVENT_ID_MAX, "%u-%u", r->obj, r->index);
+		snprintf(out, DDA_EVENT_ID_MAX, "%u-%u", obj, index);
 		return;
 	}
-	if (r->object) {
-		const char *v = r->object->version ? r->object->version : "";
-		dda__sha256_update(&h, r->object->key, strlen(r->object->key) + 1);
+	if (ob) {
+		const char *v = ob->version ? ob->version : "";
+		dda__sha256_update(&h, ob->key, strlen(ob->key) + 1);
 		dda__sha256_update(&h, v, strlen(v) + 1);
-		snprintf(num, sizeof(num), "%u", r->index);
+		snprintf(num, sizeof(num), "%u", index);
 	} else {
-		snprintf(num, sizeof(num), "#%u", r->obj);
+		snprintf(num, sizeof(num), "#%u", obj);
 		dda__sha256_update(&h, num, strlen(num) + 1);
-		snprintf(num, sizeof(num), "%u", r->index);
+		snprintf(num, sizeof(num), "%u", index);
 	}
 	dda__sha256_update(&h, num, strlen(num));
 	dda__sha256_final(&h, d);
@@ -171,39 +166,27 @@ json_t *dda__synth_keys(const struct dda_record *r)
 
 /* The region the change happened in is the record's own (the writer keeps
  * awsRegion); --region says where ddbaudit reads and sends, not where the
- * table lives, so it only stands in for records that carry none. buf holds
- * a raw record's region (which is not NUL-terminated). */
-static const char *region_of(const struct dda_synth_opts *o, const struct dda_record *r,
-			     char buf[64])
+ * table lives, so it only stands in for records that carry none (an empty
+ * slice here). A raw record's region is not NUL-terminated; text stops at
+ * a NUL as a C string would. */
+static dda_slice record_region(const struct dda_record *r)
 {
 	const char *reg = json_string_value(json_object_get(r->raw, "awsRegion"));
-	if (!reg && r->region && r->region_len && r->region_len < 64) {
-		memcpy(buf, r->region, r->region_len);
-		buf[r->region_len] = '\0';
-		reg = buf;
-	}
-	return reg && *reg ? reg : o->region && *o->region ? o->region : "us-east-1";
+	if (reg)
+		return dda_slice_make(reg, strlen(reg));
+	if (r->region && r->region_len && r->region_len < 64)
+		return dda_slice_make(r->region, strnlen(r->region, r->region_len));
+	return dda_slice_make("", 0);
 }
 
-static json_t *marker_json(const struct dda_synth_opts *o, const struct dda_record *r)
-{
-	const struct dda_object *ob = r->object;
-	json_t *obj = json_pack("{sssoso}", "key", ob ? ob->key : "", "versionId",
-				ob && ob->version ? json_string(ob->version) : json_null(), "etag",
-				ob && ob->etag ? json_string(ob->etag) : json_null());
-	return json_pack("{sssosI}", "runId", o->run_id, "object", obj, "index",
-			 (json_int_t)r->index);
-}
-
-static void source_arn(const struct dda_synth_opts *o, const char *region, char *arn, size_t cap)
+static void source_arn(const struct dda_synth_opts *o, dda_slice region, char *arn, size_t cap)
 {
 	if (o->stream_arn)
 		snprintf(arn, cap, "%s", o->stream_arn);
 	else
-		snprintf(arn, cap, "arn:aws:dynamodb:%s:000000000000:table/%s/stream/replay", region,
-			 o->table ? o->table : "replay");
+		snprintf(arn, cap, "arn:aws:dynamodb:%.*s:000000000000:table/%s/stream/replay",
+			 (int)DDA_MIN(region.len, cap), region.ptr, o->table ? o->table : "replay");
 }
-
 
 /* ---- a compact JSON writer, several times faster than json_dumps on
  * stream records; the same bytes as json_dumps(JSON_COMPACT) ---- */
@@ -315,20 +298,22 @@ static int compact_copy(struct dda_buf *out, const char *p, size_t n)
 	return rc ? rc : dda_buf_add(out, p + run, n - run);
 }
 
-static int write_image(struct dda_buf *out, const char *name, const json_t *img,
-		       const char *raw, size_t raw_len)
+/* ---- what a record is made from, and the record itself ---- */
+
+/* The serialized form: a fixed header (flags, event, time, size, the five
+ * lengths, little or big endian as the machine is: it never leaves the
+ * process), then the five strings. */
+#define IN_HEADER (2 + 8 + 8 + 5 * 4)
+enum { IN_NEW = 1, IN_OLD = 2, IN_TTL = 4, IN_OWN_ID = 8 };
+
+static int add_image(struct dda_buf *out, const json_t *img, const char *raw, size_t n)
 {
-	int rc = dda_buf_addf(out, ",\"%s\":", name);
-	if (!rc)
-		rc = raw ? compact_copy(out, raw, raw_len) : dda__json_write(out, img, 0);
-	return rc;
+	return raw ? compact_copy(out, raw, n) : dda__json_write(out, img, 0);
 }
 
-int dda__synth_write(const struct dda_synth_opts *o, const struct dda_record *r,
-		     const json_t *keys, struct dda_buf *out, size_t *seq_at)
+int dda__synth_in_write(const struct dda_synth_opts *o, const struct dda_record *r,
+			const json_t *keys, struct dda_buf *out)
 {
-	char id[DDA_EVENT_ID_MAX], arn[1024], rbuf[64];
-	const char *region = region_of(o, r, rbuf);
 	bool want_new = o->view == DDA_VIEW_NEW_IMAGE || o->view == DDA_VIEW_NEW_AND_OLD;
 	bool want_old = o->view == DDA_VIEW_OLD_IMAGE || o->view == DDA_VIEW_NEW_AND_OLD;
 	bool has_new = want_new && r->has_new && (r->new_raw || r->new_image);
@@ -338,32 +323,148 @@ int dda__synth_write(const struct dda_synth_opts *o, const struct dda_record *r,
 		size += r->new_raw ? r->new_size : dda__item_size(r->new_image);
 	if (has_old)
 		size += r->old_raw ? r->old_size : dda__item_size(r->old_image);
-	event_id(r, id);
+	/* A stream record (a DLQ being re-driven) keeps its identity. */
+	bool own_id = r->event_id && r->event_id_len && r->event_id_len < DDA_EVENT_ID_MAX;
+	dda_slice eid = own_id ? dda_slice_make(r->event_id, strnlen(r->event_id, r->event_id_len))
+			       : dda_slice_make("", 0);
+	dda_slice region = record_region(r);
+	uint8_t head[2] = {(uint8_t)((has_new ? IN_NEW : 0) | (has_old ? IN_OLD : 0) |
+				     (r->ttl ? IN_TTL : 0) | (own_id ? IN_OWN_ID : 0)),
+			   (uint8_t)r->event};
+	int64_t time = r->time;
+	size_t at = out->len;
+	int rc = dda_buf_add(out, head, sizeof(head));
+	if (!rc)
+		rc = dda_buf_add(out, &time, sizeof(time));
+	if (!rc)
+		rc = dda_buf_add(out, &size, sizeof(size));
+	/* The lengths are filled in once the strings are written. */
+	if (!rc)
+		rc = dda_buf_grow(out, 5 * 4);
+	if (rc)
+		return rc;
+	out->len += 5 * 4;
+	size_t len[5], from = out->len;
+	rc = dda_buf_add(out, eid.ptr, eid.len);
+	len[0] = out->len - from;
+	if (!rc)
+		rc = dda_buf_add(out, region.ptr, region.len);
+	len[1] = out->len - from - len[0];
+	if (!rc)
+		rc = dda__json_write(out, keys, 0);
+	len[2] = out->len - from - len[0] - len[1];
+	if (!rc && has_new)
+		rc = add_image(out, r->new_image, r->new_raw, r->new_raw_len);
+	len[3] = out->len - from - len[0] - len[1] - len[2];
+	if (!rc && has_old)
+		rc = add_image(out, r->old_image, r->old_raw, r->old_raw_len);
+	len[4] = out->len - from - len[0] - len[1] - len[2] - len[3];
+	if (rc)
+		return rc;
+	for (int i = 0; i < 5; i++) {
+		uint32_t x = (uint32_t)len[i];
+		if (len[i] > UINT32_MAX)
+			return DDA_ETOOBIG;
+		memcpy(out->ptr + at + 18 + 4 * i, &x, 4);
+	}
+	return 0;
+}
+
+int dda__synth_in_read(struct dda_synth_in *in, const char *p, size_t n, size_t *used)
+{
+	uint32_t len[5];
+	if (n < IN_HEADER)
+		return DDA_EFORMAT;
+	memset(in, 0, sizeof(*in));
+	in->has_new = p[0] & IN_NEW;
+	in->has_old = p[0] & IN_OLD;
+	in->ttl = p[0] & IN_TTL;
+	in->own_id = p[0] & IN_OWN_ID;
+	in->event = (uint8_t)p[1];
+	memcpy(&in->time, p + 2, 8);
+	memcpy(&in->size, p + 10, 8);
+	memcpy(len, p + 18, sizeof(len));
+	size_t at = IN_HEADER;
+	dda_slice *s[5] = {&in->event_id, &in->region, &in->keys, &in->new_image, &in->old_image};
+	for (int i = 0; i < 5; i++) {
+		if (len[i] > n - at)
+			return DDA_EFORMAT;
+		*s[i] = dda_slice_make(p + at, len[i]);
+		at += len[i];
+	}
+	*used = at;
+	return 0;
+}
+
+/* The "replay" marker, as json_pack would build it and dda__json_write
+ * write it: a name that is not UTF-8 cannot be a JSON string there, and
+ * fails the record as it did there. */
+static int write_marker(struct dda_buf *out, const struct dda_synth_opts *o,
+			const struct dda_object *ob, uint32_t index)
+{
+	const char *key = ob ? ob->key : "";
+	const char *ver = ob ? ob->version : NULL, *etag = ob ? ob->etag : NULL;
+	if (!dda__utf8_valid(key, strlen(key)) || (ver && !dda__utf8_valid(ver, strlen(ver))) ||
+	    (etag && !dda__utf8_valid(etag, strlen(etag))))
+		return DDA_ENOMEM;
+	int rc = dda_buf_adds(out, ",\"replay\":{\"runId\":");
+	if (!rc)
+		rc = write_string(out, o->run_id, strlen(o->run_id));
+	if (!rc)
+		rc = dda_buf_adds(out, ",\"object\":{\"key\":");
+	if (!rc)
+		rc = write_string(out, key, strlen(key));
+	if (!rc)
+		rc = dda_buf_adds(out, ",\"versionId\":");
+	if (!rc)
+		rc = ver ? write_string(out, ver, strlen(ver)) : dda_buf_adds(out, "null");
+	if (!rc)
+		rc = dda_buf_adds(out, ",\"etag\":");
+	if (!rc)
+		rc = etag ? write_string(out, etag, strlen(etag)) : dda_buf_adds(out, "null");
+	return rc ? rc : dda_buf_addf(out, "},\"index\":%u}", index);
+}
+
+int dda__synth_emit(const struct dda_synth_opts *o, const struct dda_object *ob, uint32_t obj,
+		    uint32_t index, const struct dda_synth_in *in, struct dda_buf *out,
+		    size_t *seq_at)
+{
+	char id[DDA_EVENT_ID_MAX], arn[1024];
+	const char *def = o->region && *o->region ? o->region : "us-east-1";
+	dda_slice region = in->region.len ? in->region : dda_slice_make(def, strlen(def));
 	source_arn(o, region, arn, sizeof(arn));
 	int rc = dda_buf_adds(out, "{\"eventID\":");
-	if (!rc)
+	if (!rc && in->own_id) {
+		rc = write_string(out, in->event_id.ptr, in->event_id.len);
+	} else if (!rc) {
+		event_id(ob, obj, index, id);
 		rc = write_string(out, id, strlen(id));
+	}
 	if (!rc)
 		rc = dda_buf_addf(out,
 				  ",\"eventName\":\"%s\",\"eventVersion\":\"1.1\",\"eventSource\":"
 				  "\"aws:dynamodb\",\"awsRegion\":",
-				  dda_event_name_str(r->event));
+				  dda_event_name_str(in->event));
 	if (!rc)
-		rc = write_string(out, region, strlen(region));
+		rc = write_string(out, region.ptr, region.len);
 	/* A stream record without a time (Lambda's own example events have
 	 * none) is sent without one, as it came, rather than with a made-up
 	 * one. */
-	if (!rc && r->time != DDA_TIME_NONE)
+	if (!rc && in->time != DDA_TIME_NONE)
 		rc = dda_buf_addf(out, ",\"dynamodb\":{\"ApproximateCreationDateTime\":%lld,\"Keys\":",
-				  (long long)(r->time / DDA_USEC_PER_SEC));
+				  (long long)(in->time / DDA_USEC_PER_SEC));
 	else if (!rc)
 		rc = dda_buf_adds(out, ",\"dynamodb\":{\"Keys\":");
 	if (!rc)
-		rc = dda__json_write(out, keys, 0);
-	if (!rc && has_new)
-		rc = write_image(out, "NewImage", r->new_image, r->new_raw, r->new_raw_len);
-	if (!rc && has_old)
-		rc = write_image(out, "OldImage", r->old_image, r->old_raw, r->old_raw_len);
+		rc = dda_buf_add(out, in->keys.ptr, in->keys.len);
+	if (!rc && in->has_new)
+		rc = dda_buf_adds(out, ",\"NewImage\":");
+	if (!rc && in->has_new)
+		rc = dda_buf_add(out, in->new_image.ptr, in->new_image.len);
+	if (!rc && in->has_old)
+		rc = dda_buf_adds(out, ",\"OldImage\":");
+	if (!rc && in->has_old)
+		rc = dda_buf_add(out, in->old_image.ptr, in->old_image.len);
 	if (!rc)
 		rc = dda_buf_adds(out, ",\"SequenceNumber\":\"");
 	*seq_at = out->len;
@@ -371,18 +472,29 @@ int dda__synth_write(const struct dda_synth_opts *o, const struct dda_record *r,
 		rc = dda_buf_addf(out,
 				  "000000000000000000000\",\"SizeBytes\":%llu,"
 				  "\"StreamViewType\":\"%s\"},\"eventSourceARN\":",
-				  (unsigned long long)size, dda__view_name(o->view));
+				  (unsigned long long)in->size, dda__view_name(o->view));
 	if (!rc)
 		rc = write_string(out, arn, strlen(arn));
-	if (!rc && r->ttl)
+	if (!rc && in->ttl)
 		rc = dda_buf_adds(out, ",\"userIdentity\":{\"type\":\"Service\",\"principalId\":"
 				       "\"dynamodb.amazonaws.com\"}");
-	if (!rc && o->marker) {
-		json_t *m = marker_json(o, r);
-		rc = m ? dda_buf_adds(out, ",\"replay\":") : DDA_ENOMEM;
-		if (!rc)
-			rc = dda__json_write(out, m, 0);
-		json_decref(m);
-	}
+	if (!rc && o->marker)
+		rc = write_marker(out, o, ob, index);
 	return rc ? rc : dda_buf_addc(out, '}');
+}
+
+int dda__synth_write(const struct dda_synth_opts *o, const struct dda_record *r,
+		     const json_t *keys, struct dda_buf *out, size_t *seq_at)
+{
+	struct dda_buf tmp;
+	struct dda_synth_in in;
+	size_t used;
+	dda_buf_init(&tmp, out->max);
+	int rc = dda__synth_in_write(o, r, keys, &tmp);
+	if (!rc)
+		rc = dda__synth_in_read(&in, tmp.ptr, tmp.len, &used);
+	if (!rc)
+		rc = dda__synth_emit(o, r->object, r->obj, r->index, &in, out, seq_at);
+	dda_buf_release(&tmp);
+	return rc;
 }

@@ -1,0 +1,315 @@
+/* The replay spool: what each planned record is made from (its synthesis
+ * input, dda__synth_in_write), for sources that cannot be read again,
+ * kept in a temporary file as deflated blocks of about 64 KiB, one stream
+ * of blocks a lane. A lane delivers its records in time order, close to
+ * the order they were read in, so it reads its blocks nearly in order
+ * through a small cache and inflates each about once. */
+#include "replay/replay.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+/* Large enough for deflate to find the structure records repeat (names,
+ * types, the shape of an image), small enough that a lane's cache of a few
+ * blocks stays small. */
+#define SPOOL_BLOCK (64 * 1024)
+/* Fast deflate: the spool is written as fast as the source is decoded. */
+#define SPOOL_LEVEL 1
+/* The cache of inflated blocks: this many a lane, at most, and at least 2. */
+#define SPOOL_CACHE_BYTES ((size_t)16 << 20)
+#define SPOOL_SLOTS_MAX 8
+
+struct block {
+	uint64_t off;	    /* in the file */
+	uint32_t clen, rlen; /* deflated, inflated */
+};
+
+struct open_block {
+	struct dda_buf raw;
+	uint32_t blk;
+	bool used;
+};
+
+struct dda__spool {
+	int fd;
+	pthread_mutex_t mu;
+	struct block *blocks;
+	size_t nblocks, cap;
+	struct open_block *open; /* one a lane */
+	int lanes;
+	uint64_t end; /* bytes written (or reserved) */
+	uint64_t raw;
+};
+
+int dda__spool_new(struct dda__spool **out, int lanes, struct dda_error *err)
+{
+	const char *dir = getenv("TMPDIR");
+	char path[4096];
+	struct dda__spool *s = calloc(1, sizeof(*s));
+	*out = NULL;
+	if (!s || !(s->open = calloc((size_t)lanes, sizeof(*s->open)))) {
+		free(s);
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	}
+	s->lanes = lanes;
+	s->fd = -1;
+	if (pthread_mutex_init(&s->mu, NULL)) {
+		free(s->open);
+		free(s);
+		return dda_error_set(err, DDA_ENOMEM, "cannot create a lock");
+	}
+	for (int l = 0; l < lanes; l++)
+		dda_buf_init(&s->open[l].raw, DDA_REPLAY_MAX_PAYLOAD + SPOOL_BLOCK);
+	*out = s;
+	snprintf(path, sizeof(path), "%s/ddbaudit-replay-XXXXXX", dir && *dir ? dir : "/tmp");
+	s->fd = mkstemp(path);
+	if (s->fd < 0)
+		return dda_error_set(err, DDA_EIO, "cannot create a spool file in %s: %s",
+				     dir && *dir ? dir : "/tmp", strerror(errno));
+	unlink(path); /* gone when closed, whatever happens */
+	return 0;
+}
+
+void dda__spool_free(struct dda__spool *s)
+{
+	if (!s)
+		return;
+	if (s->fd >= 0)
+		close(s->fd);
+	for (int l = 0; l < s->lanes; l++)
+		dda_buf_release(&s->open[l].raw);
+	free(s->open);
+	free(s->blocks);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}
+
+uint64_t dda__spool_bytes(const struct dda__spool *s)
+{
+	return s ? s->end : 0;
+}
+
+/* A new block id, with s->mu held. */
+static int new_block(struct dda__spool *s, uint32_t *blk)
+{
+	if (s->nblocks == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 256;
+		struct block *nv = realloc(s->blocks, cap * sizeof(*nv));
+		if (!nv)
+			return DDA_ENOMEM;
+		s->blocks = nv;
+		s->cap = cap;
+	}
+	if (s->nblocks >= UINT32_MAX - 1)
+		return DDA_ETOOBIG;
+	memset(&s->blocks[s->nblocks], 0, sizeof(*s->blocks));
+	*blk = (uint32_t)s->nblocks++;
+	return 0;
+}
+
+/* Deflates a full block and writes it (outside the lock: only reserving
+ * its place in the file and noting where it went are locked). */
+static int write_block(struct dda__spool *s, uint32_t blk, struct dda_buf *raw,
+		       struct dda_error *err)
+{
+	z_stream z;
+	memset(&z, 0, sizeof(z));
+	if (deflateInit2(&z, SPOOL_LEVEL, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	uLong bound = deflateBound(&z, (uLong)raw->len);
+	unsigned char *c = malloc(bound);
+	int rc = 0;
+	if (!c) {
+		deflateEnd(&z);
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	}
+	z.next_in = (unsigned char *)raw->ptr;
+	z.avail_in = (uInt)raw->len;
+	z.next_out = c;
+	z.avail_out = (uInt)bound;
+	if (deflate(&z, Z_FINISH) != Z_STREAM_END)
+		rc = dda_error_set(err, DDA_EINTERNAL, "cannot compress the spool");
+	size_t clen = z.total_out;
+	deflateEnd(&z);
+	pthread_mutex_lock(&s->mu);
+	uint64_t off = s->end;
+	if (!rc)
+		s->end += clen;
+	pthread_mutex_unlock(&s->mu);
+	for (size_t done = 0; !rc && done < clen;) {
+		ssize_t w = pwrite(s->fd, c + done, clen - done, (off_t)(off + done));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			rc = dda_error_set(err, DDA_EIO, "cannot write the spool file: %s",
+					   w < 0 ? strerror(errno) : "no space");
+		else
+			done += (size_t)w;
+	}
+	free(c);
+	if (!rc) {
+		pthread_mutex_lock(&s->mu);
+		s->blocks[blk] = (struct block){off, (uint32_t)clen, (uint32_t)raw->len};
+		s->raw += raw->len;
+		pthread_mutex_unlock(&s->mu);
+	}
+	return rc;
+}
+
+int dda__spool_add(struct dda__spool *s, int lane, const void *p, size_t n, uint32_t *blk,
+		   uint32_t *at, struct dda_error *err)
+{
+	struct dda_buf full;
+	uint32_t full_blk = 0;
+	int rc = 0;
+	dda_buf_init(&full, 0);
+	pthread_mutex_lock(&s->mu);
+	struct open_block *ob = &s->open[lane];
+	if (ob->used && ob->raw.len && ob->raw.len + n > SPOOL_BLOCK) {
+		full = ob->raw; /* taken: written below, outside the lock */
+		full_blk = ob->blk;
+		dda_buf_init(&ob->raw, full.max);
+		ob->used = false;
+	}
+	if (!ob->used) {
+		rc = new_block(s, &ob->blk);
+		ob->used = !rc;
+	}
+	if (!rc) {
+		*blk = ob->blk;
+		*at = (uint32_t)ob->raw.len;
+		rc = dda_buf_add(&ob->raw, p, n);
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (rc)
+		rc = dda_error_set(err, rc, "out of memory");
+	if (!rc && full.len)
+		rc = write_block(s, full_blk, &full, err);
+	dda_buf_release(&full);
+	return rc;
+}
+
+int dda__spool_flush(struct dda__spool *s, struct dda_error *err)
+{
+	int rc = 0;
+	for (int l = 0; !rc && s && l < s->lanes; l++) {
+		struct open_block *ob = &s->open[l];
+		if (ob->used && ob->raw.len)
+			rc = write_block(s, ob->blk, &ob->raw, err);
+		dda_buf_release(&ob->raw);
+		ob->used = false;
+	}
+	return rc;
+}
+
+/* ---- reading ---- */
+
+struct slot {
+	uint32_t blk;
+	uint64_t used; /* when last used, for eviction */
+	struct dda_buf raw;
+};
+
+struct dda__spool_reader {
+	const struct dda__spool *s;
+	struct slot slot[SPOOL_SLOTS_MAX];
+	int nslots;
+	uint64_t tick;
+	struct dda_buf comp;
+	uint64_t inflated; /* blocks inflated, for the figures */
+};
+
+int dda__spool_reader_new(struct dda__spool_reader **out, const struct dda__spool *s,
+			  int readers)
+{
+	struct dda__spool_reader *r = calloc(1, sizeof(*r));
+	*out = r;
+	if (!r)
+		return DDA_ENOMEM;
+	r->s = s;
+	size_t per = SPOOL_CACHE_BYTES / SPOOL_BLOCK / (size_t)(readers > 0 ? readers : 1);
+	r->nslots = (int)DDA_MAX(2, DDA_MIN(per, SPOOL_SLOTS_MAX));
+	for (int i = 0; i < r->nslots; i++) {
+		r->slot[i].blk = UINT32_MAX;
+		dda_buf_init(&r->slot[i].raw, DDA_REPLAY_MAX_PAYLOAD + SPOOL_BLOCK);
+	}
+	dda_buf_init(&r->comp, DDA_BUF_UNLIMITED);
+	return 0;
+}
+
+void dda__spool_reader_free(struct dda__spool_reader *r)
+{
+	if (!r)
+		return;
+	for (int i = 0; i < r->nslots; i++)
+		dda_buf_release(&r->slot[i].raw);
+	dda_buf_release(&r->comp);
+	free(r);
+}
+
+static int inflate_block(struct dda__spool_reader *r, const struct block *b, struct slot *sl,
+			 struct dda_error *err)
+{
+	dda_buf_reset(&r->comp);
+	dda_buf_reset(&sl->raw);
+	if (dda_buf_grow(&r->comp, b->clen) || dda_buf_grow(&sl->raw, b->rlen))
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	for (size_t done = 0; done < b->clen;) {
+		ssize_t n = pread(r->s->fd, r->comp.ptr + done, b->clen - done,
+				  (off_t)(b->off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return dda_error_set(err, DDA_EIO, "cannot read the spool file: %s",
+					     n < 0 ? strerror(errno) : "it is shorter than written");
+		done += (size_t)n;
+	}
+	z_stream z;
+	memset(&z, 0, sizeof(z));
+	if (inflateInit2(&z, -15) != Z_OK)
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	z.next_in = (unsigned char *)r->comp.ptr;
+	z.avail_in = b->clen;
+	z.next_out = (unsigned char *)sl->raw.ptr;
+	z.avail_out = b->rlen;
+	int zr = inflate(&z, Z_FINISH);
+	size_t got = z.total_out;
+	inflateEnd(&z);
+	if (zr != Z_STREAM_END || got != b->rlen)
+		return dda_error_set(err, DDA_EIO, "the spool file is damaged (block at %llu)",
+				     (unsigned long long)b->off);
+	sl->raw.len = got;
+	r->inflated++;
+	return 0;
+}
+
+int dda__spool_get(struct dda__spool_reader *r, uint32_t blk, uint32_t at, dda_slice *out,
+		   struct dda_error *err)
+{
+	struct slot *sl = NULL, *old = &r->slot[0];
+	if (blk >= r->s->nblocks)
+		return dda_error_set(err, DDA_EINTERNAL, "no block %u in the spool", blk);
+	for (int i = 0; i < r->nslots && !sl; i++) {
+		if (r->slot[i].blk == blk)
+			sl = &r->slot[i];
+		else if (r->slot[i].used < old->used)
+			old = &r->slot[i];
+	}
+	if (!sl) {
+		sl = old;
+		sl->blk = UINT32_MAX;
+		int rc = inflate_block(r, &r->s->blocks[blk], sl, err);
+		if (rc)
+			return rc;
+		sl->blk = blk;
+	}
+	sl->used = ++r->tick;
+	if (at > sl->raw.len)
+		return dda_error_set(err, DDA_EINTERNAL, "no record at %u of spool block %u", at,
+				     blk);
+	*out = dda_slice_make(sl->raw.ptr + at, sl->raw.len - at);
+	return 0;
+}
