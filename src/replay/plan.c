@@ -70,18 +70,23 @@ static int grow(struct dda_plan *p)
 
 
 /* What a checkpoint keeps of a record as it will be sent (its
- * SequenceNumber zeros, at seq_at): its length and a digest of its bytes and
- * of the object they came from as stored (a changed object is another
- * source, even where the record's bytes happen to be the same). */
-static void digest(const struct dda_object *ob, const char *text, size_t len, size_t seq_at,
-		   struct dda_planned *e)
+ * SequenceNumber zeros, at seq_at): its length, where the digits go, and
+ * (in body, until dda__plan_finish adds the object's) a digest of its bytes. */
+static void digest(const char *text, size_t len, size_t seq_at, struct dda_planned *e)
 {
-	uint64_t body[3] = {dda__hash64(text, len),
-			    ob && ob->etag ? dda__hash64(ob->etag, strlen(ob->etag)) : 0,
-			    ob ? (uint64_t)ob->size : 0};
-	e->body = dda__hash64(body, sizeof(body));
+	e->body = dda__hash64(text, len);
 	e->len = (uint32_t)len;
 	e->seq_at = (uint32_t)seq_at;
+}
+
+/* The record's digest and its object's as stored, once the object is
+ * whole (a stream's size is known at its end): a changed object is another
+ * source, even where the record's bytes happen to be the same. */
+static uint64_t with_object(uint64_t text, const struct dda_object *ob)
+{
+	uint64_t body[3] = {text, ob && ob->etag ? dda__hash64(ob->etag, strlen(ob->etag)) : 0,
+			    ob ? (uint64_t)ob->size : 0};
+	return dda__hash64(body, sizeof(body));
 }
 
 static int measure(const struct dda_plan *p, const struct dda_object *ob, uint32_t obj,
@@ -91,7 +96,7 @@ static int measure(const struct dda_plan *p, const struct dda_object *ob, uint32
 	size_t seq_at = 0;
 	int rc = dda__synth_emit(&p->synth, ob, obj, index, in, text, &seq_at);
 	if (!rc)
-		digest(ob, text->ptr, text->len, seq_at, e);
+		digest(text->ptr, text->len, seq_at, e);
 	return rc;
 }
 
@@ -274,8 +279,11 @@ int dda__plan_finish(struct dda_plan *p, struct dda_error *err)
 	 * along every lane whatever the parallelism. */
 	dda__sort(p->v, p->n, sizeof(*p->v), by_time_ord);
 	p->lanes = p->spool_lanes;
-	for (size_t i = 0; i < p->n; i++)
+	for (size_t i = 0; i < p->n; i++) {
 		p->v[i].seq = i + 1;
+		p->v[i].body = with_object(
+		    p->v[i].body, p->objs ? dda_objtab_get(p->objs, p->v[i].obj) : NULL);
+	}
 	dda__sort(p->v, p->n, sizeof(*p->v), by_lane_seq);
 	rc = apply_filter(p, err);
 	if (rc)
@@ -286,6 +294,11 @@ int dda__plan_finish(struct dda_plan *p, struct dda_error *err)
 	for (int l = 0; l < p->lanes; l++)
 		p->lane_start[l + 1] += p->lane_start[l];
 	p->selected = p->n;
+	p->spooled = p->reread_records = 0;
+	for (size_t i = 0; i < p->n; i++) {
+		p->spooled += p->v[i].blk != DDA_PLAN_REREAD;
+		p->reread_records += p->v[i].blk == DDA_PLAN_REREAD;
+	}
 	/* What was planned, to refuse resuming a different plan. */
 	struct dda__sha256 h = {0};
 	if (dda__sha256_init(&h))
@@ -371,7 +384,7 @@ static int reread_record(void *ctx, const struct dda_record *r)
 static int reread_get(struct dda_plan_reader *rd, const struct dda_planned *e, dda_slice *out,
 		      struct dda_error *err)
 {
-	const struct dda_object *ob = dda_objtab_get(rd->p->objs, e->obj);
+	const struct dda_object *ob = rd->p->objs ? dda_objtab_get(rd->p->objs, e->obj) : NULL;
 	if (rd->obj != e->obj) {
 		const struct dda_decode_sink sink = {rd, reread_record, NULL};
 		rd->obj = DDA_NO_OBJECT;
@@ -413,8 +426,8 @@ int dda__plan_read(struct dda_plan_reader *rd, size_t i, struct dda_buf *out,
 	rc = dda__synth_emit(&p->synth, ob, e->obj, e->index, &in, out, &used);
 	if (rc)
 		return dda_error_set(err, rc, "cannot build record %zu: %s", i, dda_strerror(rc));
-	digest(ob, out->ptr + at, out->len - at, used - at, &got);
-	if (got.len != e->len || got.body != e->body || got.seq_at != e->seq_at)
+	digest(out->ptr + at, out->len - at, used - at, &got);
+	if (got.len != e->len || with_object(got.body, ob) != e->body || got.seq_at != e->seq_at)
 		return dda_error_set(err, DDA_EIO,
 				     "'%s' changed since it was read (its record %u is not what "
 				     "was planned): nothing from there on is sent",

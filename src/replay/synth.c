@@ -300,15 +300,60 @@ static int compact_copy(struct dda_buf *out, const char *p, size_t n)
 
 /* ---- what a record is made from, and the record itself ---- */
 
-/* The serialized form: a fixed header (flags, event, time, size, the five
- * lengths, little or big endian as the machine is: it never leaves the
- * process), then the five strings. */
-#define IN_HEADER (2 + 8 + 8 + 5 * 4)
-enum { IN_NEW = 1, IN_OLD = 2, IN_TTL = 4, IN_OWN_ID = 8 };
+/* The serialized form: flags, the event, then varints (the change time
+ * in whole seconds, all a record shows of it, zigzagged; SizeBytes; the
+ * five lengths), then the five strings. It never leaves the process. */
+enum { IN_NEW = 1, IN_OLD = 2, IN_TTL = 4, IN_OWN_ID = 8, IN_TIME = 16 };
+#define IN_VARINT_MAX 10
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+static bool get_varint(const char *p, size_t n, size_t *at, uint64_t *v)
+{
+	*v = 0;
+	for (int shift = 0; shift < 64 && *at < n; shift += 7) {
+		uint8_t b = (uint8_t)p[(*at)++];
+		*v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
+			return true;
+	}
+	return false;
+}
 
 static int add_image(struct dda_buf *out, const json_t *img, const char *raw, size_t n)
 {
 	return raw ? compact_copy(out, raw, n) : dda__json_write(out, img, 0);
+}
+
+/* The strings after the header: their lengths go into the header. */
+static int in_strings(struct dda_buf *out, const struct dda_record *r, const json_t *keys,
+		      dda_slice eid, dda_slice region, bool has_new, bool has_old, size_t len[5])
+{
+	size_t from = out->len;
+	int rc = dda_buf_add(out, eid.ptr, eid.len);
+	len[0] = out->len - from;
+	if (!rc)
+		rc = dda_buf_add(out, region.ptr, region.len);
+	len[1] = out->len - from - len[0];
+	if (!rc)
+		rc = dda__json_write(out, keys, 0);
+	len[2] = out->len - from - len[0] - len[1];
+	if (!rc && has_new)
+		rc = add_image(out, r->new_image, r->new_raw, r->new_raw_len);
+	len[3] = out->len - from - len[0] - len[1] - len[2];
+	if (!rc && has_old)
+		rc = add_image(out, r->old_image, r->old_raw, r->old_raw_len);
+	len[4] = out->len - from - len[0] - len[1] - len[2] - len[3];
+	return rc;
 }
 
 int dda__synth_in_write(const struct dda_synth_opts *o, const struct dda_record *r,
@@ -328,52 +373,39 @@ int dda__synth_in_write(const struct dda_synth_opts *o, const struct dda_record 
 	dda_slice eid = own_id ? dda_slice_make(r->event_id, strnlen(r->event_id, r->event_id_len))
 			       : dda_slice_make("", 0);
 	dda_slice region = record_region(r);
-	uint8_t head[2] = {(uint8_t)((has_new ? IN_NEW : 0) | (has_old ? IN_OLD : 0) |
-				     (r->ttl ? IN_TTL : 0) | (own_id ? IN_OWN_ID : 0)),
-			   (uint8_t)r->event};
-	int64_t time = r->time;
+	bool timed = r->time != DDA_TIME_NONE;
+	int64_t secs = timed ? r->time / DDA_USEC_PER_SEC : 0;
+	uint8_t head[2 + 7 * IN_VARINT_MAX];
+	head[0] = (uint8_t)((has_new ? IN_NEW : 0) | (has_old ? IN_OLD : 0) |
+			    (r->ttl ? IN_TTL : 0) | (own_id ? IN_OWN_ID : 0) |
+			    (timed ? IN_TIME : 0));
+	head[1] = (uint8_t)r->event;
+	size_t hn = 2, len[5];
+	hn += put_varint(head + hn, ((uint64_t)secs << 1) ^ (uint64_t)(secs >> 63));
+	hn += put_varint(head + hn, size);
+	/* The strings go to a scratch place first, for their lengths. */
 	size_t at = out->len;
-	int rc = dda_buf_add(out, head, sizeof(head));
+	int rc = in_strings(out, r, keys, eid, region, has_new, has_old, len);
+	size_t slen = out->len - at;
+	for (int i = 0; !rc && i < 5; i++)
+		hn += put_varint(head + hn, len[i]);
+	/* Header before the strings: move them up by its size. */
 	if (!rc)
-		rc = dda_buf_add(out, &time, sizeof(time));
-	if (!rc)
-		rc = dda_buf_add(out, &size, sizeof(size));
-	/* The lengths are filled in once the strings are written. */
-	if (!rc)
-		rc = dda_buf_grow(out, 5 * 4);
+		rc = dda_buf_grow(out, hn);
 	if (rc)
 		return rc;
-	out->len += 5 * 4;
-	size_t len[5], from = out->len;
-	rc = dda_buf_add(out, eid.ptr, eid.len);
-	len[0] = out->len - from;
-	if (!rc)
-		rc = dda_buf_add(out, region.ptr, region.len);
-	len[1] = out->len - from - len[0];
-	if (!rc)
-		rc = dda__json_write(out, keys, 0);
-	len[2] = out->len - from - len[0] - len[1];
-	if (!rc && has_new)
-		rc = add_image(out, r->new_image, r->new_raw, r->new_raw_len);
-	len[3] = out->len - from - len[0] - len[1] - len[2];
-	if (!rc && has_old)
-		rc = add_image(out, r->old_image, r->old_raw, r->old_raw_len);
-	len[4] = out->len - from - len[0] - len[1] - len[2] - len[3];
-	if (rc)
-		return rc;
-	for (int i = 0; i < 5; i++) {
-		uint32_t x = (uint32_t)len[i];
-		if (len[i] > UINT32_MAX)
-			return DDA_ETOOBIG;
-		memcpy(out->ptr + at + 18 + 4 * i, &x, 4);
-	}
+	memmove(out->ptr + at + hn, out->ptr + at, slen);
+	memcpy(out->ptr + at, head, hn);
+	out->len += hn;
+	out->ptr[out->len] = '\0';
 	return 0;
 }
 
 int dda__synth_in_read(struct dda_synth_in *in, const char *p, size_t n, size_t *used)
 {
-	uint32_t len[5];
-	if (n < IN_HEADER)
+	uint64_t secs, len[5];
+	size_t at = 2;
+	if (n < 2)
 		return DDA_EFORMAT;
 	memset(in, 0, sizeof(*in));
 	in->has_new = p[0] & IN_NEW;
@@ -381,16 +413,19 @@ int dda__synth_in_read(struct dda_synth_in *in, const char *p, size_t n, size_t 
 	in->ttl = p[0] & IN_TTL;
 	in->own_id = p[0] & IN_OWN_ID;
 	in->event = (uint8_t)p[1];
-	memcpy(&in->time, p + 2, 8);
-	memcpy(&in->size, p + 10, 8);
-	memcpy(len, p + 18, sizeof(len));
-	size_t at = IN_HEADER;
-	dda_slice *s[5] = {&in->event_id, &in->region, &in->keys, &in->new_image, &in->old_image};
+	if (!get_varint(p, n, &at, &secs) || !get_varint(p, n, &at, &in->size))
+		return DDA_EFORMAT;
+	int64_t s = (int64_t)(secs >> 1) ^ -(int64_t)(secs & 1);
+	in->time = p[0] & IN_TIME ? s * DDA_USEC_PER_SEC : DDA_TIME_NONE;
+	for (int i = 0; i < 5; i++)
+		if (!get_varint(p, n, &at, &len[i]))
+			return DDA_EFORMAT;
+	dda_slice *s5[5] = {&in->event_id, &in->region, &in->keys, &in->new_image, &in->old_image};
 	for (int i = 0; i < 5; i++) {
 		if (len[i] > n - at)
 			return DDA_EFORMAT;
-		*s[i] = dda_slice_make(p + at, len[i]);
-		at += len[i];
+		*s5[i] = dda_slice_make(p + at, (size_t)len[i]);
+		at += (size_t)len[i];
 	}
 	*used = at;
 	return 0;
