@@ -32,6 +32,8 @@ int dda__plan_init(struct dda_plan *p, const struct dda_synth_opts *o, int lanes
 
 void dda__plan_release(struct dda_plan *p)
 {
+	for (size_t i = 0; i < p->nhashers; i++)
+		dda__sha256_release(&p->hashers[i]);
 	dda__spool_free(p->spool);
 	free(p->v);
 	if (p->mu_ready)
@@ -90,11 +92,11 @@ static uint64_t with_object(uint64_t text, const struct dda_object *ob)
 }
 
 static int measure(const struct dda_plan *p, const struct dda_object *ob, uint32_t obj,
-		   uint32_t index, const struct dda_synth_in *in, struct dda_buf *text,
-		   struct dda_planned *e)
+		   uint32_t index, const struct dda_synth_in *in, struct dda__sha256 *h,
+		   struct dda_buf *text, struct dda_planned *e)
 {
 	size_t seq_at = 0;
-	int rc = dda__synth_emit(&p->synth, ob, obj, index, in, text, &seq_at);
+	int rc = dda__synth_emit(&p->synth, ob, obj, index, in, h, text, &seq_at);
 	if (!rc)
 		digest(text->ptr, text->len, seq_at, e);
 	return rc;
@@ -107,8 +109,8 @@ static bool reread_object(const struct dda_plan *p, const struct dda_object *ob)
 
 /* Builds the record's synthesis input and measures the record; wrc is the
  * first failure. */
-static int plan_one(struct dda_plan *p, const struct dda_record *r, struct dda_buf *in_buf,
-		    struct dda_buf *text, struct dda_planned *e)
+static int plan_one(struct dda_plan *p, const struct dda_record *r, struct dda__sha256 *h,
+		    struct dda_buf *in_buf, struct dda_buf *text, struct dda_planned *e)
 {
 	struct dda_synth_in in;
 	size_t used;
@@ -121,8 +123,31 @@ static int plan_one(struct dda_plan *p, const struct dda_record *r, struct dda_b
 	if (!rc)
 		rc = dda__synth_in_read(&in, in_buf->ptr, in_buf->len, &used);
 	if (!rc)
-		rc = measure(p, r->object, r->obj, r->index, &in, text, e);
+		rc = measure(p, r->object, r->obj, r->index, &in, h, text, e);
 	return rc;
+}
+
+/* Hashers for eventIDs, one a decoding thread at a time: making one costs
+ * more than hashing with it. NULL (none free, no room) hashes the slow way. */
+static struct dda__sha256 *hasher_take(struct dda_plan *p)
+{
+	struct dda__sha256 *h = NULL;
+	pthread_mutex_lock(&p->mu);
+	if (p->nfree)
+		h = p->free_hashers[--p->nfree];
+	else if (p->nhashers < DDA_ARRAY_SIZE(p->hashers))
+		h = &p->hashers[p->nhashers++];
+	pthread_mutex_unlock(&p->mu);
+	return h;
+}
+
+static void hasher_give(struct dda_plan *p, struct dda__sha256 *h)
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->free_hashers[p->nfree++] = h;
+	pthread_mutex_unlock(&p->mu);
 }
 
 /* Runs on every decoding thread at once: the record is built and measured
@@ -138,7 +163,9 @@ int dda__plan_on_record(void *ctx, const struct dda_record *r)
 	/* Room for the {"Records":[...]} around it: a record fits in a batch. */
 	dda_buf_init(&in_buf, DDA_REPLAY_MAX_PAYLOAD);
 	dda_buf_init(&text, DDA_REPLAY_MAX_PAYLOAD - 16);
-	int rc = plan_one(p, r, &in_buf, &text, &e);
+	struct dda__sha256 *h = hasher_take(p);
+	int rc = plan_one(p, r, h, &in_buf, &text, &e);
+	hasher_give(p, h);
 	dda_buf_release(&text);
 	if (rc) {
 		dda_buf_release(&in_buf);
@@ -182,7 +209,8 @@ static int by_obj(const void *a, const void *b)
 }
 
 /* History order arrives item by item; a duplicate is the same change
- * recorded twice and is sent once. */
+ * recorded twice and is sent once. An item's change time is made monotonic
+ * on the way (a change never goes before the one it follows). */
 int dda__plan_visit(void *ctx, const struct dda_event_view *e)
 {
 	struct dda_plan *p = ctx;
@@ -200,22 +228,34 @@ int dda__plan_visit(void *ctx, const struct dda_event_view *e)
 		return 0;
 	}
 	hit->ord = ord;
+	if (p->visited && hit->item == p->last_item && hit->time < p->last_time)
+		hit->time = p->last_time;
+	p->visited = true;
+	p->last_item = hit->item;
+	p->last_time = hit->time;
 	return 0;
 }
 
-/* Delivery order inside a lane is the global order. */
-static int by_lane_seq(const void *a, const void *b)
+/* The plan in global order, split into lanes (lane_start holds each
+ * lane's count at l + 1): a stable scatter, so that delivery order inside a
+ * lane is the global order. */
+static int split_lanes(struct dda_plan *p, struct dda_error *err)
 {
-	const struct dda_planned *x = a, *y = b;
-	if (x->lane != y->lane)
-		return x->lane < y->lane ? -1 : 1;
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-static int by_ord(const void *a, const void *b)
-{
-	const struct dda_planned *x = a, *y = b;
-	return x->ord < y->ord ? -1 : x->ord > y->ord;
+	size_t at[DDA_REPLAY_MAX_LANES];
+	for (int l = 0; l < p->lanes; l++)
+		p->lane_start[l + 1] += p->lane_start[l];
+	if (p->lanes == 1 || !p->n)
+		return 0;
+	struct dda_planned *nv = malloc(p->n * sizeof(*nv));
+	if (!nv)
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	memcpy(at, p->lane_start, sizeof(at));
+	for (size_t i = 0; i < p->n; i++)
+		nv[at[p->v[i].lane]++] = p->v[i];
+	free(p->v);
+	p->v = nv;
+	p->cap = p->n;
+	return 0;
 }
 
 /* --filter, matched against each record exactly as it will be sent, its
@@ -267,32 +307,37 @@ int dda__plan_finish(struct dda_plan *p, struct dda_error *err)
 		return rc;
 	if (!p->sorted_by_obj) /* no history visit at all: nothing in range */
 		p->n = 0;
-	/* Keep the events in history order; make each item's times monotonic. */
-	dda__sort(p->v, p->n, sizeof(*p->v), by_ord);
-	while (p->n && p->v[p->n - 1].ord == UINT64_MAX)
-		p->n--;
-	for (size_t i = 1; i < p->n; i++)
-		if (p->v[i].item == p->v[i - 1].item && p->v[i].time < p->v[i - 1].time)
-			p->v[i].time = p->v[i - 1].time;
+	/* Only the events to send stay. */
+	size_t kept = 0;
+	for (size_t i = 0; i < p->n; i++)
+		if (p->v[i].ord != UINT64_MAX)
+			p->v[kept++] = p->v[i];
+	p->n = kept;
 	/* Sequence numbers follow one global order (change time, where an item's
 	 * time never runs backwards, then history position), so they increase
 	 * along every lane whatever the parallelism. */
 	dda__sort(p->v, p->n, sizeof(*p->v), by_time_ord);
 	p->lanes = p->spool_lanes;
+	memset(p->lane_start, 0, sizeof(p->lane_start));
 	for (size_t i = 0; i < p->n; i++) {
 		p->v[i].seq = i + 1;
 		p->v[i].body = with_object(
 		    p->v[i].body, p->objs ? dda_objtab_get(p->objs, p->v[i].obj) : NULL);
+		p->lane_start[p->v[i].lane + 1]++;
 	}
-	dda__sort(p->v, p->n, sizeof(*p->v), by_lane_seq);
+	rc = split_lanes(p, err);
+	if (rc)
+		return rc;
 	rc = apply_filter(p, err);
 	if (rc)
 		return rc;
-	memset(p->lane_start, 0, sizeof(p->lane_start));
-	for (size_t i = 0; i < p->n; i++)
-		p->lane_start[p->v[i].lane + 1]++;
-	for (int l = 0; l < p->lanes; l++)
-		p->lane_start[l + 1] += p->lane_start[l];
+	if (p->synth.filter) { /* the lanes lost what was filtered out */
+		memset(p->lane_start, 0, sizeof(p->lane_start));
+		for (size_t i = 0; i < p->n; i++)
+			p->lane_start[p->v[i].lane + 1]++;
+		for (int l = 0; l < p->lanes; l++)
+			p->lane_start[l + 1] += p->lane_start[l];
+	}
 	p->selected = p->n;
 	p->spooled = p->reread_records = 0;
 	for (size_t i = 0; i < p->n; i++) {
@@ -329,7 +374,7 @@ struct dda_plan_reader {
 	struct dda_buf recs;
 	struct reread_rec *idx;
 	size_t nidx, cap;
-	int rc;
+	struct dda__sha256 sha; /* eventIDs */
 };
 
 int dda__plan_reader_new(struct dda_plan_reader **out, struct dda_plan *p, int readers,
@@ -356,6 +401,7 @@ void dda__plan_reader_free(struct dda_plan_reader *rd)
 	dda__spool_reader_free(rd->spool);
 	dda_decoder_free(rd->dec);
 	dda_buf_release(&rd->recs);
+	dda__sha256_release(&rd->sha);
 	free(rd->idx);
 	free(rd);
 }
@@ -423,7 +469,7 @@ int dda__plan_read(struct dda_plan_reader *rd, size_t i, struct dda_buf *out,
 		return rc;
 	if (dda__synth_in_read(&in, src.ptr, src.len, &used))
 		return dda_error_set(err, DDA_EIO, "the spool file is damaged (record %zu)", i);
-	rc = dda__synth_emit(&p->synth, ob, e->obj, e->index, &in, out, &used);
+	rc = dda__synth_emit(&p->synth, ob, e->obj, e->index, &in, &rd->sha, out, &used);
 	if (rc)
 		return dda_error_set(err, rc, "cannot build record %zu: %s", i, dda_strerror(rc));
 	digest(out->ptr + at, out->len - at, used - at, &got);

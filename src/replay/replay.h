@@ -117,10 +117,16 @@ struct dda_plan {
 	struct dda_decoder_opts dec; /* how the audit decoded: the same again */
 	const struct dda_objtab *objs;	/* the audit's objects, for synthesis */
 	struct dda_audit_fetch *fetch;	/* while the source is open (reread) */
+	struct dda__sha256 hashers[64];	/* for eventIDs, one a decoding thread */
+	struct dda__sha256 *free_hashers[64];
+	size_t nhashers, nfree;
 	struct dda_planned *v;
 	size_t n, cap;
 	bool sorted_by_obj;
 	uint64_t visits;
+	bool visited; /* the last item visited, to make its times monotonic */
+	uint64_t last_item;
+	int64_t last_time;
 	uint64_t selected, duplicates, filtered;
 	uint64_t spooled, reread_records; /* how the plan's records are kept */
 	size_t lane_start[DDA_REPLAY_MAX_LANES + 1];
@@ -177,10 +183,13 @@ int dda__synth_in_write(const struct dda_synth_opts *o, const struct dda_record 
  * DDA_EFORMAT. */
 int dda__synth_in_read(struct dda_synth_in *in, const char *p, size_t n, size_t *used);
 /* Appends the synthetic stream record of in, whose source is record index
- * of object obj (ob, NULL when unknown), as dda__synth_write does. */
+ * of object obj (ob, NULL when unknown), as dda__synth_write does. h, when
+ * not NULL, is reused to hash the eventID (making one costs more than the
+ * hashing). */
+#define DDA_EVENT_ID_LEN 32
 int dda__synth_emit(const struct dda_synth_opts *o, const struct dda_object *ob, uint32_t obj,
-		    uint32_t index, const struct dda_synth_in *in, struct dda_buf *out,
-		    size_t *seq_at);
+		    uint32_t index, const struct dda_synth_in *in, struct dda__sha256 *h,
+		    struct dda_buf *out, size_t *seq_at);
 
 /* The record's Keys: the key attributes with their values as the image
  * wrote them (new reference, NULL on allocation failure). */

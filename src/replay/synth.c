@@ -117,32 +117,38 @@ uint64_t dda__item_size(const json_t *map)
 /* The same object and position always give the same ID, so a target can
  * de-duplicate a replay that was resumed or run again: SHA-256 of
  * "KEY\0VERSION\0INDEX" (or "#OBJ\0INDEX"), hashed piecewise so that no
- * buffer can fail. */
+ * buffer can fail, its first 16 bytes in hex. */
 #define DDA_EVENT_ID_MAX 129
-static void event_id(const struct dda_object *ob, uint32_t obj, uint32_t index,
-		     char out[DDA_EVENT_ID_MAX])
+static int event_id_with(struct dda__sha256 *h, const struct dda_object *ob, uint32_t obj,
+			 uint32_t index, char out[DDA_EVENT_ID_LEN + 1])
 {
 	uint8_t d[32];
 	char num[48];
-	struct dda__sha256 h = {0};
-	if (dda__sha256_init(&h)) {
-		snprintf(out, DDA_EVENT_ID_MAX, "%u-%u", obj, index);
-		return;
-	}
+	if (dda__sha256_init(h))
+		return DDA_EINTERNAL;
 	if (ob) {
 		const char *v = ob->version ? ob->version : "";
-		dda__sha256_update(&h, ob->key, strlen(ob->key) + 1);
-		dda__sha256_update(&h, v, strlen(v) + 1);
+		dda__sha256_update(h, ob->key, strlen(ob->key) + 1);
+		dda__sha256_update(h, v, strlen(v) + 1);
 		snprintf(num, sizeof(num), "%u", index);
 	} else {
 		snprintf(num, sizeof(num), "#%u", obj);
-		dda__sha256_update(&h, num, strlen(num) + 1);
+		dda__sha256_update(h, num, strlen(num) + 1);
 		snprintf(num, sizeof(num), "%u", index);
 	}
-	dda__sha256_update(&h, num, strlen(num));
-	dda__sha256_final(&h, d);
+	dda__sha256_update(h, num, strlen(num));
+	dda__sha256_final(h, d);
+	dda__hex(d, DDA_EVENT_ID_LEN / 2, out);
+	return 0;
+}
+
+static void event_id(const struct dda_object *ob, uint32_t obj, uint32_t index,
+		     char out[DDA_EVENT_ID_MAX])
+{
+	struct dda__sha256 h = {0};
+	if (event_id_with(&h, ob, obj, index, out))
+		snprintf(out, DDA_EVENT_ID_MAX, "%u-%u", obj, index);
 	dda__sha256_release(&h);
-	dda__hex(d, 16, out);
 }
 
 /* Keys: the key attributes with their values as the image wrote them
@@ -461,8 +467,8 @@ static int write_marker(struct dda_buf *out, const struct dda_synth_opts *o,
 }
 
 int dda__synth_emit(const struct dda_synth_opts *o, const struct dda_object *ob, uint32_t obj,
-		    uint32_t index, const struct dda_synth_in *in, struct dda_buf *out,
-		    size_t *seq_at)
+		    uint32_t index, const struct dda_synth_in *in, struct dda__sha256 *h,
+		    struct dda_buf *out, size_t *seq_at)
 {
 	char id[DDA_EVENT_ID_MAX], arn[1024];
 	const char *def = o->region && *o->region ? o->region : "us-east-1";
@@ -472,7 +478,8 @@ int dda__synth_emit(const struct dda_synth_opts *o, const struct dda_object *ob,
 	if (!rc && in->own_id) {
 		rc = write_string(out, in->event_id.ptr, in->event_id.len);
 	} else if (!rc) {
-		event_id(ob, obj, index, id);
+		if (!h || event_id_with(h, ob, obj, index, id))
+			event_id(ob, obj, index, id);
 		rc = write_string(out, id, strlen(id));
 	}
 	if (!rc)
@@ -529,7 +536,7 @@ int dda__synth_write(const struct dda_synth_opts *o, const struct dda_record *r,
 	if (!rc)
 		rc = dda__synth_in_read(&in, tmp.ptr, tmp.len, &used);
 	if (!rc)
-		rc = dda__synth_emit(o, r->object, r->obj, r->index, &in, out, seq_at);
+		rc = dda__synth_emit(o, r->object, r->obj, r->index, &in, NULL, out, seq_at);
 	dda_buf_release(&tmp);
 	return rc;
 }
