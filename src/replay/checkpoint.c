@@ -12,8 +12,11 @@
 
 /* v2 names its arguments one by one, so a refusal can say which differs;
  * v3's plan digest also covers the bytes of every record and the size and
- * ETag of its object, so a source that changed in place is refused. */
-#define CHECKPOINT_FORMAT "ddbaudit.checkpoint/v3"
+ * ETag of its object, so a source that changed in place is refused; v4's
+ * covers what each record is made from (its synthesis input) and its
+ * object's name, version, ETag and size instead of the bytes, which are
+ * made only when they are sent. */
+#define CHECKPOINT_FORMAT "ddbaudit.checkpoint/v4"
 
 static const char *str(const json_t *doc, const char *name)
 {

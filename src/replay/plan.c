@@ -32,8 +32,6 @@ int dda__plan_init(struct dda_plan *p, const struct dda_synth_opts *o, int lanes
 
 void dda__plan_release(struct dda_plan *p)
 {
-	for (size_t i = 0; i < p->nhashers; i++)
-		dda__sha256_release(&p->hashers[i]);
 	dda__spool_free(p->spool);
 	free(p->v);
 	if (p->mu_ready)
@@ -71,35 +69,23 @@ static int grow(struct dda_plan *p)
 }
 
 
-/* What a checkpoint keeps of a record as it will be sent (its
- * SequenceNumber zeros, at seq_at): its length, where the digits go, and
- * (in body, until dda__plan_finish adds the object's) a digest of its bytes. */
-static void digest(const char *text, size_t len, size_t seq_at, struct dda_planned *e)
+/* What a checkpoint keeps of a record: its length, and a digest of what it
+ * is made from and of the object it came from as stored, once the object
+ * is whole (a stream's size is known at its end): a changed object is
+ * another source, even where the record's bytes happen to be the same. The
+ * record's bytes are a function of these and of the arguments, which the
+ * checkpoint names. */
+static uint64_t with_object(uint64_t in, const struct dda_object *ob, uint32_t index)
 {
-	e->body = dda__hash64(text, len);
-	e->len = (uint32_t)len;
-	e->seq_at = (uint32_t)seq_at;
-}
-
-/* The record's digest and its object's as stored, once the object is
- * whole (a stream's size is known at its end): a changed object is another
- * source, even where the record's bytes happen to be the same. */
-static uint64_t with_object(uint64_t text, const struct dda_object *ob)
-{
-	uint64_t body[3] = {text, ob && ob->etag ? dda__hash64(ob->etag, strlen(ob->etag)) : 0,
-			    ob ? (uint64_t)ob->size : 0};
+	uint64_t name = 0;
+	if (ob) {
+		const char *v = ob->version ? ob->version : "";
+		uint64_t kv[2] = {dda__hash64(ob->key, strlen(ob->key)), dda__hash64(v, strlen(v))};
+		name = dda__hash64(kv, sizeof(kv));
+	}
+	uint64_t body[5] = {in, ob && ob->etag ? dda__hash64(ob->etag, strlen(ob->etag)) : 0,
+			    ob ? (uint64_t)ob->size : 0, name, index};
 	return dda__hash64(body, sizeof(body));
-}
-
-static int measure(const struct dda_plan *p, const struct dda_object *ob, uint32_t obj,
-		   uint32_t index, const struct dda_synth_in *in, struct dda__sha256 *h,
-		   struct dda_buf *text, struct dda_planned *e)
-{
-	size_t seq_at = 0;
-	int rc = dda__synth_emit(&p->synth, ob, obj, index, in, h, text, &seq_at);
-	if (!rc)
-		digest(text->ptr, text->len, seq_at, e);
-	return rc;
 }
 
 static bool reread_object(const struct dda_plan *p, const struct dda_object *ob)
@@ -107,13 +93,13 @@ static bool reread_object(const struct dda_plan *p, const struct dda_object *ob)
 	return p->reread && ob && ob->size >= 0 && ob->size <= DDA_REREAD_MAX;
 }
 
-/* Builds the record's synthesis input and measures the record; wrc is the
- * first failure. */
-static int plan_one(struct dda_plan *p, const struct dda_record *r, struct dda__sha256 *h,
-		    struct dda_buf *in_buf, struct dda_buf *text, struct dda_planned *e)
+/* Builds the record's synthesis input and measures the record it makes
+ * (without making it: that waits for its batch). */
+static int plan_one(struct dda_plan *p, const struct dda_record *r, struct dda_buf *in_buf,
+		    struct dda_planned *e)
 {
 	struct dda_synth_in in;
-	size_t used;
+	size_t used, len = 0, seq_at = 0;
 	json_t *keys = dda__synth_keys(r);
 	if (!keys)
 		return DDA_ENOMEM;
@@ -123,31 +109,14 @@ static int plan_one(struct dda_plan *p, const struct dda_record *r, struct dda__
 	if (!rc)
 		rc = dda__synth_in_read(&in, in_buf->ptr, in_buf->len, &used);
 	if (!rc)
-		rc = measure(p, r->object, r->obj, r->index, &in, h, text, e);
+		rc = dda__synth_len(&p->synth, r->object, r->index, &in, &len, &seq_at);
+	/* Room for the {"Records":[...]} around it: a record fits in a batch. */
+	if (!rc && len > DDA_REPLAY_MAX_PAYLOAD - 16)
+		rc = DDA_ETOOBIG;
+	e->len = (uint32_t)len;
+	e->seq_at = (uint32_t)seq_at;
+	e->body = dda__hash64(in_buf->ptr, in_buf->len);
 	return rc;
-}
-
-/* Hashers for eventIDs, one a decoding thread at a time: making one costs
- * more than hashing with it. NULL (none free, no room) hashes the slow way. */
-static struct dda__sha256 *hasher_take(struct dda_plan *p)
-{
-	struct dda__sha256 *h = NULL;
-	pthread_mutex_lock(&p->mu);
-	if (p->nfree)
-		h = p->free_hashers[--p->nfree];
-	else if (p->nhashers < DDA_ARRAY_SIZE(p->hashers))
-		h = &p->hashers[p->nhashers++];
-	pthread_mutex_unlock(&p->mu);
-	return h;
-}
-
-static void hasher_give(struct dda_plan *p, struct dda__sha256 *h)
-{
-	if (!h)
-		return;
-	pthread_mutex_lock(&p->mu);
-	p->free_hashers[p->nfree++] = h;
-	pthread_mutex_unlock(&p->mu);
 }
 
 /* Runs on every decoding thread at once: the record is built and measured
@@ -156,17 +125,12 @@ int dda__plan_on_record(void *ctx, const struct dda_record *r)
 {
 	struct dda_plan *p = ctx;
 	struct dda_planned e = {.obj = r->obj, .index = r->index, .ord = UINT64_MAX};
-	struct dda_buf in_buf, text;
+	struct dda_buf in_buf;
 	struct dda_error err = {0};
 	if (!selected(p, r))
 		return 0;
-	/* Room for the {"Records":[...]} around it: a record fits in a batch. */
 	dda_buf_init(&in_buf, DDA_REPLAY_MAX_PAYLOAD);
-	dda_buf_init(&text, DDA_REPLAY_MAX_PAYLOAD - 16);
-	struct dda__sha256 *h = hasher_take(p);
-	int rc = plan_one(p, r, h, &in_buf, &text, &e);
-	hasher_give(p, h);
-	dda_buf_release(&text);
+	int rc = plan_one(p, r, &in_buf, &e);
 	if (rc) {
 		dda_buf_release(&in_buf);
 		if (rc != DDA_ETOOBIG)
@@ -321,8 +285,9 @@ int dda__plan_finish(struct dda_plan *p, struct dda_error *err)
 	memset(p->lane_start, 0, sizeof(p->lane_start));
 	for (size_t i = 0; i < p->n; i++) {
 		p->v[i].seq = i + 1;
-		p->v[i].body = with_object(
-		    p->v[i].body, p->objs ? dda_objtab_get(p->objs, p->v[i].obj) : NULL);
+		p->v[i].body =
+		    with_object(p->v[i].body,
+				p->objs ? dda_objtab_get(p->objs, p->v[i].obj) : NULL, p->v[i].index);
 		p->lane_start[p->v[i].lane + 1]++;
 	}
 	rc = split_lanes(p, err);
@@ -459,7 +424,6 @@ int dda__plan_read(struct dda_plan_reader *rd, size_t i, struct dda_buf *out,
 	const struct dda_planned *e = &p->v[i];
 	const struct dda_object *ob = p->objs ? dda_objtab_get(p->objs, e->obj) : NULL;
 	struct dda_synth_in in;
-	struct dda_planned got = *e;
 	char seq[DDA_SEQ_DIGITS + 1];
 	dda_slice src;
 	size_t used, at = out->len;
@@ -469,15 +433,18 @@ int dda__plan_read(struct dda_plan_reader *rd, size_t i, struct dda_buf *out,
 		return rc;
 	if (dda__synth_in_read(&in, src.ptr, src.len, &used))
 		return dda_error_set(err, DDA_EIO, "the spool file is damaged (record %zu)", i);
-	rc = dda__synth_emit(&p->synth, ob, e->obj, e->index, &in, &rd->sha, out, &used);
-	if (rc)
-		return dda_error_set(err, rc, "cannot build record %zu: %s", i, dda_strerror(rc));
-	digest(out->ptr + at, out->len - at, used - at, &got);
-	if (got.len != e->len || with_object(got.body, ob) != e->body || got.seq_at != e->seq_at)
+	if (with_object(dda__hash64(src.ptr, used), ob, e->index) != e->body)
 		return dda_error_set(err, DDA_EIO,
 				     "'%s' changed since it was read (its record %u is not what "
 				     "was planned): nothing from there on is sent",
 				     ob ? ob->key : "?", e->index);
+	rc = dda__synth_emit(&p->synth, ob, e->obj, e->index, &in, &rd->sha, out, &used);
+	if (rc)
+		return dda_error_set(err, rc, "cannot build record %zu: %s", i, dda_strerror(rc));
+	if (out->len - at != e->len || used - at != e->seq_at)
+		return dda_error_set(err, DDA_EINTERNAL,
+				     "record %u of '%s' came out %zu bytes long, %u were planned",
+				     e->index, ob ? ob->key : "?", out->len - at, e->len);
 	dda__seq_format(e->seq, seq);
 	memcpy(out->ptr + used, seq, DDA_SEQ_DIGITS);
 	return 0;

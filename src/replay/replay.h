@@ -74,7 +74,7 @@ struct dda_planned {
 	int64_t time;	  /* change time */
 	uint64_t ord;	  /* position in history order; UINT64_MAX = not an event */
 	uint64_t seq;	  /* rank-based sequence number, set by dda__plan_finish */
-	uint64_t body;	  /* hash of the bytes sent and of the object's ETag and size */
+	uint64_t body;	  /* hash of the synthesis input and of the object's name, ETag, size */
 	uint16_t lane;
 	uint8_t event;
 };
@@ -117,9 +117,6 @@ struct dda_plan {
 	struct dda_decoder_opts dec; /* how the audit decoded: the same again */
 	const struct dda_objtab *objs;	/* the audit's objects, for synthesis */
 	struct dda_audit_fetch *fetch;	/* while the source is open (reread) */
-	struct dda__sha256 hashers[64];	/* for eventIDs, one a decoding thread */
-	struct dda__sha256 *free_hashers[64];
-	size_t nhashers, nfree;
 	struct dda_planned *v;
 	size_t n, cap;
 	bool sorted_by_obj;
@@ -131,7 +128,7 @@ struct dda_plan {
 	uint64_t spooled, reread_records; /* how the plan's records are kept */
 	size_t lane_start[DDA_REPLAY_MAX_LANES + 1];
 	int lanes;
-	uint8_t digest[32]; /* of every record's sequence, lane, item, size and body */
+	uint8_t digest[32]; /* of every record's sequence, lane, item, length and body */
 	struct dda_error err;
 };
 /* Objects up to this size are read again rather than spooled: reading one
@@ -187,6 +184,11 @@ int dda__synth_in_read(struct dda_synth_in *in, const char *p, size_t n, size_t 
  * not NULL, is reused to hash the eventID (making one costs more than the
  * hashing). */
 #define DDA_EVENT_ID_LEN 32
+/* The length of the record dda__synth_emit writes, and where its
+ * SequenceNumber digits start, without writing it (the eventID it hashes
+ * has DDA_EVENT_ID_LEN digits). DDA_ENOMEM where emit would fail. */
+int dda__synth_len(const struct dda_synth_opts *o, const struct dda_object *ob, uint32_t index,
+		   const struct dda_synth_in *in, size_t *len, size_t *seq_at);
 int dda__synth_emit(const struct dda_synth_opts *o, const struct dda_object *ob, uint32_t obj,
 		    uint32_t index, const struct dda_synth_in *in, struct dda__sha256 *h,
 		    struct dda_buf *out, size_t *seq_at);

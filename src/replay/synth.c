@@ -540,3 +540,81 @@ int dda__synth_write(const struct dda_synth_opts *o, const struct dda_record *r,
 	dda_buf_release(&tmp);
 	return rc;
 }
+
+/* ---- the length of a record, without writing it ---- */
+
+/* Bytes write_string writes for s[0..n). */
+static size_t string_len(const char *s, size_t n)
+{
+	size_t len = 2 + n;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		bool short_esc = c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t' ||
+				 c == '\b' || c == '\f';
+		len += short_esc ? 1 : 5;
+	}
+	return len;
+}
+
+static size_t cstring_len(const char *s)
+{
+	return string_len(s, strlen(s));
+}
+
+static size_t digits(long long v)
+{
+	char b[32];
+	return (size_t)snprintf(b, sizeof(b), "%lld", v);
+}
+
+#define LIT(s) (sizeof(s) - 1)
+
+int dda__synth_len(const struct dda_synth_opts *o, const struct dda_object *ob, uint32_t index,
+		   const struct dda_synth_in *in, size_t *len, size_t *seq_at)
+{
+	char arn[1024];
+	const char *def = o->region && *o->region ? o->region : "us-east-1";
+	dda_slice region = in->region.len ? in->region : dda_slice_make(def, strlen(def));
+	source_arn(o, region, arn, sizeof(arn));
+	size_t n = LIT("{\"eventID\":");
+	n += in->own_id ? string_len(in->event_id.ptr, in->event_id.len) : 2 + DDA_EVENT_ID_LEN;
+	n += LIT(",\"eventName\":\"\",\"eventVersion\":\"1.1\",\"eventSource\":"
+		 "\"aws:dynamodb\",\"awsRegion\":") +
+	     strlen(dda_event_name_str(in->event));
+	n += string_len(region.ptr, region.len);
+	if (in->time != DDA_TIME_NONE)
+		n += LIT(",\"dynamodb\":{\"ApproximateCreationDateTime\":,\"Keys\":") +
+		     digits((long long)(in->time / DDA_USEC_PER_SEC));
+	else
+		n += LIT(",\"dynamodb\":{\"Keys\":");
+	n += in->keys.len;
+	if (in->has_new)
+		n += LIT(",\"NewImage\":") + in->new_image.len;
+	if (in->has_old)
+		n += LIT(",\"OldImage\":") + in->old_image.len;
+	n += LIT(",\"SequenceNumber\":\"");
+	*seq_at = n;
+	n += LIT("000000000000000000000\",\"SizeBytes\":,\"StreamViewType\":\"\"},"
+		 "\"eventSourceARN\":") +
+	     digits((long long)in->size) + strlen(dda__view_name(o->view));
+	n += cstring_len(arn);
+	if (in->ttl)
+		n += LIT(",\"userIdentity\":{\"type\":\"Service\",\"principalId\":"
+			 "\"dynamodb.amazonaws.com\"}");
+	if (o->marker) {
+		const char *key = ob ? ob->key : "";
+		const char *ver = ob ? ob->version : NULL, *etag = ob ? ob->etag : NULL;
+		if (!dda__utf8_valid(key, strlen(key)) ||
+		    (ver && !dda__utf8_valid(ver, strlen(ver))) ||
+		    (etag && !dda__utf8_valid(etag, strlen(etag))))
+			return DDA_ENOMEM; /* as write_marker */
+		n += LIT(",\"replay\":{\"runId\":,\"object\":{\"key\":,\"versionId\":,\"etag\":},"
+			 "\"index\":}") +
+		     cstring_len(o->run_id) + cstring_len(key) + (ver ? cstring_len(ver) : 4) +
+		     (etag ? cstring_len(etag) : 4) + digits(index);
+	}
+	*len = n + 1;
+	return 0;
+}

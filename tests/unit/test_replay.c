@@ -568,6 +568,107 @@ static void test_raw_and_tree_records_agree(void **state)
 	}
 }
 
+/* The length a record is planned with (dda__synth_len) is the length it is
+ * written with, for every view, with and without the marker, for stream
+ * records with their own eventID, without a time, TTL deletes, and names
+ * and regions that need escaping. */
+struct len_check {
+	int n;
+};
+
+static int len_on_record(void *ctx, const struct dda_record *r)
+{
+	struct len_check *lc = ctx;
+	static const char *const regions[] = {NULL, "eu-\"west\"\n-1"};
+	for (int view = DDA_VIEW_KEYS_ONLY; view <= DDA_VIEW_NEW_AND_OLD; view++) {
+		for (int m = 0; m < 4; m++) {
+			struct dda_synth_opts so = {.view = view, .marker = m & 1,
+						    .region = regions[m >> 1], .table = "T\tx",
+						    .event_mask = 15};
+			snprintf(so.run_id, sizeof(so.run_id), "%s",
+				 "00000000-0000-4000-8000-00000000000\"");
+			struct dda_buf in_buf, out;
+			struct dda_synth_in in;
+			size_t used, len = 0, seq_at = 0, seq_written = 0;
+			json_t *keys = dda__synth_keys(r);
+			dda_buf_init(&in_buf, 1 << 20);
+			dda_buf_init(&out, 1 << 20);
+			assert_int_equal(dda__synth_in_write(&so, r, keys, &in_buf), 0);
+			assert_int_equal(dda__synth_in_read(&in, in_buf.ptr, in_buf.len, &used), 0);
+			assert_int_equal(used, in_buf.len);
+			assert_int_equal(dda__synth_len(&so, r->object, r->index, &in, &len, &seq_at), 0);
+			assert_int_equal(dda__synth_emit(&so, r->object, r->obj, r->index, &in, NULL,
+							 &out, &seq_written),
+					 0);
+			assert_int_equal(len, out.len);
+			assert_int_equal(seq_at, seq_written);
+			/* The same bytes as the record written in one go. */
+			struct dda_buf whole;
+			size_t at2 = 0;
+			dda_buf_init(&whole, 1 << 20);
+			assert_int_equal(dda__synth_write(&so, r, keys, &whole, &at2), 0);
+			assert_int_equal(whole.len, out.len);
+			assert_memory_equal(whole.ptr, out.ptr, out.len);
+			dda_buf_release(&whole);
+			dda_buf_release(&in_buf);
+			dda_buf_release(&out);
+			json_decref(keys);
+		}
+	}
+	lc->n++;
+	return 0;
+}
+
+static void len_decode(const char *text, bool raw, const char *key, struct len_check *lc)
+{
+	struct dda_objtab *t = dda_objtab_new();
+	struct dda_object o = {.key = key, .etag = "e\"tag", .version = "v1", .size = 10,
+			       .last_modified = DDA_TIME_NONE};
+	int64_t id = dda_objtab_add(t, &o);
+	struct dda_decoder_opts opts;
+	dda_decoder_opts_default(&opts);
+	opts.raw_images = raw;
+	opts.need_images = !raw;
+	struct dda_decoder *d = dda_decoder_new(&opts, t);
+	struct dda_chunk c;
+	dda_chunk_init(&c);
+	c.obj = (uint32_t)id;
+	c.kind = DDA_CHUNK_LINES;
+	c.first_line = 1;
+	c.last = true;
+	dda_buf_init(&c.data, DDA_BUF_UNLIMITED);
+	assert_int_equal(dda_buf_adds(&c.data, text), 0);
+	struct dda_decode_counts counts = {0};
+	const struct dda_decode_sink sink = {lc, len_on_record, synth_on_anomaly};
+	assert_int_equal(dda_decode_chunk(d, &c, &sink, &counts), 0);
+	dda_chunk_release(&c);
+	dda_decoder_free(d);
+	dda_objtab_free(t);
+}
+
+static void test_planned_length_is_written_length(void **state)
+{
+	(void)state;
+	const char *seed =
+	    "{\"timestamp\": \"2025-07-12T11:00:00.000001\", \"eventName\": \"MODIFY\", "
+	    "\"userId\": \"Jos\\u00e9\", \"activityId\": \"a\", \"awsRegion\": \"eu-west-1\", "
+	    "\"oldImage\": {\"UserId\": {\"S\": \"Jos\\u00e9\"}, \"ActivityId\": {\"S\": \"a\"}}, "
+	    "\"newImage\": {\"UserId\": {\"S\": \"Jos\\u00e9\"}, \"ActivityId\": {\"S\": \"a\"}, "
+	    "\"Q\": {\"S\": \"say \\\"hi\\\"\\n\\u0001\"}, \"N\": {\"N\": \"1.50\"}}}\n";
+	const char *stream =
+	    "{\"eventID\":\"own-id-\\\"7\\\"\",\"eventName\":\"REMOVE\",\"awsRegion\":\"ap\\tx\","
+	    "\"userIdentity\":{\"type\":\"Service\",\"principalId\":\"dynamodb.amazonaws.com\"},"
+	    "\"dynamodb\":{\"Keys\":{\"UserId\":{\"S\":\"u\"},\"ActivityId\":{\"S\":\"a\"}},"
+	    "\"OldImage\":{\"UserId\":{\"S\":\"u\"},\"ActivityId\":{\"S\":\"a\"},"
+	    "\"L\":{\"L\":[{\"N\":\"1e3\"},{\"B\":\"AA==\"}]}},\"SequenceNumber\":\"100\","
+	    "\"StreamViewType\":\"OLD_IMAGE\"}}\n";
+	struct len_check lc = {0};
+	len_decode(seed, true, "audit-logs/2025/07/12/11/Jos\u00e9-a.json", &lc);
+	len_decode(seed, false, "audit-logs/2025/07/12/11/Jos\u00e9-a.json", &lc);
+	len_decode(stream, false, "a\\b\x01.json", &lc);
+	assert_int_equal(lc.n, 3);
+}
+
 /* Retry-After: seconds or an HTTP date, relative to now; junk is -1. */
 static void test_retry_after(void **state)
 {
@@ -673,7 +774,7 @@ static void test_checkpoint_fields_are_strict(void **state)
 	    {"\"lanes\":[0,0],\"held\":[\"00FF00FF00FF00FZ\"]", "held item"},
 	};
 	static const char head[] =
-	    "{\"format\":\"ddbaudit.checkpoint/v3\",\"runId\":\"" RUN_ID "\",\"arguments\":{},"
+	    "{\"format\":\"ddbaudit.checkpoint/v4\",\"runId\":\"" RUN_ID "\",\"arguments\":{},"
 	    "\"plan\":\"0000000000000000000000000000000000000000000000000000000000000000\",";
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/ck.json", dir);
@@ -824,6 +925,7 @@ int main(void)
 	    cmocka_unit_test(test_item_failures_over_the_cap),
 	    cmocka_unit_test(test_json_write_matches_jansson),
 	    cmocka_unit_test(test_raw_and_tree_records_agree),
+	    cmocka_unit_test(test_planned_length_is_written_length),
 	    cmocka_unit_test(test_retry_after),
 	    cmocka_unit_test(test_http_fault),
 	    cmocka_unit_test(test_target_timeout),
