@@ -187,6 +187,14 @@ DDA_API const char *dda_run_verdict_name(int verdict);
  * in the result's order, counted as the run's own. 0 or DDA_ENOMEM. */
 DDA_API int dda_result_add(struct dda_result *res, struct dda_anomaly *v, size_t n);
 
+/* The shard (0..count-1) that owns an item under --shard K/N: that of the
+ * name the seed writer files it under (dda_shard_of_name of
+ * "<hash key>-<range key>.json", the key schema's S or N values), or, for a
+ * key that has no such name, dda_shard_of_name over the canonical key's
+ * bytes. key is a canonical item key. */
+DDA_API uint32_t dda_shard_of_item(const uint8_t *key, size_t n, const struct dda_decoder_opts *dec,
+				   uint32_t count);
+
 /* True when an object belongs to the range: its hour prefix overlaps it,
  * or it has no hour prefix, or the range is open. Objects of the slack
  * hours around a range are read for processing delay but are not in it. */

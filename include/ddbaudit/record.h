@@ -34,6 +34,7 @@ enum dda_kind {
 	DDA_K_UNLOGGED_ITEM, /* reconcile: in the table, never in the log */
 	DDA_K_MISSING_ITEM,  /* reconcile: the log says it exists, the table lacks it */
 	DDA_K_STATE_DRIFT,   /* reconcile: in both, with different images */
+	DDA_K_SHARD_SPLIT,   /* --shard: a record of another shard's item in this one's object */
 	DDA_K__COUNT
 };
 

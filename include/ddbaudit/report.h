@@ -86,4 +86,9 @@ DDA_API int dda_report_write_dir(const struct dda_report_info *info, const struc
 /* Builds the JSON report as a tree (a new reference), or NULL. */
 DDA_API json_t *dda_report_json(const struct dda_report_info *info, const struct dda_result *res);
 
+/* Every finding of res as report.json writes one, none folded (UNKNOWN_PRIOR
+ * one by one): a shard's report carries them so that merge can rebuild the
+ * whole list. A new reference, or NULL when memory ran out. */
+DDA_API json_t *dda_report_findings_json(const struct dda_result *res);
+
 #endif

@@ -55,6 +55,10 @@ struct dda_object {
 	/* Written into an hour before the range after an earlier run audited
 	 * that hour (dda_source_opts.late): read for its late changes. */
 	bool late;
+	/* Sharded runs (dda_source_opts.shard): the object's 1-based ordinal
+	 * in the listing every shard shares, so that merge can put the objects
+	 * of several shards back in one run's order. 0 when not sharded. */
+	uint64_t listing;
 };
 
 /* The object table: objects get dense ids in the order they are added.
@@ -99,6 +103,22 @@ struct dda_chunk {
 DDA_API void dda_chunk_init(struct dda_chunk *c);
 DDA_API void dda_chunk_release(struct dda_chunk *c);
 
+/* A shard of a run split over several processes (--shard K/N): count 0 is
+ * an unsharded run. An object under an hour prefix (the seed layout) is
+ * read by one shard only, dda_shard_of_name of its name; every other object
+ * is read by every shard, which keeps the items of its own (the audit's
+ * dda_shard_of_item). */
+struct dda_shard {
+	uint32_t index, count;
+};
+
+/* The shard (0..count-1) of an object name below its hour prefix, or of an
+ * item's seed name ("<hash key>-<range key>.json"): FNV-1a (64-bit) over
+ * the bytes, a trailing ".gz" left out, mixed by SplitMix64's finalizer,
+ * modulo count. Fixed across versions and machines: shards of one run may
+ * run different builds. */
+DDA_API uint32_t dda_shard_of_name(const char *name, size_t n, uint32_t count);
+
 struct dda_source_opts {
 	struct dda_range range;	 /* prune hour prefixes outside it (with slack) */
 	size_t max_object_bytes; /* 0 means DDA_DEFAULT_MAX_OBJECT_BYTES */
@@ -115,6 +135,7 @@ struct dda_source_opts {
 	 * (dda_object.late, noted DDA_FACT_LATE); the others there are not. */
 	bool late;
 	int64_t late_from, late_after;
+	struct dda_shard shard; /* --shard K/N, or count 0 */
 };
 
 /* What a source learnt about where its objects live, for the report. For
@@ -133,6 +154,12 @@ struct dda_source_facts {
 	/* Keys a listing returned outside the prefix it was asked for: a peer
 	 * that lies. They are ignored (never read), and counted here. */
 	uint64_t keys_outside_prefix;
+	/* Sharded runs: the objects of the listing every shard shares (those
+	 * the range does not prune), the ones left to other shards, and the
+	 * SHA-256 (hex) of the listing's keys in order, once it ended. Shards
+	 * of one run must agree on it. */
+	uint64_t listed, other_shards;
+	char listing_sha256[2 * 32 + 1];
 };
 
 /* What a source learns beside the objects' bytes: facts about where they
@@ -179,6 +206,7 @@ struct dda_source {
 	struct dda_source_facts facts;
 	struct dda_source_note *notes; /* owned; the audit takes them */
 	size_t nnotes, notes_cap;
+	struct dda__shard_track *shard; /* owned: the shared listing (sharded runs) */
 };
 
 /* Opens SOURCE as given on the command line: "-" (NDJSON on stdin), a

@@ -167,6 +167,12 @@ static struct dda_hour_stat *hour_get(struct dda__hour_vec *v, int64_t hour)
 static int sink_anomaly(void *ctx, struct dda_anomaly *an)
 {
 	struct worker *w = ctx;
+	const struct dda_object *ob =
+	    an->obj != DDA_NO_OBJECT ? dda_objtab_get(w->a->res->objs, an->obj) : NULL;
+	if (!dda__shard_keeps_finding(w->a->o, ob, an)) {
+		dda_anomaly_release(an);
+		return 0;
+	}
 	return dda__anomaly_push(&w->anomalies, an);
 }
 
@@ -174,7 +180,10 @@ static int sink_record(void *ctx, const struct dda_record *r)
 {
 	struct worker *w = ctx;
 	const struct dda_audit_opts *o = w->a->o;
-	int rc = dda_history_add(w->hist, r);
+	int rc = dda__shard_record(o, r, &w->anomalies);
+	if (rc <= 0)
+		return rc; /* another shard's item */
+	rc = dda_history_add(w->hist, r);
 	if (rc || !o->on_record)
 		return rc;
 	if (o->only_key &&
@@ -191,11 +200,13 @@ static int sink_record(void *ctx, const struct dda_record *r)
 static void decode_one(struct worker *w, const struct dda_chunk *c,
 		       const struct dda_decode_sink *sink)
 {
-	uint64_t before = w->counts.records;
+	struct dda_decode_counts before = w->counts;
+	const struct dda_object *ob = dda_objtab_get(w->a->res->objs, c->obj);
 	if (!w->rc)
 		w->rc = dda_decode_chunk(w->dec, c, sink, &w->counts);
-	uint64_t done = w->counts.records - before;
-	const struct dda_object *ob = dda_objtab_get(w->a->res->objs, c->obj);
+	if (!dda__shard_counts(w->a->o, ob))
+		w->counts = before; /* shard 0 counts what every shard reads */
+	uint64_t done = w->counts.records - before.records;
 	if (ob && ob->hour != DDA_TIME_NONE && done) {
 		struct dda_hour_stat *h = hour_get(&w->hours, ob->hour);
 		if (!h)
@@ -254,6 +265,9 @@ static int manifest_line(struct dda_buf *line, const struct dda_object *ob,
 								       : ",\"in_range\":false");
 	if (!rc && ob->late)
 		rc = dda_buf_adds(line, ",\"late\":true");
+	/* Last, so that merge restores one run's line by cutting it off. */
+	if (!rc && ob->listing)
+		rc = dda_buf_addf(line, ",\"listing\":%llu", (unsigned long long)ob->listing);
 	if (!rc)
 		rc = dda_buf_adds(line, "}\n");
 	return rc;

@@ -52,6 +52,19 @@ void dda__describe_diff(struct dda_anomaly *an);
 uint64_t *dda__error_key_hashes(const struct dda_result *res, size_t *n);
 bool dda__key_hash_listed(const uint64_t *v, size_t n, uint64_t khash);
 
+/* Sharded runs (shard.c). Whether this shard counts the records of an
+ * object (one every shard reads is counted by shard 0); whether it keeps a
+ * decoding finding on an object (one every shard reads: the shard of its
+ * item, or shard 0 for a finding without one); and what it does with a
+ * valid record: 1 apply it, 0 leave it to the shard of its item, which
+ * reads its object too, or 0 after adding a SHARD_SPLIT finding to out
+ * when that shard never reads the object. A negative error otherwise. */
+bool dda__shard_counts(const struct dda_audit_opts *o, const struct dda_object *ob);
+bool dda__shard_keeps_finding(const struct dda_audit_opts *o, const struct dda_object *ob,
+			      const struct dda_anomaly *an);
+int dda__shard_record(const struct dda_audit_opts *o, const struct dda_record *r,
+		      struct dda__anomaly_vec *out);
+
 /* The exportTime of a baseline (a full DynamoDB export under spec): that
  * of the first full-export data file its source yields. DDA_EINVAL when
  * spec holds no full export. */

@@ -251,6 +251,9 @@ int dda__complete(struct dda__audit_ctx *x)
 	int rc = 0;
 	if (have_span && (end - first) / DDA_USEC_PER_HOUR <= MAX_FILLED_HOURS)
 		rc = fill_hours(h, first, end);
+	/* A shard sees part of the range: merge decides these for the whole. */
+	if (x->o->src.shard.count)
+		return rc;
 	if (!rc)
 		rc = empty_range(x);
 	if (!rc)

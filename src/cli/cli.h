@@ -86,6 +86,8 @@ struct cli {
 	int64_t late_window;	/* --late-window, microseconds (0: none) */
 	bool late_window_given;
 	json_t *options; /* options in effect, for the report */
+	const char *shard_arg;	/* --shard K/N or auto, as given */
+	long long shard_count;	/* --shard-count, 0 when not given */
 	const char *baseline_path;    /* --baseline */
 	struct dda_baseline *baseline; /* loaded from baseline_path, owned */
 	const char *write_baseline;   /* --write-baseline */
@@ -151,6 +153,19 @@ int dda__cmd_restore(int argc, char **argv, struct cli *c);
 int dda__cli_write_reports(struct cli *c, const struct dda_report_info *info,
 			   const struct dda_result *res);
 int dda__cmd_evidence(int argc, char **argv, struct cli *c);
+int dda__cmd_merge(int argc, char **argv, struct cli *c);
+
+/* Shards (cli_shard.c). Resolves --shard K/N, or --shard auto with
+ * --shard-count from AWS_BATCH_JOB_ARRAY_INDEX or JOB_COMPLETION_INDEX, into
+ * c->audit.src.shard, and refuses the options a sharded run cannot take
+ * yet; 0, or 1 after printing why (a usage error). */
+int dda__cli_shard_resolve(struct cli *c);
+/* report.json's "shard" section of a sharded run (NULL when not sharded),
+ * a new reference. */
+json_t *dda__cli_shard_json(const struct cli *c, const struct dda_result *res);
+/* The options that must agree across the shards of one run: SHA-256 (hex)
+ * of options (a report's run.options) without the shard and the clock. */
+int dda__cli_options_digest(const json_t *options, char out[2 * 32 + 1]);
 
 /* --bundle (cli_bundle.c). begin, before the audit: without --report, has
  * the audit write its manifest to a temporary file beside the bundle

@@ -199,6 +199,12 @@ int dda__cmd_verify(int argc, char **argv, struct cli *c)
 	    .fail_on = c->fail_on,
 	};
 	dda__cli_bundle_info(c, st, &info);
+	json_t *shard = dda__cli_shard_json(c, &res);
+	info.extra = shard;
+	if (!status && c->audit.src.shard.count && !shard) {
+		dda__cli_error(c, "out of memory building the shard section");
+		status = EXIT_RUNTIME;
+	}
 	if (!status) {
 		dda__cli_run_meta(c, argc, argv, false, &meta, &info);
 		state_link(c, st, &info);
@@ -216,6 +222,7 @@ int dda__cmd_verify(int argc, char **argv, struct cli *c)
 		status = dda__cli_verdict(c, &res);
 	status = dda__cli_metrics_end(c, &met, &res, status);
 	summary_line(c, &res, status);
+	json_decref(shard);
 	dda__cli_run_meta_release(&meta);
 	dda_result_release(&res);
 	dda__afile_discard(&man);

@@ -51,6 +51,8 @@ enum {
 	O_RECHECK,
 	O_MEMORY_LIMIT,
 	O_TMP_DIR,
+	O_SHARD,
+	O_SHARD_COUNT,
 	O_TARGET,
 	O_PARALLELISM,
 	O_BATCH_SIZE,
@@ -123,6 +125,8 @@ static const struct option long_opts[] = {
     {"kms", required_argument, NULL, O_KMS},
     {"previous", required_argument, NULL, O_PREVIOUS},
     {"recheck", no_argument, NULL, O_RECHECK},
+    {"shard", required_argument, NULL, O_SHARD},
+    {"shard-count", required_argument, NULL, O_SHARD_COUNT},
     {"target", required_argument, NULL, O_TARGET},
     {"parallelism", required_argument, NULL, O_PARALLELISM},
     {"batch-size", required_argument, NULL, O_BATCH_SIZE},
@@ -368,7 +372,17 @@ void dda__cli_help(const struct command *cmd)
 		    "                         Default: half the memory the process may use (its\n"
 		    "                         cgroup's limit when set, else the machine's)\n"
 		    "  --tmp-dir DIR          where runs spill (default $TMPDIR, else /tmp); an\n"
-		    "                         event takes about 40 to 80 bytes there\n",
+		    "                         event takes about 40 to 80 bytes there\n"
+		    "shards (docs/shards.md):\n"
+		    "  --shard K/N            be shard K (0..N-1) of N processes: read only this\n"
+		    "                         shard's objects of the YYYY/MM/DD/HH/ layout (by\n"
+		    "                         a hash of their names) and keep only its items;\n"
+		    "                         every shard lists everything. Join the reports\n"
+		    "                         with ddbaudit merge\n"
+		    "  --shard auto           K from AWS_BATCH_JOB_ARRAY_INDEX (AWS Batch array\n"
+		    "                         job) or JOB_COMPLETION_INDEX (Kubernetes Indexed\n"
+		    "                         Job), N from --shard-count\n"
+		    "  --shard-count N        the number of shards, with --shard auto\n",
 		    cmd->opts & OPT_RANGE ? "--since and " : "");
 	if (cmd->opts & OPT_RESTORE)
 		printf("restore:\n"
@@ -777,6 +791,14 @@ static int set_option(struct cli *c, int opt, const char *arg, int64_t *now_arg)
 		return EXIT_USAGE;
 	case O_SETTLE:
 		return parse_settle(c, arg);
+	case O_SHARD:
+		c->shard_arg = arg;
+		return 0;
+	case O_SHARD_COUNT:
+		if (parse_count(c, "--shard-count", arg, 1, &n))
+			return EXIT_USAGE;
+		c->shard_count = n;
+		return 0;
 	case O_VERSIONS:
 		c->versions = true;
 		a->src.aws.versions = true;
@@ -993,6 +1015,8 @@ static bool allowed(const struct command *cmd, int opt)
 	case O_THREADS:
 	case O_MEMORY_LIMIT:
 	case O_TMP_DIR:
+	case O_SHARD:
+	case O_SHARD_COUNT:
 		return cmd->opts & OPT_DECODE;
 	case O_FROM:
 	case O_SINCE:
@@ -1202,6 +1226,8 @@ static int finish_options(struct cli *c, int64_t now_arg)
 		dda__cli_error(c, "the range is empty: --from must be before --to");
 		return EXIT_USAGE;
 	}
+	if (dda__cli_shard_resolve(c))
+		return EXIT_USAGE;
 	a->dec.range = a->src.range;
 	a->src.now = a->now; /* an open range ends at the run's now */
 	if (!a->memory_limit_source && (c->command->opts & OPT_DECODE))
@@ -1215,6 +1241,12 @@ static int finish_options(struct cli *c, int64_t now_arg)
 	c->options = options_json(c);
 	if (c->options)
 		noise_json(c->options, c);
+	if (c->options)
+		json_object_set_new(c->options, "shard",
+				    a->src.shard.count
+					? json_pack("{sIsI}", "index", (json_int_t)a->src.shard.index,
+						    "count", (json_int_t)a->src.shard.count)
+					: json_null());
 	return load_baseline(c);
 }
 

@@ -111,6 +111,11 @@ static const struct {
 			    "last one (or the log removed it and the table still has it).",
 			    "compare with ddbaudit history --key: a change the log lost, or a "
 			    "write behind the stream."),
+    [DDA_K_SHARD_SPLIT] = K("SHARD_SPLIT", DDA_SEV_WARNING,
+			    "--shard: a record filed under another shard's object name belongs to "
+			    "an item whose history that shard checks without it.",
+			    "the item's findings may differ from one run's: check it with "
+			    "ddbaudit history --key, or audit without --shard."),
 };
 
 #undef K

@@ -104,6 +104,12 @@ static json_t *object_json(const struct dda_result *res, uint32_t obj)
 		json_decref(j);
 		j = NULL;
 	}
+	/* A shard's objects carry their place in the shared listing. */
+	if (j && o->listing &&
+	    json_object_set_new(j, "listing", json_integer((json_int_t)o->listing))) {
+		json_decref(j);
+		j = NULL;
+	}
 	return j;
 }
 
@@ -173,6 +179,19 @@ static json_t *anomalies_json(const struct dda_result *res)
 			j = aggregate_json(res, a->kind, &ag);
 		else
 			continue;
+		if (!j || json_array_append_new(list, j)) {
+			json_decref(list);
+			list = NULL;
+		}
+	}
+	return list;
+}
+
+json_t *dda_report_findings_json(const struct dda_result *res)
+{
+	json_t *list = json_array();
+	for (size_t i = 0; list && i < res->nanomalies; i++) {
+		json_t *j = anomaly_json(res, &res->anomalies[i]);
 		if (!j || json_array_append_new(list, j)) {
 			json_decref(list);
 			list = NULL;

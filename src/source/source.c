@@ -73,6 +73,11 @@ int dda_source_open(struct dda_source **out, const char *spec, struct dda_objtab
 	}
 	if (rc)
 		return rc;
+	if (opts->shard.count && dda__shard_track_new(*out)) {
+		(*out)->ops->free(*out);
+		*out = NULL;
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	}
 	(*out)->objs = objs;
 	(*out)->opts = *opts;
 	if (!(*out)->opts.max_object_bytes)
@@ -83,7 +88,10 @@ int dda_source_open(struct dda_source **out, const char *spec, struct dda_objtab
 int dda_source_next(struct dda_source *s, struct dda_chunk *c, struct dda_error *err)
 {
 	dda_chunk_release(c);
-	return s->ops->next(s, c, err);
+	int rc = s->ops->next(s, c, err);
+	if (!rc && s->shard)
+		dda__shard_track_end(s); /* the listing ended: its digest is final */
+	return rc;
 }
 
 int dda__source_note(struct dda_source *s, int fact, uint32_t obj, const char *fmt, ...)
@@ -117,6 +125,7 @@ void dda_source_free(struct dda_source *s)
 	for (size_t i = 0; i < s->nnotes; i++)
 		free(s->notes[i].detail);
 	free(s->notes);
+	dda__shard_track_free(s->shard);
 	s->ops->free(s);
 }
 
@@ -162,6 +171,8 @@ enum dda__use dda__object_use(struct dda_source *s, const char *key, int64_t lm)
 	enum dda__use use = key_use(&s->opts, key, lm);
 	if (use == DDA__USE_SKIP)
 		s->objects_skipped++;
+	else if (s->shard && !dda__shard_listed(s, key))
+		use = DDA__USE_SKIP; /* another shard's: listed, not skipped */
 	return use;
 }
 
@@ -172,7 +183,10 @@ bool dda__late_key(const struct dda_source_opts *o, const char *key, int64_t lm)
 
 int64_t dda__object_add(struct dda_source *s, const struct dda_object *meta)
 {
-	int64_t id = dda_objtab_add(s->objs, meta);
+	struct dda_object m = *meta;
+	if (s->shard)
+		m.listing = dda__shard_ordinal(s, meta->key);
+	int64_t id = dda_objtab_add(s->objs, &m);
 	if (id < 0 || !meta->late)
 		return id;
 	const struct dda_object *ob = dda_objtab_get(s->objs, (uint32_t)id);

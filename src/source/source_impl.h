@@ -27,11 +27,23 @@ struct dda_range dda__list_range(const struct dda_source_opts *o);
 /* What a source does with an object, from its key and LastModified (lm,
  * DDA_TIME_NONE unknown): read it, read it as a late object, or skip it
  * (outside the listed hours, or an object of the look-back hours that was
- * not written late; counted in objects_skipped). */
+ * not written late; counted in objects_skipped). A sharded run also skips
+ * the objects of other shards (counted in facts.other_shards instead). */
 enum dda__use { DDA__USE_READ, DDA__USE_LATE, DDA__USE_SKIP };
 enum dda__use dda__object_use(struct dda_source *s, const char *key, int64_t lm);
 /* The same decision without counting: true for a late object. */
 bool dda__late_key(const struct dda_source_opts *o, const char *key, int64_t lm);
+
+/* Sharded runs (shard.c). dda__shard_listed takes a listed object the
+ * range keeps into the shared listing (its ordinal and the listing's
+ * digest) and says whether this shard reads it; dda__shard_ordinal gives a
+ * registered object its ordinal (0 when it was never listed); the digest is
+ * final once dda__shard_track_end ran at the end of the source. */
+int dda__shard_track_new(struct dda_source *s);
+void dda__shard_track_free(struct dda__shard_track *t);
+bool dda__shard_listed(struct dda_source *s, const char *key);
+uint64_t dda__shard_ordinal(struct dda_source *s, const char *key);
+void dda__shard_track_end(struct dda_source *s);
 
 /* Adds an object to the table; a late one (meta->late) is noted
  * DDA_FACT_LATE. Returns the id (>= 0) or DDA_ENOMEM. */
