@@ -18,5 +18,6 @@
 #include "ddbaudit/reconcile.h"
 #include "ddbaudit/restore.h"
 #include "ddbaudit/evidence.h"
+#include "ddbaudit/merge.h"
 
 #endif

@@ -743,7 +743,11 @@ static int take_findings(struct audit *a, struct dda__anomaly_vec *all)
 					 .detail = f->detail,
 					 .prev_obj = DDA_NO_OBJECT};
 		f->detail = NULL;
-		if (!rc)
+		const struct dda_object *ob =
+		    an.obj != DDA_NO_OBJECT ? dda_objtab_get(a->res->objs, an.obj) : NULL;
+		if (!dda__shard_keeps_finding(a->o, ob, &an)) /* about the source: shard 0's */
+			free(an.detail);
+		else if (!rc)
 			rc = dda__anomaly_push(all, &an);
 		else
 			free(an.detail);

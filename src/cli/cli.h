@@ -29,6 +29,7 @@ enum {
 	OPT_STATE = 1 << 8, /* verify's cron options: --state, --metrics, --write-baseline */
 	OPT_RESTORE = 1 << 9, /* restore: --at, --to DEST, ... */
 	OPT_EVIDENCE = 1 << 10, /* evidence ACTION BUNDLE and its checks */
+	OPT_MERGE = 1 << 11,	/* merge DIR...: --report, --format, --fail-on only */
 };
 
 /* replay's own options, as given. */
@@ -87,6 +88,9 @@ struct cli {
 	bool late_window_given;
 	json_t *options; /* options in effect, for the report */
 	const char *shard_arg;	/* --shard K/N or auto, as given */
+	const char **dirs;	/* merge: the shards' report directories (argv's) */
+	size_t ndirs;
+	bool fail_on_given;	/* --fail-on was given */
 	long long shard_count;	/* --shard-count, 0 when not given */
 	const char *baseline_path;    /* --baseline */
 	struct dda_baseline *baseline; /* loaded from baseline_path, owned */
@@ -147,6 +151,11 @@ int dda__cmd_history(int argc, char **argv, struct cli *c);
 int dda__cmd_replay(int argc, char **argv, struct cli *c);
 int dda__cmd_reconcile(int argc, char **argv, struct cli *c);
 int dda__cmd_restore(int argc, char **argv, struct cli *c);
+
+/* --report DIR: the manifest is written under a temporary name in DIR
+ * (c->audit.manifest_path) and renamed with the reports. 0 or an exit
+ * status, after saying why. */
+int dda__cli_report_manifest(struct cli *c, struct dda__afile *man);
 
 /* The reports of a finished run: --report DIR and/or stdout (--format, by
  * default Markdown when there is no DIR). 0 or an exit status. */

@@ -139,11 +139,19 @@ json_t *dda__cli_shard_json(const struct cli *c, const struct dda_result *res)
 		return NULL;
 	const struct dda_source_facts *f = &res->source;
 	json_t *findings = dda_report_findings_json(res);
-	if (!findings)
+	json_t *buckets = json_array();
+	for (int i = 0; buckets && i < DDA_CHANGE_BUCKETS; i++)
+		json_array_append_new(buckets, json_integer((json_int_t)res->sum.items_by_events[i]));
+	if (!findings || !buckets) {
+		json_decref(findings);
+		json_decref(buckets);
 		return NULL;
-	return json_pack("{s{sIsIsssIsIsIssssso}}", "shard", "index", (json_int_t)sh->index,
+	}
+	/* items_by_events is not in the summary; report.html draws it. */
+	return json_pack("{s{sIsIsssIsIsIsssssoso}}", "shard", "index", (json_int_t)sh->index,
 			 "count", (json_int_t)sh->count, "assignment", SHARD_ASSIGNMENT,
 			 "listed", (json_int_t)f->listed, "read", (json_int_t)res->sum.objects,
 			 "other_shards", (json_int_t)f->other_shards, "listing_sha256",
-			 f->listing_sha256, "options_sha256", opts, "findings", findings);
+			 f->listing_sha256, "options_sha256", opts, "items_by_events", buckets,
+			 "findings", findings);
 }

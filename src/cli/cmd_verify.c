@@ -71,9 +71,7 @@ int dda__cli_write_reports(struct cli *c, const struct dda_report_info *info,
 	return 0;
 }
 
-/* With --report, the manifest is written by the audit under a temporary
- * name in DIR and renamed with the reports (dda_report_write_dir). */
-static int open_manifest(struct cli *c, struct dda__afile *man)
+int dda__cli_report_manifest(struct cli *c, struct dda__afile *man)
 {
 	struct dda_error err = {0};
 	struct dda_buf path;
@@ -158,7 +156,7 @@ int dda__cmd_verify(int argc, char **argv, struct cli *c)
 		dda_state_free(st);
 		return EXIT_RUNTIME;
 	}
-	if ((c->report_dir && open_manifest(c, &man)) || dda__cli_bundle_begin(c, &man)) {
+	if ((c->report_dir && dda__cli_report_manifest(c, &man)) || dda__cli_bundle_begin(c, &man)) {
 		dda__cli_metrics_release(&met);
 		dda_state_free(st);
 		return EXIT_RUNTIME;

@@ -41,6 +41,13 @@ static const struct command commands[] = {
      "the log has findings at or above --fail-on (uncertain items: see the report), 2\n"
      "usage error (a table that is not empty or does not exist), 3 runtime failure\n"
      "(nothing is written from a log that could not be read whole)."},
+    {"merge", dda__cmd_merge, OPT_MERGE,
+     "merge DIR... [--report OUT] [--format json|csv|md|html] [--fail-on LEVEL]",
+     "join the reports of the shards of one run into one",
+     "0 clean, 1 anomalies at or above --fail-on, 2 usage error\n"
+     "(a directory that is not a shard's report, shards of different runs, a shard\n"
+     "given twice), 3 a shard is missing, a shard's run was incomplete (the merged\n"
+     "report says so) or a report could not be read."},
     {"evidence", dda__cmd_evidence, OPT_EVIDENCE | OPT_TEXT_FORMAT,
      "evidence verify BUNDLE [--pubkey PEM | --kms KEY_ID] [--previous BUNDLE] [--recheck]",
      "check an evidence bundle: signature, sums, report against manifest, chain",

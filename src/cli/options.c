@@ -198,6 +198,28 @@ int dda__cli_exit_for(int err)
 void dda__cli_help(const struct command *cmd)
 {
 	printf("usage: ddbaudit %s\n\n%s.\n\n", cmd->usage, cmd->summary);
+	if (cmd->opts & OPT_MERGE) {
+		printf("DIR... are the report directories of every shard of one verify run\n"
+		       "split into shards, in any order (docs/shards.md).\n\n"
+		       "report:\n"
+		       "  --report DIR           write report.json, anomalies.csv, report.md,\n"
+		       "                         report.html and manifest.ndjson into DIR, as one\n"
+		       "                         run would have (created if missing)\n"
+		       "  --format json|csv|md|html\n"
+		       "                         write one report to stdout (default: md when no\n"
+		       "                         --report is given)\n"
+		       "  --fail-on LEVEL        exit 1 when anomalies at or above LEVEL exist:\n"
+		       "                         error, warning, info or never (default: the\n"
+		       "                         shards')\n"
+		       "general:\n"
+		       "  -q, --quiet            no summary line\n"
+		       "  -v, --verbose          more detail on stderr\n"
+		       "  -h, --help             this help\n"
+		       "  -V, --version          the version\n\n"
+		       "Exit status: %s\nSee ddbaudit(1).\n",
+		       cmd->exit_status);
+		return;
+	}
 	if (cmd->opts & OPT_RANGE)
 	printf("range:\n"
 	       "  --from TIME            start of the range, ISO-8601: 2025-07-12,\n"
@@ -713,7 +735,7 @@ static int set_replay_option(struct cli *c, int opt, const char *arg)
  * (DDA_FMT__COUNT stands for text). */
 static int parse_format(struct cli *c, const char *arg)
 {
-	bool report = c->command->opts & OPT_REPORT;
+	bool report = c->command->opts & (OPT_REPORT | OPT_MERGE);
 	if (!report)
 		c->format = !strcmp(arg, "text")   ? DDA_FMT__COUNT
 			    : !strcmp(arg, "json") ? DDA_FMT_JSON
@@ -809,6 +831,7 @@ static int set_option(struct cli *c, int opt, const char *arg, int64_t *now_arg)
 	case O_FORMAT:
 		return parse_format(c, arg);
 	case O_FAIL_ON:
+		c->fail_on_given = true;
 		c->fail_on = !strcmp(arg, "never") ? DDA_SEV__COUNT : dda_severity_parse(arg);
 		if (c->fail_on >= 0)
 			return 0;
@@ -976,6 +999,8 @@ const char *dda__cli_nearest(const char *typed, const char *const *names, size_t
 /* Options that only some commands take. */
 static bool allowed(const struct command *cmd, int opt)
 {
+	if (cmd->opts & OPT_MERGE)
+		return opt < 256 || opt == O_REPORT || opt == O_FORMAT || opt == O_FAIL_ON;
 	switch (opt) {
 	case O_FAIL_ON:
 	case O_NO_DIFF:
@@ -1250,14 +1275,18 @@ static int finish_options(struct cli *c, int64_t now_arg)
 	return load_baseline(c);
 }
 
-/* SOURCE, or for evidence its action and the bundle. */
+/* SOURCE, or for evidence its action and the bundle; merge takes every
+ * operand. */
 static bool needs_operand(const struct cli *c)
 {
-	return !c->source || ((c->command->opts & OPT_EVIDENCE) && !c->operand);
+	return !c->source || ((c->command->opts & OPT_EVIDENCE) && !c->operand) ||
+	       (c->command->opts & OPT_MERGE);
 }
 
 static void take_operand(struct cli *c, const char *arg)
 {
+	if (c->command->opts & OPT_MERGE)
+		c->dirs[c->ndirs++] = arg; /* room for every word of argv */
 	if (!c->source)
 		c->source = arg;
 	else
@@ -1281,6 +1310,10 @@ int dda__cli_parse(int argc, char **argv, const struct command *cmd, struct cli 
 					 .max_record_age = -1, .on_failure = DDA_FAIL_DEFAULT};
 	c->table = (struct table_args){.segments = 4};
 	c->restore.at = c->restore.undo_since = DDA_TIME_NONE;
+	if ((cmd->opts & OPT_MERGE) && !(c->dirs = calloc((size_t)argc, sizeof(*c->dirs)))) {
+		dda__cli_error(c, "out of memory");
+		return EXIT_RUNTIME;
+	}
 	int64_t now_arg = DDA_TIME_NONE;
 	int opt;
 	optind = 1;
@@ -1322,7 +1355,10 @@ int dda__cli_parse(int argc, char **argv, const struct command *cmd, struct cli 
 	}
 	if (!c->source) {
 		dda__cli_error(c, "no %s given (usage: ddbaudit %s)",
-			       cmd->opts & OPT_EVIDENCE ? "action" : "SOURCE", cmd->usage);
+			       cmd->opts & OPT_EVIDENCE ? "action"
+			       : cmd->opts & OPT_MERGE	? "DIR"
+							: "SOURCE",
+			       cmd->usage);
 		return EXIT_USAGE;
 	}
 	c->audit.source = c->source;
@@ -1331,6 +1367,8 @@ int dda__cli_parse(int argc, char **argv, const struct command *cmd, struct cli 
 
 void dda__cli_release(struct cli *c)
 {
+	free(c->dirs);
+	c->dirs = NULL;
 	json_decref(c->options);
 	c->options = NULL;
 	dda_baseline_free(c->baseline);

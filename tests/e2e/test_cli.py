@@ -365,7 +365,8 @@ def options_in(text):
 class DocsAgreeTest(Case):
     """--help, the man page and the README name the same options, and each command's
     --help names exactly the options the command takes."""
-    COMMANDS = ("ls", "verify", "history", "replay", "reconcile", "restore", "evidence")
+    COMMANDS = ("ls", "verify", "history", "replay", "reconcile", "restore", "evidence",
+                "merge")
 
     def takes(self, cmd, option):
         # The value is a path in the test's directory: an option that names an

@@ -137,6 +137,10 @@ def main():
     for name, data in spill_runs().items():
         with open(os.path.join(HERE, "corpus", "spill", name), "wb") as f:
             f.write(data)
+    os.makedirs(os.path.join(HERE, "corpus", "merge"), exist_ok=True)
+    for name, text in merge_seeds().items():
+        with open(os.path.join(HERE, "corpus", "merge", name), "w") as f:
+            f.write(text)
     os.makedirs(os.path.join(HERE, "corpus", "state"), exist_ok=True)
     for name, text in states().items():
         with open(os.path.join(HERE, "corpus", "state", name), "w") as f:
@@ -188,6 +192,46 @@ def spill_runs():
             "two_blocks": struct.pack("<I", 5) + block(chain) + block(seqs),
             "count_wrong": struct.pack("<I", 4) + block(chain),
             "empty": struct.pack("<I", 0)}
+
+
+def merge_seeds():
+    """fuzz_merge's inputs: a one-shard report.json, NUL, its manifest.ndjson;
+    and variants (a finding naming an object no manifest lists, no shard
+    section)."""
+    obj = {"key": "audit-logs/2025/07/12/09/u-a.json", "etag": "e", "listing": 1}
+    gap = {"kind": "GAP", "severity": "error", "item": {"UserId": {"S": "u"},
+           "ActivityId": {"S": "a"}}, "object": obj, "time": "2025-07-12T09:10:00.000001Z",
+           "line": 1, "index": 0, "detail": "old image differs", "expected_digest": "ab" * 32,
+           "found_digest": "cd" * 32, "provisional": False,
+           "diff": {"changed": {"V": {"expected": {"N": "1"}, "found": {"N": "2"}}}},
+           "previous": {"object": dict(obj, listing=2, key="audit-logs/2025/07/12/08/u-a.json"),
+                        "index": 0}}
+    prior = dict(gap, kind="UNKNOWN_PRIOR", severity="info", diff=None, previous=None,
+                 expected_digest=None, found_digest=None)
+    del prior["diff"], prior["previous"]
+    rep = {"schema": "ddbaudit.report/v1",
+           "run": {"source": "audit-logs", "range": {"from": "2025-07-12T08:00:00Z",
+                   "to": None}, "complete": True, "verdict": "findings",
+                   "started": "2025-07-12T10:00:00Z", "finished": "2025-07-12T10:00:01Z",
+                   "options": {"now": "2025-07-12T12:00:00Z", "settle_seconds": 900,
+                               "expect_every_hours": 1, "allow_empty": False,
+                               "fail_on": "error", "shard": {"index": 0, "count": 1}}},
+           "summary": {"records": 2, "valid": 2, "items": 1, "events": {"MODIFY": 2},
+                       "ignored": {"GAP": 1}},
+           "hours": [{"hour": "2025-07-12T09:00:00Z", "objects": 1, "records": 1}],
+           "shard": {"index": 0, "count": 1, "assignment": "seed-name-fnv1a64/v1",
+                     "listing_sha256": "00" * 32, "options_sha256": "11" * 32,
+                     "items_by_events": [0, 1], "findings": [prior, gap]}}
+    lines = [{"key": "audit-logs/2025/07/12/08/u-a.json", "size": 10,
+              "lastModified": "2025-07-12T08:10:00Z", "sha256": "ef" * 32, "in_range": True},
+             {"key": "audit-logs/2025/07/12/09/u-a.json", "size": 12, "in_range": True}]
+    man = "".join(json.dumps(x, separators=(",", ":"))[:-1] + ',"listing":%d}\n' % (i + 2)
+                  for i, x in enumerate(lines))
+    marker = dict(rep, shard=dict(rep["shard"], findings=[dict(gap, object=dict(obj,
+                  listing=9))]))
+    return {"valid": json.dumps(rep) + "\0" + man,
+            "named_only": json.dumps(marker) + "\0" + man,
+            "not_a_shard": json.dumps({"schema": "ddbaudit.report/v1"}) + "\0"}
 
 
 def states():
