@@ -35,7 +35,8 @@ def report(d):
 
 
 # The run's own metadata: when and how it was run, not what it found.
-METADATA = ("started", "finished", "generated_at", "command_line", "caller", "host", "tool")
+METADATA = ("started", "finished", "generated_at", "command_line", "caller", "host", "tool",
+            "memory")
 
 
 def comparable(d):
@@ -48,7 +49,8 @@ def comparable(d):
         with open(os.path.join(d, name), "rb") as f:
             out[name] = f.read()
     meta = re.compile(rb"generated_at|command_line|Command line|Generated|commit|Caller|caller"
-                      rb"|<th>(started|finished|host|account|arn|user_id|status|reason)</th>")
+                      rb"|Memory|<th>(started|finished|host|account|arn|user_id|status|reason)</th>"
+                      rb"|<th>(memory|limit|limit_source)</th>")
     for name in ("report.md", "report.html"):
         with open(os.path.join(d, name), "rb") as f:
             out[name] = [x for x in f.read().splitlines() if not meta.search(x)]
