@@ -1,12 +1,15 @@
 /* The HTTP engine: a queue of transfers fed into one curl multi handle, a
- * retry schedule kept as due times, and curl_multi_poll to wait for either
+ * retry schedule kept as due times, and epoll to wait for either
  * sockets or the next due retry. */
 #include "net/http.h"
 #include "net/window.h"
 #include "util/log.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <limits.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 
@@ -39,6 +42,11 @@ struct dda_http {
 	/* Every slot of the window was busy when this step's answers came, so
 	 * a larger window would have been used: what lets it grow. */
 	bool full;
+	/* curl's sockets are watched here (curl_multi_socket_action): with
+	 * hundreds of transfers in flight, curl_multi_perform visited every
+	 * one and curl_multi_poll polled every socket on each answer. */
+	int epfd;
+	int64_t curl_due; /* when curl asked to be called for its timeouts, or -1 */
 	struct dda_window win;
 	uint64_t rng;
 	struct dda_http_stats stats;
@@ -65,6 +73,33 @@ static int global_init(struct dda_error *err)
 	return 0;
 }
 
+/* curl says which sockets to watch for what; they are watched by epoll. */
+static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	struct dda_http *h = userp;
+	struct epoll_event ev = {.data.fd = fd};
+	(void)e;
+	(void)socketp;
+	if (what == CURL_POLL_REMOVE) {
+		epoll_ctl(h->epfd, EPOLL_CTL_DEL, fd, NULL);
+		return 0;
+	}
+	ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
+	if (epoll_ctl(h->epfd, EPOLL_CTL_MOD, fd, &ev) && errno == ENOENT)
+		return epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev) ? -1 : 0;
+	return 0;
+}
+
+/* curl's timeouts (connects, stalls, the transfers just added) are kept as
+ * one due time, checked on every step. */
+static int on_timer(CURLM *m, long ms, void *userp)
+{
+	struct dda_http *h = userp;
+	(void)m;
+	h->curl_due = ms < 0 ? -1 : dda_time_now() + (int64_t)ms * 1000;
+	return 0;
+}
+
 int dda__http_new(struct dda_http **out, const struct dda_http_opts *o, struct dda_error *err)
 {
 	int rc = global_init(err);
@@ -75,6 +110,18 @@ int dda__http_new(struct dda_http **out, const struct dda_http_opts *o, struct d
 		free(h);
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
 	}
+	h->curl_due = -1;
+	h->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (h->epfd < 0) {
+		curl_multi_cleanup(h->multi);
+		free(h);
+		return dda_error_set(err, DDA_EIO, "cannot create an epoll instance: %s",
+				     strerror(errno));
+	}
+	curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+	curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+	curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
 	h->o = *o;
 	if (h->o.concurrency < 1)
 		h->o.concurrency = 1;
@@ -179,6 +226,7 @@ void dda__http_free(struct dda_http *h)
 		xfer_free(x);
 	}
 	curl_multi_cleanup(h->multi);
+	close(h->epfd); /* after curl, which says REMOVE for its sockets to the end */
 	free(h);
 }
 
@@ -615,8 +663,12 @@ int dda__http_step(struct dda_http *h, int timeout_ms, struct dda_error *err)
 		return dda_error_set(err, DDA_EINTR, "interrupted");
 	start_due(h, dda_time_now());
 	int running;
-	if (curl_multi_perform(h->multi, &running) != CURLM_OK)
-		return dda_error_set(err, DDA_EINTERNAL, "curl_multi_perform failed");
+	if (h->curl_due >= 0 && h->curl_due <= dda_time_now()) {
+		h->curl_due = -1;
+		if (curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running) !=
+		    CURLM_OK)
+			return dda_error_set(err, DDA_EINTERNAL, "curl_multi_socket_action failed");
+	}
 	CURLMsg *m;
 	int left;
 	h->full = h->active >= h->win.cur;
@@ -627,13 +679,24 @@ int dda__http_step(struct dda_http *h, int timeout_ms, struct dda_error *err)
 		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
 		finish(h, x, m->data.result);
 	}
-	long wait = timeout_ms;
-	if (h->pending && h->active < h->win.cur) {
-		int64_t until = h->pending->due - dda_time_now();
-		wait = until <= 0 ? 0 : (long)DDA_MIN(until / 1000, (int64_t)timeout_ms);
+	int64_t now = dda_time_now(), until = (int64_t)timeout_ms * 1000;
+	if (h->pending && h->active < h->win.cur)
+		until = DDA_MIN(until, h->pending->due - now);
+	if (h->curl_due >= 0)
+		until = DDA_MIN(until, h->curl_due - now);
+	/* Rounded up: a wait cut short would spin until the due time. */
+	int wait = until <= 0 ? 0 : (int)((until + 999) / 1000);
+	if (!h->active && !h->pending)
+		return 0;
+	struct epoll_event evs[64];
+	int n = epoll_wait(h->epfd, evs, (int)DDA_ARRAY_SIZE(evs), wait);
+	for (int i = 0; i < n; i++) {
+		int flags = ((evs[i].events & EPOLLIN) ? CURL_CSELECT_IN : 0) |
+			    ((evs[i].events & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
+			    ((evs[i].events & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0);
+		if (curl_multi_socket_action(h->multi, evs[i].data.fd, flags, &running) != CURLM_OK)
+			return dda_error_set(err, DDA_EINTERNAL, "curl_multi_socket_action failed");
 	}
-	if ((h->active || h->pending) && wait > 0)
-		curl_multi_poll(h->multi, NULL, 0, (int)wait, NULL);
 	return h->active + h->npending;
 }
 
