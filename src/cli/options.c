@@ -394,7 +394,7 @@ void dda__cli_help(const struct command *cmd)
 		    "                         Default: half the memory the process may use (its\n"
 		    "                         cgroup's limit when set, else the machine's)\n"
 		    "  --tmp-dir DIR          where runs spill (default $TMPDIR, else /tmp); an\n"
-		    "                         event takes about 40 to 80 bytes there\n"
+		    "                         event takes about 70 bytes there\n"
 		    "shards (docs/shards.md):\n"
 		    "  --shard K/N            be shard K (0..N-1) of N processes: read only this\n"
 		    "                         shard's objects of the YYYY/MM/DD/HH/ layout (by\n"
