@@ -5,7 +5,7 @@
  * output for each way; checks that both give the same bytes.
  *
  * build: cc -O2 -Iinclude -Isrc bench/gunzip-bench.c build/libddbaudit.a \
- *          $(pkg-config --libs libdeflate zlib) -o /tmp/gunzip-bench
+ *          $(pkg-config --libs libdeflate zlib libcrypto) -o /tmp/gunzip-bench
  * usage: zcat records.ndjson.gz | head -200000 | /tmp/gunzip-bench LINES_PER_OBJECT */
 #include <stdio.h>
 #include <stdlib.h>
