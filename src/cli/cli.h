@@ -90,6 +90,8 @@ struct cli {
 	const char *shard_arg;	/* --shard K/N or auto, as given */
 	const char **dirs;	/* merge: the shards' report directories (argv's) */
 	size_t ndirs;
+	char *shard_report_dir; /* --shard auto: DIR/shard-K-of-N, owned */
+	char **shard_dirs;	/* merge: shard directories found under a run's DIR */
 	bool fail_on_given;	/* --fail-on was given */
 	long long shard_count;	/* --shard-count, 0 when not given */
 	const char *baseline_path;    /* --baseline */
@@ -169,6 +171,10 @@ int dda__cmd_merge(int argc, char **argv, struct cli *c);
  * c->audit.src.shard, and refuses the options a sharded run cannot take
  * yet; 0, or 1 after printing why (a usage error). */
 int dda__cli_shard_resolve(struct cli *c);
+/* merge: a run's directory among c->dirs (one without a report.json of its
+ * own) stands for the shard-K-of-N/ directories in it, as `--shard auto
+ * --report DIR` writes them. 0, or 1 after printing why. */
+int dda__cli_shard_dirs(struct cli *c);
 /* report.json's "shard" section of a sharded run (NULL when not sharded),
  * a new reference. */
 json_t *dda__cli_shard_json(const struct cli *c, const struct dda_result *res);

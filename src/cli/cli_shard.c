@@ -3,7 +3,9 @@
  * shards belong together (docs/shards.md). */
 #include "cli/cli.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <sys/stat.h>
 
 /* How objects and items are assigned (dda_shard_of_name and
  * dda_shard_of_item); shards of one run must use the same. */
@@ -44,8 +46,9 @@ static int auto_index(struct cli *c, unsigned long long *out)
 		return 1;
 	}
 	if (have[0] && have[1] && v[0] != v[1]) {
-		dda__cli_error(c, "--shard auto: AWS_BATCH_JOB_ARRAY_INDEX is %llu and "
-				  "JOB_COMPLETION_INDEX is %llu; unset the one that is not meant",
+		dda__cli_error(c,
+			       "--shard auto: AWS_BATCH_JOB_ARRAY_INDEX is %llu and "
+			       "JOB_COMPLETION_INDEX is %llu; unset the one that is not meant",
 			       v[0], v[1]);
 		return 1;
 	}
@@ -57,11 +60,11 @@ static int auto_index(struct cli *c, unsigned long long *out)
  * than reports and manifests. */
 static int refuse_options(struct cli *c)
 {
-	const char *what = c->state_path	   ? "--state"
-			   : c->baseline_path	   ? "--baseline"
-			   : c->write_baseline	   ? "--write-baseline"
-			   : c->bundle		   ? "--bundle"
-			   : c->restore.baseline   ? "restore --baseline"
+	const char *what = c->state_path		    ? "--state"
+			   : c->baseline_path		    ? "--baseline"
+			   : c->write_baseline		    ? "--write-baseline"
+			   : c->bundle			    ? "--bundle"
+			   : c->restore.baseline	    ? "restore --baseline"
 			   : (c->command->opts & OPT_TABLE) ? "reconcile"
 							    : NULL;
 	if (!what)
@@ -82,7 +85,8 @@ int dda__cli_shard_resolve(struct cli *c)
 	const char *slash = strchr(c->shard_arg, '/');
 	if (!strcmp(c->shard_arg, "auto")) {
 		if (!c->shard_count) {
-			dda__cli_error(c, "--shard auto needs --shard-count N (the array job's size)");
+			dda__cli_error(c,
+				       "--shard auto needs --shard-count N (the array job's size)");
 			return 1;
 		}
 		n = (unsigned long long)c->shard_count;
@@ -99,14 +103,127 @@ int dda__cli_shard_resolve(struct cli *c)
 		return 1;
 	}
 	if (n > UINT32_MAX || k >= n) {
-		dda__cli_error(c, "--shard: index %llu is not below the count %llu (shards are "
-				  "numbered from 0)",
+		dda__cli_error(c,
+			       "--shard: index %llu is not below the count %llu (shards are "
+			       "numbered from 0)",
 			       k, n);
 		return 1;
 	}
 	if (refuse_options(c))
 		return 1;
 	c->audit.src.shard = (struct dda_shard){(uint32_t)k, (uint32_t)n};
+	/* An array job gives every shard the same arguments: --report names
+	 * the run's directory and each shard writes its own inside it, where
+	 * `merge DIR` finds them. */
+	if (!strcmp(c->shard_arg, "auto") && c->report_dir) {
+		size_t len = strlen(c->report_dir);
+		while (len > 1 && c->report_dir[len - 1] == '/')
+			len--;
+		struct dda_buf p;
+		dda_buf_init(&p, 1 << 16);
+		if (dda_buf_addf(&p, "%.*s/shard-%llu-of-%llu", (int)len, c->report_dir, k, n)) {
+			dda_buf_release(&p);
+			dda__cli_error(c, "out of memory");
+			return 1;
+		}
+		free(c->shard_report_dir);
+		c->shard_report_dir = p.ptr;
+		c->report_dir = p.ptr;
+	}
+	return 0;
+}
+
+/* "shard-K-of-N" exactly, K < N. */
+static bool shard_dir_name(const char *name)
+{
+	unsigned long long k, n;
+	const char *of = strstr(name, "-of-");
+	if (strncmp(name, "shard-", 6) || !of)
+		return false;
+	return parse_index(name + 6, (size_t)(of - name - 6), &k) &&
+	       parse_index(of + 4, strlen(of + 4), &n) && k < n;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* One directory of merge's arguments: a shard's report directory as it is,
+ * or a run's directory (no report.json of its own) holding shard-K-of-N/
+ * subdirectories, which stand for it, in name order. */
+static int expand_dir(const char *dir, char ***out, size_t *n, size_t *cap)
+{
+	struct dda_buf p;
+	dda_buf_init(&p, 1 << 16);
+	struct stat st;
+	size_t first = *n;
+	int rc = dda_buf_addf(&p, "%s/report.json", dir);
+	DIR *d = NULL;
+	if (!rc && stat(p.ptr, &st) && (d = opendir(dir))) {
+		struct dirent *e;
+		while (!rc && (e = readdir(d))) {
+			if (!shard_dir_name(e->d_name))
+				continue;
+			p.len = 0;
+			if (*n == *cap) {
+				size_t ncap = *cap ? *cap * 2 : 16;
+				char **nv = realloc(*out, ncap * sizeof(*nv));
+				if (!nv) {
+					rc = DDA_ENOMEM;
+					break;
+				}
+				*out = nv;
+				*cap = ncap;
+			}
+			if ((rc = dda_buf_addf(&p, "%s/%s", dir, e->d_name)))
+				break;
+			if (!((*out)[*n] = strdup(p.ptr)))
+				rc = DDA_ENOMEM;
+			else
+				(*n)++;
+		}
+		closedir(d);
+		qsort(*out + first, *n - first, sizeof(**out), cmp_str);
+	}
+	dda_buf_release(&p);
+	return rc;
+}
+
+int dda__cli_shard_dirs(struct cli *c)
+{
+	char **found = NULL;
+	size_t n = 0, cap = 0, ndirs = 0;
+	const char **dirs = NULL;
+	int rc = 0;
+	for (size_t i = 0; !rc && i < c->ndirs; i++) {
+		size_t before = n;
+		rc = expand_dir(c->dirs[i], &found, &n, &cap);
+		if (!rc && n == before) /* a shard's own directory: kept, first */
+			c->dirs[ndirs++] = c->dirs[i];
+	}
+	/* found keeps room for a terminating NULL: c->shard_dirs owns them. */
+	char **own = rc ? NULL : realloc(found, (n + 1) * sizeof(*own));
+	if (own)
+		found = own;
+	if (own && n && (dirs = calloc(ndirs + n, sizeof(*dirs)))) {
+		memcpy(dirs, c->dirs, ndirs * sizeof(*dirs));
+		memcpy(dirs + ndirs, found, n * sizeof(*dirs));
+	}
+	if (!own || (n && !dirs)) {
+		for (size_t i = 0; i < n; i++)
+			free(found[i]);
+		free(found);
+		dda__cli_error(c, "out of memory");
+		return 1;
+	}
+	own[n] = NULL;
+	c->shard_dirs = own;
+	if (dirs) {
+		free(c->dirs);
+		c->dirs = dirs;
+	}
+	c->ndirs = ndirs + n;
 	return 0;
 }
 
@@ -141,7 +258,8 @@ json_t *dda__cli_shard_json(const struct cli *c, const struct dda_result *res)
 	json_t *findings = dda_report_findings_json(res);
 	json_t *buckets = json_array();
 	for (int i = 0; buckets && i < DDA_CHANGE_BUCKETS; i++)
-		json_array_append_new(buckets, json_integer((json_int_t)res->sum.items_by_events[i]));
+		json_array_append_new(buckets,
+				      json_integer((json_int_t)res->sum.items_by_events[i]));
 	if (!findings || !buckets) {
 		json_decref(findings);
 		json_decref(buckets);
@@ -149,8 +267,8 @@ json_t *dda__cli_shard_json(const struct cli *c, const struct dda_result *res)
 	}
 	/* items_by_events is not in the summary; report.html draws it. */
 	return json_pack("{s{sIsIsssIsIsIsssssoso}}", "shard", "index", (json_int_t)sh->index,
-			 "count", (json_int_t)sh->count, "assignment", SHARD_ASSIGNMENT,
-			 "listed", (json_int_t)f->listed, "read", (json_int_t)res->sum.objects,
+			 "count", (json_int_t)sh->count, "assignment", SHARD_ASSIGNMENT, "listed",
+			 (json_int_t)f->listed, "read", (json_int_t)res->sum.objects,
 			 "other_shards", (json_int_t)f->other_shards, "listing_sha256",
 			 f->listing_sha256, "options_sha256", opts, "items_by_events", buckets,
 			 "findings", findings);

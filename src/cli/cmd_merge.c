@@ -32,6 +32,8 @@ int dda__cmd_merge(int argc, char **argv, struct cli *c)
 		dda__cli_error(c, "--format text applies to history; use json, csv, md or html");
 		return EXIT_USAGE;
 	}
+	if (dda__cli_shard_dirs(c))
+		return EXIT_USAGE;
 	if (c->report_dir && dda__cli_report_manifest(c, &man))
 		return EXIT_RUNTIME;
 	if (c->report_dir && !(mf = dda__afile_stream(&man, &err))) {

@@ -200,7 +200,8 @@ void dda__cli_help(const struct command *cmd)
 	printf("usage: ddbaudit %s\n\n%s.\n\n", cmd->usage, cmd->summary);
 	if (cmd->opts & OPT_MERGE) {
 		printf("DIR... are the report directories of every shard of one verify run\n"
-		       "split into shards, in any order (docs/shards.md).\n\n"
+		       "split into shards, in any order, or the one directory all the shards of\n"
+		       "an array job were given, holding their shard-K-of-N/ (docs/shards.md).\n\n"
 		       "report:\n"
 		       "  --report DIR           write report.json, anomalies.csv, report.md,\n"
 		       "                         report.html and manifest.ndjson into DIR, as one\n"
@@ -400,10 +401,12 @@ void dda__cli_help(const struct command *cmd)
 		    "                         shard's objects of the YYYY/MM/DD/HH/ layout (by\n"
 		    "                         a hash of their names) and keep only its items;\n"
 		    "                         every shard lists everything. Join the reports\n"
-		    "                         with ddbaudit merge\n"
+		    "                         with ddbaudit merge. A shard exits 0 when it read\n"
+		    "                         its share (merge judges findings), 3 if it did not\n"
 		    "  --shard auto           K from AWS_BATCH_JOB_ARRAY_INDEX (AWS Batch array\n"
 		    "                         job) or JOB_COMPLETION_INDEX (Kubernetes Indexed\n"
-		    "                         Job), N from --shard-count\n"
+		    "                         Job), N from --shard-count; reports then go to a\n"
+		    "                         shard-K-of-N/ directory inside the one given\n"
 		    "  --shard-count N        the number of shards, with --shard auto\n",
 		    cmd->opts & OPT_RANGE ? "--since and " : "");
 	if (cmd->opts & OPT_RESTORE)
@@ -1369,6 +1372,12 @@ void dda__cli_release(struct cli *c)
 {
 	free(c->dirs);
 	c->dirs = NULL;
+	for (char **d = c->shard_dirs; d && *d; d++)
+		free(*d);
+	free(c->shard_dirs);
+	c->shard_dirs = NULL;
+	free(c->shard_report_dir);
+	c->shard_report_dir = NULL;
 	json_decref(c->options);
 	c->options = NULL;
 	dda_baseline_free(c->baseline);
@@ -1405,6 +1414,11 @@ int dda__cli_verdict(const struct cli *c, const struct dda_result *res)
 {
 	if (res->fatal.code)
 		return EXIT_RUNTIME;
+	/* A shard's findings are merge's to judge: exit 1 would fail an AWS
+	 * Batch array child (and the merge job waiting on it) or a Kubernetes
+	 * index, for what is the normal outcome of an audit. */
+	if (c->audit.src.shard.count)
+		return EXIT_CLEAN;
 	int sev = dda_result_max_severity(res);
 	return sev >= 0 && sev >= c->fail_on ? EXIT_ANOMALIES : EXIT_CLEAN;
 }

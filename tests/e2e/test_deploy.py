@@ -445,6 +445,122 @@ class BatchTest(DeployCase):
                          EXPECTED["records"])
 
 
+SHARD_RANGE = {"from": "2025-07-12T06:00Z", "to": "2025-07-12T12:00Z"}
+
+
+class ShardedTest(DeployCase):
+    """The sharded units run as their engines run them: every shard with the
+    same arguments and its index in the engine's variable, then merge over
+    the parent directory. The merged report is the one run's."""
+
+    def run_env(self, args, env):
+        p = subprocess.run([BINARY, *args], capture_output=True, timeout=600,
+                           env=dict(os.environ, **env))
+        return p.returncode, p.stdout, p.stderr.decode("utf-8", "replace")
+
+    def single_run(self):
+        out = self.path("single")
+        status, _, err = run("verify", SAMPLES, "--from", SHARD_RANGE["from"],
+                             "--to", SHARD_RANGE["to"], "--report", out, "-q")
+        self.assertEqual(status, 1, err)
+        return report_json(out)(None)
+
+    def shards_and_merge(self, shard_args, merge_args, rundir, var, n):
+        for k in range(n):
+            status, _, err = self.run_env(shard_args, {var: str(k)})
+            # A shard that read its share exits 0 whatever it found, so the
+            # engine goes on to the merge (a failed child fails it).
+            self.assertEqual(status, 0, f"shard {k}: {err}")
+        self.assertEqual(sorted(os.listdir(rundir)),
+                         [f"shard-{k}-of-{n}" for k in range(n)])
+        status, _, err = run(*merge_args)
+        self.assertEqual(status, 1, f"merge: {err}")
+        merged = os.path.join(merge_args[merge_args.index("--report") + 1], "report.json")
+        with open(merged) as f:
+            rep = json.load(f)
+        one = self.single_run()
+        for r in (rep, one):
+            r.pop("run")
+            r.pop("shard", None)
+        self.assertEqual(rep, one)
+        self.assertEqual(rep["summary"]["records"], EXPECTED["records"])
+
+    def test_aws_batch_array_job_and_merge(self):
+        defs = {}
+        for name in ("shard", "merge"):
+            with open(os.path.join(DEPLOY, f"aws-batch-{name}-job-definition.json")) as f:
+                defs[name] = json.load(f)
+        for jd in defs.values():
+            self.assertRegex(jd["jobDefinitionName"], r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+            cp = jd["containerProperties"]
+            volumes = {v["name"] for v in cp.get("volumes", [])}
+            for m in cp.get("mountPoints", []):
+                self.assertIn(m["sourceVolume"], volumes)
+            # Batch fills in a Ref:: only as a whole argument.
+            for a in cp["command"]:
+                self.assertTrue(a.startswith("Ref::") or "Ref::" not in a, a)
+        # A shard's exit 3 (it could not read everything) is retried; merge's
+        # exit statuses are the audit's verdict and are not.
+        rules = {e.get("onExitCode"): e["action"]
+                 for e in defs["shard"]["retryStrategy"]["evaluateOnExit"]}
+        self.assertEqual(rules.get("3"), "RETRY")
+        self.assertNotIn("0", rules)
+        with open(os.path.join(DEPLOY, "aws-batch-submit-sharded")) as f:
+            submit = f.read()
+        self.assertIn("--array-properties", submit)
+        self.assertIn('--depends-on "jobId=$array"', submit)
+        self.assertEqual(sh("sh", "-n", os.path.join(DEPLOY, "aws-batch-submit-sharded"))
+                         .returncode, 0)
+        rundir = self.path("runs", "r1")
+        params = dict(defs["shard"]["parameters"], source=SAMPLES, shards="2",
+                      rundir=rundir, mergedir=os.path.join(rundir, "merged"), **SHARD_RANGE)
+
+        def fill(cmd):
+            return [params[a[5:]] if a.startswith("Ref::") else a for a in cmd]
+        shard = fill(defs["shard"]["containerProperties"]["command"])
+        tmp = shard.index("--tmp-dir") + 1
+        shard[tmp] = self.path("tmp")
+        os.makedirs(shard[tmp])
+        merge = fill(defs["merge"]["containerProperties"]["command"])
+        self.assertEqual(merge[0], "merge")
+        self.shards_and_merge(shard, merge, rundir, "AWS_BATCH_JOB_ARRAY_INDEX", 2)
+
+    def test_kubernetes_indexed_job_and_merge(self):
+        if yaml is None:
+            self.skipTest("SKIPPED: PyYAML (Debian python3-yaml) is not installed")
+        with open(os.path.join(DEPLOY, "kubernetes-sharded-job.yaml")) as f:
+            text = f.read()
+        rundir = self.path("runs")
+        filled = (text.replace("@RUN@", "r1").replace("@SHARDS@", "2")
+                  .replace("@FROM@", SHARD_RANGE["from"]).replace("@TO@", SHARD_RANGE["to"]))
+        shards, merge = list(yaml.safe_load_all(filled))
+        self.assertEqual((shards["kind"], merge["kind"]), ("Job", "Job"))
+        self.assertEqual(shards["spec"]["completionMode"], "Indexed")
+        self.assertEqual(shards["spec"]["completions"], 2)
+        pods = [j["spec"]["template"]["spec"] for j in (shards, merge)]
+        for pod in pods:
+            self.assertEqual(pod["restartPolicy"], "Never")
+            self.assertTrue(pod["securityContext"]["runAsNonRoot"])
+            (c,) = pod["containers"]
+            mounts = {m["name"] for m in c.get("volumeMounts", [])}
+            self.assertLessEqual(mounts, {v["name"] for v in pod.get("volumes", [])})
+        self.assertEqual(sh("sh", "-n", os.path.join(DEPLOY, "kubernetes-sharded-run"))
+                         .returncode, 0)
+        runs = "/var/lib/ddbaudit/runs"
+
+        def local(args):
+            out = []
+            for a in args:
+                a = a.replace(runs, rundir).replace("/var/lib/ddbaudit/tmp", self.path("tmp"))
+                out.append(SAMPLES if a.startswith("s3://") else a)
+            return out
+        os.makedirs(self.path("tmp"), exist_ok=True)
+        shard = local(pods[0]["containers"][0]["args"])
+        merge_args = local(pods[1]["containers"][0]["args"])
+        self.shards_and_merge(shard, merge_args, os.path.join(rundir, "r1"),
+                              "JOB_COMPLETION_INDEX", 2)
+
+
 class DockerfileTest(DeployCase):
     def test_multi_stage_slim_non_root(self):
         with open(os.path.join(DEPLOY, "Dockerfile")) as f:
