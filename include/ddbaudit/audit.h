@@ -85,6 +85,11 @@ struct dda_audit_opts {
 	 * the verdict, counted in dda_summary.ignored and .suppressed. */
 	uint64_t ignore;
 	const struct dda_baseline *baseline; /* borrowed, or NULL */
+	/* Only the records and findings of the items want_item says yes to are
+	 * kept (merge's re-check of some items); findings that name no item
+	 * stay. NULL keeps every item. */
+	bool (*want_item)(void *ctx, const uint8_t *key, size_t n);
+	void *want_item_ctx;
 	/* State carried across runs (--state): passed to the history as
 	 * dda_history_opts describes. */
 	void *state_ctx;

@@ -30,9 +30,17 @@ DDA_API void dda_merge_info_release(struct dda_merge_info *mi);
  * assignment, source, range or options (DDA_EINVAL); a damaged report or
  * manifest (DDA_EFORMAT); a shard missing from the set (DDA_ENOTFOUND). A
  * shard whose run was incomplete makes the merged result incomplete
- * (res->fatal names it); the call still returns 0. */
+ * (res->fatal names it); the call still returns 0.
+ *
+ * Items with a SHARD_SPLIT finding were checked by their shard without a
+ * record another shard read. With recheck (AWS settings and threads; the
+ * rest is taken from the shards' options), the source is read again for
+ * those items' objects only, and their findings and figures become those of
+ * one run; without it, or when the source cannot be read (recheck_err says
+ * why), the SHARD_SPLIT findings stay and name the difference. */
 DDA_API int dda_merge_shards(const char *const *dirs, size_t n, FILE *manifest,
-			     struct dda_merge_info *mi, struct dda_result *res,
+			     const struct dda_audit_opts *recheck, struct dda_merge_info *mi,
+			     struct dda_result *res, struct dda_error *recheck_err,
 			     struct dda_error *err);
 
 #endif

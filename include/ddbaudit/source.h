@@ -136,6 +136,10 @@ struct dda_source_opts {
 	bool late;
 	int64_t late_from, late_after;
 	struct dda_shard shard; /* --shard K/N, or count 0 */
+	/* Only the objects want says yes to are read (merge's re-check of some
+	 * items reads only their objects); NULL reads every object. */
+	bool (*want)(void *ctx, const char *key);
+	void *want_ctx;
 };
 
 /* What a source learnt about where its objects live, for the report. For

@@ -59,6 +59,10 @@ bool dda__key_hash_listed(const uint64_t *v, size_t n, uint64_t khash);
  * valid record: 1 apply it, 0 leave it to the shard of its item, which
  * reads its object too, or 0 after adding a SHARD_SPLIT finding to out
  * when that shard never reads the object. A negative error otherwise. */
+/* The name the seed writer files an item under, "<hash>-<range>.json",
+ * into out (a string): 0, 1 when the key has no such name, or DDA_ENOMEM. */
+int dda__item_seed_name(const uint8_t *key, size_t n, const struct dda_decoder_opts *dec,
+			struct dda_buf *out);
 bool dda__shard_counts(const struct dda_audit_opts *o, const struct dda_object *ob);
 bool dda__shard_keeps_finding(const struct dda_audit_opts *o, const struct dda_object *ob,
 			      const struct dda_anomaly *an);

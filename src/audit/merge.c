@@ -52,6 +52,8 @@ struct merge {
 	struct dda__anomaly_vec all;
 	struct dda__hour_vec hours;
 	struct dda_error *err;
+	const struct dda_audit_opts *recheck; /* borrowed, or NULL */
+	struct dda_error *recheck_err;
 };
 
 static const json_t *member(const json_t *o, const char *path)
@@ -754,6 +756,298 @@ static int complete(struct merge *m)
 	return 0;
 }
 
+/* ---- items split across shards: read again ---- */
+
+struct split_item {
+	uint8_t *key; /* owned: the findings it came from are released */
+	uint32_t len, owner;
+};
+
+struct split {
+	struct split_item *v;
+	size_t n, cap;
+	char **names; /* the items' seed names and the objects holding their records */
+	size_t nnames, names_cap;
+	uint32_t only; /* keep the items of this owner, or UINT32_MAX for all */
+};
+
+static struct split_item *split_find(const struct split *sp, const uint8_t *key, size_t n)
+{
+	for (size_t i = 0; i < sp->n; i++)
+		if (sp->v[i].len == n && !memcmp(sp->v[i].key, key, n))
+			return &sp->v[i];
+	return NULL;
+}
+
+static bool want_item(void *ctx, const uint8_t *key, size_t n)
+{
+	const struct split *sp = ctx;
+	const struct split_item *it = split_find(sp, key, n);
+	return it && (sp->only == UINT32_MAX || it->owner == sp->only);
+}
+
+/* An object holding (or named for) a split item's records, or one every
+ * shard reads. */
+static bool want_object(void *ctx, const char *key)
+{
+	const struct split *sp = ctx;
+	int64_t hour;
+	uint32_t off;
+	if (!dda_key_hour(key, strlen(key), &hour, &off))
+		return true;
+	const char *name = key + off;
+	size_t n = strlen(name);
+	if (n > 3 && !strcmp(name + n - 3, ".gz"))
+		n -= 3;
+	for (size_t i = 0; i < sp->nnames; i++)
+		if (!strcmp(sp->names[i], key) ||
+		    (strlen(sp->names[i]) == n && !memcmp(sp->names[i], name, n)))
+			return true;
+	return false;
+}
+
+static int split_name(struct split *sp, const char *name)
+{
+	if (sp->nnames == sp->names_cap) {
+		size_t cap = sp->names_cap ? 2 * sp->names_cap : 16;
+		char **nv = realloc(sp->names, cap * sizeof(*nv));
+		if (!nv)
+			return DDA_ENOMEM;
+		sp->names = nv;
+		sp->names_cap = cap;
+	}
+	return (sp->names[sp->nnames] = strdup(name)) ? (sp->nnames++, 0) : DDA_ENOMEM;
+}
+
+static void split_release(struct split *sp)
+{
+	for (size_t i = 0; i < sp->nnames; i++)
+		free(sp->names[i]);
+	for (size_t i = 0; i < sp->n; i++)
+		free(sp->v[i].key);
+	free(sp->names);
+	free(sp->v);
+}
+
+/* The items of the SHARD_SPLIT findings, with their seed names and the
+ * objects their findings name. */
+static int split_collect(struct merge *m, const struct dda_decoder_opts *dec, struct split *sp)
+{
+	int rc = 0;
+	for (size_t i = 0; i < m->all.n && !rc; i++) {
+		const struct dda_anomaly *an = &m->all.v[i];
+		if (an->kind != DDA_K_SHARD_SPLIT || !an->key || split_find(sp, an->key, an->key_len))
+			continue;
+		if (sp->n == sp->cap) {
+			size_t cap = sp->cap ? 2 * sp->cap : 16;
+			struct split_item *nv = realloc(sp->v, cap * sizeof(*nv));
+			if (!nv)
+				return DDA_ENOMEM;
+			sp->v = nv;
+			sp->cap = cap;
+		}
+		uint8_t *key = malloc(an->key_len ? an->key_len : 1);
+		if (!key)
+			return DDA_ENOMEM;
+		memcpy(key, an->key, an->key_len);
+		sp->v[sp->n++] = (struct split_item){
+		    key, an->key_len, dda_shard_of_item(an->key, an->key_len, dec, m->mi->count)};
+		struct dda_buf name;
+		dda_buf_init(&name, (size_t)an->key_len + 8);
+		int got = dda__item_seed_name(an->key, an->key_len, dec, &name);
+		rc = got < 0 ? got : got ? 0 : split_name(sp, name.ptr);
+		dda_buf_release(&name);
+	}
+	for (size_t i = 0; i < m->all.n && !rc; i++) {
+		const struct dda_anomaly *an = &m->all.v[i];
+		if (an->key && an->obj != DDA_NO_OBJECT && split_find(sp, an->key, an->key_len))
+			rc = split_name(sp, dda_objtab_get(m->res->objs, an->obj)->key);
+	}
+	return rc;
+}
+
+/* The options the shards ran with, for reading their source again. */
+static int recheck_opts(struct merge *m, struct dda_audit_opts *o, struct dda_error *err)
+{
+	const json_t *opt = m->mi->options, *ks = json_object_get(opt, "key_schema"), *v;
+	struct dda_buf spec;
+	size_t i;
+	*o = *m->recheck;
+	o->source = m->mi->source;
+	o->src.range = o->dec.range = m->mi->range;
+	o->now = o->src.now = time_of(json_object_get(opt, "now"));
+	o->settle = (int64_t)DDA_MIN(count(opt, "settle_seconds"), MAX_SETTLE_SECONDS) *
+		    DDA_USEC_PER_SEC;
+	o->src.max_object_bytes = count(opt, "max_object_bytes");
+	o->src.aws.versions = json_is_true(json_object_get(opt, "versions"));
+	o->diffs = json_is_true(json_object_get(opt, "diffs"));
+	o->ignore = 0;
+	json_array_foreach(json_object_get(opt, "ignore"), i, v)
+	{
+		int k = json_string_value(v) ? dda_kind_parse(json_string_value(v)) : -1;
+		if (k >= 0)
+			o->ignore |= UINT64_C(1) << k;
+	}
+	o->allow_empty = true;
+	o->expect_every = 0;
+	o->manifest_path = NULL;
+	dda_buf_init(&spec, 4096);
+	int rc = 0;
+	json_array_foreach(ks, i, v)
+	{
+		if (!rc)
+			rc = dda_buf_addf(&spec, "%s%s:%s", i ? "," : "",
+					  text(v, "name") ? text(v, "name") : "",
+					  text(v, "role") ? text(v, "role") : "");
+	}
+	if (!rc && spec.ptr)
+		rc = dda_key_schema_parse(spec.ptr, &o->dec, err);
+	dda_buf_release(&spec);
+	if (!rc && o->now == DDA_TIME_NONE)
+		rc = dda_error_set(err, DDA_EFORMAT, "the shards' options have no now");
+	return rc;
+}
+
+/* One run of the audit over the split items' objects: as shard `owner` saw
+ * them (owner < count), or as one run sees them. */
+static int recheck_run(struct merge *m, struct dda_audit_opts *o, struct split *sp,
+		       uint32_t owner, struct dda_result *r, struct dda_error *err)
+{
+	sp->only = owner;
+	o->src.shard = owner == UINT32_MAX ? (struct dda_shard){0, 0}
+					   : (struct dda_shard){owner, m->mi->count};
+	o->src.want = want_object;
+	o->src.want_ctx = sp;
+	o->want_item = want_item;
+	o->want_item_ctx = sp;
+	int rc = dda_audit_run(o, r, err);
+	if (!rc && r->fatal.code)
+		rc = dda_error_set(err, r->fatal.code, "%s", r->fatal.msg);
+	return rc;
+}
+
+/* The history's figures of r, added (sign 1) or taken away (-1). */
+static void add_history(struct dda_summary *s, const struct dda_result *r, int sign)
+{
+	uint64_t k = (uint64_t)(int64_t)sign;
+	s->items += k * r->sum.items;
+	s->duplicates += k * r->sum.duplicates;
+	s->states += k * r->sum.states;
+	for (int e = 0; e < 3; e++)
+		s->events[e] += k * r->sum.events[e];
+	for (int b = 0; b < DDA_CHANGE_BUCKETS; b++)
+		s->items_by_events[b] += k * r->sum.items_by_events[b];
+}
+
+/* The merged table's id of an object of another run's table. */
+static uint32_t same_object(const struct merge *m, const struct dda_result *r, uint32_t obj)
+{
+	const struct dda_object *o = obj != DDA_NO_OBJECT ? dda_objtab_get(r->objs, obj) : NULL;
+	if (!o)
+		return DDA_NO_OBJECT;
+	for (uint32_t i = 0; i < dda_objtab_count(m->res->objs); i++) {
+		const struct dda_object *x = dda_objtab_get(m->res->objs, i);
+		if (!strcmp(x->key, o->key) && !x->version == !o->version &&
+		    (!x->version || !strcmp(x->version, o->version)))
+			return i;
+	}
+	return UINT32_MAX - 1; /* not in the merged table */
+}
+
+/* The split items' findings of the whole run replace those of the shards. */
+static int substitute(struct merge *m, struct split *sp, struct dda_result *whole)
+{
+	for (size_t i = 0; i < whole->nanomalies; i++) {
+		struct dda_anomaly *an = &whole->anomalies[i];
+		uint32_t o = same_object(m, whole, an->obj), p = same_object(m, whole, an->prev_obj);
+		if (an->key && (o == UINT32_MAX - 1 || p == UINT32_MAX - 1))
+			return DDA_EFORMAT; /* read an object the shards did not list */
+	}
+	size_t kept = 0;
+	for (size_t i = 0; i < m->all.n; i++) {
+		struct dda_anomaly *an = &m->all.v[i];
+		if (an->key && split_find(sp, an->key, an->key_len)) {
+			dda_anomaly_release(an);
+			continue;
+		}
+		m->all.v[kept++] = *an;
+	}
+	m->all.n = kept;
+	for (size_t i = 0; i < whole->nanomalies; i++) {
+		struct dda_anomaly an = whole->anomalies[i];
+		if (!an.key)
+			continue;
+		an.obj = same_object(m, whole, an.obj);
+		an.prev_obj = same_object(m, whole, an.prev_obj);
+		memset(&whole->anomalies[i], 0, sizeof(whole->anomalies[i]));
+		int rc = dda__anomaly_push(&m->all, &an);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int recheck_split(struct merge *m, struct split *sp, struct dda_error *why)
+{
+	struct dda_audit_opts o;
+	struct dda_result part, whole;
+	struct dda_summary fig = m->res->sum;
+	memset(&whole, 0, sizeof(whole));
+	int rc = recheck_opts(m, &o, why);
+	/* As each owner checked its split items (to take away), then as one
+	 * run checks them all (to add). */
+	for (uint32_t owner = 0; !rc && owner < m->mi->count; owner++) {
+		bool any = false;
+		for (size_t i = 0; i < sp->n; i++)
+			any = any || sp->v[i].owner == owner;
+		if (!any)
+			continue;
+		rc = recheck_run(m, &o, sp, owner, &part, why);
+		if (!rc)
+			add_history(&fig, &part, -1);
+		dda_result_release(&part);
+	}
+	if (!rc)
+		rc = recheck_run(m, &o, sp, UINT32_MAX, &whole, why);
+	if (!rc)
+		add_history(&fig, &whole, 1);
+	if (!rc && (rc = substitute(m, sp, &whole)) == DDA_EFORMAT)
+		dda_error_set(why, rc, "the source no longer holds what the shards listed");
+	if (!rc)
+		m->res->sum = fig;
+	dda_result_release(&whole);
+	return rc;
+}
+
+/* Items checked without a record another shard read: with the source at
+ * hand, read again as one run reads them. */
+static int recheck(struct merge *m)
+{
+	struct split sp = {0};
+	struct dda_decoder_opts dec;
+	struct dda_error why = {0};
+	if (!m->recheck || m->res->fatal.code)
+		return 0;
+	int rc = 0;
+	dda_decoder_opts_default(&dec);
+	/* The split items' owners, by the shards' key schema. */
+	struct dda_audit_opts o;
+	if (recheck_opts(m, &o, &why))
+		rc = why.code;
+	else
+		dec = o.dec;
+	if (!rc)
+		rc = split_collect(m, &dec, &sp);
+	if (!rc && sp.n)
+		rc = recheck_split(m, &sp, &why);
+	split_release(&sp);
+	if (rc == DDA_ENOMEM)
+		return dda_error_set(m->err, rc, "out of memory");
+	if (rc && m->recheck_err)
+		dda_error_set(m->recheck_err, rc, "%s", why.msg[0] ? why.msg : dda_strerror(rc));
+	return 0; /* the SHARD_SPLIT findings stay and say what differs */
+}
+
 /* ---- the whole ---- */
 
 void dda_merge_info_release(struct dda_merge_info *mi)
@@ -790,13 +1084,22 @@ static int run(struct merge *m, const char *const *dirs)
 		rc = add_hours(m, m->s[i].rep);
 	if (!rc)
 		take_figures(m);
+	if (!rc)
+		rc = recheck(m);
 	return rc ? rc : complete(m);
 }
 
 int dda_merge_shards(const char *const *dirs, size_t n, FILE *manifest,
-		     struct dda_merge_info *mi, struct dda_result *res, struct dda_error *err)
+		     const struct dda_audit_opts *recheck, struct dda_merge_info *mi,
+		     struct dda_result *res, struct dda_error *recheck_err, struct dda_error *err)
 {
-	struct merge m = {.n = n, .res = res, .mi = mi, .out = manifest, .err = err};
+	struct merge m = {.n = n,
+			  .res = res,
+			  .mi = mi,
+			  .out = manifest,
+			  .err = err,
+			  .recheck = recheck,
+			  .recheck_err = recheck_err};
 	memset(res, 0, sizeof(*res));
 	memset(mi, 0, sizeof(*mi));
 	if (!n || n > MAX_SHARDS)

@@ -38,26 +38,33 @@ static bool key_text(const uint8_t *p, size_t n, const char *name, const uint8_t
 	return false;
 }
 
-uint32_t dda_shard_of_item(const uint8_t *key, size_t n, const struct dda_decoder_opts *dec,
-			   uint32_t count)
+int dda__item_seed_name(const uint8_t *key, size_t n, const struct dda_decoder_opts *dec,
+			struct dda_buf *out)
 {
 	const uint8_t *h, *r;
 	uint32_t hn, rn;
-	if (count <= 1)
-		return 0;
+	dda_buf_reset(out);
 	if (dec->nkeys != 2 || !key_text(key, n, dec->key_names[0], &h, &hn) ||
 	    !key_text(key, n, dec->key_names[1], &r, &rn))
-		return dda_shard_of_name((const char *)key, n, count);
+		return 1;
+	if (dda_buf_add(out, h, hn) || dda_buf_addc(out, '-') || dda_buf_add(out, r, rn) ||
+	    dda_buf_adds(out, ".json"))
+		return DDA_ENOMEM;
+	return 0;
+}
+
+uint32_t dda_shard_of_item(const uint8_t *key, size_t n, const struct dda_decoder_opts *dec,
+			   uint32_t count)
+{
+	if (count <= 1)
+		return 0;
 	/* The name the seed writer files the item under, so that an item and
 	 * its objects fall into one shard. */
 	struct dda_buf name;
-	dda_buf_init(&name, (size_t)hn + rn + 8);
-	uint32_t s;
-	if (dda_buf_add(&name, h, hn) || dda_buf_addc(&name, '-') || dda_buf_add(&name, r, rn) ||
-	    dda_buf_adds(&name, ".json"))
-		s = dda_shard_of_name((const char *)key, n, count); /* cannot happen: sized */
-	else
-		s = dda_shard_of_name(name.ptr, name.len, count);
+	dda_buf_init(&name, n + 8);
+	uint32_t s = dda__item_seed_name(key, n, dec, &name)
+			 ? dda_shard_of_name((const char *)key, n, count)
+			 : dda_shard_of_name(name.ptr, name.len, count);
 	dda_buf_release(&name);
 	return s;
 }
@@ -78,6 +85,8 @@ bool dda__shard_keeps_finding(const struct dda_audit_opts *o, const struct dda_o
 			      const struct dda_anomaly *an)
 {
 	const struct dda_shard *sh = &o->src.shard;
+	if (o->want_item && an->key && !o->want_item(o->want_item_ctx, an->key, an->key_len))
+		return false;
 	if (!sh->count || !read_by_all(ob))
 		return true;
 	if (!an->key)
@@ -89,6 +98,8 @@ int dda__shard_record(const struct dda_audit_opts *o, const struct dda_record *r
 		      struct dda__anomaly_vec *out)
 {
 	const struct dda_shard *sh = &o->src.shard;
+	if (o->want_item && !o->want_item(o->want_item_ctx, r->key, r->key_len))
+		return 0;
 	if (!sh->count)
 		return 1;
 	uint32_t owner = dda_shard_of_item(r->key, r->key_len, &o->dec, sh->count);

@@ -41,7 +41,14 @@ int dda__cmd_merge(int argc, char **argv, struct cli *c)
 		dda__afile_discard(&man);
 		return EXIT_RUNTIME;
 	}
-	int rc = dda_merge_shards(c->dirs, c->ndirs, mf, &mi, &res, &err);
+	struct dda_error why = {0};
+	dda__cli_catch_signals(c);
+	int rc = dda_merge_shards(c->dirs, c->ndirs, mf, &c->audit, &mi, &res, &why, &err);
+	if (!rc && why.code)
+		dda__cli_warn(c, "cannot read the source again for the items a shard checked "
+				 "without a record another shard read (%s): their SHARD_SPLIT "
+				 "findings stay",
+			      why.msg);
 	if (!rc && c->report_dir)
 		rc = dda__afile_finish(&man, &err);
 	if (rc) {

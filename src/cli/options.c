@@ -212,6 +212,15 @@ void dda__cli_help(const struct command *cmd)
 		       "  --fail-on LEVEL        exit 1 when anomalies at or above LEVEL exist:\n"
 		       "                         error, warning, info or never (default: the\n"
 		       "                         shards')\n"
+		       "source (read again only for items a shard checked without a record\n"
+		       "another shard read: SHARD_SPLIT; docs/shards.md):\n"
+		       "  --endpoint-url URL     S3 endpoint (else AWS_ENDPOINT_URL_S3,\n"
+		       "                         AWS_ENDPOINT_URL)\n"
+		       "  --region REGION        else AWS_REGION, AWS_DEFAULT_REGION, the profile\n"
+		       "  --profile NAME         credentials and region from this profile\n"
+		       "  --concurrency N        transfers in flight (default 64)\n"
+		       "  --no-verify-ssl        do not verify TLS certificates\n"
+		       "  --ca-bundle FILE       CA certificates to verify TLS with\n"
 		       "general:\n"
 		       "  -q, --quiet            no summary line\n"
 		       "  -v, --verbose          more detail on stderr\n"
@@ -1003,7 +1012,9 @@ const char *dda__cli_nearest(const char *typed, const char *const *names, size_t
 static bool allowed(const struct command *cmd, int opt)
 {
 	if (cmd->opts & OPT_MERGE)
-		return opt < 256 || opt == O_REPORT || opt == O_FORMAT || opt == O_FAIL_ON;
+		return opt < 256 || opt == O_REPORT || opt == O_FORMAT || opt == O_FAIL_ON ||
+		       opt == O_ENDPOINT_URL || opt == O_REGION || opt == O_PROFILE ||
+		       opt == O_CONCURRENCY || opt == O_NO_VERIFY_SSL || opt == O_CA_BUNDLE;
 	switch (opt) {
 	case O_FAIL_ON:
 	case O_NO_DIFF:

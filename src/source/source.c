@@ -169,6 +169,8 @@ static enum dda__use key_use(const struct dda_source_opts *o, const char *key, i
 enum dda__use dda__object_use(struct dda_source *s, const char *key, int64_t lm)
 {
 	enum dda__use use = key_use(&s->opts, key, lm);
+	if (use != DDA__USE_SKIP && s->opts.want && !s->opts.want(s->opts.want_ctx, key))
+		use = DDA__USE_SKIP;
 	if (use == DDA__USE_SKIP)
 		s->objects_skipped++;
 	else if (s->shard && !dda__shard_listed(s, key))

@@ -237,20 +237,48 @@ class MergeTest(ShardCase):
         self.assertEqual([a["kind"] for a in report(self.path("merged"))["anomalies"]],
                          ["EMPTY_RANGE"])
 
-    def test_a_record_filed_under_another_shard_s_name_is_named(self):
-        """Damage 4 of the samples: user904's INSERT in user903-act1.json. When
-        the two names fall into different shards, the merged report names the
-        record (SHARD_SPLIT) instead of differing silently."""
-        for n in (3, 8):
-            with self.subTest(n=n):
-                outs = self.shards(SAMPLES, n)
-                merged = self.path(f"merged{n}")
-                status, _, err = self.merge(outs, merged)
-                self.assertEqual(status, 1, err)
-                splits = [a for a in report(merged)["anomalies"] if a["kind"] == "SHARD_SPLIT"]
-                self.assertEqual(len(splits), 1)
-                self.assertEqual(splits[0]["item"]["UserId"], {"S": "user904"})
-                self.assertTrue(splits[0]["object"]["key"].endswith("user903-act1.json"))
+    def test_a_record_filed_under_another_shard_s_name_is_checked_again(self):
+        """Damage 4 of the samples: user904's INSERT in user903-act1.json. The
+        shard of user903-act1.json says SHARD_SPLIT; merge reads the item's
+        objects again and the merged report is one run's, on a directory and
+        on S3."""
+        self.s3.create_bucket(Bucket="split")
+        upload_tree(self.s3, "split", SAMPLES, "audit-logs/")
+        for source, extra in ((SAMPLES, ()),
+                              ("s3://split/audit-logs/", ("--endpoint-url", self.proxy.url))):
+            single = self.path("single", source.replace("/", "_"))
+            status, _, err = self.verify(source, single, *extra)
+            self.assertEqual(status, 1, err)
+            for n in (3, 8):
+                with self.subTest(source=source, n=n):
+                    outs = []
+                    for k in range(n):
+                        out = self.path(f"split{n}", source.replace("/", "_"), str(k))
+                        self.assertIn(self.verify(source, out, "--shard", f"{k}/{n}",
+                                                  *extra)[0], (0, 1))
+                        outs.append(out)
+                    kinds = [f["kind"] for o in outs for f in report(o)["shard"]["findings"]]
+                    self.assertEqual(kinds.count("SHARD_SPLIT"), 1)
+                    merged = self.path(f"merged{n}", source.replace("/", "_"))
+                    got, _, err = self.merge(outs, merged, *extra)
+                    self.assertEqual(got, 1, err)
+                    want, have = comparable(single), comparable(merged)
+                    for name in want:
+                        self.assertEqual(have[name], want[name], f"{name} (N={n})")
+
+    def test_a_split_item_stays_named_when_the_source_is_gone(self):
+        source = self.path("copy")
+        shutil.copytree(SAMPLES, source)
+        outs = self.shards(source, 3)
+        shutil.rmtree(source)
+        merged = self.path("merged")
+        status, _, err = self.merge(outs, merged)
+        self.assertEqual(status, 1, err)
+        self.assertIn("SHARD_SPLIT findings stay", err)
+        splits = [a for a in report(merged)["anomalies"] if a["kind"] == "SHARD_SPLIT"]
+        self.assertEqual(len(splits), 1)
+        self.assertEqual(splits[0]["item"]["UserId"], {"S": "user904"})
+        self.assertTrue(splits[0]["object"]["key"].endswith("user903-act1.json"))
 
     def test_refusals(self):
         outs = self.shards(SAMPLES, 3)

@@ -76,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct dda_error err = {0};
 	FILE *out = fopen("/dev/null", "wb");
 	CHECK(out);
-	int rc = dda_merge_shards(dirs, 1, out, &mi, &res, &err);
+	int rc = dda_merge_shards(dirs, 1, out, NULL, &mi, &res, NULL, &err);
 	fclose(out);
 	if (rc)
 		CHECK(rc == DDA_EINVAL || rc == DDA_EFORMAT || rc == DDA_ENOTFOUND ||
