@@ -9,14 +9,15 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libdeflate.h>
 #include <unistd.h>
-#include <zlib.h>
 
 /* Large enough for deflate to find the structure records repeat (names,
  * types, the shape of an image), small enough that a lane's cache of a few
  * blocks stays small. */
 #define SPOOL_BLOCK (64 * 1024)
-/* Fast deflate: the spool is written as fast as the source is decoded. */
+/* Fast deflate (libdeflate, whole blocks): the spool is written as fast as
+ * the source is decoded. */
 #define SPOOL_LEVEL 1
 /* The cache of inflated blocks: this many a lane, at most, and at least 2. */
 #define SPOOL_CACHE_BYTES ((size_t)16 << 20)
@@ -115,25 +116,18 @@ static int new_block(struct dda__spool *s, uint32_t *blk)
 static int write_block(struct dda__spool *s, uint32_t blk, struct dda_buf *raw,
 		       struct dda_error *err)
 {
-	z_stream z;
-	memset(&z, 0, sizeof(z));
-	if (deflateInit2(&z, SPOOL_LEVEL, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-		return dda_error_set(err, DDA_ENOMEM, "out of memory");
-	uLong bound = deflateBound(&z, (uLong)raw->len);
-	unsigned char *c = malloc(bound);
+	struct libdeflate_compressor *z = libdeflate_alloc_compressor(SPOOL_LEVEL);
+	size_t bound = z ? libdeflate_deflate_compress_bound(z, raw->len) : 0;
+	unsigned char *c = z ? malloc(bound) : NULL;
 	int rc = 0;
 	if (!c) {
-		deflateEnd(&z);
+		libdeflate_free_compressor(z);
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
 	}
-	z.next_in = (unsigned char *)raw->ptr;
-	z.avail_in = (uInt)raw->len;
-	z.next_out = c;
-	z.avail_out = (uInt)bound;
-	if (deflate(&z, Z_FINISH) != Z_STREAM_END)
+	size_t clen = libdeflate_deflate_compress(z, raw->ptr, raw->len, c, bound);
+	libdeflate_free_compressor(z);
+	if (!clen)
 		rc = dda_error_set(err, DDA_EINTERNAL, "cannot compress the spool");
-	size_t clen = z.total_out;
-	deflateEnd(&z);
 	pthread_mutex_lock(&s->mu);
 	uint64_t off = s->end;
 	if (!rc)
@@ -267,18 +261,14 @@ static int inflate_block(struct dda__spool_reader *r, const struct block *b, str
 					     n < 0 ? strerror(errno) : "it is shorter than written");
 		done += (size_t)n;
 	}
-	z_stream z;
-	memset(&z, 0, sizeof(z));
-	if (inflateInit2(&z, -15) != Z_OK)
+	struct libdeflate_decompressor *z = libdeflate_alloc_decompressor();
+	if (!z)
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
-	z.next_in = (unsigned char *)r->comp.ptr;
-	z.avail_in = b->clen;
-	z.next_out = (unsigned char *)sl->raw.ptr;
-	z.avail_out = b->rlen;
-	int zr = inflate(&z, Z_FINISH);
-	size_t got = z.total_out;
-	inflateEnd(&z);
-	if (zr != Z_STREAM_END || got != b->rlen)
+	size_t got = 0;
+	enum libdeflate_result zr =
+	    libdeflate_deflate_decompress(z, r->comp.ptr, b->clen, sl->raw.ptr, b->rlen, &got);
+	libdeflate_free_decompressor(z);
+	if (zr != LIBDEFLATE_SUCCESS || got != b->rlen)
 		return dda_error_set(err, DDA_EIO, "the spool file is damaged (block at %llu)",
 				     (unsigned long long)b->off);
 	sl->raw.len = got;
