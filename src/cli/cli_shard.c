@@ -184,7 +184,8 @@ static int expand_dir(const char *dir, char ***out, size_t *n, size_t *cap)
 				(*n)++;
 		}
 		closedir(d);
-		qsort(*out + first, *n - first, sizeof(**out), cmp_str);
+		if (*n > first)
+			qsort(*out + first, *n - first, sizeof(**out), cmp_str);
 	}
 	dda_buf_release(&p);
 	return rc;

@@ -294,6 +294,10 @@ class MergeTest(ShardCase):
             (outs[:2] + [ranged], 2, "ranges"),
             (outs[:2] + [self.path("nothing")], 2, "nothing"),
         ]
+        # A directory that is neither a shard's report nor holds shard-K-of-N/.
+        empty = os.path.join(self.dir, "emptyrun")
+        os.makedirs(os.path.join(empty, "merged"))
+        cases.append((outs[:2] + [empty], 2, "emptyrun"))
         single = self.path("single")
         self.verify(SAMPLES, single)
         cases.append((outs[:2] + [single], 2, "not the report of a shard"))
