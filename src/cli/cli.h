@@ -178,6 +178,11 @@ int dda__cli_shard_dirs(struct cli *c);
 /* report.json's "shard" section of a sharded run (NULL when not sharded),
  * a new reference. */
 json_t *dda__cli_shard_json(const struct cli *c, const struct dda_result *res);
+/* The fields every sharded command's "shard" section has (index, count,
+ * assignment, listed, read, other_shards, listing_sha256, and
+ * options_sha256 as given): a new object, or NULL. */
+json_t *dda__cli_shard_base_json(const struct cli *c, const struct dda_result *res,
+				 const char *options_sha256);
 /* The options that must agree across the shards of one run: SHA-256 (hex)
  * of options (a report's run.options) without the shard and the clock. */
 int dda__cli_options_digest(const json_t *options, char out[2 * 32 + 1]);

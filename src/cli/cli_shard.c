@@ -249,28 +249,41 @@ int dda__cli_options_digest(const json_t *options, char out[2 * 32 + 1])
 	return 0;
 }
 
-json_t *dda__cli_shard_json(const struct cli *c, const struct dda_result *res)
+json_t *dda__cli_shard_base_json(const struct cli *c, const struct dda_result *res,
+				 const char *options_sha256)
 {
 	const struct dda_shard *sh = &c->audit.src.shard;
-	char opts[2 * DDA_SHA256_LEN + 1];
-	if (!sh->count || dda__cli_options_digest(c->options, opts))
-		return NULL;
 	const struct dda_source_facts *f = &res->source;
+	return json_pack("{sIsIsssIsIsIssss}", "index", (json_int_t)sh->index, "count",
+			 (json_int_t)sh->count, "assignment", SHARD_ASSIGNMENT, "listed",
+			 (json_int_t)f->listed, "read", (json_int_t)res->sum.objects,
+			 "other_shards", (json_int_t)f->other_shards, "listing_sha256",
+			 f->listing_sha256, "options_sha256", options_sha256);
+}
+
+json_t *dda__cli_shard_json(const struct cli *c, const struct dda_result *res)
+{
+	char opts[2 * DDA_SHA256_LEN + 1];
+	if (!c->audit.src.shard.count || dda__cli_options_digest(c->options, opts))
+		return NULL;
+	json_t *base = dda__cli_shard_base_json(c, res, opts);
 	json_t *findings = dda_report_findings_json(res);
 	json_t *buckets = json_array();
 	for (int i = 0; buckets && i < DDA_CHANGE_BUCKETS; i++)
 		json_array_append_new(buckets,
 				      json_integer((json_int_t)res->sum.items_by_events[i]));
-	if (!findings || !buckets) {
+	/* items_by_events is not in the summary; report.html draws it. */
+	if (!base || !findings || !buckets) {
+		json_decref(base);
 		json_decref(findings);
 		json_decref(buckets);
 		return NULL;
 	}
-	/* items_by_events is not in the summary; report.html draws it. */
-	return json_pack("{s{sIsIsssIsIsIsssssoso}}", "shard", "index", (json_int_t)sh->index,
-			 "count", (json_int_t)sh->count, "assignment", SHARD_ASSIGNMENT, "listed",
-			 (json_int_t)f->listed, "read", (json_int_t)res->sum.objects,
-			 "other_shards", (json_int_t)f->other_shards, "listing_sha256",
-			 f->listing_sha256, "options_sha256", opts, "items_by_events", buckets,
-			 "findings", findings);
+	/* Each set takes its value, even when it fails: both are made. */
+	if (json_object_set_new(base, "items_by_events", buckets) |
+	    json_object_set_new(base, "findings", findings)) {
+		json_decref(base);
+		return NULL;
+	}
+	return json_pack("{so}", "shard", base);
 }

@@ -49,36 +49,125 @@ static json_t *arguments_json(const struct cli *c, const struct dda_buf *filter)
 		dda__sha256(filter->ptr, filter->len, h);
 		dda__hex(h, 32, hex);
 	}
-	return json_pack("{sssssssosisssososbsisbsssoso}", "SOURCE", c->source, "--from",
-			 dda_time_format(a->src.range.from, true, from), "--to",
-			 dda_time_format(a->src.range.to, true, to), "--key",
-			 c->key_text ? json_string(c->key_text) : json_null(), "--event-types",
-			 (int)r->event_mask, "--view", dda__view_name(r->view), "--table",
-			 r->table ? json_string(r->table) : json_null(), "--stream-arn",
-			 r->stream_arn ? json_string(r->stream_arn) : json_null(),
-			 "--no-replay-marker", r->no_marker, "--parallelism", r->parallelism,
-			 "--versions", c->versions, "--target", r->target, "--key-schema", keys,
-			 "--filter (sha256)", hex[0] ? json_string(hex) : json_null());
+	json_t *args =
+	    json_pack("{sssssssosisssososbsisbsssoso}", "SOURCE", c->source, "--from",
+		      dda_time_format(a->src.range.from, true, from), "--to",
+		      dda_time_format(a->src.range.to, true, to), "--key",
+		      c->key_text ? json_string(c->key_text) : json_null(), "--event-types",
+		      (int)r->event_mask, "--view", dda__view_name(r->view), "--table",
+		      r->table ? json_string(r->table) : json_null(), "--stream-arn",
+		      r->stream_arn ? json_string(r->stream_arn) : json_null(),
+		      "--no-replay-marker", r->no_marker, "--parallelism", r->parallelism,
+		      "--versions", c->versions, "--target", r->target, "--key-schema", keys,
+		      "--filter (sha256)", hex[0] ? json_string(hex) : json_null());
+	/* A shard's checkpoint is its own: resumed as another shard, it would
+	 * skip records that shard never sent. Unsharded arguments stay as they
+	 * were, so their checkpoints resume as before. */
+	const struct dda_shard *sh = &a->src.shard;
+	if (args && sh->count &&
+	    json_object_set_new(args, "--shard", json_sprintf("%u/%u", sh->index, sh->count))) {
+		json_decref(args);
+		return NULL;
+	}
+	return args;
+}
+
+/* The block of SequenceNumbers of shard K of N: the rank of a record in its
+ * shard's plan plus K * 10^(19 - w), w the digits of N - 1, so that the 21
+ * digits read 1, 0, K in w digits, then the rank (docs/replay.md). Ranks
+ * stay below seq_room; an unsharded run (and shard 0) numbers as before. */
+static uint64_t seq_room(const struct dda_shard *sh)
+{
+	uint64_t room = UINT64_C(10000000000000000000); /* 10^19 */
+	for (uint32_t k = sh->count > 1 ? sh->count - 1 : 1; k; k /= 10)
+		room /= 10;
+	return sh->count ? room : UINT64_MAX;
+}
+
+static uint64_t seq_base(const struct dda_shard *sh)
+{
+	return sh->count ? sh->index * seq_room(sh) : 0;
+}
+
+/* {shard} in --checkpoint, a --dlq file: path or a file: target is this
+ * shard's name, shard-K-of-N: every child of an array job gets the same
+ * arguments, and each needs a checkpoint (and a file) of its own. Under
+ * --shard auto a checkpoint or file DLQ without it would be every shard's,
+ * and is refused. owned holds the strings made. */
+static int shard_paths(struct cli *c, char *owned[3])
+{
+	struct replay_args *r = &c->replay;
+	const struct dda_shard *sh = &c->audit.src.shard;
+	bool is_auto = c->shard_arg && !strcmp(c->shard_arg, "auto");
+	struct {
+		const char *opt, **val;
+		bool must; /* refused under --shard auto without {shard} */
+	} v[3] = {
+	    {"--checkpoint", &r->checkpoint, true},
+	    {"--dlq", &r->dlq, r->dlq && !strncmp(r->dlq, "file:", 5)},
+	    {"--target", &r->target, false},
+	};
+	char name[64];
+	snprintf(name, sizeof(name), "shard-%u-of-%u", sh->index, sh->count);
+	for (int i = 0; i < 3; i++) {
+		const char *val = *v[i].val, *at = val ? strstr(val, "{shard}") : NULL;
+		if (val && !at && is_auto && v[i].must) {
+			dda__cli_error(c,
+				       "--shard auto gives every shard the same arguments: put "
+				       "{shard} in %s '%s' (it becomes shard-K-of-N) so that each "
+				       "shard has its own",
+				       v[i].opt, val);
+			return EXIT_USAGE;
+		}
+		if (!at)
+			continue;
+		if (!sh->count) {
+			dda__cli_error(
+			    c,
+			    "%s '%s': {shard} names the shard of a sharded run, and this "
+			    "run has no --shard",
+			    v[i].opt, val);
+			return EXIT_USAGE;
+		}
+		struct dda_buf b;
+		const char *p = val;
+		int rc = 0;
+		dda_buf_init(&b, 1 << 16);
+		for (; at && !rc; p = at + 7, at = strstr(p, "{shard}"))
+			rc = dda_buf_add(&b, p, (size_t)(at - p)) || dda_buf_adds(&b, name);
+		if (rc || dda_buf_adds(&b, p) || !b.ptr) {
+			dda_buf_release(&b);
+			dda__cli_error(c, "out of memory");
+			return EXIT_RUNTIME;
+		}
+		owned[i] = b.ptr;
+		*v[i].val = b.ptr;
+	}
+	return 0;
 }
 
 static json_t *stats_json(const struct dda_plan *p, const struct dda_replay_stats *st,
-			  const char *error)
+			  const char *error, json_t *shard)
 {
 	uint64_t done = st->acked + st->resumed + st->dlq + st->dropped;
-	return json_pack("{sssssisIsIsIsIsIsIsIsIsIsIsIsIsIsIsfsfsfsbsbso}", "schema",
-			 "ddbaudit.replay/v1", "runId", p->synth.run_id, "lanes", p->lanes,
-			 "records", (json_int_t)st->records, "acknowledged",
-			 (json_int_t)st->acked, "resumed", (json_int_t)st->resumed, "sent",
-			 (json_int_t)st->sent, "batches", (json_int_t)st->batches, "retries",
-			 (json_int_t)st->retries, "throttled", (json_int_t)st->throttles,
-			 "bisections", (json_int_t)st->bisections, "partial_failures",
-			 (json_int_t)st->partial, "dlq", (json_int_t)st->dlq, "dropped",
-			 (json_int_t)st->dropped, "held_items", (json_int_t)st->held,
-			 "duplicates_skipped", (json_int_t)p->duplicates, "filtered_out",
-			 (json_int_t)p->filtered, "latency_p50_ms", st->p50_ms, "latency_p99_ms",
-			 st->p99_ms, "delivery_seconds", st->seconds, "stopped", st->stopped,
-			 "complete", !st->stopped && done == st->records, "error",
-			 error && *error ? json_string(error) : json_null());
+	json_t *doc = json_pack(
+	    "{sssssisIsIsIsIsIsIsIsIsIsIsIsIsIsIsfsfsfsbsbso}", "schema", "ddbaudit.replay/v1",
+	    "runId", p->synth.run_id, "lanes", p->lanes, "records", (json_int_t)st->records,
+	    "acknowledged", (json_int_t)st->acked, "resumed", (json_int_t)st->resumed, "sent",
+	    (json_int_t)st->sent, "batches", (json_int_t)st->batches, "retries",
+	    (json_int_t)st->retries, "throttled", (json_int_t)st->throttles, "bisections",
+	    (json_int_t)st->bisections, "partial_failures", (json_int_t)st->partial, "dlq",
+	    (json_int_t)st->dlq, "dropped", (json_int_t)st->dropped, "held_items",
+	    (json_int_t)st->held, "duplicates_skipped", (json_int_t)p->duplicates, "filtered_out",
+	    (json_int_t)p->filtered, "latency_p50_ms", st->p50_ms, "latency_p99_ms", st->p99_ms,
+	    "delivery_seconds", st->seconds, "stopped", st->stopped, "complete",
+	    !st->stopped && done == st->records, "error",
+	    error && *error ? json_string(error) : json_null());
+	if (doc && shard && json_object_set(doc, "shard", shard)) {
+		json_decref(doc);
+		return NULL;
+	}
+	return doc;
 }
 
 /* --report: a directory (created, report.json inside) as verify's, or a
@@ -148,6 +237,8 @@ struct source_use {
 	uint64_t objects, keys, hours;
 	uint64_t bytes; /* of the audit objects read */
 	bool empty;	/* EMPTY_RANGE: the range holds no records */
+	json_t *shard;	/* report.json's "shard" section (--shard), or NULL */
+	uint64_t split; /* records of other shards' items read here: sent by none */
 };
 
 /* List prices (US East, N. Virginia, November 2026) for the estimate. */
@@ -219,7 +310,12 @@ static int dry_run(const struct cli *c, const struct dda_plan *p, const struct d
 	    "s3", use->s3, "get_requests", (json_int_t)gets, "list_requests", (json_int_t)lists,
 	    "estimated_cost_usd", s3_cost, "target", "spec", o->target.spec, "requests",
 	    (json_int_t)total_batches, "estimated_request_cost_usd", target_cost);
-	int status = write_report(c, report, doc);
+	if (doc && use->shard && json_object_set(doc, "shard", use->shard)) {
+		json_decref(doc);
+		doc = NULL;
+	}
+	int status = report && !doc ? (dda__cli_error(c, "out of memory"), EXIT_RUNTIME)
+				    : write_report(c, report, doc);
 	json_decref(doc);
 	return status;
 }
@@ -287,6 +383,49 @@ struct after {
 	bool done;
 };
 
+/* A sharded replay's "shard" section: verify's fields, with the options
+ * digest taken over the arguments that shape the plan (the shard aside),
+ * where its SequenceNumbers start, and the records this shard read that
+ * belong to another shard's item (SHARD_SPLIT findings): no shard sends
+ * those (docs/shards.md). */
+static json_t *shard_section(const struct after *x, const struct dda_result *res, uint64_t *split)
+{
+	const struct dda_shard *sh = &x->c->audit.src.shard;
+	char opts[2 * DDA_SHA256_LEN + 1], first[DDA_SEQ_DIGITS + 1];
+	uint8_t d[DDA_SHA256_LEN];
+	json_t *args = json_deep_copy(x->ro->arguments);
+	json_object_del(args, "--shard");
+	char *text = args ? json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(args);
+	if (!text)
+		return NULL;
+	dda__sha256(text, strlen(text), d);
+	free(text);
+	dda__hex(d, sizeof(d), opts);
+	json_t *all = dda_report_findings_json(res), *list = json_array(), *f;
+	size_t i;
+	json_array_foreach(all, i, f)
+	{
+		const char *kind = json_string_value(json_object_get(f, "kind"));
+		if (list && kind && !strcmp(kind, "SHARD_SPLIT"))
+			json_array_append(list, f);
+	}
+	json_decref(all);
+	*split = json_array_size(list);
+	dda__seq_format(seq_base(sh) + 1, first);
+	json_t *sec = all && list ? dda__cli_shard_base_json(x->c, res, opts) : NULL;
+	if (!sec ||
+	    json_object_set_new(sec, "first_sequence_number", json_string(first)) |
+		json_object_set_new(sec, "split_records", json_integer((json_int_t)*split)) |
+		json_object_set_new(sec, "split", list)) {
+		json_decref(sec);
+		if (!sec)
+			json_decref(list);
+		return NULL;
+	}
+	return sec;
+}
+
 static void check_result(struct after *x, const struct dda_result *res)
 {
 	struct cli *c = x->c;
@@ -309,6 +448,19 @@ static void check_result(struct after *x, const struct dda_result *res)
 		    "replaying what is there",
 		    (unsigned long long)res->sum.anomalies[DDA_SEV_ERROR]);
 	}
+	if (!x->status && c->audit.src.shard.count &&
+	    !(use->shard = shard_section(x, res, &use->split))) {
+		dda__cli_error(c, "out of memory");
+		x->status = EXIT_RUNTIME;
+	}
+	if (use->split)
+		dda__cli_warn(c,
+			      "%llu record%s read by this shard belong%s to items of other shards "
+			      "(SHARD_SPLIT: filed under another item's name): no shard replays "
+			      "%s; report.json's shard.split names them, and a replay of those "
+			      "items without --shard (--key) sends them (docs/shards.md)",
+			      (unsigned long long)use->split, use->split == 1 ? "" : "s",
+			      use->split == 1 ? "s" : "", use->split == 1 ? "it" : "them");
 	use->s3 = res->source.s3;
 	use->objects = res->sum.objects + res->source.versions_read;
 	use->hours = res->nhours;
@@ -329,6 +481,15 @@ static void after_audit(struct after *x, struct dda_audit_fetch *f, struct dda_r
 	x->p->fetch = f;
 	if (!x->status && dda__plan_finish(x->p, &err)) {
 		dda__cli_error(x->c, "%s", err.msg);
+		x->status = EXIT_RUNTIME;
+	}
+	const struct dda_shard *sh = &x->c->audit.src.shard;
+	if (!x->status && x->p->n + x->p->filtered >= seq_room(sh)) {
+		dda__cli_error(x->c,
+			       "shard %u/%u plans %zu records, more than its %llu SequenceNumbers: "
+			       "use fewer shards",
+			       sh->index, sh->count, x->p->n + (size_t)x->p->filtered,
+			       (unsigned long long)seq_room(sh) - 1);
 		x->status = EXIT_RUNTIME;
 	}
 	if (!x->status)
@@ -600,7 +761,7 @@ static int deliver_plan(struct after *x)
 			(unsigned long long)p->reread_records);
 	if (c->replay.dry_run) {
 		status = dry_run(c, p, ro, &x->use, x->report);
-		if (!status && x->use.empty)
+		if (!status && (x->use.empty || x->use.split))
 			status = EXIT_ANOMALIES;
 		return status;
 	}
@@ -621,13 +782,14 @@ static int deliver_plan(struct after *x)
 					      : "run again (with --checkpoint to resume where a run "
 						"stops)");
 	summary(c, p, &st);
-	json_t *doc = stats_json(p, &st, err.code ? err.msg : NULL);
-	status = write_report(c, x->report, doc);
+	json_t *doc = stats_json(p, &st, err.code ? err.msg : NULL, x->use.shard);
+	status = x->report && !doc ? (dda__cli_error(c, "out of memory"), EXIT_RUNTIME)
+				   : write_report(c, x->report, doc);
 	json_decref(doc);
 	if (!status)
-		status = st.stopped			   ? EXIT_RUNTIME
-			 : st.dlq || st.dropped || x->use.empty ? EXIT_ANOMALIES
-								 : EXIT_CLEAN;
+		status = st.stopped						? EXIT_RUNTIME
+			 : st.dlq || st.dropped || x->use.empty || x->use.split ? EXIT_ANOMALIES
+										: EXIT_CLEAN;
 	return status;
 }
 
@@ -650,6 +812,7 @@ static int run(struct cli *c, struct dda_synth_opts *so, struct dda_replay_opts 
 	dda_buf_init(&key, 1 << 16);
 	struct after x = {.c = c, .p = &plan, .ro = ro, .report = report, .fig = fig};
 	int status = plan_run(&x, &key);
+	json_decref(x.use.shard);
 	dda__plan_release(&plan);
 	dda_buf_release(&key);
 	return status;
@@ -664,7 +827,9 @@ int dda__cmd_replay(int argc, char **argv, struct cli *c)
 				    .table = r->table,
 				    .marker = !r->no_marker,
 				    .event_mask = r->event_mask,
-				    .hash_key = c->audit.dec.key_names[0]};
+				    .hash_key = c->audit.dec.key_names[0],
+				    .seq_base = seq_base(&c->audit.src.shard),
+				    .tmp_dir = c->audit.tmp_dir};
 	struct dda_replay_opts ro = {.target = {r->target, r->timeout_ms,
 						c->audit.src.aws.no_verify_ssl,
 						c->audit.src.aws.ca_bundle, &c->audit.src.aws,
@@ -682,6 +847,7 @@ int dda__cmd_replay(int argc, char **argv, struct cli *c)
 				     .backoff_cap = 20 * DDA_USEC_PER_SEC,
 				     .progress = delivery_progress,
 				     .progress_ctx = c,
+				     .shard = c->audit.src.shard,
 				     .log = delivery_log};
 	struct dda_target_info info;
 	struct dda_buf filter_text, report;
@@ -690,11 +856,21 @@ int dda__cmd_replay(int argc, char **argv, struct cli *c)
 	struct dda__cli_metrics met;
 	struct dda__cli_replay_figures fig = {0};
 	bool busy = false;
+	char *owned[3] = {NULL, NULL, NULL};
 	(void)argc;
 	(void)argv;
-	int status = check_options(c);
-	if (status)
+	int status = shard_paths(c, owned);
+	if (!status)
+		status = check_options(c);
+	if (status) {
+		for (size_t i = 0; i < DDA_ARRAY_SIZE(owned); i++)
+			free(owned[i]);
 		return status;
+	}
+	/* As {shard} made them. */
+	ro.target.spec = r->target;
+	ro.dlq = r->dlq;
+	ro.checkpoint = r->checkpoint;
 	ro.on_failure = r->on_failure;
 	dda__cli_metrics_init(&met);
 	dda_buf_init(&filter_text, 1 << 20);
@@ -752,5 +928,7 @@ out:
 	for (size_t i = 0; i < REPLAY_LOCKS; i++)
 		if (locks[i] >= 0)
 			close(locks[i]); /* the locks go with them */
+	for (size_t i = 0; i < DDA_ARRAY_SIZE(owned); i++)
+		free(owned[i]);
 	return status;
 }

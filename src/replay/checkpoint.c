@@ -129,6 +129,22 @@ static void show(const json_t *v, char *out, size_t cap)
 	}
 }
 
+/* A checkpoint of another shard (or of an unsharded run): that shard's
+ * lanes are not this one's, so resuming would skip records never sent. */
+static int shard_differs(const char *path, const json_t *had, const json_t *want,
+			 struct dda_error *err)
+{
+	char a[64], b[64];
+	const char *h = json_string_value(had), *w = json_string_value(want);
+	snprintf(a, sizeof(a), "%s%.40s", h ? "by shard " : "without --shard", h ? h : "");
+	snprintf(b, sizeof(b), "%s%.40s", w ? "is shard " : "has no --shard", w ? w : "");
+	return dda_error_set(err, DDA_EINVAL,
+			     "cannot resume from '%s': it was written %s and this run %s; "
+			     "each shard resumes from its own checkpoint (put {shard} in "
+			     "--checkpoint), or remove it to start over",
+			     path, a, b);
+}
+
 /* The first argument whose value differs between the checkpoint's and
  * this run's: 0 when none does. */
 static int compare_args(const char *path, const json_t *had, const json_t *want,
@@ -146,6 +162,8 @@ static int compare_args(const char *path, const json_t *had, const json_t *want,
 			const json_t *h = json_object_get(had, k), *w = json_object_get(want, k);
 			if (h && w && json_equal((json_t *)h, (json_t *)w))
 				continue;
+			if (!strcmp(k, "--shard"))
+				return shard_differs(path, h, w, err);
 			show(h, a, sizeof(a));
 			show(w, b, sizeof(b));
 			return dda_error_set(err, DDA_EINVAL,

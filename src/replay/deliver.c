@@ -655,11 +655,17 @@ static json_t *dlq_line(struct lane *ln, size_t a, size_t b, const char *conditi
 	struct shared *sh = ln->sh;
 	const struct dda_plan *p = sh->p;
 	char first[DDA_SEQ_DIGITS + 1], last[DDA_SEQ_DIGITS + 1], now[DDA_TIME_STRLEN];
-	char t1[DDA_TIME_STRLEN], t2[DDA_TIME_STRLEN], shard[32];
+	char t1[DDA_TIME_STRLEN], t2[DDA_TIME_STRLEN], shard[64];
 	int64_t ms = dda_time_now() / 1000 * 1000;
 	dda__seq_format(p->v[a].seq, first);
 	dda__seq_format(p->v[b - 1].seq, last);
-	snprintf(shard, sizeof(shard), "lane-%d", ln->id);
+	/* The lanes of the shards of one run are distinct streams into one DLQ. */
+	const struct dda_shard *sp = &sh->o->shard;
+	if (sp->count)
+		snprintf(shard, sizeof(shard), "shard-%u-of-%u-lane-%d", sp->index, sp->count,
+			 ln->id);
+	else
+		snprintf(shard, sizeof(shard), "lane-%d", ln->id);
 	dda_time_format(ms, true, now);
 	char *dot = strchr(now, '.'); /* microseconds to Lambda's milliseconds */
 	if (dot && strlen(dot) > 4)
@@ -668,7 +674,7 @@ static json_t *dlq_line(struct lane *ln, size_t a, size_t b, const char *conditi
 	const char *version = res->executed_version[0] ? res->executed_version : "$LATEST";
 	const char *stream = json_string_value(
 	    json_object_get(json_array_get(records, 0), "eventSourceARN"));
-	return json_pack(
+	json_t *line = json_pack(
 	    "{s{sssssssi}s{sIssso}sssss{sssssssssssiss?}s{sssIsO}}", "requestContext",
 	    "requestId", p->synth.run_id, "functionArn", arn, "condition", condition,
 	    "approximateInvokeCount", attempts, "responseContext", "statusCode",
@@ -680,6 +686,12 @@ static json_t *dlq_line(struct lane *ln, size_t a, size_t b, const char *conditi
 	    "approximateArrivalOfLastRecord", dda_time_format(p->v[b - 1].time, false, t2),
 	    "batchSize", (int)(b - a), "streamArn", stream, "ddbaudit", "errorMessage",
 	    res->msg, "status", (json_int_t)res->status, "Records", records);
+	/* A sharded run's lines say which shard parked them (ddbaudit's own). */
+	if (line && sp->count)
+		json_object_set_new(json_object_get(line, "ddbaudit"), "shard",
+				    json_pack("{sIsI}", "index", (json_int_t)sp->index, "count",
+					      (json_int_t)sp->count));
+	return line;
 }
 
 static int write_dlq(struct lane *ln, size_t a, size_t b, const char *condition, int attempts,

@@ -27,7 +27,7 @@ int dda__plan_init(struct dda_plan *p, const struct dda_synth_opts *o, int lanes
 	if (pthread_mutex_init(&p->mu, NULL))
 		return dda_error_set(err, DDA_ENOMEM, "cannot create a lock");
 	p->mu_ready = true;
-	return dda__spool_new(&p->spool, lanes, err);
+	return dda__spool_new(&p->spool, lanes, o->tmp_dir, err);
 }
 
 void dda__plan_release(struct dda_plan *p)
@@ -284,7 +284,7 @@ int dda__plan_finish(struct dda_plan *p, struct dda_error *err)
 	p->lanes = p->spool_lanes;
 	memset(p->lane_start, 0, sizeof(p->lane_start));
 	for (size_t i = 0; i < p->n; i++) {
-		p->v[i].seq = i + 1;
+		p->v[i].seq = p->synth.seq_base + i + 1;
 		p->v[i].body =
 		    with_object(p->v[i].body,
 				p->objs ? dda_objtab_get(p->objs, p->v[i].obj) : NULL, p->v[i].index);

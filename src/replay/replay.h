@@ -19,7 +19,11 @@
 #define DDA_REPLAY_MAX_PAYLOAD (6 * 1024 * 1024)
 #define DDA_REPLAY_MAX_BATCH 10000
 #define DDA_REPLAY_MAX_LANES 256
-/* SequenceNumbers are 21 digits: 10^20 + the record's rank in the plan. */
+/* SequenceNumbers are 21 digits: 10^20 + the record's rank in the plan,
+ * plus, for shard K of N, K * 10^(19 - w), w the digits of N - 1: the shard
+ * index sits in the digits after "10" and each shard numbers its own ranks
+ * below it (docs/replay.md). Unsharded (and shard 0) numbers are 10^20 +
+ * rank. */
 #define DDA_SEQ_DIGITS 21
 
 enum dda_view { DDA_VIEW_KEYS_ONLY, DDA_VIEW_NEW_IMAGE, DDA_VIEW_OLD_IMAGE, DDA_VIEW_NEW_AND_OLD };
@@ -49,6 +53,8 @@ struct dda_synth_opts {
 	unsigned event_mask;	/* 1 << enum dda_event_name */
 	const char *hash_key;	/* partition key attribute name (lanes) */
 	const struct dda_filter *filter; /* --filter, NULL for none */
+	uint64_t seq_base;		 /* added to every rank: the shard's block of numbers */
+	const char *tmp_dir;		 /* where the spool goes (--tmp-dir); NULL: TMPDIR */
 };
 
 /* Lambda's filter criteria ({"Filters":[{"Pattern":"..."}]} or a bare
@@ -80,12 +86,13 @@ struct dda_planned {
 };
 
 /* The spool (spool.c): synthesis inputs of records whose source cannot be
- * read again, as deflated blocks in an unlinked file of TMPDIR, a stream
+ * read again, as deflated blocks in an unlinked file of dir (NULL: TMPDIR,
+ * else /tmp), a stream
  * of blocks a lane. Adding is thread-safe; reading is, once adding ended
  * (dda__spool_flush), through one reader a thread. */
 struct dda__spool;
 struct dda__spool_reader;
-int dda__spool_new(struct dda__spool **out, int lanes, struct dda_error *err);
+int dda__spool_new(struct dda__spool **out, int lanes, const char *dir, struct dda_error *err);
 void dda__spool_free(struct dda__spool *s);
 /* Appends n bytes to lane's blocks; *blk and *at say where they went. */
 int dda__spool_add(struct dda__spool *s, int lane, const void *p, size_t n, uint32_t *blk,
@@ -135,7 +142,7 @@ struct dda_plan {
  * again for each of its records stays cheap. */
 #define DDA_REREAD_MAX (64 * 1024)
 
-/* Sets up an empty plan of lanes lanes and its spool (in TMPDIR). */
+/* Sets up an empty plan of lanes lanes and its spool (in o->tmp_dir). */
 int dda__plan_init(struct dda_plan *p, const struct dda_synth_opts *o, int lanes,
 		   struct dda_error *err);
 void dda__plan_release(struct dda_plan *p);
@@ -331,6 +338,7 @@ struct dda_replay_opts {
 	int64_t backoff_cap;
 	const json_t *arguments;  /* what shapes the plan: a checkpoint resumes the same */
 	const char *function_arn; /* for the DLQ's requestContext (preflight), or NULL */
+	struct dda_shard shard;	  /* --shard (count 0: none), named in DLQ lines */
 	volatile int *stop;
 	/* Called about every 500 ms while lanes deliver (records, acked, dlq,
 	 * seconds so far), and once with done set. */

@@ -45,9 +45,10 @@ struct dda__spool {
 	uint64_t raw;
 };
 
-int dda__spool_new(struct dda__spool **out, int lanes, struct dda_error *err)
+int dda__spool_new(struct dda__spool **out, int lanes, const char *dir, struct dda_error *err)
 {
-	const char *dir = getenv("TMPDIR");
+	if (!dir || !*dir)
+		dir = getenv("TMPDIR");
 	char path[4096];
 	struct dda__spool *s = calloc(1, sizeof(*s));
 	*out = NULL;
