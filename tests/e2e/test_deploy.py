@@ -561,6 +561,137 @@ class ShardedTest(DeployCase):
                               "JOB_COMPLETION_INDEX", 2)
 
 
+# Hours without a record filed under another item's name (the samples' damage
+# 4 is at 10:46), which a sharded replay names and exits 1 for.
+REPLAY_RANGE = {"from": "2025-07-12T06:00Z", "to": "2025-07-12T10:00Z"}
+
+
+class ShardedReplayTest(DeployCase):
+    """The sharded replay units run as their engines run them: every shard
+    with the same arguments and its index in the engine's variable, into one
+    processor, which then holds what one unsharded replay sends; a child
+    stopped by a configuration error (exit 3), retried by the engine with the
+    same arguments, resumes from its own checkpoint."""
+
+    def setUp(self):
+        super().setUp()
+        from target_server import TargetServer
+        self.target = TargetServer()
+        self.addCleanup(self.target.stop)
+
+    def run_env(self, args, env):
+        p = subprocess.run([BINARY, *args], capture_output=True, timeout=600,
+                           env=dict(os.environ, **env))
+        return p.returncode, p.stderr.decode("utf-8", "replace")
+
+    def one_replay(self):
+        out = self.path("one.ndjson")
+        status, _, err = run("replay", SAMPLES, "--from", REPLAY_RANGE["from"], "--to",
+                             REPLAY_RANGE["to"], "--target", "file:" + out, "-q")
+        self.assertEqual(status, 0, err)
+        with open(out) as f:
+            return [r for line in f for r in json.loads(line)["Records"]]
+
+    def check_shards(self, shard_args, rundir, var, n, retried):
+        for k in range(n):
+            if k == retried:  # the first attempt stops at a configuration error
+                self.target.fail_first, self.target.fail_status = 1, 404
+                status, err = self.run_env(shard_args, {var: str(k)})
+                self.assertEqual(status, 3, f"shard {k}: {err}")
+                self.target.fail_first, self.target.fail_status = 0, 500
+            status, err = self.run_env(shard_args, {var: str(k)})
+            self.assertEqual(status, 0, f"shard {k}: {err}")
+        self.assertEqual(sorted(os.listdir(rundir)), [f"shard-{k}-of-{n}" for k in range(n)])
+        for k in range(n):
+            d = os.path.join(rundir, f"shard-{k}-of-{n}")
+            self.assertLessEqual({"report.json", "checkpoint.json"}, set(os.listdir(d)))
+            with open(os.path.join(d, "report.json")) as f:
+                rep = json.load(f)
+            self.assertEqual((rep["shard"]["index"], rep["shard"]["count"]), (k, n))
+            self.assertTrue(rep["complete"])
+        one = self.one_replay()
+        got = self.target.accepted
+        self.assertEqual({r["eventID"] for r in got}, {r["eventID"] for r in one})
+        seqs = [r["dynamodb"]["SequenceNumber"] for r in got]
+        first = {}
+        for r in got:  # the first time each record arrived, per item
+            first.setdefault(json.dumps(r["dynamodb"]["Keys"], sort_keys=True), []).append(
+                r["eventID"])
+        want = {}
+        for r in one:
+            want.setdefault(json.dumps(r["dynamodb"]["Keys"], sort_keys=True), []).append(
+                r["eventID"])
+        self.assertEqual({k: list(dict.fromkeys(v)) for k, v in first.items()}, want)
+        self.assertEqual(len(set(seqs)), len({r["eventID"] for r in got}),
+                         "two records with one SequenceNumber")
+
+    def test_aws_batch_array_job(self):
+        with open(os.path.join(DEPLOY, "aws-batch-replay-shard-job-definition.json")) as f:
+            jd = json.load(f)
+        self.assertRegex(jd["jobDefinitionName"], r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+        cp = jd["containerProperties"]
+        volumes = {v["name"] for v in cp.get("volumes", [])}
+        for m in cp.get("mountPoints", []):
+            self.assertIn(m["sourceVolume"], volumes)
+        for a in cp["command"]:  # Batch fills in a Ref:: only as a whole argument
+            self.assertTrue(a.startswith("Ref::") or "Ref::" not in a, a)
+        # Exit 3 (stopped: resumable) is retried; 1 (records in the DLQ) and
+        # 2 (usage) are not.
+        rules = {e.get("onExitCode"): e["action"]
+                 for e in jd["retryStrategy"]["evaluateOnExit"]}
+        self.assertEqual((rules.get("1"), rules.get("2"), rules.get("3")),
+                         ("EXIT", "EXIT", "RETRY"))
+        script = os.path.join(DEPLOY, "aws-batch-submit-sharded-replay")
+        self.assertEqual(sh("sh", "-n", script).returncode, 0)
+        with open(script) as f:
+            submit = f.read()
+        self.assertIn("--array-properties", submit)
+        # The parameters the script makes, as it makes them.
+        rundir = self.path("runs", "r1")
+        m = re.search(r'"\$rundir" "([^"]*)" "([^"]*)"\)', submit)
+        self.assertIsNotNone(m, "the checkpoint and DLQ paths of the submit script")
+        params = dict(jd["parameters"], source=SAMPLES, shards="3", target=self.target.url,
+                      rundir=rundir, checkpoint=m.group(1).replace("$rundir", rundir),
+                      dlq=m.group(2).replace("$rundir", rundir), **REPLAY_RANGE)
+        args = [params[a[5:]] if a.startswith("Ref::") else a for a in cp["command"]]
+        args[args.index("--tmp-dir") + 1] = os.path.dirname(self.path("tmp", "x"))
+        self.assertEqual(args[0], "replay")
+        self.check_shards(args, rundir, "AWS_BATCH_JOB_ARRAY_INDEX", 3, retried=1)
+
+    def test_kubernetes_indexed_job(self):
+        if yaml is None:
+            self.skipTest("SKIPPED: PyYAML (Debian python3-yaml) is not installed")
+        with open(os.path.join(DEPLOY, "kubernetes-sharded-replay.yaml")) as f:
+            text = f.read()
+        filled = (text.replace("@RUN@", "r1").replace("@SHARDS@", "2")
+                  .replace("@FROM@", REPLAY_RANGE["from"]).replace("@TO@", REPLAY_RANGE["to"]))
+        job = yaml.safe_load(filled)
+        self.assertEqual(job["kind"], "Job")
+        self.assertEqual(job["spec"]["completionMode"], "Indexed")
+        self.assertEqual(job["spec"]["completions"], 2)
+        self.assertGreaterEqual(job["spec"]["backoffLimitPerIndex"], 1)
+        (rule,) = job["spec"]["podFailurePolicy"]["rules"]
+        self.assertEqual((rule["action"], rule["onExitCodes"]["operator"]), ("FailIndex", "In"))
+        self.assertNotIn(3, rule["onExitCodes"]["values"])  # exit 3 is retried
+        pod = job["spec"]["template"]["spec"]
+        self.assertEqual(pod["restartPolicy"], "Never")
+        self.assertTrue(pod["securityContext"]["runAsNonRoot"])
+        (c,) = pod["containers"]
+        self.assertEqual(rule["onExitCodes"]["containerName"], c["name"])
+        self.assertLessEqual({m["name"] for m in c["volumeMounts"]},
+                             {v["name"] for v in pod["volumes"]})
+        runs = self.path("runs")
+        os.makedirs(self.path("tmp"), exist_ok=True)
+        args = []
+        for a in c["args"]:
+            a = a.replace("/var/lib/ddbaudit/runs", runs)
+            a = a.replace("/var/lib/ddbaudit/tmp", self.path("tmp"))
+            args.append(SAMPLES if a.startswith("s3://") else
+                        self.target.url if a.startswith("lambda:") else a)
+        self.check_shards(args, os.path.join(runs, "r1"), "JOB_COMPLETION_INDEX", 2,
+                          retried=0)
+
+
 class DockerfileTest(DeployCase):
     def test_multi_stage_slim_non_root(self):
         with open(os.path.join(DEPLOY, "Dockerfile")) as f:

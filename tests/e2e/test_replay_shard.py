@@ -12,7 +12,7 @@ import os
 import re
 import signal
 import subprocess
-from harness import BINARY, ROOT, main, run
+from harness import BINARY, ROOT, main
 from moto import MotoCase, upload_tree
 from target_server import TargetServer
 from test_shard import generated_world
@@ -287,6 +287,17 @@ class ReplayShardTest(MotoCase):
         status, err = self.replay(log, "--target", "file:" + out, "--tmp-dir", missing)
         self.assertEqual(status, 3, err)
         self.assertIn("cannot create a spool file in " + missing, err)
+
+    def test_a_dry_run_names_the_shard(self):
+        rep = self.path("dry.json")
+        status, err = self.replay(self.world, "--target", self.target.url, "--shard", "2/3",
+                                  "--dry-run", "--report", rep)
+        self.assertEqual(status, 0, err)
+        doc = self.report(rep)
+        self.assertTrue(doc["dryRun"])
+        self.assertEqual((doc["shard"]["index"], doc["shard"]["count"]), (2, 3))
+        self.assertEqual(doc["shard"]["first_sequence_number"], "102000000000000000001")
+        self.assertEqual(self.target.accepted, [])
 
     def test_usage_errors(self):
         ck = self.path("ck.json")
