@@ -222,6 +222,34 @@ class ReplayShardTest(MotoCase):
         self.assertEqual(rep["resumed"] + rep["acknowledged"], rep["records"])
         self.assertGreater(rep["resumed"], 0)
 
+    def test_a_killed_shard_resends_at_most_its_batches_in_flight(self):
+        """SIGKILL leaves no time to save what was answered: the resume sends
+        again at most the batches in flight (one a lane), and nothing else."""
+        ref = self.reference(self.world)
+        ck = self.path("{shard}.json")
+        common = ["--target", self.target.url, "--batch-size", "3", "--parallelism", "2",
+                  "--checkpoint", ck]
+        for k in (0, 2):
+            status, err = self.replay(self.world, *common, "--shard", f"{k}/3")
+            self.assertEqual(status, 0, err)
+        before = len(self.target.accepted)
+        self.target.delay = 0.02
+        p = subprocess.Popen([BINARY, *self.args(self.world, *common, "--shard", "1/3")],
+                             stderr=subprocess.DEVNULL)
+        self.target.kill_after(p, before + 12, sig=signal.SIGKILL)
+        self.target.delay = 0
+        self.assertEqual(p.returncode, -signal.SIGKILL)
+        status, err = self.replay(self.world, *common, "--shard", "1/3")
+        self.assertEqual(status, 0, err)
+        got = self.target.accepted
+        self.assertLessEqual(len(got) - len(ref), 2 * 3)
+        once, seen = [], set()
+        for r in got:  # each record's first arrival, in order
+            if r["eventID"] not in seen:
+                seen.add(r["eventID"])
+                once.append(r)
+        self.assertSameRecords(once, ref)
+
     def test_dlq_lines_name_the_shard(self):
         status, err = self.replay(self.world, "--target", self.target.url, "--shard", "1/3")
         self.assertEqual(status, 0, err)
