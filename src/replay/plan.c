@@ -34,6 +34,7 @@ void dda__plan_release(struct dda_plan *p)
 {
 	dda__spool_free(p->spool);
 	free(p->v);
+	free(p->obj_first);
 	if (p->mu_ready)
 		pthread_mutex_destroy(&p->mu);
 	memset(p, 0, sizeof(*p));
@@ -75,16 +76,32 @@ static int grow(struct dda_plan *p)
  * another source, even where the record's bytes happen to be the same. The
  * record's bytes are a function of these and of the arguments, which the
  * checkpoint names. */
-static uint64_t with_object(uint64_t in, const struct dda_object *ob, uint32_t index)
+struct obj_sig {
+	uint32_t obj; /* whose signature this is, DDA_NO_OBJECT for none yet */
+	uint64_t etag, size, name;
+};
+
+static void object_sig(struct obj_sig *s, const struct dda_object *ob, uint32_t obj)
 {
-	uint64_t name = 0;
-	if (ob) {
-		const char *v = ob->version ? ob->version : "";
-		uint64_t kv[2] = {dda__hash64(ob->key, strlen(ob->key)), dda__hash64(v, strlen(v))};
-		name = dda__hash64(kv, sizeof(kv));
-	}
-	uint64_t body[5] = {in, ob && ob->etag ? dda__hash64(ob->etag, strlen(ob->etag)) : 0,
-			    ob ? (uint64_t)ob->size : 0, name, index};
+	s->obj = obj;
+	s->name = s->etag = s->size = 0;
+	if (!ob)
+		return;
+	const char *v = ob->version ? ob->version : "";
+	uint64_t kv[2] = {dda__hash64(ob->key, strlen(ob->key)), dda__hash64(v, strlen(v))};
+	s->name = dda__hash64(kv, sizeof(kv));
+	s->etag = ob->etag ? dda__hash64(ob->etag, strlen(ob->etag)) : 0;
+	s->size = (uint64_t)ob->size;
+}
+
+/* with_object for object obj, through a one-object cache (records of one
+ * object come together). */
+static uint64_t with_object(uint64_t in, const struct dda_plan *p, struct obj_sig *cache,
+			    uint32_t obj, uint32_t index)
+{
+	if (cache->obj != obj || obj == DDA_NO_OBJECT)
+		object_sig(cache, p->objs ? dda_objtab_get(p->objs, obj) : NULL, obj);
+	uint64_t body[5] = {in, cache->etag, cache->size, cache->name, index};
 	return dda__hash64(body, sizeof(body));
 }
 
@@ -164,12 +181,70 @@ int dda__plan_on_record(void *ctx, const struct dda_record *r)
 	return rc;
 }
 
-static int by_obj(const void *a, const void *b)
+/* Puts the plan in the order of k (positions into it): one gather. */
+static int gather(struct dda_plan *p, const struct dda__rkey *k)
 {
-	const struct dda_planned *x = a, *y = b;
-	if (x->obj != y->obj)
-		return x->obj < y->obj ? -1 : 1;
-	return x->index < y->index ? -1 : x->index > y->index;
+	struct dda_planned *nv = malloc(p->n * sizeof(*nv));
+	if (!nv)
+		return DDA_ENOMEM;
+	for (size_t i = 0; i < p->n; i++)
+		nv[i] = p->v[k[i].at];
+	free(p->v);
+	p->v = nv;
+	p->cap = p->n;
+	return 0;
+}
+
+/* Sorts the plan by object and position in it (records arrive from every
+ * decoding thread at once), and notes where each object's records start,
+ * for the history visit to find a record without searching. */
+static int sort_by_obj(struct dda_plan *p)
+{
+	struct dda__rkey *k = p->n > 1 ? malloc(2 * p->n * sizeof(*k)) : NULL;
+	int rc = 0;
+	if (p->n > 1 && !k)
+		return DDA_ENOMEM;
+	for (size_t i = 0; k && i < p->n; i++)
+		k[i] = (struct dda__rkey){(uint64_t)p->v[i].obj << 32 | p->v[i].index, i};
+	if (k) {
+		dda__radix_sort(k, k + p->n, p->n);
+		rc = gather(p, k);
+		free(k);
+	}
+	p->nobj = p->n ? (size_t)p->v[p->n - 1].obj + 1 : 0;
+	if (!rc && p->nobj &&
+	    !(p->obj_first = malloc((p->nobj + 1) * sizeof(*p->obj_first))))
+		rc = DDA_ENOMEM;
+	for (size_t i = 0, o = 0; !rc && p->obj_first && o <= p->nobj; o++) {
+		while (i < p->n && p->v[i].obj < o)
+			i++;
+		p->obj_first[o] = i;
+	}
+	return rc;
+}
+
+/* The planned record of position index in object obj, or NULL (a record
+ * not selected). Positions of an object's records are usually dense. */
+static struct dda_planned *find(struct dda_plan *p, uint32_t obj, uint32_t index)
+{
+	if (obj >= p->nobj)
+		return NULL;
+	size_t a = p->obj_first[obj], b = p->obj_first[obj + 1];
+	if (a == b || index < p->v[a].index)
+		return NULL;
+	size_t guess = a + (index - p->v[a].index);
+	if (guess < b && p->v[guess].index == index)
+		return &p->v[guess];
+	while (a < b) {
+		size_t m = a + (b - a) / 2;
+		if (p->v[m].index == index)
+			return &p->v[m];
+		if (p->v[m].index < index)
+			a = m + 1;
+		else
+			b = m;
+	}
+	return NULL;
 }
 
 /* History order arrives item by item; a duplicate is the same change
@@ -179,11 +254,11 @@ int dda__plan_visit(void *ctx, const struct dda_event_view *e)
 {
 	struct dda_plan *p = ctx;
 	if (!p->sorted_by_obj) {
-		dda__sort(p->v, p->n, sizeof(*p->v), by_obj);
+		if (sort_by_obj(p))
+			return DDA_ENOMEM;
 		p->sorted_by_obj = true;
 	}
-	struct dda_planned key = {.obj = e->obj, .index = e->index};
-	struct dda_planned *hit = bsearch(&key, p->v, p->n, sizeof(*p->v), by_obj);
+	struct dda_planned *hit = find(p, e->obj, e->index);
 	uint64_t ord = p->visits++;
 	if (!hit)
 		return 0; /* not selected */
@@ -254,12 +329,25 @@ static int apply_filter(struct dda_plan *p, struct dda_error *err)
 	return rc;
 }
 
-static int by_time_ord(const void *a, const void *b)
+/* Sorts the plan by change time, then history position: two stable
+ * passes, the second on the time (its sign bit flipped, so that unsigned
+ * order is signed order). */
+static int sort_by_time(struct dda_plan *p)
 {
-	const struct dda_planned *x = a, *y = b;
-	if (x->time != y->time)
-		return x->time < y->time ? -1 : 1;
-	return x->ord < y->ord ? -1 : x->ord > y->ord;
+	if (p->n < 2)
+		return 0;
+	struct dda__rkey *k = malloc(2 * p->n * sizeof(*k));
+	if (!k)
+		return DDA_ENOMEM;
+	for (size_t i = 0; i < p->n; i++)
+		k[i] = (struct dda__rkey){p->v[i].ord, i};
+	dda__radix_sort(k, k + p->n, p->n);
+	for (size_t i = 0; i < p->n; i++)
+		k[i].key = (uint64_t)p->v[k[i].at].time ^ (UINT64_C(1) << 63);
+	dda__radix_sort(k, k + p->n, p->n);
+	int rc = gather(p, k);
+	free(k);
+	return rc;
 }
 
 int dda__plan_finish(struct dda_plan *p, struct dda_error *err)
@@ -280,14 +368,14 @@ int dda__plan_finish(struct dda_plan *p, struct dda_error *err)
 	/* Sequence numbers follow one global order (change time, where an item's
 	 * time never runs backwards, then history position), so they increase
 	 * along every lane whatever the parallelism. */
-	dda__sort(p->v, p->n, sizeof(*p->v), by_time_ord);
+	if (sort_by_time(p))
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
 	p->lanes = p->spool_lanes;
 	memset(p->lane_start, 0, sizeof(p->lane_start));
+	struct obj_sig sig = {.obj = DDA_NO_OBJECT};
 	for (size_t i = 0; i < p->n; i++) {
 		p->v[i].seq = p->synth.seq_base + i + 1;
-		p->v[i].body =
-		    with_object(p->v[i].body,
-				p->objs ? dda_objtab_get(p->objs, p->v[i].obj) : NULL, p->v[i].index);
+		p->v[i].body = with_object(p->v[i].body, p, &sig, p->v[i].obj, p->v[i].index);
 		p->lane_start[p->v[i].lane + 1]++;
 	}
 	rc = split_lanes(p, err);
@@ -340,6 +428,7 @@ struct dda_plan_reader {
 	struct reread_rec *idx;
 	size_t nidx, cap;
 	struct dda__sha256 sha; /* eventIDs */
+	struct obj_sig sig;	/* of the last object a record came from */
 };
 
 int dda__plan_reader_new(struct dda_plan_reader **out, struct dda_plan *p, int readers,
@@ -351,6 +440,7 @@ int dda__plan_reader_new(struct dda_plan_reader **out, struct dda_plan *p, int r
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
 	rd->p = p;
 	rd->obj = DDA_NO_OBJECT;
+	rd->sig.obj = DDA_NO_OBJECT;
 	dda_buf_init(&rd->recs, DDA_BUF_UNLIMITED);
 	if (dda__spool_reader_new(&rd->spool, p->spool, readers))
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
@@ -433,7 +523,7 @@ int dda__plan_read(struct dda_plan_reader *rd, size_t i, struct dda_buf *out,
 		return rc;
 	if (dda__synth_in_read(&in, src.ptr, src.len, &used))
 		return dda_error_set(err, DDA_EIO, "the spool file is damaged (record %zu)", i);
-	if (with_object(dda__hash64(src.ptr, used), ob, e->index) != e->body)
+	if (with_object(dda__hash64(src.ptr, used), p, &rd->sig, e->obj, e->index) != e->body)
 		return dda_error_set(err, DDA_EIO,
 				     "'%s' changed since it was read (its record %u is not what "
 				     "was planned): nothing from there on is sent",

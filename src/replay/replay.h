@@ -127,6 +127,8 @@ struct dda_plan {
 	struct dda_planned *v;
 	size_t n, cap;
 	bool sorted_by_obj;
+	size_t *obj_first; /* sorted by object: where object o's records start */
+	size_t nobj;
 	uint64_t visits;
 	bool visited; /* the last item visited, to make its times monotonic */
 	uint64_t last_item;

@@ -52,6 +52,15 @@ static inline void dda__sort(void *base, size_t n, size_t size,
 		qsort(base, n, size, cmp);
 }
 
+/* Sorts v[0..n) by key, stably (equal keys keep their order), in O(n);
+ * tmp is scratch room for n pairs. at is the caller's: typically the
+ * element's position, so that one gather orders the elements themselves. */
+struct dda__rkey {
+	uint64_t key;
+	uint64_t at;
+};
+void dda__radix_sort(struct dda__rkey *v, struct dda__rkey *tmp, size_t n);
+
 /* 64-bit non-cryptographic hash for hash tables and lane sharding. */
 uint64_t dda__hash64(const void *p, size_t n);
 

@@ -376,6 +376,52 @@ static void test_afile_full_disk(void **state)
 	free(dir);
 }
 
+/* The radix sort against a stable insertion order on keys that share
+ * digits (skipped passes), differ in every byte, and repeat (stability). */
+static int cmp_rkey(const void *a, const void *b)
+{
+	const struct dda__rkey *x = a, *y = b;
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return x->at < y->at ? -1 : x->at > y->at;
+}
+
+static void test_radix_sort(void **state)
+{
+	(void)state;
+	enum { N = 5000 };
+	struct dda__rkey *v = malloc(N * sizeof(*v)), *want = malloc(N * sizeof(*v)),
+			 *tmp = malloc(N * sizeof(*v));
+	assert_non_null(v);
+	assert_non_null(want);
+	assert_non_null(tmp);
+	uint64_t x = 88172645463325252ull;
+	for (int shape = 0; shape < 4; shape++) {
+		for (size_t i = 0; i < N; i++) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			uint64_t k = shape == 0 ? x : shape == 1 ? (x % 7) << 40 | 0xabcd
+				   : shape == 2 ? x % 3 : (uint64_t)(N - i);
+			v[i] = (struct dda__rkey){k, i};
+		}
+		memcpy(want, v, N * sizeof(*v));
+		qsort(want, N, sizeof(*want), cmp_rkey); /* at breaks ties: a stable order */
+		dda__radix_sort(v, tmp, N);
+		for (size_t i = 0; i < N; i++) {
+			assert_int_equal(v[i].key, want[i].key);
+			assert_int_equal(v[i].at, want[i].at);
+		}
+	}
+	dda__radix_sort(v, tmp, 0);
+	v[0] = (struct dda__rkey){5, 9};
+	dda__radix_sort(v, tmp, 1);
+	assert_int_equal(v[0].at, 9);
+	free(v);
+	free(want);
+	free(tmp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -386,6 +432,7 @@ int main(void)
 	    cmocka_unit_test(test_log),        cmocka_unit_test(test_utf8_valid),
 	    cmocka_unit_test(test_name_escape), cmocka_unit_test(test_json_name),
 	    cmocka_unit_test(test_afile),      cmocka_unit_test(test_afile_full_disk),
+	    cmocka_unit_test(test_radix_sort),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
