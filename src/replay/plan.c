@@ -40,17 +40,6 @@ void dda__plan_release(struct dda_plan *p)
 	memset(p, 0, sizeof(*p));
 }
 
-/* The partition key's bytes decide the lane, as DynamoDB's shards do: all
- * changes of one item (and of one partition) stay in one lane. */
-static uint64_t partition_hash(const struct dda_synth_opts *o, const json_t *keys)
-{
-	const json_t *pk = o->hash_key ? json_object_get(keys, o->hash_key) : NULL;
-	char *s = json_dumps(pk ? pk : keys, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-	uint64_t h = s ? dda__hash64(s, strlen(s)) : 0;
-	free(s);
-	return h;
-}
-
 static bool selected(const struct dda_plan *p, const struct dda_record *r)
 {
 	return p->synth.event_mask & (1u << r->event);
@@ -117,12 +106,9 @@ static int plan_one(struct dda_plan *p, const struct dda_record *r, struct dda_b
 {
 	struct dda_synth_in in;
 	size_t used, len = 0, seq_at = 0;
-	json_t *keys = dda__synth_keys(r);
-	if (!keys)
-		return DDA_ENOMEM;
-	e->part = partition_hash(&p->synth, keys);
-	int rc = dda__synth_in_write(&p->synth, r, keys, in_buf);
-	json_decref(keys);
+	/* The partition key's bytes decide the lane, as DynamoDB's shards do: all
+	 * changes of one item (and of one partition) stay in one lane. */
+	int rc = dda__synth_in_write(&p->synth, r, NULL, in_buf, &e->part);
 	if (!rc)
 		rc = dda__synth_in_read(&in, in_buf->ptr, in_buf->len, &used);
 	if (!rc)
@@ -473,10 +459,8 @@ static int reread_record(void *ctx, const struct dda_record *r)
 		rd->idx = nv;
 		rd->cap = cap;
 	}
-	json_t *keys = dda__synth_keys(r);
 	size_t at = rd->recs.len;
-	int rc = keys ? dda__synth_in_write(&rd->p->synth, r, keys, &rd->recs) : DDA_ENOMEM;
-	json_decref(keys);
+	int rc = dda__synth_in_write(&rd->p->synth, r, NULL, &rd->recs, NULL);
 	if (!rc)
 		rd->idx[rd->nidx++] = (struct reread_rec){r->index, at, rd->recs.len - at};
 	return rc;

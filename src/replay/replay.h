@@ -181,10 +181,13 @@ struct dda_synth_in {
 	dda_slice new_image; /* compact JSON, with has_new */
 	dda_slice old_image;
 };
-/* Appends the synthesis input of r (keys: dda__synth_keys(r)) in its
- * serialized form. */
+/* Appends the synthesis input of r in its serialized form. keys:
+ * dda__synth_keys(r), or NULL to have them rendered here (straight from the
+ * canonical key when r carries no image trees: the same bytes, without
+ * jansson). *part, when part is not NULL, receives the lane hash of the
+ * partition key (o->hash_key; all the Keys without one). */
 int dda__synth_in_write(const struct dda_synth_opts *o, const struct dda_record *r,
-			const json_t *keys, struct dda_buf *out);
+			const json_t *keys, struct dda_buf *out, uint64_t *part);
 /* Reads one serialized synthesis input from p[0..n): 0 (*used bytes) or
  * DDA_EFORMAT. */
 int dda__synth_in_read(struct dda_synth_in *in, const char *p, size_t n, size_t *used);

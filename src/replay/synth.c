@@ -22,12 +22,12 @@ const char *dda__view_name(int view)
 }
 
 /* A number's size: one byte per two significant digits, plus one. */
-static uint64_t number_size(const char *s)
+static uint64_t number_size_n(const char *s, size_t n)
 {
-	const char *p = s + (*s == '-' || *s == '+');
+	const char *p = s + (n && (*s == '-' || *s == '+')), *end = s + n;
 	size_t digits = 0, zeros = 0;
 	bool leading = true;
-	for (; *p && *p != 'e' && *p != 'E'; p++) {
+	for (; p < end && *p != 'e' && *p != 'E'; p++) {
 		if (*p < '0' || *p > '9')
 			continue;
 		if (leading && *p == '0')
@@ -38,6 +38,11 @@ static uint64_t number_size(const char *s)
 	}
 	digits -= zeros; /* trailing zeros are not stored either */
 	return (digits + 1) / 2 + 1;
+}
+
+static uint64_t number_size(const char *s)
+{
+	return number_size_n(s, strlen(s));
 }
 
 /* Decoded length of base64 text. */
@@ -281,27 +286,117 @@ int dda__json_write(struct dda_buf *out, const json_t *v, int depth)
 	}
 }
 
-/* Raw JSON text without the whitespace between tokens. */
+/* Raw JSON text (valid: the decoder checked it) without the whitespace
+ * between tokens, written straight into room made for all of it. */
 static int compact_copy(struct dda_buf *out, const char *p, size_t n)
 {
-	size_t run = 0;
-	bool in_string = false;
-	int rc = 0;
-	for (size_t i = 0; i < n && !rc; i++) {
-		char c = p[i];
-		if (in_string) {
-			if (c == '\\')
-				i++;
-			else if (c == '"')
-				in_string = false;
-		} else if (c == '"') {
-			in_string = true;
-		} else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-			rc = dda_buf_add(out, p + run, i - run);
-			run = i + 1;
+	if (dda_buf_grow(out, n))
+		return DDA_ENOMEM;
+	char *d = out->ptr + out->len;
+	const char *s = p, *end = p + n;
+	while (s < end) {
+		char c = *s++;
+		if (c == '"') {
+			*d++ = c;
+			while (s < end) {
+				c = *s++;
+				*d++ = c;
+				if (c == '\\' && s < end)
+					*d++ = *s++;
+				else if (c == '"')
+					break;
+			}
+		} else if (c != ' ' && c != '\n' && c != '\t' && c != '\r') {
+			*d++ = c;
 		}
 	}
-	return rc ? rc : dda_buf_add(out, p + run, n - run);
+	out->len = (size_t)(d - out->ptr);
+	out->ptr[out->len] = '\0';
+	return 0;
+}
+
+/* ---- Keys straight from the canonical key ---- */
+
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Appends Keys rendered from the canonical key k[0..n): the bytes
+ * dda__json_write writes of dda_canon_to_json's tree (names in canonical
+ * order, numbers canonical, binary base64), without building the tree.
+ * *size is their item size; [*pk_at, *pk_end) in out is what the lane hash
+ * is taken of: hash_key's value, or the whole Keys object (as jansson would
+ * dump it sorted, which is canonical order). 1 when the key is not one this
+ * renders (anything but S, N, B, a name with a NUL, text that is not
+ * UTF-8): the caller takes the tree path, which decides. */
+static int keys_from_canon(const uint8_t *k, size_t n, const char *hash_key,
+			   struct dda_buf *out, uint64_t *size, size_t *pk_at, size_t *pk_end)
+{
+	static const char *const types[] = {[DDA_TAG_S] = "{\"S\":", [DDA_TAG_N] = "{\"N\":",
+					    [DDA_TAG_B] = "{\"B\":"};
+	size_t start = out->len, at = 5, hk = hash_key ? strlen(hash_key) : 0;
+	bool pk = false;
+	if (n < 5 || k[0] != DDA_TAG_M)
+		return 1;
+	uint32_t count = be32(k + 1);
+	*size = 0;
+	int rc = dda_buf_addc(out, '{');
+	for (uint32_t i = 0; i < count && !rc; i++) {
+		if (n - at < 4 || be32(k + at) > n - at - 4)
+			return 1;
+		const char *name = (const char *)k + at + 4;
+		size_t nlen = be32(k + at);
+		at += 4 + nlen;
+		if (n - at < 5 || memchr(name, '\0', nlen) || !dda__utf8_valid(name, nlen))
+			return 1;
+		uint8_t tag = k[at];
+		size_t vlen = be32(k + at + 1);
+		const char *val = (const char *)k + at + 5;
+		if ((tag != DDA_TAG_S && tag != DDA_TAG_N && tag != DDA_TAG_B) || vlen > n - at - 5 ||
+		    (tag == DDA_TAG_S && !dda__utf8_valid(val, vlen)))
+			return 1;
+		at += 5 + vlen;
+		if (i)
+			rc = dda_buf_addc(out, ',');
+		if (!rc)
+			rc = write_string(out, name, nlen);
+		if (!rc)
+			rc = dda_buf_addc(out, ':');
+		bool is_pk = hash_key && nlen == hk && !memcmp(name, hash_key, hk);
+		if (is_pk)
+			*pk_at = out->len;
+		if (!rc)
+			rc = dda_buf_adds(out, types[tag]);
+		*size += nlen;
+		if (!rc && tag == DDA_TAG_B) {
+			struct dda_buf enc;
+			dda_buf_init(&enc, DDA_BUF_UNLIMITED);
+			rc = dda_base64_encode(val, vlen, &enc);
+			if (!rc)
+				rc = write_string(out, enc.ptr ? enc.ptr : "", enc.len);
+			dda_buf_release(&enc);
+			*size += vlen;
+		} else if (!rc) {
+			rc = write_string(out, val, vlen);
+			*size += tag == DDA_TAG_S ? vlen : 0;
+		}
+		if (!rc && tag == DDA_TAG_N)
+			*size += number_size_n(val, vlen);
+		if (!rc)
+			rc = dda_buf_addc(out, '}');
+		if (is_pk) {
+			*pk_end = out->len;
+			pk = true;
+		}
+	}
+	if (at != n)
+		return 1;
+	if (!pk) {
+		*pk_at = start;
+		*pk_end = out->len + 1;
+	}
+	return rc ? rc : dda_buf_addc(out, '}');
 }
 
 /* ---- what a record is made from, and the record itself ---- */
@@ -340,9 +435,48 @@ static int add_image(struct dda_buf *out, const json_t *img, const char *raw, si
 	return raw ? compact_copy(out, raw, n) : dda__json_write(out, img, 0);
 }
 
+/* The lane hash: of the partition key's value (hash_key), or of all the
+ * Keys, as compact JSON with sorted names. */
+static uint64_t partition_hash(const struct dda_synth_opts *o, const json_t *keys)
+{
+	const json_t *pk = o->hash_key ? json_object_get(keys, o->hash_key) : NULL;
+	char *s = json_dumps(pk ? pk : keys, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	uint64_t h = s ? dda__hash64(s, strlen(s)) : 0;
+	free(s);
+	return h;
+}
+
+/* Appends Keys (keys, or rendered from the record: straight from its
+ * canonical key when it carries no image trees, else through jansson),
+ * with their item size and the lane hash. */
+static int in_keys(const struct dda_synth_opts *o, const struct dda_record *r, const json_t *keys,
+		   struct dda_buf *out, uint64_t *size, uint64_t *part)
+{
+	size_t at = out->len, pk_at = 0, pk_end = 0;
+	if (!keys && !r->new_image && !r->old_image) {
+		int rc = keys_from_canon(r->key, r->key_len, o->hash_key, out, size, &pk_at, &pk_end);
+		if (rc != 1) {
+			*part = rc ? 0 : dda__hash64(out->ptr + pk_at, pk_end - pk_at);
+			return rc;
+		}
+		out->len = at; /* the tree decides */
+	}
+	json_t *own = keys ? NULL : dda__synth_keys(r);
+	const json_t *k = keys ? keys : own;
+	int rc = k ? dda__json_write(out, k, 0) : DDA_ENOMEM;
+	if (!rc) {
+		*size = dda__item_size(k);
+		*part = partition_hash(o, k);
+	}
+	json_decref(own);
+	return rc;
+}
+
 /* The strings after the header: their lengths go into the header. */
-static int in_strings(struct dda_buf *out, const struct dda_record *r, const json_t *keys,
-		      dda_slice eid, dda_slice region, bool has_new, bool has_old, size_t len[5])
+static int in_strings(struct dda_buf *out, const struct dda_synth_opts *o,
+		      const struct dda_record *r, const json_t *keys, dda_slice eid,
+		      dda_slice region, bool has_new, bool has_old, size_t len[5], uint64_t *size,
+		      uint64_t *part)
 {
 	size_t from = out->len;
 	int rc = dda_buf_add(out, eid.ptr, eid.len);
@@ -351,7 +485,7 @@ static int in_strings(struct dda_buf *out, const struct dda_record *r, const jso
 		rc = dda_buf_add(out, region.ptr, region.len);
 	len[1] = out->len - from - len[0];
 	if (!rc)
-		rc = dda__json_write(out, keys, 0);
+		rc = in_keys(o, r, keys, out, size, part);
 	len[2] = out->len - from - len[0] - len[1];
 	if (!rc && has_new)
 		rc = add_image(out, r->new_image, r->new_raw, r->new_raw_len);
@@ -363,17 +497,12 @@ static int in_strings(struct dda_buf *out, const struct dda_record *r, const jso
 }
 
 int dda__synth_in_write(const struct dda_synth_opts *o, const struct dda_record *r,
-			const json_t *keys, struct dda_buf *out)
+			const json_t *keys, struct dda_buf *out, uint64_t *part)
 {
 	bool want_new = o->view == DDA_VIEW_NEW_IMAGE || o->view == DDA_VIEW_NEW_AND_OLD;
 	bool want_old = o->view == DDA_VIEW_OLD_IMAGE || o->view == DDA_VIEW_NEW_AND_OLD;
 	bool has_new = want_new && r->has_new && (r->new_raw || r->new_image);
 	bool has_old = want_old && r->has_old && (r->old_raw || r->old_image);
-	uint64_t size = dda__item_size(keys);
-	if (has_new)
-		size += r->new_raw ? r->new_size : dda__item_size(r->new_image);
-	if (has_old)
-		size += r->old_raw ? r->old_size : dda__item_size(r->old_image);
 	/* A stream record (a DLQ being re-driven) keeps its identity. */
 	bool own_id = r->event_id && r->event_id_len && r->event_id_len < DDA_EVENT_ID_MAX;
 	dda_slice eid = own_id ? dda_slice_make(r->event_id, strnlen(r->event_id, r->event_id_len))
@@ -387,12 +516,18 @@ int dda__synth_in_write(const struct dda_synth_opts *o, const struct dda_record 
 			    (timed ? IN_TIME : 0));
 	head[1] = (uint8_t)r->event;
 	size_t hn = 2, len[5];
+	uint64_t size = 0, part_local;
 	hn += put_varint(head + hn, ((uint64_t)secs << 1) ^ (uint64_t)(secs >> 63));
-	hn += put_varint(head + hn, size);
 	/* The strings go to a scratch place first, for their lengths. */
 	size_t at = out->len;
-	int rc = in_strings(out, r, keys, eid, region, has_new, has_old, len);
+	int rc = in_strings(out, o, r, keys, eid, region, has_new, has_old, len, &size,
+			    part ? part : &part_local);
 	size_t slen = out->len - at;
+	if (has_new)
+		size += r->new_raw ? r->new_size : dda__item_size(r->new_image);
+	if (has_old)
+		size += r->old_raw ? r->old_size : dda__item_size(r->old_image);
+	hn += put_varint(head + hn, size);
 	for (int i = 0; !rc && i < 5; i++)
 		hn += put_varint(head + hn, len[i]);
 	/* Header before the strings: move them up by its size. */
@@ -532,7 +667,7 @@ int dda__synth_write(const struct dda_synth_opts *o, const struct dda_record *r,
 	struct dda_synth_in in;
 	size_t used;
 	dda_buf_init(&tmp, out->max);
-	int rc = dda__synth_in_write(o, r, keys, &tmp);
+	int rc = dda__synth_in_write(o, r, keys, &tmp, NULL);
 	if (!rc)
 		rc = dda__synth_in_read(&in, tmp.ptr, tmp.len, &used);
 	if (!rc)

@@ -602,9 +602,21 @@ static int len_on_record(void *ctx, const struct dda_record *r)
 			struct dda_synth_in in;
 			size_t used, len = 0, seq_at = 0, seq_written = 0;
 			json_t *keys = dda__synth_keys(r);
+			uint64_t part_tree = 1, part_own = 2;
+			so.hash_key = m & 2 ? NULL : m & 1 ? "UserId" : "Id";
 			dda_buf_init(&in_buf, 1 << 20);
 			dda_buf_init(&out, 1 << 20);
-			assert_int_equal(dda__synth_in_write(&so, r, keys, &in_buf), 0);
+			assert_int_equal(dda__synth_in_write(&so, r, keys, &in_buf, &part_tree), 0);
+			/* Keys rendered without a tree (straight from the canonical
+			 * key, for a record without image trees): the same bytes and
+			 * the same lane. */
+			struct dda_buf own;
+			dda_buf_init(&own, 1 << 20);
+			assert_int_equal(dda__synth_in_write(&so, r, NULL, &own, &part_own), 0);
+			assert_int_equal(own.len, in_buf.len);
+			assert_memory_equal(own.ptr, in_buf.ptr, own.len);
+			assert_int_equal(part_own, part_tree);
+			dda_buf_release(&own);
 			assert_int_equal(dda__synth_in_read(&in, in_buf.ptr, in_buf.len, &used), 0);
 			assert_int_equal(used, in_buf.len);
 			assert_int_equal(dda__synth_len(&so, r->object, r->index, &in, &len, &seq_at), 0);
@@ -657,6 +669,50 @@ static void test_planned_length_is_written_length(void **state)
 	len_decode(seed, false, "audit-logs/2025/07/12/11/Jos\u00e9-a.json.gz", &lc);
 	len_decode(stream, false, "a\\b\x01.json", &lc);
 	assert_int_equal(lc.n, 3);
+}
+
+/* Keys rendered straight from a canonical key are the bytes (and the lane
+ * hash, and the item size) the jansson tree gives, for every key type,
+ * names and values to escape, a partition key present or not. */
+static void test_keys_without_tree(void **state)
+{
+	(void)state;
+	static const char *const keys[] = {
+	    "{\"UserId\":{\"S\":\"Jos\\u00e9 \\\"q\\\"\\n\\u0001\"},\"ActivityId\":{\"S\":\"a\"}}",
+	    "{\"Id\":{\"N\":\"-01.50e1\"},\"Bin\":{\"B\":\"AAE=\"}}",
+	    "{\"b\\tc\":{\"B\":\"AA==\"},\"Z\":{\"N\":\"12345678901234567890\"}}",
+	    "{\"UserId\":{\"N\":\"0.000\"}}",
+	};
+	for (size_t i = 0; i < DDA_ARRAY_SIZE(keys); i++) {
+		json_t *k = json_loads(keys[i], 0, NULL);
+		assert_non_null(k);
+		struct dda_buf canon, tree, own;
+		dda_buf_init(&canon, DDA_BUF_UNLIMITED);
+		dda_buf_init(&tree, DDA_BUF_UNLIMITED);
+		dda_buf_init(&own, DDA_BUF_UNLIMITED);
+		assert_int_equal(dda_canon_key(k, NULL, 0, "Keys", &canon, NULL), 0);
+		struct dda_record r = {.event = DDA_EV_INSERT, .time = DDA_TIME_NONE,
+				       .key = (const uint8_t *)canon.ptr, .key_len = canon.len};
+		for (int hk = 0; hk < 3; hk++) {
+			struct dda_synth_opts so = {.view = DDA_VIEW_KEYS_ONLY,
+						    .hash_key = hk == 0 ? NULL : hk == 1 ? "UserId" : "Id"};
+			uint64_t p1 = 1, p2 = 2;
+			json_t *t = dda__synth_keys(&r);
+			assert_non_null(t);
+			dda_buf_reset(&tree);
+			dda_buf_reset(&own);
+			assert_int_equal(dda__synth_in_write(&so, &r, t, &tree, &p1), 0);
+			assert_int_equal(dda__synth_in_write(&so, &r, NULL, &own, &p2), 0);
+			assert_int_equal(own.len, tree.len);
+			assert_memory_equal(own.ptr, tree.ptr, own.len);
+			assert_int_equal(p1, p2);
+			json_decref(t);
+		}
+		dda_buf_release(&canon);
+		dda_buf_release(&tree);
+		dda_buf_release(&own);
+		json_decref(k);
+	}
 }
 
 /* Retry-After: seconds or an HTTP date, relative to now; junk is -1. */
@@ -916,6 +972,7 @@ int main(void)
 	    cmocka_unit_test(test_json_write_matches_jansson),
 	    cmocka_unit_test(test_raw_and_tree_records_agree),
 	    cmocka_unit_test(test_planned_length_is_written_length),
+	    cmocka_unit_test(test_keys_without_tree),
 	    cmocka_unit_test(test_retry_after),
 	    cmocka_unit_test(test_http_fault),
 	    cmocka_unit_test(test_target_timeout),
