@@ -21,6 +21,34 @@ const char *dda__view_name(int view)
 	return view >= 0 && view < (int)DDA_ARRAY_SIZE(view_names) ? view_names[view] : "?";
 }
 
+/* Decimal digits of v into out (at least 21 bytes), without printf: the
+ * records of a replay carry several numbers each. Returns the length. */
+static size_t u64_dec(char *out, uint64_t v)
+{
+	char tmp[24];
+	size_t n = 0;
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	for (size_t i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	return n;
+}
+
+static size_t i64_dec(char *out, int64_t v)
+{
+	if (v >= 0)
+		return u64_dec(out, (uint64_t)v);
+	out[0] = '-';
+	return 1 + u64_dec(out + 1, -(uint64_t)v);
+}
+
+static int add_u64(struct dda_buf *out, uint64_t v)
+{
+	char b[24];
+	return dda_buf_add(out, b, u64_dec(b, v));
+}
+
 /* A number's size: one byte per two significant digits, plus one. */
 static uint64_t number_size_n(const char *s, size_t n)
 {
@@ -135,13 +163,12 @@ static int event_id_with(struct dda__sha256 *h, const struct dda_object *ob, uin
 		const char *v = ob->version ? ob->version : "";
 		dda__sha256_update(h, ob->key, strlen(ob->key) + 1);
 		dda__sha256_update(h, v, strlen(v) + 1);
-		snprintf(num, sizeof(num), "%u", index);
 	} else {
-		snprintf(num, sizeof(num), "#%u", obj);
+		num[0] = '#';
+		num[1 + u64_dec(num + 1, obj)] = '\0';
 		dda__sha256_update(h, num, strlen(num) + 1);
-		snprintf(num, sizeof(num), "%u", index);
 	}
-	dda__sha256_update(h, num, strlen(num));
+	dda__sha256_update(h, num, u64_dec(num, index));
 	dda__sha256_final(h, d);
 	dda__hex(d, DDA_EVENT_ID_LEN / 2, out);
 	return 0;
@@ -197,6 +224,65 @@ static void source_arn(const struct dda_synth_opts *o, dda_slice region, char *a
 	else
 		snprintf(arn, cap, "arn:aws:dynamodb:%.*s:000000000000:table/%s/stream/replay",
 			 (int)DDA_MIN(region.len, cap), region.ptr, o->table ? o->table : "replay");
+}
+
+static int write_string(struct dda_buf *out, const char *s, size_t n);
+
+/* The eventSourceARN as a JSON string, and the awsRegion's, for the last
+ * options and region a thread synthesized for (a run's records nearly all
+ * share one region): building them is several times the rest of a record's
+ * fixed parts. The strings the options point to do not change while their
+ * records are synthesized. */
+#define ARN_MAX 1024
+#define ARN_REGION_MAX 128
+struct arn_cache {
+	const struct dda_synth_opts *o;
+	const char *stream_arn, *table, *def;
+	char region[ARN_REGION_MAX];
+	size_t region_len;
+	char arn[6 * ARN_MAX + 2], reg[6 * ARN_REGION_MAX + 2]; /* written, escaped */
+	size_t arn_len, reg_len;
+};
+static _Thread_local struct arn_cache arn_tl;
+
+/* The cache for o and region (in->region, or the default), or NULL when
+ * the region is too long to cache (the caller builds them itself). */
+static const struct arn_cache *arn_for(const struct dda_synth_opts *o, dda_slice in_region)
+{
+	const char *def = o->region && *o->region ? o->region : "us-east-1";
+	dda_slice region = in_region.len ? in_region : dda_slice_make(def, strlen(def));
+	struct arn_cache *c = &arn_tl;
+	if (region.len > ARN_REGION_MAX)
+		return NULL;
+	if (c->o == o && c->stream_arn == o->stream_arn && c->table == o->table && c->def == def &&
+	    c->region_len == region.len && !memcmp(c->region, region.ptr, region.len))
+		return c;
+	char arn[ARN_MAX];
+	struct dda_buf b;
+	c->o = NULL;
+	source_arn(o, region, arn, sizeof(arn));
+	dda_buf_init(&b, DDA_BUF_UNLIMITED);
+	int rc = write_string(&b, arn, strlen(arn));
+	if (!rc && b.len <= sizeof(c->arn)) {
+		memcpy(c->arn, b.ptr, b.len);
+		c->arn_len = b.len;
+		dda_buf_reset(&b);
+		rc = write_string(&b, region.ptr, region.len);
+	} else {
+		rc = DDA_ENOMEM;
+	}
+	if (!rc && b.len <= sizeof(c->reg)) {
+		memcpy(c->reg, b.ptr, b.len);
+		c->reg_len = b.len;
+		memcpy(c->region, region.ptr, region.len);
+		c->region_len = region.len;
+		c->o = o;
+		c->stream_arn = o->stream_arn;
+		c->table = o->table;
+		c->def = def;
+	}
+	dda_buf_release(&b);
+	return c->o ? c : NULL;
 }
 
 /* ---- a compact JSON writer, several times faster than json_dumps on
@@ -598,17 +684,19 @@ static int write_marker(struct dda_buf *out, const struct dda_synth_opts *o,
 		rc = dda_buf_adds(out, ",\"etag\":");
 	if (!rc)
 		rc = etag ? write_string(out, etag, strlen(etag)) : dda_buf_adds(out, "null");
-	return rc ? rc : dda_buf_addf(out, "},\"index\":%u}", index);
+	if (!rc)
+		rc = dda_buf_adds(out, "},\"index\":");
+	if (!rc)
+		rc = add_u64(out, index);
+	return rc ? rc : dda_buf_addc(out, '}');
 }
 
 int dda__synth_emit(const struct dda_synth_opts *o, const struct dda_object *ob, uint32_t obj,
 		    uint32_t index, const struct dda_synth_in *in, struct dda__sha256 *h,
 		    struct dda_buf *out, size_t *seq_at)
 {
-	char id[DDA_EVENT_ID_MAX], arn[1024];
-	const char *def = o->region && *o->region ? o->region : "us-east-1";
-	dda_slice region = in->region.len ? in->region : dda_slice_make(def, strlen(def));
-	source_arn(o, region, arn, sizeof(arn));
+	char id[DDA_EVENT_ID_MAX], num[24];
+	const struct arn_cache *c = arn_for(o, in->region);
 	int rc = dda_buf_adds(out, "{\"eventID\":");
 	if (!rc && in->own_id) {
 		rc = write_string(out, in->event_id.ptr, in->event_id.len);
@@ -618,20 +706,31 @@ int dda__synth_emit(const struct dda_synth_opts *o, const struct dda_object *ob,
 		rc = write_string(out, id, strlen(id));
 	}
 	if (!rc)
-		rc = dda_buf_addf(out,
-				  ",\"eventName\":\"%s\",\"eventVersion\":\"1.1\",\"eventSource\":"
-				  "\"aws:dynamodb\",\"awsRegion\":",
-				  dda_event_name_str(in->event));
+		rc = dda_buf_adds(out, ",\"eventName\":\"");
 	if (!rc)
+		rc = dda_buf_adds(out, dda_event_name_str(in->event));
+	if (!rc)
+		rc = dda_buf_adds(out, "\",\"eventVersion\":\"1.1\",\"eventSource\":"
+				       "\"aws:dynamodb\",\"awsRegion\":");
+	if (!rc && c) {
+		rc = dda_buf_add(out, c->reg, c->reg_len);
+	} else if (!rc) {
+		const char *def = o->region && *o->region ? o->region : "us-east-1";
+		dda_slice region = in->region.len ? in->region : dda_slice_make(def, strlen(def));
 		rc = write_string(out, region.ptr, region.len);
+	}
 	/* A stream record without a time (Lambda's own example events have
 	 * none) is sent without one, as it came, rather than with a made-up
 	 * one. */
-	if (!rc && in->time != DDA_TIME_NONE)
-		rc = dda_buf_addf(out, ",\"dynamodb\":{\"ApproximateCreationDateTime\":%lld,\"Keys\":",
-				  (long long)(in->time / DDA_USEC_PER_SEC));
-	else if (!rc)
+	if (!rc && in->time != DDA_TIME_NONE) {
+		rc = dda_buf_adds(out, ",\"dynamodb\":{\"ApproximateCreationDateTime\":");
+		if (!rc)
+			rc = dda_buf_add(out, num, i64_dec(num, in->time / DDA_USEC_PER_SEC));
+		if (!rc)
+			rc = dda_buf_adds(out, ",\"Keys\":");
+	} else if (!rc) {
 		rc = dda_buf_adds(out, ",\"dynamodb\":{\"Keys\":");
+	}
 	if (!rc)
 		rc = dda_buf_add(out, in->keys.ptr, in->keys.len);
 	if (!rc && in->has_new)
@@ -646,12 +745,24 @@ int dda__synth_emit(const struct dda_synth_opts *o, const struct dda_object *ob,
 		rc = dda_buf_adds(out, ",\"SequenceNumber\":\"");
 	*seq_at = out->len;
 	if (!rc)
-		rc = dda_buf_addf(out,
-				  "000000000000000000000\",\"SizeBytes\":%llu,"
-				  "\"StreamViewType\":\"%s\"},\"eventSourceARN\":",
-				  (unsigned long long)in->size, dda__view_name(o->view));
+		rc = dda_buf_adds(out, "000000000000000000000\",\"SizeBytes\":");
 	if (!rc)
+		rc = add_u64(out, in->size);
+	if (!rc)
+		rc = dda_buf_adds(out, ",\"StreamViewType\":\"");
+	if (!rc)
+		rc = dda_buf_adds(out, dda__view_name(o->view));
+	if (!rc)
+		rc = dda_buf_adds(out, "\"},\"eventSourceARN\":");
+	if (!rc && c) {
+		rc = dda_buf_add(out, c->arn, c->arn_len);
+	} else if (!rc) {
+		char arn[ARN_MAX];
+		const char *def = o->region && *o->region ? o->region : "us-east-1";
+		source_arn(o, in->region.len ? in->region : dda_slice_make(def, strlen(def)), arn,
+			   sizeof(arn));
 		rc = write_string(out, arn, strlen(arn));
+	}
 	if (!rc && in->ttl)
 		rc = dda_buf_adds(out, ",\"userIdentity\":{\"type\":\"Service\",\"principalId\":"
 				       "\"dynamodb.amazonaws.com\"}");
@@ -698,10 +809,16 @@ static size_t cstring_len(const char *s)
 	return string_len(s, strlen(s));
 }
 
-static size_t digits(long long v)
+static size_t digits(int64_t v)
 {
-	char b[32];
-	return (size_t)snprintf(b, sizeof(b), "%lld", v);
+	char b[24];
+	return i64_dec(b, v);
+}
+
+static size_t udigits(uint64_t v)
+{
+	char b[24];
+	return u64_dec(b, v);
 }
 
 #define LIT(s) (sizeof(s) - 1)
@@ -709,19 +826,21 @@ static size_t digits(long long v)
 int dda__synth_len(const struct dda_synth_opts *o, const struct dda_object *ob, uint32_t index,
 		   const struct dda_synth_in *in, size_t *len, size_t *seq_at)
 {
-	char arn[1024];
+	char arn[ARN_MAX];
 	const char *def = o->region && *o->region ? o->region : "us-east-1";
 	dda_slice region = in->region.len ? in->region : dda_slice_make(def, strlen(def));
-	source_arn(o, region, arn, sizeof(arn));
+	const struct arn_cache *c = arn_for(o, in->region);
+	if (!c)
+		source_arn(o, region, arn, sizeof(arn));
 	size_t n = LIT("{\"eventID\":");
 	n += in->own_id ? string_len(in->event_id.ptr, in->event_id.len) : 2 + DDA_EVENT_ID_LEN;
 	n += LIT(",\"eventName\":\"\",\"eventVersion\":\"1.1\",\"eventSource\":"
 		 "\"aws:dynamodb\",\"awsRegion\":") +
 	     strlen(dda_event_name_str(in->event));
-	n += string_len(region.ptr, region.len);
+	n += c ? c->reg_len : string_len(region.ptr, region.len);
 	if (in->time != DDA_TIME_NONE)
 		n += LIT(",\"dynamodb\":{\"ApproximateCreationDateTime\":,\"Keys\":") +
-		     digits((long long)(in->time / DDA_USEC_PER_SEC));
+		     digits(in->time / DDA_USEC_PER_SEC);
 	else
 		n += LIT(",\"dynamodb\":{\"Keys\":");
 	n += in->keys.len;
@@ -733,8 +852,8 @@ int dda__synth_len(const struct dda_synth_opts *o, const struct dda_object *ob, 
 	*seq_at = n;
 	n += LIT("000000000000000000000\",\"SizeBytes\":,\"StreamViewType\":\"\"},"
 		 "\"eventSourceARN\":") +
-	     digits((long long)in->size) + strlen(dda__view_name(o->view));
-	n += cstring_len(arn);
+	     udigits(in->size) + strlen(dda__view_name(o->view));
+	n += c ? c->arn_len : cstring_len(arn);
 	if (in->ttl)
 		n += LIT(",\"userIdentity\":{\"type\":\"Service\",\"principalId\":"
 			 "\"dynamodb.amazonaws.com\"}");
@@ -748,7 +867,7 @@ int dda__synth_len(const struct dda_synth_opts *o, const struct dda_object *ob, 
 		n += LIT(",\"replay\":{\"runId\":,\"object\":{\"key\":,\"versionId\":,\"etag\":},"
 			 "\"index\":}") +
 		     cstring_len(o->run_id) + cstring_len(key) + (ver ? cstring_len(ver) : 4) +
-		     (etag ? cstring_len(etag) : 4) + digits(index);
+		     (etag ? cstring_len(etag) : 4) + udigits(index);
 	}
 	*len = n + 1;
 	return 0;

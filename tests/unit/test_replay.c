@@ -590,9 +590,13 @@ struct len_check {
 static int len_on_record(void *ctx, const struct dda_record *r)
 {
 	struct len_check *lc = ctx;
-	static const char *const regions[] = {NULL, "eu-\"west\"\n-1"};
+	/* The last is longer than the eventSourceARN cache keeps. */
+	static const char *const regions[] = {
+	    NULL, "eu-\"west\"\n-1",
+	    "rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr"
+	    "rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr"};
 	for (int view = DDA_VIEW_KEYS_ONLY; view <= DDA_VIEW_NEW_AND_OLD; view++) {
-		for (int m = 0; m < 4; m++) {
+		for (int m = 0; m < 6; m++) {
 			struct dda_synth_opts so = {.view = view, .marker = m & 1,
 						    .region = regions[m >> 1], .table = "T\tx",
 						    .event_mask = 15};
