@@ -753,11 +753,14 @@ static int deliver_plan(struct after *x)
 	plan_figures(x->fig, p, &x->use);
 	if (c->verbose > 0)
 		fprintf(stderr,
-			"ddbaudit: replay: %zu records planned: %llu spooled (%llu bytes, %.1f a "
-			"record), %llu to be read again from the source\n",
+			"ddbaudit: replay: %zu records planned: %llu spooled (%llu bytes on disk, "
+			"%.1f a record; %llu bytes in memory, %.1f a record), %llu to be read "
+			"again from the source\n",
 			p->n, (unsigned long long)p->spooled,
 			(unsigned long long)dda__spool_bytes(p->spool),
 			p->spooled ? (double)dda__spool_bytes(p->spool) / (double)p->spooled : 0.0,
+			(unsigned long long)dda__spool_memory(p->spool),
+			p->spooled ? (double)dda__spool_memory(p->spool) / (double)p->spooled : 0.0,
 			(unsigned long long)p->reread_records);
 	if (c->replay.dry_run) {
 		status = dry_run(c, p, ro, &x->use, x->report);
@@ -809,6 +812,11 @@ static int run(struct cli *c, struct dda_synth_opts *so, struct dda_replay_opts 
 		return EXIT_RUNTIME;
 	}
 	plan.reread = !stat(c->source, &sb) && S_ISDIR(sb.st_mode);
+	/* A quarter of --memory-limit holds spool blocks as they are (the
+	 * histories keep the rest); "off" bounds neither. */
+	uint64_t limit = c->audit.memory_limit;
+	dda__spool_set_memory(plan.spool, limit ? limit / 4 : UINT64_MAX);
+	c->audit.memory_limit = limit - limit / 4;
 	dda_buf_init(&key, 1 << 16);
 	struct after x = {.c = c, .p = &plan, .ro = ro, .report = report, .fig = fig};
 	int status = plan_run(&x, &key);

@@ -133,6 +133,10 @@ int dda__plan_on_record(void *ctx, const struct dda_record *r)
 	if (!selected(p, r))
 		return 0;
 	dda_buf_init(&in_buf, DDA_REPLAY_MAX_PAYLOAD);
+	/* Room for the images and Keys at once, rather than growing to it. */
+	size_t guess = r->new_raw_len + r->old_raw_len + 2 * r->key_len + 256;
+	if (dda_buf_grow(&in_buf, DDA_MIN(guess, (size_t)1 << 20)))
+		return DDA_ENOMEM;
 	int rc = plan_one(p, r, &in_buf, &e);
 	if (rc) {
 		dda_buf_release(&in_buf);
@@ -167,18 +171,27 @@ int dda__plan_on_record(void *ctx, const struct dda_record *r)
 	return rc;
 }
 
-/* Puts the plan in the order of k (positions into it): one gather. */
-static int gather(struct dda_plan *p, const struct dda__rkey *k)
+/* Puts the plan in the order of k (positions into it), in place: each
+ * cycle of the permutation is walked once, and k is spent marking what
+ * moved. */
+static void gather(struct dda_plan *p, struct dda__rkey *k)
 {
-	struct dda_planned *nv = malloc(p->n * sizeof(*nv));
-	if (!nv)
-		return DDA_ENOMEM;
-	for (size_t i = 0; i < p->n; i++)
-		nv[i] = p->v[k[i].at];
-	free(p->v);
-	p->v = nv;
-	p->cap = p->n;
-	return 0;
+	for (size_t i = 0; i < p->n; i++) {
+		if (k[i].at == UINT64_MAX || k[i].at == i)
+			continue;
+		struct dda_planned first = p->v[i];
+		size_t j = i;
+		for (;;) {
+			size_t from = (size_t)k[j].at;
+			k[j].at = UINT64_MAX;
+			if (from == i) {
+				p->v[j] = first;
+				break;
+			}
+			p->v[j] = p->v[from];
+			j = from;
+		}
+	}
 }
 
 /* Sorts the plan by object and position in it (records arrive from every
@@ -194,7 +207,7 @@ static int sort_by_obj(struct dda_plan *p)
 		k[i] = (struct dda__rkey){(uint64_t)p->v[i].obj << 32 | p->v[i].index, i};
 	if (k) {
 		dda__radix_sort(k, k + p->n, p->n);
-		rc = gather(p, k);
+		gather(p, k);
 		free(k);
 	}
 	p->nobj = p->n ? (size_t)p->v[p->n - 1].obj + 1 : 0;
@@ -331,9 +344,9 @@ static int sort_by_time(struct dda_plan *p)
 	for (size_t i = 0; i < p->n; i++)
 		k[i].key = (uint64_t)p->v[k[i].at].time ^ (UINT64_C(1) << 63);
 	dda__radix_sort(k, k + p->n, p->n);
-	int rc = gather(p, k);
+	gather(p, k);
 	free(k);
-	return rc;
+	return 0;
 }
 
 int dda__plan_finish(struct dda_plan *p, struct dda_error *err)

@@ -101,6 +101,12 @@ int dda__spool_add(struct dda__spool *s, int lane, const void *p, size_t n, uint
 int dda__spool_flush(struct dda__spool *s, struct dda_error *err);
 /* Bytes in the spool file. */
 uint64_t dda__spool_bytes(const struct dda__spool *s);
+/* Blocks stay in memory, not deflated, while they take at most bytes
+ * (allocated room counted); the rest go to the file. 0 (the default):
+ * every block goes to the file. Set before the first add. */
+void dda__spool_set_memory(struct dda__spool *s, uint64_t bytes);
+/* Bytes of blocks held in memory. */
+uint64_t dda__spool_memory(const struct dda__spool *s);
 /* A reader's cache shares SPOOL_CACHE_BYTES with the others of readers. */
 int dda__spool_reader_new(struct dda__spool_reader **out, const struct dda__spool *s,
 			  int readers);

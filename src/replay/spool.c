@@ -1,9 +1,12 @@
 /* The replay spool: what each planned record is made from (its synthesis
- * input, dda__synth_in_write), for sources that cannot be read again,
- * kept in a temporary file as deflated blocks of about 64 KiB, one stream
- * of blocks a lane. A lane delivers its records in time order, close to
- * the order they were read in, so it reads its blocks nearly in order
- * through a small cache and inflates each about once. */
+ * input, dda__synth_in_write), for sources that cannot be read again, in
+ * blocks of about 64 KiB, one stream of blocks a lane. Blocks stay in
+ * memory as they are while the spool's share of the memory limit allows
+ * (deflating and inflating them costs more CPU than the rest of a record's
+ * planning); past it they go to a temporary file deflated. A lane delivers
+ * its records in time order, close to the order they were read in, so it
+ * reads the file's blocks nearly in order through a small cache and
+ * inflates each about once. */
 #include "replay/replay.h"
 
 #include <errno.h>
@@ -26,6 +29,7 @@
 struct block {
 	uint64_t off;	    /* in the file */
 	uint32_t clen, rlen; /* deflated, inflated */
+	char *mem;	    /* the block itself when held in memory (rlen bytes) */
 };
 
 struct open_block {
@@ -43,6 +47,7 @@ struct dda__spool {
 	int lanes;
 	uint64_t end; /* bytes written (or reserved) */
 	uint64_t raw;
+	uint64_t mem_limit, mem_used; /* blocks held in memory */
 };
 
 int dda__spool_new(struct dda__spool **out, int lanes, const char *dir, struct dda_error *err)
@@ -81,6 +86,8 @@ void dda__spool_free(struct dda__spool *s)
 		return;
 	if (s->fd >= 0)
 		close(s->fd);
+	for (size_t b = 0; b < s->nblocks; b++)
+		free(s->blocks[b].mem);
 	for (int l = 0; l < s->lanes; l++)
 		dda_buf_release(&s->open[l].raw);
 	free(s->open);
@@ -92,6 +99,16 @@ void dda__spool_free(struct dda__spool *s)
 uint64_t dda__spool_bytes(const struct dda__spool *s)
 {
 	return s ? s->end : 0;
+}
+
+void dda__spool_set_memory(struct dda__spool *s, uint64_t bytes)
+{
+	s->mem_limit = bytes;
+}
+
+uint64_t dda__spool_memory(const struct dda__spool *s)
+{
+	return s ? s->mem_used : 0;
 }
 
 /* A new block id, with s->mu held. */
@@ -112,11 +129,37 @@ static int new_block(struct dda__spool *s, uint32_t *blk)
 	return 0;
 }
 
+/* Keeps a full block in memory, taking raw's bytes (raw is left empty),
+ * when the spool's share of memory has room for it. */
+static bool keep_block(struct dda__spool *s, uint32_t blk, struct dda_buf *raw)
+{
+	bool keep = false;
+	size_t n = raw->len ? raw->len : 1;
+	pthread_mutex_lock(&s->mu);
+	if (n <= s->mem_limit - s->mem_used && s->mem_used <= s->mem_limit) {
+		s->mem_used += n;
+		keep = true;
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (!keep)
+		return false;
+	char *mem = realloc(raw->ptr, n); /* no room kept past the block */
+	pthread_mutex_lock(&s->mu);
+	s->raw += raw->len;
+	s->blocks[blk] = (struct block){.rlen = (uint32_t)raw->len, .mem = mem ? mem : raw->ptr};
+	pthread_mutex_unlock(&s->mu);
+	dda_buf_init(raw, raw->max); /* the bytes are the block's now */
+	return true;
+}
+
 /* Deflates a full block and writes it (outside the lock: only reserving
- * its place in the file and noting where it went are locked). */
+ * its place in the file and noting where it went are locked), unless it
+ * stays in memory. */
 static int write_block(struct dda__spool *s, uint32_t blk, struct dda_buf *raw,
 		       struct dda_error *err)
 {
+	if (raw->ptr && keep_block(s, blk, raw))
+		return 0;
 	struct libdeflate_compressor *z = libdeflate_alloc_compressor(SPOOL_LEVEL);
 	size_t bound = z ? libdeflate_deflate_compress_bound(z, raw->len) : 0;
 	unsigned char *c = z ? malloc(bound) : NULL;
@@ -147,7 +190,7 @@ static int write_block(struct dda__spool *s, uint32_t blk, struct dda_buf *raw,
 	free(c);
 	if (!rc) {
 		pthread_mutex_lock(&s->mu);
-		s->blocks[blk] = (struct block){off, (uint32_t)clen, (uint32_t)raw->len};
+		s->blocks[blk] = (struct block){off, (uint32_t)clen, (uint32_t)raw->len, NULL};
 		s->raw += raw->len;
 		pthread_mutex_unlock(&s->mu);
 	}
@@ -283,6 +326,14 @@ int dda__spool_get(struct dda__spool_reader *r, uint32_t blk, uint32_t at, dda_s
 	struct slot *sl = NULL, *old = &r->slot[0];
 	if (blk >= r->s->nblocks)
 		return dda_error_set(err, DDA_EINTERNAL, "no block %u in the spool", blk);
+	const struct block *b = &r->s->blocks[blk];
+	if (b->mem) {
+		if (at > b->rlen)
+			return dda_error_set(err, DDA_EINTERNAL, "no record at %u of spool block %u",
+					     at, blk);
+		*out = dda_slice_make(b->mem + at, b->rlen - at);
+		return 0;
+	}
 	for (int i = 0; i < r->nslots && !sl; i++) {
 		if (r->slot[i].blk == blk)
 			sl = &r->slot[i];

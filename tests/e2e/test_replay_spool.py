@@ -1,8 +1,9 @@
 """Where `ddbaudit replay` gets a record's bytes when it sends it: a
 directory's objects are read again, any other source's records are kept in
-a compressed spool. Both give the same bytes; a resume after SIGKILL from
-the spool loses nothing and sends nothing twice but the batches in flight;
-a record whose object changed after it was read is never sent."""
+a spool, held in memory within a quarter of --memory-limit and compressed
+on disk past it. Every way gives the same bytes; a resume after SIGKILL
+from the spool loses nothing and sends nothing twice but the batches in
+flight; a record whose object changed after it was read is never sent."""
 import json
 import os
 import re
@@ -14,8 +15,13 @@ from harness import BINARY, Case, ROOT, main, run
 from target_server import TargetServer
 
 SAMPLES = os.path.join(ROOT, "samples", "audit-logs")
-PLANNED = re.compile(r"(\d+) records planned: (\d+) spooled \((\d+) bytes, [0-9.]+ a record\), "
-                     r"(\d+) to be read again")
+PLANNED = re.compile(r"(\d+) records planned: (\d+) spooled \((\d+) bytes on disk, [0-9.]+ a "
+                     r"record; (\d+) bytes in memory, [0-9.]+ a record\), (\d+) to be read again")
+# The samples' spool (about 70 KB as it is) outgrows a quarter of 300K: a
+# block stays in memory and the rest goes to disk. A quarter of 8K holds
+# no block: all of it goes to disk.
+MIXED = ("--memory-limit", "300K")
+SMALL = ("--memory-limit", "8K")
 RUN_ID = re.compile(rb'"runId":"[0-9a-f-]{36}"')
 
 
@@ -79,18 +85,34 @@ class ReplaySpoolTest(Case):
                      ("--view", "NEW_IMAGE", "--event-types", "MODIFY,REMOVE"),
                      ("--view", "KEYS_ONLY", "--no-replay-marker", "--parallelism", "2")):
             with self.subTest(args=args):
-                again, (n, spooled, _, reread) = self.sent(SAMPLES, *args)
+                again, (n, spooled, disk, mem, reread) = self.sent(SAMPLES, *args)
                 self.assertGreater(n, 0)
-                self.assertEqual((spooled, reread), (0, n))  # read again
-                spool, (n2, spooled, nbytes, reread) = self.sent(tar, *args)
-                self.assertEqual((n2, spooled, reread), (n, n, 0))  # spooled
-                self.assertGreater(nbytes, 0)
+                self.assertEqual((spooled, reread, disk, mem), (0, n, 0, 0))  # read again
+                spool, (n2, spooled, disk, mem, reread) = self.sent(tar, *args)
+                self.assertEqual((n2, spooled, reread, disk), (n, n, 0, 0))  # in memory
+                self.assertGreater(mem, 0)
                 self.assertEqual(spool, again)
+                ondisk, (n3, spooled, disk, mem, reread) = self.sent(tar, *SMALL, *args)
+                self.assertEqual((n3, spooled, reread, mem), (n, n, 0, 0))  # on disk
+                self.assertGreater(disk, 0)
+                self.assertEqual(ondisk, again)
+                mixed, (n4, spooled, disk, mem, reread) = self.sent(tar, *MIXED, *args)
+                self.assertEqual((n4, spooled, reread), (n, n, 0))
+                self.assertLessEqual(mem, 300 * 1024 // 4)
+                self.assertEqual(mixed, again)
 
-    def test_the_spool_is_compressed(self):
-        data, (n, spooled, nbytes, _) = self.sent(self.ndjson())
-        self.assertEqual(spooled, n)
-        self.assertLess(nbytes * 3, sum(len(b) for b in data))
+    def test_the_spool_on_disk_is_compressed(self):
+        for lanes in ("1", "4"):
+            data, (n, spooled, disk, mem, _) = self.sent(self.ndjson(), *SMALL,
+                                                         "--parallelism", lanes)
+            self.assertEqual((spooled, mem), (n, 0))
+            self.assertGreater(disk, 0)
+            self.assertLess(disk * 3, sum(len(b) for b in data))
+
+    def test_memory_limit_off_keeps_the_spool_in_memory(self):
+        data, (n, spooled, disk, mem, _) = self.sent(self.ndjson(), "--memory-limit", "off")
+        self.assertEqual((spooled, disk), (n, 0))
+        self.assertGreater(mem, 0)
 
     def test_sigkill_and_resume_from_the_spool_lose_nothing(self):
         src = self.ndjson()
@@ -102,7 +124,8 @@ class ReplaySpoolTest(Case):
             ref = [r for line in f for r in json.loads(line)["Records"]]
         self.target.delay = 0.02
         args = ["replay", src, "--settle", "0", "-q", "--target", self.target.url,
-                "--batch-size", "5", "--parallelism", "2", "--checkpoint", self.path("ck.json")]
+                "--batch-size", "5", "--parallelism", "2", "--checkpoint", self.path("ck.json"),
+                *MIXED]  # blocks both in memory and on disk
         p = subprocess.Popen([BINARY, *args], stderr=subprocess.PIPE)
         self.target.kill_after(p, 60, sig=signal.SIGKILL)
         p.stderr.read()
