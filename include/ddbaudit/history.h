@@ -49,8 +49,17 @@ DDA_API int dda_history_budget_error(struct dda_history_budget *b, struct dda_er
 /* Records the event of a valid record (copying what it keeps). */
 DDA_API int dda_history_add(struct dda_history *h, const struct dda_record *r);
 /* Moves every event (and spilled run) of `from` into `into`; `from` is left
- * empty. */
+ * empty. No event is copied: `into` keeps what it takes as a separate
+ * sorted set, and analysis merges the sets (sorting there any that were
+ * not sorted yet). */
 DDA_API int dda_history_merge(struct dda_history *into, struct dda_history *from);
+/* Sorts the events held in memory in analysis order by objs (borrowed; the
+ * table dda_history_analyze will be given, complete: no object added or
+ * changed afterwards), so that the thread that added them, idle once its
+ * input ends, does the sorting rather than the thread that analyzes. An
+ * event added afterwards undoes it. 0 or DDA_ENOMEM (the events are then
+ * left unsorted: analysis sorts them, or fails the same way). */
+DDA_API int dda_history_sort(struct dda_history *h, const struct dda_objtab *objs);
 DDA_API uint64_t dda_history_count(const struct dda_history *h);
 /* Bytes held, for memory accounting and the benchmark. */
 DDA_API size_t dda_history_bytes(const struct dda_history *h);

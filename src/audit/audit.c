@@ -227,6 +227,12 @@ static void *worker_main(void *arg)
 			decode_one(w, &b->c[i], &sink);
 		batch_free(b);
 	}
+	/* Input has ended and every object is listed: sort this thread's
+	 * events here, in parallel with the other workers, so that analysis
+	 * only merges. Out of memory leaves them unsorted: analysis sorts
+	 * them again and reports a failure there. */
+	if (!w->rc)
+		(void)dda_history_sort(w->hist, w->a->res->objs);
 	return NULL;
 }
 

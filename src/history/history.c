@@ -17,21 +17,17 @@
  * (~170 KiB), so 64 of them stay near 11 MiB; more runs are first merged
  * into fewer, 64 at a time. */
 #define MERGE_FANIN 64
-
-/* qsort has no context argument; the sort is given one through a slot in
- * each element instead of a global. */
-struct sortent {
-	uint64_t khash; /* a copy, so most comparisons never touch the event */
-	const struct dda__event *e;
-	const struct dda_objtab *objs;
-};
+/* What sorting costs an event against a budget: its slot in the sorted
+ * order (16 bytes) and a share of the sort's workspace. Kept at what it
+ * was when the order held a third field, so that a budget spills where it
+ * always did. */
+#define SORT_COST 24
 
 /* What an event costs against a budget: the event, its key and sequence
- * number in the arena (rounded as the arena rounds), and its slot in the
- * array it is sorted in (at a spill or at analysis). */
+ * number in the arena (rounded as the arena rounds), and its sorting. */
 static uint64_t event_cost(size_t key_len, const char *seq, size_t seq_len)
 {
-	return sizeof(struct dda__event) + sizeof(struct sortent) + ((key_len + 7) & ~(size_t)7) +
+	return sizeof(struct dda__event) + SORT_COST + ((key_len + 7) & ~(size_t)7) +
 	       (seq ? ((seq_len + 8) & ~(size_t)7) : 0);
 }
 
@@ -49,11 +45,24 @@ struct dda_history_budget {
 	struct dda_error err;
 };
 
-struct dda_history {
+/* Events in memory, added by one thread: their blocks, the arena holding
+ * their keys and sequence numbers, and once sorted their order. */
+struct evset {
 	struct dda__event **blocks;
 	size_t nblocks, cap_blocks;
 	uint64_t n;
 	struct dda__arena arena;
+	struct dda__sortent *order;	     /* n entries in analysis order, or NULL */
+	const struct dda_objtab *order_objs; /* what order was sorted with */
+};
+
+/* A history's own events, and those of the histories merged into it, kept
+ * as they were (each sorted on its own thread) rather than copied: analysis
+ * merges the sorted sets and the spilled runs in one pass. */
+struct dda_history {
+	struct evset mem;
+	struct evset *parts;
+	size_t nparts, cap_parts;
 	struct dda_history_budget *budget; /* borrowed, or NULL: unbounded */
 	uint64_t bytes;			   /* accounted cost of what is held */
 	uint64_t published;		   /* the part of bytes added to budget->used */
@@ -121,6 +130,98 @@ static void budget_fail(struct dda_history_budget *b, const struct dda_error *er
 	__atomic_store_n(&b->failed, 1, __ATOMIC_RELEASE);
 }
 
+/* ---- sets of events ---- */
+
+static void evset_init(struct evset *s)
+{
+	memset(s, 0, sizeof(*s));
+	dda__arena_init(&s->arena);
+}
+
+/* Frees the events; the block table stays for more. */
+static void evset_clear(struct evset *s)
+{
+	for (size_t i = 0; i < s->nblocks; i++)
+		free(s->blocks[i]);
+	s->nblocks = 0;
+	s->n = 0;
+	dda__arena_release(&s->arena);
+	free(s->order);
+	s->order = NULL;
+}
+
+static void evset_release(struct evset *s)
+{
+	evset_clear(s);
+	free(s->blocks);
+	s->blocks = NULL;
+	s->cap_blocks = 0;
+}
+
+static struct dda__event *ev_at(const struct evset *s, uint64_t i)
+{
+	return &s->blocks[i >> EV_BLOCK_SHIFT][i & (EV_BLOCK - 1)];
+}
+
+static int push_block(struct evset *s, struct dda__event *blk)
+{
+	if (s->nblocks == s->cap_blocks) {
+		size_t cap = s->cap_blocks ? s->cap_blocks * 2 : 16;
+		struct dda__event **nb = realloc(s->blocks, cap * sizeof(*nb));
+		if (!nb)
+			return DDA_ENOMEM;
+		s->blocks = nb;
+		s->cap_blocks = cap;
+	}
+	s->blocks[s->nblocks++] = blk;
+	return 0;
+}
+
+/* A new event at the end; an order sorted before no longer holds. */
+static struct dda__event *ev_new(struct evset *s)
+{
+	if (s->order) {
+		free(s->order);
+		s->order = NULL;
+	}
+	if (s->n == (uint64_t)s->nblocks * EV_BLOCK) {
+		struct dda__event *blk = malloc(EV_BLOCK * sizeof(*blk));
+		if (!blk || push_block(s, blk)) {
+			free(blk);
+			return NULL;
+		}
+	}
+	return ev_at(s, s->n++);
+}
+
+/* Sorts the set's events in analysis order by objs, unless they are. */
+static int evset_sort(struct evset *s, const struct dda_objtab *objs)
+{
+	if ((s->order && s->order_objs == objs) || !s->n)
+		return 0;
+	free(s->order);
+	s->order = NULL;
+	struct dda__sortent *order = malloc(s->n * sizeof(*order));
+	struct dda__sortent *scratch = malloc(s->n * sizeof(*scratch));
+	int rc = order && scratch ? 0 : DDA_ENOMEM;
+	for (uint64_t i = 0; !rc && i < s->n; i++) {
+		order[i].e = ev_at(s, i);
+		order[i].khash = order[i].e->khash;
+	}
+	if (!rc)
+		rc = dda__events_sort(order, scratch, s->n, objs);
+	free(scratch);
+	if (rc) {
+		free(order);
+		return rc;
+	}
+	s->order = order;
+	s->order_objs = objs;
+	return 0;
+}
+
+/* ---- histories ---- */
+
 struct dda_history *dda_history_new(void)
 {
 	return dda_history_new_bounded(NULL);
@@ -131,20 +232,20 @@ struct dda_history *dda_history_new_bounded(struct dda_history_budget *b)
 	struct dda_history *h = calloc(1, sizeof(*h));
 	if (!h)
 		return NULL;
-	dda__arena_init(&h->arena);
+	evset_init(&h->mem);
 	h->budget = b;
 	if (b)
 		__atomic_add_fetch(&b->nhist, 1, __ATOMIC_RELAXED);
 	return h;
 }
 
+/* Frees every event held in memory and what it counted. */
 static void free_events(struct dda_history *h)
 {
-	for (size_t i = 0; i < h->nblocks; i++)
-		free(h->blocks[i]);
-	h->nblocks = 0;
-	h->n = 0;
-	dda__arena_release(&h->arena);
+	evset_clear(&h->mem);
+	for (size_t i = 0; i < h->nparts; i++)
+		evset_release(&h->parts[i]);
+	h->nparts = 0;
 	if (h->budget)
 		__atomic_sub_fetch(&h->budget->used, h->published, __ATOMIC_RELAXED);
 	h->bytes = h->published = 0;
@@ -155,7 +256,8 @@ void dda_history_free(struct dda_history *h)
 	if (!h)
 		return;
 	free_events(h);
-	free(h->blocks);
+	evset_release(&h->mem);
+	free(h->parts);
 	for (size_t i = 0; i < h->nfiles; i++) {
 		dda__spill_file_close(h->files[i]);
 		free(h->files[i]);
@@ -169,68 +271,33 @@ void dda_history_free(struct dda_history *h)
 
 uint64_t dda_history_count(const struct dda_history *h)
 {
-	uint64_t n = h->n;
+	uint64_t n = h->mem.n;
+	for (size_t i = 0; i < h->nparts; i++)
+		n += h->parts[i].n;
 	for (size_t i = 0; i < h->nruns; i++)
 		n += h->runs[i].events;
 	return n;
 }
 
+static size_t evset_bytes(const struct evset *s)
+{
+	return s->nblocks * EV_BLOCK * sizeof(struct dda__event) + s->arena.used;
+}
+
 size_t dda_history_bytes(const struct dda_history *h)
 {
-	return h->nblocks * EV_BLOCK * sizeof(struct dda__event) + h->arena.used;
+	size_t n = evset_bytes(&h->mem);
+	for (size_t i = 0; i < h->nparts; i++)
+		n += evset_bytes(&h->parts[i]);
+	return n;
 }
 
-static struct dda__event *ev_at(const struct dda_history *h, uint64_t i)
+int dda_history_sort(struct dda_history *h, const struct dda_objtab *objs)
 {
-	return &h->blocks[i >> EV_BLOCK_SHIFT][i & (EV_BLOCK - 1)];
-}
-
-static int push_block(struct dda_history *h, struct dda__event *blk)
-{
-	if (h->nblocks == h->cap_blocks) {
-		size_t cap = h->cap_blocks ? h->cap_blocks * 2 : 16;
-		struct dda__event **nb = realloc(h->blocks, cap * sizeof(*nb));
-		if (!nb)
-			return DDA_ENOMEM;
-		h->blocks = nb;
-		h->cap_blocks = cap;
-	}
-	h->blocks[h->nblocks++] = blk;
-	return 0;
-}
-
-static struct dda__event *ev_new(struct dda_history *h)
-{
-	if (h->n == (uint64_t)h->nblocks * EV_BLOCK) {
-		struct dda__event *blk = malloc(EV_BLOCK * sizeof(*blk));
-		if (!blk || push_block(h, blk)) {
-			free(blk);
-			return NULL;
-		}
-	}
-	return ev_at(h, h->n++);
-}
-
-static int cmp_sortent(const void *pa, const void *pb);
-
-/* Sorts the events held in memory into a new array (NULL when empty). */
-static int sort_events(const struct dda_history *h, const struct dda_objtab *objs,
-		       struct sortent **out)
-{
-	*out = NULL;
-	if (!h->n)
-		return 0;
-	struct sortent *order = malloc(h->n * sizeof(*order));
-	if (!order)
-		return DDA_ENOMEM;
-	for (uint64_t i = 0; i < h->n; i++) {
-		order[i].e = ev_at(h, i);
-		order[i].khash = order[i].e->khash;
-		order[i].objs = objs;
-	}
-	dda__sort(order, h->n, sizeof(*order), cmp_sortent);
-	*out = order;
-	return 0;
+	int rc = evset_sort(&h->mem, objs);
+	for (size_t i = 0; i < h->nparts && !rc; i++)
+		rc = evset_sort(&h->parts[i], objs);
+	return rc;
 }
 
 static int add_run(struct dda_history *h, const struct dda__run *run)
@@ -273,17 +340,16 @@ static int spill_file(struct dda_history *h, const char *dir, struct dda__spill_
 	return 0;
 }
 
-/* Writes the events held, sorted, as one run, then frees them. On failure
+/* Writes a set's events, sorted, as one run, then frees them. On failure
  * the events stay where they were. */
-static int spill(struct dda_history *h, struct dda_error *err)
+static int spill_set(struct dda_history *h, struct evset *s, struct dda_error *err)
 {
 	struct dda_history_budget *b = h->budget;
-	struct sortent *order = NULL;
 	struct dda__spill_file *f = NULL;
 	struct dda__run_writer w;
 	struct dda__run run;
 	bool writer = false;
-	int rc = sort_events(h, b->objs, &order);
+	int rc = evset_sort(s, b->objs);
 	if (rc)
 		dda_error_set(err, rc, "out of memory sorting events to spill");
 	if (!rc)
@@ -292,22 +358,35 @@ static int spill(struct dda_history *h, struct dda_error *err)
 		rc = dda__run_writer_init(&w, f, err);
 		writer = true;
 	}
-	for (uint64_t i = 0; i < h->n && !rc; i++)
-		rc = dda__run_put(&w, order[i].e, err);
+	for (uint64_t i = 0; i < s->n && !rc; i++)
+		rc = dda__run_put(&w, s->order[i].e, err);
 	if (!rc)
 		rc = dda__run_finish(&w, &run, err);
 	if (!rc && add_run(h, &run))
 		rc = dda_error_set(err, DDA_ENOMEM, "out of memory");
 	if (writer)
 		dda__run_writer_release(&w);
-	free(order);
 	if (rc)
 		return rc; /* what was written stays unreferenced in the unlinked file */
 	__atomic_add_fetch(&b->runs, 1, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&b->events, run.events, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&b->bytes, run.len, __ATOMIC_RELAXED);
-	free_events(h);
+	evset_clear(s);
 	return 0;
+}
+
+/* Spills every set held (one run each: only a history added to after a
+ * merge holds more than its own). What was counted is released once all
+ * are out; until then a failure leaves it counted, which only spills
+ * sooner. */
+static int spill(struct dda_history *h, struct dda_error *err)
+{
+	int rc = spill_set(h, &h->mem, err);
+	for (size_t i = 0; i < h->nparts && !rc; i++)
+		rc = h->parts[i].n ? spill_set(h, &h->parts[i], err) : 0;
+	if (!rc)
+		free_events(h);
+	return rc;
 }
 
 /* Publishes what the history grew by since the last time, in steps, and
@@ -337,15 +416,16 @@ static void account(struct dda_history *h, uint64_t cost)
 
 int dda_history_add(struct dda_history *h, const struct dda_record *r)
 {
-	struct dda__event *e = ev_new(h);
+	struct evset *s = &h->mem;
+	struct dda__event *e = ev_new(s);
 	if (!e)
 		return DDA_ENOMEM;
 	memset(e, 0, sizeof(*e));
-	uint8_t *key = dda__arena_alloc(&h->arena, r->key_len);
+	uint8_t *key = dda__arena_alloc(&s->arena, r->key_len);
 	size_t seq_len = r->seq ? DDA_MIN(r->seq_len, DDA__SEQ_MAX) : 0;
-	char *seq = r->seq ? dda__arena_strndup(&h->arena, r->seq, seq_len) : NULL;
+	char *seq = r->seq ? dda__arena_strndup(&s->arena, r->seq, seq_len) : NULL;
 	if (!key || (r->seq && !seq)) {
-		h->n--;
+		s->n--;
 		return DDA_ENOMEM;
 	}
 	memcpy(key, r->key, r->key_len);
@@ -387,35 +467,43 @@ static int take_runs(struct dda_history *into, struct dda_history *from)
 	return 0;
 }
 
-/* Copies block by block, freeing each source block at once, so merging
- * needs one block of memory beyond what both histories hold. What from
- * counted against the budget is into's now. */
+/* Takes a set whole (its blocks, arena and order move; no event is
+ * copied), leaving it empty. */
+static int take_set(struct dda_history *into, struct evset *s)
+{
+	if (!s->n)
+		return 0;
+	if (into->nparts == into->cap_parts) {
+		size_t cap = into->cap_parts ? into->cap_parts * 2 : 4;
+		struct evset *np = realloc(into->parts, cap * sizeof(*np));
+		if (!np)
+			return DDA_ENOMEM;
+		into->parts = np;
+		into->cap_parts = cap;
+	}
+	into->parts[into->nparts++] = *s;
+	evset_init(s);
+	return 0;
+}
+
+/* What from counted against the budget is into's now. */
 int dda_history_merge(struct dda_history *into, struct dda_history *from)
 {
 	int rc = take_runs(into, from);
-	for (size_t b = 0; b < from->nblocks; b++) {
-		uint64_t first = (uint64_t)b * EV_BLOCK;
-		uint64_t n = DDA_MIN((uint64_t)EV_BLOCK, from->n - first);
-		for (uint64_t i = 0; i < n && !rc; i++) {
-			struct dda__event *e = ev_new(into);
-			if (e)
-				*e = from->blocks[b][i];
-			else
-				rc = DDA_ENOMEM;
-		}
-		free(from->blocks[b]);
-		from->blocks[b] = NULL;
-	}
-	from->nblocks = 0;
-	from->n = 0;
-	dda__arena_splice(&into->arena, &from->arena);
+	if (!rc)
+		rc = take_set(into, &from->mem);
+	for (size_t i = 0; i < from->nparts && !rc; i++)
+		rc = take_set(into, &from->parts[i]);
+	if (rc)
+		return rc; /* what was not taken stays in from */
+	from->nparts = 0;
 	into->bytes += from->bytes;
 	if (into->budget == from->budget)
 		into->published += from->published;
 	else if (from->budget)
 		__atomic_sub_fetch(&from->budget->used, from->published, __ATOMIC_RELAXED);
 	from->bytes = from->published = 0;
-	return rc;
+	return 0;
 }
 
 /* ---- ordering ---- */
@@ -435,11 +523,6 @@ int dda_history_key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t 
 		return c < 0 ? -1 : 1;
 	return alen < blen ? -1 : alen > blen;
 }
-
-struct sort_ctx {
-	const struct dda_history *h;
-	const struct dda_objtab *objs;
-};
 
 static int cmp_key(const struct dda__event *a, const struct dda__event *b)
 {
@@ -492,17 +575,14 @@ static int cmp_secondary(const struct dda_objtab *objs, const struct dda__event 
 	return 0;
 }
 
-static int cmp_sortent(const void *pa, const void *pb)
+int dda__event_cmp(const struct dda_objtab *objs, const struct dda__event *a,
+		   const struct dda__event *b)
 {
-	const struct sortent *sa = pa, *sb = pb;
-	if (sa->khash != sb->khash)
-		return sa->khash < sb->khash ? -1 : 1;
-	const struct dda__event *a = sa->e, *b = sb->e;
 	int c = cmp_key(a, b);
 	if (!c)
 		c = cmp_primary(a, b);
 	if (!c)
-		c = cmp_secondary(sa->objs, a, b);
+		c = cmp_secondary(objs, a, b);
 	return c;
 }
 
@@ -848,7 +928,7 @@ static void process(struct checker *ck, const struct dda__event *e)
 /* Events whose primary order ties are taken in chain order: first the one
  * that continues from the current state, else the earliest by the secondary
  * order (which the sort already established). */
-static void process_ties(struct checker *ck, const struct sortent *run, size_t n)
+static void process_ties(struct checker *ck, const struct dda__sortent *run, size_t n)
 {
 	bool done_small[64];
 	bool *done = n <= 64 ? done_small : calloc(n, 1);
@@ -931,7 +1011,7 @@ static void end_item(struct checker *ck, const struct dda__event *first)
 		ck->rc = rc;
 }
 
-static void check_item(struct checker *ck, const struct sortent *ev, size_t n)
+static void check_item(struct checker *ck, const struct dda__sortent *ev, size_t n)
 {
 	memset(&ck->st, 0, sizeof(ck->st));
 	ck->last_fp = 0;
@@ -958,25 +1038,13 @@ static void check_item(struct checker *ck, const struct sortent *ev, size_t n)
 	end_item(ck, ev[0].e);
 }
 
-/* ---- merging spilled runs ---- */
-
-/* The full order of analysis, as cmp_sortent sorts. */
-static int cmp_event(const struct dda_objtab *objs, const struct dda__event *a,
-		     const struct dda__event *b)
-{
-	int c = cmp_key(a, b);
-	if (!c)
-		c = cmp_primary(a, b);
-	if (!c)
-		c = cmp_secondary(objs, a, b);
-	return c;
-}
+/* ---- merging sorted sets and spilled runs ---- */
 
 /* One sorted input of a merge: a run on disk, or the events in memory. */
 struct msource {
 	struct dda__run_reader r;
 	bool is_run;
-	const struct sortent *mem;
+	const struct dda__sortent *mem;
 	size_t mem_n, mem_at;
 	const struct dda__event *cur; /* NULL when exhausted */
 };
@@ -984,14 +1052,14 @@ struct msource {
 struct merger {
 	struct msource *src;
 	size_t n;
-	size_t *heap; /* indices into src, a min-heap by cmp_event */
+	size_t *heap; /* indices into src, a min-heap by dda__event_cmp */
 	size_t nheap;
 	const struct dda_objtab *objs;
 };
 
 static bool heap_less(const struct merger *m, size_t a, size_t b)
 {
-	int c = cmp_event(m->objs, m->src[a].cur, m->src[b].cur);
+	int c = dda__event_cmp(m->objs, m->src[a].cur, m->src[b].cur);
 	return c ? c < 0 : a < b;
 }
 
@@ -1032,15 +1100,15 @@ static void merger_release(struct merger *m)
 	free(m->heap);
 }
 
-/* Opens a merge of runs and (when mem_n) the sorted events in memory. */
+/* Opens a merge of runs and sets of sorted events in memory. */
 static int merger_open(struct merger *m, const struct dda__run *runs, size_t nruns,
-		       const struct sortent *mem, size_t mem_n, const struct dda_objtab *objs,
-		       struct dda_error *err)
+		       const struct evset *const *sets, size_t nsets,
+		       const struct dda_objtab *objs, struct dda_error *err)
 {
 	memset(m, 0, sizeof(*m));
 	m->objs = objs;
-	m->src = calloc(nruns + 1, sizeof(*m->src));
-	m->heap = calloc(nruns + 1, sizeof(*m->heap));
+	m->src = calloc(nruns + nsets + 1, sizeof(*m->src));
+	m->heap = calloc(nruns + nsets + 1, sizeof(*m->heap));
 	if (!m->src || !m->heap)
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
 	int rc = 0;
@@ -1049,8 +1117,8 @@ static int merger_open(struct merger *m, const struct dda__run *runs, size_t nru
 		rc = dda__run_reader_init(&m->src[i].r, &runs[i], err);
 		m->n++;
 	}
-	if (mem_n)
-		m->src[m->n++] = (struct msource){.mem = mem, .mem_n = mem_n};
+	for (size_t i = 0; i < nsets; i++)
+		m->src[m->n++] = (struct msource){.mem = sets[i]->order, .mem_n = sets[i]->n};
 	for (size_t i = 0; i < m->n && !rc; i++) {
 		rc = source_advance(&m->src[i], err);
 		if (!rc && m->src[i].cur)
@@ -1061,10 +1129,16 @@ static int merger_open(struct merger *m, const struct dda__run *runs, size_t nru
 	return rc;
 }
 
-/* The smallest event left (borrowed until merger_pop), or NULL. */
-static const struct dda__event *merger_top(const struct merger *m)
+/* The smallest event left (borrowed until merger_pop), or NULL. *stable
+ * tells whether it lives as long as the sets in memory do (else only
+ * until merger_pop: a run reader's). */
+static const struct dda__event *merger_top(const struct merger *m, bool *stable)
 {
-	return m->nheap ? m->src[m->heap[0]].cur : NULL;
+	if (!m->nheap)
+		return NULL;
+	const struct msource *s = &m->src[m->heap[0]];
+	*stable = !s->is_run;
+	return s->cur;
 }
 
 static int merger_pop(struct merger *m, struct dda_error *err)
@@ -1088,7 +1162,8 @@ static int merge_runs(struct dda_history *h, const struct dda__run *runs, size_t
 	int rc = merger_open(&m, runs, n, NULL, 0, objs, err);
 	bool writer = !rc && !(rc = dda__run_writer_init(&w, h->files[0], err));
 	const struct dda__event *e;
-	while (!rc && (e = merger_top(&m)) != NULL) {
+	bool stable;
+	while (!rc && (e = merger_top(&m, &stable)) != NULL) {
 		rc = dda__run_put(&w, e, err);
 		if (!rc)
 			rc = merger_pop(&m, err);
@@ -1101,8 +1176,8 @@ static int merge_runs(struct dda_history *h, const struct dda__run *runs, size_t
 	return rc;
 }
 
-/* Merges runs, MERGE_FANIN at a time, until one more input (the events in
- * memory) still fits in a merge. */
+/* Merges runs, MERGE_FANIN at a time, until one more input still fits in
+ * a merge (the sets in memory cost a merge nothing). */
 static int reduce_runs(struct dda_history *h, const struct dda_objtab *objs, struct dda_error *err)
 {
 	while (h->nruns + 1 > MERGE_FANIN) {
@@ -1118,14 +1193,19 @@ static int reduce_runs(struct dda_history *h, const struct dda_objtab *objs, str
 	return 0;
 }
 
-/* One item's events as they come out of a merge, copied: a run reader's
- * event lives only until it moves on. */
+/* One item's events as they come out of a merge. An event of a set in
+ * memory is pointed to; one of a run is copied, as a run reader's event
+ * lives only until it moves on. */
 struct item {
-	struct dda__event *ev;
-	uint32_t *seq_off; /* where each sequence number is in bytes, or UINT32_MAX */
-	struct sortent *order;
+	struct dda__sortent *order;
+	uint32_t *copy; /* per event: its index in ev, or UINT32_MAX (in memory) */
 	size_t n, cap;
-	uint8_t *bytes; /* the key, then the sequence numbers */
+	struct dda__event *ev;
+	uint32_t *seq_off; /* where each copy's sequence number is in bytes, or UINT32_MAX */
+	size_t nev;
+	uint64_t khash;
+	uint32_t key_len;
+	uint8_t *bytes; /* the key, then the copies' sequence numbers */
 	size_t len, cap_bytes;
 };
 
@@ -1153,10 +1233,13 @@ static int item_grow(struct item *it)
 	uint32_t *so = realloc(it->seq_off, cap * sizeof(*so));
 	if (so)
 		it->seq_off = so;
-	struct sortent *o = realloc(it->order, cap * sizeof(*o));
+	struct dda__sortent *o = realloc(it->order, cap * sizeof(*o));
 	if (o)
 		it->order = o;
-	if (!ev || !so || !o)
+	uint32_t *cp = realloc(it->copy, cap * sizeof(*cp));
+	if (cp)
+		it->copy = cp;
+	if (!ev || !so || !o || !cp || cap > UINT32_MAX)
 		return DDA_ENOMEM;
 	it->cap = cap;
 	return 0;
@@ -1164,35 +1247,46 @@ static int item_grow(struct item *it)
 
 static bool item_same(const struct item *it, const struct dda__event *e)
 {
-	const struct dda__event *f = &it->ev[0];
-	return f->khash == e->khash && f->key_len == e->key_len &&
+	return it->khash == e->khash && it->key_len == e->key_len &&
 	       !memcmp(it->bytes, e->key, e->key_len);
 }
 
-static int item_add(struct item *it, const struct dda__event *e)
+static int item_add(struct item *it, const struct dda__event *e, bool stable)
 {
 	if (it->n == it->cap && item_grow(it))
 		return DDA_ENOMEM;
-	if (!it->n && item_bytes(it, e->key, e->key_len))
-		return DDA_ENOMEM;
-	it->seq_off[it->n] = e->seq ? (uint32_t)it->len : UINT32_MAX;
-	if (e->seq && item_bytes(it, e->seq, e->seq_len))
-		return DDA_ENOMEM;
-	it->ev[it->n++] = *e;
+	if (!it->n) {
+		it->khash = e->khash;
+		it->key_len = e->key_len;
+		if (item_bytes(it, e->key, e->key_len))
+			return DDA_ENOMEM;
+	}
+	it->order[it->n] = (struct dda__sortent){e->khash, e};
+	it->copy[it->n] = UINT32_MAX;
+	if (!stable) {
+		it->seq_off[it->nev] = e->seq ? (uint32_t)it->len : UINT32_MAX;
+		if (e->seq && item_bytes(it, e->seq, e->seq_len))
+			return DDA_ENOMEM;
+		it->copy[it->n] = (uint32_t)it->nev;
+		it->ev[it->nev++] = *e;
+	}
+	it->n++;
 	return 0;
 }
 
-static void item_check(struct checker *ck, struct item *it, const struct dda_objtab *objs)
+static void item_check(struct checker *ck, struct item *it)
 {
 	for (size_t i = 0; i < it->n; i++) {
-		struct dda__event *e = &it->ev[i];
+		if (it->copy[i] == UINT32_MAX)
+			continue;
+		struct dda__event *e = &it->ev[it->copy[i]];
+		uint32_t so = it->seq_off[it->copy[i]];
 		e->key = it->bytes;
-		e->seq =
-		    it->seq_off[i] == UINT32_MAX ? NULL : (const char *)it->bytes + it->seq_off[i];
-		it->order[i] = (struct sortent){e->khash, e, objs};
+		e->seq = so == UINT32_MAX ? NULL : (const char *)it->bytes + so;
+		it->order[i].e = e;
 	}
 	check_item(ck, it->order, it->n);
-	it->n = it->len = 0;
+	it->n = it->nev = it->len = 0;
 }
 
 static void item_release(struct item *it)
@@ -1200,62 +1294,80 @@ static void item_release(struct item *it)
 	free(it->ev);
 	free(it->seq_off);
 	free(it->order);
+	free(it->copy);
 	free(it->bytes);
 }
 
-/* Checks every item over a merge of the runs and the sorted events in
- * memory: the same events, in the same order, as one sort would give. An
- * item is checked once its last event is out, so a run that cannot be read
- * leaves no item checked with events missing. */
-static int check_merged(struct checker *ck, struct dda_history *h, const struct sortent *order,
-			struct dda_error *err)
+/* Checks every item over a merge of the runs and the sorted sets in
+ * memory: the same events, in the same order, as one sort of them all
+ * would give. An item is checked once its last event is out, so a run that
+ * cannot be read leaves no item checked with events missing. */
+static int check_merged(struct checker *ck, struct dda_history *h,
+			const struct evset *const *sets, size_t nsets, struct dda_error *err)
 {
 	const struct dda_objtab *objs = ck->opts->objs;
 	struct merger m;
 	struct item it = {0};
 	int rc = reduce_runs(h, objs, err);
 	if (!rc)
-		rc = merger_open(&m, h->runs, h->nruns, order, h->n, objs, err);
+		rc = merger_open(&m, h->runs, h->nruns, sets, nsets, objs, err);
 	else
 		memset(&m, 0, sizeof(m));
 	const struct dda__event *e;
-	while (!rc && !ck->rc && (e = merger_top(&m)) != NULL) {
+	bool stable;
+	while (!rc && !ck->rc && (e = merger_top(&m, &stable)) != NULL) {
 		if (it.n && !item_same(&it, e))
-			item_check(ck, &it, objs);
-		if (item_add(&it, e))
+			item_check(ck, &it);
+		if (item_add(&it, e, stable))
 			rc = dda_error_set(err, DDA_ENOMEM, "out of memory");
 		if (!rc)
 			rc = merger_pop(&m, err);
 	}
 	if (!rc && !ck->rc && it.n)
-		item_check(ck, &it, objs);
+		item_check(ck, &it);
 	item_release(&it);
 	merger_release(&m);
 	return rc;
+}
+
+/* Checks the items of one sorted set, in place. */
+static void check_set(struct checker *ck, const struct evset *s)
+{
+	const struct dda__sortent *order = s->order;
+	for (uint64_t i = 0; i < s->n && !ck->rc;) {
+		uint64_t j = i + 1;
+		while (j < s->n && !cmp_key(order[i].e, order[j].e))
+			j++;
+		check_item(ck, order + i, (size_t)(j - i));
+		i = j;
+	}
 }
 
 int dda_history_analyze(struct dda_history *h, const struct dda_history_opts *opts,
 			struct dda_history_stats *stats)
 {
 	memset(stats, 0, sizeof(*stats));
-	struct sortent *order;
-	if (sort_events(h, opts->objs, &order))
+	const struct evset **sets = malloc((h->nparts + 1) * sizeof(*sets));
+	if (!sets || dda_history_sort(h, opts->objs)) {
+		free(sets);
 		return DDA_ENOMEM;
+	}
+	size_t nsets = 0;
+	if (h->mem.n)
+		sets[nsets++] = &h->mem;
+	for (size_t i = 0; i < h->nparts; i++)
+		if (h->parts[i].n)
+			sets[nsets++] = &h->parts[i];
 	struct checker ck = {.opts = opts, .stats = stats};
 	int rc = 0;
-	if (h->nruns) {
+	if (h->nruns || nsets > 1) {
 		struct dda_error local = {0};
-		rc = check_merged(&ck, h, order, opts->err ? opts->err : &local);
-	}
-	for (uint64_t i = 0; !h->nruns && i < h->n && !ck.rc;) {
-		uint64_t j = i + 1;
-		while (j < h->n && !cmp_key(order[i].e, order[j].e))
-			j++;
-		check_item(&ck, order + i, (size_t)(j - i));
-		i = j;
+		rc = check_merged(&ck, h, sets, nsets, opts->err ? opts->err : &local);
+	} else if (nsets) {
+		check_set(&ck, sets[0]);
 	}
 	fpset_release(&ck.changes);
 	fpset_release(&ck.seqs);
-	free(order);
+	free(sets);
 	return rc ? rc : ck.rc;
 }

@@ -42,6 +42,23 @@ struct dda__event {
 	uint8_t new_digest[DDA_DIGEST_LEN];
 };
 
+/* An event's place in an ordering: its key hash, copied so that most
+ * comparisons never touch the event. */
+struct dda__sortent {
+	uint64_t khash;
+	const struct dda__event *e;
+};
+
+/* The order of analysis: key hash, key bytes, then sequence number when
+ * both events have one (else time), then the object's last-modified time,
+ * the object's id and the position in it. objs (may be NULL) is borrowed. */
+int dda__event_cmp(const struct dda_objtab *objs, const struct dda__event *a,
+		   const struct dda__event *b);
+/* Sorts v (n entries, khash set) into that order (sort.c); scratch is
+ * workspace of n entries. 0, or DDA_ENOMEM with v unchanged. */
+int dda__events_sort(struct dda__sortent *v, struct dda__sortent *scratch, size_t n,
+		     const struct dda_objtab *objs);
+
 /* An unlinked temporary file that runs are appended to. dir is borrowed,
  * for messages. */
 struct dda__spill_file {
