@@ -1102,8 +1102,8 @@ static void merger_release(struct merger *m)
 
 /* Opens a merge of runs and sets of sorted events in memory. */
 static int merger_open(struct merger *m, const struct dda__run *runs, size_t nruns,
-		       const struct evset *const *sets, size_t nsets,
-		       const struct dda_objtab *objs, struct dda_error *err)
+		       const struct evset *const *sets, size_t nsets, const struct dda_objtab *objs,
+		       struct dda_error *err)
 {
 	memset(m, 0, sizeof(*m));
 	m->objs = objs;
@@ -1302,8 +1302,8 @@ static void item_release(struct item *it)
  * memory: the same events, in the same order, as one sort of them all
  * would give. An item is checked once its last event is out, so a run that
  * cannot be read leaves no item checked with events missing. */
-static int check_merged(struct checker *ck, struct dda_history *h,
-			const struct evset *const *sets, size_t nsets, struct dda_error *err)
+static int check_merged(struct checker *ck, struct dda_history *h, const struct evset *const *sets,
+			size_t nsets, struct dda_error *err)
 {
 	const struct dda_objtab *objs = ck->opts->objs;
 	struct merger m;
