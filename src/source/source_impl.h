@@ -61,6 +61,11 @@ int dda__gunzip_zlib(const void *p, size_t n, struct dda_buf *out, struct dda_er
 /* Streaming gzip-or-plain reader over a file descriptor (NDJSON). */
 struct dda__instream;
 int dda__instream_open(struct dda__instream **out, int fd, struct dda_error *err);
+/* For tests, before the first read: with zlib_checks, zlib reads the gzip
+ * wrapper and checks the CRC itself (the reference the reader is held to
+ * by tests/fuzz/fuzz_gzip.c); read_size bounds each read() (0: the
+ * buffer's size), so that members and fields straddle reads. */
+void dda__instream_configure(struct dda__instream *s, bool zlib_checks, size_t read_size);
 /* Reads up to n decompressed bytes; returns the count, 0 at the end, or a
  * negative error (DDA_EFORMAT for damaged gzip, DDA_EIO). */
 long dda__instream_read(struct dda__instream *s, void *p, size_t n, struct dda_error *err);

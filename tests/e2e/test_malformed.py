@@ -99,6 +99,64 @@ class MalformedTest(Case):
         self.assertGreater(rep["summary"]["valid"], 0)
         self.assertEqual(self.kinds(rep), ["UNREADABLE"])
 
+    def gz_ndjson_finding(self, data):
+        """Verifies data as a gzip NDJSON file: (report, its one finding's detail)."""
+        p = self.write("x.ndjson.gz", data)
+        status, rep, err = verify_json(p)
+        self.assertNoCrash(status, err)
+        self.assertEqual(status, 1, err)
+        self.assertEqual(self.kinds(rep), ["UNREADABLE"])
+        return rep, rep["anomalies"][0]["detail"]
+
+    def test_gzip_ndjson_wrong_crc_and_length(self):
+        """The reader checks a member's CRC-32 and length itself (zlib only
+        inflates): a wrong one is the finding zlib's own check gave, the CRC
+        before the length, and the member's records are not counted past it."""
+        lines = "".join(json.dumps(seed(f"u{i}", "a")) + "\n" for i in range(20)).encode()
+        good = gzip.compress(lines, compresslevel=6)
+        crc = bytearray(good)
+        crc[-8] ^= 0x01
+        rep, detail = self.gz_ndjson_finding(bytes(crc))
+        self.assertIn("gzip stream is damaged: incorrect data check", detail)
+        size = bytearray(good)
+        size[-4] ^= 0x01
+        rep, detail = self.gz_ndjson_finding(bytes(size))
+        self.assertIn("gzip stream is damaged: incorrect length check", detail)
+        both = bytearray(size)
+        both[-8] ^= 0x01
+        rep, detail = self.gz_ndjson_finding(bytes(both))
+        self.assertIn("incorrect data check", detail)
+        # A good second member after the first still counts its records.
+        p = self.write("y.ndjson.gz", good + gzip.compress(lines))
+        status, rep, err = verify_json(p)
+        self.assertNoCrash(status, err)
+        self.assertEqual(rep["summary"]["valid"], 40, err)
+
+    def test_gzip_ndjson_header_fields(self):
+        """Members whose headers carry a name, a comment, an extra field and a
+        header CRC (all read by the reader, not zlib) decode in full; a header
+        CRC or a compression method that is wrong is zlib's finding."""
+        lines = "".join(json.dumps(seed(f"u{i}", "a")) + "\n" for i in range(10)).encode()
+        body = zlib.compressobj(6, zlib.DEFLATED, -15)
+        deflated = body.compress(lines) + body.flush()
+        flags = 0x02 | 0x04 | 0x08 | 0x10
+        head = bytes([0x1F, 0x8B, 8, flags, 0, 0, 0, 0, 0, 3]) + b"\x03\x00abc" + b"n.json\0" \
+            + b"a comment\0"
+        head += (zlib.crc32(head) & 0xFFFF).to_bytes(2, "little")
+        tail = zlib.crc32(lines).to_bytes(4, "little") + len(lines).to_bytes(4, "little")
+        p = self.write("h.ndjson.gz", head + deflated + tail + gzip.compress(lines))
+        status, rep, err = verify_json(p)
+        self.assertNoCrash(status, err)
+        self.assertEqual((status, rep["summary"]["valid"]), (0, 20), err)
+        bad = bytearray(head)
+        bad[-1] ^= 0xFF
+        rep, detail = self.gz_ndjson_finding(bytes(bad) + deflated + tail)
+        self.assertIn("gzip stream is damaged: header crc mismatch", detail)
+        bad = bytearray(head)
+        bad[2] = 7
+        rep, detail = self.gz_ndjson_finding(bytes(bad) + deflated + tail)
+        self.assertIn("gzip stream is damaged: unknown compression method", detail)
+
     def test_ndjson_bad_line_keeps_the_rest(self):
         lines = [json.dumps(seed(f"u{i}", "a")) for i in range(5)]
         lines[2] = '{"timestamp": "2025-07-12T08:00:00", "eventName": '
