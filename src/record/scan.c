@@ -1,28 +1,19 @@
-/* The decoder's fast path for seed records (see scan.h). Two passes over a
- * flat token tape: a strict JSON tokenizer (UTF-8 checked, escapes noted,
- * no allocation per value), then the seed dialect's rules and the canonical
- * serialization of docs/canonical-form.md straight from the tape. */
+/* The decoder's fast path for seed records (see scan.h), in one pass over
+ * the record's bytes: a strict JSON scanner (UTF-8 checked, escapes
+ * decoded, duplicate names refused, as jansson would) that serializes each
+ * image as docs/canonical-form.md defines it while it reads it, entries in
+ * the order they come, then put in name order as each map closes; the
+ * image's digest follows at once. No token tape, no second walk, no
+ * allocation per record once the buffers have grown. */
 #include "record/scan.h"
 
-/* Deeper than any valid image (32 levels of M/L, two tokens per level, plus
- * the record): beyond this the jansson path decides. */
+/* Nesting of JSON outside the images (an unknown member's value) that the
+ * scanner follows; deeper goes to the jansson path. Images are bounded by
+ * DDA_MAX_NESTING. */
 #define SCAN_MAX_DEPTH 80
-/* Tokens of one record; a bigger record goes to the jansson path. */
-#define SCAN_MAX_TOKENS (1u << 20)
 
-enum tok_type { T_OBJ, T_ARR, T_STR, T_NUM, T_TRUE, T_FALSE, T_NULL };
-
-struct tok {
-	uint8_t type;
-	uint8_t esc;	 /* string held escapes: decoded into strs at off */
-	uint32_t count;	 /* members or elements; string length (decoded bytes) */
-	uint32_t end;	 /* index just after this token's subtree */
-	size_t off;	 /* decoded string's offset in strs */
-	const char *ptr; /* string bytes (raw if no escapes, else in strs) */
-};
-
-/* A map entry (name, and its value's token in start) or a set element
- * (its bytes in num at start..end). */
+/* A member name or a set element being ordered: its bytes, and for a map
+ * entry the entry's serialization at ser[start..end). */
 struct span {
 	const char *name;
 	size_t name_len;
@@ -30,11 +21,10 @@ struct span {
 };
 
 struct dda__scanner {
-	struct tok *tape;
-	uint32_t ntok, cap;
 	struct dda_buf strs; /* decoded strings, reset per record */
 	struct dda_buf ser;  /* serialization of one image */
-	struct dda_buf num;  /* number / base64 scratch */
+	struct dda_buf num;  /* set elements */
+	struct dda_buf tmp;  /* a map's entries while they are put in order */
 	struct dda_buf why;
 	struct span *spans;
 	size_t nspans, cap_spans;
@@ -49,6 +39,7 @@ struct dda__scanner *dda__scanner_new(void)
 	dda_buf_init(&s->strs, DDA_BUF_UNLIMITED);
 	dda_buf_init(&s->ser, DDA_BUF_UNLIMITED);
 	dda_buf_init(&s->num, DDA_BUF_UNLIMITED);
+	dda_buf_init(&s->tmp, DDA_BUF_UNLIMITED);
 	dda_buf_init(&s->why, 4096);
 	return s;
 }
@@ -57,58 +48,80 @@ void dda__scanner_free(struct dda__scanner *s)
 {
 	if (!s)
 		return;
-	free(s->tape);
 	free(s->spans);
 	dda_buf_release(&s->strs);
 	dda_buf_release(&s->ser);
 	dda_buf_release(&s->num);
+	dda_buf_release(&s->tmp);
 	dda_buf_release(&s->why);
 	dda__sha256_release(&s->sha);
 	free(s);
 }
 
-/* ---- pass 1: tokenizer ---- */
+enum { OK = 0, BAIL = 1 };
 
-struct lexer {
-	struct dda__scanner *s;
-	const char *p, *end;
-	int depth;
-	bool fail;
+/* A decoded string: its bytes (in the input, or in strs when it held
+ * escapes). */
+struct str {
+	const char *ptr;
+	size_t len;
+	bool esc;
 };
 
-static bool grow_tape(struct lexer *lx)
+/* The record's members that the seed dialect reads. */
+enum top_field { F_TS, F_EV, F_REGION, F_SOURCE, F_KEY0 };
+
+/* One image as scanned: present, its text, digest, item size and the S
+ * values of its key attributes. */
+struct image {
+	bool seen, present;
+	const char *raw;
+	size_t raw_len;
+	uint8_t digest[DDA_DIGEST_LEN];
+	uint64_t size;
+	struct str key[DDA_MAX_KEY_ATTRS];
+	bool has_key[DDA_MAX_KEY_ATTRS];
+};
+
+struct scan {
+	struct dda__scanner *s;
+	const struct dda_decoder_opts *o;
+	const char *p, *end;
+	bool fail;
+	unsigned seen; /* bit per enum top_field */
+	struct str field[F_KEY0 + DDA_MAX_KEY_ATTRS];
+	struct image img[2]; /* old, new */
+	size_t key_name_len[DDA_MAX_KEY_ATTRS];
+};
+
+static inline void skip_ws(struct scan *sc)
 {
-	struct dda__scanner *s = lx->s;
-	uint32_t cap = s->cap ? s->cap * 2 : 256;
-	struct tok *nt = cap <= SCAN_MAX_TOKENS ? realloc(s->tape, cap * sizeof(*nt)) : NULL;
-	if (!nt) {
-		lx->fail = true;
-		return false;
+	while (sc->p < sc->end &&
+	       (*sc->p == ' ' || *sc->p == '\n' || *sc->p == '\t' || *sc->p == '\r'))
+		sc->p++;
+}
+
+/* Skips whitespace and takes the byte c, or fails. */
+static inline bool expect(struct scan *sc, char c)
+{
+	skip_ws(sc);
+	if (sc->p < sc->end && *sc->p == c) {
+		sc->p++;
+		return true;
 	}
-	s->tape = nt;
-	s->cap = cap;
-	return true;
+	sc->fail = true;
+	return false;
 }
 
-static inline struct tok *push(struct lexer *lx, int type)
+/* Skips whitespace and takes the byte c if it is next. */
+static inline bool take(struct scan *sc, char c)
 {
-	struct dda__scanner *s = lx->s;
-	if (s->ntok == s->cap && !grow_tape(lx))
-		return NULL;
-	struct tok *t = &s->tape[s->ntok++];
-	t->type = (uint8_t)type;
-	t->esc = 0;
-	t->count = 0;
-	t->end = s->ntok;
-	t->ptr = NULL;
-	return t;
-}
-
-static inline void skip_ws(struct lexer *lx)
-{
-	while (lx->p < lx->end &&
-	       (*lx->p == ' ' || *lx->p == '\n' || *lx->p == '\t' || *lx->p == '\r'))
-		lx->p++;
+	skip_ws(sc);
+	if (sc->p < sc->end && *sc->p == c) {
+		sc->p++;
+		return true;
+	}
+	return false;
 }
 
 static int hex4(const char *p)
@@ -186,8 +199,8 @@ static void put_utf8(char *out, size_t *n, unsigned cp)
 
 /* Decodes the (already checked) escapes of raw[0..n) into strs. Escapes
  * only shrink, and strs was sized for the whole record up front, so this
- * never reallocates: the token points into strs at once. */
-static void unescape(struct dda_buf *strs, const char *raw, size_t n, struct tok *t)
+ * never reallocates: pointers into strs stay valid for the record. */
+static void unescape(struct dda_buf *strs, const char *raw, size_t n, struct str *t)
 {
 	char *o = strs->ptr + strs->len;
 	size_t len = 0;
@@ -211,9 +224,8 @@ static void unescape(struct dda_buf *strs, const char *raw, size_t n, struct tok
 		}
 		put_utf8(o, &len, cp);
 	}
-	t->off = strs->len;
 	t->ptr = o;
-	t->count = (uint32_t)len;
+	t->len = len;
 	strs->len += len;
 }
 
@@ -246,30 +258,35 @@ static inline const char *skip_plain(const char *p, const char *end)
 	return p;
 }
 
-static void lex_string(struct lexer *lx)
+/* A string at sc->p (after whitespace), decoded into t. */
+static bool scan_string(struct scan *sc, struct str *t)
 {
-	struct tok *t = push(lx, T_STR);
-	if (!t)
-		return;
-	const char *p = ++lx->p;
-	t->ptr = p;
-	while (p < lx->end) {
-		p = skip_plain(p, lx->end);
-		if (p == lx->end)
+	skip_ws(sc);
+	if (sc->p >= sc->end || *sc->p != '"') {
+		sc->fail = true;
+		return false;
+	}
+	const char *start = ++sc->p, *p = start;
+	bool esc = false;
+	while (p < sc->end) {
+		p = skip_plain(p, sc->end);
+		if (p == sc->end)
 			break;
 		unsigned char c = (unsigned char)*p;
 		if (c == '"') {
-			t->count = (uint32_t)(p - t->ptr);
-			if (t->esc)
-				unescape(&lx->s->strs, t->ptr, t->count, t);
-			lx->p = p + 1;
-			return;
+			t->ptr = start;
+			t->len = (size_t)(p - start);
+			t->esc = esc;
+			if (esc)
+				unescape(&sc->s->strs, start, t->len, t);
+			sc->p = p + 1;
+			return true;
 		}
 		if (c == '\\') {
-			size_t n = escape_len(p + 1, lx->end);
+			size_t n = escape_len(p + 1, sc->end);
 			if (!n)
 				break;
-			t->esc = 1;
+			esc = true;
 			p += 1 + n;
 		} else if (c < 0x20) {
 			break;
@@ -277,141 +294,37 @@ static void lex_string(struct lexer *lx)
 			p++;
 		} else {
 			size_t n =
-			    utf8_len((const unsigned char *)p, (const unsigned char *)lx->end);
+			    utf8_len((const unsigned char *)p, (const unsigned char *)sc->end);
 			if (!n)
 				break;
 			p += n;
 		}
 	}
-	lx->fail = true;
+	sc->fail = true;
+	return false;
 }
 
-static void lex_value(struct lexer *lx);
-
-static void lex_container(struct lexer *lx, bool obj)
+/* A member name and its colon. jansson refuses NUL in names (only an
+ * escape can put one there: raw control characters are refused). */
+static bool scan_name(struct scan *sc, struct str *t)
 {
-	uint32_t at = lx->s->ntok;
-	const char *start = lx->p;
-	if (!push(lx, obj ? T_OBJ : T_ARR) || ++lx->depth > SCAN_MAX_DEPTH) {
-		lx->fail = true;
-		return;
+	if (!scan_string(sc, t) || (t->esc && memchr(t->ptr, '\0', t->len)) || !expect(sc, ':')) {
+		sc->fail = true;
+		return false;
 	}
-	lx->p++;
-	skip_ws(lx);
-	uint32_t count = 0;
-	char close = obj ? '}' : ']';
-	if (lx->p < lx->end && *lx->p == close) {
-		lx->p++;
-		goto done;
-	}
-	while (!lx->fail) {
-		skip_ws(lx);
-		if (obj) {
-			if (lx->p >= lx->end || *lx->p != '"') {
-				lx->fail = true;
-				return;
-			}
-			lex_string(lx);
-			skip_ws(lx);
-			if (lx->fail || lx->p >= lx->end || *lx->p++ != ':') {
-				lx->fail = true;
-				return;
-			}
-		}
-		lex_value(lx);
-		count++;
-		skip_ws(lx);
-		if (lx->fail || lx->p >= lx->end)
-			break;
-		if (*lx->p == ',') {
-			lx->p++;
-			continue;
-		}
-		if (*lx->p == close) {
-			lx->p++;
-			goto done;
-		}
-		break;
-	}
-	lx->fail = true;
-	return;
-done:
-	lx->depth--;
-	lx->s->tape[at].count = count;
-	lx->s->tape[at].end = lx->s->ntok;
-	lx->s->tape[at].ptr = start; /* a container's text: ptr, off bytes */
-	lx->s->tape[at].off = (size_t)(lx->p - start);
+	return true;
 }
 
-static void lex_literal(struct lexer *lx, const char *word, int type)
+static inline bool str_is(const struct str *t, const char *lit, size_t n)
 {
-	size_t n = strlen(word);
-	if ((size_t)(lx->end - lx->p) < n || memcmp(lx->p, word, n)) {
-		lx->fail = true;
-		return;
-	}
-	lx->p += n;
-	push(lx, type);
+	return t->len == n && !memcmp(t->ptr, lit, n);
 }
 
-static void lex_value(struct lexer *lx)
-{
-	skip_ws(lx);
-	if (lx->p >= lx->end) {
-		lx->fail = true;
-		return;
-	}
-	switch (*lx->p) {
-	case '{':
-		lex_container(lx, true);
-		return;
-	case '[':
-		lex_container(lx, false);
-		return;
-	case '"':
-		lex_string(lx);
-		return;
-	case 't':
-		lex_literal(lx, "true", T_TRUE);
-		return;
-	case 'f':
-		lex_literal(lx, "false", T_FALSE);
-		return;
-	case 'n':
-		lex_literal(lx, "null", T_NULL);
-		return;
-	}
-	/* Numbers never occur in seed records (values are DynamoDB JSON
-	 * strings), and jansson's range rules for them are its own. */
-	lx->fail = true;
-}
-
-/* ---- pass 2: the record ---- */
-
-/* Whether string token t is the n bytes at lit. */
-static inline bool tok_is(const struct tok *t, const char *lit, size_t n)
-{
-	return t->type == T_STR && t->count == n && !memcmp(t->ptr, lit, n);
-}
-
-#define STR_EQ(t, lit) tok_is((t), lit, sizeof(lit) - 1)
-
-/* The value token of member `name` of the object at o, or 0. */
-static uint32_t member(const struct dda__scanner *s, uint32_t o, const char *name)
-{
-	size_t n = strlen(name);
-	uint32_t i = o + 1;
-	for (uint32_t k = 0; k < s->tape[o].count; k++) {
-		if (tok_is(&s->tape[i], name, n))
-			return i + 1;
-		i = s->tape[i + 1].end;
-	}
-	return 0;
-}
+#define STR_EQ(t, lit) str_is((t), lit, sizeof(lit) - 1)
 
 /* memcmp order of two names, a proper prefix first. Inline: attribute
- * names and set elements are short and mostly differ in their first bytes, where a call to
- * memcmp costs more than the comparison. */
+ * names and set elements are short and mostly differ in their first bytes,
+ * where a call to memcmp costs more than the comparison. */
 static inline int cmp_names(const char *a, size_t an, const char *b, size_t bn)
 {
 	size_t n = DDA_MIN(an, bn);
@@ -421,83 +334,153 @@ static inline int cmp_names(const char *a, size_t an, const char *b, size_t bn)
 	return an < bn ? -1 : an > bn;
 }
 
-static int cmp_slices(const void *pa, const void *pb)
+static int cmp_spans(const void *pa, const void *pb)
 {
-	const dda_slice *a = pa, *b = pb;
-	return cmp_names(a->ptr, a->len, b->ptr, b->len);
+	const struct span *a = pa, *b = pb;
+	return cmp_names(a->name, a->name_len, b->name, b->name_len);
 }
 
-/* Objects and sets in records are small (an image has about ten
- * attributes): there, insertion sort beats qsort's calls through a pointer,
- * and pairs beat sorting for finding a duplicate. */
+/* Maps and sets in records are small (an image has about ten attributes):
+ * there, insertion sort beats qsort's calls through a pointer. */
 #define SMALL 16
 
-static void sort_slices(dda_slice *a, size_t n)
+static void sort_spans(struct span *a, size_t n)
 {
 	if (n > SMALL) {
-		dda__sort(a, n, sizeof(*a), cmp_slices);
+		dda__sort(a, n, sizeof(*a), cmp_spans);
 		return;
 	}
 	for (size_t i = 1; i < n; i++) {
-		dda_slice x = a[i];
+		struct span x = a[i];
 		size_t j = i;
-		for (; j && cmp_slices(&a[j - 1], &x) > 0; j--)
+		for (; j && cmp_spans(&a[j - 1], &x) > 0; j--)
 			a[j] = a[j - 1];
 		a[j] = x;
 	}
 }
 
-/* Whether string token t holds a NUL: only an escape (\u0000) can put
- * one there, the tokenizer refuses raw control characters. */
-static inline bool has_nul(const struct tok *t)
+/* Puts spans[base..nspans) in name order; sorted says they are already
+ * strictly increasing. Returns BAIL on a duplicate. */
+static int order_spans(struct dda__scanner *s, size_t base, bool sorted)
 {
-	return t->esc && memchr(t->ptr, '\0', t->count);
+	size_t n = s->nspans - base;
+	if (sorted || n < 2)
+		return OK;
+	struct span *a = s->spans + base;
+	sort_spans(a, n);
+	for (size_t k = 1; k < n; k++)
+		if (!cmp_spans(&a[k - 1], &a[k]))
+			return BAIL;
+	return OK;
 }
 
-/* Whether the names of the object at tape[o] are free of NUL and
- * duplicates. */
-static bool object_names_ok(const struct dda__scanner *s, uint32_t o)
+/* Spans form a stack shared by nested maps, sets and objects. */
+static int grow_spans(struct dda__scanner *s)
 {
-	const struct tok *t = &s->tape[o];
-	dda_slice small[SMALL];
-	dda_slice *names = t->count <= SMALL ? small : malloc(t->count * sizeof(*names));
-	if (!names)
-		return false;
-	bool ok = true;
-	for (uint32_t i = o + 1, k = 0; k < t->count && ok; k++, i = s->tape[i + 1].end) {
-		names[k] = dda_slice_make(s->tape[i].ptr, s->tape[i].count);
-		ok = !has_nul(&s->tape[i]);
-	}
-	if (ok && t->count > SMALL) {
-		sort_slices(names, t->count);
-		for (uint32_t k = 1; k < t->count && ok; k++)
-			ok = cmp_slices(&names[k - 1], &names[k]) != 0;
-	} else {
-		for (uint32_t k = 1; k < t->count && ok; k++)
-			for (uint32_t j = 0; j < k && ok; j++)
-				ok = names[j].len != names[k].len ||
-				     memcmp(names[j].ptr, names[k].ptr, names[k].len);
-	}
-	if (names != small)
-		free(names);
-	return ok;
+	size_t cap = s->cap_spans ? s->cap_spans * 2 : 64;
+	struct span *ns = realloc(s->spans, cap * sizeof(*ns));
+	if (!ns)
+		return BAIL;
+	s->spans = ns;
+	s->cap_spans = cap;
+	return OK;
 }
 
-/* jansson refuses duplicate member names and NUL inside them: so must we,
- * for every object of the record. */
-static bool names_ok(const struct dda__scanner *s)
+/* Pushes a span, noting (with sorted) whether the names since base are
+ * still strictly in order. Fields are stored one by one: a span built
+ * whole from a name just written costs a store-forwarding stall per entry
+ * (measured: a third of the map's time). */
+static inline int push_span(struct dda__scanner *s, size_t base, const char *name, size_t len,
+			    size_t start, size_t end, bool *sorted)
 {
-	for (uint32_t o = 0; o < s->ntok; o++) {
-		const struct tok *t = &s->tape[o];
-		if (t->type != T_OBJ || t->count == 0)
-			continue;
-		if (t->count == 1 ? has_nul(&s->tape[o + 1]) : !object_names_ok(s, o))
-			return false;
-	}
-	return true;
+	if (s->nspans == s->cap_spans && grow_spans(s))
+		return BAIL;
+	struct span *sp = &s->spans[s->nspans];
+	sp->name = name;
+	sp->name_len = len;
+	sp->start = start;
+	sp->end = end;
+	if (sorted && *sorted && s->nspans > base && cmp_spans(sp - 1, sp) >= 0)
+		*sorted = false;
+	s->nspans++;
+	return OK;
 }
 
-enum { OK = 0, BAIL = 1 };
+/* ---- JSON the seed dialect does not read: validated and skipped ---- */
+
+static void skip_value(struct scan *sc, int depth);
+
+static void skip_container(struct scan *sc, bool obj, int depth)
+{
+	struct dda__scanner *s = sc->s;
+	size_t base = s->nspans;
+	bool sorted = true;
+	char close = obj ? '}' : ']';
+	sc->p++;
+	if (depth > SCAN_MAX_DEPTH) {
+		sc->fail = true;
+		return;
+	}
+	if (take(sc, close))
+		return;
+	do {
+		if (obj) {
+			struct str name;
+			if (!scan_name(sc, &name) ||
+			    push_span(s, base, name.ptr, name.len, 0, 0, &sorted)) {
+				sc->fail = true;
+				return;
+			}
+		}
+		skip_value(sc, depth + 1);
+	} while (!sc->fail && take(sc, ','));
+	if (!sc->fail && expect(sc, close) && obj && order_spans(s, base, sorted))
+		sc->fail = true;
+	s->nspans = base;
+}
+
+static void skip_literal(struct scan *sc, const char *word, size_t n)
+{
+	if ((size_t)(sc->end - sc->p) < n || memcmp(sc->p, word, n))
+		sc->fail = true;
+	else
+		sc->p += n;
+}
+
+static void skip_value(struct scan *sc, int depth)
+{
+	struct str t;
+	skip_ws(sc);
+	if (sc->p >= sc->end) {
+		sc->fail = true;
+		return;
+	}
+	switch (*sc->p) {
+	case '{':
+		skip_container(sc, true, depth);
+		return;
+	case '[':
+		skip_container(sc, false, depth);
+		return;
+	case '"':
+		scan_string(sc, &t);
+		return;
+	case 't':
+		skip_literal(sc, "true", 4);
+		return;
+	case 'f':
+		skip_literal(sc, "false", 5);
+		return;
+	case 'n':
+		skip_literal(sc, "null", 4);
+		return;
+	}
+	/* Numbers never occur in seed records (values are DynamoDB JSON
+	 * strings), and jansson's range rules for them are its own. */
+	sc->fail = true;
+}
+
+/* ---- images, serialized as they are read ---- */
 
 /* Appends to the serialization: one copy when there is room (the common
  * case once the buffer has grown), dda_buf's checks otherwise. */
@@ -532,229 +515,343 @@ static inline int out_bytes(struct dda_buf *b, const void *p, size_t n)
 	return out_u32(b, n) || out_add(b, p, n) ? BAIL : OK;
 }
 
-/* Spans form a stack shared by nested maps and sets. */
-static int push_span(struct dda__scanner *s, struct span sp)
+/* Rewrites the u32 at `at` (after a tag) with v. */
+static inline void set_u32(struct dda_buf *b, size_t at, size_t v)
 {
-	if (s->nspans == s->cap_spans) {
-		size_t cap = s->cap_spans ? s->cap_spans * 2 : 64;
-		struct span *ns = realloc(s->spans, cap * sizeof(*ns));
-		if (!ns)
-			return BAIL;
-		s->spans = ns;
-		s->cap_spans = cap;
-	}
-	s->spans[s->nspans++] = sp;
-	return OK;
+	unsigned char *p = (unsigned char *)b->ptr + at;
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
 }
 
-static int ser_value(struct dda__scanner *s, uint32_t v, int depth);
-
 /* A scalar's canonical bytes (S, N or B) appended to out. */
-static int scalar_bytes(struct dda__scanner *s, const struct tok *t, char tag, struct dda_buf *out)
+static int scalar_bytes(struct dda__scanner *s, const struct str *t, char tag, struct dda_buf *out)
 {
-	if (t->type != T_STR)
-		return BAIL;
 	if (tag == 'S')
-		return out_add(out, t->ptr, t->count);
+		return out_add(out, t->ptr, t->len);
 	dda_buf_reset(&s->why);
 	if (tag == 'N')
-		return dda_number_canon(t->ptr, t->count, out, &s->why) ? BAIL : OK;
-	return dda_base64_decode(t->ptr, t->count, out) ? BAIL : OK;
+		return dda_number_canon(t->ptr, t->len, out, &s->why) ? BAIL : OK;
+	return dda_base64_decode(t->ptr, t->len, out) ? BAIL : OK;
 }
 
 /* SS, NS, BS: elements canonicalized, sorted, no duplicates, not empty. */
-static int ser_set(struct dda__scanner *s, uint32_t v, char tag, uint8_t code)
+static int ser_set(struct scan *sc, char tag, uint8_t code)
 {
-	const struct tok *arr = &s->tape[v];
-	if (arr->type != T_ARR || arr->count == 0)
-		return BAIL;
+	struct dda__scanner *s = sc->s;
+	if (!expect(sc, '[') || take(sc, ']'))
+		return BAIL; /* an empty set: the jansson path says */
 	/* Elements go to num back to back; spans index them. */
 	dda_buf_reset(&s->num);
 	size_t base = s->nspans;
-	uint32_t i = v + 1;
-	for (uint32_t k = 0; k < arr->count; k++, i = s->tape[i].end) {
+	bool sorted = true;
+	do {
+		struct str t;
 		/* Empty set elements: left to the jansson path to judge. */
-		if (s->tape[i].type != T_STR || s->tape[i].count == 0)
+		if (!scan_string(sc, &t) || !t.len)
 			return BAIL;
 		size_t start = s->num.len;
-		if (scalar_bytes(s, &s->tape[i], tag, &s->num))
+		if (scalar_bytes(s, &t, tag, &s->num))
 			return BAIL;
-		if (push_span(s, (struct span){NULL, 0, start, s->num.len}))
+		/* Names are set when the elements are in place: num may move. */
+		if (push_span(s, base, NULL, 0, start, s->num.len, NULL))
 			return BAIL;
-	}
-	size_t n = s->nspans - base;
-	dda_slice small[64], *el = n <= 64 ? small : malloc(n * sizeof(*el));
-	if (!el)
+	} while (take(sc, ','));
+	if (!expect(sc, ']'))
 		return BAIL;
-	for (size_t k = 0; k < n; k++) {
-		struct span *sp = &s->spans[base + k];
-		el[k] = dda_slice_make(s->num.ptr + sp->start, sp->end - sp->start);
+	size_t n = s->nspans - base;
+	for (size_t k = base; k < s->nspans; k++) {
+		struct span *sp = &s->spans[k];
+		sp->name = s->num.ptr + sp->start;
+		sp->name_len = sp->end - sp->start;
+		if (k > base && sorted && cmp_spans(&s->spans[k - 1], sp) >= 0)
+			sorted = false;
 	}
+	/* A duplicate: INVALID_VALUE, the jansson path says. */
+	int rc = order_spans(s, base, sorted) || out_head(&s->ser, code, n) ? BAIL : OK;
+	for (size_t k = base; k < s->nspans && rc == OK; k++)
+		rc = out_bytes(&s->ser, s->spans[k].name, s->spans[k].name_len);
 	s->nspans = base;
-	sort_slices(el, n);
-	int rc = out_head(&s->ser, code, n);
-	for (size_t k = 0; k < n && rc == OK; k++) {
-		if (k && !cmp_slices(&el[k - 1], &el[k]))
-			rc = BAIL; /* a duplicate: INVALID_VALUE, the jansson path says */
-		else
-			rc = out_bytes(&s->ser, el[k].ptr, el[k].len);
-	}
-	if (el != small)
-		free(el);
 	return rc;
 }
 
-static int cmp_spans(const void *pa, const void *pb)
+static int ser_value(struct scan *sc, int depth);
+
+/* Moves the entries of the map whose head is at ser[head] into name order:
+ * they were appended as they came, each a span (name, bytes). */
+static int place_entries(struct dda__scanner *s, size_t base, size_t head)
 {
-	const struct span *a = pa, *b = pb;
-	return cmp_names(a->name, a->name_len, b->name, b->name_len);
+	size_t first = head + 5, len = s->ser.len - first;
+	dda_buf_reset(&s->tmp);
+	if (out_add(&s->tmp, s->ser.ptr + first, len))
+		return BAIL;
+	char *o = s->ser.ptr + first;
+	for (size_t k = base; k < s->nspans; k++) {
+		const struct span *sp = &s->spans[k];
+		size_t n = sp->end - sp->start;
+		memcpy(o, s->tmp.ptr + (sp->start - first), n);
+		o += n;
+	}
+	return OK;
 }
 
-static void sort_spans(struct span *a, size_t n)
+/* If name is a key attribute of the image, its value (serialized at
+ * ser[value..]) must be an S; its bytes are kept in strs, as ser moves. */
+static int note_key(struct scan *sc, struct image *img, const struct str *name, size_t value)
 {
-	if (n > SMALL) {
-		dda__sort(a, n, sizeof(*a), cmp_spans);
-		return;
+	struct dda__scanner *s = sc->s;
+	for (size_t k = 0; k < sc->o->nkeys; k++) {
+		if (!str_is(name, sc->o->key_names[k], sc->key_name_len[k]))
+			continue;
+		size_t len = s->ser.len - value - 5;
+		if ((uint8_t)s->ser.ptr[value] != DDA_TAG_S || s->strs.cap - s->strs.len <= len)
+			return BAIL;
+		memcpy(s->strs.ptr + s->strs.len, s->ser.ptr + value + 5, len);
+		img->has_key[k] = true;
+		img->key[k].ptr = s->strs.ptr + s->strs.len;
+		img->key[k].len = len;
+		s->strs.len += len;
 	}
-	for (size_t i = 1; i < n; i++) {
-		struct span x = a[i];
-		size_t j = i;
-		for (; j && cmp_spans(&a[j - 1], &x) > 0; j--)
-			a[j] = a[j - 1];
-		a[j] = x;
-	}
+	return OK;
 }
 
-/* An M (or the image itself): the names are put in order first (a span
- * per entry, its `start` the value's token), then each entry is
- * serialized straight into place. */
-static int ser_map(struct dda__scanner *s, uint32_t o, int depth)
+/* An M (or the image itself), at sc->p: entries are serialized as they
+ * come, then put in name order. With keys, the S values of the image's
+ * key attributes are noted in it. */
+static int ser_map(struct scan *sc, int depth, struct image *keys)
 {
-	const struct tok *t = &s->tape[o];
-	if (t->type != T_OBJ)
+	struct dda__scanner *s = sc->s;
+	if (!expect(sc, '{'))
 		return BAIL;
-	uint32_t count = t->count;
-	if (out_head(&s->ser, DDA_TAG_M, count))
-		return BAIL;
-	size_t base = s->nspans;
+	size_t head = s->ser.len, base = s->nspans;
 	bool sorted = true;
-	for (uint32_t i = o + 1, k = 0; k < count; k++, i = s->tape[i + 1].end) {
-		struct span sp = {s->tape[i].ptr, s->tape[i].count, i + 1, 0};
-		if (k && sorted && cmp_spans(&s->spans[s->nspans - 1], &sp) > 0)
-			sorted = false;
-		if (push_span(s, sp))
+	if (out_head(&s->ser, DDA_TAG_M, 0))
+		return BAIL;
+	if (!take(sc, '}')) {
+		do {
+			struct str name;
+			size_t start = s->ser.len;
+			if (!scan_name(sc, &name) || out_bytes(&s->ser, name.ptr, name.len))
+				return BAIL;
+			size_t value = s->ser.len;
+			if (ser_value(sc, depth))
+				return BAIL;
+			if (push_span(s, base, name.ptr, name.len, start, s->ser.len, &sorted))
+				return BAIL;
+			if (keys && note_key(sc, keys, &name, value))
+				return BAIL;
+		} while (take(sc, ','));
+		if (!expect(sc, '}'))
 			return BAIL;
 	}
-	if (!sorted)
-		sort_spans(s->spans + base, count);
-	/* Nested maps push above base + count: entries are read by index,
-	 * as the stack may move. */
-	for (size_t k = 0; k < count; k++) {
-		const struct span *sp = &s->spans[base + k];
-		uint32_t v = (uint32_t)sp->start;
-		if (out_bytes(&s->ser, sp->name, sp->name_len) || ser_value(s, v, depth))
-			return BAIL;
-	}
+	size_t count = s->nspans - base;
+	set_u32(&s->ser, head + 1, count);
+	if (order_spans(s, base, sorted) || (!sorted && place_entries(s, base, head)))
+		return BAIL;
 	s->nspans = base;
 	return OK;
 }
 
-/* One AttributeValue at nesting depth `depth` (an attribute of the item is
- * at depth 1). */
-static int ser_value(struct dda__scanner *s, uint32_t v, int depth)
+static int ser_list(struct scan *sc, int depth)
 {
-	const struct tok *av = &s->tape[v];
-	if (av->type != T_OBJ || av->count != 1 || depth > DDA_MAX_NESTING)
+	struct dda__scanner *s = sc->s;
+	size_t head = s->ser.len, count = 0;
+	if (!expect(sc, '[') || out_head(&s->ser, DDA_TAG_L, 0))
 		return BAIL;
-	const struct tok *tag = &s->tape[v + 1];
-	uint32_t val = v + 2;
-	const struct tok *t = &s->tape[val];
-	if (tag->count == 1) {
-		switch (tag->ptr[0]) {
-		case 'S':
-			if (t->type != T_STR)
+	if (!take(sc, ']')) {
+		do {
+			if (ser_value(sc, depth + 1))
 				return BAIL;
-			return out_head(&s->ser, DDA_TAG_S, t->count) ||
-					       out_add(&s->ser, t->ptr, t->count)
-				   ? BAIL
-				   : OK;
-		case 'N':
-		case 'B': {
-			char c = tag->ptr[0];
-			if (out_head(&s->ser, c == 'N' ? DDA_TAG_N : DDA_TAG_B, 0))
-				return BAIL;
-			size_t at = s->ser.len - 4;
-			if (scalar_bytes(s, t, c, &s->ser))
-				return BAIL;
-			dda__patch_u32(&s->ser, at);
-			return OK;
-		}
-		case 'M':
-			return ser_map(s, val, depth + 1);
-		case 'L':
-			if (t->type != T_ARR || out_head(&s->ser, DDA_TAG_L, t->count))
-				return BAIL;
-			for (uint32_t i = val + 1, k = 0; k < t->count; k++, i = s->tape[i].end)
-				if (ser_value(s, i, depth + 1))
-					return BAIL;
-			return OK;
-		}
-		return BAIL;
+			count++;
+		} while (take(sc, ','));
+		if (!expect(sc, ']'))
+			return BAIL;
 	}
-	if (STR_EQ(tag, "SS"))
-		return ser_set(s, val, 'S', DDA_TAG_SS);
-	if (STR_EQ(tag, "NS"))
-		return ser_set(s, val, 'N', DDA_TAG_NS);
-	if (STR_EQ(tag, "BS"))
-		return ser_set(s, val, 'B', DDA_TAG_BS);
-	if (STR_EQ(tag, "BOOL") && (t->type == T_TRUE || t->type == T_FALSE)) {
-		unsigned char b[2] = {DDA_TAG_BOOL, t->type == T_TRUE};
-		return out_add(&s->ser, b, 2);
+	set_u32(&s->ser, head + 1, count);
+	return OK;
+}
+
+static int ser_literal(struct scan *sc, uint8_t tag, bool null)
+{
+	skip_ws(sc);
+	if (sc->p < sc->end && *sc->p == 't') {
+		skip_literal(sc, "true", 4);
+		unsigned char b[2] = {tag, 1};
+		return sc->fail || out_add(&sc->s->ser, b, null ? 1 : 2) ? BAIL : OK;
 	}
-	if (STR_EQ(tag, "NULL") && t->type == T_TRUE) {
-		unsigned char b = DDA_TAG_NULL;
-		return out_add(&s->ser, &b, 1);
+	if (sc->p < sc->end && *sc->p == 'f' && !null) {
+		skip_literal(sc, "false", 5);
+		unsigned char b[2] = {tag, 0};
+		return sc->fail || out_add(&sc->s->ser, b, 2) ? BAIL : OK;
 	}
 	return BAIL;
 }
 
-static int image_digest(struct dda__scanner *s, uint32_t img, uint8_t *out)
+/* A string AttributeValue: S, N or B. */
+static int ser_scalar(struct scan *sc, char c)
 {
-	dda_buf_reset(&s->ser);
-	s->nspans = 0;
-	if (ser_map(s, img, 1))
+	struct dda__scanner *s = sc->s;
+	struct str t;
+	if (!scan_string(sc, &t))
 		return BAIL;
-	return dda__sha256_digest(&s->sha, s->ser.ptr, s->ser.len, out) ? BAIL : OK;
+	if (c == 'S')
+		return out_head(&s->ser, DDA_TAG_S, t.len) || out_add(&s->ser, t.ptr, t.len) ? BAIL
+											: OK;
+	if (out_head(&s->ser, c == 'N' ? DDA_TAG_N : DDA_TAG_B, 0))
+		return BAIL;
+	size_t at = s->ser.len - 4;
+	if (scalar_bytes(s, &t, c, &s->ser))
+		return BAIL;
+	dda__patch_u32(&s->ser, at);
+	return OK;
 }
 
-/* The image's key attributes must be S values equal to the record's. */
-static bool image_key_ok(const struct dda__scanner *s, const struct dda_decoder_opts *o,
-			 uint32_t img, const struct dda__scan_out *out)
+/* One AttributeValue ({"TYPE": value}) at nesting depth `depth` (an
+ * attribute of the item is at depth 1). */
+static int ser_value(struct scan *sc, int depth)
 {
-	for (size_t k = 0; k < o->nkeys; k++) {
-		uint32_t av = member(s, img, o->key_names[k]);
-		if (!av || s->tape[av].type != T_OBJ || s->tape[av].count != 1 ||
-		    !STR_EQ(&s->tape[av + 1], "S"))
-			return false;
-		const struct tok *v = &s->tape[av + 2];
-		if (v->type != T_STR || v->count != out->klen[k] ||
-		    memcmp(v->ptr, out->kval[k], v->count))
-			return false;
+	struct str tag;
+	if (depth > DDA_MAX_NESTING || !expect(sc, '{') || !scan_name(sc, &tag))
+		return BAIL;
+	int rc = BAIL;
+	if (tag.len == 1) {
+		switch (tag.ptr[0]) {
+		case 'S':
+		case 'N':
+		case 'B':
+			rc = ser_scalar(sc, tag.ptr[0]);
+			break;
+		case 'M':
+			rc = ser_map(sc, depth + 1, NULL);
+			break;
+		case 'L':
+			rc = ser_list(sc, depth);
+			break;
+		}
+	} else if (STR_EQ(&tag, "SS")) {
+		rc = ser_set(sc, 'S', DDA_TAG_SS);
+	} else if (STR_EQ(&tag, "NS")) {
+		rc = ser_set(sc, 'N', DDA_TAG_NS);
+	} else if (STR_EQ(&tag, "BS")) {
+		rc = ser_set(sc, 'B', DDA_TAG_BS);
+	} else if (STR_EQ(&tag, "BOOL")) {
+		rc = ser_literal(sc, DDA_TAG_BOOL, false);
+	} else if (STR_EQ(&tag, "NULL")) {
+		rc = ser_literal(sc, DDA_TAG_NULL, true);
 	}
-	return true;
+	/* One member only: a second one is the jansson path's to judge. */
+	return rc || !expect(sc, '}') ? BAIL : OK;
 }
 
-/* An optional image: absent or null is none, an object is one. */
-static int get_image(const struct dda__scanner *s, uint32_t *img)
+/* An image member's value: null (none) or an image, digested at once. */
+static int scan_image(struct scan *sc, struct image *img)
 {
-	if (!*img || s->tape[*img].type == T_NULL) {
-		*img = 0;
+	struct dda__scanner *s = sc->s;
+	if (img->seen)
+		return BAIL; /* a duplicate member */
+	img->seen = true;
+	skip_ws(sc);
+	if (sc->p < sc->end && *sc->p == 'n') {
+		skip_literal(sc, "null", 4);
+		return sc->fail ? BAIL : OK;
+	}
+	img->raw = sc->p;
+	dda_buf_reset(&s->ser);
+	if (ser_map(sc, 1, img))
+		return BAIL;
+	img->raw_len = (size_t)(sc->p - img->raw);
+	img->present = true;
+	if (sc->o->raw_images)
+		img->size = dda__canon_item_size((const uint8_t *)s->ser.ptr, s->ser.len);
+	for (size_t k = 0; k < sc->o->nkeys; k++)
+		if (!img->has_key[k])
+			return BAIL;
+	return dda__sha256_digest(&s->sha, s->ser.ptr, s->ser.len, img->digest) ? BAIL : OK;
+}
+
+/* ---- the record ---- */
+
+/* A string member the seed dialect reads; anything but a string, or a
+ * second one, is the jansson path's to judge. */
+static int scan_field(struct scan *sc, unsigned f)
+{
+	if (sc->seen & 1u << f)
+		return BAIL;
+	sc->seen |= 1u << f;
+	return scan_string(sc, &sc->field[f]) ? OK : BAIL;
+}
+
+/* Which of the seed dialect's members a name is: a field, an image (-2 for
+ * old, -3 for new), another dialect's (-4), or none (-1). */
+static int known_member(const struct scan *sc, const struct str *n)
+{
+	switch (n->len ? n->ptr[0] : 0) {
+	case 't':
+		return STR_EQ(n, "timestamp") ? F_TS : -1;
+	case 'e':
+		return STR_EQ(n, "eventName") ? F_EV : STR_EQ(n, "eventSource") ? F_SOURCE : -1;
+	case 'a':
+		if (STR_EQ(n, "awsRegion"))
+			return F_REGION;
+		break;
+	case 'o':
+		if (STR_EQ(n, "oldImage"))
+			return -2;
+		break;
+	case 'n':
+		if (STR_EQ(n, "newImage"))
+			return -3;
+		break;
+	case 'd':
+	case 'M':
+	case 'R':
+		if (STR_EQ(n, "dynamodb") || STR_EQ(n, "Metadata") || STR_EQ(n, "Records"))
+			return -4;
+		break;
+	}
+	for (size_t k = 0; k < sc->o->nkeys; k++)
+		if (str_is(n, sc->o->key_fields[k], strlen(sc->o->key_fields[k])))
+			return F_KEY0 + (int)k;
+	return -1;
+}
+
+/* The record object: every member read once, the ones the seed dialect
+ * does not read validated and skipped (their names checked for
+ * duplicates). */
+static int scan_record(struct scan *sc)
+{
+	struct dda__scanner *s = sc->s;
+	size_t base = s->nspans;
+	bool sorted = true;
+	sc->p++; /* '{' */
+	if (take(sc, '}'))
 		return OK;
-	}
-	return s->tape[*img].type == T_OBJ ? OK : BAIL;
+	do {
+		struct str name;
+		if (!scan_name(sc, &name))
+			return BAIL;
+		int f = known_member(sc, &name);
+		int rc = OK;
+		if (f >= 0)
+			rc = scan_field(sc, (unsigned)f);
+		else if (f == -2 || f == -3)
+			rc = scan_image(sc, &sc->img[f == -2 ? 0 : 1]);
+		else if (f == -4)
+			return BAIL; /* another dialect: the jansson path */
+		else if (push_span(s, base, name.ptr, name.len, 0, 0, &sorted))
+			return BAIL;
+		else
+			skip_value(sc, 2);
+		if (rc || sc->fail)
+			return BAIL;
+	} while (take(sc, ','));
+	int rc = expect(sc, '}') && !order_spans(s, base, sorted) ? OK : BAIL;
+	s->nspans = base;
+	return rc;
 }
 
-static int event_code(const struct tok *t)
+static int event_code(const struct str *t)
 {
 	if (STR_EQ(t, "INSERT"))
 		return DDA_EV_INSERT;
@@ -765,134 +862,109 @@ static int event_code(const struct tok *t)
 	return -1;
 }
 
-/* The record's members that the seed dialect reads: value tokens, 0 when
- * absent. */
-struct top {
-	uint32_t ts, ev, key[DDA_MAX_KEY_ATTRS], region, source, old_img, new_img;
-	bool other_dialect; /* dynamodb, Metadata or Records */
-};
-
-/* One pass over the record's members (their names are unique: names_ok). */
-static void top_members(const struct dda__scanner *s, const struct dda_decoder_opts *o,
-			struct top *f)
+/* The image's key attributes must be S values equal to the record's. */
+static bool image_key_ok(const struct scan *sc, const struct image *img,
+			 const struct dda__scan_out *out)
 {
-	size_t klen[DDA_MAX_KEY_ATTRS];
-	for (size_t k = 0; k < o->nkeys; k++)
-		klen[k] = strlen(o->key_fields[k]);
-	memset(f, 0, sizeof(*f));
-	for (uint32_t i = 1, k = 0; k < s->tape[0].count; k++, i = s->tape[i + 1].end) {
-		const struct tok *n = &s->tape[i];
-		uint32_t v = i + 1;
-		if (STR_EQ(n, "timestamp"))
-			f->ts = v;
-		else if (STR_EQ(n, "eventName"))
-			f->ev = v;
-		else if (STR_EQ(n, "awsRegion"))
-			f->region = v;
-		else if (STR_EQ(n, "eventSource"))
-			f->source = v;
-		else if (STR_EQ(n, "oldImage"))
-			f->old_img = v;
-		else if (STR_EQ(n, "newImage"))
-			f->new_img = v;
-		else if (STR_EQ(n, "dynamodb") || STR_EQ(n, "Metadata") || STR_EQ(n, "Records"))
-			f->other_dialect = true;
-		for (size_t j = 0; j < o->nkeys; j++)
-			if (tok_is(n, o->key_fields[j], klen[j]))
-				f->key[j] = v;
-	}
+	for (size_t k = 0; k < sc->o->nkeys; k++)
+		if (img->key[k].len != out->klen[k] ||
+		    memcmp(img->key[k].ptr, out->kval[k], out->klen[k]))
+			return false;
+	return true;
 }
 
-/* The seed dialect's rules, as decode.c applies them, on the tape. */
-static int seed_fields(struct dda__scanner *s, const struct dda_decoder_opts *o,
-		       struct dda__scan_out *out, uint32_t *old_img, uint32_t *new_img,
-		       uint32_t *region)
+/* The seed dialect's rules, as decode.c applies them. */
+static int seed_fields(struct scan *sc, struct dda__scan_out *out)
 {
-	struct top f;
-	if (s->tape[0].type != T_OBJ)
-		return BAIL;
-	top_members(s, o, &f);
-	if (f.other_dialect)
-		return BAIL;
-	if (!f.ts || s->tape[f.ts].type != T_STR ||
-	    dda_time_parse(s->tape[f.ts].ptr, s->tape[f.ts].count, &out->time))
-		return BAIL;
+	const struct dda_decoder_opts *o = sc->o;
+	const struct str *ts = &sc->field[F_TS];
+	if (!(sc->seen & 1u << F_TS) || dda_time_parse(ts->ptr, ts->len, &out->time))
+		return DDA_SCAN_FALLBACK;
 	if (!dda_range_contains(&o->range, out->time))
 		return DDA_SCAN_FILTERED;
-	if (!f.ev || (out->event = event_code(&s->tape[f.ev])) < 0)
-		return BAIL;
+	if (!(sc->seen & 1u << F_EV) || (out->event = event_code(&sc->field[F_EV])) < 0)
+		return DDA_SCAN_FALLBACK;
 	for (size_t k = 0; k < o->nkeys; k++) {
-		const struct tok *t = &s->tape[f.key[k]];
-		if (!f.key[k] || t->type != T_STR || !t->count)
-			return BAIL;
+		const struct str *t = &sc->field[F_KEY0 + k];
+		if (!(sc->seen & 1u << (F_KEY0 + k)) || !t->len)
+			return DDA_SCAN_FALLBACK;
 		out->kval[k] = t->ptr;
-		out->klen[k] = t->count;
+		out->klen[k] = t->len;
 	}
-	if ((f.region && s->tape[f.region].type != T_STR) ||
-	    (f.source && s->tape[f.source].type != T_STR))
-		return BAIL;
-	*old_img = f.old_img;
-	*new_img = f.new_img;
-	*region = f.region;
-	if (get_image(s, old_img) || get_image(s, new_img))
-		return BAIL;
 	/* The view is NEW_AND_OLD_IMAGES: exactly the images the event implies. */
 	bool want_old = out->event != DDA_EV_INSERT, want_new = out->event != DDA_EV_REMOVE;
-	if (want_old != (*old_img != 0) || want_new != (*new_img != 0))
-		return BAIL;
-	return OK;
+	const struct image *old_img = &sc->img[0], *new_img = &sc->img[1];
+	if (want_old != old_img->present || want_new != new_img->present)
+		return DDA_SCAN_FALLBACK;
+	if ((old_img->present && !image_key_ok(sc, old_img, out)) ||
+	    (new_img->present && !image_key_ok(sc, new_img, out)))
+		return DDA_SCAN_FALLBACK;
+	return DDA_SCAN_RECORD;
+}
+
+static void fill_out(const struct scan *sc, struct dda__scan_out *out)
+{
+	const struct image *old_img = &sc->img[0], *new_img = &sc->img[1];
+	out->has_old = old_img->present;
+	out->has_new = new_img->present;
+	if (old_img->present)
+		memcpy(out->old_digest, old_img->digest, DDA_DIGEST_LEN);
+	if (new_img->present)
+		memcpy(out->new_digest, new_img->digest, DDA_DIGEST_LEN);
+	if (!sc->o->raw_images)
+		return;
+	if (old_img->present) {
+		out->old_raw = old_img->raw;
+		out->old_raw_len = old_img->raw_len;
+		out->old_size = old_img->size;
+	}
+	if (new_img->present) {
+		out->new_raw = new_img->raw;
+		out->new_raw_len = new_img->raw_len;
+		out->new_size = new_img->size;
+	}
+	if (sc->seen & 1u << F_REGION) {
+		out->region = sc->field[F_REGION].ptr;
+		out->region_len = sc->field[F_REGION].len;
+	}
 }
 
 int dda__scan_seed(struct dda__scanner *s, const struct dda_decoder_opts *opts, const char *p,
 		   size_t n, bool whole, struct dda__scan_out *out)
 {
-	struct lexer lx = {s, p, p + n, 0, false};
-	s->ntok = 0;
+	struct scan sc;
+	sc.s = s;
+	sc.o = opts;
+	sc.p = p;
+	sc.end = p + n;
+	sc.fail = false;
+	sc.seen = 0;
+	memset(sc.img, 0, sizeof(sc.img));
+	for (size_t k = 0; k < opts->nkeys; k++)
+		sc.key_name_len[k] = strlen(opts->key_names[k]);
+	s->nspans = 0;
 	dda_buf_reset(&s->strs);
-	if (dda_buf_grow(&s->strs, n))
+	/* Decoded strings never need more than the record's bytes, nor do
+	 * the images' key values (distinct strings of it): strs never moves
+	 * while the record is scanned, so pointers into it stay valid. */
+	if (n > SIZE_MAX / 2 - 1 || dda_buf_grow(&s->strs, 2 * n + 1))
 		return DDA_SCAN_NOMEM;
 	memset(out, 0, sizeof(*out));
-	skip_ws(&lx);
-	if (lx.p >= lx.end || *lx.p != '{')
+	skip_ws(&sc);
+	if (sc.p >= sc.end || *sc.p != '{')
 		return DDA_SCAN_FALLBACK;
-	lex_value(&lx);
-	if (lx.fail)
+	if (scan_record(&sc) || sc.fail)
 		return DDA_SCAN_FALLBACK;
-	out->consumed = (size_t)(lx.p - p);
+	out->consumed = (size_t)(sc.p - p);
 	if (whole) {
-		skip_ws(&lx);
-		if (lx.p != lx.end)
+		skip_ws(&sc);
+		if (sc.p != sc.end)
 			return DDA_SCAN_FALLBACK;
 	}
-	if (!names_ok(s))
-		return DDA_SCAN_FALLBACK;
-	uint32_t old_img = 0, new_img = 0, region = 0;
-	int rc = seed_fields(s, opts, out, &old_img, &new_img, &region);
-	if (rc)
-		return rc == DDA_SCAN_FILTERED ? DDA_SCAN_FILTERED : DDA_SCAN_FALLBACK;
-	if (old_img &&
-	    (image_digest(s, old_img, out->old_digest) || !image_key_ok(s, opts, old_img, out)))
-		return DDA_SCAN_FALLBACK;
-	if (old_img && opts->raw_images) {
-		out->old_raw = s->tape[old_img].ptr;
-		out->old_raw_len = s->tape[old_img].off;
-		out->old_size = dda__canon_item_size((const uint8_t *)s->ser.ptr, s->ser.len);
-	}
-	if (new_img &&
-	    (image_digest(s, new_img, out->new_digest) || !image_key_ok(s, opts, new_img, out)))
-		return DDA_SCAN_FALLBACK;
-	if (new_img && opts->raw_images) {
-		out->new_raw = s->tape[new_img].ptr;
-		out->new_raw_len = s->tape[new_img].off;
-		out->new_size = dda__canon_item_size((const uint8_t *)s->ser.ptr, s->ser.len);
-	}
-	if (region && opts->raw_images) {
-		out->region = s->tape[region].ptr;
-		out->region_len = s->tape[region].count;
-	}
-	out->has_old = old_img != 0;
-	out->has_new = new_img != 0;
-	return DDA_SCAN_RECORD;
+	int rc = seed_fields(&sc, out);
+	if (rc == DDA_SCAN_RECORD)
+		fill_out(&sc, out);
+	return rc;
 }
 
 /* ---- item size from the canonical serialization ---- */

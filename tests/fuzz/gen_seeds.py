@@ -41,8 +41,17 @@ def seeds():
     event = json.dumps({"Records": [rec(1, "INSERT", "111", new=a),
                                     rec(2, "MODIFY", "222", old=a, new=b),
                                     rec(3, "REMOVE", "333", old=b)]})
+    # A seed record the fast path takes in one pass although its members come
+    # in another order, one of them it does not read (nested), a list holds
+    # maps, and a type name is escaped.
+    shapes = ('{"newImage": {"ActivityId": {"S": "a"}, "UserId": {"S": "u"}, '
+              '"L": {"L": [{"M": {"z": {"S": "1"}, "a": {"NULL": true}}}, {"\\u0053": "x"}]}, '
+              '"Tags": {"SS": ["b", "a"]}}, "extra": {"b": [true, null, "s", {}], "a": {}}, '
+              '"userId": "u", "activityId": "a", "eventName": "INSERT", '
+              '"timestamp": "2025-07-12T08:27:50Z"}\n')
     return {"export_line.json": export_line, "export_full.ndjson": full,
-            "export_new_image.ndjson": new_image, "lambda_docs_event.json": event}
+            "export_new_image.ndjson": new_image, "lambda_docs_event.json": event,
+            "seed_shapes.ndjson": shapes}
 
 
 def manifests():
@@ -85,7 +94,9 @@ def gzip_seeds():
     """fuzz_gzip's inputs: a mode byte (low bit: compress the rest into 1 + (b >> 1 & 3)
     members at level 1 + (b >> 3 & 7), a header CRC on the first when bit 5 is set, then
     by b >> 6 truncate, damage a byte or append garbage; clear: the rest as it is), a
-    cap byte (37 bytes a step, 0xff for 16 MiB), then the text or the raw gzip bytes."""
+    cap byte (37 bytes a step, 0xff for 16 MiB; bit 1 also puts an extra field and a
+    comment in the first member's header; it sets the streaming reader's read sizes too),
+    then the text or the raw gzip bytes."""
     import gzip
     text = "".join(json.dumps({"timestamp": "2025-07-12T08:00:%02d" % i, "eventName": "INSERT",
                                "userId": "u%d" % i, "activityId": "a"}) + "\n"
@@ -97,6 +108,8 @@ def gzip_seeds():
             "damaged": bytes([1 | 2 << 6, 0x41]) + text,
             "garbage": bytes([1 | 3 << 6, 0x02]) + text,
             "capped": bytes([1, 3]) + text,
+            "header_fields": bytes([1 | 1 << 1 | 1 << 5, 0x42]) + text,
+            "small_reads": bytes([1 | 3 << 1, 0x02]) + text,
             "raw_two_members": bytes([0, 0xff]) + two,
             "raw_not_gzip": bytes([0, 0xff]) + text[:40]}
 

@@ -150,6 +150,13 @@ static void test_fast_path_takes_writer_records(void **state)
 					"\"g13\":{\"S\":\"13\"},\"t14\":{\"S\":\"14\"},"
 					"\"h15\":{\"S\":\"15\"},\"s16\":{\"S\":\"16\"},"
 					"\"i17\":{\"S\":\"17\"},\"r18\":{\"S\":\"18\"}")),
+	    /* Members in any order (the images before the key fields they
+	     * must match), members the dialect does not read (validated and
+	     * skipped), maps nested in lists, an escaped type name. */
+	    "{\"newImage\":" IMG("u", "a", ",\"L\":{\"L\":[{\"M\":{\"z\":{\"S\":\"1\"},"
+					   "\"a\":{\"NULL\":true}}},{\"\\u0053\":\"x\"}]}") ","
+	    "\"extra\":{\"b\":[true,false,null,\"s\",{}],\"a\":{\"c\":[]}},\"userId\":\"u\","
+	    "\"activityId\":\"a\",\"eventName\":\"INSERT\",\"timestamp\":\"2025-07-12T08:27:50Z\"}",
 	};
 	struct dda_decoder_opts o;
 	dda_decoder_opts_default(&o);
@@ -176,6 +183,30 @@ static void test_fast_path_takes_writer_records(void **state)
 			       ",\"newImage\":" IMG("u", "a", ",\"x\":{\"S\":\"1\"},\"x\":{\"S\":\"2\"}"));
 	struct dda__scan_out so;
 	assert_int_equal(dda__scan_seed(sc, &o, dup, strlen(dup), true, &so), DDA_SCAN_FALLBACK);
+	/* So is one in a member the dialect does not read, or among those
+	 * members, and a key attribute that is not an S. */
+	static const char *const others[] = {
+	    SEED("INSERT", "2025-07-12T08:27:50Z", "u", "a",
+		 ",\"x\":{\"k\":1,\"k\":2},\"newImage\":" IMG("u", "a", "")),
+	    SEED("INSERT", "2025-07-12T08:27:50Z", "u", "a",
+		 ",\"x\":{\"k\":true,\"k\":false},\"newImage\":" IMG("u", "a", "")),
+	    SEED("INSERT", "2025-07-12T08:27:50Z", "u", "a",
+		 ",\"x\":true,\"x\":null,\"newImage\":" IMG("u", "a", "")),
+	    SEED("INSERT", "2025-07-12T08:27:50Z", "u", "a",
+		 ",\"newImage\":{\"UserId\":{\"N\":\"1\"},\"ActivityId\":{\"S\":\"a\"}}"),
+	    SEED("INSERT", "2025-07-12T08:27:50Z", "u", "a",
+		 ",\"newImage\":" IMG("u", "a", "") ",\"newImage\":" IMG("u", "a", "")),
+	};
+	for (size_t i = 0; i < DDA_ARRAY_SIZE(others); i++)
+		if (dda__scan_seed(sc, &o, others[i], strlen(others[i]), true, &so) !=
+		    DDA_SCAN_FALLBACK)
+			fail_msg("case %zu: the fast path took it", i);
+	/* Outside the range: filtered, as the jansson path would. */
+	o.range.from = INT64_C(1752400000) * DDA_USEC_PER_SEC;
+	const char *early = SEED("INSERT", "2025-07-12T08:27:50Z", "u", "a",
+				 ",\"newImage\":" IMG("u", "a", ""));
+	assert_int_equal(dda__scan_seed(sc, &o, early, strlen(early), true, &so),
+			 DDA_SCAN_FILTERED);
 	dda__scanner_free(sc);
 }
 
