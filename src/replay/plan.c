@@ -14,8 +14,12 @@
 
 void dda__seq_format(uint64_t seq, char out[DDA_SEQ_DIGITS + 1])
 {
-	/* "1" followed by 20 digits of seq: 10^20 + seq without overflowing. */
-	snprintf(out, DDA_SEQ_DIGITS + 1, "1%020llu", (unsigned long long)seq);
+	/* "1" followed by 20 digits of seq (every uint64_t has at most 20):
+	 * 10^20 + seq without overflowing, and without printf per record. */
+	out[0] = '1';
+	for (int i = DDA_SEQ_DIGITS - 1; i > 0; i--, seq /= 10)
+		out[i] = (char)('0' + seq % 10);
+	out[DDA_SEQ_DIGITS] = '\0';
 }
 
 int dda__plan_init(struct dda_plan *p, const struct dda_synth_opts *o, int lanes,

@@ -223,6 +223,9 @@ int dda__synth_write(const struct dda_synth_opts *o, const struct dda_record *r,
 /* Appends v as compact JSON, the bytes json_dumps(JSON_COMPACT) writes
  * (objects in insertion order), several times faster. */
 int dda__json_write(struct dda_buf *out, const json_t *v, int depth);
+/* Appends JSON text p[0..n), valid, without the whitespace between its
+ * tokens (strings are copied as they are, escapes included). */
+int dda__json_compact(struct dda_buf *out, const char *p, size_t n);
 /* DynamoDB's item size of an attribute map (names + values), as SizeBytes. */
 uint64_t dda__item_size(const json_t *map);
 

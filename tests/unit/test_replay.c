@@ -719,6 +719,135 @@ static void test_keys_without_tree(void **state)
 	}
 }
 
+/* Whitespace removal against a byte-at-a-time reference, on random JSON
+ * with whitespace everywhere it may be and strings holding escapes, quotes
+ * and long runs (the word-at-a-time paths and their edges). */
+static void put(struct dda_buf *b, const char *t)
+{
+	assert_int_equal(dda_buf_adds(b, t), 0);
+}
+
+static void putch(struct dda_buf *b, char c)
+{
+	assert_int_equal(dda_buf_addc(b, c), 0);
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static unsigned rnd(unsigned n)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return (unsigned)(rng_state % n);
+}
+
+static void gen_ws(struct dda_buf *b)
+{
+	static const char ws[] = " \t\n\r";
+	for (unsigned k = rnd(4) == 0 ? rnd(12) : 0; k > 0; k--)
+		putch(b, ws[rnd(4)]);
+}
+
+static void gen_string(struct dda_buf *b)
+{
+	static const char *const parts[] = {"a", "\\\"", "\\\\", "\\n", "\\u00e9", "xyzw", " ",
+					    "0123456789abcdef", ":", "{", "\xc3\xa9"};
+	putch(b, '"');
+	for (unsigned k = rnd(10); k > 0; k--)
+		put(b, parts[rnd(DDA_ARRAY_SIZE(parts))]);
+	putch(b, '"');
+}
+
+static void gen_value(struct dda_buf *b, int depth)
+{
+	unsigned kind = depth > 3 ? rnd(3) : rnd(5);
+	gen_ws(b);
+	if (kind == 0)
+		gen_string(b);
+	else if (kind == 1)
+		put(b, rnd(2) ? "12345678.5e-3" : "true");
+	else if (kind == 2)
+		put(b, "null");
+	else {
+		bool obj = kind == 3;
+		putch(b, obj ? '{' : '[');
+		for (unsigned k = rnd(5), i = 0; i < k; i++) {
+			if (i)
+				putch(b, ',');
+			if (obj) {
+				gen_ws(b);
+				gen_string(b);
+				gen_ws(b);
+				putch(b, ':');
+			}
+			gen_value(b, depth + 1);
+		}
+		gen_ws(b);
+		putch(b, obj ? '}' : ']');
+	}
+	gen_ws(b);
+}
+
+static void compact_reference(struct dda_buf *out, const char *p, size_t n)
+{
+	bool in = false;
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+		if (in) {
+			putch(out, c);
+			if (c == '\\')
+				putch(out, p[++i]);
+			else if (c == '"')
+				in = false;
+		} else if (c == '"') {
+			in = true;
+			putch(out, c);
+		} else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+			putch(out, c);
+		}
+	}
+}
+
+static void test_json_compact(void **state)
+{
+	(void)state;
+	struct dda_buf in, want, got;
+	dda_buf_init(&in, DDA_BUF_UNLIMITED);
+	dda_buf_init(&want, DDA_BUF_UNLIMITED);
+	dda_buf_init(&got, DDA_BUF_UNLIMITED);
+	for (int i = 0; i < 3000; i++) {
+		dda_buf_reset(&in);
+		dda_buf_reset(&want);
+		dda_buf_reset(&got);
+		gen_value(&in, 0);
+		json_error_t jerr;
+		json_t *v = json_loadb(in.ptr, in.len, JSON_DECODE_ANY, &jerr);
+		assert_non_null(v); /* the generator writes valid JSON */
+		json_decref(v);
+		compact_reference(&want, in.ptr, in.len);
+		put(&got, "pre"); /* appended after what is there */
+		assert_int_equal(dda__json_compact(&got, in.ptr, in.len), 0);
+		assert_int_equal(got.len, want.len + 3);
+		assert_memory_equal(got.ptr + 3, want.ptr, want.len);
+	}
+	dda_buf_release(&in);
+	dda_buf_release(&want);
+	dda_buf_release(&got);
+}
+
+/* SequenceNumbers: "1" then 20 digits, for every 64-bit rank. */
+static void test_seq_format(void **state)
+{
+	(void)state;
+	char out[DDA_SEQ_DIGITS + 1];
+	dda__seq_format(0, out);
+	assert_string_equal(out, "100000000000000000000");
+	dda__seq_format(42, out);
+	assert_string_equal(out, "100000000000000000042");
+	dda__seq_format(UINT64_MAX, out);
+	assert_string_equal(out, "118446744073709551615");
+}
+
 /* Retry-After: seconds or an HTTP date, relative to now; junk is -1. */
 static void test_retry_after(void **state)
 {
@@ -977,6 +1106,8 @@ int main(void)
 	    cmocka_unit_test(test_raw_and_tree_records_agree),
 	    cmocka_unit_test(test_planned_length_is_written_length),
 	    cmocka_unit_test(test_keys_without_tree),
+	    cmocka_unit_test(test_seq_format),
+	    cmocka_unit_test(test_json_compact),
 	    cmocka_unit_test(test_retry_after),
 	    cmocka_unit_test(test_http_fault),
 	    cmocka_unit_test(test_target_timeout),
