@@ -936,6 +936,51 @@ static void put_file(const char *path, const char *text)
 	assert_int_equal(fclose(f), 0);
 }
 
+/* A shard's checkpoint resumed by another shard, by an unsharded run, or
+ * an unsharded one by a shard: refused, naming both; a "--shard" that is
+ * not a string reads as no shard, never as a match. */
+static void test_checkpoint_of_another_shard(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/ddbaudit-test-XXXXXX", path[256];
+	struct dda_error err = {0};
+	struct dda_plan p;
+	struct dda_replay_opts o;
+	size_t pos[1] = {0};
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/ck.json", dir);
+	memset(&p, 0, sizeof(p));
+	memset(&o, 0, sizeof(o));
+	p.lanes = 1;
+	snprintf(p.synth.run_id, sizeof(p.synth.run_id), "%s", RUN_ID);
+	json_t *one = json_pack("{ssss}", "SOURCE", "s3://b/p/", "--shard", "1/3");
+	json_t *two = json_pack("{ssss}", "SOURCE", "s3://b/p/", "--shard", "2/3");
+	json_t *none = json_pack("{ss}", "SOURCE", "s3://b/p/");
+	json_t *odd = json_pack("{sssi}", "SOURCE", "s3://b/p/", "--shard", 1);
+	o.arguments = one;
+	assert_int_equal(dda__checkpoint_save(path, &p, &o, pos, NULL, 0, &err), 0);
+	assert_int_equal(dda__checkpoint_check_args(path, one, &err), 0);
+	assert_int_equal(dda__checkpoint_check_args(path, two, &err), DDA_EINVAL);
+	assert_non_null(strstr(err.msg, "written by shard 1/3 and this run is shard 2/3"));
+	err = (struct dda_error){0};
+	assert_int_equal(dda__checkpoint_check_args(path, none, &err), DDA_EINVAL);
+	assert_non_null(strstr(err.msg, "written by shard 1/3 and this run has no --shard"));
+	err = (struct dda_error){0};
+	assert_int_equal(dda__checkpoint_check_args(path, odd, &err), DDA_EINVAL);
+	assert_non_null(strstr(err.msg, "this run has no --shard"));
+	o.arguments = none;
+	assert_int_equal(dda__checkpoint_save(path, &p, &o, pos, NULL, 0, &err), 0);
+	err = (struct dda_error){0};
+	assert_int_equal(dda__checkpoint_check_args(path, two, &err), DDA_EINVAL);
+	assert_non_null(strstr(err.msg, "written without --shard and this run is shard 2/3"));
+	json_decref(one);
+	json_decref(two);
+	json_decref(none);
+	json_decref(odd);
+	unlink(path);
+	rmdir(dir);
+}
+
 /* issue 10: every field a resume reads is checked; a lane position of
  * 1e300 or "x" used to be read as 0, resending what was acknowledged. */
 static void test_checkpoint_fields_are_strict(void **state)
@@ -1113,6 +1158,7 @@ int main(void)
 	    cmocka_unit_test(test_target_timeout),
 	    cmocka_unit_test(test_output_check),
 	    cmocka_unit_test(test_checkpoint_arguments),
+	    cmocka_unit_test(test_checkpoint_of_another_shard),
 	    cmocka_unit_test(test_checkpoint_fields_are_strict),
 	    cmocka_unit_test(test_cut_torn_tail),
 	    cmocka_unit_test(test_append_line_whole_or_nothing),
