@@ -250,9 +250,53 @@ static struct dda_planned *find(struct dda_plan *p, uint32_t obj, uint32_t index
 	return NULL;
 }
 
+/* Where find would look first for position index of object obj, to
+ * prefetch: the planned records a history visits are scattered over the
+ * plan, each a likely cache miss. */
+static const struct dda_planned *find_guess(const struct dda_plan *p, uint32_t obj,
+					    uint32_t index)
+{
+	if (obj >= p->nobj)
+		return NULL;
+	size_t a = p->obj_first[obj], b = p->obj_first[obj + 1];
+	if (a == b || index < p->v[a].index)
+		return NULL;
+	size_t guess = a + (index - p->v[a].index);
+	return guess < b ? &p->v[guess] : NULL;
+}
+
+/* Applies the visits held, in their order: their records are prefetched
+ * first, so that their cache misses overlap. */
+static void flush_visits(struct dda_plan *p)
+{
+	for (size_t i = 0; i < p->npend; i++) {
+		const struct dda_planned *g = find_guess(p, p->pend[i].obj, p->pend[i].index);
+		if (g)
+			__builtin_prefetch(g, 1);
+	}
+	for (size_t i = 0; i < p->npend; i++) {
+		const struct dda__visit *v = &p->pend[i];
+		struct dda_planned *hit = find(p, v->obj, v->index);
+		if (!hit)
+			continue; /* not selected */
+		if (v->duplicate) {
+			p->duplicates++;
+			continue;
+		}
+		hit->ord = v->ord;
+		if (p->visited && hit->item == p->last_item && hit->time < p->last_time)
+			hit->time = p->last_time;
+		p->visited = true;
+		p->last_item = hit->item;
+		p->last_time = hit->time;
+	}
+	p->npend = 0;
+}
+
 /* History order arrives item by item; a duplicate is the same change
  * recorded twice and is sent once. An item's change time is made monotonic
- * on the way (a change never goes before the one it follows). */
+ * on the way (a change never goes before the one it follows). Visits are
+ * held and applied in groups (flush_visits), in the same order. */
 int dda__plan_visit(void *ctx, const struct dda_event_view *e)
 {
 	struct dda_plan *p = ctx;
@@ -261,20 +305,10 @@ int dda__plan_visit(void *ctx, const struct dda_event_view *e)
 			return DDA_ENOMEM;
 		p->sorted_by_obj = true;
 	}
-	struct dda_planned *hit = find(p, e->obj, e->index);
-	uint64_t ord = p->visits++;
-	if (!hit)
-		return 0; /* not selected */
-	if (e->verdict == DDA_V_DUPLICATE) {
-		p->duplicates++;
-		return 0;
-	}
-	hit->ord = ord;
-	if (p->visited && hit->item == p->last_item && hit->time < p->last_time)
-		hit->time = p->last_time;
-	p->visited = true;
-	p->last_item = hit->item;
-	p->last_time = hit->time;
+	p->pend[p->npend++] = (struct dda__visit){e->obj, e->index, p->visits++,
+						  e->verdict == DDA_V_DUPLICATE};
+	if (p->npend == DDA_ARRAY_SIZE(p->pend))
+		flush_visits(p);
 	return 0;
 }
 
@@ -360,6 +394,7 @@ int dda__plan_finish(struct dda_plan *p, struct dda_error *err)
 	int rc = dda__spool_flush(p->spool, err);
 	if (rc)
 		return rc;
+	flush_visits(p);
 	if (!p->sorted_by_obj) /* no history visit at all: nothing in range */
 		p->n = 0;
 	/* Only the events to send stay. */

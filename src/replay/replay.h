@@ -117,6 +117,12 @@ int dda__spool_get(struct dda__spool_reader *r, uint32_t blk, uint32_t at, dda_s
 		   struct dda_error *err);
 
 struct dda_audit_fetch;
+/* A history visit held until its group is applied (plan.c). */
+struct dda__visit {
+	uint32_t obj, index;
+	uint64_t ord;
+	bool duplicate;
+};
 /* The plan: every record to send, sorted by lane then delivery order. */
 struct dda_plan {
 	struct dda_synth_opts synth;
@@ -135,6 +141,8 @@ struct dda_plan {
 	bool sorted_by_obj;
 	size_t *obj_first; /* sorted by object: where object o's records start */
 	size_t nobj;
+	struct dda__visit pend[64]; /* visits not applied yet */
+	size_t npend;
 	uint64_t visits;
 	bool visited; /* the last item visited, to make its times monotonic */
 	uint64_t last_item;
