@@ -372,26 +372,10 @@ int dda__json_write(struct dda_buf *out, const json_t *v, int depth)
 	}
 }
 
-/* SWAR: the bytes of w equal to the byte in every byte of b, as their high
- * bits (exact for the first match; later ones may be flagged falsely only
- * after a true one, which the byte loop then finds). */
-#define ONES UINT64_C(0x0101010101010101)
-#define HIGHS UINT64_C(0x8080808080808080)
-static inline uint64_t bytes_equal(uint64_t w, uint64_t b)
-{
-	uint64_t x = w ^ b;
-	return (x - ONES) & ~x & HIGHS;
-}
-
-/* Bytes of w below 0x21 (space and the control characters). */
-static inline uint64_t bytes_below_bang(uint64_t w)
-{
-	return (w - ONES * 0x21) & ~w & HIGHS;
-}
-
 /* Raw JSON text (valid: the decoder checked it) without the whitespace
- * between tokens, written straight into room made for all of it, eight
- * bytes at a time where a word holds no quote, backslash or whitespace. */
+ * between tokens, written straight into room made for all of it. A byte
+ * at a time: strings in images are short, and word-at-a-time scanning
+ * measured slower on them. */
 int dda__json_compact(struct dda_buf *out, const char *p, size_t n)
 {
 	if (dda_buf_grow(out, n))
@@ -399,40 +383,19 @@ int dda__json_compact(struct dda_buf *out, const char *p, size_t n)
 	char *d = out->ptr + out->len;
 	const char *s = p, *end = p + n;
 	while (s < end) {
-		uint64_t w;
-		if (end - s >= 8) {
-			memcpy(&w, s, 8);
-			if (!(bytes_equal(w, ONES * '"') | bytes_below_bang(w))) {
-				memcpy(d, s, 8);
-				s += 8;
-				d += 8;
-				continue;
-			}
-		}
 		char c = *s++;
-		if (c != '"') {
-			if (c != ' ' && c != '\n' && c != '\t' && c != '\r')
-				*d++ = c;
-			continue;
-		}
-		*d++ = c;
-		for (;;) { /* a string: copied up to its closing quote */
-			while (end - s >= 8) {
-				memcpy(&w, s, 8);
-				if (bytes_equal(w, ONES * '"') | bytes_equal(w, ONES * '\\'))
-					break;
-				memcpy(d, s, 8);
-				s += 8;
-				d += 8;
-			}
-			if (s >= end)
-				break;
-			c = *s++;
+		if (c == '"') {
 			*d++ = c;
-			if (c == '\\' && s < end)
-				*d++ = *s++;
-			else if (c == '"')
-				break;
+			while (s < end) {
+				c = *s++;
+				*d++ = c;
+				if (c == '\\' && s < end)
+					*d++ = *s++;
+				else if (c == '"')
+					break;
+			}
+		} else if (c != ' ' && c != '\n' && c != '\t' && c != '\r') {
+			*d++ = c;
 		}
 	}
 	out->len = (size_t)(d - out->ptr);
