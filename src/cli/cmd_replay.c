@@ -453,6 +453,17 @@ static void check_result(struct after *x, const struct dda_result *res)
 		dda__cli_error(c, "out of memory");
 		x->status = EXIT_RUNTIME;
 	}
+	/* A shard cannot tell an empty range from a share without records,
+	 * but the listing every shard makes is the whole range's: nothing
+	 * listed and nothing read (a stream is read by every shard) is nothing
+	 * to replay in any shard, and there is no merge to say so. */
+	if (!x->status && c->audit.src.shard.count && !res->source.listed && !res->sum.objects &&
+	    !c->audit.allow_empty) {
+		use->empty = true;
+		dda__cli_error(c, "nothing to replay: the range holds no object for any shard (the "
+				  "listing every shard makes is empty): a wrong source or prefix "
+				  "reads nothing; --allow-empty accepts an empty range");
+	}
 	if (use->split)
 		dda__cli_warn(c,
 			      "%llu record%s read by this shard belong%s to items of other shards "

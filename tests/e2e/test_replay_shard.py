@@ -327,6 +327,30 @@ class ReplayShardTest(MotoCase):
         self.assertEqual(doc["shard"]["first_sequence_number"], "102000000000000000001")
         self.assertEqual(self.target.accepted, [])
 
+    def test_an_empty_range_is_nothing_to_replay_in_every_shard(self):
+        """No merge follows a sharded replay: a shard whose shared listing is
+        empty (a wrong source, prefix or range) and that read nothing says the
+        range is empty, as one replay does (exit 1)."""
+        empty = ("--from", "2030-01-01T00:00Z", "--to", "2030-01-02T00:00Z")
+        for k in range(3):
+            status, err = self.replay(SAMPLES, "--target", self.target.url, *empty,
+                                      "--shard", f"{k}/3")
+            self.assertEqual(status, 1, err)
+            self.assertIn("nothing to replay", err)
+        status, err = self.replay(SAMPLES, "--target", self.target.url, *empty,
+                                  "--shard", "1/3", "--allow-empty")
+        self.assertEqual(status, 0, err)
+        # A shard with no records of its own in a range that has some is not
+        # empty: its hour is listed, and its records are other shards.
+        rep = self.path("few.json")
+        status, err = self.replay(SAMPLES, "--target", self.target.url, "--from",
+                                  "2025-07-12T06:00Z", "--to", "2025-07-12T06:05Z",
+                                  "--shard", "7/8", "--report", rep)
+        self.assertEqual(status, 0, err)
+        sh = self.report(rep)["shard"]
+        self.assertGreater(sh["listed"], 0)
+        self.assertEqual(self.report(rep)["records"], 0)
+
     def test_usage_errors(self):
         ck = self.path("ck.json")
         cases = [
