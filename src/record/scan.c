@@ -707,12 +707,29 @@ static int ser_scalar(struct scan *sc, char c)
 	return OK;
 }
 
+/* An AttributeValue's type name and its colon. Most are one letter (S, N,
+ * M, L, B), taken without the string scanner: one printable ASCII byte
+ * that is neither a quote nor a backslash is a whole, valid string. */
+static bool scan_tag(struct scan *sc, struct str *tag)
+{
+	skip_ws(sc);
+	const char *q = sc->p;
+	if (sc->end - q < 3 || q[0] != '"' || q[2] != '"' || q[1] <= ' ' || q[1] > '~' ||
+	    q[1] == '"' || q[1] == '\\')
+		return scan_name(sc, tag);
+	tag->ptr = q + 1;
+	tag->len = 1;
+	tag->esc = false;
+	sc->p = q + 3;
+	return expect(sc, ':');
+}
+
 /* One AttributeValue ({"TYPE": value}) at nesting depth `depth` (an
  * attribute of the item is at depth 1). */
 static int ser_value(struct scan *sc, int depth)
 {
 	struct str tag;
-	if (depth > DDA_MAX_NESTING || !expect(sc, '{') || !scan_name(sc, &tag))
+	if (depth > DDA_MAX_NESTING || !expect(sc, '{') || !scan_tag(sc, &tag))
 		return BAIL;
 	int rc = BAIL;
 	if (tag.len == 1) {
