@@ -285,6 +285,9 @@ static const struct arn_cache *arn_for(const struct dda_synth_opts *o, dda_slice
 	return c->o ? c : NULL;
 }
 
+/* Appends a string literal without measuring it each time. */
+#define ADD_LIT(b, lit) dda_buf_add((b), "" lit, sizeof(lit) - 1)
+
 /* ---- a compact JSON writer, several times faster than json_dumps on
  * stream records; the same bytes as json_dumps(JSON_COMPACT) ---- */
 
@@ -358,11 +361,11 @@ int dda__json_write(struct dda_buf *out, const json_t *v, int depth)
 	case JSON_INTEGER:
 		return dda_buf_addf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
 	case JSON_TRUE:
-		return dda_buf_adds(out, "true");
+		return ADD_LIT(out, "true");
 	case JSON_FALSE:
-		return dda_buf_adds(out, "false");
+		return ADD_LIT(out, "false");
 	case JSON_NULL:
-		return dda_buf_adds(out, "null");
+		return ADD_LIT(out, "null");
 	default: { /* JSON_REAL: rare in stream records; jansson's own form */
 		char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
 		rc = s ? dda_buf_adds(out, s) : DDA_ENOMEM;
@@ -660,34 +663,101 @@ int dda__synth_in_read(struct dda_synth_in *in, const char *p, size_t n, size_t 
 	return 0;
 }
 
-/* The "replay" marker, as json_pack would build it and dda__json_write
- * write it: a name that is not UTF-8 cannot be a JSON string there, and
- * fails the record as it did there. */
-static int write_marker(struct dda_buf *out, const struct dda_synth_opts *o,
-			const struct dda_object *ob, uint32_t index)
+/* The "replay" marker up to its index, as json_pack would build it and
+ * dda__json_write write it: a name that is not UTF-8 cannot be a JSON
+ * string there, and fails the record as it did there. */
+static int marker_head(struct dda_buf *out, const struct dda_synth_opts *o,
+		       const struct dda_object *ob)
 {
 	const char *key = ob ? ob->key : "";
 	const char *ver = ob ? ob->version : NULL, *etag = ob ? ob->etag : NULL;
 	if (!dda__utf8_valid(key, strlen(key)) || (ver && !dda__utf8_valid(ver, strlen(ver))) ||
 	    (etag && !dda__utf8_valid(etag, strlen(etag))))
 		return DDA_ENOMEM;
-	int rc = dda_buf_adds(out, ",\"replay\":{\"runId\":");
+	int rc = ADD_LIT(out, ",\"replay\":{\"runId\":");
 	if (!rc)
 		rc = write_string(out, o->run_id, strlen(o->run_id));
 	if (!rc)
-		rc = dda_buf_adds(out, ",\"object\":{\"key\":");
+		rc = ADD_LIT(out, ",\"object\":{\"key\":");
 	if (!rc)
 		rc = write_string(out, key, strlen(key));
 	if (!rc)
-		rc = dda_buf_adds(out, ",\"versionId\":");
+		rc = ADD_LIT(out, ",\"versionId\":");
 	if (!rc)
-		rc = ver ? write_string(out, ver, strlen(ver)) : dda_buf_adds(out, "null");
+		rc = ver ? write_string(out, ver, strlen(ver)) : ADD_LIT(out, "null");
 	if (!rc)
-		rc = dda_buf_adds(out, ",\"etag\":");
+		rc = ADD_LIT(out, ",\"etag\":");
 	if (!rc)
-		rc = etag ? write_string(out, etag, strlen(etag)) : dda_buf_adds(out, "null");
-	if (!rc)
-		rc = dda_buf_adds(out, "},\"index\":");
+		rc = etag ? write_string(out, etag, strlen(etag)) : ADD_LIT(out, "null");
+	return rc ? rc : ADD_LIT(out, "},\"index\":");
+}
+
+/* The marker's head for the last object a thread wrote one for (an
+ * object's records come together): the same for all of them. */
+#define MARK_NAME_MAX 1024
+struct marker_cache {
+	const struct dda_synth_opts *o;
+	char run_id[sizeof(((struct dda_synth_opts *)0)->run_id)];
+	char key[MARK_NAME_MAX], ver[MARK_NAME_MAX], etag[MARK_NAME_MAX];
+	bool has_ob, has_ver, has_etag;
+	int rc; /* marker_head's */
+	char text[6 * 3 * MARK_NAME_MAX + 256];
+	size_t len;
+};
+static _Thread_local struct marker_cache mark_tl;
+
+static bool same_name(const char *cached, bool has, const char *s)
+{
+	return s ? has && !strcmp(cached, s) : !has;
+}
+
+static bool keep_name(char *dst, bool *has, const char *s)
+{
+	*has = s != NULL;
+	if (s && strlen(s) >= MARK_NAME_MAX)
+		return false;
+	snprintf(dst, MARK_NAME_MAX, "%s", s ? s : "");
+	return true;
+}
+
+/* The cached head for o and ob, or NULL when it cannot be cached (names
+ * too long): the caller writes it itself. */
+static const struct marker_cache *marker_for(const struct dda_synth_opts *o,
+					     const struct dda_object *ob)
+{
+	struct marker_cache *c = &mark_tl;
+	const char *key = ob ? ob->key : NULL;
+	if (c->o == o && !strcmp(c->run_id, o->run_id) && same_name(c->key, c->has_ob, key) &&
+	    same_name(c->ver, c->has_ver, ob ? ob->version : NULL) &&
+	    same_name(c->etag, c->has_etag, ob ? ob->etag : NULL))
+		return c;
+	c->o = NULL;
+	if (!keep_name(c->key, &c->has_ob, key) ||
+	    !keep_name(c->ver, &c->has_ver, ob ? ob->version : NULL) ||
+	    !keep_name(c->etag, &c->has_etag, ob ? ob->etag : NULL))
+		return NULL;
+	struct dda_buf b;
+	dda_buf_init(&b, sizeof(c->text));
+	c->rc = marker_head(&b, o, ob);
+	if (c->rc == DDA_ETOOBIG) {
+		dda_buf_release(&b);
+		return NULL;
+	}
+	memcpy(c->text, b.ptr ? b.ptr : "", b.len);
+	c->len = c->rc ? 0 : b.len;
+	dda_buf_release(&b);
+	memcpy(c->run_id, o->run_id, sizeof(c->run_id));
+	c->o = o;
+	return c;
+}
+
+static int write_marker(struct dda_buf *out, const struct dda_synth_opts *o,
+			const struct dda_object *ob, uint32_t index)
+{
+	const struct marker_cache *c = marker_for(o, ob);
+	int rc = c ? c->rc : marker_head(out, o, ob);
+	if (!rc && c)
+		rc = dda_buf_add(out, c->text, c->len);
 	if (!rc)
 		rc = add_u64(out, index);
 	return rc ? rc : dda_buf_addc(out, '}');
@@ -699,7 +769,7 @@ int dda__synth_emit(const struct dda_synth_opts *o, const struct dda_object *ob,
 {
 	char id[DDA_EVENT_ID_MAX], num[24];
 	const struct arn_cache *c = arn_for(o, in->region);
-	int rc = dda_buf_adds(out, "{\"eventID\":");
+	int rc = ADD_LIT(out, "{\"eventID\":");
 	if (!rc && in->own_id) {
 		rc = write_string(out, in->event_id.ptr, in->event_id.len);
 	} else if (!rc) {
@@ -708,11 +778,11 @@ int dda__synth_emit(const struct dda_synth_opts *o, const struct dda_object *ob,
 		rc = write_string(out, id, strlen(id)); /* hex: nothing to escape, but short */
 	}
 	if (!rc)
-		rc = dda_buf_adds(out, ",\"eventName\":\"");
+		rc = ADD_LIT(out, ",\"eventName\":\"");
 	if (!rc)
 		rc = dda_buf_adds(out, dda_event_name_str(in->event));
 	if (!rc)
-		rc = dda_buf_adds(out, "\",\"eventVersion\":\"1.1\",\"eventSource\":"
+		rc = ADD_LIT(out, "\",\"eventVersion\":\"1.1\",\"eventSource\":"
 				       "\"aws:dynamodb\",\"awsRegion\":");
 	if (!rc && c) {
 		rc = dda_buf_add(out, c->reg, c->reg_len);
@@ -725,37 +795,37 @@ int dda__synth_emit(const struct dda_synth_opts *o, const struct dda_object *ob,
 	 * none) is sent without one, as it came, rather than with a made-up
 	 * one. */
 	if (!rc && in->time != DDA_TIME_NONE) {
-		rc = dda_buf_adds(out, ",\"dynamodb\":{\"ApproximateCreationDateTime\":");
+		rc = ADD_LIT(out, ",\"dynamodb\":{\"ApproximateCreationDateTime\":");
 		if (!rc)
 			rc = dda_buf_add(out, num, i64_dec(num, in->time / DDA_USEC_PER_SEC));
 		if (!rc)
-			rc = dda_buf_adds(out, ",\"Keys\":");
+			rc = ADD_LIT(out, ",\"Keys\":");
 	} else if (!rc) {
-		rc = dda_buf_adds(out, ",\"dynamodb\":{\"Keys\":");
+		rc = ADD_LIT(out, ",\"dynamodb\":{\"Keys\":");
 	}
 	if (!rc)
 		rc = dda_buf_add(out, in->keys.ptr, in->keys.len);
 	if (!rc && in->has_new)
-		rc = dda_buf_adds(out, ",\"NewImage\":");
+		rc = ADD_LIT(out, ",\"NewImage\":");
 	if (!rc && in->has_new)
 		rc = dda_buf_add(out, in->new_image.ptr, in->new_image.len);
 	if (!rc && in->has_old)
-		rc = dda_buf_adds(out, ",\"OldImage\":");
+		rc = ADD_LIT(out, ",\"OldImage\":");
 	if (!rc && in->has_old)
 		rc = dda_buf_add(out, in->old_image.ptr, in->old_image.len);
 	if (!rc)
-		rc = dda_buf_adds(out, ",\"SequenceNumber\":\"");
+		rc = ADD_LIT(out, ",\"SequenceNumber\":\"");
 	*seq_at = out->len;
 	if (!rc)
-		rc = dda_buf_adds(out, "000000000000000000000\",\"SizeBytes\":");
+		rc = ADD_LIT(out, "000000000000000000000\",\"SizeBytes\":");
 	if (!rc)
 		rc = add_u64(out, in->size);
 	if (!rc)
-		rc = dda_buf_adds(out, ",\"StreamViewType\":\"");
+		rc = ADD_LIT(out, ",\"StreamViewType\":\"");
 	if (!rc)
 		rc = dda_buf_adds(out, dda__view_name(o->view));
 	if (!rc)
-		rc = dda_buf_adds(out, "\"},\"eventSourceARN\":");
+		rc = ADD_LIT(out, "\"},\"eventSourceARN\":");
 	if (!rc && c) {
 		rc = dda_buf_add(out, c->arn, c->arn_len);
 	} else if (!rc) {
@@ -766,7 +836,7 @@ int dda__synth_emit(const struct dda_synth_opts *o, const struct dda_object *ob,
 		rc = write_string(out, arn, strlen(arn));
 	}
 	if (!rc && in->ttl)
-		rc = dda_buf_adds(out, ",\"userIdentity\":{\"type\":\"Service\",\"principalId\":"
+		rc = ADD_LIT(out, ",\"userIdentity\":{\"type\":\"Service\",\"principalId\":"
 				       "\"dynamodb.amazonaws.com\"}");
 	if (!rc && o->marker)
 		rc = write_marker(out, o, ob, index);
@@ -859,7 +929,12 @@ int dda__synth_len(const struct dda_synth_opts *o, const struct dda_object *ob, 
 	if (in->ttl)
 		n += LIT(",\"userIdentity\":{\"type\":\"Service\",\"principalId\":"
 			 "\"dynamodb.amazonaws.com\"}");
-	if (o->marker) {
+	const struct marker_cache *mc = o->marker ? marker_for(o, ob) : NULL;
+	if (mc && mc->rc)
+		return mc->rc; /* as write_marker */
+	if (mc) {
+		n += mc->len + udigits(index) + LIT("}");
+	} else if (o->marker) {
 		const char *key = ob ? ob->key : "";
 		const char *ver = ob ? ob->version : NULL, *etag = ob ? ob->etag : NULL;
 		if (!dda__utf8_valid(key, strlen(key)) ||

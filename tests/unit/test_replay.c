@@ -848,6 +848,69 @@ static void test_seq_format(void **state)
 	assert_string_equal(out, "118446744073709551615");
 }
 
+/* The marker's head is cached per object: names longer than the cache
+ * holds, names that are not UTF-8, and objects alternating between records
+ * give what the uncached writer gives, and the length planned. */
+static void test_marker_cache(void **state)
+{
+	(void)state;
+	static char long_key[3000];
+	memset(long_key, 'k', sizeof(long_key) - 1);
+	long_key[sizeof(long_key) - 1] = '\0';
+	const struct dda_object objs[] = {
+	    {.key = "a/b.json", .size = -1},
+	    {.key = long_key, .version = "v\"1", .etag = "e", .size = 3},
+	    {.key = "bad\xff.json", .size = -1},
+	    {.key = "a/b.json", .version = "v2", .size = -1},
+	};
+	struct dda_buf canon, in_buf, out;
+	dda_buf_init(&canon, DDA_BUF_UNLIMITED);
+	dda_buf_init(&in_buf, DDA_BUF_UNLIMITED);
+	dda_buf_init(&out, DDA_BUF_UNLIMITED);
+	json_t *k = json_loads("{\"UserId\":{\"S\":\"u\"}}", 0, NULL);
+	assert_int_equal(dda_canon_key(k, NULL, 0, "Keys", &canon, NULL), 0);
+	struct dda_record r = {.event = DDA_EV_INSERT, .time = DDA_TIME_NONE,
+			       .key = (const uint8_t *)canon.ptr, .key_len = canon.len};
+	struct dda_synth_opts so = {.view = DDA_VIEW_KEYS_ONLY, .marker = true};
+	snprintf(so.run_id, sizeof(so.run_id), "%s", "00000000-0000-4000-8000-000000000001");
+	struct dda_synth_in in;
+	size_t used;
+	assert_int_equal(dda__synth_in_write(&so, &r, NULL, &in_buf, NULL), 0);
+	assert_int_equal(dda__synth_in_read(&in, in_buf.ptr, in_buf.len, &used), 0);
+	for (int round = 0; round < 2; round++)
+		for (size_t i = 0; i < DDA_ARRAY_SIZE(objs); i++) {
+			size_t len = 0, seq_at = 0, seq_w = 0;
+			int rc = dda__synth_len(&so, &objs[i], 42, &in, &len, &seq_at);
+			dda_buf_reset(&out);
+			int rc2 = dda__synth_emit(&so, &objs[i], (uint32_t)i, 42, &in, NULL, &out, &seq_w);
+			assert_int_equal(rc, rc2);
+			if (i == 2) { /* not UTF-8: no record, as jansson would refuse it */
+				assert_int_not_equal(rc, 0);
+				continue;
+			}
+			assert_int_equal(rc, 0);
+			assert_int_equal(len, out.len);
+			json_t *rec = json_loadb(out.ptr, out.len, 0, NULL);
+			assert_non_null(rec);
+			json_t *m = json_object_get(rec, "replay");
+			assert_string_equal(json_string_value(json_object_get(
+						json_object_get(m, "object"), "key")),
+					    objs[i].key);
+			assert_int_equal(json_integer_value(json_object_get(m, "index")), 42);
+			const char *v = json_string_value(
+			    json_object_get(json_object_get(m, "object"), "versionId"));
+			if (objs[i].version)
+				assert_string_equal(v, objs[i].version);
+			else
+				assert_null(v);
+			json_decref(rec);
+		}
+	json_decref(k);
+	dda_buf_release(&canon);
+	dda_buf_release(&in_buf);
+	dda_buf_release(&out);
+}
+
 /* Retry-After: seconds or an HTTP date, relative to now; junk is -1. */
 static void test_retry_after(void **state)
 {
@@ -1152,6 +1215,7 @@ int main(void)
 	    cmocka_unit_test(test_planned_length_is_written_length),
 	    cmocka_unit_test(test_keys_without_tree),
 	    cmocka_unit_test(test_seq_format),
+	    cmocka_unit_test(test_marker_cache),
 	    cmocka_unit_test(test_json_compact),
 	    cmocka_unit_test(test_retry_after),
 	    cmocka_unit_test(test_http_fault),
