@@ -98,6 +98,10 @@ struct dda_chunk {
 	bool last;	      /* the object's last chunk: its metadata is final */
 	struct dda_buf data;  /* owned: decompressed bytes */
 	char msg[256];	      /* why the chunk is UNREADABLE */
+	/* DDA_CHUNK_LINES: the reader found no line naming "Records" and no
+	 * backslash, so each non-blank line is one record position (false:
+	 * not known, the decoder looks). */
+	bool plain;
 };
 
 DDA_API void dda_chunk_init(struct dda_chunk *c);

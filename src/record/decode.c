@@ -1004,7 +1004,9 @@ static void decode_lines(struct run *r)
 	if (!p)
 		return;
 	const char *end = p + r->c->data.len;
-	bool plain = dda__ndjson_plain(p, r->c->data.len);
+	/* The reader has looked already when it says plain (the common case);
+	 * otherwise (a chunk it could not say so of, or made elsewhere) look. */
+	bool plain = r->c->plain || dda__ndjson_plain(p, r->c->data.len);
 	while (p < end && !r->rc) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		const char *le = nl ? nl : end;

@@ -121,11 +121,12 @@ static bool blank(const char *p, size_t n)
 
 /* Counts the lines of p[0..n) and the positions they take (see
  * dda__ndjson_line_slots), stopping before the first line longer than max.
- * Returns the bytes counted: n, or the start of that line. */
+ * Returns the bytes counted: n, or the start of that line; *plain says
+ * whether all of p[0..n) is plain (dda__ndjson_plain). */
 static size_t count_lines(const char *p, size_t n, size_t max, uint64_t *lines,
-			  uint64_t *values)
+			  uint64_t *values, bool *plain_out)
 {
-	bool plain = dda__ndjson_plain(p, n);
+	bool plain = *plain_out = dda__ndjson_plain(p, n);
 	size_t start = 0;
 	while (start < n) {
 		const char *nl = memchr(p + start, '\n', n - start);
@@ -310,10 +311,12 @@ static int overlong(struct ndjson_source *s, struct dda_chunk *c, struct dda_err
 }
 
 /* Hands out pending[0..take) as a chunk of lines, `lines` newlines and
- * `values` positions. */
+ * `values` positions; plain when the bytes are (the decoder then need not
+ * look again). */
 static int hand_out(struct ndjson_source *s, struct dda_chunk *c, size_t take, uint64_t lines,
-		    uint64_t values, struct dda_error *err)
+		    uint64_t values, bool plain, struct dda_error *err)
 {
+	c->plain = plain;
 	/* A copy: handing pending's buffer over instead costs a fresh buffer's
 	 * page faults on every chunk, more than the copy (measured). */
 	dda_buf_init(&c->data, take + 1); /* a chunk's buffer starts with no room */
@@ -346,14 +349,16 @@ static int ndjson_next(struct dda_source *src, struct dda_chunk *c, struct dda_e
 	size_t avail = s->eof ? s->pending.len : s->nl_end;
 	if (avail) {
 		uint64_t lines = 0, values = 0;
+		bool plain;
 		size_t take = count_lines(s->pending.ptr, avail, src->opts.max_object_bytes, &lines,
-					  &values);
+					  &values, &plain);
 		if (take == 0)
 			return long_line(s, c, avail);
-		return hand_out(s, c, take, lines, values, err);
+		/* What was plain over avail is plain over its first take bytes. */
+		return hand_out(s, c, take, lines, values, plain, err);
 	}
-	if (s->eof)
-		return hand_out(s, c, 0, 0, 0, err); /* the end: no bytes, the final metadata */
+	if (s->eof) /* the end: no bytes, the final metadata */
+		return hand_out(s, c, 0, 0, 0, true, err);
 	if (s->rfail) {
 		char msg[DDA_ERROR_MSG_MAX + 64];
 		snprintf(msg, sizeof(msg), "%s after line %llu", s->rmsg,
