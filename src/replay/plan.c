@@ -553,13 +553,18 @@ int dda__plan_read(struct dda_plan_reader *rd, size_t i, struct dda_buf *out,
 	char seq[DDA_SEQ_DIGITS + 1];
 	dda_slice src;
 	size_t used, at = out->len;
-	int rc = e->blk == DDA_PLAN_REREAD ? reread_get(rd, e, &src, err)
-					   : dda__spool_get(rd->spool, e->blk, e->at, &src, err);
+	bool held = false;
+	int rc = e->blk == DDA_PLAN_REREAD
+		     ? reread_get(rd, e, &src, err)
+		     : dda__spool_get(rd->spool, e->blk, e->at, &src, &held, err);
 	if (rc)
 		return rc;
 	if (dda__synth_in_read(&in, src.ptr, src.len, &used))
 		return dda_error_set(err, DDA_EIO, "the spool file is damaged (record %zu)", i);
-	if (with_object(dda__hash64(src.ptr, used), p, &rd->sig, e->obj, e->index) != e->body)
+	/* What was read again, or back from the file, is checked against the
+	 * plan; a block held in memory is the very bytes planned. */
+	if (!held &&
+	    with_object(dda__hash64(src.ptr, used), p, &rd->sig, e->obj, e->index) != e->body)
 		return dda_error_set(err, DDA_EIO,
 				     "'%s' changed since it was read (its record %u is not what "
 				     "was planned): nothing from there on is sent",

@@ -112,9 +112,10 @@ int dda__spool_reader_new(struct dda__spool_reader **out, const struct dda__spoo
 			  int readers);
 void dda__spool_reader_free(struct dda__spool_reader *r);
 /* The bytes from at in block blk (to the block's end), borrowed until the
- * reader's next call. */
+ * reader's next call. *held says whether the block is one held in memory
+ * (the bytes planned, untouched since) rather than read back from the file. */
 int dda__spool_get(struct dda__spool_reader *r, uint32_t blk, uint32_t at, dda_slice *out,
-		   struct dda_error *err);
+		   bool *held, struct dda_error *err);
 
 struct dda_audit_fetch;
 /* A history visit held until its group is applied (plan.c). */

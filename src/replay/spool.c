@@ -321,8 +321,9 @@ static int inflate_block(struct dda__spool_reader *r, const struct block *b, str
 }
 
 int dda__spool_get(struct dda__spool_reader *r, uint32_t blk, uint32_t at, dda_slice *out,
-		   struct dda_error *err)
+		   bool *held, struct dda_error *err)
 {
+	*held = false;
 	struct slot *sl = NULL, *old = &r->slot[0];
 	if (blk >= r->s->nblocks)
 		return dda_error_set(err, DDA_EINTERNAL, "no block %u in the spool", blk);
@@ -332,6 +333,7 @@ int dda__spool_get(struct dda__spool_reader *r, uint32_t blk, uint32_t at, dda_s
 			return dda_error_set(err, DDA_EINTERNAL, "no record at %u of spool block %u",
 					     at, blk);
 		*out = dda_slice_make(b->mem + at, b->rlen - at);
+		*held = true;
 		return 0;
 	}
 	for (int i = 0; i < r->nslots && !sl; i++) {
