@@ -163,6 +163,16 @@ static json_t *stats_json(const struct dda_plan *p, const struct dda_replay_stat
 	    "delivery_seconds", st->seconds, "stopped", st->stopped, "complete",
 	    !st->stopped && done == st->records, "error",
 	    error && *error ? json_string(error) : json_null());
+	/* Where the records' synthesis inputs were kept (docs/replay.md). */
+	json_t *spool = json_pack("{sIsIsIsI}", "records", (json_int_t)p->spooled, "memory_bytes",
+				  (json_int_t)dda__spool_memory(p->spool), "disk_bytes",
+				  (json_int_t)dda__spool_bytes(p->spool), "reread_records",
+				  (json_int_t)p->reread_records);
+	if (!doc || !spool || json_object_set_new(doc, "spool", spool)) {
+		json_decref(doc);
+		json_decref(doc ? NULL : spool);
+		return NULL;
+	}
 	if (doc && shard && json_object_set(doc, "shard", shard)) {
 		json_decref(doc);
 		return NULL;

@@ -70,11 +70,18 @@ class ReplaySpoolTest(Case):
         they go, so the batches are compared in sorted order: their
         interleaving is not the plan's."""
         out = self.path("sent-%d.ndjson" % len(os.listdir(self.dir)))
+        report = out + ".report.json"
         status, _, err = run("replay", source, "--settle", "0", "-v", "--progress", "never",
-                             "--target", "file:" + out, "--table", "T", *args)
+                             "--target", "file:" + out, "--table", "T", "--report", report,
+                             *args)
         self.assertEqual(status, 0, err)
         m = PLANNED.search(err)
         self.assertIsNotNone(m, err)
+        with open(report) as f:
+            spool = json.load(f)["spool"]
+        _, spooled, disk, mem, reread = (int(x) for x in m.groups())
+        self.assertEqual(spool, {"records": spooled, "memory_bytes": mem, "disk_bytes": disk,
+                                 "reread_records": reread})
         with open(out, "rb") as f:
             data = RUN_ID.sub(b'"runId":"-"', f.read())
         return sorted(data.splitlines()), tuple(int(x) for x in m.groups())
