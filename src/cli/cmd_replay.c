@@ -245,6 +245,7 @@ static void summary(const struct cli *c, const struct dda_plan *p,
 struct source_use {
 	bool s3;
 	uint64_t objects, keys, hours;
+	uint64_t listed; /* keys every shard lists (--shard), else 0 */
 	uint64_t bytes; /* of the audit objects read */
 	bool empty;	/* EMPTY_RANGE: the range holds no records */
 	json_t *shard;	/* report.json's "shard" section (--shard), or NULL */
@@ -288,7 +289,9 @@ static int dry_run(const struct cli *c, const struct dda_plan *p, const struct d
 	}
 	/* Listing: a page of up to 1,000 keys, and at least one an hour prefix. */
 	uint64_t gets = use->s3 ? use->objects : 0;
-	uint64_t lists = use->s3 ? DDA_MAX(use->hours, (use->keys + 999) / 1000) : 0;
+	/* A shard lists every key of the range, not only its own. */
+	uint64_t listed = DDA_MAX(use->keys, use->listed);
+	uint64_t lists = use->s3 ? DDA_MAX(use->hours, (listed + 999) / 1000) : 0;
 	double s3_cost = (double)gets / 1e3 * PRICE_S3_GET_PER_1K +
 			 (double)lists / 1e3 * PRICE_S3_LIST_PER_1K;
 	bool lambda = !strncmp(o->target.spec, "lambda:", 7);
@@ -486,6 +489,7 @@ static void check_result(struct after *x, const struct dda_result *res)
 	use->objects = res->sum.objects + res->source.versions_read;
 	use->hours = res->nhours;
 	use->keys = res->sum.objects;
+	use->listed = res->source.listed;
 	use->bytes = res->sum.bytes;
 }
 

@@ -173,6 +173,18 @@ class ReplayShardTest(MotoCase):
             else:
                 self.assertEqual(len(ks), 1, f"{path} fetched by shards {ks}")
         self.assertSameRecords(file_records(out), ref)
+        # The dry run's estimate: a shard GETs its own objects (and those
+        # outside the layout) and LISTs as much as one replay.
+        costs = []
+        for shard in ([], ["--shard", "1/3"]):
+            rep = self.path("dry.json")
+            status, err = self.replay(source, "--target", "file:" + out, "--dry-run",
+                                      "--report", rep, *shard, *extra)
+            self.assertEqual(status, 0, err)
+            costs.append(self.report(rep)["source"])
+        mine = sum(1 for ks in gets.values() if 1 in ks)
+        self.assertEqual((costs[0]["get_requests"], costs[1]["get_requests"]), (count, mine))
+        self.assertEqual(costs[1]["list_requests"], costs[0]["list_requests"])
 
     def test_a_stopped_shard_resumes_from_its_own_checkpoint(self):
         ref = self.reference(self.world)
