@@ -396,6 +396,37 @@ struct after {
 	bool done;
 };
 
+/* The items of the SHARD_SPLIT findings, each once, as --key takes them:
+ * a replay of each without --shard sends what no shard sent. NULL when
+ * memory ran out. */
+static json_t *split_keys(const struct dda_result *res)
+{
+	json_t *keys = json_array(), *k;
+	struct dda_buf t;
+	size_t j;
+	int rc = keys ? 0 : DDA_ENOMEM;
+	dda_buf_init(&t, 1 << 16);
+	for (size_t i = 0; !rc && i < res->nanomalies; i++) {
+		const struct dda_anomaly *an = &res->anomalies[i];
+		if (an->kind != DDA_K_SHARD_SPLIT || !an->key)
+			continue;
+		dda_buf_reset(&t);
+		rc = dda_canon_key_text(an->key, an->key_len, &t);
+		json_t *s = rc ? NULL : json_stringn(t.ptr ? t.ptr : "", t.len);
+		bool seen = false;
+		json_array_foreach(keys, j, k) seen = seen || json_equal(k, s);
+		if (!rc && (!s || (!seen && json_array_append(keys, s))))
+			rc = DDA_ENOMEM;
+		json_decref(s);
+	}
+	dda_buf_release(&t);
+	if (rc) {
+		json_decref(keys);
+		return NULL;
+	}
+	return keys;
+}
+
 /* A sharded replay's "shard" section: verify's fields, with the options
  * digest taken over the arguments that shape the plan (the shard aside),
  * where its SequenceNumbers start, and the records this shard read that
@@ -426,17 +457,38 @@ static json_t *shard_section(const struct after *x, const struct dda_result *res
 	json_decref(all);
 	*split = json_array_size(list);
 	dda__seq_format(seq_base(sh) + 1, first);
-	json_t *sec = all && list ? dda__cli_shard_base_json(x->c, res, opts) : NULL;
+	json_t *keys = split_keys(res);
+	json_t *sec = all && list && keys ? dda__cli_shard_base_json(x->c, res, opts) : NULL;
 	if (!sec ||
 	    json_object_set_new(sec, "first_sequence_number", json_string(first)) |
 		json_object_set_new(sec, "split_records", json_integer((json_int_t)*split)) |
-		json_object_set_new(sec, "split", list)) {
+		json_object_set_new(sec, "split", list) | json_object_set_new(sec, "split_keys", keys)) {
 		json_decref(sec);
-		if (!sec)
+		if (!sec) {
 			json_decref(list);
+			json_decref(keys);
+		}
 		return NULL;
 	}
 	return sec;
+}
+
+/* The records no shard sends, said on stderr with the first item to
+ * replay without --shard. */
+static void split_warning(const struct cli *c, const struct source_use *use)
+{
+	const json_t *keys = json_object_get(use->shard, "split_keys");
+	size_t n = json_array_size(keys);
+	const char *first = json_string_value(json_array_get(keys, 0));
+	dda__cli_warn(c,
+		      "%llu record%s read by this shard belong%s to items of other shards "
+		      "(SHARD_SPLIT: filed under another item's name): no shard replays %s. "
+		      "Replay %s without --shard: --key '%s'%s (report.json's shard.split_keys; "
+		      "docs/shards.md)",
+		      (unsigned long long)use->split, use->split == 1 ? "" : "s",
+		      use->split == 1 ? "s" : "", use->split == 1 ? "it" : "them",
+		      n == 1 ? "its item" : "each item", first ? first : "?",
+		      n > 1 ? " and the others" : "");
 }
 
 static void check_result(struct after *x, const struct dda_result *res)
@@ -478,13 +530,7 @@ static void check_result(struct after *x, const struct dda_result *res)
 				  "reads nothing; --allow-empty accepts an empty range");
 	}
 	if (use->split)
-		dda__cli_warn(c,
-			      "%llu record%s read by this shard belong%s to items of other shards "
-			      "(SHARD_SPLIT: filed under another item's name): no shard replays "
-			      "%s; report.json's shard.split names them, and a replay of those "
-			      "items without --shard (--key) sends them (docs/shards.md)",
-			      (unsigned long long)use->split, use->split == 1 ? "" : "s",
-			      use->split == 1 ? "s" : "", use->split == 1 ? "it" : "them");
+		split_warning(c, use);
 	use->s3 = res->source.s3;
 	use->objects = res->sum.objects + res->source.versions_read;
 	use->hours = res->nhours;

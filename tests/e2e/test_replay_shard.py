@@ -298,6 +298,9 @@ class ReplayShardTest(MotoCase):
             self.assertEqual(status, 1 if sh["split"] else 0, err)
             if sh["split"]:
                 self.assertIn("no shard replays it", err)
+                self.assertEqual(sh["split_keys"], ["ActivityId=act1,UserId=user904"])
+                self.assertIn("--key 'ActivityId=act1,UserId=user904'", err)
+                key = sh["split_keys"][0]
             split += sh["split"]
         self.assertEqual(len(split), 1)
         self.assertEqual(split[0]["item"], {"ActivityId": {"S": "act1"},
@@ -309,7 +312,7 @@ class ReplayShardTest(MotoCase):
         self.assertEqual(len(got), len(ref) - 1)
         again = self.path("again.ndjson")
         status, err = self.replay(SAMPLES, "--target", "file:" + again,
-                                  "--key", "UserId=user904,ActivityId=act1")
+                                  "--key", key)
         self.assertEqual(status, 0, err)
         self.assertIn(missing[0]["eventID"], {r["eventID"] for r in file_records(again)})
 
