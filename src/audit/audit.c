@@ -698,6 +698,7 @@ static int analyze(struct audit *a, struct dda__anomaly_vec *all, struct dda_err
 	    .prior = o->prior,
 	    .end = o->end,
 	    .err = &spill_err,
+	    .threads = (unsigned)a->nworkers,
 	};
 	struct dda_history_stats st;
 	int rc = dda_history_analyze(h, &ho, &st);

@@ -1040,6 +1040,12 @@ static void check_item(struct checker *ck, const struct dda__sortent *ev, size_t
 
 /* ---- merging sorted sets and spilled runs ---- */
 
+/* Sorted events in memory: a set's order, or a slice of it. */
+struct span {
+	const struct dda__sortent *v;
+	size_t n;
+};
+
 /* One sorted input of a merge: a run on disk, or the events in memory. */
 struct msource {
 	struct dda__run_reader r;
@@ -1123,15 +1129,15 @@ static void merger_release(struct merger *m)
 	free(m->heap);
 }
 
-/* Opens a merge of runs and sets of sorted events in memory. */
+/* Opens a merge of runs and spans of sorted events in memory. */
 static int merger_open(struct merger *m, const struct dda__run *runs, size_t nruns,
-		       const struct evset *const *sets, size_t nsets, const struct dda_objtab *objs,
+		       const struct span *spans, size_t nspans, const struct dda_objtab *objs,
 		       struct dda_error *err)
 {
 	memset(m, 0, sizeof(*m));
 	m->objs = objs;
-	m->src = calloc(nruns + nsets + 1, sizeof(*m->src));
-	m->heap = calloc(nruns + nsets + 1, sizeof(*m->heap));
+	m->src = calloc(nruns + nspans + 1, sizeof(*m->src));
+	m->heap = calloc(nruns + nspans + 1, sizeof(*m->heap));
 	if (!m->src || !m->heap)
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
 	int rc = 0;
@@ -1140,8 +1146,8 @@ static int merger_open(struct merger *m, const struct dda__run *runs, size_t nru
 		rc = dda__run_reader_init(&m->src[i].r, &runs[i], err);
 		m->n++;
 	}
-	for (size_t i = 0; i < nsets; i++)
-		m->src[m->n++] = (struct msource){.mem = sets[i]->order, .mem_n = sets[i]->n};
+	for (size_t i = 0; i < nspans; i++)
+		m->src[m->n++] = (struct msource){.mem = spans[i].v, .mem_n = spans[i].n};
 	for (size_t i = 0; i < m->n && !rc; i++) {
 		rc = source_advance(&m->src[i], err);
 		if (!rc && m->src[i].cur)
@@ -1321,19 +1327,21 @@ static void item_release(struct item *it)
 	free(it->bytes);
 }
 
-/* Checks every item over a merge of the runs and the sorted sets in
- * memory: the same events, in the same order, as one sort of them all
- * would give. An item is checked once its last event is out, so a run that
- * cannot be read leaves no item checked with events missing. */
-static int check_merged(struct checker *ck, struct dda_history *h, const struct evset *const *sets,
-			size_t nsets, struct dda_error *err)
+/* Checks every item over a merge of the runs (h may be NULL: none) and the
+ * spans of sorted events in memory: the same events, in the same order, as
+ * one sort of them all would give. An item is checked once its last event
+ * is out, so a run that cannot be read leaves no item checked with events
+ * missing. */
+static int check_merged(struct checker *ck, struct dda_history *h, const struct span *spans,
+			size_t nspans, struct dda_error *err)
 {
 	const struct dda_objtab *objs = ck->opts->objs;
 	struct merger m;
 	struct item it = {0};
-	int rc = reduce_runs(h, objs, err);
+	int rc = h ? reduce_runs(h, objs, err) : 0;
 	if (!rc)
-		rc = merger_open(&m, h->runs, h->nruns, sets, nsets, objs, err);
+		rc = merger_open(&m, h ? h->runs : NULL, h ? h->nruns : 0, spans, nspans, objs,
+				 err);
 	else
 		memset(&m, 0, sizeof(m));
 	const struct dda__event *e;
@@ -1353,47 +1361,195 @@ static int check_merged(struct checker *ck, struct dda_history *h, const struct 
 	return rc;
 }
 
-/* Checks the items of one sorted set, in place. */
-static void check_set(struct checker *ck, const struct evset *s)
+/* Checks the items of one span, in place. */
+static void check_span(struct checker *ck, const struct span *s)
 {
-	const struct dda__sortent *order = s->order;
-	for (uint64_t i = 0; i < s->n && !ck->rc;) {
-		uint64_t j = i + 1;
+	const struct dda__sortent *order = s->v;
+	for (size_t i = 0; i < s->n && !ck->rc;) {
+		size_t j = i + 1;
 		while (j < s->n && order[j].khash == order[i].khash &&
 		       !cmp_key(order[i].e, order[j].e))
 			j++;
-		for (uint64_t k = i; k < j && k + PREFETCH_EVENT < s->n; k++)
+		for (size_t k = i; k < j && k + PREFETCH_EVENT < s->n; k++)
 			__builtin_prefetch(order[k + PREFETCH_EVENT].e);
-		check_item(ck, order + i, (size_t)(j - i));
+		check_item(ck, order + i, j - i);
 		i = j;
 	}
+}
+
+static int check_spans(struct checker *ck, struct dda_history *h, const struct span *spans,
+		       size_t nspans, struct dda_error *err)
+{
+	if ((h && h->nruns) || nspans > 1)
+		return check_merged(ck, h, spans, nspans, err);
+	if (nspans)
+		check_span(ck, &spans[0]);
+	return 0;
+}
+
+/* ---- checking in parallel ---- */
+
+/* Below this many events a second thread costs more than it saves. */
+#define PAR_MIN_EVENTS ((uint64_t)1 << 16)
+#define PAR_MAX 64
+
+/* The anomalies a part found, held until the parts before it are done. */
+struct anvec {
+	struct dda_anomaly *v;
+	size_t n, cap;
+};
+
+static int anvec_push(void *ctx, struct dda_anomaly *a)
+{
+	struct anvec *f = ctx;
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? 2 * f->cap : 64;
+		struct dda_anomaly *nv = realloc(f->v, cap * sizeof(*nv));
+		if (!nv) {
+			dda_anomaly_release(a);
+			return DDA_ENOMEM;
+		}
+		f->v = nv;
+		f->cap = cap;
+	}
+	f->v[f->n++] = *a;
+	return 0;
+}
+
+/* The items whose key hash is in one range, with the slice of each set
+ * that holds them. */
+struct part {
+	struct dda_history_opts opts;
+	struct dda_history_stats stats;
+	struct anvec found;
+	struct span *spans;
+	size_t nspans;
+	pthread_t tid;
+	bool started;
+	int rc;
+};
+
+static void *part_main(void *arg)
+{
+	struct part *p = arg;
+	struct checker ck = {.opts = &p->opts, .stats = &p->stats};
+	struct dda_error err = {0};
+	int rc = check_spans(&ck, NULL, p->spans, p->nspans, &err);
+	fpset_release(&ck.changes);
+	fpset_release(&ck.seqs);
+	p->rc = rc ? rc : ck.rc;
+	return NULL;
+}
+
+/* The first position in s whose key hash is at least khash. */
+static size_t lower_bound(const struct span *s, uint64_t khash)
+{
+	size_t lo = 0, hi = s->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s->v[mid].khash < khash)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void stats_add(struct dda_history_stats *into, const struct dda_history_stats *s)
+{
+	into->items += s->items;
+	for (size_t i = 0; i < DDA_CHANGE_BUCKETS; i++)
+		into->items_by_events[i] += s->items_by_events[i];
+	into->events += s->events;
+	into->duplicates += s->duplicates;
+	for (size_t i = 0; i < DDA_ARRAY_SIZE(s->by_event); i++)
+		into->by_event[i] += s->by_event[i];
+	into->states += s->states;
+}
+
+/* Splits the key hashes into nparts ranges (an item's events share one
+ * hash, so no item is split), checks each range on its own thread, then
+ * hands over the anomalies range by range: in the order one thread would
+ * have found them. Only for analysis without per-item callbacks, whose
+ * calls must come one at a time in item order. */
+static int check_parallel(const struct span *all, size_t nall, const struct dda_history_opts *opts,
+			  struct dda_history_stats *stats, size_t nparts)
+{
+	struct part *parts = calloc(nparts, sizeof(*parts));
+	struct span *spans = calloc(nparts * nall, sizeof(*spans));
+	if (!parts || !spans) {
+		free(parts);
+		free(spans);
+		return DDA_ENOMEM;
+	}
+	uint64_t width = UINT64_MAX / nparts;
+	for (size_t t = 0; t < nparts; t++) {
+		struct part *p = &parts[t];
+		p->opts = *opts;
+		p->opts.anomaly = anvec_push;
+		p->opts.ctx = &p->found;
+		p->spans = spans + t * nall;
+		for (size_t j = 0; j < nall; j++) {
+			size_t from = t ? lower_bound(&all[j], t * width) : 0;
+			size_t to = t + 1 < nparts ? lower_bound(&all[j], (t + 1) * width) : all[j].n;
+			if (to > from)
+				p->spans[p->nspans++] = (struct span){all[j].v + from, to - from};
+		}
+	}
+	for (size_t t = 1; t < nparts; t++)
+		parts[t].started = !pthread_create(&parts[t].tid, NULL, part_main, &parts[t]);
+	part_main(&parts[0]);
+	int rc = 0;
+	for (size_t t = 0; t < nparts; t++) {
+		struct part *p = &parts[t];
+		if (p->started)
+			pthread_join(p->tid, NULL);
+		else if (t)
+			part_main(p); /* no thread to be had: here, in turn */
+		stats_add(stats, &p->stats);
+		for (size_t i = 0; i < p->found.n; i++)
+			if (!rc)
+				rc = opts->anomaly(opts->ctx, &p->found.v[i]);
+			else
+				dda_anomaly_release(&p->found.v[i]);
+		if (!rc)
+			rc = p->rc;
+		free(p->found.v);
+	}
+	free(spans);
+	free(parts);
+	return rc;
 }
 
 int dda_history_analyze(struct dda_history *h, const struct dda_history_opts *opts,
 			struct dda_history_stats *stats)
 {
 	memset(stats, 0, sizeof(*stats));
-	const struct evset **sets = malloc((h->nparts + 1) * sizeof(*sets));
-	if (!sets || dda_history_sort(h, opts->objs)) {
-		free(sets);
+	struct span *spans = malloc((h->nparts + 1) * sizeof(*spans));
+	if (!spans || dda_history_sort(h, opts->objs)) {
+		free(spans);
 		return DDA_ENOMEM;
 	}
-	size_t nsets = 0;
-	if (h->mem.n)
-		sets[nsets++] = &h->mem;
-	for (size_t i = 0; i < h->nparts; i++)
-		if (h->parts[i].n)
-			sets[nsets++] = &h->parts[i];
-	struct checker ck = {.opts = opts, .stats = stats};
-	int rc = 0;
-	if (h->nruns || nsets > 1) {
-		struct dda_error local = {0};
-		rc = check_merged(&ck, h, sets, nsets, opts->err ? opts->err : &local);
-	} else if (nsets) {
-		check_set(&ck, sets[0]);
+	size_t nspans = 0;
+	uint64_t total = 0;
+	for (size_t i = 0; i <= h->nparts; i++) {
+		const struct evset *s = i ? &h->parts[i - 1] : &h->mem;
+		if (s->n)
+			spans[nspans++] = (struct span){s->order, s->n};
+		total += s->n;
 	}
-	fpset_release(&ck.changes);
-	fpset_release(&ck.seqs);
-	free(sets);
-	return rc ? rc : ck.rc;
+	int rc = 0;
+	if (opts->threads > 1 && !opts->visit && !opts->prior && !opts->end && !h->nruns &&
+	    total >= PAR_MIN_EVENTS) {
+		rc = check_parallel(spans, nspans, opts, stats, DDA_MIN(opts->threads, PAR_MAX));
+	} else {
+		struct checker ck = {.opts = opts, .stats = stats};
+		struct dda_error local = {0};
+		rc = check_spans(&ck, h, spans, nspans, opts->err ? opts->err : &local);
+		fpset_release(&ck.changes);
+		fpset_release(&ck.seqs);
+		rc = rc ? rc : ck.rc;
+	}
+	free(spans);
+	return rc;
 }

@@ -249,9 +249,18 @@ static int on_anomaly(void *ctx, struct dda_anomaly *a)
 	return 0;
 }
 
+/* Anomalies as lines of kind, key, object and position. */
+static int keep_anomaly(void *ctx, struct dda_anomaly *a)
+{
+	struct visits *v = ctx;
+	visits_add(v, a->key, a->key_len, a->obj, a->index * 16 + (uint32_t)a->kind);
+	dda_anomaly_release(a);
+	return 0;
+}
+
 /* Records of ITEMS items over OBJECTS objects: an item's times (or
  * sequence numbers) are distinct, so the visit order is the sort order. */
-#define ITEMS 3000
+#define ITEMS 8000
 #define PER_ITEM 9
 #define NREC (ITEMS * PER_ITEM)
 
@@ -380,6 +389,50 @@ static void test_merged_sets_visit_in_reference_order(void **state)
 	free(spilled.text);
 }
 
+/* Anomalies of the records checked by `threads` threads (no visits: with
+ * them analysis keeps to one), over two merged sets. */
+static void analyze_anomalies(const struct rec *v, unsigned threads, struct visits *out,
+			      struct dda_history_stats *st)
+{
+	struct dda_history *h0 = dda_history_new(), *h1 = dda_history_new();
+	assert_non_null(h0);
+	assert_non_null(h1);
+	for (uint32_t i = 0; i < NREC; i++)
+		assert_int_equal(dda_history_add(i % 4 ? h0 : h1, &v[i].r), 0);
+	assert_int_equal(dda_history_sort(h1, NULL), 0);
+	assert_int_equal(dda_history_merge(h0, h1), 0);
+	struct dda_history_opts o = {.settle_from = DDA_TIME_NONE,
+				     .ctx = out,
+				     .anomaly = keep_anomaly,
+				     .threads = threads};
+	assert_int_equal(dda_history_analyze(h0, &o, st), 0);
+	dda_history_free(h1);
+	dda_history_free(h0);
+}
+
+/* Checked by ranges of key hash on several threads, the anomalies come in
+ * in the same order, and the counts add up to what one thread finds. */
+static void test_parallel_check_same_findings(void **state)
+{
+	(void)state;
+	struct rec *v = make_records();
+	struct visits one = {0}, three = {0}, many = {0};
+	struct dda_history_stats a, b, c;
+	analyze_anomalies(v, 1, &one, &a);
+	analyze_anomalies(v, 3, &three, &b);
+	analyze_anomalies(v, 64, &many, &c);
+	assert_true(one.len > 0);
+	assert_int_equal(a.events, NREC);
+	assert_string_equal(three.text, one.text);
+	assert_string_equal(many.text, one.text);
+	assert_memory_equal(&a, &b, sizeof(a));
+	assert_memory_equal(&a, &c, sizeof(a));
+	free(v);
+	free(one.text);
+	free(three.text);
+	free(many.text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -387,6 +440,7 @@ int main(void)
 	    cmocka_unit_test(test_colliding_hashes),
 	    cmocka_unit_test(test_large_with_hot_item),
 	    cmocka_unit_test(test_merged_sets_visit_in_reference_order),
+	    cmocka_unit_test(test_parallel_check_same_findings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
