@@ -331,6 +331,20 @@ class ReplayShardTest(MotoCase):
         self.assertEqual(status, 3, err)
         self.assertIn("cannot create a spool file in " + missing, err)
 
+    def test_shard_in_a_file_target(self):
+        """{shard} in a file: target gives each shard a file of its own (and
+        each resumes into its own): together they hold one replay's records."""
+        ref = self.reference(self.world)
+        got = []
+        for k in range(3):
+            status, err = self.replay(self.world, "--target",
+                                      "file:" + self.path("out-{shard}.ndjson"),
+                                      "--shard", f"{k}/3")
+            self.assertEqual(status, 0, err)
+            got += file_records(self.path(f"out-shard-{k}-of-3.ndjson"))
+        self.assertEqual(len(got), len(ref))
+        self.assertEqual({r["eventID"] for r in got}, {r["eventID"] for r in ref})
+
     def test_a_dry_run_names_the_shard(self):
         rep = self.path("dry.json")
         status, err = self.replay(self.world, "--target", self.target.url, "--shard", "2/3",
