@@ -280,6 +280,13 @@ class ReplayShardTest(MotoCase):
         self.assertEqual(line["ddbaudit"]["Records"], [poison])
         self.assertEqual(line["DDBStreamBatchInfo"]["startSequenceNumber"],
                          poison["dynamodb"]["SequenceNumber"])
+        # The shard's DLQ re-drives as any DLQ does: the record keeps its eventID.
+        self.target.poison.clear()
+        self.target.accepted.clear()
+        status, err = self.replay(self.path("dlq-shard-1-of-3.ndjson"), "--target",
+                                  self.target.url)
+        self.assertEqual(status, 0, err)
+        self.assertEqual([r["eventID"] for r in self.target.accepted], [poison["eventID"]])
 
     def test_a_record_filed_under_another_shard_s_item_is_named(self):
         """Damage 4 of the samples: a change filed under another item's name
