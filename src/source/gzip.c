@@ -160,12 +160,12 @@ int dda_gunzip(const void *p, size_t n, struct dda_buf *out, struct dda_error *e
 /* Where the streaming reader is in a gzip member. zlib inflates the raw
  * DEFLATE data; the header and trailer are read here, so that the member's
  * CRC-32 is computed by libdeflate (several times faster than zlib's, which
- * was a fifth of the reading thread's time) and still checked. */
+ * was a fifth of the reading thread's time) and still checked. The header's
+ * fields are read, and checked, in the order and with the words zlib uses. */
 enum gz_phase { GZ_HEADER, GZ_DATA, GZ_TRAILER };
 
-/* gzip header flags (RFC 1952), as zlib reads them: FLG is the high byte of
- * the 16 bits after the magic, CM the low one. */
-#define GZ_FLG_HCRC 0x02
+/* The other gzip header flags (RFC 1952; GZ_FHCRC above) and the one
+ * compression method. */
 #define GZ_FLG_EXTRA 0x04
 #define GZ_FLG_NAME 0x08
 #define GZ_FLG_COMMENT 0x10
@@ -324,7 +324,7 @@ static int header_step(struct dda__instream *s, struct dda_error *err)
 		} else if (m->flags & (GZ_FLG_NAME | GZ_FLG_COMMENT)) {
 			if (!hbyte(s))
 				m->flags &= m->flags & GZ_FLG_NAME ? ~GZ_FLG_NAME : ~GZ_FLG_COMMENT;
-		} else if (m->flags & GZ_FLG_HCRC) {
+		} else if (m->flags & GZ_FHCRC) {
 			uint32_t want = m->hcrc & 0xffff;
 			m->field |= (uint32_t)s->in[s->in_pos++] << (8 * m->got++);
 			if (m->got < 2)
@@ -337,7 +337,7 @@ static int header_step(struct dda__instream *s, struct dda_error *err)
 		}
 	}
 	if (m->phase == GZ_HEADER && m->stage == GZ_FIXED_HEADER &&
-	    !(m->flags & (GZ_FLG_EXTRA | GZ_FLG_NAME | GZ_FLG_COMMENT | GZ_FLG_HCRC)))
+	    !(m->flags & (GZ_FLG_EXTRA | GZ_FLG_NAME | GZ_FLG_COMMENT | GZ_FHCRC)))
 		m->phase = GZ_DATA;
 	m->got = m->phase == GZ_DATA ? 0 : m->got;
 	m->field = m->phase == GZ_DATA ? 0 : m->field;
