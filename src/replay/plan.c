@@ -226,14 +226,24 @@ static int sort_by_obj(struct dda_plan *p)
 	return rc;
 }
 
+/* [*a, *b): the plan's records of object obj, when one could be at
+ * position index. */
+static bool obj_range(const struct dda_plan *p, uint32_t obj, uint32_t index, size_t *a,
+		      size_t *b)
+{
+	if (obj >= p->nobj)
+		return false;
+	*a = p->obj_first[obj];
+	*b = p->obj_first[obj + 1];
+	return *a < *b && index >= p->v[*a].index;
+}
+
 /* The planned record of position index in object obj, or NULL (a record
  * not selected). Positions of an object's records are usually dense. */
 static struct dda_planned *find(struct dda_plan *p, uint32_t obj, uint32_t index)
 {
-	if (obj >= p->nobj)
-		return NULL;
-	size_t a = p->obj_first[obj], b = p->obj_first[obj + 1];
-	if (a == b || index < p->v[a].index)
+	size_t a, b;
+	if (!obj_range(p, obj, index, &a, &b))
 		return NULL;
 	size_t guess = a + (index - p->v[a].index);
 	if (guess < b && p->v[guess].index == index)
@@ -250,16 +260,14 @@ static struct dda_planned *find(struct dda_plan *p, uint32_t obj, uint32_t index
 	return NULL;
 }
 
-/* Where find would look first for position index of object obj, to
- * prefetch: the planned records a history visits are scattered over the
- * plan, each a likely cache miss. */
+/* Where find looks first for position index of object obj, to prefetch:
+ * the planned records a history visits are scattered over the plan, each
+ * a likely cache miss. */
 static const struct dda_planned *find_guess(const struct dda_plan *p, uint32_t obj,
 					    uint32_t index)
 {
-	if (obj >= p->nobj)
-		return NULL;
-	size_t a = p->obj_first[obj], b = p->obj_first[obj + 1];
-	if (a == b || index < p->v[a].index)
+	size_t a, b;
+	if (!obj_range(p, obj, index, &a, &b))
 		return NULL;
 	size_t guess = a + (index - p->v[a].index);
 	return guess < b ? &p->v[guess] : NULL;

@@ -183,8 +183,9 @@ static void event_id(const struct dda_object *ob, uint32_t obj, uint32_t index,
 	dda__sha256_release(&h);
 }
 
-/* Keys: the key attributes with their values as the image wrote them
- * (the canonical key normalizes numbers; a processor expects the original). */
+/* Keys: the key attributes with their values as the image tree wrote them
+ * (the canonical key normalizes numbers); without image trees, the
+ * canonical key itself, numbers as DynamoDB stores them. */
 json_t *dda__synth_keys(const struct dda_record *r)
 {
 	json_t *keys = dda_canon_to_json(r->key, r->key_len);
