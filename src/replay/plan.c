@@ -22,10 +22,33 @@ void dda__seq_format(uint64_t seq, char out[DDA_SEQ_DIGITS + 1])
 	out[DDA_SEQ_DIGITS] = '\0';
 }
 
+/* What a decoding thread holds of the plan while it reads: its own spool
+ * writer, its synthesis buffer, and planned records not yet in the plan.
+ * They join the plan a batch at a time, so that the plan's lock is off the
+ * path of a record. */
+#define PLAN_THREAD_BATCH 1024
+struct dda__plan_thread {
+	struct dda__plan_thread *next;
+	struct dda__spool_writer *w;
+	struct dda_buf in;
+	struct dda_planned v[PLAN_THREAD_BATCH];
+	size_t n;
+	uint64_t spooled, reread;
+};
+
+/* Plans are numbered, so that a thread's part of one plan is never taken
+ * for its part of another made later at the same address. */
+static uint64_t plan_gen;
+static _Thread_local struct {
+	uint64_t gen;
+	struct dda__plan_thread *t;
+} tl_plan;
+
 int dda__plan_init(struct dda_plan *p, const struct dda_synth_opts *o, int lanes,
 		   struct dda_error *err)
 {
 	memset(p, 0, sizeof(*p));
+	p->gen = __atomic_add_fetch(&plan_gen, 1, __ATOMIC_RELAXED);
 	p->synth = *o;
 	p->spool_lanes = lanes;
 	if (pthread_mutex_init(&p->mu, NULL))
@@ -36,6 +59,11 @@ int dda__plan_init(struct dda_plan *p, const struct dda_synth_opts *o, int lanes
 
 void dda__plan_release(struct dda_plan *p)
 {
+	for (struct dda__plan_thread *t = p->threads, *next; t; t = next) {
+		next = t->next;
+		dda_buf_release(&t->in);
+		free(t);
+	}
 	dda__spool_free(p->spool);
 	free(p->v);
 	free(p->obj_first);
@@ -49,11 +77,14 @@ static bool selected(const struct dda_plan *p, const struct dda_record *r)
 	return p->synth.event_mask & (1u << r->event);
 }
 
-static int grow(struct dda_plan *p)
+/* Room for extra more planned records. */
+static int grow(struct dda_plan *p, size_t extra)
 {
-	if (p->n < p->cap)
+	if (extra <= p->cap - p->n)
 		return 0;
 	size_t cap = p->cap ? p->cap * 2 : 1024;
+	while (cap - p->n < extra)
+		cap *= 2;
 	struct dda_planned *nv = realloc(p->v, cap * sizeof(*nv));
 	if (!nv)
 		return DDA_ENOMEM;
@@ -126,24 +157,73 @@ static int plan_one(struct dda_plan *p, const struct dda_record *r, struct dda_b
 	return rc;
 }
 
-/* Runs on every decoding thread at once: the record is built and measured
- * outside the lock; only the spool's and the plan's appends are locked. */
+/* The calling thread's part of the plan, made on its first record. */
+static struct dda__plan_thread *plan_thread(struct dda_plan *p)
+{
+	if (tl_plan.gen == p->gen && tl_plan.t)
+		return tl_plan.t;
+	struct dda__plan_thread *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	if (dda__spool_writer_new(p->spool, &t->w)) {
+		free(t);
+		return NULL;
+	}
+	dda_buf_init(&t->in, DDA_REPLAY_MAX_PAYLOAD);
+	pthread_mutex_lock(&p->mu);
+	t->next = p->threads;
+	p->threads = t;
+	pthread_mutex_unlock(&p->mu);
+	tl_plan.gen = p->gen;
+	tl_plan.t = t;
+	return t;
+}
+
+/* Moves t's planned records into the plan, with p->mu held. */
+static int drain(struct dda_plan *p, struct dda__plan_thread *t)
+{
+	if (grow(p, t->n))
+		return DDA_ENOMEM;
+	if (t->n)
+		memcpy(p->v + p->n, t->v, t->n * sizeof(*t->v));
+	p->n += t->n;
+	p->spooled += t->spooled;
+	p->reread_records += t->reread;
+	t->n = t->spooled = t->reread = 0;
+	return 0;
+}
+
+/* Every thread's planned records into the plan, once reading ended. */
+static int collect(struct dda_plan *p)
+{
+	int rc = 0;
+	for (struct dda__plan_thread *t = p->threads; t && !rc; t = t->next)
+		rc = drain(p, t);
+	return rc;
+}
+
+/* Runs on every decoding thread at once, each on its own part of the plan
+ * and its own spool writer: a record takes no lock. */
 int dda__plan_on_record(void *ctx, const struct dda_record *r)
 {
 	struct dda_plan *p = ctx;
 	struct dda_planned e = {.obj = r->obj, .index = r->index, .ord = UINT64_MAX};
-	struct dda_buf in_buf;
 	struct dda_error err = {0};
 	if (!selected(p, r))
 		return 0;
-	dda_buf_init(&in_buf, DDA_REPLAY_MAX_PAYLOAD);
+	struct dda__plan_thread *t = plan_thread(p);
+	if (!t)
+		return DDA_ENOMEM;
+	t->in.len = 0;
 	/* Room for the images and Keys at once, rather than growing to it. */
 	size_t guess = r->new_raw_len + r->old_raw_len + 2 * r->key_len + 256;
-	if (dda_buf_grow(&in_buf, DDA_MIN(guess, (size_t)1 << 20)))
+	if (dda_buf_grow(&t->in, DDA_MIN(guess, (size_t)1 << 20)))
 		return DDA_ENOMEM;
-	int rc = plan_one(p, r, &in_buf, &e);
+	int rc = plan_one(p, r, &t->in, &e);
 	if (rc) {
-		dda_buf_release(&in_buf);
+		/* The buffer is clean for the next record whatever happened. */
+		dda_buf_release(&t->in);
+		dda_buf_init(&t->in, DDA_REPLAY_MAX_PAYLOAD);
 		if (rc != DDA_ETOOBIG)
 			return DDA_ENOMEM;
 		pthread_mutex_lock(&p->mu);
@@ -159,19 +239,23 @@ int dda__plan_on_record(void *ctx, const struct dda_record *r)
 	e.blk = DDA_PLAN_REREAD;
 	bool spool = !reread_object(p, r->object);
 	if (spool)
-		rc = dda__spool_add(p->spool, e.lane, in_buf.ptr, in_buf.len, &e.blk, &e.at, &err);
-	dda_buf_release(&in_buf);
-	pthread_mutex_lock(&p->mu);
-	if (rc && !p->err.code)
-		p->err = err;
-	if (!rc)
-		rc = grow(p);
-	if (!rc) {
-		p->v[p->n++] = e;
-		p->spooled += spool;
-		p->reread_records += !spool;
+		rc = dda__spool_add(p->spool, t->w, e.lane, t->in.ptr, t->in.len, &e.blk, &e.at,
+				    &err);
+	if (rc) {
+		pthread_mutex_lock(&p->mu);
+		if (!p->err.code)
+			p->err = err;
+		pthread_mutex_unlock(&p->mu);
+		return rc;
 	}
-	pthread_mutex_unlock(&p->mu);
+	t->v[t->n++] = e;
+	t->spooled += spool;
+	t->reread += !spool;
+	if (t->n == PLAN_THREAD_BATCH) {
+		pthread_mutex_lock(&p->mu);
+		rc = drain(p, t);
+		pthread_mutex_unlock(&p->mu);
+	}
 	return rc;
 }
 
@@ -309,7 +393,7 @@ int dda__plan_visit(void *ctx, const struct dda_event_view *e)
 {
 	struct dda_plan *p = ctx;
 	if (!p->sorted_by_obj) {
-		if (sort_by_obj(p))
+		if (collect(p) || sort_by_obj(p))
 			return DDA_ENOMEM;
 		p->sorted_by_obj = true;
 	}
@@ -399,6 +483,8 @@ int dda__plan_finish(struct dda_plan *p, struct dda_error *err)
 {
 	if (p->err.code)
 		return dda_error_set(err, p->err.code, "%s", p->err.msg);
+	if (collect(p))
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
 	int rc = dda__spool_flush(p->spool, err);
 	if (rc)
 		return rc;

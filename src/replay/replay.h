@@ -88,16 +88,23 @@ struct dda_planned {
 /* The spool (spool.c): synthesis inputs of records whose source cannot be
  * read again, as deflated blocks in an unlinked file of dir (NULL: TMPDIR,
  * else /tmp), a stream
- * of blocks a lane. Adding is thread-safe; reading is, once adding ended
- * (dda__spool_flush), through one reader a thread. */
+ * of blocks a lane. Adding is thread-safe through one writer a thread;
+ * reading is, once adding ended (dda__spool_flush), through one reader a
+ * thread. */
 struct dda__spool;
 struct dda__spool_reader;
 int dda__spool_new(struct dda__spool **out, int lanes, const char *dir, struct dda_error *err);
 void dda__spool_free(struct dda__spool *s);
-/* Appends n bytes to lane's blocks; *blk and *at say where they went. */
-int dda__spool_add(struct dda__spool *s, int lane, const void *p, size_t n, uint32_t *blk,
-		   uint32_t *at, struct dda_error *err);
-/* Writes the blocks still open: the spool is complete and read-only. */
+/* A thread that adds records has its own writer (its open blocks, one a
+ * lane), made once by dda__spool_writer_new; the spool frees it. */
+struct dda__spool_writer;
+int dda__spool_writer_new(struct dda__spool *s, struct dda__spool_writer **out);
+/* Appends n bytes to lane's blocks of w; *blk and *at say where they went.
+ * Only w's thread adds through w. */
+int dda__spool_add(struct dda__spool *s, struct dda__spool_writer *w, int lane, const void *p,
+		   size_t n, uint32_t *blk, uint32_t *at, struct dda_error *err);
+/* Writes the blocks still open of every writer, once adding ended: the
+ * spool is complete and read-only. */
 int dda__spool_flush(struct dda__spool *s, struct dda_error *err);
 /* Bytes in the spool file. */
 uint64_t dda__spool_bytes(const struct dda__spool *s);
@@ -154,6 +161,8 @@ struct dda_plan {
 	int lanes;
 	uint8_t digest[32]; /* of every record's sequence, lane, item, length and body */
 	struct dda_error err;
+	uint64_t gen;			  /* this plan among the process's plans */
+	struct dda__plan_thread *threads; /* what each decoding thread holds */
 };
 /* Objects up to this size are read again rather than spooled: reading one
  * again for each of its records stays cheap. */

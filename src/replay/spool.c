@@ -38,12 +38,19 @@ struct open_block {
 	bool used;
 };
 
+/* Each adding thread has its own open blocks, so that adding a record
+ * takes no lock: only opening and closing a block do. */
+struct dda__spool_writer {
+	struct dda__spool_writer *next; /* the spool's writers */
+	struct open_block *open;	/* one a lane */
+};
+
 struct dda__spool {
 	int fd;
 	pthread_mutex_t mu;
 	struct block *blocks;
 	size_t nblocks, cap;
-	struct open_block *open; /* one a lane */
+	struct dda__spool_writer *writers;
 	int lanes;
 	uint64_t end; /* bytes written (or reserved) */
 	uint64_t raw;
@@ -57,19 +64,14 @@ int dda__spool_new(struct dda__spool **out, int lanes, const char *dir, struct d
 	char path[4096];
 	struct dda__spool *s = calloc(1, sizeof(*s));
 	*out = NULL;
-	if (!s || !(s->open = calloc((size_t)lanes, sizeof(*s->open)))) {
-		free(s);
+	if (!s)
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
-	}
 	s->lanes = lanes;
 	s->fd = -1;
 	if (pthread_mutex_init(&s->mu, NULL)) {
-		free(s->open);
 		free(s);
 		return dda_error_set(err, DDA_ENOMEM, "cannot create a lock");
 	}
-	for (int l = 0; l < lanes; l++)
-		dda_buf_init(&s->open[l].raw, DDA_REPLAY_MAX_PAYLOAD + SPOOL_BLOCK);
 	*out = s;
 	snprintf(path, sizeof(path), "%s/ddbaudit-replay-XXXXXX", dir && *dir ? dir : "/tmp");
 	s->fd = mkstemp(path);
@@ -88,9 +90,13 @@ void dda__spool_free(struct dda__spool *s)
 		close(s->fd);
 	for (size_t b = 0; b < s->nblocks; b++)
 		free(s->blocks[b].mem);
-	for (int l = 0; l < s->lanes; l++)
-		dda_buf_release(&s->open[l].raw);
-	free(s->open);
+	for (struct dda__spool_writer *w = s->writers, *next; w; w = next) {
+		next = w->next;
+		for (int l = 0; l < s->lanes; l++)
+			dda_buf_release(&w->open[l].raw);
+		free(w->open);
+		free(w);
+	}
 	free(s->blocks);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
@@ -197,49 +203,65 @@ static int write_block(struct dda__spool *s, uint32_t blk, struct dda_buf *raw,
 	return rc;
 }
 
-int dda__spool_add(struct dda__spool *s, int lane, const void *p, size_t n, uint32_t *blk,
-		   uint32_t *at, struct dda_error *err)
+int dda__spool_writer_new(struct dda__spool *s, struct dda__spool_writer **out)
 {
-	struct dda_buf full;
-	uint32_t full_blk = 0;
-	int rc = 0;
-	dda_buf_init(&full, 0);
+	struct dda__spool_writer *w = calloc(1, sizeof(*w));
+	*out = NULL;
+	if (!w || !(w->open = calloc((size_t)s->lanes, sizeof(*w->open)))) {
+		free(w);
+		return DDA_ENOMEM;
+	}
+	for (int l = 0; l < s->lanes; l++)
+		dda_buf_init(&w->open[l].raw, DDA_REPLAY_MAX_PAYLOAD + SPOOL_BLOCK);
 	pthread_mutex_lock(&s->mu);
-	struct open_block *ob = &s->open[lane];
+	w->next = s->writers;
+	s->writers = w;
+	pthread_mutex_unlock(&s->mu);
+	*out = w;
+	return 0;
+}
+
+int dda__spool_add(struct dda__spool *s, struct dda__spool_writer *w, int lane, const void *p,
+		   size_t n, uint32_t *blk, uint32_t *at, struct dda_error *err)
+{
+	struct open_block *ob = &w->open[lane];
+	int rc = 0;
 	if (ob->used && ob->raw.len && ob->raw.len + n > SPOOL_BLOCK) {
-		full = ob->raw; /* taken: written below, outside the lock */
-		full_blk = ob->blk;
-		dda_buf_init(&ob->raw, full.max);
+		rc = write_block(s, ob->blk, &ob->raw, err);
+		ob->raw.len = 0;
 		ob->used = false;
+		if (rc)
+			return rc;
 	}
 	if (!ob->used) {
+		pthread_mutex_lock(&s->mu);
 		rc = new_block(s, &ob->blk);
+		pthread_mutex_unlock(&s->mu);
 		ob->used = !rc;
+		/* Room for a whole block at once: no growing (and copying) by
+		 * doubling on the way. */
+		if (!rc)
+			rc = dda_buf_grow(&ob->raw, DDA_MAX(n, (size_t)SPOOL_BLOCK));
 	}
 	if (!rc) {
 		*blk = ob->blk;
 		*at = (uint32_t)ob->raw.len;
 		rc = dda_buf_add(&ob->raw, p, n);
 	}
-	pthread_mutex_unlock(&s->mu);
-	if (rc)
-		rc = dda_error_set(err, rc, "out of memory");
-	if (!rc && full.len)
-		rc = write_block(s, full_blk, &full, err);
-	dda_buf_release(&full);
-	return rc;
+	return rc ? dda_error_set(err, rc, "out of memory") : 0;
 }
 
 int dda__spool_flush(struct dda__spool *s, struct dda_error *err)
 {
 	int rc = 0;
-	for (int l = 0; !rc && s && l < s->lanes; l++) {
-		struct open_block *ob = &s->open[l];
-		if (ob->used && ob->raw.len)
-			rc = write_block(s, ob->blk, &ob->raw, err);
-		dda_buf_release(&ob->raw);
-		ob->used = false;
-	}
+	for (struct dda__spool_writer *w = s ? s->writers : NULL; !rc && w; w = w->next)
+		for (int l = 0; !rc && l < s->lanes; l++) {
+			struct open_block *ob = &w->open[l];
+			if (ob->used && ob->raw.len)
+				rc = write_block(s, ob->blk, &ob->raw, err);
+			dda_buf_release(&ob->raw);
+			ob->used = false;
+		}
 	return rc;
 }
 
