@@ -159,10 +159,10 @@ struct dda_history_opts {
 	/* Optional: the detail of a failure to read spilled runs back. */
 	struct dda_error *err;
 	/* Threads the check may use (0 or 1: the calling thread alone). Used
-	 * without visit, prior and end (their calls come one at a time in item
-	 * order) and without spilled runs; items are then checked by ranges of
-	 * key hash at once, and anomaly is still called from the calling
-	 * thread, in the order one thread gives. */
+	 * without prior and end (their calls come one at a time in item order)
+	 * and without spilled runs; items are then checked by ranges of key
+	 * hash at once, and anomaly and visit are still called from the
+	 * calling thread, in the order one thread gives. */
 	unsigned threads;
 };
 

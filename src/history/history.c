@@ -679,6 +679,7 @@ struct checker {
 	struct item_state st;
 	struct dda_carried carried; /* what an earlier run left (--state) */
 	uint64_t last_fp;	    /* fingerprint of the last change applied */
+	struct visvec *defer;	    /* visits held for later (checking in parallel) */
 	int rc;
 };
 
@@ -849,10 +850,34 @@ static void apply(struct item_state *st, const struct dda__event *e)
 		memcpy(st->cur, e->new_digest, DDA_DIGEST_LEN);
 }
 
-static int visit(struct checker *ck, const struct dda__event *e, int verdict)
+/* Visits a part checked in parallel holds until the parts before it are
+ * done: the events are the sets' own, in memory for the whole analysis. */
+struct deferred {
+	const struct dda__event *e;
+	int verdict;
+};
+
+struct visvec {
+	struct deferred *v;
+	size_t n, cap;
+};
+
+static int visvec_push(struct visvec *f, const struct dda__event *e, int verdict)
 {
-	if (!ck->opts->visit || ck->rc)
-		return ck->rc;
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? 2 * f->cap : 1024;
+		struct deferred *nv = realloc(f->v, cap * sizeof(*nv));
+		if (!nv)
+			return DDA_ENOMEM;
+		f->v = nv;
+		f->cap = cap;
+	}
+	f->v[f->n++] = (struct deferred){e, verdict};
+	return 0;
+}
+
+static int call_visit(const struct dda_history_opts *o, const struct dda__event *e, int verdict)
+{
 	struct dda_event_view v = {
 	    .key = e->key,
 	    .key_len = e->key_len,
@@ -867,7 +892,14 @@ static int visit(struct checker *ck, const struct dda__event *e, int verdict)
 	    .old_digest = e->old_digest,
 	    .new_digest = e->new_digest,
 	};
-	int rc = ck->opts->visit(ck->opts->ctx, &v);
+	return o->visit(o->ctx, &v);
+}
+
+static int visit(struct checker *ck, const struct dda__event *e, int verdict)
+{
+	if (!ck->opts->visit || ck->rc)
+		return ck->rc;
+	int rc = ck->defer ? visvec_push(ck->defer, e, verdict) : call_visit(ck->opts, e, verdict);
 	if (rc)
 		ck->rc = rc;
 	return rc;
@@ -1422,6 +1454,7 @@ struct part {
 	struct dda_history_opts opts;
 	struct dda_history_stats stats;
 	struct anvec found;
+	struct visvec visits;
 	struct span *spans;
 	size_t nspans;
 	pthread_t tid;
@@ -1432,7 +1465,8 @@ struct part {
 static void *part_main(void *arg)
 {
 	struct part *p = arg;
-	struct checker ck = {.opts = &p->opts, .stats = &p->stats};
+	struct checker ck = {
+	    .opts = &p->opts, .stats = &p->stats, .defer = p->opts.visit ? &p->visits : NULL};
 	struct dda_error err = {0};
 	int rc = check_spans(&ck, NULL, p->spans, p->nspans, &err);
 	fpset_release(&ck.changes);
@@ -1469,9 +1503,10 @@ static void stats_add(struct dda_history_stats *into, const struct dda_history_s
 
 /* Splits the key hashes into nparts ranges (an item's events share one
  * hash, so no item is split), checks each range on its own thread, then
- * hands over the anomalies range by range: in the order one thread would
- * have found them. Only for analysis without per-item callbacks, whose
- * calls must come one at a time in item order. */
+ * hands over the anomalies and visits range by range: in the order one
+ * thread would have made them. Not with prior and end, whose calls must
+ * come one at a time in item order, nor with spilled runs, whose events
+ * do not stay where a held visit could point. */
 static int check_parallel(const struct span *all, size_t nall, const struct dda_history_opts *opts,
 			  struct dda_history_stats *stats, size_t nparts)
 {
@@ -1512,9 +1547,12 @@ static int check_parallel(const struct span *all, size_t nall, const struct dda_
 				rc = opts->anomaly(opts->ctx, &p->found.v[i]);
 			else
 				dda_anomaly_release(&p->found.v[i]);
+		for (size_t i = 0; i < p->visits.n && !rc; i++)
+			rc = call_visit(opts, p->visits.v[i].e, p->visits.v[i].verdict);
 		if (!rc)
 			rc = p->rc;
 		free(p->found.v);
+		free(p->visits.v);
 	}
 	free(spans);
 	free(parts);
@@ -1539,7 +1577,7 @@ int dda_history_analyze(struct dda_history *h, const struct dda_history_opts *op
 		total += s->n;
 	}
 	int rc = 0;
-	if (opts->threads > 1 && !opts->visit && !opts->prior && !opts->end && !h->nruns &&
+	if (opts->threads > 1 && !opts->prior && !opts->end && !h->nruns &&
 	    total >= PAR_MIN_EVENTS) {
 		rc = check_parallel(spans, nspans, opts, stats, DDA_MIN(opts->threads, PAR_MAX));
 	} else {

@@ -389,48 +389,98 @@ static void test_merged_sets_visit_in_reference_order(void **state)
 	free(spilled.text);
 }
 
-/* Anomalies of the records checked by `threads` threads (no visits: with
- * them analysis keeps to one), over two merged sets. */
-static void analyze_anomalies(const struct rec *v, unsigned threads, struct visits *out,
-			      struct dda_history_stats *st)
+/* The line at l, without its newline (a static copy). */
+static const char *strndup_line(const char *l)
+{
+	static char line[96];
+	size_t n = (size_t)(strchr(l, '\n') - l);
+	assert_true(n < sizeof(line));
+	memcpy(line, l, n);
+	line[n] = '\0';
+	return line;
+}
+
+/* Visits as lines of key, object and position with the verdict. */
+static int keep_visit(void *ctx, const struct dda_event_view *e)
+{
+	visits_add(ctx, e->key, e->key_len, e->obj, e->index * 8 + (uint32_t)e->verdict);
+	return 0;
+}
+
+/* Anomalies and visits of the records checked by `threads` threads, over
+ * two merged sets; the first DUPS records are recorded twice. */
+#define DUPS 500
+static void analyze_checked(const struct rec *v, unsigned threads, struct visits *found,
+			    struct visits *visited, struct dda_history_stats *st)
 {
 	struct dda_history *h0 = dda_history_new(), *h1 = dda_history_new();
 	assert_non_null(h0);
 	assert_non_null(h1);
 	for (uint32_t i = 0; i < NREC; i++)
 		assert_int_equal(dda_history_add(i % 4 ? h0 : h1, &v[i].r), 0);
+	for (uint32_t i = 0; i < DUPS; i++)
+		assert_int_equal(dda_history_add(i % 2 ? h0 : h1, &v[i].r), 0);
 	assert_int_equal(dda_history_sort(h1, NULL), 0);
 	assert_int_equal(dda_history_merge(h0, h1), 0);
 	struct dda_history_opts o = {.settle_from = DDA_TIME_NONE,
-				     .ctx = out,
+				     .ctx = found,
 				     .anomaly = keep_anomaly,
+				     .visit = visited ? keep_visit : NULL,
 				     .threads = threads};
+	/* visit shares ctx with anomaly: with visits, only they are kept. */
+	if (visited) {
+		o.ctx = visited;
+		o.anomaly = on_anomaly;
+	}
 	assert_int_equal(dda_history_analyze(h0, &o, st), 0);
 	dda_history_free(h1);
 	dda_history_free(h0);
 }
 
-/* Checked by ranges of key hash on several threads, the anomalies come in
- * in the same order, and the counts add up to what one thread finds. */
+/* Checked by ranges of key hash on several threads, the anomalies and the
+ * visits come in the same order, and the counts add up to what one thread
+ * finds. */
 static void test_parallel_check_same_findings(void **state)
 {
 	(void)state;
 	struct rec *v = make_records();
 	struct visits one = {0}, three = {0}, many = {0};
-	struct dda_history_stats a, b, c;
-	analyze_anomalies(v, 1, &one, &a);
-	analyze_anomalies(v, 3, &three, &b);
-	analyze_anomalies(v, 64, &many, &c);
+	struct visits v_one = {0}, v_three = {0}, v_many = {0}, unused = {0};
+	struct dda_history_stats a, b, c, d;
+	analyze_checked(v, 1, &one, NULL, &a);
+	analyze_checked(v, 3, &three, NULL, &b);
+	analyze_checked(v, 64, &many, NULL, &c);
 	assert_true(one.len > 0);
-	assert_int_equal(a.events, NREC);
+	assert_int_equal(a.events, NREC + DUPS);
+	assert_true(a.duplicates >= DUPS); /* and those the random digests repeat */
 	assert_string_equal(three.text, one.text);
 	assert_string_equal(many.text, one.text);
 	assert_memory_equal(&a, &b, sizeof(a));
 	assert_memory_equal(&a, &c, sizeof(a));
+	/* With visits: every event once, in the order one thread gives. */
+	analyze_checked(v, 1, &unused, &v_one, &d);
+	assert_memory_equal(&a, &d, sizeof(a));
+	analyze_checked(v, 3, &unused, &v_three, &d);
+	assert_memory_equal(&a, &d, sizeof(a));
+	analyze_checked(v, 64, &unused, &v_many, &d);
+	assert_memory_equal(&a, &d, sizeof(a));
+	size_t lines = 0, dups = 0;
+	for (const char *l = v_one.text; *l; l = strchr(l, '\n') + 1) {
+		unsigned long pos = strtoul(strrchr(strndup_line(l), ' ') + 1, NULL, 10);
+		lines++;
+		dups += pos % 8 == DDA_V_DUPLICATE;
+	}
+	assert_int_equal(lines, NREC + DUPS);
+	assert_int_equal(dups, a.duplicates);
+	assert_string_equal(v_three.text, v_one.text);
+	assert_string_equal(v_many.text, v_one.text);
 	free(v);
 	free(one.text);
 	free(three.text);
 	free(many.text);
+	free(v_one.text);
+	free(v_three.text);
+	free(v_many.text);
 }
 
 int main(void)
