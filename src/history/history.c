@@ -1547,8 +1547,12 @@ static int check_parallel(const struct span *all, size_t nall, const struct dda_
 				rc = opts->anomaly(opts->ctx, &p->found.v[i]);
 			else
 				dda_anomaly_release(&p->found.v[i]);
-		for (size_t i = 0; i < p->visits.n && !rc; i++)
+		for (size_t i = 0; i < p->visits.n && !rc; i++) {
+			/* The events lie all over memory, in visit order. */
+			if (i + PREFETCH_EVENT < p->visits.n)
+				__builtin_prefetch(p->visits.v[i + PREFETCH_EVENT].e);
 			rc = call_visit(opts, p->visits.v[i].e, p->visits.v[i].verdict);
+		}
 		if (!rc)
 			rc = p->rc;
 		free(p->found.v);
