@@ -124,6 +124,8 @@ struct dda_record {
 	 * set instead), item sizes and awsRegion. */
 	const char *old_raw, *new_raw;
 	size_t old_raw_len, new_raw_len;
+	/* The text is compact already: no whitespace between its tokens. */
+	bool old_raw_compact, new_raw_compact;
 	uint64_t old_size, new_size;
 	const char *region;
 	size_t region_len;

@@ -846,6 +846,8 @@ static bool try_fast(struct run *r, const char *p, size_t n, bool whole, size_t 
 				 .new_raw = so.new_raw,
 				 .old_raw_len = so.old_raw_len,
 				 .new_raw_len = so.new_raw_len,
+				 .old_raw_compact = so.old_raw_compact,
+				 .new_raw_compact = so.new_raw_compact,
 				 .old_size = so.old_size,
 				 .new_size = so.new_size,
 				 .region = so.region,

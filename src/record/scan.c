@@ -77,28 +77,52 @@ struct image {
 	bool seen, present;
 	const char *raw;
 	size_t raw_len;
+	bool compact; /* raw has no whitespace between tokens */
 	uint8_t digest[DDA_DIGEST_LEN];
 	uint64_t size;
 	struct str key[DDA_MAX_KEY_ATTRS];
 	bool has_key[DDA_MAX_KEY_ATTRS];
 };
 
+/* Runs of whitespace between the tokens of one image, at most this many:
+ * taking them out gives the image's compact text without another pass over
+ * its bytes. Past it, the image's text is given as it is. */
+#define GAPS_MAX 256
+
 struct scan {
 	struct dda__scanner *s;
 	const struct dda_decoder_opts *o;
 	const char *p, *end;
 	bool fail;
+	const char *gap_base; /* the image being scanned for its gaps, or NULL */
+	size_t ngaps;
+	bool gaps_over;
+	uint32_t gap[GAPS_MAX][2]; /* offset from gap_base, length */
 	unsigned seen; /* bit per enum top_field */
 	struct str field[F_KEY0 + DDA_MAX_KEY_ATTRS];
 	struct image img[2]; /* old, new */
 	size_t key_name_len[DDA_MAX_KEY_ATTRS];
 };
 
+static void note_gap(struct scan *sc, const char *start)
+{
+	if (sc->ngaps == GAPS_MAX) {
+		sc->gaps_over = true;
+		return;
+	}
+	sc->gap[sc->ngaps][0] = (uint32_t)(start - sc->gap_base);
+	sc->gap[sc->ngaps][1] = (uint32_t)(sc->p - start);
+	sc->ngaps++;
+}
+
 static inline void skip_ws(struct scan *sc)
 {
+	const char *start = sc->p;
 	while (sc->p < sc->end &&
 	       (*sc->p == ' ' || *sc->p == '\n' || *sc->p == '\t' || *sc->p == '\r'))
 		sc->p++;
+	if (sc->p != start && sc->gap_base)
+		note_gap(sc, start);
 }
 
 /* Skips whitespace and takes the byte c, or fails. */
@@ -761,6 +785,36 @@ static int ser_value(struct scan *sc, int depth)
 	return rc || !expect(sc, '}') ? BAIL : OK;
 }
 
+/* The image's text without the whitespace between its tokens, in strs
+ * (which has room for it: strs never moves while a record is scanned),
+ * unless it had too many runs of it to note. */
+static void compact_image(struct scan *sc, struct image *img)
+{
+	struct dda_buf *strs = &sc->s->strs;
+	if (sc->gaps_over)
+		return;
+	img->compact = true;
+	if (!sc->ngaps)
+		return;
+	if (img->raw_len >= strs->cap - strs->len) {
+		img->compact = false;
+		return;
+	}
+	char *d = strs->ptr + strs->len, *start = d;
+	size_t at = 0;
+	for (size_t i = 0; i < sc->ngaps; i++) {
+		size_t to = sc->gap[i][0];
+		memcpy(d, img->raw + at, to - at);
+		d += to - at;
+		at = to + sc->gap[i][1];
+	}
+	memcpy(d, img->raw + at, img->raw_len - at);
+	d += img->raw_len - at;
+	strs->len += (size_t)(d - start);
+	img->raw = start;
+	img->raw_len = (size_t)(d - start);
+}
+
 /* An image member's value: null (none) or an image, digested at once. */
 static int scan_image(struct scan *sc, struct image *img)
 {
@@ -775,12 +829,21 @@ static int scan_image(struct scan *sc, struct image *img)
 	}
 	img->raw = sc->p;
 	dda_buf_reset(&s->ser);
-	if (ser_map(sc, 1, img))
+	if (sc->o->raw_images && (size_t)(sc->end - sc->p) <= UINT32_MAX) {
+		sc->gap_base = sc->p;
+		sc->ngaps = 0;
+		sc->gaps_over = false;
+	}
+	int rc = ser_map(sc, 1, img);
+	sc->gap_base = NULL;
+	if (rc)
 		return BAIL;
 	img->raw_len = (size_t)(sc->p - img->raw);
 	img->present = true;
-	if (sc->o->raw_images)
+	if (sc->o->raw_images) {
+		compact_image(sc, img);
 		img->size = dda__canon_item_size((const uint8_t *)s->ser.ptr, s->ser.len);
+	}
 	for (size_t k = 0; k < sc->o->nkeys; k++)
 		if (!img->has_key[k])
 			return BAIL;
@@ -933,11 +996,13 @@ static void fill_out(const struct scan *sc, struct dda__scan_out *out)
 	if (old_img->present) {
 		out->old_raw = old_img->raw;
 		out->old_raw_len = old_img->raw_len;
+		out->old_raw_compact = old_img->compact;
 		out->old_size = old_img->size;
 	}
 	if (new_img->present) {
 		out->new_raw = new_img->raw;
 		out->new_raw_len = new_img->raw_len;
+		out->new_raw_compact = new_img->compact;
 		out->new_size = new_img->size;
 	}
 	if (sc->seen & 1u << F_REGION) {
@@ -955,6 +1020,7 @@ int dda__scan_seed(struct dda__scanner *s, const struct dda_decoder_opts *opts, 
 	sc.p = p;
 	sc.end = p + n;
 	sc.fail = false;
+	sc.gap_base = NULL;
 	sc.seen = 0;
 	memset(sc.img, 0, sizeof(sc.img));
 	for (size_t k = 0; k < opts->nkeys; k++)

@@ -26,11 +26,13 @@ struct dda__scan_out {
 	uint8_t old_digest[DDA_DIGEST_LEN];
 	uint8_t new_digest[DDA_DIGEST_LEN];
 	size_t consumed; /* bytes of the value, from the start of the input */
-	/* With want_raw: the images' JSON text as it is in the input, their
-	 * DynamoDB item sizes, and awsRegion (decoded), all valid until the
-	 * next scan. */
+	/* With raw_images: the images' JSON text, their DynamoDB item sizes,
+	 * and awsRegion (decoded), all valid until the next scan. The text is
+	 * compact (no whitespace between tokens) where *_raw_compact says so,
+	 * else as it is in the input. */
 	const char *old_raw, *new_raw;
 	size_t old_raw_len, new_raw_len;
+	bool old_raw_compact, new_raw_compact;
 	uint64_t old_size, new_size;
 	const char *region;
 	size_t region_len;

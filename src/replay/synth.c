@@ -522,9 +522,12 @@ static bool get_varint(const char *p, size_t n, size_t *at, uint64_t *v)
 	return false;
 }
 
-static int add_image(struct dda_buf *out, const json_t *img, const char *raw, size_t n)
+static int add_image(struct dda_buf *out, const json_t *img, const char *raw, size_t n,
+		     bool compact)
 {
-	return raw ? dda__json_compact(out, raw, n) : dda__json_write(out, img, 0);
+	if (!raw)
+		return dda__json_write(out, img, 0);
+	return compact ? dda_buf_add(out, raw, n) : dda__json_compact(out, raw, n);
 }
 
 /* The lane hash: of the partition key's value (hash_key), or of all the
@@ -580,10 +583,10 @@ static int in_strings(struct dda_buf *out, const struct dda_synth_opts *o,
 		rc = in_keys(o, r, keys, out, size, part);
 	len[2] = out->len - from - len[0] - len[1];
 	if (!rc && has_new)
-		rc = add_image(out, r->new_image, r->new_raw, r->new_raw_len);
+		rc = add_image(out, r->new_image, r->new_raw, r->new_raw_len, r->new_raw_compact);
 	len[3] = out->len - from - len[0] - len[1] - len[2];
 	if (!rc && has_old)
-		rc = add_image(out, r->old_image, r->old_raw, r->old_raw_len);
+		rc = add_image(out, r->old_image, r->old_raw, r->old_raw_len, r->old_raw_compact);
 	len[4] = out->len - from - len[0] - len[1] - len[2] - len[3];
 	return rc;
 }

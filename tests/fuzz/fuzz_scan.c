@@ -21,9 +21,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 			__builtin_trap();                                                          \
 	} while (0)
 
-/* An image as its sorted JSON and item size, from a tree or raw text. */
-static void image(struct dda_buf *b, const json_t *tree, const char *raw, size_t len, uint64_t size)
+/* An image as its sorted JSON and item size, from a tree or raw text.
+ * Raw text said to be compact has no whitespace between its tokens: the
+ * compactor leaves it as it is. */
+static void image(struct dda_buf *b, const json_t *tree, const char *raw, size_t len, uint64_t size,
+		  bool compact)
 {
+	if (raw && compact) {
+		struct dda_buf c;
+		dda_buf_init(&c, DDA_BUF_UNLIMITED);
+		MUST(dda__json_compact(&c, raw, len));
+		CHECK(c.len == len && !memcmp(c.ptr, raw, len));
+		dda_buf_release(&c);
+	}
 	json_t *parsed = raw ? json_loadb(raw, len, JSON_ALLOW_NUL, NULL) : NULL;
 	const json_t *img = raw ? parsed : tree;
 	CHECK(!raw || parsed);
@@ -49,8 +59,8 @@ static int on_record(void *ctx, const struct dda_record *r)
 		MUST(dda_buf_add(b, r->old_digest, DDA_DIGEST_LEN));
 	if (r->has_new)
 		MUST(dda_buf_add(b, r->new_digest, DDA_DIGEST_LEN));
-	image(b, r->old_image, r->old_raw, r->old_raw_len, r->old_size);
-	image(b, r->new_image, r->new_raw, r->new_raw_len, r->new_size);
+	image(b, r->old_image, r->old_raw, r->old_raw_len, r->old_size, r->old_raw_compact);
+	image(b, r->new_image, r->new_raw, r->new_raw_len, r->new_size, r->new_raw_compact);
 	MUST(dda_buf_addc(b, '\n'));
 	return 0;
 }

@@ -579,6 +579,75 @@ static void test_raw_and_tree_records_agree(void **state)
 	}
 }
 
+/* The fast path gives an image's text compact, as dda__json_compact makes
+ * it, with the whitespace between its tokens noted as it scans: spaces,
+ * tabs and carriage returns around every kind of token, none inside
+ * strings taken out; text already compact as it is; and an image with more
+ * runs of whitespace than are noted, as it is in the input. */
+struct compact_got {
+	int n;
+	char *text[4];
+	bool compact[4];
+};
+
+static int compact_on_record(void *ctx, const struct dda_record *r)
+{
+	struct compact_got *g = ctx;
+	assert_true(g->n < 4);
+	assert_non_null(r->new_raw);
+	g->text[g->n] = strndup(r->new_raw, r->new_raw_len);
+	g->compact[g->n++] = r->new_raw_compact;
+	return 0;
+}
+
+static void test_raw_images_compact(void **state)
+{
+	(void)state;
+	struct dda_buf many, text;
+	dda_buf_init(&many, DDA_BUF_UNLIMITED);
+	dda_buf_init(&text, DDA_BUF_UNLIMITED);
+	assert_int_equal(dda_buf_adds(&many, "{\"UserId\": {\"S\": \"u\"}, "
+					     "\"ActivityId\": {\"S\": \"a\"}"),
+			 0);
+	for (int i = 0; i < 300; i++)
+		assert_int_equal(dda_buf_addf(&many, ", \"A%d\": {\"N\": \"%d\"}", i, i), 0);
+	assert_int_equal(dda_buf_adds(&many, "}"), 0);
+	const char *images[4] = {
+	    "{\"UserId\": {\"S\": \"u\"},\t\"ActivityId\" :{ \"S\":\"a\" } ,"
+	    "\"Q\": {\"S\": \" say \\\"hi\\\" \\\\ \"}}",
+	    "{\"UserId\":{\"S\":\"u\"},\"ActivityId\":{\"S\":\"a\"}}",
+	    "{ \"UserId\" : { \"S\" : \"u\" } ,\r\"ActivityId\" : { \"S\" : \"a\" } , "
+	    "\"L\" : { \"L\" : [ { \"N\" : \"1\" } , { \"BOOL\" : true } , "
+	    "{ \"NULL\" : true } , { \"SS\" : [ \"x y\" , \"\\t\" ] } ] } , "
+	    "\"M\" : { \"M\" : { } } , \"E\" : { \"L\" : [ ] } }",
+	    many.ptr};
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(dda_buf_addf(&text,
+					      "{\"timestamp\": \"2025-07-12T11:00:0%d.000001\", "
+					      "\"eventName\": \"%s\", \"userId\": \"u\", "
+					      "\"activityId\": \"a\", \"newImage\": %s}\n",
+					      i, "INSERT", images[i]),
+				 0);
+	struct compact_got g = {0};
+	const struct dda_decode_sink sink = {&g, compact_on_record, synth_on_anomaly};
+	decode_into(text.ptr, true, "audit-logs/2025/07/12/11/u-a.json", &sink);
+	assert_int_equal(g.n, 4);
+	for (int i = 0; i < 4; i++) {
+		struct dda_buf want;
+		dda_buf_init(&want, DDA_BUF_UNLIMITED);
+		if (i < 3)
+			assert_int_equal(dda__json_compact(&want, images[i], strlen(images[i])), 0);
+		else
+			assert_int_equal(dda_buf_adds(&want, images[i]), 0);
+		assert_int_equal(g.compact[i], i < 3);
+		assert_string_equal(g.text[i], want.ptr);
+		dda_buf_release(&want);
+		free(g.text[i]);
+	}
+	dda_buf_release(&many);
+	dda_buf_release(&text);
+}
+
 /* The length a record is planned with (dda__synth_len) is the length it is
  * written with, for every view, with and without the marker, for stream
  * records with their own eventID, without a time, TTL deletes, and names
@@ -1212,6 +1281,7 @@ int main(void)
 	    cmocka_unit_test(test_item_failures_over_the_cap),
 	    cmocka_unit_test(test_json_write_matches_jansson),
 	    cmocka_unit_test(test_raw_and_tree_records_agree),
+	    cmocka_unit_test(test_raw_images_compact),
 	    cmocka_unit_test(test_planned_length_is_written_length),
 	    cmocka_unit_test(test_keys_without_tree),
 	    cmocka_unit_test(test_seq_format),
