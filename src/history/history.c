@@ -1457,8 +1457,7 @@ struct part {
 	struct visvec visits;
 	struct span *spans;
 	size_t nspans;
-	pthread_t tid;
-	bool started;
+	bool done; /* under the queue's lock */
 	int rc;
 };
 
@@ -1501,20 +1500,81 @@ static void stats_add(struct dda_history_stats *into, const struct dda_history_s
 	into->states += s->states;
 }
 
-/* Splits the key hashes into nparts ranges (an item's events share one
- * hash, so no item is split), checks each range on its own thread, then
- * hands over the anomalies and visits range by range: in the order one
- * thread would have made them. Not with prior and end, whose calls must
- * come one at a time in item order, nor with spilled runs, whose events
- * do not stay where a held visit could point. */
-static int check_parallel(const struct span *all, size_t nall, const struct dda_history_opts *opts,
-			  struct dda_history_stats *stats, size_t nparts)
+/* Parts a thread checks, about: with more parts than threads, the calling
+ * thread hands over a part's visits while the other threads check later
+ * parts, instead of all of them after all the checking. */
+#define PARTS_PER_THREAD 4
+
+/* The parts, taken in order by whichever thread is free. */
+struct part_queue {
+	pthread_mutex_t mu;
+	pthread_cond_t done_cv;
+	struct part *parts;
+	size_t nparts, next;
+};
+
+/* Takes the next part and checks it; false when none is left. */
+static bool take_part(struct part_queue *q)
 {
+	pthread_mutex_lock(&q->mu);
+	size_t t = q->next < q->nparts ? q->next++ : q->nparts;
+	pthread_mutex_unlock(&q->mu);
+	if (t == q->nparts)
+		return false;
+	part_main(&q->parts[t]);
+	pthread_mutex_lock(&q->mu);
+	q->parts[t].done = true;
+	pthread_cond_broadcast(&q->done_cv);
+	pthread_mutex_unlock(&q->mu);
+	return true;
+}
+
+static void *checker_main(void *arg)
+{
+	while (take_part(arg))
+		;
+	return NULL;
+}
+
+/* Waits for part t, checking parts meanwhile while any is left. */
+static void wait_part(struct part_queue *q, size_t t)
+{
+	for (;;) {
+		pthread_mutex_lock(&q->mu);
+		bool done = q->parts[t].done, left = q->next < q->nparts;
+		if (!done && !left)
+			while (!q->parts[t].done)
+				pthread_cond_wait(&q->done_cv, &q->mu);
+		done = q->parts[t].done;
+		pthread_mutex_unlock(&q->mu);
+		if (done || !take_part(q))
+			return;
+	}
+}
+
+/* Splits the key hashes into ranges (an item's events share one hash, so
+ * no item is split), checks them on nthreads threads, the calling one
+ * included, and hands over the anomalies and visits range by range as
+ * each is done: in the order one thread would have made them. Not with
+ * prior and end, whose calls must come one at a time in item order, nor
+ * with spilled runs, whose events do not stay where a held visit could
+ * point. */
+static int check_parallel(const struct span *all, size_t nall, const struct dda_history_opts *opts,
+			  struct dda_history_stats *stats, size_t nthreads)
+{
+	size_t nparts = nthreads * PARTS_PER_THREAD;
 	struct part *parts = calloc(nparts, sizeof(*parts));
 	struct span *spans = calloc(nparts * nall, sizeof(*spans));
-	if (!parts || !spans) {
+	pthread_t *tids = calloc(nthreads, sizeof(*tids));
+	struct part_queue q = {.parts = parts, .nparts = nparts};
+	bool mu = false, cv = false;
+	if (!parts || !spans || !tids || !(mu = !pthread_mutex_init(&q.mu, NULL)) ||
+	    !(cv = !pthread_cond_init(&q.done_cv, NULL))) {
+		if (mu)
+			pthread_mutex_destroy(&q.mu);
 		free(parts);
 		free(spans);
+		free(tids);
 		return DDA_ENOMEM;
 	}
 	uint64_t width = UINT64_MAX / nparts;
@@ -1531,16 +1591,15 @@ static int check_parallel(const struct span *all, size_t nall, const struct dda_
 				p->spans[p->nspans++] = (struct span){all[j].v + from, to - from};
 		}
 	}
-	for (size_t t = 1; t < nparts; t++)
-		parts[t].started = !pthread_create(&parts[t].tid, NULL, part_main, &parts[t]);
-	part_main(&parts[0]);
+	/* Without the threads to be had, the calling thread checks alone. */
+	size_t started = 0;
+	while (started + 1 < nthreads &&
+	       !pthread_create(&tids[started], NULL, checker_main, &q))
+		started++;
 	int rc = 0;
 	for (size_t t = 0; t < nparts; t++) {
 		struct part *p = &parts[t];
-		if (p->started)
-			pthread_join(p->tid, NULL);
-		else if (t)
-			part_main(p); /* no thread to be had: here, in turn */
+		wait_part(&q, t);
 		stats_add(stats, &p->stats);
 		for (size_t i = 0; i < p->found.n; i++)
 			if (!rc)
@@ -1557,7 +1616,14 @@ static int check_parallel(const struct span *all, size_t nall, const struct dda_
 			rc = p->rc;
 		free(p->found.v);
 		free(p->visits.v);
+		p->found.v = NULL;
+		p->visits.v = NULL;
 	}
+	for (size_t i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+	pthread_cond_destroy(&q.done_cv);
+	pthread_mutex_destroy(&q.mu);
+	free(tids);
 	free(spans);
 	free(parts);
 	return rc;
