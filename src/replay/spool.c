@@ -1,6 +1,7 @@
 /* The replay spool: what each planned record is made from (its synthesis
  * input, dda__synth_in_write), for sources that cannot be read again, in
- * blocks of about 64 KiB, one stream of blocks a lane. Blocks stay in
+ * blocks of about 64 KiB, one stream of blocks a lane and writer (each
+ * decoding thread has its writer, so adding takes no lock). Blocks stay in
  * memory as they are while the spool's share of the memory limit allows
  * (deflating and inflating them costs more CPU than the rest of a record's
  * planning); past it they go to a temporary file deflated. A lane delivers

@@ -21,8 +21,8 @@
  * which shows in profiles when every small object is hashed. Zero-init. */
 #define DDA_SHA256_LEN 32
 struct dda__sha256 {
-	void *ctx; /* EVP_MD_CTX */
-	void *md;  /* EVP_MD, fetched once */
+	void *ctx; /* the digest's state (SHA256_CTX, or an EVP_MD_CTX) */
+	void *md;  /* EVP_MD, fetched once (the EVP path only) */
 };
 int dda__sha256_init(struct dda__sha256 *h);
 void dda__sha256_update(struct dda__sha256 *h, const void *p, size_t n);
