@@ -401,7 +401,7 @@ void dda__cli_help(const struct command *cmd)
 		    "  --now TIME             take TIME as now (for %s--settle)\n"
 		    "  --threads N            decoding threads (default: one per core); they\n"
 		    "                         also sort the events, and the histories are\n"
-		    "                         checked on as many (not with --state)\n"
+		    "                         checked on as many (one, carrying a state)\n"
 		    "memory:\n"
 		    "  --memory-limit SIZE    bytes the event table may hold (K, M, G, T: powers\n"
 		    "                         of 1024; 0 or off: no limit); past it, sorted runs\n"
