@@ -1541,14 +1541,13 @@ static void wait_part(struct part_queue *q, size_t t)
 {
 	for (;;) {
 		pthread_mutex_lock(&q->mu);
-		bool done = q->parts[t].done, left = q->next < q->nparts;
-		if (!done && !left)
-			while (!q->parts[t].done)
-				pthread_cond_wait(&q->done_cv, &q->mu);
-		done = q->parts[t].done;
+		while (!q->parts[t].done && q->next == q->nparts)
+			pthread_cond_wait(&q->done_cv, &q->mu);
+		bool done = q->parts[t].done;
 		pthread_mutex_unlock(&q->mu);
-		if (done || !take_part(q))
+		if (done)
 			return;
+		take_part(q); /* none left by now: the loop waits */
 	}
 }
 
