@@ -410,14 +410,17 @@ static int keep_visit(void *ctx, const struct dda_event_view *e)
 /* Anomalies and visits of the records checked by `threads` threads, over
  * two merged sets; the first DUPS records are recorded twice. */
 #define DUPS 500
-static void analyze_checked(const struct rec *v, unsigned threads, struct visits *found,
-			    struct visits *visited, struct dda_history_stats *st)
+static void analyze_more(const struct rec *v, const struct rec *extra, size_t nextra,
+			 unsigned threads, struct visits *found, struct visits *visited,
+			 struct dda_history_stats *st)
 {
 	struct dda_history *h0 = dda_history_new(), *h1 = dda_history_new();
 	assert_non_null(h0);
 	assert_non_null(h1);
 	for (uint32_t i = 0; i < NREC; i++)
 		assert_int_equal(dda_history_add(i % 4 ? h0 : h1, &v[i].r), 0);
+	for (size_t i = 0; i < nextra; i++)
+		assert_int_equal(dda_history_add(i % 2 ? h0 : h1, &extra[i].r), 0);
 	for (uint32_t i = 0; i < DUPS; i++)
 		assert_int_equal(dda_history_add(i % 2 ? h0 : h1, &v[i].r), 0);
 	assert_int_equal(dda_history_sort(h1, NULL), 0);
@@ -435,6 +438,36 @@ static void analyze_checked(const struct rec *v, unsigned threads, struct visits
 	assert_int_equal(dda_history_analyze(h0, &o, st), 0);
 	dda_history_free(h1);
 	dda_history_free(h0);
+}
+
+static void analyze_checked(const struct rec *v, unsigned threads, struct visits *found,
+			    struct visits *visited, struct dda_history_stats *st)
+{
+	analyze_more(v, NULL, 0, threads, found, visited, st);
+}
+
+/* Records of one item, HOT of them: the range that holds it takes far
+ * longer to check than the others. */
+#define HOT 60000
+static struct rec *make_hot(void)
+{
+	struct rec *v = calloc(HOT, sizeof(*v));
+	assert_non_null(v);
+	for (uint32_t i = 0; i < HOT; i++) {
+		struct rec *x = &v[i];
+		x->r.key_len = (size_t)snprintf(x->key, sizeof(x->key), "hot-item");
+		x->r.key = (const uint8_t *)x->key;
+		x->r.event = i ? DDA_EV_MODIFY : DDA_EV_INSERT;
+		x->r.time = (int64_t)(HOT - i) * DDA_USEC_PER_SEC; /* against the input's order */
+		x->r.obj = i % 50;
+		x->r.index = NREC + i;
+		x->r.line = NREC + i + 1;
+		x->r.has_new = true;
+		x->r.has_old = i != 0;
+		memset(x->r.new_digest, (int)(i % 251), DDA_DIGEST_LEN);
+		memset(x->r.old_digest, (int)((i + 1) % 251), DDA_DIGEST_LEN);
+	}
+	return v;
 }
 
 /* Checked by ranges of key hash on several threads, the anomalies and the
@@ -474,6 +507,23 @@ static void test_parallel_check_same_findings(void **state)
 	assert_int_equal(dups, a.duplicates);
 	assert_string_equal(v_three.text, v_one.text);
 	assert_string_equal(v_many.text, v_one.text);
+	/* Two threads over and over: the calling one takes ranges while it
+	 * waits for the one it hands over next, and must still wait for a range
+	 * the other thread is checking when none is left to take. */
+	struct rec *hot = make_hot();
+	struct visits h_one = {0};
+	struct dda_history_stats e;
+	analyze_more(v, hot, HOT, 1, &unused, &h_one, &e);
+	assert_int_equal(e.events, NREC + DUPS + HOT);
+	for (int round = 0; round < 20; round++) {
+		struct visits v_two = {0};
+		analyze_more(v, hot, HOT, 2, &unused, &v_two, &d);
+		assert_memory_equal(&e, &d, sizeof(e));
+		assert_string_equal(v_two.text, h_one.text);
+		free(v_two.text);
+	}
+	free(hot);
+	free(h_one.text);
 	free(v);
 	free(one.text);
 	free(three.text);
