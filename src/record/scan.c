@@ -786,8 +786,8 @@ static int ser_value(struct scan *sc, int depth)
 }
 
 /* The image's text without the whitespace between its tokens, in strs
- * (which has room for it: strs never moves while a record is scanned),
- * unless it had too many runs of it to note. */
+ * (sized for it: strs never moves while a record is scanned), unless it
+ * had too many runs of it to note. */
 static void compact_image(struct scan *sc, struct image *img)
 {
 	struct dda_buf *strs = &sc->s->strs;
@@ -1028,9 +1028,10 @@ int dda__scan_seed(struct dda__scanner *s, const struct dda_decoder_opts *opts, 
 	s->nspans = 0;
 	dda_buf_reset(&s->strs);
 	/* Decoded strings never need more than the record's bytes, nor do
-	 * the images' key values (distinct strings of it): strs never moves
-	 * while the record is scanned, so pointers into it stay valid. */
-	if (n > SIZE_MAX / 2 - 1 || dda_buf_grow(&s->strs, 2 * n + 1))
+	 * the images' key values (distinct strings of it), nor the images'
+	 * compact text: strs never moves while the record is scanned, so
+	 * pointers into it stay valid. */
+	if (n > SIZE_MAX / 3 - 1 || dda_buf_grow(&s->strs, 3 * n + 1))
 		return DDA_SCAN_NOMEM;
 	memset(out, 0, sizeof(*out));
 	skip_ws(&sc);
