@@ -559,7 +559,7 @@ struct dda_plan_reader {
 	struct dda_buf recs;
 	struct reread_rec *idx;
 	size_t nidx, cap;
-	struct dda__sha256 sha; /* eventIDs */
+	struct dda__eid_hash eid;
 	struct obj_sig sig;	/* of the last object a record came from */
 };
 
@@ -588,7 +588,7 @@ void dda__plan_reader_free(struct dda_plan_reader *rd)
 	dda__spool_reader_free(rd->spool);
 	dda_decoder_free(rd->dec);
 	dda_buf_release(&rd->recs);
-	dda__sha256_release(&rd->sha);
+	dda__eid_hash_release(&rd->eid);
 	free(rd->idx);
 	free(rd);
 }
@@ -663,7 +663,7 @@ int dda__plan_read(struct dda_plan_reader *rd, size_t i, struct dda_buf *out,
 				     "'%s' changed since it was read (its record %u is not what "
 				     "was planned): nothing from there on is sent",
 				     ob ? ob->key : "?", e->index);
-	rc = dda__synth_emit(&p->synth, ob, e->obj, e->index, &in, &rd->sha, out, &used);
+	rc = dda__synth_emit(&p->synth, ob, e->obj, e->index, &in, &rd->eid, out, &used);
 	if (rc)
 		return dda_error_set(err, rc, "cannot build record %zu: %s", i, dda_strerror(rc));
 	if (out->len - at != e->len || used - at != e->seq_at)

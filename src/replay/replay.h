@@ -215,10 +215,20 @@ int dda__synth_in_write(const struct dda_synth_opts *o, const struct dda_record 
 /* Reads one serialized synthesis input from p[0..n): 0 (*used bytes) or
  * DDA_EFORMAT. */
 int dda__synth_in_read(struct dda_synth_in *in, const char *p, size_t n, size_t *used);
+/* Hashes eventIDs: the digest of the object's part is kept for the
+ * records of the same object that follow (dda__synth_emit). Zero it to
+ * start; dda__eid_hash_release frees it. */
+struct dda__eid_hash {
+	struct dda__sha256 h, pre;
+	const struct dda_object *ob;
+	uint32_t obj;
+	bool pre_ok;
+};
+void dda__eid_hash_release(struct dda__eid_hash *c);
 /* Appends the synthetic stream record of in, whose source is record index
  * of object obj (ob, NULL when unknown), as dda__synth_write does. h, when
- * not NULL, is reused to hash the eventID (making one costs more than the
- * hashing). */
+ * not NULL, is reused to hash the eventID (making a context costs more
+ * than the hashing). */
 #define DDA_EVENT_ID_LEN 32
 /* The length of the record dda__synth_emit writes, and where its
  * SequenceNumber digits start, without writing it (the eventID it hashes
@@ -226,7 +236,7 @@ int dda__synth_in_read(struct dda_synth_in *in, const char *p, size_t n, size_t 
 int dda__synth_len(const struct dda_synth_opts *o, const struct dda_object *ob, uint32_t index,
 		   const struct dda_synth_in *in, size_t *len, size_t *seq_at);
 int dda__synth_emit(const struct dda_synth_opts *o, const struct dda_object *ob, uint32_t obj,
-		    uint32_t index, const struct dda_synth_in *in, struct dda__sha256 *h,
+		    uint32_t index, const struct dda_synth_in *in, struct dda__eid_hash *h,
 		    struct dda_buf *out, size_t *seq_at);
 
 /* The record's Keys: the key attributes with their values as the image

@@ -46,7 +46,7 @@ static size_t i64_dec(char *out, int64_t v)
 static int add_u64(struct dda_buf *out, uint64_t v)
 {
 	char b[24];
-	return dda_buf_add(out, b, u64_dec(b, v));
+	return dda__buf_put(out, b, u64_dec(b, v));
 }
 
 /* A number's size: one byte per two significant digits, plus one. */
@@ -152,35 +152,51 @@ uint64_t dda__item_size(const json_t *map)
  * "KEY\0VERSION\0INDEX" (or "#OBJ\0INDEX"), hashed piecewise so that no
  * buffer can fail, its first 16 bytes in hex. */
 #define DDA_EVENT_ID_MAX 129
-static int event_id_with(struct dda__sha256 *h, const struct dda_object *ob, uint32_t obj,
+static int event_id_with(struct dda__eid_hash *c, const struct dda_object *ob, uint32_t obj,
 			 uint32_t index, char out[DDA_EVENT_ID_LEN + 1])
 {
 	uint8_t d[32];
 	char num[48];
-	if (dda__sha256_init(h))
-		return DDA_EINTERNAL;
-	if (ob) {
-		const char *v = ob->version ? ob->version : "";
-		dda__sha256_update(h, ob->key, strlen(ob->key) + 1);
-		dda__sha256_update(h, v, strlen(v) + 1);
-	} else {
-		num[0] = '#';
-		num[1 + u64_dec(num + 1, obj)] = '\0';
-		dda__sha256_update(h, num, strlen(num) + 1);
+	/* An object's records come together: its part is hashed once. */
+	if (!c->pre_ok || c->ob != ob || c->obj != obj) {
+		c->pre_ok = false;
+		if (dda__sha256_init(&c->pre))
+			return DDA_EINTERNAL;
+		if (ob) {
+			const char *v = ob->version ? ob->version : "";
+			dda__sha256_update(&c->pre, ob->key, strlen(ob->key) + 1);
+			dda__sha256_update(&c->pre, v, strlen(v) + 1);
+		} else {
+			num[0] = '#';
+			num[1 + u64_dec(num + 1, obj)] = '\0';
+			dda__sha256_update(&c->pre, num, strlen(num) + 1);
+		}
+		c->ob = ob;
+		c->obj = obj;
+		c->pre_ok = true;
 	}
-	dda__sha256_update(h, num, u64_dec(num, index));
-	dda__sha256_final(h, d);
+	if (dda__sha256_copy(&c->h, &c->pre))
+		return DDA_EINTERNAL;
+	dda__sha256_update(&c->h, num, u64_dec(num, index));
+	dda__sha256_final(&c->h, d);
 	dda__hex(d, DDA_EVENT_ID_LEN / 2, out);
 	return 0;
+}
+
+void dda__eid_hash_release(struct dda__eid_hash *c)
+{
+	dda__sha256_release(&c->h);
+	dda__sha256_release(&c->pre);
+	memset(c, 0, sizeof(*c));
 }
 
 static void event_id(const struct dda_object *ob, uint32_t obj, uint32_t index,
 		     char out[DDA_EVENT_ID_MAX])
 {
-	struct dda__sha256 h = {0};
-	if (event_id_with(&h, ob, obj, index, out))
+	struct dda__eid_hash c = {0};
+	if (event_id_with(&c, ob, obj, index, out))
 		snprintf(out, DDA_EVENT_ID_MAX, "%u-%u", obj, index);
-	dda__sha256_release(&h);
+	dda__eid_hash_release(&c);
 }
 
 /* Keys: the key attributes with their values as the image tree wrote them
@@ -287,7 +303,7 @@ static const struct arn_cache *arn_for(const struct dda_synth_opts *o, dda_slice
 }
 
 /* Appends a string literal without measuring it each time. */
-#define ADD_LIT(b, lit) dda_buf_add((b), "" lit, sizeof(lit) - 1)
+#define ADD_LIT(b, lit) dda__buf_put((b), "" lit, sizeof(lit) - 1)
 
 /* ---- a compact JSON writer, several times faster than json_dumps on
  * stream records; the same bytes as json_dumps(JSON_COMPACT) ---- */
@@ -295,13 +311,13 @@ static const struct arn_cache *arn_for(const struct dda_synth_opts *o, dda_slice
 static int write_string(struct dda_buf *out, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF"; /* as jansson writes \u00XX */
-	int rc = dda_buf_addc(out, '"');
+	int rc = dda__buf_putc(out, '"');
 	size_t run = 0;
 	for (size_t i = 0; !rc && i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (c >= 0x20 && c != '"' && c != '\\')
 			continue;
-		rc = dda_buf_add(out, s + run, i - run);
+		rc = dda__buf_put(out, s + run, i - run);
 		run = i + 1;
 		const char *esc = c == '"'    ? "\\\""
 				  : c == '\\' ? "\\\\"
@@ -319,8 +335,8 @@ static int write_string(struct dda_buf *out, const char *s, size_t n)
 		}
 	}
 	if (!rc)
-		rc = dda_buf_add(out, s + run, n - run);
-	return rc ? rc : dda_buf_addc(out, '"');
+		rc = dda__buf_put(out, s + run, n - run);
+	return rc ? rc : dda__buf_putc(out, '"');
 }
 
 int dda__json_write(struct dda_buf *out, const json_t *v, int depth)
@@ -333,30 +349,30 @@ int dda__json_write(struct dda_buf *out, const json_t *v, int depth)
 		return DDA_EINVAL;
 	switch (json_typeof(v)) {
 	case JSON_OBJECT:
-		rc = dda_buf_addc(out, '{');
+		rc = dda__buf_putc(out, '{');
 		i = 0;
 		json_object_foreach((json_t *)v, k, e)
 		{
 			if (!rc && i++)
-				rc = dda_buf_addc(out, ',');
+				rc = dda__buf_putc(out, ',');
 			if (!rc)
 				rc = write_string(out, k, strlen(k));
 			if (!rc)
-				rc = dda_buf_addc(out, ':');
+				rc = dda__buf_putc(out, ':');
 			if (!rc)
 				rc = dda__json_write(out, e, depth + 1);
 		}
-		return rc ? rc : dda_buf_addc(out, '}');
+		return rc ? rc : dda__buf_putc(out, '}');
 	case JSON_ARRAY:
-		rc = dda_buf_addc(out, '[');
+		rc = dda__buf_putc(out, '[');
 		json_array_foreach(v, i, e)
 		{
 			if (!rc && i)
-				rc = dda_buf_addc(out, ',');
+				rc = dda__buf_putc(out, ',');
 			if (!rc)
 				rc = dda__json_write(out, e, depth + 1);
 		}
-		return rc ? rc : dda_buf_addc(out, ']');
+		return rc ? rc : dda__buf_putc(out, ']');
 	case JSON_STRING:
 		return write_string(out, json_string_value(v), json_string_length(v));
 	case JSON_INTEGER:
@@ -433,7 +449,7 @@ static int keys_from_canon(const uint8_t *k, size_t n, const char *hash_key,
 		return 1;
 	uint32_t count = be32(k + 1);
 	*size = 0;
-	int rc = dda_buf_addc(out, '{');
+	int rc = dda__buf_putc(out, '{');
 	for (uint32_t i = 0; i < count && !rc; i++) {
 		if (n - at < 4 || be32(k + at) > n - at - 4)
 			return 1;
@@ -450,11 +466,11 @@ static int keys_from_canon(const uint8_t *k, size_t n, const char *hash_key,
 			return 1;
 		at += 5 + vlen;
 		if (i)
-			rc = dda_buf_addc(out, ',');
+			rc = dda__buf_putc(out, ',');
 		if (!rc)
 			rc = write_string(out, name, nlen);
 		if (!rc)
-			rc = dda_buf_addc(out, ':');
+			rc = dda__buf_putc(out, ':');
 		bool is_pk = hash_key && nlen == hk && !memcmp(name, hash_key, hk);
 		if (is_pk)
 			*pk_at = out->len;
@@ -476,7 +492,7 @@ static int keys_from_canon(const uint8_t *k, size_t n, const char *hash_key,
 		if (!rc && tag == DDA_TAG_N)
 			*size += number_size_n(val, vlen);
 		if (!rc)
-			rc = dda_buf_addc(out, '}');
+			rc = dda__buf_putc(out, '}');
 		if (is_pk) {
 			*pk_end = out->len;
 			pk = true;
@@ -488,7 +504,7 @@ static int keys_from_canon(const uint8_t *k, size_t n, const char *hash_key,
 		*pk_at = start;
 		*pk_end = out->len + 1;
 	}
-	return rc ? rc : dda_buf_addc(out, '}');
+	return rc ? rc : dda__buf_putc(out, '}');
 }
 
 /* ---- what a record is made from, and the record itself ---- */
@@ -527,7 +543,7 @@ static int add_image(struct dda_buf *out, const json_t *img, const char *raw, si
 {
 	if (!raw)
 		return dda__json_write(out, img, 0);
-	return compact ? dda_buf_add(out, raw, n) : dda__json_compact(out, raw, n);
+	return compact ? dda__buf_put(out, raw, n) : dda__json_compact(out, raw, n);
 }
 
 /* The lane hash: of the partition key's value (hash_key), or of all the
@@ -574,10 +590,10 @@ static int in_strings(struct dda_buf *out, const struct dda_synth_opts *o,
 		      uint64_t *part)
 {
 	size_t from = out->len;
-	int rc = dda_buf_add(out, eid.ptr, eid.len);
+	int rc = dda__buf_put(out, eid.ptr, eid.len);
 	len[0] = out->len - from;
 	if (!rc)
-		rc = dda_buf_add(out, region.ptr, region.len);
+		rc = dda__buf_put(out, region.ptr, region.len);
 	len[1] = out->len - from - len[0];
 	if (!rc)
 		rc = in_keys(o, r, keys, out, size, part);
@@ -761,25 +777,29 @@ static int write_marker(struct dda_buf *out, const struct dda_synth_opts *o,
 	const struct marker_cache *c = marker_for(o, ob);
 	int rc = c ? c->rc : marker_head(out, o, ob);
 	if (!rc && c)
-		rc = dda_buf_add(out, c->text, c->len);
+		rc = dda__buf_put(out, c->text, c->len);
 	if (!rc)
 		rc = add_u64(out, index);
-	return rc ? rc : dda_buf_addc(out, '}');
+	return rc ? rc : dda__buf_putc(out, '}');
 }
 
 int dda__synth_emit(const struct dda_synth_opts *o, const struct dda_object *ob, uint32_t obj,
-		    uint32_t index, const struct dda_synth_in *in, struct dda__sha256 *h,
+		    uint32_t index, const struct dda_synth_in *in, struct dda__eid_hash *h,
 		    struct dda_buf *out, size_t *seq_at)
 {
-	char id[DDA_EVENT_ID_MAX], num[24];
+	char id[DDA_EVENT_ID_MAX + 2], num[24];
 	const struct arn_cache *c = arn_for(o, in->region);
 	int rc = ADD_LIT(out, "{\"eventID\":");
 	if (!rc && in->own_id) {
 		rc = write_string(out, in->event_id.ptr, in->event_id.len);
 	} else if (!rc) {
-		if (!h || event_id_with(h, ob, obj, index, id))
-			event_id(ob, obj, index, id);
-		rc = write_string(out, id, strlen(id)); /* hex: nothing to escape, but short */
+		/* Between quotes, with nothing to escape: hex, or two numbers. */
+		id[0] = '"';
+		if (!h || event_id_with(h, ob, obj, index, id + 1))
+			event_id(ob, obj, index, id + 1);
+		size_t n = 1 + strlen(id + 1);
+		id[n++] = '"';
+		rc = dda__buf_put(out, id, n);
 	}
 	if (!rc)
 		rc = ADD_LIT(out, ",\"eventName\":\"");
@@ -789,7 +809,7 @@ int dda__synth_emit(const struct dda_synth_opts *o, const struct dda_object *ob,
 		rc = ADD_LIT(out, "\",\"eventVersion\":\"1.1\",\"eventSource\":"
 				       "\"aws:dynamodb\",\"awsRegion\":");
 	if (!rc && c) {
-		rc = dda_buf_add(out, c->reg, c->reg_len);
+		rc = dda__buf_put(out, c->reg, c->reg_len);
 	} else if (!rc) {
 		const char *def = o->region && *o->region ? o->region : "us-east-1";
 		dda_slice region = in->region.len ? in->region : dda_slice_make(def, strlen(def));
@@ -801,22 +821,22 @@ int dda__synth_emit(const struct dda_synth_opts *o, const struct dda_object *ob,
 	if (!rc && in->time != DDA_TIME_NONE) {
 		rc = ADD_LIT(out, ",\"dynamodb\":{\"ApproximateCreationDateTime\":");
 		if (!rc)
-			rc = dda_buf_add(out, num, i64_dec(num, in->time / DDA_USEC_PER_SEC));
+			rc = dda__buf_put(out, num, i64_dec(num, in->time / DDA_USEC_PER_SEC));
 		if (!rc)
 			rc = ADD_LIT(out, ",\"Keys\":");
 	} else if (!rc) {
 		rc = ADD_LIT(out, ",\"dynamodb\":{\"Keys\":");
 	}
 	if (!rc)
-		rc = dda_buf_add(out, in->keys.ptr, in->keys.len);
+		rc = dda__buf_put(out, in->keys.ptr, in->keys.len);
 	if (!rc && in->has_new)
 		rc = ADD_LIT(out, ",\"NewImage\":");
 	if (!rc && in->has_new)
-		rc = dda_buf_add(out, in->new_image.ptr, in->new_image.len);
+		rc = dda__buf_put(out, in->new_image.ptr, in->new_image.len);
 	if (!rc && in->has_old)
 		rc = ADD_LIT(out, ",\"OldImage\":");
 	if (!rc && in->has_old)
-		rc = dda_buf_add(out, in->old_image.ptr, in->old_image.len);
+		rc = dda__buf_put(out, in->old_image.ptr, in->old_image.len);
 	if (!rc)
 		rc = ADD_LIT(out, ",\"SequenceNumber\":\"");
 	*seq_at = out->len;
@@ -831,7 +851,7 @@ int dda__synth_emit(const struct dda_synth_opts *o, const struct dda_object *ob,
 	if (!rc)
 		rc = ADD_LIT(out, "\"},\"eventSourceARN\":");
 	if (!rc && c) {
-		rc = dda_buf_add(out, c->arn, c->arn_len);
+		rc = dda__buf_put(out, c->arn, c->arn_len);
 	} else if (!rc) {
 		char arn[ARN_MAX];
 		const char *def = o->region && *o->region ? o->region : "us-east-1";
@@ -844,7 +864,7 @@ int dda__synth_emit(const struct dda_synth_opts *o, const struct dda_object *ob,
 				       "\"dynamodb.amazonaws.com\"}");
 	if (!rc && o->marker)
 		rc = write_marker(out, o, ob, index);
-	return rc ? rc : dda_buf_addc(out, '}');
+	return rc ? rc : dda__buf_putc(out, '}');
 }
 
 int dda__synth_write(const struct dda_synth_opts *o, const struct dda_record *r,

@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <stdlib.h>
+#include <string.h>
 
 #if !defined(OPENSSL_NO_DEPRECATED_3_0)
 #define DDA_SHA_LOW 1
@@ -31,6 +32,14 @@ void dda__sha256_update(struct dda__sha256 *h, const void *p, size_t n)
 void dda__sha256_final(struct dda__sha256 *h, uint8_t out[DDA_SHA256_LEN])
 {
 	SHA256_Final(out, h->ctx);
+}
+
+int dda__sha256_copy(struct dda__sha256 *dst, const struct dda__sha256 *src)
+{
+	if (!dst->ctx && !(dst->ctx = malloc(sizeof(SHA256_CTX))))
+		return DDA_ENOMEM;
+	memcpy(dst->ctx, src->ctx, sizeof(SHA256_CTX));
+	return 0;
 }
 
 void dda__sha256_release(struct dda__sha256 *h)
@@ -61,6 +70,13 @@ void dda__sha256_final(struct dda__sha256 *h, uint8_t out[DDA_SHA256_LEN])
 {
 	unsigned int len = 0;
 	EVP_DigestFinal_ex(h->ctx, out, &len);
+}
+
+int dda__sha256_copy(struct dda__sha256 *dst, const struct dda__sha256 *src)
+{
+	if (!dst->ctx && !(dst->ctx = EVP_MD_CTX_new()))
+		return DDA_ENOMEM;
+	return EVP_MD_CTX_copy_ex(dst->ctx, src->ctx) == 1 ? 0 : DDA_EINTERNAL;
 }
 
 void dda__sha256_release(struct dda__sha256 *h)

@@ -28,6 +28,8 @@ int dda__sha256_init(struct dda__sha256 *h);
 void dda__sha256_update(struct dda__sha256 *h, const void *p, size_t n);
 void dda__sha256_final(struct dda__sha256 *h, uint8_t out[DDA_SHA256_LEN]);
 void dda__sha256_release(struct dda__sha256 *h);
+/* dst takes src's state (a digest of a common prefix, continued twice). */
+int dda__sha256_copy(struct dda__sha256 *dst, const struct dda__sha256 *src);
 /* init + update + final with a reusable context. */
 int dda__sha256_digest(struct dda__sha256 *h, const void *p, size_t n, uint8_t out[DDA_SHA256_LEN]);
 /* One-shot digest (fetches the algorithm each time: not for hot paths). */
@@ -63,6 +65,29 @@ void dda__radix_sort(struct dda__rkey *v, struct dda__rkey *tmp, size_t n);
 
 /* 64-bit non-cryptographic hash for hash tables and lane sharding. */
 uint64_t dda__hash64(const void *p, size_t n);
+
+/* dda_buf_add and dda_buf_addc, inline while the buffer has room (cap
+ * never passes max + 1, so room means the bound holds): for the writers
+ * that append a few bytes at a time, where the call costs more than the
+ * copy. */
+static inline int dda__buf_put(struct dda_buf *b, const void *p, size_t n)
+{
+	if (b->err || n >= b->cap - b->len || !b->ptr)
+		return dda_buf_add(b, p, n);
+	memcpy(b->ptr + b->len, p, n);
+	b->len += n;
+	b->ptr[b->len] = '\0';
+	return 0;
+}
+
+static inline int dda__buf_putc(struct dda_buf *b, char c)
+{
+	if (b->err || b->cap - b->len < 2 || !b->ptr)
+		return dda_buf_addc(b, c);
+	b->ptr[b->len++] = c;
+	b->ptr[b->len] = '\0';
+	return 0;
+}
 
 /* Append-only arena: blocks never move, so pointers into it stay valid
  * until dda__arena_release. Not thread-safe; one arena per thread. */

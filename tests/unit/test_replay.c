@@ -980,6 +980,76 @@ static void test_marker_cache(void **state)
 	dda_buf_release(&out);
 }
 
+/* The eventID is the first 16 bytes of SHA-256("KEY\0VERSION\0INDEX"), or
+ * of "#OBJ\0INDEX" without an object, in hex, whatever records came before
+ * it through the same hasher (which keeps an object's part between them). */
+static void expected_event_id(const struct dda_object *ob, uint32_t obj, uint32_t index,
+			      char out[DDA_EVENT_ID_LEN + 1])
+{
+	char msg[256];
+	int n = ob ? snprintf(msg, sizeof(msg), "%s%c%s%c%u", ob->key, 0,
+			      ob->version ? ob->version : "", 0, index)
+		   : snprintf(msg, sizeof(msg), "#%u%c%u", obj, 0, index);
+	uint8_t d[DDA_SHA256_LEN];
+	dda__sha256(msg, (size_t)n, d);
+	dda__hex(d, DDA_EVENT_ID_LEN / 2, out);
+}
+
+static void test_event_id_across_objects(void **state)
+{
+	(void)state;
+	const struct dda_object objs[] = {
+	    {.key = "2025/07/12/00/a.json", .size = -1},
+	    {.key = "2025/07/12/00/a.json", .version = "v2", .size = -1},
+	    {.key = "b.json", .size = -1},
+	};
+	/* Object, position: objects alternate, and come back. */
+	const struct {
+		int ob; /* -1: no object */
+		uint32_t obj, index;
+	} seq[] = {{0, 0, 0}, {0, 0, 1}, {1, 1, 0}, {0, 0, 7}, {2, 2, 3}, {-1, 5, 9},
+		   {-1, 6, 9}, {2, 2, 4}, {0, 0, 123456}};
+	struct dda_buf canon, in_buf, out;
+	dda_buf_init(&canon, DDA_BUF_UNLIMITED);
+	dda_buf_init(&in_buf, DDA_BUF_UNLIMITED);
+	dda_buf_init(&out, DDA_BUF_UNLIMITED);
+	json_t *k = json_loads("{\"UserId\":{\"S\":\"u\"}}", 0, NULL);
+	assert_int_equal(dda_canon_key(k, NULL, 0, "Keys", &canon, NULL), 0);
+	struct dda_record r = {.event = DDA_EV_INSERT, .time = DDA_TIME_NONE,
+			       .key = (const uint8_t *)canon.ptr, .key_len = canon.len};
+	struct dda_synth_opts so = {.view = DDA_VIEW_KEYS_ONLY};
+	struct dda_synth_in in;
+	size_t used, seq_at;
+	assert_int_equal(dda__synth_in_write(&so, &r, NULL, &in_buf, NULL), 0);
+	assert_int_equal(dda__synth_in_read(&in, in_buf.ptr, in_buf.len, &used), 0);
+	struct dda__eid_hash h = {0};
+	for (int round = 0; round < 2; round++)
+		for (size_t i = 0; i < DDA_ARRAY_SIZE(seq); i++) {
+			const struct dda_object *ob = seq[i].ob < 0 ? NULL : &objs[seq[i].ob];
+			char want[DDA_EVENT_ID_LEN + 1];
+			expected_event_id(ob, seq[i].obj, seq[i].index, want);
+			dda_buf_reset(&out);
+			/* Through the shared hasher, and without one. */
+			for (int shared = 0; shared < 2; shared++) {
+				dda_buf_reset(&out);
+				assert_int_equal(dda__synth_emit(&so, ob, seq[i].obj, seq[i].index,
+								 &in, shared ? &h : NULL, &out,
+								 &seq_at),
+						 0);
+				json_t *rec = json_loadb(out.ptr, out.len, 0, NULL);
+				assert_non_null(rec);
+				assert_string_equal(
+				    json_string_value(json_object_get(rec, "eventID")), want);
+				json_decref(rec);
+			}
+		}
+	dda__eid_hash_release(&h);
+	json_decref(k);
+	dda_buf_release(&canon);
+	dda_buf_release(&in_buf);
+	dda_buf_release(&out);
+}
+
 /* Retry-After: seconds or an HTTP date, relative to now; junk is -1. */
 static void test_retry_after(void **state)
 {
@@ -1286,6 +1356,7 @@ int main(void)
 	    cmocka_unit_test(test_keys_without_tree),
 	    cmocka_unit_test(test_seq_format),
 	    cmocka_unit_test(test_marker_cache),
+	    cmocka_unit_test(test_event_id_across_objects),
 	    cmocka_unit_test(test_json_compact),
 	    cmocka_unit_test(test_retry_after),
 	    cmocka_unit_test(test_http_fault),
