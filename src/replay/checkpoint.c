@@ -206,6 +206,9 @@ int dda__checkpoint_load(const char *path, struct dda_plan *p, const struct dda_
 {
 	char plan[65];
 	bool missing;
+	if (!p->digest_ok && dda__plan_digest(p, p->digest))
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	p->digest_ok = true;
 	json_t *doc = load(path, err, &missing);
 	if (!doc)
 		return missing ? 0 : err->code;
@@ -258,7 +261,12 @@ int dda__checkpoint_save(const char *path, const struct dda_plan *p,
 			 const uint64_t *held, size_t nheld, struct dda_error *err)
 {
 	char plan[65], h[17];
-	dda__hex(p->digest, 32, plan);
+	uint8_t d[32];
+	if (p->digest_ok) /* made when the checkpoint was loaded */
+		memcpy(d, p->digest, sizeof(d));
+	else if (dda__plan_digest(p, d))
+		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	dda__hex(d, 32, plan);
 	json_t *lanes = json_array(), *hl = json_array();
 	for (int l = 0; l < p->lanes; l++)
 		json_array_append_new(lanes, json_integer((json_int_t)lane_pos[l]));

@@ -404,28 +404,6 @@ int dda__plan_visit(void *ctx, const struct dda_event_view *e)
 	return 0;
 }
 
-/* The plan in global order, split into lanes (lane_start holds each
- * lane's count at l + 1): a stable scatter, so that delivery order inside a
- * lane is the global order. */
-static int split_lanes(struct dda_plan *p, struct dda_error *err)
-{
-	size_t at[DDA_REPLAY_MAX_LANES];
-	for (int l = 0; l < p->lanes; l++)
-		p->lane_start[l + 1] += p->lane_start[l];
-	if (p->lanes == 1 || !p->n)
-		return 0;
-	struct dda_planned *nv = malloc(p->n * sizeof(*nv));
-	if (!nv)
-		return dda_error_set(err, DDA_ENOMEM, "out of memory");
-	memcpy(at, p->lane_start, sizeof(at));
-	for (size_t i = 0; i < p->n; i++)
-		nv[at[p->v[i].lane]++] = p->v[i];
-	free(p->v);
-	p->v = nv;
-	p->cap = p->n;
-	return 0;
-}
-
 /* --filter, matched against each record exactly as it will be sent, its
  * SequenceNumber included: so sequence numbers are given first, and a
  * record filtered out leaves a gap, as in a filtered stream. The plan is in
@@ -458,24 +436,51 @@ static int apply_filter(struct dda_plan *p, struct dda_error *err)
 	return rc;
 }
 
-/* Sorts the plan by change time, then history position: two stable
- * passes, the second on the time (its sign bit flipped, so that unsigned
- * order is signed order). */
-static int sort_by_time(struct dda_plan *p)
+/* Puts the records that are events (their history position set) in
+ * delivery order, in one move of the plan: by change time, then history
+ * position (two stable passes, the second on the time with its sign bit
+ * flipped, so that unsigned order is signed order), numbered in that one
+ * global order, so that sequence numbers increase along every lane whatever
+ * the parallelism; then split into lanes (lane_start holds where each
+ * starts), stable, so that a lane's order is the global order. The rest go
+ * after them and are dropped. */
+static int order_plan(struct dda_plan *p)
 {
-	if (p->n < 2)
-		return 0;
-	struct dda__rkey *k = malloc(2 * p->n * sizeof(*k));
-	if (!k)
+	p->lanes = p->spool_lanes;
+	memset(p->lane_start, 0, sizeof(p->lane_start));
+	struct dda__rkey *k = p->n ? malloc(2 * p->n * sizeof(*k)) : NULL;
+	if (p->n && !k)
 		return DDA_ENOMEM;
+	size_t kept = 0, last = p->n;
 	for (size_t i = 0; i < p->n; i++)
-		k[i] = (struct dda__rkey){p->v[i].ord, i};
-	dda__radix_sort(k, k + p->n, p->n);
-	for (size_t i = 0; i < p->n; i++)
+		if (p->v[i].ord != UINT64_MAX)
+			k[kept++] = (struct dda__rkey){p->v[i].ord, i};
+		else
+			k[--last + p->n] = (struct dda__rkey){0, i}; /* kept apart, after */
+	dda__radix_sort(k, k + kept, kept);
+	for (size_t i = 0; i < kept; i++)
 		k[i].key = (uint64_t)p->v[k[i].at].time ^ (UINT64_C(1) << 63);
-	dda__radix_sort(k, k + p->n, p->n);
-	gather(p, k);
+	dda__radix_sort(k, k + kept, kept);
+	struct obj_sig sig = {.obj = DDA_NO_OBJECT};
+	for (size_t i = 0; i < kept; i++) {
+		struct dda_planned *e = &p->v[k[i].at];
+		e->seq = p->synth.seq_base + i + 1;
+		e->body = with_object(e->body, p, &sig, e->obj, e->index);
+		p->lane_start[e->lane + 1]++;
+	}
+	size_t at[DDA_REPLAY_MAX_LANES];
+	for (int l = 0; l < p->lanes; l++)
+		at[l] = p->lane_start[l + 1] += p->lane_start[l];
+	for (int l = p->lanes; l-- > 0;)
+		at[l] = p->lane_start[l];
+	/* k[n + j]: the position that goes to place j (the others' places
+	 * were taken from the end of that half, so they stay apart). */
+	for (size_t i = 0; i < kept; i++)
+		k[p->n + at[p->v[k[i].at].lane]++].at = k[i].at;
+	if (p->n)
+		gather(p, k + p->n);
 	free(k);
+	p->n = kept;
 	return 0;
 }
 
@@ -490,29 +495,10 @@ int dda__plan_finish(struct dda_plan *p, struct dda_error *err)
 		return rc;
 	flush_visits(p);
 	if (!p->sorted_by_obj) /* no history visit at all: nothing in range */
-		p->n = 0;
-	/* Only the events to send stay. */
-	size_t kept = 0;
-	for (size_t i = 0; i < p->n; i++)
-		if (p->v[i].ord != UINT64_MAX)
-			p->v[kept++] = p->v[i];
-	p->n = kept;
-	/* Sequence numbers follow one global order (change time, where an item's
-	 * time never runs backwards, then history position), so they increase
-	 * along every lane whatever the parallelism. */
-	if (sort_by_time(p))
+		for (size_t i = 0; i < p->n; i++)
+			p->v[i].ord = UINT64_MAX;
+	if (order_plan(p))
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
-	p->lanes = p->spool_lanes;
-	memset(p->lane_start, 0, sizeof(p->lane_start));
-	struct obj_sig sig = {.obj = DDA_NO_OBJECT};
-	for (size_t i = 0; i < p->n; i++) {
-		p->v[i].seq = p->synth.seq_base + i + 1;
-		p->v[i].body = with_object(p->v[i].body, p, &sig, p->v[i].obj, p->v[i].index);
-		p->lane_start[p->v[i].lane + 1]++;
-	}
-	rc = split_lanes(p, err);
-	if (rc)
-		return rc;
 	rc = apply_filter(p, err);
 	if (rc)
 		return rc;
@@ -529,16 +515,21 @@ int dda__plan_finish(struct dda_plan *p, struct dda_error *err)
 		p->spooled += p->v[i].blk != DDA_PLAN_REREAD;
 		p->reread_records += p->v[i].blk == DDA_PLAN_REREAD;
 	}
-	/* What was planned, to refuse resuming a different plan. */
+	p->digest_ok = false;
+	return 0;
+}
+
+int dda__plan_digest(const struct dda_plan *p, uint8_t out[32])
+{
 	struct dda__sha256 h = {0};
 	if (dda__sha256_init(&h))
-		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+		return DDA_ENOMEM;
 	for (size_t i = 0; i < p->n; i++) {
 		uint64_t f[5] = {p->v[i].seq, p->v[i].lane, p->v[i].item, (uint64_t)p->v[i].len,
 				 p->v[i].body};
 		dda__sha256_update(&h, f, sizeof(f));
 	}
-	dda__sha256_final(&h, p->digest);
+	dda__sha256_final(&h, out);
 	dda__sha256_release(&h);
 	return 0;
 }

@@ -160,6 +160,7 @@ struct dda_plan {
 	size_t lane_start[DDA_REPLAY_MAX_LANES + 1];
 	int lanes;
 	uint8_t digest[32]; /* of every record's sequence, lane, item, length and body */
+	bool digest_ok;	    /* digest made (when a checkpoint was loaded) */
 	struct dda_error err;
 	uint64_t gen;			  /* this plan among the process's plans */
 	struct dda__plan_thread *threads; /* what each decoding thread holds */
@@ -178,6 +179,10 @@ int dda__plan_visit(void *ctx, const struct dda_event_view *e);
 /* Drops what is not an event to send, assigns lanes and sequence numbers,
  * applies --filter. */
 int dda__plan_finish(struct dda_plan *p, struct dda_error *err);
+/* The finished plan's digest: what a checkpoint names, to refuse resuming a
+ * different plan (made when a checkpoint is loaded: a run without one does
+ * not pay for it). 0 or DDA_ENOMEM. */
+int dda__plan_digest(const struct dda_plan *p, uint8_t out[32]);
 /* Reads records back, one reader a thread (readers: how many there are). */
 struct dda_plan_reader;
 int dda__plan_reader_new(struct dda_plan_reader **out, struct dda_plan *p, int readers,
