@@ -29,6 +29,8 @@ struct dda__scanner {
 	struct span *spans;
 	size_t nspans, cap_spans;
 	struct dda__sha256 sha;
+	dda__scan_image_fn *on_image;
+	void *on_image_ctx;
 };
 
 struct dda__scanner *dda__scanner_new(void)
@@ -56,6 +58,12 @@ void dda__scanner_free(struct dda__scanner *s)
 	dda_buf_release(&s->why);
 	dda__sha256_release(&s->sha);
 	free(s);
+}
+
+void dda__scanner_on_image(struct dda__scanner *s, dda__scan_image_fn *fn, void *ctx)
+{
+	s->on_image = fn;
+	s->on_image_ctx = ctx;
 }
 
 enum { OK = 0, BAIL = 1 };
@@ -549,6 +557,27 @@ static inline void set_u32(struct dda_buf *b, size_t at, size_t v)
 	p[3] = (unsigned char)v;
 }
 
+/* A canonical decimal's DynamoDB size: a byte per two significant digits,
+ * plus one. */
+static uint64_t canon_number_size(const uint8_t *d, uint32_t n)
+{
+	uint32_t first = 0, last = 0, digits = 0;
+	bool seen = false;
+	for (uint32_t i = 0; i < n; i++) {
+		if (d[i] < '1' || d[i] > '9')
+			continue;
+		if (!seen)
+			first = i;
+		seen = true;
+		last = i;
+	}
+	if (!seen)
+		return 1; /* zero: no significant digit */
+	for (uint32_t i = first; i <= last; i++)
+		digits += d[i] >= '0' && d[i] <= '9';
+	return (digits + 1) / 2 + 1;
+}
+
 /* A scalar's canonical bytes (S, N or B) appended to out. */
 static int scalar_bytes(struct dda__scanner *s, const struct str *t, char tag, struct dda_buf *out)
 {
@@ -560,8 +589,9 @@ static int scalar_bytes(struct dda__scanner *s, const struct str *t, char tag, s
 	return dda_base64_decode(t->ptr, t->len, out) ? BAIL : OK;
 }
 
-/* SS, NS, BS: elements canonicalized, sorted, no duplicates, not empty. */
-static int ser_set(struct scan *sc, char tag, uint8_t code)
+/* SS, NS, BS: elements canonicalized, sorted, no duplicates, not empty.
+ * The set's item size goes to *size. */
+static int ser_set(struct scan *sc, char tag, uint8_t code, uint64_t *size)
 {
 	struct dda__scanner *s = sc->s;
 	if (!expect(sc, '[') || take(sc, ']'))
@@ -594,13 +624,19 @@ static int ser_set(struct scan *sc, char tag, uint8_t code)
 	}
 	/* A duplicate: INVALID_VALUE, the jansson path says. */
 	int rc = order_spans(s, base, sorted) || out_head(&s->ser, code, n) ? BAIL : OK;
-	for (size_t k = base; k < s->nspans && rc == OK; k++)
-		rc = out_bytes(&s->ser, s->spans[k].name, s->spans[k].name_len);
+	uint64_t sz = 0;
+	for (size_t k = base; k < s->nspans && rc == OK; k++) {
+		const struct span *sp = &s->spans[k];
+		sz += tag == 'N' ? canon_number_size((const uint8_t *)sp->name, (uint32_t)sp->name_len)
+				 : sp->name_len;
+		rc = out_bytes(&s->ser, sp->name, sp->name_len);
+	}
 	s->nspans = base;
+	*size = sz;
 	return rc;
 }
 
-static int ser_value(struct scan *sc, int depth);
+static int ser_value(struct scan *sc, int depth, uint64_t *size);
 
 /* Moves the entries of the map whose head is at ser[head] into name order:
  * they were appended as they came, each a span (name, bytes). */
@@ -642,14 +678,17 @@ static int note_key(struct scan *sc, struct image *img, const struct str *name, 
 
 /* An M (or the image itself), at sc->p: entries are serialized as they
  * come, then put in name order. With keys, the S values of the image's
- * key attributes are noted in it. */
-static int ser_map(struct scan *sc, int depth, struct image *keys)
+ * key attributes are noted in it. Its item size goes to *size: names and
+ * values, and inside the item (depth > 1) 3 bytes for the M and one for
+ * each entry, as DynamoDB counts them. */
+static int ser_map(struct scan *sc, int depth, struct image *keys, uint64_t *size)
 {
 	struct dda__scanner *s = sc->s;
 	if (!expect(sc, '{'))
 		return BAIL;
 	size_t head = s->ser.len, base = s->nspans;
 	bool sorted = true;
+	uint64_t sz = 0;
 	if (out_head(&s->ser, DDA_TAG_M, 0))
 		return BAIL;
 	if (!take(sc, '}')) {
@@ -659,8 +698,10 @@ static int ser_map(struct scan *sc, int depth, struct image *keys)
 			if (!scan_name(sc, &name) || out_bytes(&s->ser, name.ptr, name.len))
 				return BAIL;
 			size_t value = s->ser.len;
-			if (ser_value(sc, depth))
+			uint64_t vsz;
+			if (ser_value(sc, depth, &vsz))
 				return BAIL;
+			sz += name.len + vsz;
 			if (push_span(s, base, name.ptr, name.len, start, s->ser.len, &sorted))
 				return BAIL;
 			if (keys && note_key(sc, keys, &name, value))
@@ -674,25 +715,31 @@ static int ser_map(struct scan *sc, int depth, struct image *keys)
 	if (order_spans(s, base, sorted) || (!sorted && place_entries(s, base, head)))
 		return BAIL;
 	s->nspans = base;
+	*size = depth > 1 ? sz + 3 + count : sz;
 	return OK;
 }
 
-static int ser_list(struct scan *sc, int depth)
+/* An L; its item size (3 bytes, one an element, the elements) to *size. */
+static int ser_list(struct scan *sc, int depth, uint64_t *size)
 {
 	struct dda__scanner *s = sc->s;
 	size_t head = s->ser.len, count = 0;
+	uint64_t sz = 3;
 	if (!expect(sc, '[') || out_head(&s->ser, DDA_TAG_L, 0))
 		return BAIL;
 	if (!take(sc, ']')) {
 		do {
-			if (ser_value(sc, depth + 1))
+			uint64_t vsz;
+			if (ser_value(sc, depth + 1, &vsz))
 				return BAIL;
+			sz += 1 + vsz;
 			count++;
 		} while (take(sc, ','));
 		if (!expect(sc, ']'))
 			return BAIL;
 	}
 	set_u32(&s->ser, head + 1, count);
+	*size = sz;
 	return OK;
 }
 
@@ -712,22 +759,28 @@ static int ser_literal(struct scan *sc, uint8_t tag, bool null)
 	return BAIL;
 }
 
-/* A string AttributeValue: S, N or B. */
-static int ser_scalar(struct scan *sc, char c)
+/* A string AttributeValue: S, N or B; its item size to *size (an N's from
+ * its canonical text). */
+static int ser_scalar(struct scan *sc, char c, uint64_t *size)
 {
 	struct dda__scanner *s = sc->s;
 	struct str t;
 	if (!scan_string(sc, &t))
 		return BAIL;
-	if (c == 'S')
+	if (c == 'S') {
+		*size = t.len;
 		return out_head(&s->ser, DDA_TAG_S, t.len) || out_add(&s->ser, t.ptr, t.len) ? BAIL
 											: OK;
+	}
 	if (out_head(&s->ser, c == 'N' ? DDA_TAG_N : DDA_TAG_B, 0))
 		return BAIL;
 	size_t at = s->ser.len - 4;
 	if (scalar_bytes(s, &t, c, &s->ser))
 		return BAIL;
 	dda__patch_u32(&s->ser, at);
+	const uint8_t *v = (const uint8_t *)s->ser.ptr + at + 4;
+	uint32_t n = (uint32_t)(s->ser.len - at - 4);
+	*size = c == 'N' ? canon_number_size(v, n) : n;
 	return OK;
 }
 
@@ -750,7 +803,7 @@ static bool scan_tag(struct scan *sc, struct str *tag)
 
 /* One AttributeValue ({"TYPE": value}) at nesting depth `depth` (an
  * attribute of the item is at depth 1). */
-static int ser_value(struct scan *sc, int depth)
+static int ser_value(struct scan *sc, int depth, uint64_t *size)
 {
 	struct str tag;
 	if (depth > DDA_MAX_NESTING || !expect(sc, '{') || !scan_tag(sc, &tag))
@@ -761,25 +814,27 @@ static int ser_value(struct scan *sc, int depth)
 		case 'S':
 		case 'N':
 		case 'B':
-			rc = ser_scalar(sc, tag.ptr[0]);
+			rc = ser_scalar(sc, tag.ptr[0], size);
 			break;
 		case 'M':
-			rc = ser_map(sc, depth + 1, NULL);
+			rc = ser_map(sc, depth + 1, NULL, size);
 			break;
 		case 'L':
-			rc = ser_list(sc, depth);
+			rc = ser_list(sc, depth, size);
 			break;
 		}
 	} else if (STR_EQ(&tag, "SS")) {
-		rc = ser_set(sc, 'S', DDA_TAG_SS);
+		rc = ser_set(sc, 'S', DDA_TAG_SS, size);
 	} else if (STR_EQ(&tag, "NS")) {
-		rc = ser_set(sc, 'N', DDA_TAG_NS);
+		rc = ser_set(sc, 'N', DDA_TAG_NS, size);
 	} else if (STR_EQ(&tag, "BS")) {
-		rc = ser_set(sc, 'B', DDA_TAG_BS);
+		rc = ser_set(sc, 'B', DDA_TAG_BS, size);
 	} else if (STR_EQ(&tag, "BOOL")) {
 		rc = ser_literal(sc, DDA_TAG_BOOL, false);
+		*size = 1;
 	} else if (STR_EQ(&tag, "NULL")) {
 		rc = ser_literal(sc, DDA_TAG_NULL, true);
+		*size = 1;
 	}
 	/* One member only: a second one is the jansson path's to judge. */
 	return rc || !expect(sc, '}') ? BAIL : OK;
@@ -834,16 +889,16 @@ static int scan_image(struct scan *sc, struct image *img)
 		sc->ngaps = 0;
 		sc->gaps_over = false;
 	}
-	int rc = ser_map(sc, 1, img);
+	int rc = ser_map(sc, 1, img, &img->size);
 	sc->gap_base = NULL;
 	if (rc)
 		return BAIL;
 	img->raw_len = (size_t)(sc->p - img->raw);
 	img->present = true;
-	if (sc->o->raw_images) {
+	if (s->on_image)
+		s->on_image(s->on_image_ctx, (const uint8_t *)s->ser.ptr, s->ser.len, img->size);
+	if (sc->o->raw_images)
 		compact_image(sc, img);
-		img->size = dda__canon_item_size((const uint8_t *)s->ser.ptr, s->ser.len);
-	}
 	for (size_t k = 0; k < sc->o->nkeys; k++)
 		if (!img->has_key[k])
 			return BAIL;
@@ -1051,7 +1106,8 @@ int dda__scan_seed(struct dda__scanner *s, const struct dda_decoder_opts *opts, 
 	return rc;
 }
 
-/* ---- item size from the canonical serialization ---- */
+/* ---- item size from the canonical serialization: the reference the
+ * sizes counted while serializing are checked against ---- */
 
 struct rd {
 	const uint8_t *p, *end;
@@ -1081,26 +1137,6 @@ static uint32_t rd_bytes(struct rd *r, const uint8_t **x)
 	*x = r->p;
 	r->p += n;
 	return n;
-}
-
-/* A canonical decimal's size: a byte per two significant digits, plus one. */
-static uint64_t canon_number_size(const uint8_t *d, uint32_t n)
-{
-	uint32_t first = 0, last = 0, digits = 0;
-	bool seen = false;
-	for (uint32_t i = 0; i < n; i++) {
-		if (d[i] < '1' || d[i] > '9')
-			continue;
-		if (!seen)
-			first = i;
-		seen = true;
-		last = i;
-	}
-	if (!seen)
-		return 1; /* zero: no significant digit */
-	for (uint32_t i = first; i <= last; i++)
-		digits += d[i] >= '0' && d[i] <= '9';
-	return (digits + 1) / 2 + 1;
 }
 
 static uint64_t canon_value_size(struct rd *r, int depth)

@@ -49,7 +49,16 @@ int dda__scan_seed(struct dda__scanner *s, const struct dda_decoder_opts *opts, 
 		   size_t n, bool whole, struct dda__scan_out *out);
 
 /* DynamoDB's item size (as stream records' SizeBytes count it) of an image
- * from its canonical serialization (docs/canonical-form.md). */
+ * from its canonical serialization (docs/canonical-form.md). The scanner
+ * counts the same size while it serializes; this second walk is the
+ * reference tests hold that count to. */
 uint64_t dda__canon_item_size(const uint8_t *ser, size_t n);
+
+/* For tests: fn is called with each image the scanner serializes (its
+ * canonical serialization, borrowed for the call, and the item size counted
+ * while serializing it), whether or not the record is then taken. NULL
+ * stops the calls. */
+typedef void dda__scan_image_fn(void *ctx, const uint8_t *ser, size_t n, uint64_t size);
+void dda__scanner_on_image(struct dda__scanner *s, dda__scan_image_fn *fn, void *ctx);
 
 #endif

@@ -2,13 +2,16 @@
  * and without it must produce exactly the same records (keys, digests,
  * events, times, positions, and for replay the images and their DynamoDB
  * item sizes, raw text against trees) and the same anomalies, for any
- * input, as a whole object and as NDJSON lines. */
+ * input, as a whole object and as NDJSON lines. And the item size the
+ * scanner counts while it serializes an image must be the one a second
+ * walk of the serialization gives, for every image it serializes. */
 #include "fuzz_check.h"
 #include <stdlib.h>
 #include <string.h>
 
 #include "ddbaudit/record.h"
 #include "util/util.h"
+#include "record/scan.h"
 #include "replay/replay.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -99,8 +102,41 @@ static void run(const uint8_t *data, size_t size, int kind, bool fast, struct dd
 	dda_decoder_free(d);
 }
 
+static void check_size(void *ctx, const uint8_t *ser, size_t n, uint64_t size)
+{
+	unsigned long *images = ctx;
+	CHECK(size == dda__canon_item_size(ser, n));
+	(*images)++;
+}
+
+/* The scanner alone, on the input as one value and as lines, checking the
+ * size of every image it serializes (taken or not, in range or not). */
+static void scan_sizes(const uint8_t *data, size_t size)
+{
+	struct dda_decoder_opts opts;
+	dda_decoder_opts_default(&opts);
+	opts.raw_images = true;
+	struct dda__scanner *s = dda__scanner_new();
+	MUST(!s);
+	unsigned long images = 0;
+	dda__scanner_on_image(s, check_size, &images);
+	struct dda__scan_out out;
+	const char *p = (const char *)data, *end = p + size;
+	int rc = dda__scan_seed(s, &opts, p, size, false, &out);
+	MUST(rc == DDA_SCAN_NOMEM);
+	/* A record taken has had each of its images checked. */
+	CHECK(rc != DDA_SCAN_RECORD || images >= (unsigned long)(out.has_old + out.has_new));
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p)), *le = nl ? nl : end;
+		MUST(dda__scan_seed(s, &opts, p, (size_t)(le - p), true, &out) == DDA_SCAN_NOMEM);
+		p = le + 1;
+	}
+	dda__scanner_free(s);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	scan_sizes(data, size);
 	for (int kind = DDA_CHUNK_DOC; kind <= DDA_CHUNK_LINES; kind++) {
 		struct dda_buf a, b;
 		struct dda_decode_counts ca, cb;
