@@ -67,6 +67,7 @@ void dda__plan_release(struct dda_plan *p)
 	dda__spool_free(p->spool);
 	free(p->v);
 	free(p->obj_first);
+	free(p->rk);
 	if (p->mu_ready)
 		pthread_mutex_destroy(&p->mu);
 	memset(p, 0, sizeof(*p));
@@ -262,6 +263,26 @@ int dda__plan_on_record(void *ctx, const struct dda_record *r)
 /* Puts the plan in the order of k (positions into it), in place: each
  * cycle of the permutation is walked once, and k is spent marking what
  * moved. */
+static void sort_keys_free(struct dda_plan *p)
+{
+	free(p->rk);
+	p->rk = NULL;
+	p->rk_n = 0;
+}
+
+/* Two sort keys a record: the same memory for each sort of the plan, as
+ * pages a process touches first cost more than the sort itself. */
+static struct dda__rkey *sort_keys(struct dda_plan *p)
+{
+	if (p->rk_n < p->n) {
+		sort_keys_free(p);
+		if ((p->rk = malloc(2 * p->n * sizeof(*p->rk))) != NULL)
+			p->rk_n = p->n;
+	}
+	return p->rk;
+}
+
+
 static void gather(struct dda_plan *p, struct dda__rkey *k)
 {
 	for (size_t i = 0; i < p->n; i++) {
@@ -287,7 +308,7 @@ static void gather(struct dda_plan *p, struct dda__rkey *k)
  * for the history visit to find a record without searching. */
 static int sort_by_obj(struct dda_plan *p)
 {
-	struct dda__rkey *k = p->n > 1 ? malloc(2 * p->n * sizeof(*k)) : NULL;
+	struct dda__rkey *k = p->n > 1 ? sort_keys(p) : NULL;
 	int rc = 0;
 	if (p->n > 1 && !k)
 		return DDA_ENOMEM;
@@ -296,7 +317,6 @@ static int sort_by_obj(struct dda_plan *p)
 	if (k) {
 		dda__radix_sort(k, k + p->n, p->n);
 		gather(p, k);
-		free(k);
 	}
 	p->nobj = p->n ? (size_t)p->v[p->n - 1].obj + 1 : 0;
 	if (!rc && p->nobj &&
@@ -448,7 +468,7 @@ static int order_plan(struct dda_plan *p)
 {
 	p->lanes = p->spool_lanes;
 	memset(p->lane_start, 0, sizeof(p->lane_start));
-	struct dda__rkey *k = p->n ? malloc(2 * p->n * sizeof(*k)) : NULL;
+	struct dda__rkey *k = p->n ? sort_keys(p) : NULL;
 	if (p->n && !k)
 		return DDA_ENOMEM;
 	size_t kept = 0, last = p->n;
@@ -479,7 +499,7 @@ static int order_plan(struct dda_plan *p)
 		k[p->n + at[p->v[k[i].at].lane]++].at = k[i].at;
 	if (p->n)
 		gather(p, k + p->n);
-	free(k);
+	sort_keys_free(p);
 	p->n = kept;
 	return 0;
 }

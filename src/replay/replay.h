@@ -148,6 +148,8 @@ struct dda_plan {
 	size_t n, cap;
 	bool sorted_by_obj;
 	size_t *obj_first; /* sorted by object: where object o's records start */
+	struct dda__rkey *rk; /* sort keys: two a record, kept from one sort to the next */
+	size_t rk_n;	      /* records rk has room for */
 	size_t nobj;
 	struct dda__visit pend[64]; /* visits not applied yet */
 	size_t npend;
