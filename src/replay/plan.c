@@ -138,13 +138,13 @@ static bool reread_object(const struct dda_plan *p, const struct dda_object *ob)
 /* Builds the record's synthesis input and measures the record it makes
  * (without making it: that waits for its batch). */
 static int plan_one(struct dda_plan *p, const struct dda_record *r, struct dda_buf *in_buf,
-		    struct dda_planned *e)
+		    struct dda_planned *e, uint64_t *part)
 {
 	struct dda_synth_in in;
 	size_t used, len = 0, seq_at = 0;
 	/* The partition key's bytes decide the lane, as DynamoDB's shards do: all
 	 * changes of one item (and of one partition) stay in one lane. */
-	int rc = dda__synth_in_write(&p->synth, r, NULL, in_buf, &e->part);
+	int rc = dda__synth_in_write(&p->synth, r, NULL, in_buf, part);
 	if (!rc)
 		rc = dda__synth_in_read(&in, in_buf->ptr, in_buf->len, &used);
 	if (!rc)
@@ -210,6 +210,7 @@ int dda__plan_on_record(void *ctx, const struct dda_record *r)
 	struct dda_plan *p = ctx;
 	struct dda_planned e = {.obj = r->obj, .index = r->index, .ord = UINT64_MAX};
 	struct dda_error err = {0};
+	uint64_t part = 0;
 	if (!selected(p, r))
 		return 0;
 	struct dda__plan_thread *t = plan_thread(p);
@@ -220,7 +221,7 @@ int dda__plan_on_record(void *ctx, const struct dda_record *r)
 	size_t guess = r->new_raw_len + r->old_raw_len + 2 * r->key_len + 256;
 	if (dda_buf_grow(&t->in, DDA_MIN(guess, (size_t)1 << 20)))
 		return DDA_ENOMEM;
-	int rc = plan_one(p, r, &t->in, &e);
+	int rc = plan_one(p, r, &t->in, &e, &part);
 	if (rc) {
 		/* The buffer is clean for the next record whatever happened. */
 		dda_buf_release(&t->in);
@@ -236,7 +237,7 @@ int dda__plan_on_record(void *ctx, const struct dda_record *r)
 	e.item = dda__hash64(r->key, r->key_len);
 	e.time = r->time;
 	e.event = (uint8_t)r->event;
-	e.lane = (uint16_t)(e.part % (uint64_t)p->spool_lanes);
+	e.lane = (uint16_t)(part % (uint64_t)p->spool_lanes);
 	e.blk = DDA_PLAN_REREAD;
 	bool spool = !reread_object(p, r->object);
 	if (spool)
@@ -456,6 +457,11 @@ static int apply_filter(struct dda_plan *p, struct dda_error *err)
 	return rc;
 }
 
+_Static_assert(sizeof(struct dda_planned) <= 64, "a planned record is one cache line");
+
+/* How far ahead of a pass in sorted order the plan's records are fetched. */
+#define PREFETCH_AHEAD 16
+
 /* Puts the records that are events (their history position set) in
  * delivery order, in one move of the plan: by change time, then history
  * position (two stable passes, the second on the time with its sign bit
@@ -477,16 +483,24 @@ static int order_plan(struct dda_plan *p)
 			k[kept++] = (struct dda__rkey){p->v[i].ord, i};
 		else
 			k[--last + p->n] = (struct dda__rkey){0, i}; /* kept apart, after */
+	/* The passes in sorted order reach the plan all over: its records are
+	 * fetched ahead. */
 	dda__radix_sort(k, k + kept, kept);
-	for (size_t i = 0; i < kept; i++)
+	for (size_t i = 0; i < kept; i++) {
+		if (i + PREFETCH_AHEAD < kept)
+			__builtin_prefetch(&p->v[k[i + PREFETCH_AHEAD].at]);
 		k[i].key = (uint64_t)p->v[k[i].at].time ^ (UINT64_C(1) << 63);
+	}
 	dda__radix_sort(k, k + kept, kept);
 	struct obj_sig sig = {.obj = DDA_NO_OBJECT};
 	for (size_t i = 0; i < kept; i++) {
+		if (i + PREFETCH_AHEAD < kept)
+			__builtin_prefetch(&p->v[k[i + PREFETCH_AHEAD].at], 1);
 		struct dda_planned *e = &p->v[k[i].at];
 		e->seq = p->synth.seq_base + i + 1;
 		e->body = with_object(e->body, p, &sig, e->obj, e->index);
 		p->lane_start[e->lane + 1]++;
+		k[i].key = e->lane; /* the time has done its work */
 	}
 	size_t at[DDA_REPLAY_MAX_LANES];
 	for (int l = 0; l < p->lanes; l++)
@@ -496,7 +510,7 @@ static int order_plan(struct dda_plan *p)
 	/* k[n + j]: the position that goes to place j (the others' places
 	 * were taken from the end of that half, so they stay apart). */
 	for (size_t i = 0; i < kept; i++)
-		k[p->n + at[p->v[k[i].at].lane]++].at = k[i].at;
+		k[p->n + at[k[i].key]++].at = k[i].at;
 	if (p->n)
 		gather(p, k + p->n);
 	sort_keys_free(p);

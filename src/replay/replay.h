@@ -76,11 +76,13 @@ struct dda_planned {
 	uint32_t seq_at;  /* offset of the SequenceNumber digits in the record */
 	uint32_t obj, index;
 	uint64_t item;	  /* hash of the item key: holds, grouping */
-	uint64_t part;	  /* hash of the partition key: lanes */
 	int64_t time;	  /* change time */
-	uint64_t ord;	  /* position in history order; UINT64_MAX = not an event */
-	uint64_t seq;	  /* rank-based sequence number, set by dda__plan_finish */
-	uint64_t body;	  /* hash of the synthesis input and of the object's name, ETag, size */
+	union {		  /* (64 bytes in all: a record moves as one cache line) */
+		uint64_t ord; /* until dda__plan_finish: position in history order,
+			       * UINT64_MAX = not an event */
+		uint64_t seq; /* after: rank-based sequence number */
+	};
+	uint64_t body; /* hash of the synthesis input and of the object's name, ETag, size */
 	uint16_t lane;
 	uint8_t event;
 };
