@@ -68,6 +68,7 @@ void dda__plan_release(struct dda_plan *p)
 	free(p->v);
 	free(p->obj_first);
 	free(p->rk);
+	free(p->spare);
 	if (p->mu_ready)
 		pthread_mutex_destroy(&p->mu);
 	memset(p, 0, sizeof(*p));
@@ -261,9 +262,6 @@ int dda__plan_on_record(void *ctx, const struct dda_record *r)
 	return rc;
 }
 
-/* Puts the plan in the order of k (positions into it), in place: each
- * cycle of the permutation is walked once, and k is spent marking what
- * moved. */
 static void sort_keys_free(struct dda_plan *p)
 {
 	free(p->rk);
@@ -283,25 +281,61 @@ static struct dda__rkey *sort_keys(struct dda_plan *p)
 	return p->rk;
 }
 
+/* How far ahead of a pass in sorted order the plan's records are fetched. */
+#define PREFETCH_AHEAD 16
 
-static void gather(struct dda_plan *p, struct dda__rkey *k)
+/* A slice of a move of the plan, for one thread. */
+struct move {
+	const struct dda_planned *from;
+	struct dda_planned *to;
+	const struct dda__rkey *k;
+	size_t a, b;
+};
+
+static void *move_main(void *arg)
 {
-	for (size_t i = 0; i < p->n; i++) {
-		if (k[i].at == UINT64_MAX || k[i].at == i)
-			continue;
-		struct dda_planned first = p->v[i];
-		size_t j = i;
-		for (;;) {
-			size_t from = (size_t)k[j].at;
-			k[j].at = UINT64_MAX;
-			if (from == i) {
-				p->v[j] = first;
-				break;
-			}
-			p->v[j] = p->v[from];
-			j = from;
-		}
+	const struct move *m = arg;
+	for (size_t j = m->a; j < m->b; j++) {
+		if (j + PREFETCH_AHEAD < m->b)
+			__builtin_prefetch(&m->from[m->k[j + PREFETCH_AHEAD].at]);
+		m->to[j] = m->from[m->k[j].at];
 	}
+	return NULL;
+}
+
+/* Below this many records a second thread costs more than it saves. */
+#define MOVE_PAR_MIN ((size_t)1 << 16)
+
+/* Puts the plan in the order of k: its n records become those at k[j].at.
+ * Into a second array, kept for the next move (pages a process touches
+ * first cost more here than the copy), reading ahead of a pass that is all
+ * over the plan, on two threads when the plan is large: the other
+ * decoding or checking threads are done by then. */
+static int gather(struct dda_plan *p, const struct dda__rkey *k, size_t n)
+{
+	if (p->spare_cap < p->n) {
+		free(p->spare);
+		p->spare_cap = 0;
+		if (!(p->spare = malloc(DDA_MAX(p->n, (size_t)1) * sizeof(*p->spare))))
+			return DDA_ENOMEM;
+		p->spare_cap = p->n;
+	}
+	struct move m[2] = {{p->v, p->spare, k, 0, n / 2}, {p->v, p->spare, k, n / 2, n}};
+	pthread_t tid;
+	bool two = n >= MOVE_PAR_MIN && !pthread_create(&tid, NULL, move_main, &m[1]);
+	if (!two)
+		m[0].b = n;
+	move_main(&m[0]);
+	if (two)
+		pthread_join(tid, NULL);
+	struct dda_planned *v = p->v;
+	size_t cap = p->cap;
+	p->v = p->spare;
+	p->cap = p->spare_cap;
+	p->spare = v;
+	p->spare_cap = cap;
+	p->n = n;
+	return 0;
 }
 
 /* Sorts the plan by object and position in it (records arrive from every
@@ -317,7 +351,7 @@ static int sort_by_obj(struct dda_plan *p)
 		k[i] = (struct dda__rkey){(uint64_t)p->v[i].obj << 32 | p->v[i].index, i};
 	if (k) {
 		dda__radix_sort(k, k + p->n, p->n);
-		gather(p, k);
+		rc = gather(p, k, p->n);
 	}
 	p->nobj = p->n ? (size_t)p->v[p->n - 1].obj + 1 : 0;
 	if (!rc && p->nobj &&
@@ -459,8 +493,6 @@ static int apply_filter(struct dda_plan *p, struct dda_error *err)
 
 _Static_assert(sizeof(struct dda_planned) <= 64, "a planned record is one cache line");
 
-/* How far ahead of a pass in sorted order the plan's records are fetched. */
-#define PREFETCH_AHEAD 16
 
 /* Puts the records that are events (their history position set) in
  * delivery order, in one move of the plan: by change time, then history
@@ -477,12 +509,10 @@ static int order_plan(struct dda_plan *p)
 	struct dda__rkey *k = p->n ? sort_keys(p) : NULL;
 	if (p->n && !k)
 		return DDA_ENOMEM;
-	size_t kept = 0, last = p->n;
+	size_t kept = 0;
 	for (size_t i = 0; i < p->n; i++)
 		if (p->v[i].ord != UINT64_MAX)
 			k[kept++] = (struct dda__rkey){p->v[i].ord, i};
-		else
-			k[--last + p->n] = (struct dda__rkey){0, i}; /* kept apart, after */
 	/* The passes in sorted order reach the plan all over: its records are
 	 * fetched ahead. */
 	dda__radix_sort(k, k + kept, kept);
@@ -507,15 +537,12 @@ static int order_plan(struct dda_plan *p)
 		at[l] = p->lane_start[l + 1] += p->lane_start[l];
 	for (int l = p->lanes; l-- > 0;)
 		at[l] = p->lane_start[l];
-	/* k[n + j]: the position that goes to place j (the others' places
-	 * were taken from the end of that half, so they stay apart). */
+	/* k[kept + j]: the position that goes to place j. */
 	for (size_t i = 0; i < kept; i++)
-		k[p->n + at[k[i].key]++].at = k[i].at;
-	if (p->n)
-		gather(p, k + p->n);
+		k[kept + at[k[i].key]++].at = k[i].at;
+	int rc = gather(p, k + kept, kept);
 	sort_keys_free(p);
-	p->n = kept;
-	return 0;
+	return rc;
 }
 
 int dda__plan_finish(struct dda_plan *p, struct dda_error *err)
@@ -533,6 +560,9 @@ int dda__plan_finish(struct dda_plan *p, struct dda_error *err)
 			p->v[i].ord = UINT64_MAX;
 	if (order_plan(p))
 		return dda_error_set(err, DDA_ENOMEM, "out of memory");
+	free(p->spare); /* moves are over */
+	p->spare = NULL;
+	p->spare_cap = 0;
 	rc = apply_filter(p, err);
 	if (rc)
 		return rc;

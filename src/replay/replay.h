@@ -148,6 +148,8 @@ struct dda_plan {
 	struct dda_audit_fetch *fetch;	/* while the source is open (reread) */
 	struct dda_planned *v;
 	size_t n, cap;
+	struct dda_planned *spare; /* where the plan moves to when it is sorted */
+	size_t spare_cap;
 	bool sorted_by_obj;
 	size_t *obj_first; /* sorted by object: where object o's records start */
 	struct dda__rkey *rk; /* sort keys: two a record, kept from one sort to the next */
