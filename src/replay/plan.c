@@ -155,7 +155,7 @@ static int plan_one(struct dda_plan *p, const struct dda_record *r, struct dda_b
 		rc = DDA_ETOOBIG;
 	e->len = (uint32_t)len;
 	e->seq_at = (uint32_t)seq_at;
-	e->body = dda__hash64(in_buf->ptr, in_buf->len);
+	e->body = dda__hash64_wide(in_buf->ptr, in_buf->len);
 	return rc;
 }
 
@@ -713,7 +713,7 @@ int dda__plan_read(struct dda_plan_reader *rd, size_t i, struct dda_buf *out,
 	/* What was read again, or back from the file, is checked against the
 	 * plan; a block held in memory is the very bytes planned. */
 	if (!held &&
-	    with_object(dda__hash64(src.ptr, used), p, &rd->sig, e->obj, e->index) != e->body)
+	    with_object(dda__hash64_wide(src.ptr, used), p, &rd->sig, e->obj, e->index) != e->body)
 		return dda_error_set(err, DDA_EIO,
 				     "'%s' changed since it was read (its record %u is not what "
 				     "was planned): nothing from there on is sent",

@@ -65,6 +65,9 @@ void dda__radix_sort(struct dda__rkey *v, struct dda__rkey *tmp, size_t n);
 
 /* 64-bit non-cryptographic hash for hash tables and lane sharding. */
 uint64_t dda__hash64(const void *p, size_t n);
+/* Another 64-bit hash, for a few hundred bytes and more: four times the
+ * words a step of dda__hash64 takes (its steps wait on each other). */
+uint64_t dda__hash64_wide(const void *p, size_t n);
 
 /* dda_buf_add and dda_buf_addc, inline while the buffer has room (cap
  * never passes max + 1, so room means the bound holds): for the writers

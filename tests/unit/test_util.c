@@ -386,6 +386,32 @@ static int cmp_rkey(const void *a, const void *b)
 	return x->at < y->at ? -1 : x->at > y->at;
 }
 
+/* The wide hash: a function of the bytes and their length only, and every
+ * byte counts (a flipped bit anywhere, the tail after the last 32-byte step
+ * included, changes it); short inputs are dda__hash64's. */
+static void test_hash64_wide(void **state)
+{
+	(void)state;
+	unsigned char a[400], b[400];
+	for (size_t i = 0; i < sizeof(a); i++)
+		a[i] = (unsigned char)(i * 131 + 7);
+	assert_int_equal(dda__hash64_wide(a, 10), dda__hash64(a, 10));
+	const size_t lens[] = {63, 64, 65, 95, 96, 97, 333, 400};
+	for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++) {
+		size_t n = lens[l];
+		memcpy(b, a, n);
+		uint64_t h = dda__hash64_wide(a, n);
+		assert_int_equal(dda__hash64_wide(b, n), h);
+		for (size_t i = 0; i < n; i++) {
+			b[i] ^= 0x10;
+			assert_int_not_equal(dda__hash64_wide(b, n), h);
+			b[i] ^= 0x10;
+		}
+		if (n > 64)
+			assert_int_not_equal(dda__hash64_wide(a, n - 1), h);
+	}
+}
+
 static void test_radix_sort(void **state)
 {
 	(void)state;
@@ -432,7 +458,7 @@ int main(void)
 	    cmocka_unit_test(test_log),        cmocka_unit_test(test_utf8_valid),
 	    cmocka_unit_test(test_name_escape), cmocka_unit_test(test_json_name),
 	    cmocka_unit_test(test_afile),      cmocka_unit_test(test_afile_full_disk),
-	    cmocka_unit_test(test_radix_sort),
+	    cmocka_unit_test(test_radix_sort),  cmocka_unit_test(test_hash64_wide),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
