@@ -102,6 +102,7 @@ struct scan {
 	const struct dda_decoder_opts *o;
 	const char *p, *end;
 	bool fail;
+	bool sizes; /* item sizes are wanted (numbers' cost a scan) */
 	const char *gap_base; /* the image being scanned for its gaps, or NULL */
 	size_t ngaps;
 	bool gaps_over;
@@ -557,24 +558,21 @@ static inline void set_u32(struct dda_buf *b, size_t at, size_t v)
 	p[3] = (unsigned char)v;
 }
 
-/* A canonical decimal's DynamoDB size: a byte per two significant digits,
- * plus one. */
-static uint64_t canon_number_size(const uint8_t *d, uint32_t n)
+/* An N's size (canon_number_size's rule) from the canonical text the
+ * scanner has just written: there, only the point can stand between the
+ * first and the last significant digit, and nothing follows the last but
+ * zeros. */
+static inline uint64_t number_size(const uint8_t *d, size_t n)
 {
-	uint32_t first = 0, last = 0, digits = 0;
-	bool seen = false;
-	for (uint32_t i = 0; i < n; i++) {
-		if (d[i] < '1' || d[i] > '9')
-			continue;
-		if (!seen)
-			first = i;
-		seen = true;
-		last = i;
-	}
-	if (!seen)
-		return 1; /* zero: no significant digit */
-	for (uint32_t i = first; i <= last; i++)
-		digits += d[i] >= '0' && d[i] <= '9';
+	size_t i = 0, j = n, digits = 0;
+	while (i < n && (d[i] == '-' || d[i] == '0' || d[i] == '.'))
+		i++;
+	if (i == n)
+		return 1; /* zero */
+	while (d[j - 1] == '0')
+		j--;
+	for (size_t k = i; k < j; k++)
+		digits += d[k] != '.';
 	return (digits + 1) / 2 + 1;
 }
 
@@ -627,8 +625,8 @@ static int ser_set(struct scan *sc, char tag, uint8_t code, uint64_t *size)
 	uint64_t sz = 0;
 	for (size_t k = base; k < s->nspans && rc == OK; k++) {
 		const struct span *sp = &s->spans[k];
-		sz += tag == 'N' ? canon_number_size((const uint8_t *)sp->name, (uint32_t)sp->name_len)
-				 : sp->name_len;
+		sz += tag != 'N' ? sp->name_len
+		      : sc->sizes ? number_size((const uint8_t *)sp->name, sp->name_len) : 0;
 		rc = out_bytes(&s->ser, sp->name, sp->name_len);
 	}
 	s->nspans = base;
@@ -780,7 +778,7 @@ static int ser_scalar(struct scan *sc, char c, uint64_t *size)
 	dda__patch_u32(&s->ser, at);
 	const uint8_t *v = (const uint8_t *)s->ser.ptr + at + 4;
 	uint32_t n = (uint32_t)(s->ser.len - at - 4);
-	*size = c == 'N' ? canon_number_size(v, n) : n;
+	*size = c != 'N' ? n : sc->sizes ? number_size(v, n) : 0;
 	return OK;
 }
 
@@ -1075,6 +1073,7 @@ int dda__scan_seed(struct dda__scanner *s, const struct dda_decoder_opts *opts, 
 	sc.p = p;
 	sc.end = p + n;
 	sc.fail = false;
+	sc.sizes = opts->raw_images || s->on_image;
 	sc.gap_base = NULL;
 	sc.seen = 0;
 	memset(sc.img, 0, sizeof(sc.img));
@@ -1137,6 +1136,26 @@ static uint32_t rd_bytes(struct rd *r, const uint8_t **x)
 	*x = r->p;
 	r->p += n;
 	return n;
+}
+
+/* A canonical decimal's size: a byte per two significant digits, plus one. */
+static uint64_t canon_number_size(const uint8_t *d, uint32_t n)
+{
+	uint32_t first = 0, last = 0, digits = 0;
+	bool seen = false;
+	for (uint32_t i = 0; i < n; i++) {
+		if (d[i] < '1' || d[i] > '9')
+			continue;
+		if (!seen)
+			first = i;
+		seen = true;
+		last = i;
+	}
+	if (!seen)
+		return 1; /* zero: no significant digit */
+	for (uint32_t i = first; i <= last; i++)
+		digits += d[i] >= '0' && d[i] <= '9';
+	return (digits + 1) / 2 + 1;
 }
 
 static uint64_t canon_value_size(struct rd *r, int depth)
