@@ -20,6 +20,25 @@ struct span {
 	size_t start, end;
 };
 
+/* Maps and sets in records are small (an image has about ten attributes):
+ * there, insertion sort beats qsort's calls through a pointer. */
+#define SMALL 16
+
+/* Images come in few shapes: the same attribute names in the same order,
+ * record after record. The scanner keeps the last SHAPES shapes of maps of
+ * at most SMALL entries whose names were out of order, with the order they
+ * sort into, so a map of a known shape is put in order without sorting.
+ * Names of more than SHAPE_BYTES bytes in all are sorted every time. */
+#define SHAPES 4
+#define SHAPE_BYTES 256
+
+struct shape {
+	uint8_t n; /* entries; 0: an empty slot */
+	uint8_t perm[SMALL]; /* the entry at each place in name order */
+	uint16_t len[SMALL]; /* the names' lengths, as they came */
+	char names[SHAPE_BYTES]; /* and their bytes, back to back */
+};
+
 struct dda__scanner {
 	struct dda_buf strs; /* decoded strings, reset per record */
 	struct dda_buf ser;  /* serialization of one image */
@@ -31,6 +50,8 @@ struct dda__scanner {
 	struct dda__sha256 sha;
 	dda__scan_image_fn *on_image;
 	void *on_image_ctx;
+	struct shape shapes[SHAPES];
+	unsigned next_shape; /* the slot the next new shape takes */
 };
 
 struct dda__scanner *dda__scanner_new(void)
@@ -373,10 +394,6 @@ static int cmp_spans(const void *pa, const void *pb)
 	return cmp_names(a->name, a->name_len, b->name, b->name_len);
 }
 
-/* Maps and sets in records are small (an image has about ten attributes):
- * there, insertion sort beats qsort's calls through a pointer. */
-#define SMALL 16
-
 static void sort_spans(struct span *a, size_t n)
 {
 	if (n > SMALL) {
@@ -404,6 +421,77 @@ static int order_spans(struct dda__scanner *s, size_t base, bool sorted)
 	for (size_t k = 1; k < n; k++)
 		if (!cmp_spans(&a[k - 1], &a[k]))
 			return BAIL;
+	return OK;
+}
+
+/* The known shape of the n (2 to SMALL) entries at a: same names, same
+ * order. Such a map has no duplicate names: its shape was learnt from one
+ * that had none. */
+static const struct shape *find_shape(const struct dda__scanner *s, const struct span *a,
+				      size_t n)
+{
+	for (size_t i = 0; i < SHAPES; i++) {
+		const struct shape *sh = &s->shapes[i];
+		if (sh->n != n)
+			continue;
+		const char *p = sh->names;
+		size_t k = 0;
+		for (; k < n && a[k].name_len == sh->len[k] && !memcmp(a[k].name, p, sh->len[k]);
+		     k++)
+			p += sh->len[k];
+		if (k == n)
+			return sh;
+	}
+	return NULL;
+}
+
+/* Sorts the n (2 to SMALL) entries at a into perm (the entry at each
+ * place) and keeps their shape when the names fit. BAIL on a duplicate. */
+static int learn_shape(struct dda__scanner *s, const struct span *a, size_t n, uint8_t *perm)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t j = i;
+		for (; j && cmp_spans(&a[perm[j - 1]], &a[i]) > 0; j--)
+			perm[j] = perm[j - 1];
+		perm[j] = (uint8_t)i;
+	}
+	size_t bytes = 0;
+	for (size_t k = 0; k < n; k++) {
+		if (k && !cmp_spans(&a[perm[k - 1]], &a[perm[k]]))
+			return BAIL;
+		bytes += a[k].name_len;
+	}
+	if (bytes > SHAPE_BYTES)
+		return OK;
+	struct shape *sh = &s->shapes[s->next_shape++ % SHAPES];
+	char *p = sh->names;
+	for (size_t k = 0; k < n; k++) {
+		sh->len[k] = (uint16_t)a[k].name_len;
+		memcpy(p, a[k].name, a[k].name_len);
+		p += a[k].name_len;
+	}
+	memcpy(sh->perm, perm, n);
+	sh->n = (uint8_t)n;
+	return OK;
+}
+
+/* Puts a map's entries, spans[base..nspans), in name order, by their
+ * shape's order when it is known; sorted says they already are in order.
+ * Returns BAIL on a duplicate name, as order_spans does. */
+static int order_map(struct dda__scanner *s, size_t base, bool sorted)
+{
+	size_t n = s->nspans - base;
+	if (sorted || n < 2 || n > SMALL)
+		return order_spans(s, base, sorted);
+	struct span *a = s->spans + base, was[SMALL];
+	uint8_t learnt[SMALL];
+	const struct shape *sh = find_shape(s, a, n);
+	const uint8_t *perm = sh ? sh->perm : learnt;
+	if (!sh && learn_shape(s, a, n, learnt))
+		return BAIL;
+	memcpy(was, a, n * sizeof(*a));
+	for (size_t k = 0; k < n; k++)
+		a[k] = was[perm[k]];
 	return OK;
 }
 
@@ -710,7 +798,7 @@ static int ser_map(struct scan *sc, int depth, struct image *keys, uint64_t *siz
 	}
 	size_t count = s->nspans - base;
 	set_u32(&s->ser, head + 1, count);
-	if (order_spans(s, base, sorted) || (!sorted && place_entries(s, base, head)))
+	if (order_map(s, base, sorted) || (!sorted && place_entries(s, base, head)))
 		return BAIL;
 	s->nspans = base;
 	*size = depth > 1 ? sz + 3 + count : sz;

@@ -1,6 +1,8 @@
 /* The decoder's fast path (record/scan.c) on its own: the DynamoDB item
  * size it counts while serializing an image, against sizes worked out by
- * hand and the second walk of the serialization (dda__canon_item_size). */
+ * hand and the second walk of the serialization (dda__canon_item_size);
+ * maps put in order by the shapes the scanner has seen, against a scanner
+ * that has seen none. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -116,10 +118,141 @@ static void test_item_size_counted_while_serializing(void **state)
 	dda__scanner_free(sc);
 }
 
+/* Scans rec with sc (which has seen the records before it) and with a new
+ * scanner (which has seen none, so sorts every map): the same result, and
+ * for a record the same digests and sizes. Returns the result. */
+static int scan_both(struct dda__scanner *sc, const char *rec)
+{
+	struct dda_decoder_opts o;
+	dda_decoder_opts_default(&o);
+	o.raw_images = true;
+	struct dda__scanner *fresh = dda__scanner_new();
+	assert_non_null(fresh);
+	struct dda__scan_out a, b;
+	dda__scanner_on_image(sc, NULL, NULL);
+	int rc = dda__scan_seed(sc, &o, rec, strlen(rec), true, &a);
+	int rc_fresh = dda__scan_seed(fresh, &o, rec, strlen(rec), true, &b);
+	if (rc != rc_fresh)
+		fail_msg("%d after others, %d alone: %s", rc, rc_fresh, rec);
+	if (rc == DDA_SCAN_RECORD) {
+		assert_int_equal(a.has_old, b.has_old);
+		assert_memory_equal(a.new_digest, b.new_digest, DDA_DIGEST_LEN);
+		assert_int_equal(a.new_size, b.new_size);
+		if (a.has_old) {
+			assert_memory_equal(a.old_digest, b.old_digest, DDA_DIGEST_LEN);
+			assert_int_equal(a.old_size, b.old_size);
+		}
+	}
+	dda__scanner_free(fresh);
+	return rc;
+}
+
+#define ATTRS(a, b, c) ",\"" a "\":{\"S\":\"1\"},\"" b "\":{\"N\":\"2\"},\"" c "\":{\"BOOL\":true}"
+
+static void test_map_shapes(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *rec;
+		int rc;
+	} seq[] = {
+	    /* A shape, again, and with other values. */
+	    {SEED("INSERT", "u", "a", ",\"newImage\":" IMG("u", "a", ATTRS("z", "m", "b"))),
+	     DDA_SCAN_RECORD},
+	    {SEED("INSERT", "u", "a", ",\"newImage\":" IMG("u", "a", ATTRS("z", "m", "b"))),
+	     DDA_SCAN_RECORD},
+	    {SEED("MODIFY", "u", "a",
+		  ",\"oldImage\":" IMG("u", "a", ATTRS("z", "m", "b")) ",\"newImage\":" IMG(
+		      "u", "a", ",\"z\":{\"S\":\"9\"},\"m\":{\"N\":\"-8\"},\"b\":{\"NULL\":true}")),
+	     DDA_SCAN_RECORD},
+	    /* One name different: another order. */
+	    {SEED("INSERT", "u", "a", ",\"newImage\":" IMG("u", "a", ATTRS("z", "m", "0"))),
+	     DDA_SCAN_RECORD},
+	    /* One name longer, one shorter, by a byte at their end. */
+	    {SEED("INSERT", "u", "a", ",\"newImage\":" IMG("u", "a", ATTRS("z", "mm", "b"))),
+	     DDA_SCAN_RECORD},
+	    {SEED("INSERT", "u", "a", ",\"newImage\":" IMG("u", "a", ATTRS("z", "", "b"))),
+	     DDA_SCAN_RECORD},
+	    /* The same names, in another order. */
+	    {SEED("INSERT", "u", "a", ",\"newImage\":" IMG("u", "a", ATTRS("m", "z", "b"))),
+	     DDA_SCAN_RECORD},
+	    /* The first shape with a name repeated, in place of the one that
+	     * differs, and as one entry more: refused, as always. */
+	    {SEED("INSERT", "u", "a", ",\"newImage\":" IMG("u", "a", ATTRS("z", "m", "m"))),
+	     DDA_SCAN_FALLBACK},
+	    {SEED("INSERT", "u", "a", ",\"newImage\":" IMG("u", "a", ATTRS("z", "m", "b") ",\"b\":{\"S\":\"x\"}")),
+	     DDA_SCAN_FALLBACK},
+	    {SEED("INSERT", "u", "a", ",\"newImage\":" IMG("u", "a", ATTRS("z", "m", "b"))),
+	     DDA_SCAN_RECORD},
+	    /* An escaped name decodes to the known shape's. */
+	    {SEED("INSERT", "u", "a", ",\"newImage\":" IMG("u", "a", ATTRS("z", "\\u006d", "b"))),
+	     DDA_SCAN_RECORD},
+	    /* Nested maps, the same shape in a list and in maps of other
+	     * shapes: more shapes than the scanner keeps, over and over. */
+	    {SEED("INSERT", "u", "a",
+		  ",\"newImage\":" IMG("u", "a", ",\"l\":{\"L\":[{\"M\":{\"y\":{\"S\":\"1\"},\"x\":{\"S\":\"2\"}}},"
+					  "{\"M\":{\"y\":{\"S\":\"3\"},\"x\":{\"S\":\"4\"}}},"
+					  "{\"M\":{\"y\":{\"S\":\"5\"},\"w\":{\"S\":\"6\"}}},"
+					  "{\"M\":{\"y\":{\"S\":\"7\"},\"v\":{\"S\":\"8\"},\"u\":{\"S\":\"8\"}}},"
+					  "{\"M\":{\"c\":{\"M\":{\"q\":{\"S\":\"1\"},\"p\":{\"S\":\"2\"}}},"
+					  "\"b\":{\"S\":\"2\"}}},"
+					  "{\"M\":{\"y\":{\"S\":\"3\"},\"x\":{\"S\":\"4\"}}}]}")),
+	     DDA_SCAN_RECORD},
+	    /* A known nested shape with a duplicate in its place. */
+	    {SEED("INSERT", "u", "a",
+		  ",\"newImage\":" IMG("u", "a", ",\"m\":{\"M\":{\"y\":{\"S\":\"1\"},\"y\":{\"S\":\"2\"}}}")),
+	     DDA_SCAN_FALLBACK},
+	    {SEED("INSERT", "u", "a", ",\"newImage\":" IMG("u", "a", ATTRS("z", "m", "b"))),
+	     DDA_SCAN_RECORD},
+	};
+	struct dda__scanner *sc = dda__scanner_new();
+	assert_non_null(sc);
+	/* Twice over: the second time every shape has been seen before. */
+	for (int round = 0; round < 2; round++)
+		for (size_t i = 0; i < DDA_ARRAY_SIZE(seq); i++)
+			if (scan_both(sc, seq[i].rec) != seq[i].rc)
+				fail_msg("record %zu, round %d: not %d", i, round, seq[i].rc);
+	dda__scanner_free(sc);
+}
+
+/* Maps of SMALL entries (the most a shape holds) and one more, names out
+ * of order, and one with names too long to keep: each seen twice. */
+static void test_map_shape_bounds(void **state)
+{
+	(void)state;
+	struct dda__scanner *sc = dda__scanner_new();
+	assert_non_null(sc);
+	static const size_t counts[] = {16, 17, 15, 2};
+	char rec[4096];
+	for (int round = 0; round < 2; round++) {
+		for (size_t c = 0; c < DDA_ARRAY_SIZE(counts); c++) {
+			for (int longer = 0; longer < 2; longer++) {
+				char attrs[3072];
+				size_t at = 0;
+				/* Entries in reverse name order (the keys come
+				 * before them): every map out of order. */
+				for (size_t k = counts[c]; k-- > 0;)
+					at += (size_t)snprintf(attrs + at, sizeof(attrs) - at,
+							       ",\"%c%.*s%02zu\":{\"N\":\"%zu\"}",
+							       longer ? 'x' : 'b', longer ? 40 : 0,
+							       "----------------------------------------",
+							       k, k);
+				snprintf(rec, sizeof(rec),
+					 SEED("INSERT", "u", "a", ",\"newImage\":" IMG("u", "a", "%s")),
+					 attrs);
+				assert_int_equal(scan_both(sc, rec), DDA_SCAN_RECORD);
+			}
+		}
+	}
+	dda__scanner_free(sc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_item_size_counted_while_serializing),
+	    cmocka_unit_test(test_map_shapes),
+	    cmocka_unit_test(test_map_shape_bounds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
