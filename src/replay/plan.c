@@ -506,8 +506,10 @@ static int order_plan(struct dda_plan *p)
 {
 	p->lanes = p->spool_lanes;
 	memset(p->lane_start, 0, sizeof(p->lane_start));
-	struct dda__rkey *k = p->n ? sort_keys(p) : NULL;
-	if (p->n && !k)
+	if (!p->n)
+		return 0;
+	struct dda__rkey *k = sort_keys(p);
+	if (!k)
 		return DDA_ENOMEM;
 	size_t kept = 0;
 	for (size_t i = 0; i < p->n; i++)
