@@ -15,8 +15,9 @@
  * ETag of its object, so a source that changed in place is refused; v4's
  * covers what each record is made from (its synthesis input) and its
  * object's name, version, ETag and size instead of the bytes, which are
- * made only when they are sent. */
-#define CHECKPOINT_FORMAT "ddbaudit.checkpoint/v4"
+ * made only when they are sent; v5's hashes a record's synthesis input
+ * four words a step (dda__hash64_wide), so v4's digests no longer match. */
+#define CHECKPOINT_FORMAT "ddbaudit.checkpoint/v5"
 
 static const char *str(const json_t *doc, const char *name)
 {

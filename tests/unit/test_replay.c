@@ -1200,7 +1200,7 @@ static void test_checkpoint_fields_are_strict(void **state)
 	    {"\"lanes\":[0,0],\"held\":[\"00FF00FF00FF00FZ\"]", "held item"},
 	};
 	static const char head[] =
-	    "{\"format\":\"ddbaudit.checkpoint/v4\",\"runId\":\"" RUN_ID "\",\"arguments\":{},"
+	    "{\"format\":\"ddbaudit.checkpoint/v5\",\"runId\":\"" RUN_ID "\",\"arguments\":{},"
 	    "\"plan\":\"0000000000000000000000000000000000000000000000000000000000000000\",";
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/ck.json", dir);
