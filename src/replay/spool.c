@@ -34,8 +34,13 @@ struct block {
 	char *mem;	    /* the block itself when held in memory (rlen bytes) */
 };
 
+/* A block being filled: in place in its writer's slab while the spool's
+ * share of memory has room (mem, len of SPOOL_BLOCK reserved), else in raw
+ * until it is full. */
 struct open_block {
 	struct dda_buf raw;
+	char *mem;
+	size_t len;
 	uint32_t blk;
 	bool used;
 };
@@ -143,10 +148,13 @@ static int new_block(struct dda__spool *s, uint32_t *blk)
 	return 0;
 }
 
-/* Full blocks held in memory are copied into slabs, large and aligned so
- * that the kernel can back them with huge pages: a spool of a million
- * records is about 600 MB, and in 4 KiB pages it costs more in page faults
- * than the copy does. The open blocks are reused. */
+/* Blocks held in memory live in slabs, large and aligned so that the
+ * kernel can back them with huge pages: a spool of a million records is
+ * about 600 MB, and in 4 KiB pages it costs more in page faults than a
+ * copy does. A block is filled in place in its slab (SPOOL_BLOCK reserved
+ * when it opens, the rest of which a full block leaves unused: less than a
+ * record); one opened without room there is filled in its open buffer, and
+ * copied to a slab when full if there is room by then. */
 #define SLAB_BYTES ((size_t)8 << 20)
 #define SLAB_ALIGN ((size_t)2 << 20)
 
@@ -276,15 +284,35 @@ int dda__spool_writer_new(struct dda__spool *s, struct dda__spool_writer **out)
 	return 0;
 }
 
+/* Ends the open block: one filled in its slab is kept there as it is. */
+static int close_block(struct dda__spool *s, struct dda__spool_writer *w, struct open_block *ob,
+		       struct dda_error *err)
+{
+	int rc = 0;
+	if (ob->mem) {
+		pthread_mutex_lock(&s->mu);
+		s->mem_used += ob->len;
+		s->raw += ob->len;
+		s->blocks[ob->blk] = (struct block){.rlen = (uint32_t)ob->len, .mem = ob->mem};
+		pthread_mutex_unlock(&s->mu);
+	} else if (ob->raw.len) {
+		rc = write_block(s, w, ob->blk, &ob->raw, err);
+	}
+	ob->raw.len = 0;
+	ob->mem = NULL;
+	ob->len = 0;
+	ob->used = false;
+	return rc;
+}
+
 int dda__spool_add(struct dda__spool *s, struct dda__spool_writer *w, int lane, const void *p,
 		   size_t n, uint32_t *blk, uint32_t *at, struct dda_error *err)
 {
 	struct open_block *ob = &w->open[lane];
+	size_t len = ob->mem ? ob->len : ob->raw.len;
 	int rc = 0;
-	if (ob->used && ob->raw.len && ob->raw.len + n > SPOOL_BLOCK) {
-		rc = write_block(s, w, ob->blk, &ob->raw, err);
-		ob->raw.len = 0;
-		ob->used = false;
+	if (ob->used && len && len + n > SPOOL_BLOCK) {
+		rc = close_block(s, w, ob, err);
 		if (rc)
 			return rc;
 	}
@@ -293,15 +321,25 @@ int dda__spool_add(struct dda__spool *s, struct dda__spool_writer *w, int lane, 
 		rc = new_block(s, &ob->blk);
 		pthread_mutex_unlock(&s->mu);
 		ob->used = !rc;
-		/* Room for a whole block at once: no growing (and copying) by
-		 * doubling on the way. */
-		if (!rc)
+		if (!rc && n <= SPOOL_BLOCK && (ob->mem = slab_room(s, w, SPOOL_BLOCK)) != NULL) {
+			w->slab_used += SPOOL_BLOCK;
+			ob->len = 0;
+		} else if (!rc) {
+			/* Room for a whole block at once: no growing (and
+			 * copying) by doubling on the way. */
 			rc = dda_buf_grow(&ob->raw, DDA_MAX(n, (size_t)SPOOL_BLOCK));
+		}
 	}
 	if (!rc) {
 		*blk = ob->blk;
-		*at = (uint32_t)ob->raw.len;
-		rc = dda_buf_add(&ob->raw, p, n);
+		if (ob->mem) {
+			*at = (uint32_t)ob->len;
+			memcpy(ob->mem + ob->len, p, n);
+			ob->len += n;
+		} else {
+			*at = (uint32_t)ob->raw.len;
+			rc = dda_buf_add(&ob->raw, p, n);
+		}
 	}
 	return rc ? dda_error_set(err, rc, "out of memory") : 0;
 }
@@ -312,10 +350,9 @@ int dda__spool_flush(struct dda__spool *s, struct dda_error *err)
 	for (struct dda__spool_writer *w = s ? s->writers : NULL; !rc && w; w = w->next)
 		for (int l = 0; !rc && l < s->lanes; l++) {
 			struct open_block *ob = &w->open[l];
-			if (ob->used && ob->raw.len)
-				rc = write_block(s, w, ob->blk, &ob->raw, err);
+			if (ob->used)
+				rc = close_block(s, w, ob, err);
 			dda_buf_release(&ob->raw);
-			ob->used = false;
 		}
 	return rc;
 }
