@@ -7,6 +7,10 @@
  * allocation per record once the buffers have grown. */
 #include "record/scan.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 /* Nesting of JSON outside the images (an unknown member's value) that the
  * scanner follows; deeper goes to the jansson path. Images are bounded by
  * DDA_MAX_NESTING. */
@@ -290,7 +294,7 @@ static void unescape(struct dda_buf *strs, const char *raw, size_t n, struct str
  * eight at a time: the first byte of each word that needs a look sets the
  * high bit of its lane, and lanes above it may be set too (borrows), so the
  * lowest set lane is exact. Stops short of the end on a partial word. */
-static inline const char *skip_plain(const char *p, const char *end)
+static inline const char *skip_plain8(const char *p, const char *end)
 {
 	while (end - p >= 8) {
 		uint64_t x;
@@ -311,6 +315,29 @@ static inline const char *skip_plain(const char *p, const char *end)
 	}
 	return p;
 }
+
+#ifdef __SSE2__
+/* The same, sixteen bytes a step: a signed compare with 0x20 finds the
+ * control bytes and the bytes of 0x80 and above (negative) at once. */
+static inline const char *skip_plain(const char *p, const char *end)
+{
+	const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
+		      space = _mm_set1_epi8(0x20);
+	while (end - p >= 16) {
+		__m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+		__m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote),
+						      _mm_cmpeq_epi8(x, bslash)),
+					 _mm_cmplt_epi8(x, space));
+		unsigned bits = (unsigned)_mm_movemask_epi8(m);
+		if (bits)
+			return p + __builtin_ctz(bits);
+		p += 16;
+	}
+	return skip_plain8(p, end);
+}
+#else
+#define skip_plain skip_plain8
+#endif
 
 /* A string at sc->p (after whitespace), decoded into t. */
 static bool scan_string(struct scan *sc, struct str *t)

@@ -247,12 +247,60 @@ static void test_map_shape_bounds(void **state)
 	dda__scanner_free(sc);
 }
 
+/* A string's bytes that need a look (a quote ends it, a backslash starts
+ * an escape, UTF-8 is checked, control bytes are refused), at every place
+ * in the first 40 bytes of a key value: the scanner steps over plain bytes
+ * sixteen or eight at a time, so each place falls differently in a step. */
+static void test_string_bytes_at_every_place(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text, *decoded; /* as written, as decoded (NULL: refused) */
+	} specials[] = {
+	    {"\\\"", "\""}, {"\\n", "\n"}, {"\\u00e9", "\xc3\xa9"}, {"\xc3\xa9", "\xc3\xa9"},
+	    {"\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80"}, {"~", "~"}, {" ", " "},
+	    {"\x01", NULL}, {"\x1f", NULL}, {"\x7f", "\x7f"}, {"\xff", NULL}, {"\xc3", NULL},
+	};
+	struct dda_decoder_opts o;
+	dda_decoder_opts_default(&o);
+	struct dda__scanner *sc = dda__scanner_new();
+	assert_non_null(sc);
+	for (size_t i = 0; i < DDA_ARRAY_SIZE(specials); i++) {
+		for (int at = 0; at <= 40; at++) {
+			char text[128], want[128], rec[1024];
+			snprintf(text, sizeof(text), "%.*s%s%.*s", at,
+				 "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP", specials[i].text,
+				 40 - at, "0123456789012345678901234567890123456789");
+			snprintf(want, sizeof(want), "%.*s%s%.*s", at,
+				 "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP",
+				 specials[i].decoded ? specials[i].decoded : "", 40 - at,
+				 "0123456789012345678901234567890123456789");
+			snprintf(rec, sizeof(rec),
+				 SEED("INSERT", "%s", "a", ",\"newImage\":" IMG("%s", "a", "")), text,
+				 text);
+			struct dda__scan_out out;
+			int rc = dda__scan_seed(sc, &o, rec, strlen(rec), true, &out);
+			if (!specials[i].decoded) {
+				if (rc != DDA_SCAN_FALLBACK)
+					fail_msg("special %zu at %d: taken", i, at);
+				continue;
+			}
+			if (rc != DDA_SCAN_RECORD)
+				fail_msg("special %zu at %d: not taken (%d)", i, at, rc);
+			assert_int_equal(out.klen[0], strlen(want));
+			assert_memory_equal(out.kval[0], want, strlen(want));
+		}
+	}
+	dda__scanner_free(sc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_item_size_counted_while_serializing),
 	    cmocka_unit_test(test_map_shapes),
 	    cmocka_unit_test(test_map_shape_bounds),
+	    cmocka_unit_test(test_string_bytes_at_every_place),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
