@@ -917,6 +917,21 @@ static void test_seq_format(void **state)
 	assert_string_equal(out, "118446744073709551615");
 }
 
+/* The synthesis input of an INSERT of item {"UserId":"u"} without a time,
+ * under so (in points into in_buf). */
+static void keys_only_input(const struct dda_synth_opts *so, struct dda_buf *canon,
+			    struct dda_buf *in_buf, struct dda_synth_in *in)
+{
+	size_t used;
+	json_t *k = json_loads("{\"UserId\":{\"S\":\"u\"}}", 0, NULL);
+	assert_int_equal(dda_canon_key(k, NULL, 0, "Keys", canon, NULL), 0);
+	json_decref(k);
+	struct dda_record r = {.event = DDA_EV_INSERT, .time = DDA_TIME_NONE,
+			       .key = (const uint8_t *)canon->ptr, .key_len = canon->len};
+	assert_int_equal(dda__synth_in_write(so, &r, NULL, in_buf, NULL), 0);
+	assert_int_equal(dda__synth_in_read(in, in_buf->ptr, in_buf->len, &used), 0);
+}
+
 /* The marker's head is cached per object: names longer than the cache
  * holds, names that are not UTF-8, and objects alternating between records
  * give what the uncached writer gives, and the length planned. */
@@ -936,16 +951,10 @@ static void test_marker_cache(void **state)
 	dda_buf_init(&canon, DDA_BUF_UNLIMITED);
 	dda_buf_init(&in_buf, DDA_BUF_UNLIMITED);
 	dda_buf_init(&out, DDA_BUF_UNLIMITED);
-	json_t *k = json_loads("{\"UserId\":{\"S\":\"u\"}}", 0, NULL);
-	assert_int_equal(dda_canon_key(k, NULL, 0, "Keys", &canon, NULL), 0);
-	struct dda_record r = {.event = DDA_EV_INSERT, .time = DDA_TIME_NONE,
-			       .key = (const uint8_t *)canon.ptr, .key_len = canon.len};
 	struct dda_synth_opts so = {.view = DDA_VIEW_KEYS_ONLY, .marker = true};
 	snprintf(so.run_id, sizeof(so.run_id), "%s", "00000000-0000-4000-8000-000000000001");
 	struct dda_synth_in in;
-	size_t used;
-	assert_int_equal(dda__synth_in_write(&so, &r, NULL, &in_buf, NULL), 0);
-	assert_int_equal(dda__synth_in_read(&in, in_buf.ptr, in_buf.len, &used), 0);
+	keys_only_input(&so, &canon, &in_buf, &in);
 	for (int round = 0; round < 2; round++)
 		for (size_t i = 0; i < DDA_ARRAY_SIZE(objs); i++) {
 			size_t len = 0, seq_at = 0, seq_w = 0;
@@ -974,7 +983,6 @@ static void test_marker_cache(void **state)
 				assert_null(v);
 			json_decref(rec);
 		}
-	json_decref(k);
 	dda_buf_release(&canon);
 	dda_buf_release(&in_buf);
 	dda_buf_release(&out);
@@ -1013,15 +1021,10 @@ static void test_event_id_across_objects(void **state)
 	dda_buf_init(&canon, DDA_BUF_UNLIMITED);
 	dda_buf_init(&in_buf, DDA_BUF_UNLIMITED);
 	dda_buf_init(&out, DDA_BUF_UNLIMITED);
-	json_t *k = json_loads("{\"UserId\":{\"S\":\"u\"}}", 0, NULL);
-	assert_int_equal(dda_canon_key(k, NULL, 0, "Keys", &canon, NULL), 0);
-	struct dda_record r = {.event = DDA_EV_INSERT, .time = DDA_TIME_NONE,
-			       .key = (const uint8_t *)canon.ptr, .key_len = canon.len};
 	struct dda_synth_opts so = {.view = DDA_VIEW_KEYS_ONLY};
 	struct dda_synth_in in;
-	size_t used, seq_at;
-	assert_int_equal(dda__synth_in_write(&so, &r, NULL, &in_buf, NULL), 0);
-	assert_int_equal(dda__synth_in_read(&in, in_buf.ptr, in_buf.len, &used), 0);
+	size_t seq_at;
+	keys_only_input(&so, &canon, &in_buf, &in);
 	struct dda__eid_hash h = {0};
 	for (int round = 0; round < 2; round++)
 		for (size_t i = 0; i < DDA_ARRAY_SIZE(seq); i++) {
@@ -1044,7 +1047,6 @@ static void test_event_id_across_objects(void **state)
 			}
 		}
 	dda__eid_hash_release(&h);
-	json_decref(k);
 	dda_buf_release(&canon);
 	dda_buf_release(&in_buf);
 	dda_buf_release(&out);
