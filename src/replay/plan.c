@@ -493,15 +493,14 @@ static int apply_filter(struct dda_plan *p, struct dda_error *err)
 
 _Static_assert(sizeof(struct dda_planned) <= 64, "a planned record is one cache line");
 
-
 /* Puts the records that are events (their history position set) in
  * delivery order, in one move of the plan: by change time, then history
  * position (two stable passes, the second on the time with its sign bit
  * flipped, so that unsigned order is signed order), numbered in that one
  * global order, so that sequence numbers increase along every lane whatever
  * the parallelism; then split into lanes (lane_start holds where each
- * starts), stable, so that a lane's order is the global order. The rest go
- * after them and are dropped. */
+ * starts), stable, so that a lane's order is the global order. The rest
+ * (records no visit reached: duplicates, out of range) are dropped. */
 static int order_plan(struct dda_plan *p)
 {
 	p->lanes = p->spool_lanes;
