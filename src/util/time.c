@@ -154,12 +154,17 @@ char *dda_time_format(int64_t t, bool frac, char *out)
 		return out;
 	}
 	dda_time_to_civil(t, &y, &mon, &d, &h, &mi, &s, &us);
+	/* Room for any int in every field, so that no compiler sees a possible
+	 * truncation; the fields are in range, and the text fits out. */
+	char text[96];
 	if (frac)
-		snprintf(out, DDA_TIME_STRLEN, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", y, mon, d, h,
-			 mi, s, us);
+		snprintf(text, sizeof(text), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", y, mon, d, h, mi,
+			 s, us);
 	else
-		snprintf(out, DDA_TIME_STRLEN, "%04d-%02d-%02dT%02d:%02d:%02dZ", y, mon, d, h, mi,
-			 s);
+		snprintf(text, sizeof(text), "%04d-%02d-%02dT%02d:%02d:%02dZ", y, mon, d, h, mi, s);
+	size_t n = strnlen(text, DDA_TIME_STRLEN - 1);
+	memcpy(out, text, n);
+	out[n] = '\0';
 	return out;
 }
 
